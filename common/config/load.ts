@@ -1,0 +1,91 @@
+/**
+ * YAML text → validated config, collecting every problem at once as
+ * `path: reason (line L, column C)`. Pure: the caller reads the file.
+ *
+ *   text ─parse─▶ YAML document ─toJS─▶ plain object ─zod─▶ typed config
+ *                     │ syntax errors           │ schema issues (paths)
+ *                     └────────── positions from the document ─────────┘
+ */
+import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import type { z } from 'zod';
+
+export interface ConfigProblem {
+  /** Dotted path with array indexes, e.g. `gateway.egress_cidrs[1]`; empty for the whole file. */
+  readonly path: string;
+  readonly message: string;
+  readonly line?: number;
+  readonly column?: number;
+}
+
+export type ConfigResult<T> = { ok: true; value: T } | { ok: false; problems: ConfigProblem[] };
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out === '' ? String(p) : `.${String(p)}`;
+  }
+  return out;
+}
+
+export function formatProblem(p: ConfigProblem): string {
+  const where = p.line !== undefined ? ` (line ${p.line}${p.column !== undefined ? `, column ${p.column}` : ''})` : '';
+  return `${p.path === '' ? '(file)' : p.path}: ${p.message}${where}`;
+}
+
+/** Parses YAML (JSON is valid YAML) with positions, or returns the syntax errors. */
+export function parseYaml(text: string): { ok: true; doc: Document; lines: LineCounter } | { ok: false; problems: ConfigProblem[] } {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return {
+      ok: false,
+      problems: doc.errors.map((e) => {
+        const pos = e.linePos?.[0];
+        return { path: '', message: `YAML syntax error: ${e.message.split('\n')[0] ?? e.code}`, ...(pos ? { line: pos.line, column: pos.col } : {}) };
+      }),
+    };
+  }
+  return { ok: true, doc, lines };
+}
+
+function positionOf(doc: Document, lines: LineCounter, path: readonly PropertyKey[]): { line?: number; column?: number } {
+  // Walk up until a node with a range exists (a missing key points at its parent).
+  for (let n = path.length; n >= 0; n--) {
+    const node: unknown = n === 0 ? doc.contents : doc.getIn(path.slice(0, n) as unknown[], true);
+    if (isNode(node) && node.range) {
+      const pos = lines.linePos(node.range[0]);
+      return { line: pos.line, column: pos.col };
+    }
+  }
+  return {};
+}
+
+/** Validates YAML text against a zod schema, returning every problem with its position. */
+export function loadConfigText<S extends z.ZodType>(text: string, schema: S): ConfigResult<z.output<S>> {
+  const parsed = parseYaml(text);
+  if (!parsed.ok) return parsed;
+  const raw: unknown = parsed.doc.toJS({ maxAliasCount: 100 }) ?? {};
+  return validateConfig(raw, schema, (path) => positionOf(parsed.doc, parsed.lines, path));
+}
+
+export function validateConfig<S extends z.ZodType>(
+  raw: unknown,
+  schema: S,
+  locate: (path: readonly PropertyKey[]) => { line?: number; column?: number } = () => ({}),
+): ConfigResult<z.output<S>> {
+  const result = schema.safeParse(raw);
+  if (result.success) return { ok: true, value: result.data };
+  const problems: ConfigProblem[] = [];
+  for (const issue of result.error.issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) {
+        const path = [...issue.path, key];
+        problems.push({ path: formatPath(path), message: `unknown key "${key}"`, ...locate(path) });
+      }
+      continue;
+    }
+    problems.push({ path: formatPath(issue.path), message: issue.message, ...locate(issue.path) });
+  }
+  return { ok: false, problems };
+}

@@ -1,0 +1,70 @@
+/** zod building blocks shared by the agent and detector config schemas. */
+import { z } from 'zod';
+import { parseCidr } from '../cidr/cidr-set.js';
+import { parseDuration, parseSize } from './units.js';
+
+const show = (v: unknown): string => JSON.stringify(v) ?? String(v);
+
+export const cidr = z.string({ error: (i) => `expected a CIDR string, got ${show(i.input)}` }).superRefine((v, ctx) => {
+  const p = parseCidr(v);
+  if (!p.ok) ctx.addIssue({ code: 'custom', message: p.reason });
+});
+
+export const cidrList = z.array(cidr, { error: (i) => `expected a list of CIDRs, got ${show(i.input)}` });
+
+export const duration = z
+  .union([z.string(), z.number()], { error: (i) => `expected a duration like "10s" or "5m", got ${show(i.input)}` })
+  .transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === null) {
+      ctx.addIssue({ code: 'custom', message: `${show(v)} is not a duration (use ms, s, m, h, d: "10s", "5m", "1h30m")` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+export const size = z
+  .union([z.string(), z.number()], { error: (i) => `expected a size like "64MiB", got ${show(i.input)}` })
+  .transform((v, ctx) => {
+    const bytes = parseSize(v);
+    if (bytes === null) {
+      ctx.addIssue({ code: 'custom', message: `${show(v)} is not a size (use B, KiB, MiB, GiB or KB, MB, GB: "1GiB")` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+export const positiveInt = (what: string) =>
+  z.number({ error: (i) => `expected ${what} (a positive integer), got ${show(i.input)}` }).int(`expected ${what} to be an integer`).positive(`expected ${what} to be positive`);
+
+export const port = z.number({ error: (i) => `expected a port number, got ${show(i.input)}` }).int().min(1, 'port must be 1-65535').max(65535, 'port must be 1-65535');
+
+/** `host:port`, `[v6]:port` or `:port` (all interfaces). */
+export const listenAddress = z.string({ error: (i) => `expected "host:port", got ${show(i.input)}` }).transform((v, ctx) => {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(v.trim());
+  const portNum = m ? Number(m[3]) : NaN;
+  if (!m || portNum > 65535) {
+    ctx.addIssue({ code: 'custom', message: `${show(v)} is not a listen address (use "host:port", "[::1]:port" or ":port")` });
+    return z.NEVER;
+  }
+  return { host: m[1] ?? (m[2] === '' ? '0.0.0.0' : (m[2] ?? '0.0.0.0')), port: portNum, text: v.trim() };
+});
+export type ListenAddress = { host: string; port: number; text: string };
+
+export const nullablePath = z.string().min(1, 'path must not be empty').nullable().default(null);
+
+export const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+  error: (i) => `expected one of fatal, error, warn, info, debug, trace, silent; got ${show(i.input)}`,
+});
+
+export const url = (schemes: string[]) =>
+  z.string().superRefine((v, ctx) => {
+    let u: URL;
+    try {
+      u = new URL(v);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `"${v}" is not a URL` });
+      return;
+    }
+    if (!schemes.includes(u.protocol.replace(/:$/, ''))) ctx.addIssue({ code: 'custom', message: `"${v}" must use ${schemes.join(' or ')}` });
+  });

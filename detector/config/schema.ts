@@ -1,0 +1,86 @@
+/**
+ * The detector's configuration file. The gateway registry here is
+ * authoritative: an agent cannot widen its egress CIDRs by declaring more.
+ */
+import { z } from 'zod';
+import { cidr, duration, listenAddress, logLevel, nullablePath, positiveInt, size, url } from '../../common/config/schema-helpers.js';
+
+const gateway = z.strictObject({
+  id: z.string({ error: 'required: the gateway id the agent uses (gateway.id in its config)' }).regex(/^[a-z0-9](?:[a-z0-9-]{0,62})$/, 'expected lower-case letters, digits and "-", e.g. "gw-dc1"'),
+  egress_cidrs: z.array(cidr, { error: 'required: the public CIDRs AWS sees from this gateway' }).min(1, 'at least one egress CIDR is required'),
+  secret_file: z.string({ error: 'required: the HMAC key file shared with this gateway\'s agent' }).min(1),
+  /** false: the gateway runs tunnel-only and can attest endpoints, not keys. */
+  inspect: z.boolean().default(true),
+});
+
+const tls = z.strictObject({ cert: nullablePath, key: nullablePath });
+const store = z.strictObject({
+  path: z.string().min(1).default('/var/lib/egress-witness/detector.db'),
+  retention: duration.default(8 * 3_600_000),
+});
+const cloudtrail = z.strictObject({
+  watch_dir: nullablePath,
+  poll_interval: duration.default(10_000),
+});
+const correlation = z.strictObject({
+  window: duration.default(300_000),
+  grace: duration.default(600_000),
+  heartbeat_stale: duration.default(120_000),
+  endpoint_attestation: z.enum(['accept', 'flag']).default('accept'),
+});
+const findings = z.strictObject({
+  file: nullablePath,
+  webhook: url(['http', 'https']).nullable().default(null),
+});
+const guarddutyPoll = z.strictObject({
+  region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'expected an AWS region such as "us-east-1"'),
+  detector_id: z.string().regex(/^[a-z0-9]{1,300}$/, 'expected a GuardDuty detector id (lower-case hex)'),
+  endpoint: url(['http', 'https']).nullable().default(null),
+  interval: duration.default(300_000),
+});
+const guardduty = z.strictObject({
+  mode: z.enum(['report', 'archive']).default('report'),
+  poll: guarddutyPoll.nullable().default(null),
+  /** Post kept findings, enriched with the evidence, to findings.webhook. */
+  webhook_kept: z.boolean().default(false),
+});
+const ingest = z.strictObject({
+  max_body_bytes: size.default(8 * 1024 * 1024),
+  max_concurrent: positiveInt('max_concurrent').default(32),
+  clock_skew: duration.default(300_000),
+  /** Bearer token required on /v1/cloudtrail and /v1/guardduty, read from this file; null = no auth (bind to loopback). */
+  token_file: nullablePath,
+});
+const admin = z.strictObject({ listen: listenAddress.default({ host: '127.0.0.1', port: 9465, text: '127.0.0.1:9465' }) });
+const log = z.strictObject({ level: logLevel.default('info') });
+
+export const detectorConfigSchema = z
+  .strictObject({
+    listen: listenAddress.default({ host: '0.0.0.0', port: 8443, text: '0.0.0.0:8443' }),
+    tls: tls.default(() => tls.parse({})),
+    admin: admin.default(() => admin.parse({})),
+    store: store.default(() => store.parse({})),
+    gateways: z.array(gateway).default([]),
+    cloudtrail: cloudtrail.default(() => cloudtrail.parse({})),
+    aws_ip_ranges: nullablePath,
+    correlation: correlation.default(() => correlation.parse({})),
+    findings: findings.default(() => findings.parse({})),
+    guardduty: guardduty.default(() => guardduty.parse({})),
+    ingest: ingest.default(() => ingest.parse({})),
+    log: log.default(() => log.parse({})),
+  })
+  .superRefine((c, ctx) => {
+    const seen = new Set<string>();
+    c.gateways.forEach((g, i) => {
+      if (seen.has(g.id)) ctx.addIssue({ code: 'custom', path: ['gateways', i, 'id'], message: `duplicate gateway id "${g.id}"` });
+      seen.add(g.id);
+    });
+    if ((c.tls.cert === null) !== (c.tls.key === null)) {
+      ctx.addIssue({ code: 'custom', path: ['tls'], message: 'set both tls.cert and tls.key, or neither' });
+    }
+  });
+
+export type DetectorConfig = z.output<typeof detectorConfigSchema>;
+export type GatewayConfig = DetectorConfig['gateways'][number];
+
+export const DETECTOR_MARKER_KEYS = ['gateways', 'cloudtrail', 'correlation', 'store', 'findings', 'guardduty'] as const;

@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    pool: 'forks',
+    reporters: ['default'],
+    coverage: {
+      provider: 'v8',
+      include: ['agent/**', 'detector/**', 'protocol/**', 'common/**', 'cli/**'],
+    },
+  },
+});
