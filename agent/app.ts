@@ -1,0 +1,239 @@
+/**
+ * The agent, built from a validated config without listening, so tests run
+ * the whole daemon in-process. `start()` binds, `reload()` swaps settings
+ * (keeping the old ones on error), `stop()` drains.
+ *
+ *   build ─▶ start (admin, proxy listen; telemetry timers) ─▶ reload* ─▶ stop (drain, final flush)
+ */
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../common/log/logger.js';
+import { createRegistry } from '../common/metrics/registry.js';
+import { createAdminServer, listen, closeServer } from '../common/admin/admin-server.js';
+import type { ConfigProblem } from '../common/config/load.js';
+import { formatProblem } from '../common/config/load.js';
+import { formatDuration } from '../common/config/units.js';
+import type { AgentConfig } from './config/schema.js';
+import { createAgentMetrics, type AgentMetrics } from './metrics/metrics.js';
+import { ForwardProxy } from './proxy/proxy-server.js';
+import { systemDialDeps, type DialDeps } from './proxy/dialer.js';
+import { buildProxySettings } from './settings.js';
+import { Aggregator } from './observe/model/aggregator.js';
+import { fanOut } from './observe/model/observation.js';
+import { canonicalLogObserver } from './observe/canonical-log.js';
+import { TelemetryPipeline } from './observe/telemetry-pipeline.js';
+import { NdjsonFileSink } from './observe/ndjson-file-sink.js';
+import type { RecordSink } from './observe/record-sink.js';
+import { buildTelemetryShipping, type TelemetryShipping } from './ship/telemetry-shipping.js';
+import { buildInspector, type InspectorHandle } from './inspect/build-inspector.js';
+
+export interface AgentDeps {
+  logger: Logger;
+  version: string;
+  nodeVersion: string;
+  registry?: Registry;
+  now?: () => number;
+  dial?: DialDeps;
+}
+
+export interface AgentAddresses {
+  proxy: AddressInfo;
+  admin: AddressInfo;
+}
+
+/** Keys whose change needs a restart; reload keeps the running value and says so. */
+const RESTART_KEYS: ((c: AgentConfig) => unknown)[] = [
+  (c) => c.proxy.listen.text, (c) => c.admin.listen.text, (c) => c.gateway.id, (c) => c.telemetry.spool_dir,
+  (c) => c.telemetry.detector_url, (c) => c.telemetry.secret_file, (c) => c.proxy.max_header_bytes, (c) => c.proxy.header_timeout,
+];
+
+export class AgentApp {
+  readonly metrics: AgentMetrics;
+  readonly registry: Registry;
+  private config: AgentConfig;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly startedAt: number;
+  private proxy: ForwardProxy | null = null;
+  private readonly admin;
+  private readonly aggregator: Aggregator;
+  private pipeline: TelemetryPipeline | null = null;
+  private shipping: TelemetryShipping | null = null;
+  private inspector: InspectorHandle | null = null;
+  private listening = false;
+  private addresses: AgentAddresses | null = null;
+
+  constructor(config: AgentConfig, private readonly deps: AgentDeps) {
+    this.config = config;
+    this.logger = deps.logger;
+    this.now = deps.now ?? Date.now;
+    this.startedAt = this.now();
+    this.registry = deps.registry ?? createRegistry();
+    this.metrics = createAgentMetrics(this.registry, { version: deps.version, nodeVersion: deps.nodeVersion });
+    this.aggregator = new Aggregator({
+      gatewayId: config.gateway.id,
+      maxPending: config.telemetry.max_pending_records,
+      observeAll: config.telemetry.observe_all,
+      onDrop: (reason) => this.metrics.observationsDropped.inc({ reason }),
+    });
+    this.admin = createAdminServer({
+      registry: this.registry,
+      readiness: () => ({ ready: this.listening, checks: { proxy_listening: this.proxy?.server.listening ?? false, admin_listening: true, config_loaded: true } }),
+      routes: { '/status': () => this.status() },
+    });
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      gateway_id: this.config.gateway.id,
+      version: this.deps.version,
+      started_at: new Date(this.startedAt).toISOString(),
+      active_tunnels: this.proxy?.activeTunnels ?? 0,
+      inspect: this.config.inspect !== null,
+      spool: this.shipping?.stats() ?? null,
+    };
+  }
+
+  async start(): Promise<AgentAddresses> {
+    const c = this.config;
+    const adminAddr = await listen(this.admin, c.admin.listen.host, c.admin.listen.port);
+    try {
+      this.inspector = c.inspect ? await buildInspector(c, this.inspectorDeps([{ ip: c.proxy.listen.host, port: c.proxy.listen.port }])) : null;
+      this.shipping = await buildTelemetryShipping(c, { metrics: this.metrics, logger: this.logger, now: this.now, version: this.deps.version, startedAt: this.startedAt });
+      const self = [{ ip: c.proxy.listen.host, port: c.proxy.listen.port }, { ip: c.admin.listen.host, port: adminAddr.port }];
+      this.proxy = new ForwardProxy({
+        settings: buildProxySettings(c, self, this.inspector?.inspector ?? null),
+        observer: this.observerFor(),
+        metrics: this.metrics,
+        logger: this.logger,
+        deps: this.deps.dial ?? systemDialDeps,
+        now: this.now,
+        maxHeaderBytes: c.proxy.max_header_bytes,
+        headerTimeoutMs: c.proxy.header_timeout,
+        maxSocketsPerOrigin: c.upstream.max_connections_per_origin,
+        keepAliveTimeoutMs: c.upstream.keep_alive_timeout,
+      });
+      const proxyAddr = await listen(this.proxy.server, c.proxy.listen.host, c.proxy.listen.port);
+      // Port 0 (tests) binds a free port: the self-connection rule must know the real one.
+      if (c.proxy.listen.port === 0) {
+        this.proxy.setSettings(buildProxySettings(c, [{ ip: c.proxy.listen.host, port: proxyAddr.port }, { ip: c.admin.listen.host, port: adminAddr.port }], this.inspector?.inspector ?? null));
+      }
+      this.pipeline = new TelemetryPipeline({
+        gatewayId: c.gateway.id,
+        agentVersion: this.deps.version,
+        startedAt: this.startedAt,
+        inspect: c.inspect !== null,
+        flushIntervalMs: c.telemetry.flush_interval,
+        heartbeatIntervalMs: c.telemetry.heartbeat_interval,
+        aggregator: this.aggregator,
+        sinks: this.sinksFor(c),
+        spoolStats: () => this.shipping?.stats() ?? { batches: 0, bytes: 0 },
+        extraCounts: () => ({ activeTunnels: this.proxy?.activeTunnels ?? 0 }),
+        metrics: this.metrics,
+        logger: this.logger,
+        now: this.now,
+      });
+      this.pipeline.start();
+      this.shipping?.start();
+      this.addresses = { proxy: proxyAddr, admin: adminAddr };
+      this.listening = true;
+      this.markReload(true);
+      this.logger.info({ event: 'started', ...effectiveSettings(c), proxy_port: proxyAddr.port, admin_port: adminAddr.port }, 'egress-witness agent started');
+      return this.addresses;
+    } catch (err) {
+      await this.stop(0).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private inspectorDeps(self: { ip: string; port: number }[]) {
+    return { metrics: this.metrics, logger: this.logger, observer: this.observerFor(), now: this.now, self, ...(this.deps.dial ? { dial: this.deps.dial } : {}) };
+  }
+
+  private observerFor() {
+    const log = canonicalLogObserver(this.logger, this.metrics);
+    return fanOut([log, this.aggregator]);
+  }
+
+  private sinksFor(c: AgentConfig): RecordSink[] {
+    const sinks: RecordSink[] = [];
+    if (c.telemetry.file) sinks.push(new NdjsonFileSink(c.telemetry.file));
+    if (this.shipping) sinks.push(this.shipping.sink);
+    return sinks;
+  }
+
+  private markReload(ok: boolean): void {
+    this.metrics.configReloadSuccessful.set(ok ? 1 : 0);
+    if (ok) this.metrics.configReloadTimestamp.set(Math.floor(this.now() / 1000));
+  }
+
+  /**
+   * Applies a newly loaded config. A failed load keeps the running config and
+   * sets the reload gauge to 0; settings that need a restart are kept and logged.
+   */
+  async reload(result: { ok: true; value: AgentConfig } | { ok: false; problems: ConfigProblem[] }): Promise<boolean> {
+    if (!result.ok) {
+      this.markReload(false);
+      this.logger.error({ event: 'reload_failed', problems: result.problems.map(formatProblem) }, 'configuration reload failed; keeping the running configuration');
+      return false;
+    }
+    const next = result.value;
+    const restartNeeded = RESTART_KEYS.filter((k) => JSON.stringify(k(next)) !== JSON.stringify(k(this.config))).length;
+    try {
+      const addrs = this.addresses;
+      const self = addrs ? [{ ip: this.config.proxy.listen.host, port: addrs.proxy.port }, { ip: this.config.admin.listen.host, port: addrs.admin.port }] : [];
+      const inspector = next.inspect ? await buildInspector(next, this.inspectorDeps(self)) : null;
+      const settings = buildProxySettings(next, self, inspector?.inspector ?? null);
+      this.proxy?.setSettings(settings);
+      const old = this.inspector;
+      this.inspector = inspector;
+      old?.close();
+    } catch (err) {
+      this.markReload(false);
+      this.logger.error({ event: 'reload_failed', err }, 'configuration reload failed; keeping the running configuration');
+      return false;
+    }
+    // Keep what cannot change without a restart; take everything else.
+    const kept: AgentConfig = { ...next, gateway: this.config.gateway, admin: this.config.admin, proxy: { ...next.proxy, listen: this.config.proxy.listen, max_header_bytes: this.config.proxy.max_header_bytes, header_timeout: this.config.proxy.header_timeout }, telemetry: { ...next.telemetry, spool_dir: this.config.telemetry.spool_dir, detector_url: this.config.telemetry.detector_url, secret_file: this.config.telemetry.secret_file } };
+    this.config = kept;
+    this.pipeline?.reconfigure({ flushIntervalMs: kept.telemetry.flush_interval, heartbeatIntervalMs: kept.telemetry.heartbeat_interval, sinks: this.sinksFor(kept), inspect: kept.inspect !== null });
+    this.markReload(true);
+    if (restartNeeded > 0) this.logger.warn({ event: 'reload_partial', keys_needing_restart: restartNeeded }, 'configuration reloaded; listen addresses, gateway id and telemetry destination keep their running values until restart');
+    else this.logger.info({ event: 'reloaded', ...effectiveSettings(kept) }, 'configuration reloaded');
+    return true;
+  }
+
+  /** Drains tunnels up to `drainMs`, flushes telemetry, closes everything. */
+  async stop(drainMs = this.config.proxy.drain_timeout): Promise<void> {
+    this.listening = false;
+    if (this.proxy) {
+      this.logger.info({ event: 'draining', active_tunnels: this.proxy.activeTunnels, deadline_ms: drainMs }, 'draining');
+      const { remaining } = await this.proxy.drain(this.now() + drainMs);
+      if (remaining > 0) this.logger.warn({ event: 'drain_deadline', closed_tunnels: remaining }, 'drain deadline reached; closed the remaining tunnels');
+    }
+    this.inspector?.close();
+    await this.pipeline?.stop();
+    await this.shipping?.stop();
+    await closeServer(this.admin);
+    this.logger.info({ event: 'stopped' }, 'egress-witness agent stopped');
+  }
+}
+
+/** The start-up line: effective settings, secrets masked by the logger's redaction. */
+function effectiveSettings(c: AgentConfig): Record<string, unknown> {
+  return {
+    gateway_id: c.gateway.id,
+    egress_cidrs: c.gateway.egress_cidrs,
+    networks: c.networks.map((n) => `${n.name}=${n.cidrs.join(',')}`),
+    listen: c.proxy.listen.text,
+    admin_listen: c.admin.listen.text,
+    allowed_ports: c.proxy.allowed_ports,
+    allow_destination_cidrs: c.proxy.allow_destination_cidrs,
+    max_tunnels: c.proxy.max_tunnels,
+    connect_timeout: formatDuration(c.proxy.connect_timeout),
+    idle_timeout: formatDuration(c.proxy.idle_timeout),
+    inspect: c.inspect ? { hosts: c.inspect.hosts, passthrough: c.inspect.passthrough } : false,
+    upstream_overrides: Object.keys(c.upstream.resolve).length,
+    telemetry: { detector_url: c.telemetry.detector_url, file: c.telemetry.file, spool_dir: c.telemetry.spool_dir, flush_interval: formatDuration(c.telemetry.flush_interval), heartbeat_interval: formatDuration(c.telemetry.heartbeat_interval) },
+  };
+}

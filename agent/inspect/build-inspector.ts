@@ -1,0 +1,60 @@
+/** Builds the TLS inspector from the `inspect` and `upstream` config sections. */
+import { readFile } from 'node:fs/promises';
+import { Agent } from 'undici';
+import type { Logger } from '../../common/log/logger.js';
+import type { AgentConfig } from '../config/schema.js';
+import type { AgentMetrics } from '../metrics/metrics.js';
+import type { Observer } from '../observe/model/observation.js';
+import { HostPatternSet, ResolveOverrides } from '../net/resolve-overrides.js';
+import { DestinationPolicy } from '../net/address-policy.js';
+import { readCaFiles } from '../tls/ca-files.js';
+import { LeafMinter } from '../tls/leaf-minter.js';
+import { systemDialDeps, type DialDeps } from '../proxy/dialer.js';
+import { TlsInspector } from './inspector.js';
+import { policyConnector } from './upstream-connector.js';
+
+export interface InspectorHandle {
+  inspector: TlsInspector;
+  minter: LeafMinter;
+  close(): void;
+}
+
+export async function buildInspector(
+  c: AgentConfig,
+  deps: { metrics: AgentMetrics; logger: Logger; observer: Observer; now: () => number; dial?: DialDeps; self?: { ip: string; port: number }[] },
+): Promise<InspectorHandle> {
+  const inspect = c.inspect;
+  if (!inspect) throw new Error('inspect section missing');
+  const ca = await readCaFiles(inspect.ca_cert, inspect.ca_key);
+  const minter = new LeafMinter(ca, { validityMs: inspect.leaf_validity, cacheSize: inspect.cert_cache_size, now: deps.now });
+  const extraCa = c.upstream.ca_file ? await readFile(c.upstream.ca_file, 'utf8') : null;
+  const policy = { policy: new DestinationPolicy({ allowCidrs: c.proxy.allow_destination_cidrs, allowedPorts: c.proxy.allowed_ports, selfAddresses: deps.self ?? [{ ip: c.proxy.listen.host, port: c.proxy.listen.port }] }), overrides: new ResolveOverrides(c.upstream.resolve) };
+  const dispatcher = new Agent({
+    connections: c.upstream.max_connections_per_origin,
+    keepAliveTimeout: c.upstream.keep_alive_timeout,
+    keepAliveMaxTimeout: c.upstream.keep_alive_timeout,
+    pipelining: 1,
+    connect: policyConnector({ policy: () => policy, deps: deps.dial ?? systemDialDeps, extraCa, connectTimeoutMs: c.proxy.connect_timeout }),
+  });
+  const inspector = new TlsInspector({
+    hosts: new HostPatternSet(inspect.hosts),
+    passthrough: new HostPatternSet(inspect.passthrough),
+    passthroughOnFailure: inspect.passthrough_on_failure,
+    passthroughTtlMs: inspect.passthrough_ttl,
+    minter,
+    dispatcher,
+    observer: deps.observer,
+    metrics: deps.metrics,
+    logger: deps.logger,
+    now: deps.now,
+    handshakeTimeoutMs: c.proxy.header_timeout,
+    idleTimeoutMs: c.proxy.idle_timeout,
+    headersTimeoutMs: c.proxy.header_timeout,
+    bodyTimeoutMs: 300_000,
+  });
+  return {
+    inspector,
+    minter,
+    close: () => inspector.retire(() => void dispatcher.close()),
+  };
+}

@@ -1,0 +1,62 @@
+/**
+ * One HTTP request to an AWS endpoint → who signed it, which action, which
+ * service and region. Shared by inspect mode and plain-HTTP forwarding.
+ * The credential scope's service and region win over the host name's.
+ */
+import type http from 'node:http';
+import { attributeRequest, type AttributionResult } from '../aws/signature.js';
+import { accountIdFromAccessKey, keyKind } from '../aws/access-key.js';
+import { actionFromRequest } from '../aws/action.js';
+import { classifyEndpoint, type AwsEndpoint } from '../aws/endpoint.js';
+import { FormActionSniffer } from '../aws/form-action-sniffer.js';
+import type { EndpointInfo, KeyAttribution } from '../observe/model/observation.js';
+
+export type UnattributedReason = 'unsigned' | 'bad-authorization' | 'unknown-algorithm' | 'bad-credential' | 'bad-query';
+
+export interface RequestDescription {
+  key: KeyAttribution | null;
+  action: string | null;
+  aws: EndpointInfo | null;
+  unattributed: UnattributedReason | null;
+  /** Set when the action is in a form body: feed it the body chunks as they stream on. */
+  sniffer: FormActionSniffer | null;
+}
+
+export function describeRequest(input: { method: string; target: string; headers: http.IncomingHttpHeaders; host: string; endpoint?: AwsEndpoint | null }): RequestDescription {
+  const endpoint = input.endpoint !== undefined ? input.endpoint : classifyEndpoint(input.host);
+  const signed: AttributionResult = attributeRequest({ method: input.method, target: input.target, headers: input.headers });
+  let key: KeyAttribution | null = null;
+  let aws: EndpointInfo | null = endpoint ? { service: endpoint.service, region: endpoint.region, partition: endpoint.partition } : null;
+  let unattributed: UnattributedReason | null = null;
+  if (signed.kind === 'attributed') {
+    const a = signed.attribution;
+    key = {
+      accessKeyId: a.accessKeyId,
+      keyKind: keyKind(a.accessKeyId),
+      accountId: accountIdFromAccessKey(a.accessKeyId),
+      sessionToken: a.sessionToken,
+      signatureVersion: a.signatureVersion,
+      auth: a.auth,
+    };
+    if (a.service || a.region) {
+      aws = { service: a.service ?? aws?.service ?? 'unknown', region: a.region ?? aws?.region ?? null, partition: aws?.partition ?? 'aws' };
+    }
+  } else {
+    unattributed = signed.kind === 'unsigned' ? 'unsigned' : signed.reason;
+  }
+  const act = actionFromRequest({ method: input.method, target: input.target, headers: input.headers, service: aws?.service ?? null, endpoint });
+  return {
+    key,
+    action: act.action,
+    aws,
+    unattributed,
+    sniffer: act.source === 'needs-body' ? new FormActionSniffer() : null,
+  };
+}
+
+/** Plain-HTTP forwarding's view (same attribution, host from the URL). */
+export function describePlainHttp(req: http.IncomingMessage, path: string, aws: EndpointInfo | null): RequestDescription {
+  const host = (req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase();
+  const d = describeRequest({ method: req.method ?? 'GET', target: path, headers: req.headers, host });
+  return aws && !d.aws ? { ...d, aws } : d;
+}

@@ -1,0 +1,109 @@
+/**
+ * One decrypted request → the real endpoint, unchanged: raw header names and
+ * order kept (hop-by-hop ones dropped, never re-signed), bodies streamed both
+ * ways with backpressure, so a 1 GiB upload passes in constant memory.
+ */
+import type http from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import type { Dispatcher } from 'undici';
+import { ERROR_HEADER } from '../proxy/failures.js';
+import { UpstreamPolicyError } from './upstream-connector.js';
+
+/** Request headers that belong to one hop (undici also refuses several of them). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect']);
+const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'upgrade', 'trailer']);
+
+/** Flat [name, value, …] list from the raw headers, hop-by-hop (and what Connection names) removed. */
+export function forwardableRequestHeaders(raw: readonly string[]): string[] {
+  const named = new Set<string>();
+  for (let i = 0; i < raw.length; i += 2) {
+    if ((raw[i] ?? '').toLowerCase() === 'connection') for (const t of (raw[i + 1] ?? '').split(',')) named.add(t.trim().toLowerCase());
+  }
+  named.delete('host');
+  named.delete('content-length');
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] ?? '';
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || named.has(lower)) continue;
+    out.push(name, raw[i + 1] ?? '');
+  }
+  return out;
+}
+
+export type UpstreamFailure = { status: number; reason: string };
+
+export function upstreamFailure(err: unknown): UpstreamFailure {
+  if (err instanceof UpstreamPolicyError) return { status: err.status, reason: err.reason };
+  const code = (err as { code?: string }).code ?? '';
+  switch (code) {
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return { status: 504, reason: 'connect-timeout' };
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+      return { status: 504, reason: 'upstream-timeout' };
+    case 'ECONNREFUSED':
+      return { status: 502, reason: 'connect-refused' };
+    case 'EHOSTUNREACH': case 'ENETUNREACH':
+      return { status: 502, reason: 'unreachable' };
+    case 'ENOTFOUND': case 'EAI_AGAIN':
+      return { status: 502, reason: 'dns-failure' };
+    default:
+      if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) return { status: 502, reason: 'upstream-tls-verify-failed' };
+      return { status: 502, reason: 'upstream-error' };
+  }
+}
+
+export interface ForwardOutcome {
+  status: number | null;
+  bytesUp: number;
+  bytesDown: number;
+  failure: UpstreamFailure | null;
+  /** Time to response headers (ms), when they came. */
+  upstreamMs: number | null;
+}
+
+export async function forwardInspected(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  opts: { dispatcher: Dispatcher; origin: string; now: () => number; headersTimeoutMs: number; bodyTimeoutMs: number },
+): Promise<ForwardOutcome> {
+  let bytesUp = 0;
+  let bytesDown = 0;
+  const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+  if (hasBody) req.on('data', (c: Buffer) => (bytesUp += c.length));
+  const started = opts.now();
+  let upstreamMs: number | null = null;
+  try {
+    const up = await opts.dispatcher.request({
+      origin: opts.origin,
+      path: req.url ?? '/',
+      method: req.method ?? 'GET',
+      headers: forwardableRequestHeaders(req.rawHeaders),
+      body: hasBody ? req : null,
+      headersTimeout: opts.headersTimeoutMs,
+      bodyTimeout: opts.bodyTimeoutMs,
+    });
+    upstreamMs = opts.now() - started;
+    const headers: string[] = [];
+    for (const [name, value] of Object.entries(up.headers)) {
+      if (RESPONSE_HOP_BY_HOP.has(name) || value === undefined) continue;
+      if (Array.isArray(value)) for (const v of value) headers.push(name, v);
+      else headers.push(name, value);
+    }
+    res.writeHead(up.statusCode, headers);
+    up.body.on('data', (c: Buffer) => (bytesDown += c.length));
+    await pipeline(up.body, res);
+    return { status: up.statusCode, bytesUp, bytesDown, failure: null, upstreamMs };
+  } catch (err) {
+    const failure = upstreamFailure(err);
+    const answered = !res.headersSent;
+    if (answered) {
+      res.writeHead(failure.status, { [ERROR_HEADER]: failure.reason, 'content-type': 'text/plain', connection: 'close' }).end(`${failure.reason}\n`);
+    } else {
+      res.destroy();
+    }
+    req.resume();
+    return { status: answered ? failure.status : res.statusCode, bytesUp, bytesDown, failure, upstreamMs };
+  }
+}

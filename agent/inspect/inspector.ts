@@ -1,0 +1,225 @@
+/**
+ * TLS inspection of CONNECT tunnels to AWS endpoints. The ClientHello is
+ * peeked first: clients that only speak h2, or whose SNI differs from the
+ * CONNECT host, are tunnelled untouched. Otherwise TLS is terminated with a
+ * leaf minted for the host, each HTTP/1.1 request is attributed (key,
+ * action) and forwarded unchanged to the real endpoint over verified TLS.
+ * A client that rejects the agent's certificate (pinning, CA not trusted)
+ * is recorded, and the host goes on a temporary passthrough list if the
+ * config says so.
+ *
+ *   CONNECT ─▶ peek hello ─┬─ h2-only / SNI mismatch / not TLS ──▶ plain tunnel
+ *                          └─ terminate TLS ─▶ http.Server (keep-alive) ─▶ per request: describe → forward → observe
+ */
+import http from 'node:http';
+import tls from 'node:tls';
+import type net from 'node:net';
+import type { Dispatcher } from 'undici';
+import type { Logger } from '../../common/log/logger.js';
+import { serviceLabel, type AgentMetrics } from '../metrics/metrics.js';
+import { statusClass, type Observer } from '../observe/model/observation.js';
+import type { HostPatternSet } from '../net/resolve-overrides.js';
+import type { LeafMinter } from '../tls/leaf-minter.js';
+import type { Inspector, InspectContext, InspectSummary } from '../proxy/proxy-server.js';
+import { peekClientHello } from './peek-client-hello.js';
+import { describeRequest } from './describe-request.js';
+import { forwardInspected } from './forward-request.js';
+
+export type InterceptFailureCause = 'h2-only' | 'sni-mismatch' | 'not-tls' | 'malformed-hello' | 'hello-timeout' | 'cert-rejected' | 'handshake-failed' | 'handshake-timeout' | 'client-closed' | 'mint-failed';
+
+export interface InspectorOptions {
+  hosts: HostPatternSet;
+  passthrough: HostPatternSet;
+  passthroughOnFailure: boolean;
+  passthroughTtlMs: number;
+  minter: LeafMinter;
+  dispatcher: Dispatcher;
+  observer: Observer;
+  metrics: AgentMetrics;
+  logger: Logger;
+  now: () => number;
+  handshakeTimeoutMs: number;
+  idleTimeoutMs: number;
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+}
+
+interface ConnState {
+  ctx: InspectContext;
+}
+
+export class TlsInspector implements Inspector {
+  /** Hosts whose clients refused interception: tunnelled until the entry expires. */
+  private readonly autoPassthrough = new Map<string, number>();
+  private readonly server: http.Server;
+  private readonly conns = new WeakMap<net.Socket, ConnState>();
+  private open = 0;
+  private retired: (() => void) | null = null;
+
+  constructor(private readonly opts: InspectorOptions) {
+    this.server = http.createServer({ keepAliveTimeout: opts.idleTimeoutMs, requestTimeout: 0, headersTimeout: opts.headersTimeoutMs, noDelay: true });
+    this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => void this.onRequest(req, res));
+    // Answer "100 Continue" ourselves (undici refuses an Expect header) and stream the body on unchanged.
+    this.server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      res.writeContinue();
+      void this.onRequest(req, res);
+    });
+    this.server.on('clientError', (_err: Error, socket: net.Socket) => socket.destroy());
+  }
+
+  wants(host: string, port: number): boolean {
+    if (port !== 443 || !this.opts.hosts.matches(host) || this.opts.passthrough.matches(host)) return false;
+    const until = this.autoPassthrough.get(host);
+    if (until === undefined) return true;
+    if (until > this.opts.now()) return false;
+    this.autoPassthrough.delete(host);
+    return true;
+  }
+
+  private interceptFailed(ctx: InspectContext, cause: InterceptFailureCause, detail?: string): void {
+    this.opts.metrics.tlsInterceptFailures.inc({ cause });
+    const passthrough = this.opts.passthroughOnFailure && cause !== 'client-closed' && cause !== 'hello-timeout';
+    if (passthrough) this.autoPassthrough.set(ctx.target.host, this.opts.now() + this.opts.passthroughTtlMs);
+    this.opts.logger.warn(
+      { event: 'tls_intercept_failed', cause, detail, client_ip: ctx.clientIp, host: ctx.target.host, passthrough_next: passthrough },
+      `TLS interception of ${ctx.target.host} failed (${cause})${passthrough ? '; the host is tunnelled without inspection for a while' : ''}`,
+    );
+  }
+
+  private observeFailure(ctx: InspectContext): void {
+    this.opts.observer.observe({ startedAt: ctx.startedAt, endedAt: this.opts.now(), clientIp: ctx.clientIp, network: ctx.network, mode: 'inspect', host: ctx.target.host, port: ctx.target.port, resolvedIp: null, aws: ctx.aws, key: null, action: null, bytesUp: 0, bytesDown: 0, outcome: 'tls_intercept_failed', status: null });
+  }
+
+  async handle(client: net.Socket, head: Buffer, ctx: InspectContext): Promise<InspectSummary> {
+    const peek = await peekClientHello(client, head, this.opts.handshakeTimeoutMs);
+    if (peek.hello === null) {
+      if (peek.cause === 'timeout') this.interceptFailed(ctx, 'hello-timeout');
+      client.destroy();
+      return { kind: 'done' };
+    }
+    const hello = peek.hello;
+    if (hello.kind === 'not-tls') return { kind: 'tunnel', head: peek.bytes };
+    if (hello.kind !== 'hello') {
+      this.interceptFailed(ctx, 'malformed-hello', hello.kind === 'malformed' ? hello.reason : undefined);
+      return { kind: 'tunnel', head: peek.bytes };
+    }
+    if (hello.alpn.length > 0 && !hello.alpn.includes('http/1.1')) {
+      this.interceptFailed(ctx, 'h2-only', hello.alpn.join(','));
+      return { kind: 'tunnel', head: peek.bytes };
+    }
+    if (hello.sni !== null && hello.sni.toLowerCase().replace(/\.$/, '') !== ctx.target.host) {
+      this.interceptFailed(ctx, 'sni-mismatch');
+      return { kind: 'tunnel', head: peek.bytes };
+    }
+    let context: tls.SecureContext;
+    try {
+      const r = await this.opts.minter.secureContextFor(ctx.target.host);
+      (r.cached ? this.opts.metrics.certCacheHits : this.opts.metrics.certCacheMisses).inc();
+      context = r.context;
+    } catch (err) {
+      this.interceptFailed(ctx, 'mint-failed', (err as Error).message);
+      return { kind: 'tunnel', head: peek.bytes };
+    }
+    client.unshift(peek.bytes);
+    return this.terminate(client, context, ctx);
+  }
+
+  private terminate(client: net.Socket, context: tls.SecureContext, ctx: InspectContext): Promise<InspectSummary> {
+    return new Promise((resolve) => {
+      const secure = new tls.TLSSocket(client, { isServer: true, secureContext: context, ALPNProtocols: ['http/1.1'] });
+      let established = false;
+      const handshakeTimer = setTimeout(() => {
+        if (!established) {
+          this.interceptFailed(ctx, 'handshake-timeout');
+          secure.destroy();
+        }
+      }, this.opts.handshakeTimeoutMs);
+      secure.once('secure', () => {
+        established = true;
+        clearTimeout(handshakeTimer);
+        this.conns.set(secure, { ctx });
+        secure.setTimeout(this.opts.idleTimeoutMs, () => secure.destroy());
+        this.server.emit('connection', secure);
+      });
+      secure.on('error', (err: NodeJS.ErrnoException) => {
+        if (established) return;
+        clearTimeout(handshakeTimer);
+        const msg = err.message ?? '';
+        const cause: InterceptFailureCause = /alert (bad certificate|unknown ca|certificate unknown|decrypt error)|alert number 4[268]|ssl\/tls alert/i.test(msg) ? 'cert-rejected' : err.code === 'ECONNRESET' ? 'client-closed' : 'handshake-failed';
+        this.interceptFailed(ctx, cause, err.code ?? msg.slice(0, 120));
+        this.observeFailure(ctx);
+      });
+      this.open++;
+      secure.once('close', () => {
+        if (--this.open === 0 && this.retired) this.retired();
+        clearTimeout(handshakeTimer);
+        if (!established && !client.destroyed) client.destroy();
+        resolve({ kind: 'done' });
+      });
+      client.once('close', () => secure.destroy());
+    });
+  }
+
+  private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const state = this.conns.get(req.socket);
+    if (!state) {
+      res.writeHead(500).end();
+      return;
+    }
+    const { ctx } = state;
+    const startedAt = this.opts.now();
+    const d = describeRequest({ method: req.method ?? 'GET', target: req.url ?? '/', headers: req.headers, host: ctx.target.host });
+    let action = d.action;
+    const sniffer = d.sniffer;
+    if (sniffer) {
+      const onData = (chunk: Buffer): void => {
+        const a = sniffer.push(chunk);
+        if (a !== undefined) {
+          action = a;
+          req.off('data', onData);
+        }
+      };
+      req.on('data', onData);
+      req.once('end', () => {
+        if (action === null) action = sniffer.end();
+      });
+    }
+    if (!d.key) this.opts.metrics.unattributedRequests.inc({ reason: d.unattributed ?? 'unsigned' });
+    const result = await forwardInspected(req, res, {
+      dispatcher: this.opts.dispatcher,
+      origin: `https://${ctx.target.host}:${ctx.target.port}`,
+      now: this.opts.now,
+      headersTimeoutMs: this.opts.bodyTimeoutMs,
+      bodyTimeoutMs: this.opts.bodyTimeoutMs,
+    });
+    if (result.upstreamMs !== null) this.opts.metrics.upstreamDuration.observe(result.upstreamMs / 1000);
+    const aws = d.aws ?? ctx.aws;
+    this.opts.metrics.inspectedRequests.inc({ service: serviceLabel(aws?.service), status_class: (result.status !== null ? statusClass(result.status) : null) ?? 'none' });
+    this.opts.observer.observe({
+      startedAt,
+      endedAt: this.opts.now(),
+      clientIp: ctx.clientIp,
+      network: ctx.network,
+      mode: 'inspect',
+      host: ctx.target.host,
+      port: ctx.target.port,
+      resolvedIp: null,
+      aws,
+      key: d.key,
+      action,
+      bytesUp: result.bytesUp,
+      bytesDown: result.bytesDown,
+      outcome: result.failure ? 'upstream_error' : 'ok',
+      status: result.status,
+    });
+  }
+
+  /** Stops for good once the connections it holds have ended (after a reload replaced it). */
+  retire(onIdle: () => void): void {
+    this.retired = () => {
+      this.server.close();
+      onIdle();
+    };
+    if (this.open === 0) this.retired();
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * undici connector for inspected requests: the destination policy runs on
+ * every new upstream connection (overrides or one DNS lookup, every address
+ * checked, dial the checked address), and TLS is verified against the
+ * system roots plus `upstream.ca_file`, with SNI and the certificate check
+ * on the original host name.
+ */
+import tls from 'node:tls';
+import type { buildConnector } from 'undici';
+import { parseConnectAuthority } from '../net/authority.js';
+import type { ResolveOverrides } from '../net/resolve-overrides.js';
+import type { DestinationPolicy } from '../net/address-policy.js';
+import { resolveTarget, type DialDeps } from '../proxy/dialer.js';
+import { failureAnswer } from '../proxy/failures.js';
+
+export class UpstreamPolicyError extends Error {
+  constructor(readonly reason: string, readonly status: number) {
+    super(`upstream refused by policy: ${reason}`);
+    this.name = 'UpstreamPolicyError';
+  }
+}
+
+export interface ConnectorOptions {
+  policy: () => { policy: DestinationPolicy; overrides: ResolveOverrides };
+  deps: DialDeps;
+  extraCa: string | null;
+  connectTimeoutMs: number;
+}
+
+export function trustStore(extraCa: string | null): string[] {
+  return extraCa ? [...tls.rootCertificates, extraCa] : [...tls.rootCertificates];
+}
+
+export function policyConnector(opts: ConnectorOptions): buildConnector.connector {
+  const ca = trustStore(opts.extraCa);
+  return (options, callback) => {
+    const host = options.hostname;
+    const port = Number(options.port) || 443;
+    const target = parseConnectAuthority(`${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`);
+    if (!target) {
+      callback(new UpstreamPolicyError('bad-authority', 400), null);
+      return;
+    }
+    const { policy, overrides } = opts.policy();
+    resolveTarget(target, { policy, overrides, deps: opts.deps }).then(
+      (resolution) => {
+        if (!resolution.ok) {
+          const a = failureAnswer(resolution.failure);
+          const err = Object.assign(new UpstreamPolicyError(a.reason, a.status), { code: resolution.failure.kind === 'dns-failure' ? resolution.failure.code : undefined });
+          callback(err, null);
+          return;
+        }
+        const c = resolution.candidates[0];
+        if (!c) {
+          callback(new UpstreamPolicyError('dns-failure', 502), null);
+          return;
+        }
+        const socket = tls.connect({
+          host: c.ip,
+          port: c.port,
+          servername: target.isIp ? undefined : target.host,
+          ca,
+          ALPNProtocols: ['http/1.1'],
+          rejectUnauthorized: true,
+          noDelay: true,
+        } as tls.ConnectionOptions);
+        // tls.connect verifies the name against `servername`; check IP-literal targets explicitly.
+        if (target.isIp) socket.once('secureConnect', () => {
+          const err = tls.checkServerIdentity(target.host, socket.getPeerCertificate());
+          if (err) socket.destroy(err);
+        });
+        const timer = setTimeout(() => socket.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), opts.connectTimeoutMs);
+        const done = (err: Error | null): void => {
+          clearTimeout(timer);
+          socket.off('error', onError);
+          socket.off('secureConnect', onSecure);
+          if (err) callback(err, null);
+          else callback(null, socket);
+        };
+        const onError = (err: Error): void => done(err);
+        const onSecure = (): void => done(null);
+        socket.once('error', onError);
+        socket.once('secureConnect', onSecure);
+      },
+      (err: Error) => callback(err, null),
+    );
+  };
+}

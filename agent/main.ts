@@ -1,0 +1,79 @@
+/**
+ * Runs the agent as a daemon: the only agent file that touches `process`
+ * (signals, exit, systemd readiness).
+ *
+ *   SIGHUP  → re-read and validate the file, swap atomically, or keep the old config
+ *   SIGTERM / SIGINT → drain (stop accepting, tunnels finish until the deadline), exit 0
+ *   second SIGTERM / SIGINT → exit at once
+ */
+import { readConfigFile } from '../common/runtime/config-file.js';
+import { formatProblem } from '../common/config/load.js';
+import { createLogger } from '../common/log/logger.js';
+import { packageVersion } from '../common/runtime/version.js';
+import { notifySystemd } from '../common/runtime/systemd-notify.js';
+import { agentConfigSchema } from './config/schema.js';
+import { preflightAgent } from './preflight.js';
+import { AgentApp } from './app.js';
+
+export async function runAgent(configPath: string, opts: { logLevel?: string } = {}): Promise<number> {
+  const loaded = await readConfigFile(configPath, agentConfigSchema);
+  if (!loaded.ok) {
+    process.stderr.write(`${configPath}: invalid configuration\n${loaded.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
+    return 1;
+  }
+  const config = loaded.value;
+  const pre = await preflightAgent(config);
+  if (pre.length > 0) {
+    process.stderr.write(`${configPath}: cannot start\n${pre.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
+    return 1;
+  }
+  const logger = createLogger({ name: 'egress-witness-agent', level: (opts.logLevel ?? config.log.level) as 'info' });
+  const app = new AgentApp(config, { logger, version: packageVersion(), nodeVersion: process.versions.node });
+  try {
+    await app.start();
+  } catch (err) {
+    logger.fatal({ event: 'start_failed', err }, `agent failed to start: ${(err as Error).message}`);
+    logger.flush();
+    return 1;
+  }
+  notifySystemd('READY=1', logger, process);
+
+  let reloading = Promise.resolve();
+  process.on('SIGHUP', () => {
+    reloading = reloading.then(async () => {
+      notifySystemd('RELOADING=1', logger, process);
+      logger.info({ event: 'reload_requested', config: configPath }, 'SIGHUP: reloading configuration');
+      const next = await readConfigFile(configPath, agentConfigSchema);
+      const pre = next.ok ? await preflightAgent(next.value) : [];
+      await app.reload(next.ok && pre.length > 0 ? { ok: false, problems: pre } : next);
+      notifySystemd('READY=1', logger, process);
+    });
+  });
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) {
+        logger.warn({ event: 'forced_exit', signal }, 'second signal: exiting now');
+        logger.flush();
+        process.exit(1);
+      }
+      stopping = true;
+      notifySystemd('STOPPING=1', logger, process);
+      logger.info({ event: 'stop_requested', signal }, `${signal}: draining`);
+      app.stop().then(
+        () => {
+          logger.flush();
+          resolve(0);
+        },
+        (err: unknown) => {
+          logger.error({ event: 'stop_failed', err }, 'error while stopping');
+          logger.flush();
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}

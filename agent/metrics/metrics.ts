@@ -1,0 +1,91 @@
+/**
+ * Every metric the agent exports, defined in one place on an injected
+ * registry. Labels are bounded sets — never a host, an address or a key.
+ * Names follow Prometheus conventions (docs/metrics.md lists them all).
+ */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/** Services that get their own label value; everything else is `other`. */
+export const SERVICE_LABELS = new Set([
+  'sts', 'iam', 'ec2', 's3', 's3-control', 's3express', 'dynamodb', 'kms', 'ssm', 'ssmmessages', 'ec2messages', 'secretsmanager', 'logs',
+  'monitoring', 'sqs', 'sns', 'lambda', 'ecr', 'api.ecr', 'ecs', 'eks', 'rds', 'cloudformation', 'elasticloadbalancing', 'autoscaling',
+  'events', 'kinesis', 'firehose', 'athena', 'glue', 'route53', 'organizations', 'sso', 'portal.sso', 'xray', 'cloudtrail', 'config', 'guardduty',
+]);
+
+export function serviceLabel(service: string | null | undefined): string {
+  if (!service) return 'none';
+  return SERVICE_LABELS.has(service) ? service : 'other';
+}
+
+export interface AgentMetrics {
+  readonly registry: Registry;
+  buildInfo: Gauge<'version' | 'node_version'>;
+  configReloadSuccessful: Gauge;
+  configReloadTimestamp: Gauge;
+  proxyRequests: Counter<'kind' | 'outcome'>;
+  tunnelsActive: Gauge;
+  tunnelBytes: Counter<'direction'>;
+  awsRequests: Counter<'service' | 'mode'>;
+  denied: Counter<'reason'>;
+  connectDuration: Histogram;
+  inspectedRequests: Counter<'service' | 'status_class'>;
+  tlsInterceptFailures: Counter<'cause'>;
+  certCacheHits: Counter;
+  certCacheMisses: Counter;
+  upstreamDuration: Histogram;
+  unattributedRequests: Counter<'reason'>;
+  observationsDropped: Counter<'reason'>;
+  observationsPending: Gauge;
+  spoolBytes: Gauge;
+  spoolBatches: Gauge;
+  spoolOldestAge: Gauge;
+  spoolDropped: Counter;
+  spoolTruncated: Counter;
+  spoolDeadLettered: Counter;
+  telemetryBatches: Counter<'outcome'>;
+  telemetryRecords: Counter;
+  telemetrySendDuration: Histogram;
+  telemetrySinkErrors: Counter<'sink'>;
+  egressIpInCidrs: Gauge;
+  egressCheckTimestamp: Gauge;
+}
+
+export function createAgentMetrics(registry: Registry, build: { version: string; nodeVersion: string }): AgentMetrics {
+  const r = [registry];
+  const m: AgentMetrics = {
+    registry,
+    buildInfo: new Gauge({ name: 'egress_witness_build_info', help: 'Build information; always 1.', labelNames: ['version', 'node_version'], registers: r }),
+    configReloadSuccessful: new Gauge({ name: 'egress_witness_config_last_reload_successful', help: 'Whether the last configuration load or reload succeeded (1) or failed (0).', registers: r }),
+    configReloadTimestamp: new Gauge({ name: 'egress_witness_config_last_reload_success_timestamp_seconds', help: 'Time of the last successful configuration load, in Unix seconds.', registers: r }),
+    proxyRequests: new Counter({ name: 'egress_witness_proxy_requests_total', help: 'Proxy requests by kind (connect, http, invalid) and outcome.', labelNames: ['kind', 'outcome'], registers: r }),
+    tunnelsActive: new Gauge({ name: 'egress_witness_tunnels_active', help: 'Open CONNECT tunnels (including inspected ones).', registers: r }),
+    tunnelBytes: new Counter({ name: 'egress_witness_tunnel_bytes_total', help: 'Bytes carried through the proxy, by direction (up = client to upstream).', labelNames: ['direction'], registers: r }),
+    awsRequests: new Counter({ name: 'egress_witness_aws_requests_total', help: 'Tunnels and requests to AWS endpoints, by service and mode.', labelNames: ['service', 'mode'], registers: r }),
+    denied: new Counter({ name: 'egress_witness_denied_total', help: 'Refused clients and destinations, by reason.', labelNames: ['reason'], registers: r }),
+    connectDuration: new Histogram({ name: 'egress_witness_connect_duration_seconds', help: 'Time to resolve and connect to the upstream.', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: r }),
+    inspectedRequests: new Counter({ name: 'egress_witness_inspected_requests_total', help: 'HTTP requests read in inspect mode, by service and upstream status class.', labelNames: ['service', 'status_class'], registers: r }),
+    tlsInterceptFailures: new Counter({ name: 'egress_witness_tls_intercept_failures_total', help: 'TLS interceptions that failed, by cause.', labelNames: ['cause'], registers: r }),
+    certCacheHits: new Counter({ name: 'egress_witness_cert_cache_hits_total', help: 'Leaf certificate cache hits.', registers: r }),
+    certCacheMisses: new Counter({ name: 'egress_witness_cert_cache_misses_total', help: 'Leaf certificates minted.', registers: r }),
+    upstreamDuration: new Histogram({ name: 'egress_witness_upstream_duration_seconds', help: 'Time from forwarding an inspected request to the upstream response headers.', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: r }),
+    unattributedRequests: new Counter({ name: 'egress_witness_unattributed_requests_total', help: 'Inspected or plain-HTTP requests without an access key, by reason.', labelNames: ['reason'], registers: r }),
+    observationsDropped: new Counter({ name: 'egress_witness_observations_dropped_total', help: 'Observations the aggregator could not keep, by reason.', labelNames: ['reason'], registers: r }),
+    observationsPending: new Gauge({ name: 'egress_witness_observations_pending', help: 'Aggregated records waiting for the next flush.', registers: r }),
+    spoolBytes: new Gauge({ name: 'egress_witness_spool_bytes', help: 'Bytes of batches in the telemetry spool.', registers: r }),
+    spoolBatches: new Gauge({ name: 'egress_witness_spool_batches', help: 'Batches in the telemetry spool, in flight included.', registers: r }),
+    spoolOldestAge: new Gauge({ name: 'egress_witness_spool_oldest_age_seconds', help: 'Age of the oldest batch in the spool.', registers: r }),
+    spoolDropped: new Counter({ name: 'egress_witness_spool_dropped_batches_total', help: 'Batches dropped because the spool was full (oldest first).', registers: r }),
+    spoolTruncated: new Counter({ name: 'egress_witness_spool_truncated_bytes_total', help: 'Bytes of torn or corrupt spool tails truncated at start-up.', registers: r }),
+    spoolDeadLettered: new Counter({ name: 'egress_witness_spool_dead_lettered_batches_total', help: 'Batches the detector refused permanently, moved to the dead-letter folder.', registers: r }),
+    telemetryBatches: new Counter({ name: 'egress_witness_telemetry_batches_total', help: 'Batch send attempts by outcome (success, retryable, permanent, unauthorized).', labelNames: ['outcome'], registers: r }),
+    telemetryRecords: new Counter({ name: 'egress_witness_telemetry_records_total', help: 'Records acknowledged by the detector.', registers: r }),
+    telemetrySendDuration: new Histogram({ name: 'egress_witness_telemetry_send_duration_seconds', help: 'Time to send one batch to the detector.', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: r }),
+    telemetrySinkErrors: new Counter({ name: 'egress_witness_telemetry_sink_errors_total', help: 'Failures writing records to a sink (file, spool).', labelNames: ['sink'], registers: r }),
+    egressIpInCidrs: new Gauge({ name: 'egress_witness_egress_ip_in_configured_cidrs', help: 'Whether the public address AWS sees lies in gateway.egress_cidrs (1), not (0); absent until checked.', registers: r }),
+    egressCheckTimestamp: new Gauge({ name: 'egress_witness_egress_check_last_success_timestamp_seconds', help: 'Time of the last successful egress self-check.', registers: r }),
+  };
+  m.buildInfo.set({ version: build.version, node_version: build.nodeVersion }, 1);
+  for (const direction of ['up', 'down']) m.tunnelBytes.inc({ direction }, 0);
+  m.tunnelsActive.set(0);
+  return m;
+}

@@ -1,0 +1,72 @@
+/**
+ * Parsing of what clients ask the proxy for: a CONNECT authority
+ * (`host:port`, `[v6]:port`) or an absolute-form URL. Strict: anything odd is
+ * refused rather than guessed at.
+ */
+import { parseIp, formatIp } from '../../common/cidr/ip.js';
+
+export interface Target {
+  /** Lower-case host name without trailing dot, or the canonical IP literal. */
+  host: string;
+  port: number;
+  isIp: boolean;
+}
+
+const HOST_LABELS = /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
+
+export function normalizeHost(raw: string): { host: string; isIp: boolean } | null {
+  let h = raw.trim().toLowerCase();
+  if (h.startsWith('[') && h.endsWith(']')) {
+    const ip = parseIp(h.slice(1, -1));
+    return ip && ip.family === 6 ? { host: formatIp(ip), isIp: true } : ip ? { host: formatIp(ip), isIp: true } : null;
+  }
+  const ip = parseIp(h);
+  if (ip) return { host: formatIp(ip), isIp: true };
+  if (h.endsWith('.')) h = h.slice(0, -1);
+  if (!HOST_LABELS.test(h)) return null;
+  // All-numeric dotted names (e.g. "0x7f.1", "2130706433", "127.1") are IP shorthand some resolvers accept.
+  if (/^[0-9.]+$/.test(h) || /^0x[0-9a-f]+$/.test(h) || /^[0-9]+$/.test(h.split('.').pop() ?? '')) return null;
+  return { host: h, isIp: false };
+}
+
+function parsePort(text: string): number | null {
+  if (!/^\d{1,5}$/.test(text)) return null;
+  const n = Number(text);
+  return n >= 1 && n <= 65535 ? n : null;
+}
+
+/** `host:port` as on a CONNECT request line. The port is required. */
+export function parseConnectAuthority(authority: string): Target | null {
+  const m = /^(\[[^\]]+\]|[^:[\]]+):(\d+)$/.exec(authority);
+  if (!m) return null;
+  const host = normalizeHost(m[1] ?? '');
+  const port = parsePort(m[2] ?? '');
+  return host && port !== null ? { ...host, port } : null;
+}
+
+export interface AbsoluteTarget extends Target {
+  /** Origin-form request target: path and query. */
+  path: string;
+}
+
+/** `http://host[:port]/path?query` as on an absolute-form request line. */
+export function parseAbsoluteUrl(url: string): AbsoluteTarget | { error: 'bad-url' | 'unsupported-scheme' } {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) return { error: 'bad-url' };
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return { error: 'bad-url' };
+  }
+  if (u.protocol !== 'http:') return { error: 'unsupported-scheme' };
+  if (u.username || u.password) return { error: 'bad-url' };
+  const host = normalizeHost(u.hostname);
+  const port = u.port === '' ? 80 : parsePort(u.port);
+  if (!host || port === null) return { error: 'bad-url' };
+  // Keep the path exactly as sent (URL would re-encode it, which breaks signatures).
+  const afterAuthority = url.slice(url.indexOf('//') + 2);
+  const slash = afterAuthority.search(/[/?]/);
+  const rawPath = slash < 0 ? '/' : afterAuthority.slice(slash);
+  const path = rawPath.startsWith('?') ? `/${rawPath}` : rawPath;
+  return { ...host, port, path: path.split('#')[0] ?? '/' };
+}

@@ -1,0 +1,41 @@
+/**
+ * One canonical log line and the per-observation metrics for every tunnel
+ * close and forwarded request. Keys are masked; nothing secret is in an
+ * observation to begin with.
+ */
+import type { Logger } from '../../common/log/logger.js';
+import { maskAccessKeyId } from '../../common/log/redact.js';
+import { serviceLabel, type AgentMetrics } from '../metrics/metrics.js';
+import type { Observer } from './model/observation.js';
+
+export function canonicalLogObserver(logger: Logger, metrics: AgentMetrics): Observer {
+  return {
+    observe(e) {
+      metrics.tunnelBytes.inc({ direction: 'up' }, e.bytesUp);
+      metrics.tunnelBytes.inc({ direction: 'down' }, e.bytesDown);
+      if (e.aws) metrics.awsRequests.inc({ service: serviceLabel(e.aws.service), mode: e.mode });
+      if (!logger.isLevelEnabled('info')) return;
+      logger.info(
+        {
+          event: e.mode === 'http' ? 'request' : 'tunnel_closed',
+          mode: e.mode,
+          client_ip: e.clientIp,
+          network: e.network,
+          host: e.host,
+          port: e.port,
+          resolved_ip: e.resolvedIp,
+          aws_service: e.aws?.service ?? null,
+          aws_region: e.aws?.region ?? null,
+          key: e.key ? maskAccessKeyId(e.key.accessKeyId) : null,
+          action: e.action,
+          status: e.status,
+          bytes_up: e.bytesUp,
+          bytes_down: e.bytesDown,
+          duration_ms: e.endedAt - e.startedAt,
+          outcome: e.outcome,
+        },
+        e.mode === 'http' ? 'request forwarded' : 'tunnel closed',
+      );
+    },
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * Observations aggregated in short windows: the same client, host, port,
+ * mode, key, action and outcome become one record with a count, first and
+ * last time, byte sums and status classes — so telemetry volume is bounded
+ * by distinct activity, not by request rate. Bounded in memory: when
+ * `maxPending` distinct records wait, new distinct ones are dropped and
+ * counted (existing ones still aggregate).
+ *
+ *   proxy ──observe()──▶ pending Map(key → record) ──drain()──▶ sinks
+ *                              (bounded)          every flush_interval
+ */
+import { SCHEMA_VERSION, type Observation } from '../../../protocol/telemetry.js';
+import { statusClass, type ObservationEvent, type Observer } from './observation.js';
+
+export interface AggregatorOptions {
+  gatewayId: string;
+  maxPending: number;
+  /** Whether non-AWS destinations are kept as records (else only counted). */
+  observeAll: boolean;
+  onDrop?: (reason: 'overflow') => void;
+}
+
+function aggregationKey(e: ObservationEvent): string {
+  return `${e.clientIp}|${e.host}|${e.port}|${e.mode}|${e.key?.accessKeyId ?? ''}|${e.action ?? ''}|${e.outcome}`;
+}
+
+export class Aggregator implements Observer {
+  private pending = new Map<string, Observation>();
+  private counts = { observed: 0, aggregated: 0, dropped: 0, notAws: 0 };
+
+  constructor(private readonly opts: AggregatorOptions) {}
+
+  observe(e: ObservationEvent): void {
+    this.counts.observed++;
+    if (e.aws === null && !this.opts.observeAll) {
+      this.counts.notAws++;
+      return;
+    }
+    const k = aggregationKey(e);
+    const existing = this.pending.get(k);
+    const sc = e.status !== null ? statusClass(e.status) : null;
+    if (existing) {
+      this.counts.aggregated++;
+      existing.count++;
+      existing.bytesUp += e.bytesUp;
+      existing.bytesDown += e.bytesDown;
+      existing.durationMs = (existing.durationMs ?? 0) + (e.endedAt - e.startedAt);
+      const first = new Date(e.startedAt).toISOString();
+      const last = new Date(e.endedAt).toISOString();
+      if (first < existing.firstSeen) existing.firstSeen = first;
+      if (last > existing.lastSeen) existing.lastSeen = last;
+      if (sc) existing.status = { ...existing.status, [sc]: (existing.status?.[sc] ?? 0) + 1 };
+      return;
+    }
+    if (this.pending.size >= this.opts.maxPending) {
+      this.counts.dropped++;
+      this.opts.onDrop?.('overflow');
+      return;
+    }
+    this.pending.set(k, toRecord(this.opts.gatewayId, e, sc));
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  /** Hands over everything aggregated so far and starts a new window. */
+  drain(): Observation[] {
+    if (this.pending.size === 0) return [];
+    const out = [...this.pending.values()];
+    this.pending = new Map();
+    return out;
+  }
+
+  /** Counts since the last call (for heartbeats). */
+  takeCounts(): Record<string, number> {
+    const c = { ...this.counts };
+    this.counts = { observed: 0, aggregated: 0, dropped: 0, notAws: 0 };
+    return c;
+  }
+}
+
+function toRecord(gatewayId: string, e: ObservationEvent, sc: ReturnType<typeof statusClass>): Observation {
+  const rec: Observation = {
+    type: 'observation',
+    schema: SCHEMA_VERSION,
+    gatewayId,
+    firstSeen: new Date(e.startedAt).toISOString(),
+    lastSeen: new Date(e.endedAt).toISOString(),
+    count: 1,
+    clientIp: e.clientIp,
+    network: e.network,
+    mode: e.mode,
+    host: e.host,
+    port: e.port,
+    resolvedIp: e.resolvedIp,
+    aws: e.aws ? { service: e.aws.service, region: e.aws.region, partition: e.aws.partition } : null,
+    accessKeyId: e.key?.accessKeyId ?? null,
+    keyKind: e.key?.keyKind ?? null,
+    accountId: e.key?.accountId ?? null,
+    sessionToken: e.key ? e.key.sessionToken : null,
+    signatureVersion: e.key?.signatureVersion ?? null,
+    auth: e.key?.auth ?? null,
+    action: e.action,
+    bytesUp: e.bytesUp,
+    bytesDown: e.bytesDown,
+    durationMs: e.endedAt - e.startedAt,
+    outcome: e.outcome,
+  };
+  if (sc) rec.status = { [sc]: 1 };
+  return rec;
+}

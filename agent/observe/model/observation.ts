@@ -1,0 +1,57 @@
+/**
+ * What the proxy reports when a tunnel closes or a request completes. The
+ * proxy hands these to an `Observer` and knows nothing of where they go.
+ */
+import type { Outcome, ObservationMode, KeyKind } from '../../../protocol/telemetry.js';
+
+export interface EndpointInfo {
+  service: string;
+  region: string | null;
+  partition: string;
+}
+
+export interface KeyAttribution {
+  accessKeyId: string;
+  keyKind: KeyKind;
+  accountId: string | null;
+  sessionToken: boolean;
+  signatureVersion: string;
+  auth: 'header' | 'query';
+}
+
+export interface ObservationEvent {
+  /** Unix ms when the tunnel or request started and ended. */
+  startedAt: number;
+  endedAt: number;
+  clientIp: string;
+  network: string | null;
+  mode: ObservationMode;
+  host: string;
+  port: number;
+  resolvedIp: string | null;
+  aws: EndpointInfo | null;
+  key: KeyAttribution | null;
+  action: string | null;
+  bytesUp: number;
+  bytesDown: number;
+  outcome: Outcome;
+  /** Upstream HTTP status (inspect and http modes). */
+  status: number | null;
+}
+
+export interface Observer {
+  observe(event: ObservationEvent): void;
+}
+
+export function fanOut(observers: readonly Observer[]): Observer {
+  return {
+    observe(event) {
+      for (const o of observers) o.observe(event);
+    },
+  };
+}
+
+export function statusClass(status: number): '1xx' | '2xx' | '3xx' | '4xx' | '5xx' | null {
+  if (status >= 100 && status < 600) return `${Math.floor(status / 100)}xx` as '1xx';
+  return null;
+}

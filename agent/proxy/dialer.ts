@@ -1,0 +1,106 @@
+/**
+ * Resolve once, check every address, connect to a checked address: no
+ * second lookup ever happens, so a DNS answer cannot change between the
+ * policy check and the connection (DNS-rebinding safe). Lookup and connect
+ * are injected so tests can prove that a denied destination is never dialed.
+ */
+import net from 'node:net';
+import dns from 'node:dns';
+import type { Target } from '../net/authority.js';
+import type { ResolveOverrides } from '../net/resolve-overrides.js';
+import type { DestinationPolicy } from '../net/address-policy.js';
+import { failureFromError, type ProxyFailure } from './failures.js';
+
+export interface Candidate {
+  ip: string;
+  port: number;
+}
+
+export interface DialDeps {
+  lookup(host: string): Promise<{ address: string; family: number }[]>;
+  connect(opts: { host: string; port: number }): net.Socket;
+}
+
+export const systemDialDeps: DialDeps = {
+  lookup: (host) => dns.promises.lookup(host, { all: true, order: 'verbatim' }),
+  connect: (opts) => net.connect({ host: opts.host, port: opts.port, noDelay: true, allowHalfOpen: true }),
+};
+
+export type Resolution = { ok: true; candidates: Candidate[] } | { ok: false; failure: ProxyFailure };
+
+export async function resolveTarget(
+  target: Target,
+  ctx: { overrides: ResolveOverrides; policy: DestinationPolicy; deps: DialDeps },
+): Promise<Resolution> {
+  if (!ctx.policy.checkPort(target.port)) return { ok: false, failure: { kind: 'destination-denied', reason: 'port-not-allowed' } };
+  let candidates: Candidate[];
+  const override = target.isIp ? null : ctx.overrides.lookup(target.host);
+  if (override) {
+    candidates = [{ ip: override.ip, port: override.port }];
+  } else if (target.isIp) {
+    candidates = [{ ip: target.host, port: target.port }];
+  } else {
+    try {
+      const answers = await ctx.deps.lookup(target.host);
+      candidates = answers.map((a) => ({ ip: a.address, port: target.port }));
+    } catch (err) {
+      return { ok: false, failure: failureFromError(err, 'dns') };
+    }
+    if (candidates.length === 0) return { ok: false, failure: { kind: 'dns-failure', code: 'ENODATA' } };
+  }
+  // Every address must pass: a name that also resolves to a private address is refused outright.
+  for (const c of candidates) {
+    const verdict = ctx.policy.checkAddress(c.ip, c.port);
+    if (!verdict.allowed) return { ok: false, failure: { kind: 'destination-denied', reason: verdict.reason } };
+  }
+  return { ok: true, candidates };
+}
+
+export type DialResult = { ok: true; socket: net.Socket; ip: string; port: number } | { ok: false; failure: ProxyFailure };
+
+/** Tries the checked candidates in order within one overall connect timeout. */
+export function connectFirst(candidates: readonly Candidate[], timeoutMs: number, deps: DialDeps, signal?: AbortSignal): Promise<DialResult> {
+  return new Promise((resolve) => {
+    let index = 0;
+    let lastFailure: ProxyFailure = { kind: 'unreachable', code: 'ENOADDR' };
+    let current: net.Socket | null = null;
+    let settled = false;
+    const finish = (r: DialResult): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      resolve(r);
+    };
+    const timer = setTimeout(() => {
+      current?.destroy();
+      finish({ ok: false, failure: { kind: 'connect-timeout' } });
+    }, timeoutMs);
+    const onAbort = (): void => {
+      current?.destroy();
+      finish({ ok: false, failure: { kind: 'draining' } });
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const next = (): void => {
+      const c = candidates[index++];
+      if (!c) return finish({ ok: false, failure: lastFailure });
+      const socket = deps.connect({ host: c.ip, port: c.port });
+      current = socket;
+      const onError = (err: Error): void => {
+        socket.destroy();
+        lastFailure = failureFromError(err, 'connect');
+        if (!settled) next();
+      };
+      socket.once('error', onError);
+      socket.once('connect', () => {
+        socket.off('error', onError);
+        if (settled) {
+          socket.destroy();
+          return;
+        }
+        finish({ ok: true, socket, ip: c.ip, port: c.port });
+      });
+    };
+    next();
+  });
+}

@@ -1,0 +1,103 @@
+/**
+ * Every way a proxy request can fail, as a closed union, and the one place
+ * that maps a failure to the HTTP answer, the reason header and the metric
+ * label. Refusals are answers, never silent drops.
+ */
+import type { Outcome } from '../../protocol/telemetry.js';
+
+export type DestinationDenyReason =
+  | 'port-not-allowed' | 'loopback' | 'unspecified' | 'link-local' | 'metadata' | 'private' | 'cgnat' | 'ula'
+  | 'multicast' | 'broadcast' | 'reserved' | 'ipv4-embedded' | 'invalid' | 'self';
+
+export type ProxyFailure =
+  | { kind: 'client-not-allowed' }
+  | { kind: 'bad-request'; reason: 'origin-form' | 'bad-authority' | 'bad-url' | 'unsupported-scheme' | 'bad-method' | 'header-too-large' | 'header-timeout' | 'malformed' }
+  | { kind: 'destination-denied'; reason: DestinationDenyReason }
+  | { kind: 'dns-failure'; code: string }
+  | { kind: 'connect-refused' }
+  | { kind: 'unreachable'; code: string }
+  | { kind: 'connect-timeout' }
+  | { kind: 'upstream-error'; code: string }
+  | { kind: 'upstream-timeout' }
+  | { kind: 'tunnel-limit' }
+  | { kind: 'draining' };
+
+export interface FailureAnswer {
+  status: number;
+  statusText: string;
+  /** Value of the X-Egress-Witness-Error header: stable, documented, machine-readable. */
+  reason: string;
+  retryAfterSeconds?: number;
+  outcome: Outcome;
+}
+
+export const ERROR_HEADER = 'X-Egress-Witness-Error';
+
+export function failureAnswer(f: ProxyFailure): FailureAnswer {
+  switch (f.kind) {
+    case 'client-not-allowed':
+      return { status: 403, statusText: 'Forbidden', reason: 'client-not-allowed', outcome: 'denied' };
+    case 'bad-request':
+      if (f.reason === 'header-too-large') return { status: 431, statusText: 'Request Header Fields Too Large', reason: 'header-too-large', outcome: 'client_error' };
+      if (f.reason === 'header-timeout') return { status: 408, statusText: 'Request Timeout', reason: 'header-timeout', outcome: 'client_error' };
+      if (f.reason === 'bad-method') return { status: 405, statusText: 'Method Not Allowed', reason: 'bad-method', outcome: 'client_error' };
+      return { status: 400, statusText: 'Bad Request', reason: f.reason, outcome: 'client_error' };
+    case 'destination-denied':
+      return { status: 403, statusText: 'Forbidden', reason: `destination-denied:${f.reason}`, outcome: 'denied' };
+    case 'dns-failure':
+      return { status: 502, statusText: 'Bad Gateway', reason: 'dns-failure', outcome: 'dns_error' };
+    case 'connect-refused':
+      return { status: 502, statusText: 'Bad Gateway', reason: 'connect-refused', outcome: 'connect_error' };
+    case 'unreachable':
+      return { status: 502, statusText: 'Bad Gateway', reason: 'unreachable', outcome: 'connect_error' };
+    case 'connect-timeout':
+      return { status: 504, statusText: 'Gateway Timeout', reason: 'connect-timeout', outcome: 'connect_timeout' };
+    case 'upstream-error':
+      return { status: 502, statusText: 'Bad Gateway', reason: 'upstream-error', outcome: 'upstream_error' };
+    case 'upstream-timeout':
+      return { status: 504, statusText: 'Gateway Timeout', reason: 'upstream-timeout', outcome: 'upstream_error' };
+    case 'tunnel-limit':
+      return { status: 503, statusText: 'Service Unavailable', reason: 'tunnel-limit', retryAfterSeconds: 1, outcome: 'denied' };
+    case 'draining':
+      return { status: 503, statusText: 'Service Unavailable', reason: 'draining', retryAfterSeconds: 5, outcome: 'denied' };
+  }
+}
+
+/** Maps a Node socket/DNS error to a failure; unknown codes are upstream errors. */
+export function failureFromError(err: unknown, phase: 'dns' | 'connect' | 'upstream'): ProxyFailure {
+  const code = (err as { code?: unknown } | null)?.code;
+  const c = typeof code === 'string' ? code : 'EUNKNOWN';
+  if (phase === 'dns') return { kind: 'dns-failure', code: c };
+  switch (c) {
+    case 'ECONNREFUSED':
+      return { kind: 'connect-refused' };
+    case 'EHOSTUNREACH': case 'ENETUNREACH': case 'EHOSTDOWN': case 'ENETDOWN': case 'EADDRNOTAVAIL':
+      return { kind: 'unreachable', code: c };
+    case 'ETIMEDOUT': case 'ECONNECT_TIMEOUT': case 'UND_ERR_CONNECT_TIMEOUT':
+      return phase === 'connect' ? { kind: 'connect-timeout' } : { kind: 'upstream-timeout' };
+    case 'ENOTFOUND': case 'EAI_AGAIN': case 'EAI_FAIL': case 'EAI_NODATA': case 'EAI_NONAME':
+      return { kind: 'dns-failure', code: c };
+    default:
+      return phase === 'connect' ? { kind: 'unreachable', code: c } : { kind: 'upstream-error', code: c };
+  }
+}
+
+/** A complete HTTP/1.1 response for a raw socket (CONNECT refusals, parse errors). */
+export function rawFailureResponse(f: ProxyFailure): string {
+  const a = failureAnswer(f);
+  const body = `${a.reason}\n`;
+  return (
+    `HTTP/1.1 ${a.status} ${a.statusText}\r\n` +
+    `${ERROR_HEADER}: ${a.reason}\r\n` +
+    (a.retryAfterSeconds !== undefined ? `Retry-After: ${a.retryAfterSeconds}\r\n` : '') +
+    'Content-Type: text/plain\r\n' +
+    `Content-Length: ${body.length}\r\n` +
+    'Connection: close\r\n\r\n' +
+    body
+  );
+}
+
+/** Metric label for a failure (bounded). */
+export function failureLabel(f: ProxyFailure): string {
+  return f.kind === 'destination-denied' ? f.reason : f.kind === 'bad-request' ? f.reason : f.kind;
+}

@@ -1,0 +1,93 @@
+/**
+ * Plain-HTTP forwarding of absolute-form requests (`GET http://host/path`)
+ * with http-proxy-3, to the address the policy checked (Host header kept as
+ * sent), over a bounded keep-alive pool. Hop-by-hop headers are stripped;
+ * everything else — SigV4 signs Host and x-amz-* — passes unchanged.
+ */
+import http from 'node:http';
+import { createProxyServer, type ProxyServer } from 'http-proxy-3';
+import { failureAnswer, failureFromError, ERROR_HEADER, type ProxyFailure } from './failures.js';
+
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'upgrade'];
+
+/** Removes hop-by-hop headers, including those the Connection header names. */
+export function stripHopByHop(headers: http.IncomingHttpHeaders): void {
+  const named = headers.connection;
+  if (typeof named === 'string') {
+    for (const token of named.split(',')) {
+      const h = token.trim().toLowerCase();
+      if (h && h !== 'transfer-encoding' && h !== 'content-length' && h !== 'host') delete headers[h];
+    }
+  }
+  for (const h of HOP_BY_HOP) delete headers[h];
+}
+
+export interface ForwardResult {
+  status: number | null;
+  bytesUp: number;
+  bytesDown: number;
+  failure: ProxyFailure | null;
+}
+
+export class HttpForwarder {
+  private readonly proxy: ProxyServer;
+  private readonly exchanges = new WeakMap<http.IncomingMessage, { status: number | null; bytesDown: number }>();
+  readonly agent: http.Agent;
+
+  constructor(opts: { maxSocketsPerOrigin: number; keepAliveTimeoutMs: number; upstreamTimeoutMs: number; connectTimeoutMs: number }) {
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSocketsPerOrigin, maxFreeSockets: 16, timeout: opts.keepAliveTimeoutMs, scheduling: 'lifo' });
+    this.proxy = createProxyServer({
+      agent: this.agent,
+      xfwd: false,
+      changeOrigin: false,
+      prependPath: false,
+      proxyTimeout: opts.upstreamTimeoutMs,
+      connectTimeout: opts.connectTimeoutMs,
+    });
+    // Errors are handled per request through the callback; this keeps stray ones from crashing.
+    this.proxy.on('error', () => undefined);
+    this.proxy.on('proxyRes', (proxyRes: http.IncomingMessage, req: http.IncomingMessage) => {
+      const x = this.exchanges.get(req);
+      if (!x) return;
+      x.status = proxyRes.statusCode ?? null;
+      proxyRes.on('data', (c: Buffer) => (x.bytesDown += c.length));
+    });
+  }
+
+  /** Forwards `req` (whose url is already origin-form) to ip:port; resolves when the exchange ends. */
+  forward(req: http.IncomingMessage, res: http.ServerResponse, ip: string, port: number): Promise<ForwardResult> {
+    return new Promise((resolve) => {
+      let bytesUp = 0;
+      const x = { status: null as number | null, bytesDown: 0 };
+      this.exchanges.set(req, x);
+      let settled = false;
+      const done = (failure: ProxyFailure | null): void => {
+        if (settled) return;
+        settled = true;
+        resolve({ status: x.status, bytesUp, bytesDown: x.bytesDown, failure });
+      };
+      req.on('data', (c: Buffer) => (bytesUp += c.length));
+      stripHopByHop(req.headers);
+      res.once('close', () => {
+        done(res.writableFinished ? null : { kind: 'upstream-error', code: 'ECLIENTCLOSED' });
+      });
+      const target = { protocol: 'http:', host: ip, port };
+      this.proxy.web(req, res, { target }, (err: Error) => {
+        const failure = failureFromError(err, (err as { code?: string }).code === 'ECONNECT_TIMEOUT' ? 'connect' : 'upstream');
+        if (!res.headersSent) {
+          const a = failureAnswer(failure);
+          res.writeHead(a.status, { [ERROR_HEADER]: a.reason, 'content-type': 'text/plain', connection: 'close' }).end(`${a.reason}\n`);
+        } else {
+          res.destroy();
+        }
+        done(failure);
+      });
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+    this.proxy.close();
+  }
+}
+

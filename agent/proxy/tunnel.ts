@@ -1,0 +1,92 @@
+/**
+ * A CONNECT tunnel: bytes piped both ways, half-close honoured, an idle
+ * timeout pushed forward by traffic in either direction, byte counts taken
+ * from the sockets themselves (no per-chunk work on the hot path).
+ *
+ *   client ══▶ upstream   (client FIN → upstream.end(), the other way goes on)
+ *   client ◀══ upstream   (closed when both directions ended, on error, idle, or drain)
+ */
+import type net from 'node:net';
+import type { Outcome } from '../../protocol/telemetry.js';
+
+export interface TunnelResult {
+  bytesUp: number;
+  bytesDown: number;
+  outcome: Outcome;
+  endedAt: number;
+}
+
+export class Tunnel {
+  private outcome: Outcome = 'ok';
+  private closed = false;
+  private readonly done: Promise<TunnelResult>;
+  private resolveDone!: (r: TunnelResult) => void;
+
+  constructor(
+    readonly client: net.Socket,
+    readonly upstream: net.Socket,
+    private readonly opts: { idleTimeoutMs: number; now: () => number; head?: Buffer },
+  ) {
+    this.done = new Promise((r) => (this.resolveDone = r));
+    this.wire();
+  }
+
+  get finished(): Promise<TunnelResult> {
+    return this.done;
+  }
+
+  /** Ends the tunnel now (drain deadline, shutdown). */
+  abort(outcome: Outcome): void {
+    if (this.closed) return;
+    this.outcome = outcome;
+    this.client.destroy();
+    this.upstream.destroy();
+  }
+
+  private wire(): void {
+    const { client, upstream } = this;
+    if (this.opts.head && this.opts.head.length > 0) upstream.write(this.opts.head);
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
+    // Node resets a socket's timer on reads and writes: the client socket sees both directions.
+    client.setTimeout(this.opts.idleTimeoutMs, () => this.abort('idle_timeout'));
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const onError = (): void => {
+      if (this.outcome === 'ok') this.outcome = 'upstream_error';
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', () => {
+      if (this.outcome === 'ok') this.outcome = 'client_error';
+      upstream.destroy();
+    });
+    upstream.on('error', onError);
+    let closes = 0;
+    const onClose = (): void => {
+      // One side fully closed: the tunnel cannot carry anything useful any more.
+      if (++closes === 1) {
+        if (!client.destroyed && client.writableEnded === false && upstream.readableEnded) client.end();
+        if (!upstream.destroyed && upstream.writableEnded === false && client.readableEnded) upstream.end();
+        // Give the remaining half a moment to flush, then tear down.
+        client.destroySoon?.();
+        upstream.destroySoon?.();
+      }
+      if (closes === 2) this.finish();
+    };
+    client.once('close', onClose);
+    upstream.once('close', onClose);
+  }
+
+  private finish(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.client.setTimeout(0);
+    this.resolveDone({
+      bytesUp: this.upstream.bytesWritten,
+      bytesDown: this.upstream.bytesRead,
+      outcome: this.outcome,
+      endedAt: this.opts.now(),
+    });
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * Sends spooled batches to the detector, a few at a time, and removes a
+ * batch only when the detector acknowledged it (2xx). Failures back off
+ * globally (a down detector is down for every batch) with jitter, honouring
+ * Retry-After; permanent refusals go to the dead-letter folder; 401/403 keep
+ * retrying slowly and loudly, since they mean a key mismatch.
+ *
+ *   spool.take() ─▶ sign(t, body) ─▶ POST ─┬─ success ─────▶ spool.ack()
+ *                                          ├─ retryable ───▶ spool.release(), pause(backoff | Retry-After)
+ *                                          ├─ unauthorized ▶ spool.release(), pause(slow), error log + metric
+ *                                          └─ permanent ───▶ spool.deadLetter()
+ */
+import { Agent, request } from 'undici';
+import type { Logger } from '../../common/log/logger.js';
+import { signatureHeader, BATCH_HEADER, GATEWAY_HEADER, SIGNATURE_HEADER } from '../../protocol/signature.js';
+import type { AgentMetrics } from '../metrics/metrics.js';
+import { classifyNetworkError, classifyResponse, nextDelayMs, DEFAULT_BACKOFF, type BackoffPolicy, type SendOutcome } from './retry-policy.js';
+import type { Spool } from './spool.js';
+import type { SpoolEntry } from './spool-types.js';
+
+export interface ShipperOptions {
+  url: string;
+  gatewayId: string;
+  secret: Buffer;
+  spool: Spool;
+  maxInFlight: number;
+  metrics: AgentMetrics;
+  logger: Logger;
+  now: () => number;
+  ca?: string | null;
+  backoff?: BackoffPolicy;
+  requestTimeoutMs?: number;
+  random?: () => number;
+  /** Called after every settled send (the spool gauges are refreshed from it). */
+  onChange?: () => void;
+  /** Record count of a batch, when known (batches replayed after a restart are not). */
+  recordsOf?: (batchId: string) => number | undefined;
+}
+
+export class Shipper {
+  private readonly dispatcher: Agent;
+  private inFlight = 0;
+  private pausedUntil = 0;
+  private consecutiveFailures = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private readonly sends = new Set<Promise<void>>();
+
+  constructor(private readonly opts: ShipperOptions) {
+    this.dispatcher = new Agent({
+      connections: Math.max(1, opts.maxInFlight),
+      keepAliveTimeout: 4_000,
+      headersTimeout: opts.requestTimeoutMs ?? 30_000,
+      bodyTimeout: opts.requestTimeoutMs ?? 30_000,
+      connect: opts.ca ? { ca: opts.ca } : {},
+    });
+  }
+
+  /** Wakes the loop (new batches, or a pause ended). */
+  kick(): void {
+    if (this.stopped) return;
+    const wait = this.pausedUntil - this.opts.now();
+    if (wait > 0) {
+      if (!this.timer) {
+        this.timer = setTimeout(() => {
+          this.timer = null;
+          this.kick();
+        }, wait);
+        this.timer.unref();
+      }
+      return;
+    }
+    while (this.inFlight < this.opts.maxInFlight) {
+      const entry = this.opts.spool.take();
+      if (!entry) break;
+      this.inFlight++;
+      const p = this.send(entry).finally(() => {
+        this.inFlight--;
+        this.sends.delete(p);
+        this.kick();
+      });
+      this.sends.add(p);
+    }
+  }
+
+  private async send(entry: SpoolEntry): Promise<void> {
+    const started = this.opts.now();
+    let outcome: SendOutcome;
+    try {
+      const t = Math.floor(this.opts.now() / 1000);
+      const res = await request(this.opts.url, {
+        method: 'POST',
+        dispatcher: this.dispatcher,
+        body: entry.payload,
+        headers: {
+          'content-type': 'application/json',
+          'content-encoding': 'gzip',
+          [GATEWAY_HEADER]: this.opts.gatewayId,
+          [BATCH_HEADER]: entry.id,
+          [SIGNATURE_HEADER]: signatureHeader(this.opts.secret, t, entry.payload),
+        },
+      });
+      const text = await res.body.text().catch(() => '');
+      outcome = classifyResponse(res.statusCode, { 'retry-after': headerValue(res.headers['retry-after']) }, this.opts.now());
+      if (outcome.kind !== 'success') outcome = { ...outcome, reason: `${outcome.kind === 'unauthorized' ? 'unauthorized' : outcome.reason}: ${text.slice(0, 200)}` } as SendOutcome;
+    } catch (err) {
+      outcome = classifyNetworkError(err);
+    }
+    this.opts.metrics.telemetrySendDuration.observe((this.opts.now() - started) / 1000);
+    this.opts.metrics.telemetryBatches.inc({ outcome: outcome.kind });
+    await this.settle(entry, outcome);
+    this.opts.onChange?.();
+  }
+
+  private async settle(entry: SpoolEntry, outcome: SendOutcome): Promise<void> {
+    const log = this.opts.logger;
+    switch (outcome.kind) {
+      case 'success':
+        this.consecutiveFailures = 0;
+        await this.opts.spool.ack(entry.id);
+        this.opts.metrics.telemetryRecords.inc(this.opts.recordsOf?.(entry.id) ?? 0);
+        return;
+      case 'permanent':
+        this.consecutiveFailures = 0;
+        await this.opts.spool.deadLetter(entry.id, `${outcome.status} ${outcome.reason}`);
+        this.opts.metrics.spoolDeadLettered.inc();
+        log.error({ event: 'batch_dead_lettered', batch_id: entry.id, status: outcome.status, reason: outcome.reason }, 'detector refused a batch permanently; moved to the dead-letter folder');
+        return;
+      case 'unauthorized':
+      case 'retryable': {
+        this.opts.spool.release(entry.id);
+        const delay = nextDelayMs(this.opts.backoff ?? DEFAULT_BACKOFF, this.consecutiveFailures++, outcome, this.opts.random ?? Math.random);
+        this.pausedUntil = Math.max(this.pausedUntil, this.opts.now() + delay);
+        if (outcome.kind === 'unauthorized') {
+          log.error({ event: 'telemetry_unauthorized', status: outcome.status, retry_in_ms: delay }, 'detector rejected the batch signature: telemetry.secret_file does not match the detector\'s key for this gateway');
+        } else {
+          log.warn({ event: 'telemetry_retry', batch_id: entry.id, reason: outcome.reason, retry_in_ms: delay, attempt: entry.attempts + 1 }, 'telemetry send failed; will retry');
+        }
+        return;
+      }
+    }
+  }
+
+  /** Waits for in-flight sends (bounded), then stops. Unsent batches stay in the spool. */
+  async stop(timeoutMs = 5_000): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await Promise.race([Promise.allSettled([...this.sends]), new Promise((r) => setTimeout(r, timeoutMs))]);
+    await this.dispatcher.close().catch(() => undefined);
+  }
+}
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}

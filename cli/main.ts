@@ -1,0 +1,150 @@
+#!/usr/bin/env node
+/**
+ * egress-witness: one CLI for the gateway agent, the detector and the tools
+ * around them. Exit codes: 0 ok, 1 invalid config or runtime failure, 2 usage.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { packageVersion } from '../common/runtime/version.js';
+import { checkConfigCommand } from './commands/check-config.js';
+import { suppressionRuleCommand } from './commands/suppression-rule.js';
+import { caInitCommand } from './commands/ca.js';
+import { runAgent } from '../agent/main.js';
+import { runDetector, listDecisions } from '../detector/main.js';
+import { replayCommand } from './commands/replay.js';
+
+const out = { stdout: (s: string) => process.stdout.write(s), stderr: (s: string) => process.stderr.write(s) };
+
+function program(): Command {
+  const p = new Command('egress-witness')
+    .description('Attest AWS API calls that leave through an on-prem gateway, instead of blindly suppressing\nGuardDuty InstanceCredentialExfiltration.OutsideAWS findings for the gateway address.')
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeOut: out.stdout, writeErr: out.stderr });
+
+  p.command('agent')
+    .description('run the gateway agent: forward proxy, observations, telemetry shipping')
+    .requiredOption('-c, --config <file>', 'agent configuration file (YAML)')
+    .addOption(new Option('--log-level <level>', 'override log.level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .addHelpText('after', `
+Examples:
+  egress-witness agent --config /etc/egress-witness/agent.yaml
+  egress-witness agent --config config/agent.local.yaml --log-level debug
+
+Signals: SIGHUP reloads the configuration (the old one stays on error),
+SIGTERM/SIGINT drain and exit 0; a second one exits at once.`)
+    .action(async (o: { config: string; logLevel?: string }) => {
+      process.exitCode = await runAgent(o.config, o.logLevel ? { logLevel: o.logLevel } : {});
+    });
+
+  const det = p.command('detector').description('run the central detector, or query its store');
+  det
+    .command('run', { isDefault: true })
+    .description('run the detector daemon: telemetry ingest, CloudTrail and GuardDuty input, correlation, findings')
+    .requiredOption('-c, --config <file>', 'detector configuration file (YAML)')
+    .addHelpText('after', `
+Examples:
+  egress-witness detector --config /etc/egress-witness/detector.yaml`)
+    .action(async (o: { config: string }) => {
+      process.exitCode = await runDetector(o.config);
+    });
+  det
+    .command('decisions')
+    .description('list stored decisions (CloudTrail events and GuardDuty findings) with their evidence, as JSON lines')
+    .requiredOption('-c, --config <file>', 'detector configuration file (YAML)')
+    .option('--since <duration>', 'only decisions newer than this (e.g. 1h, 30m)', '24h')
+    .addOption(new Option('--disposition <d>', 'only this disposition').choices(['ignored', 'suppressed', 'finding', 'archive', 'keep']))
+    .option('--limit <n>', 'at most this many', '1000')
+    .addHelpText('after', `
+Examples:
+  egress-witness detector decisions --config /etc/egress-witness/detector.yaml --since 1h --disposition suppressed`)
+    .action(async (o: { config: string; since: string; disposition?: string; limit: string }) => {
+      process.exitCode = await listDecisions(o.config, { since: o.since, disposition: o.disposition ?? null, limit: Number(o.limit) }, out);
+    });
+
+  p.command('check-config')
+    .description('validate an agent or detector configuration file (told apart by its top-level keys)')
+    .argument('<file>', 'configuration file (YAML)')
+    .addHelpText('after', `
+Valid: exit 0 and a one-line summary. Invalid: exit 1 and every problem as "path: reason".
+
+Examples:
+  egress-witness check-config /etc/egress-witness/agent.yaml
+  egress-witness check-config config/detector.example.yaml`)
+    .action(async (file: string) => {
+      process.exitCode = await checkConfigCommand(file, out);
+    });
+
+  p.command('suppression-rule')
+    .description('print the static GuardDuty suppression rule (CreateFilter) for the configured egress CIDRs')
+    .requiredOption('-c, --config <file>', 'agent or detector configuration file')
+    .addOption(new Option('--format <format>', 'output format').choices(['json', 'cli']).default('json'))
+    .option('--expand', 'list single addresses for CIDRs of at most 50 addresses')
+    .option('--detector-id <id>', 'GuardDuty detector id to put in the rule')
+    .option('--name <name>', 'filter name (3-64 of A-Z a-z 0-9 . _ -)', 'egress-witness-gateway-cidrs')
+    .option('--rank <n>', 'filter rank (1 = evaluated first)', '1')
+    .addHelpText('after', `
+Why this rule is blind: it archives every OutsideAWS finding whose caller address is the
+gateway's, so an attacker who steals instance credentials and sends them through the same
+gateway (or anyone behind the same NAT) is silenced too. It cannot say which host, which key,
+or whether the call was routed at all. The egress-witness agent instead attests each key it
+saw used by a routed client, and the detector suppresses only what was attested — use this
+rule only as a fallback while the agent and detector are not deployed.
+
+Examples:
+  egress-witness suppression-rule --config /etc/egress-witness/agent.yaml
+  egress-witness suppression-rule --config agent.yaml --format cli --expand --detector-id 12abc34d567e8fa901bc2d34e56789f0`)
+    .action(async (o: { config: string; format: 'json' | 'cli'; expand?: boolean; detectorId?: string; name: string; rank: string }) => {
+      process.exitCode = await suppressionRuleCommand(o, out);
+    });
+
+  const ca = p.command('ca').description('manage the inspection CA');
+  ca.command('init')
+    .description('create an inspection CA (ECDSA P-256) for TLS inspection of AWS endpoints')
+    .requiredOption('-o, --out <dir>', 'folder to write ca.pem and ca-key.pem into')
+    .option('--force', 'overwrite existing files')
+    .option('--name <cn>', 'CA common name', 'egress-witness inspection CA')
+    .option('--validity-days <n>', 'CA validity in days', '825')
+    .option('--domains <list>', 'comma-separated DNS name constraints (empty = none)', 'amazonaws.com,api.aws,amazonaws.com.cn,amazonwebservices.com.cn')
+    .addHelpText('after', `
+Examples:
+  egress-witness ca init --out /etc/egress-witness
+  egress-witness ca init --out ./ca --domains amazonaws.com`)
+    .action(async (o: { out: string; force?: boolean; name: string; validityDays: string; domains: string }) => {
+      process.exitCode = await caInitCommand(o, out);
+    });
+
+  p.command('replay')
+    .description('offline forensics: correlate CloudTrail files (and GuardDuty findings) with agent NDJSON telemetry')
+    .requiredOption('-c, --config <file>', 'detector configuration file (gateways, correlation)')
+    .option('--cloudtrail <files...>', 'CloudTrail log files (.json or .json.gz, {"Records":[...]})')
+    .option('--telemetry <files...>', 'agent NDJSON files (telemetry.file sink format)')
+    .option('--guardduty <files...>', 'GuardDuty findings (JSON lines, arrays, EventBridge events or bare findings)')
+    .option('--findings', 'print the aggregated findings instead of one decision per record')
+    .option('--quiet', 'no progress on stderr')
+    .addHelpText('after', `
+Examples:
+  egress-witness replay --config detector.yaml --cloudtrail logs/*.json.gz --telemetry gw1.ndjson
+  egress-witness replay --config detector.yaml --cloudtrail logs/ --telemetry gw1.ndjson --findings
+  egress-witness replay --config detector.yaml --guardduty findings.json --cloudtrail logs/*.json.gz --telemetry gw1.ndjson`)
+    .action(async (o: { config: string; cloudtrail?: string[]; telemetry?: string[]; guardduty?: string[]; findings?: boolean; quiet?: boolean }) => {
+      process.exitCode = await replayCommand(o, out);
+    });
+  return p;
+}
+
+async function main(argv: string[]): Promise<void> {
+  try {
+    await program().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here with code 0; everything else is a usage error.
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    process.stderr.write(`egress-witness: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  }
+}
+
+await main(process.argv);

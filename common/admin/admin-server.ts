@@ -1,0 +1,76 @@
+/**
+ * The admin listener: `/metrics` (Prometheus text), `/healthz` (the process
+ * is alive and its event loop turns), `/readyz` (listeners up, config loaded).
+ * Bind it to loopback; it exposes no secrets, but it is not for the world.
+ */
+import http from 'node:http';
+import type { AddressInfo, Server as NetServer } from 'node:net';
+import type { Registry } from 'prom-client';
+
+export interface Readiness {
+  ready: boolean;
+  checks: Record<string, boolean>;
+}
+
+export interface AdminServerOptions {
+  registry: Registry;
+  readiness: () => Readiness;
+  /** Extra read-only JSON endpoints, e.g. `/status`. */
+  routes?: Record<string, () => unknown>;
+}
+
+export function createAdminServer(opts: AdminServerOptions): http.Server {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    if (path === '/metrics') {
+      opts.registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': opts.registry.contentType }).end(text),
+        (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics collection failed: ${String(err)}\n`),
+      );
+      return;
+    }
+    if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      return;
+    }
+    if (path === '/readyz') {
+      const r = opts.readiness();
+      res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(r)}\n`);
+      return;
+    }
+    const route = path !== undefined ? opts.routes?.[path] : undefined;
+    if (route) {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(route())}\n`);
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz or /readyz\n');
+  });
+  server.keepAliveTimeout = 5_000;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  return server;
+}
+
+/** Listens and resolves with the bound address, or rejects with the listen error (EADDRINUSE…). */
+export function listen(server: http.Server | NetServer, host: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen({ host, port, exclusive: true }, () => {
+      server.off('error', onError);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+export function closeServer(server: http.Server | NetServer): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    if ('closeIdleConnections' in server) server.closeIdleConnections();
+  });
+}

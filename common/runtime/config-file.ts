@@ -1,0 +1,64 @@
+/** Reads a YAML config file and validates it, turning I/O errors into config problems. */
+import { readFile, stat } from 'node:fs/promises';
+import type { z } from 'zod';
+import { loadConfigText, parseYaml, type ConfigResult } from '../config/load.js';
+
+export async function readConfigFile<S extends z.ZodType>(path: string, schema: S): Promise<ConfigResult<z.output<S>>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    return { ok: false, problems: [{ path: '', message: describeFileError(path, err) }] };
+  }
+  return loadConfigText(text, schema);
+}
+
+/** Top-level keys of a YAML file (to tell agent from detector files), or the syntax problems. */
+export async function readTopLevelKeys(path: string): Promise<{ ok: true; keys: string[] } | { ok: false; problems: { path: string; message: string; line?: number; column?: number }[] }> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    return { ok: false, problems: [{ path: '', message: describeFileError(path, err) }] };
+  }
+  const parsed = parseYaml(text);
+  if (!parsed.ok) return parsed;
+  const js: unknown = parsed.doc.toJS();
+  if (js === null || typeof js !== 'object' || Array.isArray(js)) return { ok: false, problems: [{ path: '', message: 'expected a mapping of sections at the top level' }] };
+  return { ok: true, keys: Object.keys(js) };
+}
+
+export function describeFileError(path: string, err: unknown): string {
+  const code = (err as { code?: string }).code;
+  if (code === 'ENOENT') return `${path}: no such file`;
+  if (code === 'EACCES') return `${path}: permission denied (the daemon user must be able to read it)`;
+  if (code === 'EISDIR') return `${path}: is a directory, expected a file`;
+  return `${path}: ${(err as Error).message}`;
+}
+
+export type FileCheck = { ok: true } | { ok: false; message: string };
+
+/** A secret or key file must exist, be a file, and not be readable by others (group too when `strict`). */
+export async function checkPrivateFile(path: string, what: string, strictGroup: boolean): Promise<FileCheck> {
+  try {
+    const s = await stat(path);
+    if (!s.isFile()) return { ok: false, message: `${path}: ${what} must be a regular file` };
+    const mask = strictGroup ? 0o077 : 0o007;
+    if ((s.mode & mask) !== 0) {
+      return { ok: false, message: `${path}: ${what} is readable by ${strictGroup ? 'group or others' : 'others'} (mode ${(s.mode & 0o777).toString(8)}); run: chmod ${strictGroup ? '600' : '640'} ${path}` };
+    }
+    await readFile(path);
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, message: describeFileError(path, err) };
+  }
+}
+
+export async function checkReadableFile(path: string): Promise<FileCheck> {
+  try {
+    await readFile(path);
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, message: describeFileError(path, err) };
+  }
+}

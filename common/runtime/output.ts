@@ -1,0 +1,4 @@
+export interface Output {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}

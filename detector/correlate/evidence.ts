@@ -1,0 +1,85 @@
+/**
+ * Sightings turned into recorded evidence: distance to the event, nearest
+ * first, bounded in number, and the small text helpers reasons share.
+ */
+import { MAX_EVIDENCE, type Evidence, type Sighting } from './types.js';
+
+/** Distance from `atMs` to the sighting's span; 0 when inside it. */
+export function distanceMs(s: Sighting, atMs: number): number {
+  if (atMs < s.firstSeenMs) return s.firstSeenMs - atMs;
+  if (atMs > s.lastSeenMs) return atMs - s.lastSeenMs;
+  return 0;
+}
+
+export function withinWindow(s: Sighting, atMs: number, windowMs: number): boolean {
+  return distanceMs(s, atMs) <= windowMs;
+}
+
+export function toEvidence(s: Sighting, atMs: number): Evidence {
+  return {
+    gatewayId: s.gatewayId,
+    clientIp: s.clientIp,
+    network: s.network,
+    firstSeen: new Date(s.firstSeenMs).toISOString(),
+    lastSeen: new Date(s.lastSeenMs).toISOString(),
+    count: s.count,
+    host: s.host,
+    service: s.service,
+    region: s.region,
+    action: s.action,
+    mode: s.mode,
+    deltaMs: distanceMs(s, atMs),
+  };
+}
+
+/** The nearest sightings to `atMs` as evidence, nearest first (latest first on a tie). */
+export function nearestEvidence(sightings: readonly Sighting[], atMs: number, max = MAX_EVIDENCE): Evidence[] {
+  return sightings
+    .map((s) => ({ s, d: distanceMs(s, atMs) }))
+    .sort((a, b) => a.d - b.d || b.s.lastSeenMs - a.s.lastSeenMs)
+    .slice(0, max)
+    .map(({ s }) => toEvidence(s, atMs));
+}
+
+/** The sighting nearest to `atMs` (latest on a tie), or null. */
+export function nearestSighting(sightings: readonly Sighting[], atMs: number): Sighting | null {
+  let best: Sighting | null = null;
+  let bestD = Infinity;
+  for (const s of sightings) {
+    const d = distanceMs(s, atMs);
+    if (d < bestD || (d === bestD && best !== null && s.lastSeenMs > best.lastSeenMs)) {
+      best = s;
+      bestD = d;
+    }
+  }
+  return best;
+}
+
+/** The point of the sighting's span closest to `atMs`: when the gateway saw it, as near the event as it gets. */
+export function nearestPointMs(s: Sighting, atMs: number): number {
+  return Math.min(Math.max(atMs, s.firstSeenMs), s.lastSeenMs);
+}
+
+/** `ASIAIOSFODNN7EXAMPLE` → `ASIA…MPLE`: enough to tell keys apart in a log, not enough to use one. */
+export function maskKey(key: string | null): string {
+  if (key === null) return '(no key)';
+  return key.length <= 8 ? '…' : `${key.slice(0, 4)}…${key.slice(-4)}`;
+}
+
+/** `12:01:07Z`: the reason's time of day (the date is in the decision). */
+export function clockTime(ms: number): string {
+  return `${new Date(ms).toISOString().slice(11, 19)}Z`;
+}
+
+/** `5m`, `90s`, `2h`: durations in reasons. */
+export function shortDuration(ms: number): string {
+  if (ms % 3_600_000 === 0 && ms > 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
+/** `10.20.3.4 (vpc-prod)` or `192.168.9.9 (no routed network)`. */
+export function describeClient(s: Sighting): string {
+  return `${s.clientIp} (${s.network ?? 'no routed network'})`;
+}

@@ -1,0 +1,88 @@
+/**
+ * EvidenceView over telemetry records held in memory: for `replay` and for
+ * tests. Three indexes, each a SpanIndex (binary search on firstSeen):
+ *
+ *   by access key               → sightings          keySightings
+ *   by gateway+service+region   → sightings          endpointSightings
+ *   by gateway                  → heartbeats and observation spans  heartbeatNear
+ *
+ * Observations whose client is in no routed network (network null) are kept:
+ * the unrouted-client rule depends on them. The gateway id passed to
+ * `addRecord` (the authenticated sender) wins over the one in the record.
+ */
+import type { Heartbeat, Observation } from '../../protocol/telemetry.js';
+import { SpanIndex } from './span-index.js';
+import type { EvidenceView, Sighting } from './types.js';
+
+export class MemoryEvidence implements EvidenceView {
+  private readonly byKey = new Map<string, SpanIndex<Sighting>>();
+  private readonly byEndpoint = new Map<string, SpanIndex<Sighting>>();
+  private readonly liveness = new Map<string, SpanIndex<true>>();
+  private sightings = 0;
+
+  /** Number of observations indexed. */
+  get size(): number {
+    return this.sightings;
+  }
+
+  /** Indexes one validated telemetry record; records with unparseable times are skipped (returns false). */
+  addRecord(gatewayId: string, record: Observation | Heartbeat): boolean {
+    if (record.type === 'heartbeat') {
+      const t = Date.parse(record.time);
+      if (!Number.isFinite(t)) return false;
+      indexFor(this.liveness, gatewayId).add(t, t, true);
+      return true;
+    }
+    const first = Date.parse(record.firstSeen);
+    const last = Date.parse(record.lastSeen);
+    if (!Number.isFinite(first) || !Number.isFinite(last)) return false;
+    this.addSighting({
+      gatewayId,
+      clientIp: record.clientIp,
+      network: record.network,
+      firstSeenMs: Math.min(first, last),
+      lastSeenMs: Math.max(first, last),
+      count: record.count,
+      host: record.host,
+      service: record.aws?.service ?? null,
+      region: record.aws?.region ?? null,
+      action: record.action,
+      accessKeyId: record.accessKeyId,
+      mode: record.mode,
+    });
+    return true;
+  }
+
+  addSighting(s: Sighting): void {
+    this.sightings++;
+    indexFor(this.liveness, s.gatewayId).add(s.firstSeenMs, s.lastSeenMs, true);
+    if (s.accessKeyId !== null) indexFor(this.byKey, s.accessKeyId).add(s.firstSeenMs, s.lastSeenMs, s);
+    if (s.service !== null) indexFor(this.byEndpoint, endpointKey(s.gatewayId, s.service, s.region)).add(s.firstSeenMs, s.lastSeenMs, s);
+  }
+
+  keySightings(accessKeyId: string, fromMs: number, toMs: number): Sighting[] {
+    return this.byKey.get(accessKeyId)?.overlapping(fromMs, toMs) ?? [];
+  }
+
+  endpointSightings(gatewayId: string, service: string, region: string | null, fromMs: number, toMs: number): Sighting[] {
+    return this.byEndpoint.get(endpointKey(gatewayId, service, region))?.overlapping(fromMs, toMs) ?? [];
+  }
+
+  heartbeatNear(gatewayId: string, fromMs: number, toMs: number): boolean {
+    return this.liveness.get(gatewayId)?.hasOverlap(fromMs, toMs) ?? false;
+  }
+}
+
+function indexFor<T>(map: Map<string, SpanIndex<T>>, key: string): SpanIndex<T> {
+  let index = map.get(key);
+  if (index === undefined) {
+    index = new SpanIndex<T>();
+    map.set(key, index);
+  }
+  return index;
+}
+
+/** Gateway ids and service names hold no newline; NUL marks a global (null) region. */
+function endpointKey(gatewayId: string, service: string, region: string | null): string {
+  return `${gatewayId}\n${service}\n${region ?? '\u0000'}`;
+}

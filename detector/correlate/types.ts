@@ -1,0 +1,121 @@
+/**
+ * The correlation vocabulary: what the agents saw (sightings), what the
+ * detector decided about one CloudTrail event (decisions), and the contracts
+ * of the evidence store and the policy. Pure types, no behaviour.
+ */
+import type { CidrSet } from '../../common/cidr/cidr-set.js';
+
+export type Disposition = 'ignored' | 'suppressed' | 'finding';
+
+export type RuleName =
+  | 'not-instance-credential'
+  | 'aws-internal'
+  | 'vpc-endpoint'
+  | 'inside-aws'
+  | 'attested'
+  | 'endpoint-attested'
+  | 'unrouted-client'
+  | 'gateway-unverified'
+  | 'gateway-unattested'
+  | 'external';
+
+/** One aggregated observation as the detector stores it (times in epoch ms). */
+export interface Sighting {
+  gatewayId: string;
+  clientIp: string;
+  /** The routed network the client belongs to; null: the client is in none. */
+  network: string | null;
+  firstSeenMs: number;
+  lastSeenMs: number;
+  count: number;
+  host: string;
+  service: string | null;
+  region: string | null;
+  action: string | null;
+  accessKeyId: string | null;
+  mode: 'tunnel' | 'inspect' | 'http';
+}
+
+/** A sighting as recorded with a decision. */
+export interface Evidence {
+  gatewayId: string;
+  clientIp: string;
+  network: string | null;
+  firstSeen: string;
+  lastSeen: string;
+  count: number;
+  host: string;
+  service: string | null;
+  region: string | null;
+  action: string | null;
+  mode: string;
+  /** Distance from eventTime to the sighting's span; 0 when inside it. */
+  deltaMs: number;
+}
+
+export interface Decision {
+  eventId: string;
+  eventTime: string;
+  accessKeyId: string | null;
+  sourceIPAddress: string;
+  disposition: Disposition;
+  rule: RuleName;
+  /** Findings only: 8 High, 5 Medium. */
+  severity: number | null;
+  gatewayId: string | null;
+  /** At most MAX_EVIDENCE, nearest to the event first. */
+  evidence: Evidence[];
+  instanceId: string | null;
+  /** One human sentence; access keys masked as first4…last4. */
+  reason: string;
+}
+
+export interface GatewayRegistry {
+  gateways: { id: string; egressCidrs: string[]; inspect: boolean }[];
+}
+
+export interface CompiledGateway {
+  readonly id: string;
+  readonly inspect: boolean;
+  readonly cidrs: CidrSet;
+}
+
+export interface CompiledRegistry {
+  readonly gateways: readonly CompiledGateway[];
+  /** Every gateway's CIDRs, tagged with the gateway id (longest prefix wins in `match`). */
+  readonly all: CidrSet<string>;
+  /** All gateways whose CIDRs contain the address (CIDRs may overlap). */
+  gatewaysFor(address: string): CompiledGateway[];
+}
+
+/**
+ * Read access to stored telemetry; implemented over SQLite by the daemon and
+ * in memory (MemoryEvidence) for replay and tests. Ranges are inclusive and
+ * a sighting qualifies when its [firstSeen, lastSeen] span overlaps them.
+ */
+export interface EvidenceView {
+  /** Sightings of the key by any gateway, from routed and unrouted clients alike. */
+  keySightings(accessKeyId: string, fromMs: number, toMs: number): Sighting[];
+  /** Sightings of one endpoint by one gateway; `region` matches exactly (null = global endpoint). */
+  endpointSightings(gatewayId: string, service: string, region: string | null, fromMs: number, toMs: number): Sighting[];
+  /** Whether the gateway sent anything (heartbeat or observation) in [from, to]. */
+  heartbeatNear(gatewayId: string, fromMs: number, toMs: number): boolean;
+}
+
+export interface CorrelationPolicy {
+  /** How far a sighting may be from eventTime and still attest it. */
+  windowMs: number;
+  /** A gateway with no heartbeat within this distance of the event counts as silent. */
+  heartbeatStaleMs: number;
+  /** 'flag': endpoint attestation by tunnel-only gateways becomes a finding. */
+  endpointAttestation: 'accept' | 'flag';
+  /** AWS's published ranges (ip-ranges.json), if loaded. */
+  awsRanges: { contains(ip: string): boolean } | null;
+}
+
+export const MAX_EVIDENCE = 5;
+export const SEVERITY_HIGH = 8;
+export const SEVERITY_MEDIUM = 5;
+
+/** The GuardDuty finding type this project attests against, and the one its own findings carry. */
+export const OUTSIDE_AWS_FINDING_TYPE = 'UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS';
