@@ -94,6 +94,11 @@ export class AgentApp {
     };
   }
 
+  /** Hands everything aggregated so far to the sinks now (tests, and the final flush at stop). */
+  flushTelemetry(): Promise<void> {
+    return this.pipeline?.flush() ?? Promise.resolve();
+  }
+
   async start(): Promise<AgentAddresses> {
     const c = this.config;
     const adminAddr = await listen(this.admin, c.admin.listen.host, c.admin.listen.port);

@@ -13,11 +13,15 @@
  *   - is upper-case alphanumeric of 8+ (Route 53 zone, CloudFront IDs),
  *     or 8+ characters with 2+ digits (i-0abc…, vol-…);
  *   - is longer than 32 characters; or
- *   - follows a plural collection literal ("functions", "restapis", "tags"),
- *     which in resource-style paths is followed by a name.
- * API-version segments (2015-03-31, v1, v20180820) are always kept. So Lambda's
+ *   - follows a kept plural literal ("functions", "restapis", "tags"), which
+ *     in resource-style paths is followed by a name; words ending in -ss or
+ *     -us ("access", "status") are not taken for plurals.
+ * API-version segments (2015-03-31, v1, v20180820) are always kept, and a
+ * path longer than 6 segments ends in "/...". So Lambda's
  * `POST /2015-03-31/functions/my-fn/invocations` becomes
- * `POST /2015-03-31/functions/{id}/invocations`.
+ * `POST /2015-03-31/functions/{id}/invocations`. Names after singular
+ * literals (`/v20180820/accesspoint/my-ap`) are kept unless they look like
+ * identifiers: without the service model the two cannot be told apart.
  */
 import { isOperationName } from './form-action-sniffer.js';
 import { headerValue, parseQuery, singleHeader, splitTarget } from './http-request.js';
@@ -104,7 +108,7 @@ const API_VERSION = /^(?:\d{4}-\d{2}-\d{2}|v\d{1,8}(?:\.\d+)*)$/i;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PLAIN_SEGMENT = /^[A-Za-z0-9._~-]+$/;
 const COLLECTION = /^[a-z][a-z-]*[a-z]s$/;
-const NOT_PLURAL = /(?:ss|us|is)$/;
+const NOT_PLURAL = /(?:ss|us)$/;
 
 function looksLikeIdentifier(segment: string): boolean {
   // ARNs contain ":" and so fail PLAIN_SEGMENT, encoded or not.
@@ -118,17 +122,22 @@ function isCollection(segment: string): boolean {
   return COLLECTION.test(segment) && !NOT_PLURAL.test(segment);
 }
 
+function keepSegment(segment: string, previousKept: string | null): boolean {
+  if (API_VERSION.test(segment)) return true;
+  if (previousKept !== null && isCollection(previousKept)) return false;
+  return !looksLikeIdentifier(segment);
+}
+
 /** Method plus folded path (rules in the header comment). */
 export function restTemplate(method: string, path: string): string {
   const verb = /^[A-Za-z]{1,16}$/.test(method) ? method.toUpperCase() : 'OTHER';
   const segments = path.split('/').filter((s) => s !== '');
   const folded: string[] = [];
-  let previous: string | null = null;
+  let previousKept: string | null = null;
   for (const segment of segments.slice(0, MAX_TEMPLATE_SEGMENTS)) {
-    const keep: boolean = API_VERSION.test(segment)
-      || (!(previous !== null && isCollection(previous)) && !looksLikeIdentifier(segment));
+    const keep = keepSegment(segment, previousKept);
     folded.push(keep ? segment : '{id}');
-    previous = keep ? segment : null;
+    previousKept = keep ? segment : null;
   }
   if (segments.length > MAX_TEMPLATE_SEGMENTS) folded.push('...');
   return `${verb} /${folded.join('/')}`.slice(0, MAX_ACTION_LENGTH);

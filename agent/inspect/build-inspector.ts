@@ -28,7 +28,7 @@ export async function buildInspector(
   const ca = await readCaFiles(inspect.ca_cert, inspect.ca_key);
   const minter = new LeafMinter(ca, { validityMs: inspect.leaf_validity, cacheSize: inspect.cert_cache_size, now: deps.now });
   const extraCa = c.upstream.ca_file ? await readFile(c.upstream.ca_file, 'utf8') : null;
-  const policy = { policy: new DestinationPolicy({ allowCidrs: c.proxy.allow_destination_cidrs, allowedPorts: c.proxy.allowed_ports, selfAddresses: deps.self ?? [{ ip: c.proxy.listen.host, port: c.proxy.listen.port }] }), overrides: new ResolveOverrides(c.upstream.resolve) };
+  const policy = { policy: new DestinationPolicy({ allowCidrs: c.proxy.allow_destination_cidrs, allowedPorts: c.proxy.allowed_ports, selfAddresses: (deps.self ?? [{ ip: c.proxy.listen.host, port: c.proxy.listen.port }]).filter((a) => a.port > 0) }), overrides: new ResolveOverrides(c.upstream.resolve) };
   const dispatcher = new Agent({
     connections: c.upstream.max_connections_per_origin,
     keepAliveTimeout: c.upstream.keep_alive_timeout,

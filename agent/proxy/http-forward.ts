@@ -10,16 +10,17 @@ import { failureAnswer, failureFromError, ERROR_HEADER, type ProxyFailure } from
 
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'upgrade'];
 
-/** Removes hop-by-hop headers, including those the Connection header names. */
-export function stripHopByHop(headers: http.IncomingHttpHeaders): void {
+/** Hop-by-hop header names of a request: the fixed list plus those its Connection header names. */
+export function hopByHopHeaders(headers: http.IncomingHttpHeaders): string[] {
+  const out = [...HOP_BY_HOP];
   const named = headers.connection;
   if (typeof named === 'string') {
     for (const token of named.split(',')) {
       const h = token.trim().toLowerCase();
-      if (h && h !== 'transfer-encoding' && h !== 'content-length' && h !== 'host') delete headers[h];
+      if (h && h !== 'transfer-encoding' && h !== 'content-length' && h !== 'host') out.push(h);
     }
   }
-  for (const h of HOP_BY_HOP) delete headers[h];
+  return out;
 }
 
 export interface ForwardResult {
@@ -67,7 +68,11 @@ export class HttpForwarder {
         resolve({ status: x.status, bytesUp, bytesDown: x.bytesDown, failure });
       };
       req.on('data', (c: Buffer) => (bytesUp += c.length));
-      stripHopByHop(req.headers);
+      // http-proxy copies req.headers upstream and req.headers.connection onto the response:
+      // drop hop-by-hop headers, but keep a client's "close" so both hops honour it.
+      const wantsClose = /(^|,)\s*close\s*(,|$)/i.test(String(req.headers.connection ?? ''));
+      for (const h of hopByHopHeaders(req.headers)) delete req.headers[h];
+      if (wantsClose) req.headers.connection = 'close';
       res.once('close', () => {
         done(res.writableFinished ? null : { kind: 'upstream-error', code: 'ECLIENTCLOSED' });
       });

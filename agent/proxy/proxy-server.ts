@@ -84,6 +84,8 @@ export class ForwardProxy {
     this.server = http.createServer({
       maxHeaderSize: opts.maxHeaderBytes,
       headersTimeout: opts.headerTimeoutMs,
+      // Node checks header deadlines on this interval (default 30 s): keep it well under the timeout.
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(opts.headerTimeoutMs / 4))),
       requestTimeout: 0,
       keepAliveTimeout: 5_000,
       noDelay: true,

@@ -18,8 +18,8 @@
 // finished, and that means a batch is sent again (at-least-once), never lost.
 
 import { constants } from 'node:fs';
-import { open, readFile, rename } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 
 export const STATE_FILE = 'state.json';
 
@@ -105,6 +105,16 @@ export async function fsyncDir(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/** mkdir -p, then fsync the parent of every directory it created, so the spool's own entry survives power loss. */
+export async function makeDirDurably(dir: string): Promise<void> {
+  const firstCreated = await mkdir(dir, { recursive: true });
+  if (firstCreated === undefined) return;
+  for (let d = dir; ; d = dirname(d)) {
+    await fsyncDir(dirname(d));
+    if (d === firstCreated || dirname(d) === d) return;
   }
 }
 

@@ -31,13 +31,12 @@
 // then a no-op). Disk use can exceed maxBytes by finished records that share a
 // segment with a live one.
 
-import { mkdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { BATCH_ID_PATTERN, RECORD_HEADER_BYTES, encodeRecord, payloadOf, recordSize } from './spool-record.js';
 import { BatchQueue } from './spool-queue.js';
 import { recoverSpool, type LiveBatch } from './spool-recovery.js';
 import { SegmentFiles } from './spool-segments.js';
-import { fsyncDir, writeFileAtomically, writeState } from './spool-state.js';
+import { makeDirDurably, writeFileAtomically, writeState } from './spool-state.js';
 import { DEFAULT_SEGMENT_BYTES, SpoolError, validateSpoolOptions, type SpoolEntry, type SpoolEvent, type SpoolOptions } from './spool-types.js';
 
 export { SpoolError, type SpoolEntry, type SpoolErrorCode, type SpoolEvent, type SpoolOptions } from './spool-types.js';
@@ -116,7 +115,12 @@ export class Spool {
     });
   }
 
-  /** The next pending batch, now in flight, or null. Never hands out an in-flight batch. */
+  /**
+   * The next pending batch, now in flight, or null. Never hands out an
+   * in-flight batch. Reads the record with one synchronous pread (a batch is
+   * small; it keeps take() synchronous) and checks its CRC: a record that no
+   * longer reads back intact is dropped with reason 'corrupt'.
+   */
   take(): SpoolEntry | null {
     this.assertOpen();
     for (let batch = this.queue.peek(); batch !== undefined; batch = this.queue.peek()) {
@@ -153,7 +157,7 @@ export class Spool {
       const batch = this.queue.get(id);
       if (batch === undefined) return;
       const deadDir = join(this.dir, 'dead-letter');
-      await mkdir(deadDir, { recursive: true });
+      await makeDirDurably(deadDir);
       // A damaged record is kept as whatever bytes follow its header.
       const payload = this.readPayload(batch) ?? this.files.read(batch.segment, batch.offset, batch.size).subarray(RECORD_HEADER_BYTES);
       const meta = {
@@ -180,8 +184,11 @@ export class Spool {
   /** Waits for queued appends and state writes, persists the in-flight marks, closes files. Idempotent. */
   close(): Promise<void> {
     this.closing ??= this.exclusive(async () => {
-      await this.persistAndCollect();
-      await this.files.close();
+      try {
+        await this.persistAndCollect();
+      } finally {
+        await this.files.close();
+      }
     });
     return this.closing;
   }
@@ -290,15 +297,5 @@ export class Spool {
     } catch {
       // A throwing listener must not break the queue's bookkeeping.
     }
-  }
-}
-
-/** mkdir -p, then fsync the parent of every directory it created, so the spool's own entry survives power loss. */
-async function makeDirDurably(dir: string): Promise<void> {
-  const firstCreated = await mkdir(dir, { recursive: true });
-  if (firstCreated === undefined) return;
-  for (let d = dir; ; d = dirname(d)) {
-    await fsyncDir(dirname(d));
-    if (d === firstCreated || dirname(d) === d) return;
   }
 }

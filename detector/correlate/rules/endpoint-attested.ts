@@ -6,10 +6,10 @@
  * A gateway that did see this key, from unrouted clients only, is left to
  * the unrouted-client rule: the key evidence outranks the endpoint evidence.
  */
-import { endpointCandidates } from '../endpoint-of-event.js';
+import { endpointCandidates, type EndpointCandidate } from '../endpoint-of-event.js';
 import { clockTime, describeClient, distanceMs, maskKey, nearestEvidence, nearestPointMs, nearestSighting } from '../evidence.js';
 import type { CorrelationRule } from '../rule.js';
-import { SEVERITY_HIGH, type Sighting } from '../types.js';
+import { MAX_EVIDENCE, SEVERITY_HIGH, type EvidenceView, type Sighting } from '../types.js';
 
 export const endpointAttestedRule: CorrelationRule = {
   name: 'endpoint-attested',
@@ -23,12 +23,7 @@ export const endpointAttestedRule: CorrelationRule = {
     const candidates = endpointCandidates(event);
     let best: { gatewayId: string; routed: Sighting[]; nearest: Sighting } | null = null;
     for (const g of tunnelOnly) {
-      const routed: Sighting[] = [];
-      for (const c of candidates) {
-        for (const s of input.evidence.endpointSightings(g.id, c.service, c.region, t - w, t + w)) {
-          if (s.network !== null && distanceMs(s, t) <= w && !routed.includes(s)) routed.push(s);
-        }
-      }
+      const routed = routedEndpointSightings(input.evidence, g.id, candidates, t, w);
       const nearest = nearestSighting(routed, t);
       if (nearest !== null && (best === null || distanceMs(nearest, t) < distanceMs(best.nearest, t))) best = { gatewayId: g.id, routed, nearest };
     }
@@ -44,3 +39,27 @@ export const endpointAttestedRule: CorrelationRule = {
     return { disposition: 'suppressed', rule: 'endpoint-attested', severity: null, gatewayId: best.gatewayId, evidence, reason };
   },
 };
+
+/** Radii tried in turn, as fractions of the window: see routedEndpointSightings. */
+const RADII = [1 / 300, 1 / 30, 1 / 5, 1];
+
+/**
+ * Routed sightings of the endpoint near `t`. A busy endpoint has thousands
+ * of sightings per window while only the nearest few matter, so the radius
+ * grows until MAX_EVIDENCE are found: every sighting within the radius is
+ * nearer than any outside it, so the nearest-first evidence is unchanged.
+ */
+function routedEndpointSightings(evidence: EvidenceView, gatewayId: string, candidates: readonly EndpointCandidate[], t: number, w: number): Sighting[] {
+  let routed = new Set<Sighting>();
+  for (const fraction of RADII) {
+    const r = Math.ceil(w * fraction);
+    routed = new Set();
+    for (const c of candidates) {
+      for (const s of evidence.endpointSightings(gatewayId, c.service, c.region, t - r, t + r)) {
+        if (s.network !== null && distanceMs(s, t) <= r) routed.add(s);
+      }
+    }
+    if (routed.size >= MAX_EVIDENCE) break;
+  }
+  return [...routed];
+}

@@ -134,7 +134,8 @@ describe('Spool damage', () => {
   it('does not let a stale or foreign state.json claim batches it does not name', async () => {
     const dir = await makeTempDir();
     await spoolWithThree(dir);
-    await writeFile(join(dir, 'state.json'), JSON.stringify({ version: 1, writeIndex: 3, readIndex: 2, inFlight: [{ seq: 0, id: 'someone-else', attempts: 0 }], skipped: [] }));
+    const foreign = { version: 1, writeIndex: 3, readIndex: 2, inFlight: [{ seq: 0, id: 'someone-else', attempts: 0 }], skipped: [] };
+    await writeFile(join(dir, 'state.json'), JSON.stringify(foreign));
     const { spool } = await openSpool(dir);
     expect(takeAll(spool).map((e) => e.id)).toEqual([batchId(2)]);
     await spool.close();

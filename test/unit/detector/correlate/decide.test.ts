@@ -183,6 +183,13 @@ describe('decide: endpoint-attested (tunnel-only gw2)', () => {
     expect(decide(e, context([seen]))).toMatchObject({ rule: 'endpoint-attested' });
   });
 
+  it('matches a global endpoint reported with its signing region, and SES behind email.*', () => {
+    const global = tunnelObservation({ host: 'sts.amazonaws.com', aws: { service: 'sts', region: 'us-east-1', partition: 'aws' } });
+    expect(decide(viaGw2({ requestHost: 'sts.amazonaws.com' }), context([global]))).toMatchObject({ rule: 'endpoint-attested' });
+    const ses = tunnelObservation({ host: 'email.us-east-1.amazonaws.com', aws: { service: 'email', region: 'us-east-1', partition: 'aws' } });
+    expect(decide(viaGw2({ requestHost: null, eventSource: 'ses.amazonaws.com', eventName: 'SendEmail' }), context([ses]))).toMatchObject({ rule: 'endpoint-attested' });
+  });
+
   it('an inspecting gateway never endpoint-attests', () => {
     const d = decide(stsCall(), context([tunnelObservation({ gatewayId: 'gw1' })]));
     expect(d).toMatchObject({ rule: 'gateway-unattested', gatewayId: 'gw1' });

@@ -177,7 +177,7 @@ describe('decideGuardDutyFinding', () => {
     expect(decideGuardDutyFinding(backwards, gdContext())).toMatchObject({ decision: 'keep', reason: 'malformed' });
   });
 
-  it('archives through an overlapping tunnel-only gateway only with key attestation', () => {
+  it('archives on an IPv6 gateway address', () => {
     const records = [observation({ gatewayId: 'gw2', at: T - 30 * SEC }), observation({ gatewayId: 'gw2', at: T_LAST - 40 * SEC }), heartbeat('gw2', T_LAST)];
     const d = decideGuardDutyFinding(view(guardDutyFinding({ remoteIp: '2001:db8:42::7', v6: true })), gdContext(records));
     expect(d).toMatchObject({ decision: 'archive', reason: 'attested', gatewayId: 'gw2' });
