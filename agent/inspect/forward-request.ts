@@ -4,6 +4,7 @@
  * ways with backpressure, so a 1 GiB upload passes in constant memory.
  */
 import type http from 'node:http';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
 import { ERROR_HEADER } from '../proxy/failures.js';
@@ -63,15 +64,34 @@ export interface ForwardOutcome {
   upstreamMs: number | null;
 }
 
+/**
+ * The request body as undici will read it: a pass-through that counts bytes
+ * and shows each chunk to `peek` (the form-action sniffer) on its way. No
+ * 'data' listener on the request itself — that would let bytes flow out
+ * before undici starts reading.
+ */
+function observedBody(req: http.IncomingMessage, peek: ((chunk: Buffer) => void) | null, count: (n: number) => void): Readable {
+  const t = new Transform({
+    highWaterMark: 64 * 1024,
+    transform(chunk: Buffer, _enc, cb) {
+      count(chunk.length);
+      peek?.(chunk);
+      cb(null, chunk);
+    },
+  });
+  req.on('error', (err) => t.destroy(err));
+  return req.pipe(t);
+}
+
 export async function forwardInspected(
   req: http.IncomingMessage,
   res: http.ServerResponse,
-  opts: { dispatcher: Dispatcher; origin: string; now: () => number; headersTimeoutMs: number; bodyTimeoutMs: number },
+  opts: { dispatcher: Dispatcher; origin: string; now: () => number; headersTimeoutMs: number; bodyTimeoutMs: number; peekBody?: ((chunk: Buffer) => void) | null },
 ): Promise<ForwardOutcome> {
   let bytesUp = 0;
   let bytesDown = 0;
   const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-  if (hasBody) req.on('data', (c: Buffer) => (bytesUp += c.length));
+  const body = hasBody ? observedBody(req, opts.peekBody ?? null, (n) => (bytesUp += n)) : null;
   const started = opts.now();
   let upstreamMs: number | null = null;
   try {
@@ -80,7 +100,7 @@ export async function forwardInspected(
       path: req.url ?? '/',
       method: req.method ?? 'GET',
       headers: forwardableRequestHeaders(req.rawHeaders),
-      body: hasBody ? req : null,
+      body,
       headersTimeout: opts.headersTimeoutMs,
       bodyTimeout: opts.bodyTimeoutMs,
     });

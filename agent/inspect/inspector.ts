@@ -128,8 +128,10 @@ export class TlsInspector implements Inspector {
     return new Promise((resolve) => {
       const secure = new tls.TLSSocket(client, { isServer: true, secureContext: context, ALPNProtocols: ['http/1.1'] });
       let established = false;
+      let failed = false;
       const handshakeTimer = setTimeout(() => {
         if (!established) {
+          failed = true;
           this.interceptFailed(ctx, 'handshake-timeout');
           secure.destroy();
         }
@@ -142,7 +144,8 @@ export class TlsInspector implements Inspector {
         this.server.emit('connection', secure);
       });
       secure.on('error', (err: NodeJS.ErrnoException) => {
-        if (established) return;
+        if (established || failed) return;
+        failed = true;
         clearTimeout(handshakeTimer);
         const msg = err.message ?? '';
         const cause: InterceptFailureCause = /alert (bad certificate|unknown ca|certificate unknown|decrypt error)|alert number 4[268]|ssl\/tls alert/i.test(msg) ? 'cert-rejected' : err.code === 'ECONNRESET' ? 'client-closed' : 'handshake-failed';
@@ -153,10 +156,21 @@ export class TlsInspector implements Inspector {
       secure.once('close', () => {
         if (--this.open === 0 && this.retired) this.retired();
         clearTimeout(handshakeTimer);
+        if (!established && !failed) {
+          // The client saw the agent's certificate and hung up without an alert (Node and Go
+          // clients do this when verification fails): a rejected certificate or a pinned key.
+          failed = true;
+          this.interceptFailed(ctx, 'cert-rejected', 'closed during the handshake');
+          this.observeFailure(ctx);
+        }
         if (!established && !client.destroyed) client.destroy();
         resolve({ kind: 'done' });
       });
       client.once('close', () => secure.destroy());
+      // The proxy's sockets allow half-open; a client that hangs up mid-handshake must not linger.
+      secure.once('end', () => {
+        if (!established) secure.destroy();
+      });
     });
   }
 
@@ -171,19 +185,17 @@ export class TlsInspector implements Inspector {
     const d = describeRequest({ method: req.method ?? 'GET', target: req.url ?? '/', headers: req.headers, host: ctx.target.host });
     let action = d.action;
     const sniffer = d.sniffer;
-    if (sniffer) {
-      const onData = (chunk: Buffer): void => {
-        const a = sniffer.push(chunk);
-        if (a !== undefined) {
-          action = a;
-          req.off('data', onData);
+    let sniffing = sniffer !== null;
+    const peekBody = sniffer
+      ? (chunk: Buffer): void => {
+          if (!sniffing) return;
+          const a = sniffer.push(chunk);
+          if (a !== undefined) {
+            action = a;
+            sniffing = false;
+          }
         }
-      };
-      req.on('data', onData);
-      req.once('end', () => {
-        if (action === null) action = sniffer.end();
-      });
-    }
+      : null;
     if (!d.key) this.opts.metrics.unattributedRequests.inc({ reason: d.unattributed ?? 'unsigned' });
     const result = await forwardInspected(req, res, {
       dispatcher: this.opts.dispatcher,
@@ -191,7 +203,9 @@ export class TlsInspector implements Inspector {
       now: this.opts.now,
       headersTimeoutMs: this.opts.bodyTimeoutMs,
       bodyTimeoutMs: this.opts.bodyTimeoutMs,
+      peekBody,
     });
+    if (sniffer && sniffing) action = sniffer.end();
     if (result.upstreamMs !== null) this.opts.metrics.upstreamDuration.observe(result.upstreamMs / 1000);
     const aws = d.aws ?? ctx.aws;
     this.opts.metrics.inspectedRequests.inc({ service: serviceLabel(aws?.service), status_class: (result.status !== null ? statusClass(result.status) : null) ?? 'none' });

@@ -52,7 +52,8 @@ function reply(req: http.IncomingMessage, body: Buffer): { status: number; type:
 
 export async function startFakeAws(tls: { certPem: string; keyPem: string }, opts: { keepBodies?: boolean } = {}): Promise<FakeAws> {
   const requests: ReceivedRequest[] = [];
-  const server = https.createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
+  // Offers h2 at the TLS level too, so h2-only clients that are tunnelled (not intercepted) can handshake.
+  const server = https.createServer({ cert: tls.certPem, key: tls.keyPem, ALPNProtocols: ['http/1.1', 'h2'] }, (req, res) => {
     const hash = createHash('sha256');
     const chunks: Buffer[] = [];
     let length = 0;
