@@ -147,4 +147,10 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+// `egress-witness replay … | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
 await main(process.argv);

@@ -1,12 +1,107 @@
-/** The detector daemon entry points (the detector lands with its own issue). */
+/**
+ * Runs the detector as a daemon (the only detector file that touches
+ * `process`), and the `detector decisions` query.
+ *
+ *   SIGHUP → reload (keep the old config on error); SIGTERM/SIGINT → stop accepting, close the store, exit 0
+ */
+import { readConfigFile } from '../common/runtime/config-file.js';
+import { formatProblem } from '../common/config/load.js';
+import { parseDuration } from '../common/config/units.js';
+import { createLogger } from '../common/log/logger.js';
+import { packageVersion } from '../common/runtime/version.js';
+import { notifySystemd } from '../common/runtime/systemd-notify.js';
 import type { Output } from '../common/runtime/output.js';
+import { detectorConfigSchema } from './config/schema.js';
+import { preflightDetector } from './preflight.js';
+import { DetectorApp } from './app.js';
+import { SqliteStore } from './store/sqlite-store.js';
 
-export function runDetector(configPath: string): Promise<number> {
-  process.stderr.write(`egress-witness detector: not yet implemented (config ${configPath} was not read)\n`);
-  return Promise.resolve(2);
+async function loadChecked(configPath: string) {
+  const loaded = await readConfigFile(configPath, detectorConfigSchema);
+  if (!loaded.ok) return loaded;
+  const pre = await preflightDetector(loaded.value);
+  return pre.length > 0 ? { ok: false as const, problems: pre } : loaded;
 }
 
-export function listDecisions(configPath: string, _o: { since: string; disposition: string | null; limit: number }, out: Output): Promise<number> {
-  out.stderr(`egress-witness detector decisions: not yet implemented (config ${configPath} was not read)\n`);
-  return Promise.resolve(2);
+export async function runDetector(configPath: string): Promise<number> {
+  const loaded = await loadChecked(configPath);
+  if (!loaded.ok) {
+    process.stderr.write(`${configPath}: cannot start the detector\n${loaded.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
+    return 1;
+  }
+  const config = loaded.value;
+  const logger = createLogger({ name: 'egress-witness-detector', level: config.log.level });
+  const app = new DetectorApp(config, { logger, version: packageVersion(), nodeVersion: process.versions.node });
+  try {
+    await app.start();
+  } catch (err) {
+    logger.fatal({ event: 'start_failed', err }, `detector failed to start: ${(err as Error).message}`);
+    logger.flush();
+    await app.stop().catch(() => undefined);
+    return 1;
+  }
+  notifySystemd('READY=1', logger, process);
+  let reloading = Promise.resolve();
+  process.on('SIGHUP', () => {
+    reloading = reloading.then(async () => {
+      notifySystemd('RELOADING=1', logger, process);
+      logger.info({ event: 'reload_requested', config: configPath }, 'SIGHUP: reloading configuration');
+      await app.reload(await loadChecked(configPath));
+      notifySystemd('READY=1', logger, process);
+    });
+  });
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) {
+        logger.flush();
+        process.exit(1);
+      }
+      stopping = true;
+      notifySystemd('STOPPING=1', logger, process);
+      logger.info({ event: 'stop_requested', signal }, `${signal}: stopping`);
+      app.stop().then(
+        () => {
+          logger.flush();
+          resolve(0);
+        },
+        (err: unknown) => {
+          logger.error({ event: 'stop_failed', err }, 'error while stopping');
+          logger.flush();
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+/** `egress-witness detector decisions`: stored decisions as JSON lines, newest first. */
+export async function listDecisions(configPath: string, o: { since: string; disposition: string | null; limit: number }, out: Output): Promise<number> {
+  const loaded = await readConfigFile(configPath, detectorConfigSchema);
+  if (!loaded.ok) {
+    out.stderr(`${configPath}: invalid configuration\n${loaded.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
+    return 1;
+  }
+  const since = parseDuration(o.since);
+  if (since === null || !Number.isInteger(o.limit) || o.limit < 1) {
+    out.stderr(`detector decisions: --since must be a duration like 1h (got "${o.since}") and --limit a positive integer\n`);
+    return 2;
+  }
+  let store: SqliteStore;
+  try {
+    store = new SqliteStore(loaded.value.store.path);
+  } catch (err) {
+    out.stderr(`detector decisions: cannot open the store ${loaded.value.store.path}: ${(err as Error).message}\n`);
+    return 1;
+  }
+  try {
+    for (const d of store.listDecisions({ sinceMs: Date.now() - since, disposition: o.disposition, limit: o.limit })) {
+      out.stdout(`${JSON.stringify({ kind: d.kind, id: d.subjectId, time: new Date(d.timeMs).toISOString(), decidedAt: new Date(d.decidedMs).toISOString(), disposition: d.disposition, rule: d.rule, accessKeyId: d.accessKeyId, sourceIp: d.sourceIp, gatewayId: d.gatewayId, detail: d.detail })}\n`);
+    }
+  } finally {
+    store.close();
+  }
+  return 0;
 }

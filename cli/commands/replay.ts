@@ -1,6 +1,55 @@
+/** `egress-witness replay`: offline correlation of CloudTrail files and GuardDuty findings with agent telemetry. */
+import { formatProblem } from '../../common/config/load.js';
+import { readConfigFile } from '../../common/runtime/config-file.js';
 import type { Output } from '../../common/runtime/output.js';
+import { detectorConfigSchema } from '../../detector/config/schema.js';
+import { replay } from '../../detector/replay/replay.js';
 
-export function replayCommand(_o: { config: string }, out: Output): Promise<number> {
-  out.stderr('egress-witness replay: not yet implemented\n');
-  return Promise.resolve(2);
+export async function replayCommand(
+  o: { config: string; cloudtrail?: string[]; telemetry?: string[]; guardduty?: string[]; findings?: boolean; quiet?: boolean },
+  out: Output,
+): Promise<number> {
+  if (!o.cloudtrail?.length && !o.guardduty?.length) {
+    out.stderr('replay: give --cloudtrail FILE… and/or --guardduty FILE… (with --telemetry FILE… as the evidence)\n');
+    return 2;
+  }
+  const loaded = await readConfigFile(o.config, detectorConfigSchema);
+  if (!loaded.ok) {
+    out.stderr(`${o.config}: invalid detector configuration\n${loaded.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
+    return 1;
+  }
+  let buffer = '';
+  const flush = (): void => {
+    if (buffer) out.stdout(buffer);
+    buffer = '';
+  };
+  const started = Date.now();
+  try {
+    const s = await replay(
+      loaded.value,
+      { cloudtrail: o.cloudtrail ?? [], telemetry: o.telemetry ?? [], guardduty: o.guardduty ?? [], findings: o.findings ?? false },
+      {
+        line: (text) => {
+          buffer += `${text}\n`;
+          if (buffer.length > 1 << 20) flush();
+        },
+        progress: (text) => {
+          if (!o.quiet) out.stderr(`replay: ${text}\n`);
+        },
+      },
+    );
+    flush();
+    if (!o.quiet) {
+      out.stderr(
+        `replay: ${s.telemetryRecords} telemetry records (${s.telemetryInvalid} invalid), ${s.cloudtrailRecords} CloudTrail records from ${s.files} files (${s.cloudtrailInvalid} invalid) in ${((Date.now() - started) / 1000).toFixed(1)} s; ` +
+          `decisions ${JSON.stringify(s.decisions)}${o.findings ? `; ${s.findings} findings` : ''}${o.guardduty?.length ? `; GuardDuty ${JSON.stringify(s.guardduty)}` : ''}\n`,
+      );
+    }
+    for (const f of s.failedFiles) out.stderr(`replay: skipped ${f}\n`);
+    return 0;
+  } catch (err) {
+    flush();
+    out.stderr(`replay: ${(err as Error).message}\n`);
+    return 1;
+  }
 }

@@ -32,18 +32,27 @@ const findings = z.strictObject({
   file: nullablePath,
   webhook: url(['http', 'https']).nullable().default(null),
 });
-const guarddutyPoll = z.strictObject({
-  region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'expected an AWS region such as "us-east-1"'),
-  detector_id: z.string().regex(/^[a-z0-9]{1,300}$/, 'expected a GuardDuty detector id (lower-case hex)'),
-  endpoint: url(['http', 'https']).nullable().default(null),
-  interval: duration.default(300_000),
-});
-const guardduty = z.strictObject({
-  mode: z.enum(['report', 'archive']).default('report'),
-  poll: guarddutyPoll.nullable().default(null),
-  /** Post kept findings, enriched with the evidence, to findings.webhook. */
-  webhook_kept: z.boolean().default(false),
-});
+const guardduty = z
+  .strictObject({
+    /** report: decide and record only; archive: call ArchiveFindings for the findings the gateways attest. */
+    mode: z.enum(['report', 'archive']).default('report'),
+    /** Region and detector for polling (and for archiving when a finding does not name its detector). */
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'expected an AWS region such as "us-east-1"').nullable().default(null),
+    detector_id: z.string().regex(/^[a-z0-9]{1,300}$/, 'expected a GuardDuty detector id (lower-case hex)').nullable().default(null),
+    /** Endpoint override (FIPS endpoints, tests); null = the SDK's default for the region. */
+    endpoint: url(['http', 'https']).nullable().default(null),
+    /** Extra CA bundle trusted for the GuardDuty endpoint (besides the system roots). */
+    ca_file: nullablePath,
+    /** Poll ListFindings/GetFindings this often; null = no polling (EventBridge input only). */
+    poll_interval: duration.nullable().default(null),
+    /** Post kept findings, enriched with the evidence, to findings.webhook. */
+    webhook_kept: z.boolean().default(false),
+  })
+  .superRefine((g, ctx) => {
+    if (g.poll_interval !== null && (g.region === null || g.detector_id === null)) {
+      ctx.addIssue({ code: 'custom', path: ['poll_interval'], message: 'polling needs guardduty.region and guardduty.detector_id' });
+    }
+  });
 const ingest = z.strictObject({
   max_body_bytes: size.default(8 * 1024 * 1024),
   max_concurrent: positiveInt('max_concurrent').default(32),

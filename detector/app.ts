@@ -1,0 +1,311 @@
+/**
+ * The detector, built from a validated config without listening (tests run
+ * it in-process). `start()` opens the store and binds the listeners,
+ * `reload()` swaps gateways, correlation policy and GuardDuty mode (keeping
+ * the old ones on error), `stop()` stops accepting and closes the store.
+ *
+ *   ingest ─▶ store ◀─ correlation engine ◀─ CloudTrail (watch_dir, /v1/cloudtrail)
+ *                          │        └─ pending (grace) ─ tick every second
+ *                          └─▶ decisions, findings (file, webhook) ; GuardDuty (/v1/guardduty, poll) ─▶ archive
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../common/log/logger.js';
+import { CidrSet } from '../common/cidr/cidr-set.js';
+import { createRegistry } from '../common/metrics/registry.js';
+import { createAdminServer, listen, closeServer } from '../common/admin/admin-server.js';
+import { formatProblem, type ConfigProblem } from '../common/config/load.js';
+import { formatDuration } from '../common/config/units.js';
+import type { DetectorConfig } from './config/schema.js';
+import { createDetectorMetrics, type DetectorMetrics } from './metrics/metrics.js';
+import { SqliteStore } from './store/sqlite-store.js';
+import type { DetectorStore } from './store/store.js';
+import { compileRegistry, type CompiledRegistry, type CorrelationPolicy } from './correlate/decide.js';
+import { unwrapEventBridge } from './cloudtrail/parse.js';
+import { CloudTrailWatcher } from './cloudtrail/watcher.js';
+import { CorrelationEngine } from './engine/correlation-engine.js';
+import { FindingsSink } from './findings/findings-sink.js';
+import { TelemetryIngest, type GatewayKey } from './ingest/telemetry-ingest.js';
+import { createIngestServer } from './ingest/http-server.js';
+import { GuardDutyProcessor } from './guardduty/guardduty-processor.js';
+import { sdkGuardDutyApi, type GuardDutyApi } from './guardduty/guardduty-api.js';
+import { loadAwsIpRanges } from './aws-ranges.js';
+
+export interface DetectorDeps {
+  logger: Logger;
+  version: string;
+  nodeVersion: string;
+  registry?: Registry;
+  now?: () => number;
+  /** GuardDuty API (tests inject one bound to a loopback endpoint). */
+  guarddutyApi?: GuardDutyApi | null;
+}
+
+interface Runtime {
+  config: DetectorConfig;
+  gateways: Map<string, GatewayKey>;
+  registry: CompiledRegistry;
+  policy: CorrelationPolicy;
+  token: Buffer | null;
+}
+
+function readSecret(path: string): Buffer {
+  const s = Buffer.from(readFileSync(path, 'utf8').trim(), 'utf8');
+  if (s.length < 16) throw new Error(`${path}: the HMAC secret is shorter than 16 bytes`);
+  return s;
+}
+
+async function buildRuntime(c: DetectorConfig): Promise<Runtime> {
+  const gateways = new Map<string, GatewayKey>();
+  for (const g of c.gateways) gateways.set(g.id, { id: g.id, secret: readSecret(g.secret_file), egressCidrs: CidrSet.of(g.egress_cidrs) });
+  const ranges = c.aws_ip_ranges ? await loadAwsIpRanges(c.aws_ip_ranges) : null;
+  return {
+    config: c,
+    gateways,
+    registry: compileRegistry({ gateways: c.gateways.map((g) => ({ id: g.id, egressCidrs: g.egress_cidrs, inspect: g.inspect })) }),
+    policy: { windowMs: c.correlation.window, heartbeatStaleMs: c.correlation.heartbeat_stale, endpointAttestation: c.correlation.endpoint_attestation, awsRanges: ranges?.set ?? null },
+    token: c.ingest.token_file ? readSecret(c.ingest.token_file) : null,
+  };
+}
+
+const RESTART_KEYS: ((c: DetectorConfig) => unknown)[] = [(c) => c.listen.text, (c) => c.admin.listen.text, (c) => c.store.path, (c) => c.tls, (c) => c.findings, (c) => c.cloudtrail.watch_dir, (c) => c.guardduty.endpoint, (c) => c.guardduty.ca_file];
+
+export class DetectorApp {
+  readonly metrics: DetectorMetrics;
+  readonly registry: Registry;
+  private rt!: Runtime;
+  private store: DetectorStore | null = null;
+  private engine: CorrelationEngine | null = null;
+  private sink: FindingsSink | null = null;
+  private guardduty: GuardDutyProcessor | null = null;
+  private api: GuardDutyApi | null = null;
+  private watcher: CloudTrailWatcher | null = null;
+  private ingest: http.Server | null = null;
+  private readonly admin: http.Server;
+  private timers: NodeJS.Timeout[] = [];
+  private listening = false;
+  private readonly now: () => number;
+
+  constructor(private config: DetectorConfig, private readonly deps: DetectorDeps) {
+    this.now = deps.now ?? Date.now;
+    this.registry = deps.registry ?? createRegistry();
+    this.metrics = createDetectorMetrics(this.registry, { version: deps.version, nodeVersion: deps.nodeVersion });
+    this.admin = createAdminServer({
+      registry: this.registry,
+      readiness: () => ({ ready: this.listening, checks: { ingest_listening: this.ingest?.listening ?? false, store_open: this.store !== null, config_loaded: true } }),
+      routes: { '/status': () => this.status() },
+    });
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      version: this.deps.version,
+      gateways: this.config.gateways.map((g) => ({ id: g.id, last_heartbeat: this.store?.lastHeartbeatMs(g.id) ? new Date(this.store.lastHeartbeatMs(g.id) ?? 0).toISOString() : null })),
+      pending_decisions: this.store?.pendingCount() ?? 0,
+      guardduty_mode: this.config.guardduty.mode,
+    };
+  }
+
+  /** The store, for tests and the `decisions` command. */
+  get db(): DetectorStore {
+    if (!this.store) throw new Error('detector not started');
+    return this.store;
+  }
+
+  get correlation(): CorrelationEngine {
+    if (!this.engine) throw new Error('detector not started');
+    return this.engine;
+  }
+
+  get guarddutyProcessor(): GuardDutyProcessor {
+    if (!this.guardduty) throw new Error('detector not started');
+    return this.guardduty;
+  }
+
+  async start(): Promise<{ ingest: AddressInfo; admin: AddressInfo }> {
+    const c = this.config;
+    const { logger, metrics } = { logger: this.deps.logger, metrics: this.metrics };
+    this.rt = await buildRuntime(c);
+    mkdirSync(dirname(c.store.path), { recursive: true });
+    const store = (this.store = new SqliteStore(c.store.path));
+    const sink = (this.sink = new FindingsSink({ file: c.findings.file, webhook: c.findings.webhook, metrics, logger }));
+    this.engine = new CorrelationEngine({
+      store,
+      registry: () => this.rt.registry,
+      policy: () => this.rt.policy,
+      graceMs: () => this.rt.config.correlation.grace,
+      sink,
+      metrics,
+      logger,
+      now: this.now,
+    });
+    const gd = c.guardduty;
+    this.api =
+      this.deps.guarddutyApi !== undefined
+        ? this.deps.guarddutyApi
+        : sdkGuardDutyApi({ endpoint: gd.endpoint, extraCa: gd.ca_file ? readFileSync(gd.ca_file, 'utf8') : null });
+    this.guardduty = new GuardDutyProcessor({
+      store,
+      registry: () => this.rt.registry,
+      policy: () => this.rt.policy,
+      mode: () => this.rt.config.guardduty.mode,
+      defaults: () => ({ region: this.rt.config.guardduty.region, detectorId: this.rt.config.guardduty.detector_id }),
+      webhookKept: () => this.rt.config.guardduty.webhook_kept,
+      api: this.api,
+      sink,
+      metrics,
+      logger,
+      now: this.now,
+    });
+    const telemetry = new TelemetryIngest({
+      gateways: () => this.rt.gateways,
+      store,
+      metrics,
+      logger,
+      now: this.now,
+      clockSkewMs: () => this.rt.config.ingest.clock_skew,
+      maxDecodedBytes: () => this.rt.config.ingest.max_body_bytes * 16,
+    });
+    this.ingest = createIngestServer({
+      routes: {
+        telemetry,
+        cloudtrail: (value) => {
+          const counts: Record<string, number> = { records: 0 };
+          for (const r of unwrapEventBridge(value)) {
+            const o = this.engine?.processRecord(r) ?? 'invalid';
+            counts.records = (counts.records ?? 0) + 1;
+            counts[o] = (counts[o] ?? 0) + 1;
+          }
+          return counts;
+        },
+        guardduty: async (values) => {
+          const counts: Record<string, number> = { findings: 0 };
+          for (const v of values as unknown[]) {
+            const r = await this.guardduty!.process(v);
+            counts.findings = (counts.findings ?? 0) + 1;
+            const k = r.kind === 'decided' ? r.decision.decision : r.kind;
+            counts[k] = (counts[k] ?? 0) + 1;
+          }
+          return counts;
+        },
+      },
+      maxBodyBytes: () => this.rt.config.ingest.max_body_bytes,
+      maxConcurrent: () => this.rt.config.ingest.max_concurrent,
+      token: () => this.rt.token,
+      tls: c.tls.cert && c.tls.key ? { cert: readFileSync(c.tls.cert, 'utf8'), key: readFileSync(c.tls.key, 'utf8') } : null,
+      metrics,
+      logger,
+    });
+    const ingestAddr = await listen(this.ingest, c.listen.host, c.listen.port);
+    const adminAddr = await listen(this.admin, c.admin.listen.host, c.admin.listen.port);
+    if (c.cloudtrail.watch_dir) {
+      this.watcher = new CloudTrailWatcher({ dir: c.cloudtrail.watch_dir, intervalMs: c.cloudtrail.poll_interval, store, engine: this.engine, metrics, logger, now: this.now });
+      this.watcher.start();
+    }
+    this.every(1_000, () => this.engine?.tick());
+    this.every(5_000, () => this.refreshGauges());
+    this.every(60_000, () => this.prune());
+    if (gd.poll_interval !== null) {
+      void this.guardduty.poll();
+      this.every(gd.poll_interval, () => void this.guardduty?.poll());
+    }
+    this.refreshGauges();
+    this.markReload(true);
+    this.listening = true;
+    logger.info(
+      {
+        event: 'started',
+        listen: c.listen.text,
+        tls: c.tls.cert !== null,
+        admin_listen: c.admin.listen.text,
+        store: c.store.path,
+        retention: formatDuration(c.store.retention),
+        gateways: c.gateways.map((g) => `${g.id}=${g.egress_cidrs.join(',')}${g.inspect ? '' : ' (tunnel-only)'}`),
+        cloudtrail_watch_dir: c.cloudtrail.watch_dir,
+        aws_ip_ranges: c.aws_ip_ranges,
+        correlation: { window: formatDuration(c.correlation.window), grace: formatDuration(c.correlation.grace), heartbeat_stale: formatDuration(c.correlation.heartbeat_stale), endpoint_attestation: c.correlation.endpoint_attestation },
+        findings: { file: c.findings.file, webhook: c.findings.webhook },
+        guardduty: { mode: gd.mode, polling: gd.poll_interval !== null },
+        ingest_port: ingestAddr.port,
+        admin_port: adminAddr.port,
+      },
+      'egress-witness detector started',
+    );
+    return { ingest: ingestAddr, admin: adminAddr };
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const t = setInterval(() => {
+      try {
+        fn();
+      } catch (err) {
+        this.deps.logger.error({ event: 'timer_failed', err }, 'periodic task failed');
+      }
+    }, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+
+  refreshGauges(): void {
+    if (!this.store) return;
+    const now = this.now();
+    for (const g of this.config.gateways) {
+      const last = this.store.lastHeartbeatMs(g.id);
+      if (last !== null) this.metrics.gatewayHeartbeatAge.set({ gateway: g.id }, Math.max(0, (now - last) / 1000));
+    }
+    this.metrics.storeBytes.set(this.store.sizeBytes());
+    this.metrics.pendingDecisions.set(this.store.pendingCount());
+  }
+
+  private prune(): void {
+    if (!this.store) return;
+    const r = this.store.prune(this.now() - this.rt.config.store.retention);
+    if (r.observations + r.heartbeats + r.events > 0) this.deps.logger.info({ event: 'pruned', ...r }, 'pruned evidence older than store.retention');
+  }
+
+  private markReload(ok: boolean): void {
+    this.metrics.configReloadSuccessful.set(ok ? 1 : 0);
+    if (ok) this.metrics.configReloadTimestamp.set(Math.floor(this.now() / 1000));
+  }
+
+  async reload(result: { ok: true; value: DetectorConfig } | { ok: false; problems: ConfigProblem[] }): Promise<boolean> {
+    const log = this.deps.logger;
+    if (!result.ok) {
+      this.markReload(false);
+      log.error({ event: 'reload_failed', problems: result.problems.map(formatProblem) }, 'configuration reload failed; keeping the running configuration');
+      return false;
+    }
+    try {
+      const next = await buildRuntime(result.value);
+      const restart = RESTART_KEYS.filter((k) => JSON.stringify(k(result.value)) !== JSON.stringify(k(this.config))).length;
+      this.rt = next;
+      this.config = { ...result.value, listen: this.config.listen, admin: this.config.admin, store: { ...result.value.store, path: this.config.store.path }, tls: this.config.tls, findings: this.config.findings, cloudtrail: this.config.cloudtrail };
+      this.markReload(true);
+      if (restart > 0) log.warn({ event: 'reload_partial', keys_needing_restart: restart }, 'configuration reloaded; listeners, store, findings sinks and watch_dir keep their running values until restart');
+      else log.info({ event: 'reloaded', gateways: result.value.gateways.map((g) => g.id) }, 'configuration reloaded');
+      return true;
+    } catch (err) {
+      this.markReload(false);
+      log.error({ event: 'reload_failed', err }, 'configuration reload failed; keeping the running configuration');
+      return false;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.listening = false;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    if (this.ingest) await closeServer(this.ingest);
+    await this.watcher?.stop();
+    this.guardduty?.close();
+    this.api?.close();
+    await this.sink?.close();
+    this.store?.close();
+    this.store = null;
+    await closeServer(this.admin);
+    this.deps.logger.info({ event: 'stopped' }, 'egress-witness detector stopped');
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Drives correlation in the live daemon: every CloudTrail record (from log
+ * files or EventBridge) is normalized, deduplicated on eventID and decided
+ * by the pure rules over the store's evidence. A finding whose evidence may
+ * still be on its way waits in `pending` for the grace period and is decided
+ * again then; suppressions and ignores are final at once.
+ *
+ *   record ─▶ normalize ─▶ dedupe ─▶ decide ─┬─ ignored / suppressed ──────────▶ store decision
+ *                                            └─ finding ─┬─ within grace ─▶ pending ─(tick)─▶ decide again
+ *                                                        └─ final ─▶ store decision, merge finding, sinks
+ */
+import type { Logger } from '../../common/log/logger.js';
+import { maskAccessKeyId } from '../../common/log/redact.js';
+import { normalizeRecord, instanceCredentialKind, type CloudTrailEvent } from '../cloudtrail/parse.js';
+import { decide, isProvisional, type CompiledRegistry, type CorrelationPolicy, type Decision } from '../correlate/decide.js';
+import { findingFromDecision, mergeFinding, type Finding } from '../findings/shape.js';
+import type { FindingsSink } from '../findings/findings-sink.js';
+import type { DetectorMetrics } from '../metrics/metrics.js';
+import type { DetectorStore } from '../store/store.js';
+
+export type RecordOutcome = 'decided' | 'pending' | 'invalid' | 'duplicate' | 'not-instance-credential';
+
+export interface EngineOptions {
+  store: DetectorStore;
+  registry: () => CompiledRegistry;
+  policy: () => CorrelationPolicy;
+  graceMs: () => number;
+  sink: FindingsSink;
+  metrics: DetectorMetrics;
+  logger: Logger;
+  now: () => number;
+}
+
+export class CorrelationEngine {
+  constructor(private readonly opts: EngineOptions) {}
+
+  processRecord(raw: unknown): RecordOutcome {
+    const n = normalizeRecord(raw);
+    if (n.kind === 'invalid') {
+      this.opts.metrics.cloudtrailRecords.inc({ outcome: 'invalid' });
+      this.opts.logger.debug({ event: 'cloudtrail_record_invalid', reason: n.reason }, 'skipped an invalid CloudTrail record');
+      return 'invalid';
+    }
+    const event = n.event;
+    if (instanceCredentialKind(event) === 'other') {
+      this.opts.metrics.cloudtrailRecords.inc({ outcome: 'not_instance_credential' });
+      return 'not-instance-credential';
+    }
+    if (!this.opts.store.recordEvent(event.eventId, event.identity.accessKeyId, event.sourceIPAddress, event.eventTimeMs)) {
+      this.opts.metrics.cloudtrailRecords.inc({ outcome: 'duplicate' });
+      return 'duplicate';
+    }
+    this.opts.metrics.cloudtrailRecords.inc({ outcome: 'decided' });
+    return this.decideEvent(event, raw, false);
+  }
+
+  private decideEvent(event: CloudTrailEvent, raw: unknown, final: boolean): 'decided' | 'pending' {
+    const decision = decide(event, { registry: this.opts.registry(), evidence: this.opts.store, policy: this.opts.policy() });
+    const now = this.opts.now();
+    if (!final && isProvisional(decision, now, event.eventTimeMs, this.opts.graceMs())) {
+      this.opts.store.addPending({ eventId: event.eventId, eventTimeMs: event.eventTimeMs, dueMs: event.eventTimeMs + this.opts.graceMs(), raw });
+      this.opts.metrics.pendingDecisions.set(this.opts.store.pendingCount());
+      return 'pending';
+    }
+    this.finalize(decision, event, now);
+    return 'decided';
+  }
+
+  private finalize(decision: Decision, event: CloudTrailEvent, now: number): void {
+    const { store, metrics, logger } = this.opts;
+    const stored = store.saveDecision({
+      kind: 'cloudtrail',
+      subjectId: decision.eventId,
+      timeMs: event.eventTimeMs,
+      decidedMs: now,
+      disposition: decision.disposition,
+      rule: decision.rule,
+      accessKeyId: decision.accessKeyId,
+      sourceIp: decision.sourceIPAddress,
+      gatewayId: decision.gatewayId,
+      detail: decision,
+    });
+    if (!stored) return;
+    metrics.decisions.inc({ disposition: decision.disposition, rule: decision.rule });
+    logger.info(
+      {
+        event: 'decision',
+        event_id: decision.eventId,
+        event_time: decision.eventTime,
+        key: decision.accessKeyId ? maskAccessKeyId(decision.accessKeyId) : null,
+        source_ip: decision.sourceIPAddress,
+        disposition: decision.disposition,
+        rule: decision.rule,
+        gateway_id: decision.gatewayId,
+        instance_id: decision.instanceId,
+      },
+      decision.reason,
+    );
+    if (decision.disposition !== 'finding') return;
+    metrics.findingsRaised.inc({ rule: decision.rule });
+    const nowIso = new Date(now).toISOString();
+    const fresh = findingFromDecision(decision, event, { accountId: event.recipientAccountId ?? event.identity.accountId ?? '000000000000', region: event.awsRegion, nowIso });
+    const existing = store.getFinding(fresh.id) as Finding | null;
+    const merged = existing ? { ...mergeFinding(existing, fresh), updatedAt: nowIso } : fresh;
+    store.putFinding(merged.id, merged, now);
+    void this.opts.sink.emit(merged);
+  }
+
+  /** Decides again the findings whose grace period has ended. */
+  tick(limit = 1_000): number {
+    const due = this.opts.store.duePending(this.opts.now(), limit);
+    for (const p of due) {
+      const n = normalizeRecord(p.raw);
+      if (n.kind === 'event') this.decideEvent(n.event, p.raw, true);
+      this.opts.store.removePending(p.eventId);
+    }
+    this.opts.metrics.pendingDecisions.set(this.opts.store.pendingCount());
+    return due.length;
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * POST /v1/telemetry: authenticate (HMAC over timestamp and body, within the
+ * clock-skew window), decode, validate, store durably, then acknowledge.
+ * The gateway registry is the detector's own config; what a batch declares
+ * about itself (egress CIDRs, record gateway ids) is never trusted.
+ */
+import { gunzipSync } from 'node:zlib';
+import type { Logger } from '../../common/log/logger.js';
+import { parseCidr, type CidrSet } from '../../common/cidr/cidr-set.js';
+import { verifySignature, GATEWAY_HEADER, SIGNATURE_HEADER, BATCH_HEADER } from '../../protocol/signature.js';
+import { validateBatch } from '../../protocol/telemetry.js';
+import type { DetectorMetrics } from '../metrics/metrics.js';
+import type { DetectorStore } from '../store/store.js';
+
+export interface GatewayKey {
+  id: string;
+  secret: Buffer;
+  egressCidrs: CidrSet;
+}
+
+export interface IngestAnswer {
+  status: number;
+  body: Record<string, unknown>;
+  retryAfterSeconds?: number;
+}
+
+export interface TelemetryIngestOptions {
+  gateways: () => ReadonlyMap<string, GatewayKey>;
+  store: DetectorStore;
+  metrics: DetectorMetrics;
+  logger: Logger;
+  now: () => number;
+  clockSkewMs: () => number;
+  maxDecodedBytes: () => number;
+}
+
+function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** True when every address of `cidr` lies inside the configured set. */
+function coveredBy(set: CidrSet, cidr: string): boolean {
+  const p = parseCidr(cidr);
+  if (!p.ok) return false;
+  return set.entries.some((e) => e.family === p.family && e.start <= p.start && e.end >= p.end);
+}
+
+export class TelemetryIngest {
+  constructor(private readonly opts: TelemetryIngestOptions) {}
+
+  handle(headers: Record<string, string | string[] | undefined>, body: Buffer): IngestAnswer {
+    const { metrics, logger } = this.opts;
+    const refuse = (status: number, outcome: string, reason: string, extra: Record<string, unknown> = {}): IngestAnswer => {
+      metrics.ingestBatches.inc({ outcome });
+      logger.warn({ event: 'telemetry_rejected', outcome, reason, gateway_id: header(headers, GATEWAY_HEADER) ?? null, batch_id: header(headers, BATCH_HEADER) ?? null, ...extra }, `telemetry batch rejected: ${reason}`);
+      return { status, body: { accepted: false, error: reason } };
+    };
+    const gatewayId = header(headers, GATEWAY_HEADER);
+    const gw = gatewayId ? this.opts.gateways().get(gatewayId) : undefined;
+    if (!gw) return refuse(401, 'unauthorized', gatewayId ? `unknown gateway "${gatewayId.slice(0, 63)}"` : `missing ${GATEWAY_HEADER} header`);
+    const check = verifySignature(gw.secret, header(headers, SIGNATURE_HEADER), body, Math.floor(this.opts.now() / 1000), Math.floor(this.opts.clockSkewMs() / 1000));
+    if (!check.ok) return refuse(401, 'unauthorized', `signature ${check.reason}${check.reason === 'stale' ? ' (timestamp outside the clock-skew window: check the clocks)' : ''}`);
+    let text: Buffer = body;
+    const encoding = (header(headers, 'content-encoding') ?? 'identity').toLowerCase();
+    if (encoding === 'gzip') {
+      try {
+        text = gunzipSync(body, { maxOutputLength: this.opts.maxDecodedBytes() });
+      } catch (err) {
+        const tooBig = (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE';
+        return tooBig ? refuse(413, 'too_large', `decompressed body exceeds ${this.opts.maxDecodedBytes()} bytes`) : refuse(400, 'invalid', 'body is not valid gzip');
+      }
+    } else if (encoding !== 'identity') {
+      return refuse(400, 'invalid', `unsupported content-encoding "${encoding.slice(0, 20)}"`);
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text.toString('utf8'));
+    } catch {
+      return refuse(400, 'invalid', 'body is not valid JSON');
+    }
+    const v = validateBatch(value);
+    if (!v.ok) return refuse(400, 'invalid', v.reason);
+    const batch = v.batch;
+    if (batch.gatewayId !== gw.id) return refuse(400, 'invalid', `batch gatewayId "${batch.gatewayId}" does not match the signing gateway "${gw.id}"`);
+    const headerBatch = header(headers, BATCH_HEADER);
+    if (headerBatch !== undefined && headerBatch !== batch.batchId) return refuse(400, 'invalid', 'X-Egress-Witness-Batch does not match batchId');
+    const widened = batch.egressCidrs.filter((c) => !coveredBy(gw.egressCidrs, c));
+    if (widened.length > 0) {
+      metrics.declaredCidrsIgnored.inc({ gateway: gw.id });
+      logger.warn({ event: 'declared_cidrs_ignored', gateway_id: gw.id, declared: widened.slice(0, 10) }, `gateway ${gw.id} declares egress CIDRs outside its configured ones; they are ignored (the detector's config is authoritative)`);
+    }
+    let result;
+    try {
+      result = this.opts.store.ingestBatch(gw.id, batch, this.opts.now());
+    } catch (err) {
+      metrics.ingestBatches.inc({ outcome: 'store_error' });
+      logger.error({ event: 'store_failed', err, gateway_id: gw.id }, 'could not store a telemetry batch; the agent will retry');
+      return { status: 503, body: { accepted: false, error: 'store unavailable' }, retryAfterSeconds: 5 };
+    }
+    if (result.kind === 'duplicate') {
+      metrics.ingestBatches.inc({ outcome: 'duplicate' });
+      return { status: 200, body: { accepted: true, duplicate: true, batchId: batch.batchId } };
+    }
+    metrics.ingestBatches.inc({ outcome: 'stored' });
+    let observations = 0;
+    for (const r of batch.records) if (r.type === 'observation') observations++;
+    if (observations) metrics.ingestRecords.inc({ type: 'observation' }, observations);
+    if (batch.records.length - observations) metrics.ingestRecords.inc({ type: 'heartbeat' }, batch.records.length - observations);
+    return { status: 200, body: { accepted: true, duplicate: false, batchId: batch.batchId, records: result.records } };
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * Every metric the detector exports, on an injected registry. Labels are
+ * bounded: outcomes, rules, dispositions, and gateway ids (a configured set).
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+export interface DetectorMetrics {
+  readonly registry: Registry;
+  buildInfo: Gauge<'version' | 'node_version'>;
+  configReloadSuccessful: Gauge;
+  configReloadTimestamp: Gauge;
+  ingestBatches: Counter<'outcome'>;
+  ingestRecords: Counter<'type'>;
+  declaredCidrsIgnored: Counter<'gateway'>;
+  cloudtrailRecords: Counter<'outcome'>;
+  cloudtrailFiles: Counter<'outcome'>;
+  decisions: Counter<'disposition' | 'rule'>;
+  findingsRaised: Counter<'rule'>;
+  pendingDecisions: Gauge;
+  gatewayHeartbeatAge: Gauge<'gateway'>;
+  storeBytes: Gauge;
+  webhookDeliveries: Counter<'outcome'>;
+  guarddutyFindings: Counter<'decision' | 'reason'>;
+  guarddutyArchiveCalls: Counter<'outcome'>;
+  guarddutyPolls: Counter<'outcome'>;
+}
+
+export function createDetectorMetrics(registry: Registry, build: { version: string; nodeVersion: string }): DetectorMetrics {
+  const r = [registry];
+  const m: DetectorMetrics = {
+    registry,
+    buildInfo: new Gauge({ name: 'egress_witness_build_info', help: 'Build information; always 1.', labelNames: ['version', 'node_version'], registers: r }),
+    configReloadSuccessful: new Gauge({ name: 'egress_witness_config_last_reload_successful', help: 'Whether the last configuration load or reload succeeded (1) or failed (0).', registers: r }),
+    configReloadTimestamp: new Gauge({ name: 'egress_witness_config_last_reload_success_timestamp_seconds', help: 'Time of the last successful configuration load, in Unix seconds.', registers: r }),
+    ingestBatches: new Counter({ name: 'egress_witness_detector_ingested_batches_total', help: 'Telemetry batches received, by outcome (stored, duplicate, invalid, unauthorized, too_large, overloaded).', labelNames: ['outcome'], registers: r }),
+    ingestRecords: new Counter({ name: 'egress_witness_detector_ingested_records_total', help: 'Telemetry records stored, by type.', labelNames: ['type'], registers: r }),
+    declaredCidrsIgnored: new Counter({ name: 'egress_witness_detector_declared_cidrs_ignored_total', help: 'Batches declaring egress CIDRs outside the gateway\'s configured ones (ignored).', labelNames: ['gateway'], registers: r }),
+    cloudtrailRecords: new Counter({ name: 'egress_witness_detector_cloudtrail_records_total', help: 'CloudTrail records read, by outcome (decided, invalid, duplicate).', labelNames: ['outcome'], registers: r }),
+    cloudtrailFiles: new Counter({ name: 'egress_witness_detector_cloudtrail_files_total', help: 'CloudTrail log files, by outcome (processed, failed).', labelNames: ['outcome'], registers: r }),
+    decisions: new Counter({ name: 'egress_witness_detector_decisions_total', help: 'Final decisions on instance-credential events, by disposition and rule.', labelNames: ['disposition', 'rule'], registers: r }),
+    findingsRaised: new Counter({ name: 'egress_witness_detector_findings_total', help: 'Findings raised (each occurrence), by rule.', labelNames: ['rule'], registers: r }),
+    pendingDecisions: new Gauge({ name: 'egress_witness_detector_pending_decisions', help: 'Findings waiting for the grace period (late telemetry) before they are final.', registers: r }),
+    gatewayHeartbeatAge: new Gauge({ name: 'egress_witness_detector_gateway_last_heartbeat_age_seconds', help: 'Seconds since the last heartbeat from each configured gateway (absent: never heard).', labelNames: ['gateway'], registers: r }),
+    storeBytes: new Gauge({ name: 'egress_witness_detector_store_bytes', help: 'Size of the store on disk (database plus WAL).', registers: r }),
+    webhookDeliveries: new Counter({ name: 'egress_witness_detector_webhook_deliveries_total', help: 'Findings webhook deliveries, by outcome.', labelNames: ['outcome'], registers: r }),
+    guarddutyFindings: new Counter({ name: 'egress_witness_detector_guardduty_findings_total', help: 'GuardDuty findings decided, by decision and reason.', labelNames: ['decision', 'reason'], registers: r }),
+    guarddutyArchiveCalls: new Counter({ name: 'egress_witness_detector_guardduty_archive_calls_total', help: 'ArchiveFindings calls, by outcome.', labelNames: ['outcome'], registers: r }),
+    guarddutyPolls: new Counter({ name: 'egress_witness_detector_guardduty_polls_total', help: 'GuardDuty polls (ListFindings + GetFindings), by outcome.', labelNames: ['outcome'], registers: r }),
+  };
+  m.buildInfo.set({ version: build.version, node_version: build.nodeVersion }, 1);
+  return m;
+}

@@ -1,0 +1,218 @@
+/**
+ * Offline forensics without a running daemon: agent NDJSON telemetry (the
+ * `telemetry.file` sink format) becomes in-memory evidence, then every
+ * CloudTrail record is decided by the same pure rules as the daemon — with
+ * all evidence up front, so no grace period — and GuardDuty findings too.
+ */
+import { readFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { gunzipSync } from 'node:zlib';
+import { validateRecord } from '../../protocol/telemetry.js';
+import type { DetectorConfig } from '../config/schema.js';
+import { normalizeRecord, unwrapEventBridge, parseCloudTrailFile, type CloudTrailEvent } from '../cloudtrail/parse.js';
+import { cloudTrailFiles } from '../cloudtrail/watcher.js';
+import { decide, compileRegistry, type CompiledRegistry, type CorrelationPolicy, type Decision } from '../correlate/decide.js';
+import { MemoryEvidence } from '../correlate/memory-evidence.js';
+import { findingFromDecision, mergeFinding, type Finding } from '../findings/shape.js';
+import { parseGuardDutyFinding, decideGuardDutyFinding, type CloudTrailUse } from '../guardduty/decide.js';
+import { loadAwsIpRanges } from '../aws-ranges.js';
+import { wireFinding } from '../guardduty/wire-shape.js';
+
+export interface ReplayIo {
+  line(text: string): void;
+  progress(text: string): void;
+}
+
+export interface ReplayOptions {
+  cloudtrail: string[];
+  telemetry: string[];
+  guardduty: string[];
+  findings: boolean;
+}
+
+export interface ReplaySummary {
+  telemetryRecords: number;
+  telemetryInvalid: number;
+  cloudtrailRecords: number;
+  cloudtrailInvalid: number;
+  decisions: Record<string, number>;
+  findings: number;
+  guardduty: Record<string, number>;
+  files: number;
+  failedFiles: string[];
+}
+
+/** Expands folders into their .json/.json.gz files. */
+async function expand(paths: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of paths) {
+    const s = await stat(p);
+    if (s.isDirectory()) for await (const f of cloudTrailFiles(p)) out.push(f);
+    else out.push(p);
+  }
+  return out;
+}
+
+/** CloudTrail records from a log file, an EventBridge event/array, or JSON lines of either. */
+export async function readCloudTrailRecords(path: string): Promise<unknown[]> {
+  let buf: Buffer = await readFile(path);
+  if (buf[0] === 0x1f && buf[1] === 0x8b) buf = gunzipSync(buf);
+  const text = buf.toString('utf8');
+  const file = parseCloudTrailFile(text);
+  if ('records' in file) return file.records;
+  try {
+    return unwrapEventBridge(JSON.parse(text) as unknown);
+  } catch {
+    const out: unknown[] = [];
+    for (const l of text.split('\n')) {
+      if (!l.trim()) continue;
+      try {
+        out.push(...unwrapEventBridge(JSON.parse(l) as unknown));
+      } catch {
+        out.push(l);
+      }
+    }
+    return out;
+  }
+}
+
+/** GuardDuty findings from JSON lines, arrays, EventBridge events or bare findings. */
+export async function readGuardDutyFindings(path: string): Promise<unknown[]> {
+  const text = (await readFile(path, 'utf8')).trim();
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (Array.isArray(v)) return v as unknown[];
+    const findings = (v as { Findings?: unknown; findings?: unknown } | null)?.Findings ?? (v as { findings?: unknown } | null)?.findings;
+    return Array.isArray(findings) ? (findings as unknown[]) : [v];
+  } catch {
+    return text.split('\n').filter((l) => l.trim()).map((l) => {
+      try {
+        return JSON.parse(l) as unknown;
+      } catch {
+        return l;
+      }
+    });
+  }
+}
+
+export async function loadTelemetry(paths: string[], evidence: MemoryEvidence, io: ReplayIo): Promise<{ records: number; invalid: number }> {
+  let records = 0;
+  let invalid = 0;
+  for (const path of paths) {
+    const rl = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
+    for await (const line of rl) {
+      if (!line.trim()) continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch {
+        invalid++;
+        continue;
+      }
+      const v = validateRecord(value);
+      if (!v.ok || !evidence.addRecord(v.record.gatewayId, v.record)) {
+        invalid++;
+        continue;
+      }
+      if (++records % 200_000 === 0) io.progress(`telemetry: ${records} records`);
+    }
+  }
+  return { records, invalid };
+}
+
+export async function buildContext(config: DetectorConfig): Promise<{ registry: CompiledRegistry; policy: CorrelationPolicy }> {
+  const ranges = config.aws_ip_ranges ? await loadAwsIpRanges(config.aws_ip_ranges) : null;
+  return {
+    registry: compileRegistry({ gateways: config.gateways.map((g) => ({ id: g.id, egressCidrs: g.egress_cidrs, inspect: g.inspect })) }),
+    policy: { windowMs: config.correlation.window, heartbeatStaleMs: config.correlation.heartbeat_stale, endpointAttestation: config.correlation.endpoint_attestation, awsRanges: ranges?.set ?? null },
+  };
+}
+
+function decisionLine(d: Decision): string {
+  return JSON.stringify({
+    eventId: d.eventId,
+    eventTime: d.eventTime,
+    accessKeyId: d.accessKeyId,
+    sourceIPAddress: d.sourceIPAddress,
+    disposition: d.disposition,
+    rule: d.rule,
+    severity: d.severity,
+    gatewayId: d.gatewayId,
+    instanceId: d.instanceId,
+    reason: d.reason,
+    evidence: d.disposition === 'suppressed' || d.evidence.length > 0 ? d.evidence : undefined,
+  });
+}
+
+export async function replay(config: DetectorConfig, o: ReplayOptions, io: ReplayIo, evidence = new MemoryEvidence()): Promise<ReplaySummary> {
+  const summary: ReplaySummary = { telemetryRecords: 0, telemetryInvalid: 0, cloudtrailRecords: 0, cloudtrailInvalid: 0, decisions: {}, findings: 0, guardduty: {}, files: 0, failedFiles: [] };
+  const t = await loadTelemetry(o.telemetry, evidence, io);
+  summary.telemetryRecords = t.records;
+  summary.telemetryInvalid = t.invalid;
+  const ctx = { ...(await buildContext(config)), evidence };
+  const findings = new Map<string, Finding>();
+  const uses = new Map<string, CloudTrailUse[]>();
+  const seen = new Set<string>();
+  for (const path of await expand(o.cloudtrail)) {
+    let records: unknown[];
+    try {
+      records = await readCloudTrailRecords(path);
+    } catch (err) {
+      summary.failedFiles.push(`${path}: ${(err as Error).message}`);
+      continue;
+    }
+    summary.files++;
+    for (const raw of records) {
+      const n = normalizeRecord(raw);
+      if (n.kind === 'invalid') {
+        summary.cloudtrailInvalid++;
+        continue;
+      }
+      const e: CloudTrailEvent = n.event;
+      if (seen.has(e.eventId)) continue;
+      seen.add(e.eventId);
+      summary.cloudtrailRecords++;
+      if (e.identity.accessKeyId) {
+        const list = uses.get(e.identity.accessKeyId) ?? [];
+        list.push({ eventId: e.eventId, eventTime: e.eventTime, sourceIPAddress: e.sourceIPAddress });
+        uses.set(e.identity.accessKeyId, list);
+      }
+      const d = decide(e, ctx);
+      const k = `${d.disposition}/${d.rule}`;
+      summary.decisions[k] = (summary.decisions[k] ?? 0) + 1;
+      if (!o.findings && o.guardduty.length === 0) io.line(decisionLine(d));
+      else if (o.findings && d.disposition === 'finding') {
+        const f = findingFromDecision(d, e, { accountId: e.recipientAccountId ?? e.identity.accountId ?? '000000000000', region: e.awsRegion, nowIso: new Date().toISOString() });
+        const prev = findings.get(f.id);
+        findings.set(f.id, prev ? mergeFinding(prev, f) : f);
+      }
+      if (summary.cloudtrailRecords % 100_000 === 0) io.progress(`cloudtrail: ${summary.cloudtrailRecords} records decided`);
+    }
+  }
+  if (o.findings) {
+    for (const f of findings.values()) io.line(JSON.stringify(f));
+    summary.findings = findings.size;
+  }
+  if (o.guardduty.length > 0) {
+    const cloudTrailUses = (key: string, from: number, to: number): CloudTrailUse[] =>
+      (uses.get(key) ?? []).filter((u) => {
+        const t = Date.parse(u.eventTime);
+        return t >= from && t <= to;
+      });
+    for (const path of o.guardduty) {
+      for (const raw of await readGuardDutyFindings(path)) {
+        const p = parseGuardDutyFinding(wireFinding(raw));
+        if (p.kind === 'invalid') {
+          summary.guardduty.invalid = (summary.guardduty.invalid ?? 0) + 1;
+          continue;
+        }
+        const d = decideGuardDutyFinding(p.finding, { ...ctx, cloudTrailUses });
+        summary.guardduty[`${d.decision}/${d.reason}`] = (summary.guardduty[`${d.decision}/${d.reason}`] ?? 0) + 1;
+        io.line(JSON.stringify({ findingId: d.findingId, accessKeyId: d.accessKeyId, remoteIp: d.remoteIp, decision: d.decision, reason: d.reason, gatewayId: d.gatewayId, spanStart: d.spanStart, spanEnd: d.spanEnd, evidence: d.evidence }));
+      }
+    }
+  }
+  return summary;
+}

@@ -1,0 +1,244 @@
+/**
+ * The embedded store: one SQLite file in WAL mode (better-sqlite3, synchronous
+ * and fast). Writes commit before the call returns; `synchronous=FULL` makes
+ * a commit survive power loss, which is what "stored before 2xx" promises.
+ *
+ *   batches ──┬─ observations (key, endpoint and gateway indexes) ─┐
+ *             └─ heartbeats ───────────────────────────────────────┴─▶ EvidenceView for correlation
+ *   cloudtrail_files · events · pending · decisions · findings · guardduty_archived
+ */
+import Database from 'better-sqlite3';
+import { statSync } from 'node:fs';
+import type { TelemetryBatch } from '../../protocol/telemetry.js';
+import type { Sighting } from '../correlate/types.js';
+import type { CloudTrailUse } from '../guardduty/decide.js';
+import type { DetectorStore, IngestResult, PendingEvent, StoredDecision } from './store.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (batch_id TEXT PRIMARY KEY, gateway_id TEXT NOT NULL, sequence INTEGER NOT NULL, received_ms INTEGER NOT NULL, records INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS observations (
+  id INTEGER PRIMARY KEY, gateway_id TEXT NOT NULL, access_key_id TEXT, service TEXT, region TEXT, host TEXT NOT NULL,
+  client_ip TEXT NOT NULL, network TEXT, mode TEXT NOT NULL, action TEXT, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, count INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS observations_key ON observations (access_key_id, first_ms) WHERE access_key_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS observations_endpoint ON observations (gateway_id, service, region, first_ms);
+CREATE INDEX IF NOT EXISTS observations_gateway ON observations (gateway_id, last_ms);
+CREATE TABLE IF NOT EXISTS heartbeats (gateway_id TEXT NOT NULL, time_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS heartbeats_gateway ON heartbeats (gateway_id, time_ms);
+CREATE TABLE IF NOT EXISTS cloudtrail_files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ms INTEGER NOT NULL, processed_ms INTEGER NOT NULL, records INTEGER NOT NULL, invalid INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, access_key_id TEXT, source_ip TEXT NOT NULL, event_time_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS events_key ON events (access_key_id, event_time_ms);
+CREATE TABLE IF NOT EXISTS pending (event_id TEXT PRIMARY KEY, event_time_ms INTEGER NOT NULL, due_ms INTEGER NOT NULL, raw TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS pending_due ON pending (due_ms);
+CREATE TABLE IF NOT EXISTS decisions (
+  id INTEGER PRIMARY KEY, kind TEXT NOT NULL, subject_id TEXT NOT NULL, time_ms INTEGER NOT NULL, decided_ms INTEGER NOT NULL,
+  disposition TEXT NOT NULL, rule TEXT NOT NULL, access_key_id TEXT, source_ip TEXT, gateway_id TEXT, detail TEXT NOT NULL,
+  UNIQUE (kind, subject_id));
+CREATE INDEX IF NOT EXISTS decisions_time ON decisions (decided_ms);
+CREATE TABLE IF NOT EXISTS findings (id TEXT PRIMARY KEY, finding TEXT NOT NULL, updated_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS guardduty_archived (finding_id TEXT PRIMARY KEY, archived_ms INTEGER NOT NULL);
+`;
+
+const SCHEMA_VERSION = '1';
+
+interface ObservationRow {
+  gateway_id: string; access_key_id: string | null; service: string | null; region: string | null; host: string;
+  client_ip: string; network: string | null; mode: string; action: string | null; first_ms: number; last_ms: number; count: number;
+}
+
+function toSighting(r: ObservationRow): Sighting {
+  return {
+    gatewayId: r.gateway_id, clientIp: r.client_ip, network: r.network, firstSeenMs: r.first_ms, lastSeenMs: r.last_ms, count: r.count,
+    host: r.host, service: r.service, region: r.region, action: r.action, accessKeyId: r.access_key_id, mode: r.mode as Sighting['mode'],
+  };
+}
+
+export class SqliteStore implements DetectorStore {
+  private readonly db: Database.Database;
+  /** Longest observation span stored: lets span queries use the first_ms index (first_ms ≥ from − maxSpan). */
+  private maxSpanMs: number;
+  private readonly stmt;
+
+  constructor(readonly path: string) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
+    this.db.exec(SCHEMA);
+    const v = this.db.prepare('SELECT value FROM meta WHERE key = ?').get('schema_version') as { value: string } | undefined;
+    if (!v) this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema_version', SCHEMA_VERSION);
+    else if (v.value !== SCHEMA_VERSION) throw new Error(`${path}: store schema version ${v.value} is not supported by this detector (expects ${SCHEMA_VERSION})`);
+    this.maxSpanMs = (this.db.prepare('SELECT COALESCE(MAX(last_ms - first_ms), 0) AS m FROM observations').get() as { m: number }).m;
+    const db = this.db;
+    this.stmt = {
+      insertBatch: db.prepare('INSERT INTO batches (batch_id, gateway_id, sequence, received_ms, records) VALUES (?, ?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING'),
+      insertObservation: db.prepare('INSERT INTO observations (gateway_id, access_key_id, service, region, host, client_ip, network, mode, action, first_ms, last_ms, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      insertHeartbeat: db.prepare('INSERT INTO heartbeats (gateway_id, time_ms) VALUES (?, ?)'),
+      keySightings: db.prepare('SELECT * FROM observations WHERE access_key_id = ? AND first_ms >= ? AND first_ms <= ? AND last_ms >= ? ORDER BY first_ms LIMIT 500'),
+      endpointSightings: db.prepare('SELECT * FROM observations WHERE gateway_id = ? AND service = ? AND region IS ? AND first_ms >= ? AND first_ms <= ? AND last_ms >= ? ORDER BY first_ms LIMIT 500'),
+      heartbeatNear: db.prepare('SELECT 1 FROM heartbeats WHERE gateway_id = ? AND time_ms BETWEEN ? AND ? LIMIT 1'),
+      observationNear: db.prepare('SELECT 1 FROM observations WHERE gateway_id = ? AND last_ms >= ? AND first_ms <= ? LIMIT 1'),
+      lastHeartbeat: db.prepare('SELECT MAX(time_ms) AS t FROM heartbeats WHERE gateway_id = ?'),
+      fileGet: db.prepare('SELECT size, mtime_ms FROM cloudtrail_files WHERE path = ?'),
+      filePut: db.prepare('INSERT INTO cloudtrail_files (path, size, mtime_ms, processed_ms, records, invalid) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, processed_ms = excluded.processed_ms, records = excluded.records, invalid = excluded.invalid'),
+      eventPut: db.prepare('INSERT INTO events (event_id, access_key_id, source_ip, event_time_ms) VALUES (?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING'),
+      eventUses: db.prepare('SELECT event_id, source_ip, event_time_ms FROM events WHERE access_key_id = ? AND event_time_ms BETWEEN ? AND ? ORDER BY event_time_ms LIMIT 1000'),
+      pendingPut: db.prepare('INSERT INTO pending (event_id, event_time_ms, due_ms, raw) VALUES (?, ?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET due_ms = excluded.due_ms'),
+      pendingDue: db.prepare('SELECT event_id, event_time_ms, due_ms, raw FROM pending WHERE due_ms <= ? ORDER BY due_ms LIMIT ?'),
+      pendingDel: db.prepare('DELETE FROM pending WHERE event_id = ?'),
+      pendingCount: db.prepare('SELECT COUNT(*) AS n FROM pending'),
+      decisionPut: db.prepare('INSERT INTO decisions (kind, subject_id, time_ms, decided_ms, disposition, rule, access_key_id, source_ip, gateway_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, subject_id) DO NOTHING'),
+      decisionHas: db.prepare('SELECT 1 FROM decisions WHERE kind = ? AND subject_id = ?'),
+      decisionsSince: db.prepare('SELECT * FROM decisions WHERE decided_ms >= ? AND (? IS NULL OR disposition = ?) ORDER BY decided_ms DESC, id DESC LIMIT ?'),
+      findingGet: db.prepare('SELECT finding FROM findings WHERE id = ?'),
+      findingPut: db.prepare('INSERT INTO findings (id, finding, updated_ms) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET finding = excluded.finding, updated_ms = excluded.updated_ms'),
+      gdArchivedGet: db.prepare('SELECT 1 FROM guardduty_archived WHERE finding_id = ?'),
+      gdArchivedPut: db.prepare('INSERT INTO guardduty_archived (finding_id, archived_ms) VALUES (?, ?) ON CONFLICT (finding_id) DO NOTHING'),
+    };
+  }
+
+  ingestBatch(gatewayId: string, batch: TelemetryBatch, receivedMs: number): IngestResult {
+    const s = this.stmt;
+    const tx = this.db.transaction((): IngestResult => {
+      const inserted = s.insertBatch.run(batch.batchId, gatewayId, batch.sequence, receivedMs, batch.records.length).changes;
+      if (inserted === 0) return { kind: 'duplicate' };
+      for (const r of batch.records) {
+        if (r.type === 'heartbeat') {
+          s.insertHeartbeat.run(gatewayId, Date.parse(r.time));
+          continue;
+        }
+        const first = Date.parse(r.firstSeen);
+        const last = Date.parse(r.lastSeen);
+        if (last - first > this.maxSpanMs) this.maxSpanMs = last - first;
+        s.insertObservation.run(gatewayId, r.accessKeyId, r.aws?.service ?? null, r.aws?.region ?? null, r.host, r.clientIp, r.network, r.mode, r.action, first, last, r.count);
+      }
+      return { kind: 'stored', records: batch.records.length };
+    });
+    return tx.immediate();
+  }
+
+  keySightings(accessKeyId: string, fromMs: number, toMs: number): Sighting[] {
+    return (this.stmt.keySightings.all(accessKeyId, fromMs - this.maxSpanMs, toMs, fromMs) as ObservationRow[]).map(toSighting);
+  }
+
+  endpointSightings(gatewayId: string, service: string, region: string | null, fromMs: number, toMs: number): Sighting[] {
+    return (this.stmt.endpointSightings.all(gatewayId, service, region, fromMs - this.maxSpanMs, toMs, fromMs) as ObservationRow[]).map(toSighting);
+  }
+
+  heartbeatNear(gatewayId: string, fromMs: number, toMs: number): boolean {
+    return this.stmt.heartbeatNear.get(gatewayId, fromMs, toMs) !== undefined || this.stmt.observationNear.get(gatewayId, fromMs, toMs) !== undefined;
+  }
+
+  lastHeartbeatMs(gatewayId: string): number | null {
+    return (this.stmt.lastHeartbeat.get(gatewayId) as { t: number | null }).t;
+  }
+
+  fileProcessed(path: string, size: number, mtimeMs: number): boolean {
+    const row = this.stmt.fileGet.get(path) as { size: number; mtime_ms: number } | undefined;
+    return row !== undefined && row.size === size && row.mtime_ms === Math.floor(mtimeMs);
+  }
+
+  markFileProcessed(path: string, size: number, mtimeMs: number, records: number, invalid: number, nowMs: number): void {
+    this.stmt.filePut.run(path, size, Math.floor(mtimeMs), nowMs, records, invalid);
+  }
+
+  recordEvent(eventId: string, accessKeyId: string | null, sourceIp: string, eventTimeMs: number): boolean {
+    return this.stmt.eventPut.run(eventId, accessKeyId, sourceIp, eventTimeMs).changes > 0;
+  }
+
+  cloudTrailUses(accessKeyId: string, fromMs: number, toMs: number): CloudTrailUse[] {
+    return (this.stmt.eventUses.all(accessKeyId, fromMs, toMs) as { event_id: string; source_ip: string; event_time_ms: number }[]).map((r) => ({
+      eventId: r.event_id,
+      eventTime: new Date(r.event_time_ms).toISOString(),
+      sourceIPAddress: r.source_ip,
+    }));
+  }
+
+  addPending(p: PendingEvent): void {
+    this.stmt.pendingPut.run(p.eventId, p.eventTimeMs, p.dueMs, JSON.stringify(p.raw));
+  }
+
+  duePending(nowMs: number, limit: number): PendingEvent[] {
+    return (this.stmt.pendingDue.all(nowMs, limit) as { event_id: string; event_time_ms: number; due_ms: number; raw: string }[]).map((r) => ({
+      eventId: r.event_id,
+      eventTimeMs: r.event_time_ms,
+      dueMs: r.due_ms,
+      raw: JSON.parse(r.raw) as unknown,
+    }));
+  }
+
+  removePending(eventId: string): void {
+    this.stmt.pendingDel.run(eventId);
+  }
+
+  pendingCount(): number {
+    return (this.stmt.pendingCount.get() as { n: number }).n;
+  }
+
+  saveDecision(d: StoredDecision): boolean {
+    return this.stmt.decisionPut.run(d.kind, d.subjectId, d.timeMs, d.decidedMs, d.disposition, d.rule, d.accessKeyId, d.sourceIp, d.gatewayId, JSON.stringify(d.detail)).changes > 0;
+  }
+
+  hasDecision(kind: StoredDecision['kind'], subjectId: string): boolean {
+    return this.stmt.decisionHas.get(kind, subjectId) !== undefined;
+  }
+
+  listDecisions(filter: { sinceMs: number; disposition: string | null; limit: number }): StoredDecision[] {
+    const rows = this.stmt.decisionsSince.all(filter.sinceMs, filter.disposition, filter.disposition, filter.limit) as {
+      kind: StoredDecision['kind']; subject_id: string; time_ms: number; decided_ms: number; disposition: string; rule: string;
+      access_key_id: string | null; source_ip: string | null; gateway_id: string | null; detail: string;
+    }[];
+    return rows.map((r) => ({
+      kind: r.kind, subjectId: r.subject_id, timeMs: r.time_ms, decidedMs: r.decided_ms, disposition: r.disposition, rule: r.rule,
+      accessKeyId: r.access_key_id, sourceIp: r.source_ip, gatewayId: r.gateway_id, detail: JSON.parse(r.detail) as unknown,
+    }));
+  }
+
+  getFinding(id: string): unknown {
+    const row = this.stmt.findingGet.get(id) as { finding: string } | undefined;
+    return row ? (JSON.parse(row.finding) as unknown) : null;
+  }
+
+  putFinding(id: string, finding: unknown, nowMs: number): void {
+    this.stmt.findingPut.run(id, JSON.stringify(finding), nowMs);
+  }
+
+  guardDutyArchived(findingId: string): boolean {
+    return this.stmt.gdArchivedGet.get(findingId) !== undefined;
+  }
+
+  markGuardDutyArchived(findingIds: readonly string[], nowMs: number): void {
+    const tx = this.db.transaction(() => {
+      for (const id of findingIds) this.stmt.gdArchivedPut.run(id, nowMs);
+    });
+    tx();
+  }
+
+  prune(olderThanMs: number): { observations: number; heartbeats: number; events: number } {
+    const tx = this.db.transaction(() => ({
+      observations: this.db.prepare('DELETE FROM observations WHERE last_ms < ?').run(olderThanMs).changes,
+      heartbeats: this.db.prepare('DELETE FROM heartbeats WHERE time_ms < ?').run(olderThanMs).changes,
+      events: this.db.prepare('DELETE FROM events WHERE event_time_ms < ?').run(olderThanMs).changes,
+      batches: this.db.prepare('DELETE FROM batches WHERE received_ms < ?').run(olderThanMs).changes,
+    }));
+    const r = tx();
+    return { observations: r.observations, heartbeats: r.heartbeats, events: r.events };
+  }
+
+  sizeBytes(): number {
+    let total = 0;
+    for (const suffix of ['', '-wal']) {
+      try {
+        total += statSync(this.path + suffix).size;
+      } catch {
+        // the WAL file comes and goes
+      }
+    }
+    return total;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * What the detector keeps, behind an interface so the embedded SQLite
+ * default can be replaced (PostgreSQL for several detectors behind a load
+ * balancer: ingest is stateless over the store).
+ *
+ * Lifecycle contract: every write method is durable when it returns (the
+ * ingest endpoint answers 2xx only after `ingestBatch` returned).
+ */
+import type { TelemetryBatch } from '../../protocol/telemetry.js';
+import type { EvidenceView } from '../correlate/types.js';
+import type { CloudTrailUse } from '../guardduty/decide.js';
+
+export type IngestResult = { kind: 'stored'; records: number } | { kind: 'duplicate' };
+
+export interface StoredDecision {
+  kind: 'cloudtrail' | 'guardduty';
+  subjectId: string;
+  timeMs: number;
+  decidedMs: number;
+  disposition: string;
+  rule: string;
+  accessKeyId: string | null;
+  sourceIp: string | null;
+  gatewayId: string | null;
+  detail: unknown;
+}
+
+export interface PendingEvent {
+  eventId: string;
+  eventTimeMs: number;
+  dueMs: number;
+  raw: unknown;
+}
+
+export interface DetectorStore extends EvidenceView {
+  ingestBatch(gatewayId: string, batch: TelemetryBatch, receivedMs: number): IngestResult;
+  lastHeartbeatMs(gatewayId: string): number | null;
+
+  /** CloudTrail files processed once: keyed by path, with size and mtime to notice a rewritten file. */
+  fileProcessed(path: string, size: number, mtimeMs: number): boolean;
+  markFileProcessed(path: string, size: number, mtimeMs: number, records: number, invalid: number, nowMs: number): void;
+
+  /** Instance-credential events seen (for GuardDuty's "used from elsewhere" check and deduplication). */
+  recordEvent(eventId: string, accessKeyId: string | null, sourceIp: string, eventTimeMs: number): boolean;
+  cloudTrailUses(accessKeyId: string, fromMs: number, toMs: number): CloudTrailUse[];
+
+  /** Findings that wait for late telemetry before they are final. */
+  addPending(p: PendingEvent): void;
+  duePending(nowMs: number, limit: number): PendingEvent[];
+  removePending(eventId: string): void;
+  pendingCount(): number;
+
+  saveDecision(d: StoredDecision): boolean;
+  hasDecision(kind: StoredDecision['kind'], subjectId: string): boolean;
+  listDecisions(filter: { sinceMs: number; disposition: string | null; limit: number }): StoredDecision[];
+
+  getFinding(id: string): unknown;
+  putFinding(id: string, finding: unknown, nowMs: number): void;
+
+  /** GuardDuty findings already archived (idempotence across restarts and retries). */
+  guardDutyArchived(findingId: string): boolean;
+  markGuardDutyArchived(findingIds: readonly string[], nowMs: number): void;
+
+  prune(olderThanMs: number): { observations: number; heartbeats: number; events: number };
+  sizeBytes(): number;
+  close(): void;
+}
