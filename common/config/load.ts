@@ -36,13 +36,14 @@ export function formatProblem(p: ConfigProblem): string {
 /** Parses YAML (JSON is valid YAML) with positions, or returns the syntax errors. */
 export function parseYaml(text: string): { ok: true; doc: Document; lines: LineCounter } | { ok: false; problems: ConfigProblem[] } {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     return {
       ok: false,
       problems: doc.errors.map((e) => {
         const pos = e.linePos?.[0];
-        return { path: '', message: `YAML syntax error: ${e.message.split('\n')[0] ?? e.code}`, ...(pos ? { line: pos.line, column: pos.col } : {}) };
+        const first = (e.message.split('\n')[0] ?? e.code).replace(/ at line \d+, column \d+:?$/, '');
+        return { path: '', message: `YAML syntax error: ${first}`, ...(pos ? { line: pos.line, column: pos.col } : {}) };
       }),
     };
   }
