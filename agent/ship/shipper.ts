@@ -74,7 +74,9 @@ export class Shipper {
       const entry = this.opts.spool.take();
       if (!entry) break;
       this.inFlight++;
-      const p = this.send(entry).finally(() => {
+      const p = this.send(entry).catch((err: unknown) => {
+        this.opts.logger.error({ event: 'telemetry_send_crashed', err }, 'unexpected error while shipping a batch');
+      }).finally(() => {
         this.inFlight--;
         this.sends.delete(p);
         this.kick();
@@ -108,7 +110,20 @@ export class Shipper {
     }
     this.opts.metrics.telemetrySendDuration.observe((this.opts.now() - started) / 1000);
     this.opts.metrics.telemetryBatches.inc({ outcome: outcome.kind });
-    await this.settle(entry, outcome);
+    try {
+      await this.settle(entry, outcome);
+    } catch (err) {
+      // The spool could not record the outcome (disk full, I/O error, directory gone). The batch
+      // stays in the spool and is sent again later; the proxy is never affected.
+      this.opts.metrics.telemetrySinkErrors.inc({ sink: 'spool' });
+      this.opts.logger.error({ event: 'telemetry_settle_failed', batch_id: entry.id, outcome: outcome.kind, err }, 'could not record a send outcome in the spool; the batch will be sent again');
+      try {
+        this.opts.spool.release(entry.id);
+      } catch {
+        // already gone from the in-flight list
+      }
+      this.pausedUntil = Math.max(this.pausedUntil, this.opts.now() + 5_000);
+    }
     this.opts.onChange?.();
   }
 
@@ -129,7 +144,7 @@ export class Shipper {
       case 'unauthorized':
       case 'retryable': {
         this.opts.spool.release(entry.id);
-        const delay = nextDelayMs(this.opts.backoff ?? DEFAULT_BACKOFF, this.consecutiveFailures++, outcome, this.opts.random ?? Math.random);
+        const delay = nextDelayMs(this.opts.backoff ?? DEFAULT_BACKOFF, ++this.consecutiveFailures, outcome, this.opts.random ?? Math.random);
         this.pausedUntil = Math.max(this.pausedUntil, this.opts.now() + delay);
         if (outcome.kind === 'unauthorized') {
           log.error({ event: 'telemetry_unauthorized', status: outcome.status, retry_in_ms: delay }, 'detector rejected the batch signature: telemetry.secret_file does not match the detector\'s key for this gateway');
@@ -145,8 +160,16 @@ export class Shipper {
   async stop(timeoutMs = 5_000): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    await Promise.race([Promise.allSettled([...this.sends]), new Promise((r) => setTimeout(r, timeoutMs))]);
-    await this.dispatcher.close().catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      Promise.allSettled([...this.sends]).then(() => false),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeoutMs))),
+    ]);
+    clearTimeout(timer);
+    // A detector that never answers must not hold the agent's shutdown: abort what is still in flight
+    // (those batches stay in the spool and are sent after the restart).
+    if (timedOut) await this.dispatcher.destroy().catch(() => undefined);
+    else await this.dispatcher.close().catch(() => undefined);
   }
 }
 

@@ -50,9 +50,17 @@ export class SpoolSink implements RecordSink {
         records: records.slice(i, i + this.opts.maxBatchRecords),
       };
       batches.push({ id: batch.batchId, payload: await gzipAsync(JSON.stringify(batch)) });
-      this.recordCounts.set(batch.batchId, batch.records.length);
+      // Bounded: counts are only for the records metric; a long outage must not grow this map.
+      if (this.recordCounts.size < 100_000) this.recordCounts.set(batch.batchId, batch.records.length);
     }
-    await this.spool.appendMany(batches);
+    try {
+      await this.spool.appendMany(batches);
+    } catch (err) {
+      // One fsync for the whole flush is an optimisation: a flush larger than the spool cap
+      // goes batch by batch, so the cap drops the oldest batches instead of refusing the newest.
+      if ((err as { code?: string }).code !== 'SPOOL_BATCH_TOO_LARGE' || batches.length === 1) throw err;
+      for (const b of batches) await this.spool.append(b.id, b.payload);
+    }
     this.opts.onAppended(records.length);
   }
 }

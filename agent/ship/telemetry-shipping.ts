@@ -35,15 +35,23 @@ export async function buildTelemetryShipping(
   const secret = (await readFile(c.telemetry.secret_file)).subarray(0);
   const trimmed = Buffer.from(secret.toString('utf8').trim(), 'utf8');
   if (trimmed.length < 16) throw new Error(`${c.telemetry.secret_file}: the HMAC secret is shorter than 16 bytes; generate one with: head -c 32 /dev/urandom | base64 > ${c.telemetry.secret_file}`);
+  let forget: (id: string) => void = () => undefined;
   const onEvent = (e: SpoolEvent): void => {
     switch (e.kind) {
       case 'dropped':
         metrics.spoolDropped.inc();
-        logger.error({ event: 'spool_batch_dropped', batch_id: e.id, bytes: e.bytes, reason: e.reason }, 'spool full: dropped the oldest batch');
+        forget(e.id);
+        logger.error(
+          { event: 'spool_batch_dropped', batch_id: e.id, bytes: e.bytes, reason: e.reason },
+          e.reason === 'overflow' ? 'spool full (telemetry.spool_max_bytes): dropped the oldest batch' : 'spool: dropped a batch that failed its checksum when read back',
+        );
         return;
       case 'truncated':
         metrics.spoolTruncated.inc(e.bytes);
-        logger.error({ event: 'spool_truncated', segment: e.segment, offset: e.offset, bytes: e.bytes, reason: e.reason }, 'spool: torn or corrupt data found at start-up and cut off');
+        logger.error(
+          { event: 'spool_truncated', segment: e.segment, offset: e.offset, bytes: e.bytes, reason: e.reason },
+          e.reason.startsWith('skipped') ? 'spool: damaged record found at start-up and skipped; the records after it are kept' : 'spool: torn or corrupt tail found at start-up and cut off',
+        );
         return;
       case 'state-reset':
         logger.warn({ event: 'spool_state_reset', reason: e.reason }, 'spool state file missing or corrupt: every intact batch will be sent again (the detector dedupes)');
@@ -52,6 +60,7 @@ export async function buildTelemetryShipping(
         if (e.pending > 0) logger.info({ event: 'spool_recovered', pending: e.pending, in_flight: e.inFlight }, 'spool: batches from a previous run will be sent');
         return;
       case 'dead-lettered':
+        forget(e.id);
         return;
     }
   };
@@ -71,6 +80,7 @@ export async function buildTelemetryShipping(
       shipper?.kick();
     },
   });
+  forget = (id) => sink.recordCounts.delete(id);
   shipper = new Shipper({
     url: c.telemetry.detector_url,
     gatewayId: c.gateway.id,

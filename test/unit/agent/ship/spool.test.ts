@@ -217,15 +217,15 @@ describe('Spool files', () => {
     await spool.close();
   });
 
-  it('appends 10,000 × 2 KiB batches within a few seconds (appendMany, 100 per fsync)', async () => {
+  // Throughput is measured in bench/, not asserted here; this checks that many grouped appends all land, in order.
+  it('keeps 10,000 × 2 KiB batches appended in groups of 100 (one fsync per group), in order', async () => {
     const { spool } = await openSpool(await makeTempDir(), { maxBytes: 1 << 30 });
     const payload = Buffer.alloc(2048, 1);
-    const started = performance.now();
     for (let i = 0; i < 10_000; i += 100) {
       await spool.appendMany(Array.from({ length: 100 }, (_, j) => ({ id: batchId(i + j), payload })));
     }
-    expect(performance.now() - started).toBeLessThan(5_000);
     expect(spool.stats().batches).toBe(10_000);
+    expect(spool.take()?.id).toBe(batchId(0));
     await spool.close();
   });
 
