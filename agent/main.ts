@@ -43,9 +43,13 @@ export async function runAgent(configPath: string, opts: { logLevel?: string } =
     reloading = reloading.then(async () => {
       notifySystemd('RELOADING=1', logger, process);
       logger.info({ event: 'reload_requested', config: configPath }, 'SIGHUP: reloading configuration');
-      const next = await readConfigFile(configPath, agentConfigSchema);
-      const pre = next.ok ? await preflightAgent(next.value) : [];
-      await app.reload(next.ok && pre.length > 0 ? { ok: false, problems: pre } : next);
+      try {
+        const next = await readConfigFile(configPath, agentConfigSchema);
+        const pre = next.ok ? await preflightAgent(next.value) : [];
+        await app.reload(next.ok && pre.length > 0 ? { ok: false, problems: pre } : next);
+      } catch (err) {
+        await app.reload({ ok: false, problems: [{ path: '', message: `reload failed: ${(err as Error).message}` }] });
+      }
       notifySystemd('READY=1', logger, process);
     });
   });

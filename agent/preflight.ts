@@ -4,7 +4,7 @@
  * already happened; these are the problems a YAML file cannot show.
  */
 import type { ConfigProblem } from '../common/config/load.js';
-import { checkPrivateFile, checkReadableFile } from '../common/runtime/config-file.js';
+import { checkPrivateFile, checkReadableFile, checkSecretFile } from '../common/runtime/config-file.js';
 import type { AgentConfig } from './config/schema.js';
 
 export async function preflightAgent(c: AgentConfig): Promise<ConfigProblem[]> {
@@ -17,6 +17,6 @@ export async function preflightAgent(c: AgentConfig): Promise<ConfigProblem[]> {
     add('inspect.ca_key', await checkPrivateFile(c.inspect.ca_key, 'the inspection CA key', true));
   }
   if (c.upstream.ca_file) add('upstream.ca_file', await checkReadableFile(c.upstream.ca_file));
-  if (c.telemetry.secret_file) add('telemetry.secret_file', await checkPrivateFile(c.telemetry.secret_file, 'the telemetry HMAC secret', false));
+  if (c.telemetry.secret_file) add('telemetry.secret_file', await checkSecretFile(c.telemetry.secret_file, 'the telemetry HMAC secret'));
   return problems;
 }

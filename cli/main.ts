@@ -5,12 +5,24 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { packageVersion } from '../common/runtime/version.js';
-import { checkConfigCommand } from './commands/check-config.js';
-import { suppressionRuleCommand } from './commands/suppression-rule.js';
-import { caInitCommand } from './commands/ca.js';
-import { runAgent } from '../agent/main.js';
-import { runDetector, listDecisions } from '../detector/main.js';
-import { replayCommand } from './commands/replay.js';
+import { InvalidArgumentError } from 'commander';
+
+// Commands load their code when they run: `--version` and `--help` stay fast.
+const load = {
+  agent: () => import('../agent/main.js'),
+  detector: () => import('../detector/main.js'),
+  checkConfig: () => import('./commands/check-config.js'),
+  suppressionRule: () => import('./commands/suppression-rule.js'),
+  ca: () => import('./commands/ca.js'),
+  replay: () => import('./commands/replay.js'),
+};
+
+function intOption(min: number, max: number) {
+  return (value: string): string => {
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) throw new InvalidArgumentError(`expected an integer ${min}-${max}, got "${value}"`);
+    return value;
+  };
+}
 
 const out = { stdout: (s: string) => process.stdout.write(s), stderr: (s: string) => process.stderr.write(s) };
 
@@ -20,7 +32,16 @@ function program(): Command {
     .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .configureOutput({ writeOut: out.stdout, writeErr: out.stderr });
+    .configureOutput({ writeOut: out.stdout, writeErr: out.stderr })
+    .addHelpText('after', `
+Examples:
+  egress-witness agent --config /etc/egress-witness/agent.yaml
+  egress-witness detector --config /etc/egress-witness/detector.yaml
+  egress-witness check-config /etc/egress-witness/agent.yaml
+  egress-witness suppression-rule --config /etc/egress-witness/agent.yaml --format cli
+  egress-witness <command> --help
+
+Exit codes: 0 ok, 1 invalid configuration or runtime failure, 2 usage error.`);
 
   p.command('agent')
     .description('run the gateway agent: forward proxy, observations, telemetry shipping')
@@ -34,10 +55,16 @@ Examples:
 Signals: SIGHUP reloads the configuration (the old one stays on error),
 SIGTERM/SIGINT drain and exit 0; a second one exits at once.`)
     .action(async (o: { config: string; logLevel?: string }) => {
-      process.exitCode = await runAgent(o.config, o.logLevel ? { logLevel: o.logLevel } : {});
+      process.exitCode = await (await load.agent()).runAgent(o.config, o.logLevel ? { logLevel: o.logLevel } : {});
     });
 
-  const det = p.command('detector').description('run the central detector, or query its store');
+  const det = p
+    .command('detector')
+    .description('run the central detector, or query its store')
+    .addHelpText('after', `
+Examples:
+  egress-witness detector --config /etc/egress-witness/detector.yaml
+  egress-witness detector decisions --config /etc/egress-witness/detector.yaml --since 1h --disposition finding`);
   det
     .command('run', { isDefault: true })
     .description('run the detector daemon: telemetry ingest, CloudTrail and GuardDuty input, correlation, findings')
@@ -46,7 +73,7 @@ SIGTERM/SIGINT drain and exit 0; a second one exits at once.`)
 Examples:
   egress-witness detector --config /etc/egress-witness/detector.yaml`)
     .action(async (o: { config: string }) => {
-      process.exitCode = await runDetector(o.config);
+      process.exitCode = await (await load.detector()).runDetector(o.config);
     });
   det
     .command('decisions')
@@ -54,12 +81,12 @@ Examples:
     .requiredOption('-c, --config <file>', 'detector configuration file (YAML)')
     .option('--since <duration>', 'only decisions newer than this (e.g. 1h, 30m)', '24h')
     .addOption(new Option('--disposition <d>', 'only this disposition').choices(['ignored', 'suppressed', 'finding', 'archive', 'keep']))
-    .option('--limit <n>', 'at most this many', '1000')
+    .option('--limit <n>', 'at most this many', intOption(1, 1_000_000), '1000')
     .addHelpText('after', `
 Examples:
   egress-witness detector decisions --config /etc/egress-witness/detector.yaml --since 1h --disposition suppressed`)
     .action(async (o: { config: string; since: string; disposition?: string; limit: string }) => {
-      process.exitCode = await listDecisions(o.config, { since: o.since, disposition: o.disposition ?? null, limit: Number(o.limit) }, out);
+      process.exitCode = await (await load.detector()).listDecisions(o.config, { since: o.since, disposition: o.disposition ?? null, limit: Number(o.limit) }, out);
     });
 
   p.command('check-config')
@@ -72,7 +99,7 @@ Examples:
   egress-witness check-config /etc/egress-witness/agent.yaml
   egress-witness check-config config/detector.example.yaml`)
     .action(async (file: string) => {
-      process.exitCode = await checkConfigCommand(file, out);
+      process.exitCode = await (await load.checkConfig()).checkConfigCommand(file, out);
     });
 
   p.command('suppression-rule')
@@ -82,7 +109,7 @@ Examples:
     .option('--expand', 'list single addresses for CIDRs of at most 50 addresses')
     .option('--detector-id <id>', 'GuardDuty detector id to put in the rule')
     .option('--name <name>', 'filter name (3-64 of A-Z a-z 0-9 . _ -)', 'egress-witness-gateway-cidrs')
-    .option('--rank <n>', 'filter rank (1 = evaluated first)', '1')
+    .option('--rank <n>', 'filter rank (1 = evaluated first)', intOption(1, 100), '1')
     .addHelpText('after', `
 Why this rule is blind: it archives every OutsideAWS finding whose caller address is the
 gateway's, so an attacker who steals instance credentials and sends them through the same
@@ -95,23 +122,28 @@ Examples:
   egress-witness suppression-rule --config /etc/egress-witness/agent.yaml
   egress-witness suppression-rule --config agent.yaml --format cli --expand --detector-id 12abc34d567e8fa901bc2d34e56789f0`)
     .action(async (o: { config: string; format: 'json' | 'cli'; expand?: boolean; detectorId?: string; name: string; rank: string }) => {
-      process.exitCode = await suppressionRuleCommand(o, out);
+      process.exitCode = await (await load.suppressionRule()).suppressionRuleCommand(o, out);
     });
 
-  const ca = p.command('ca').description('manage the inspection CA');
+  const ca = p
+    .command('ca')
+    .description('manage the inspection CA')
+    .addHelpText('after', `
+Examples:
+  egress-witness ca init --out /etc/egress-witness`);
   ca.command('init')
     .description('create an inspection CA (ECDSA P-256) for TLS inspection of AWS endpoints')
     .requiredOption('-o, --out <dir>', 'folder to write ca.pem and ca-key.pem into')
     .option('--force', 'overwrite existing files')
     .option('--name <cn>', 'CA common name', 'egress-witness inspection CA')
-    .option('--validity-days <n>', 'CA validity in days', '825')
+    .option('--validity-days <n>', 'CA validity in days', intOption(1, 3650), '825')
     .option('--domains <list>', 'comma-separated DNS name constraints (empty = none)', 'amazonaws.com,api.aws,amazonaws.com.cn,amazonwebservices.com.cn')
     .addHelpText('after', `
 Examples:
   egress-witness ca init --out /etc/egress-witness
   egress-witness ca init --out ./ca --domains amazonaws.com`)
     .action(async (o: { out: string; force?: boolean; name: string; validityDays: string; domains: string }) => {
-      process.exitCode = await caInitCommand(o, out);
+      process.exitCode = await (await load.ca()).caInitCommand(o, out);
     });
 
   p.command('replay')
@@ -128,7 +160,7 @@ Examples:
   egress-witness replay --config detector.yaml --cloudtrail logs/ --telemetry gw1.ndjson --findings
   egress-witness replay --config detector.yaml --guardduty findings.json --cloudtrail logs/*.json.gz --telemetry gw1.ndjson`)
     .action(async (o: { config: string; cloudtrail?: string[]; telemetry?: string[]; guardduty?: string[]; findings?: boolean; quiet?: boolean }) => {
-      process.exitCode = await replayCommand(o, out);
+      process.exitCode = await (await load.replay()).replayCommand(o, out);
     });
   return p;
 }

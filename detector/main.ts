@@ -46,7 +46,11 @@ export async function runDetector(configPath: string): Promise<number> {
     reloading = reloading.then(async () => {
       notifySystemd('RELOADING=1', logger, process);
       logger.info({ event: 'reload_requested', config: configPath }, 'SIGHUP: reloading configuration');
-      await app.reload(await loadChecked(configPath));
+      try {
+        await app.reload(await loadChecked(configPath));
+      } catch (err) {
+        await app.reload({ ok: false, problems: [{ path: '', message: `reload failed: ${(err as Error).message}` }] });
+      }
       notifySystemd('READY=1', logger, process);
     });
   });

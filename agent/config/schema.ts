@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { parseIp } from '../../common/cidr/ip.js';
 import {
-  cidr, cidrList, duration, listenAddress, logLevel, nullablePath, port, positiveInt, size, url,
+  cidr, cidrList, duration, listenAddress, logLevel, nullablePath, port, positiveInt, required, size, url,
 } from '../../common/config/schema-helpers.js';
 
 const show = (v: unknown): string => JSON.stringify(v) ?? String(v);
@@ -22,12 +22,12 @@ const upstreamTarget = z.string().superRefine((v, ctx) => {
 });
 
 const gateway = z.strictObject({
-  id: z.string({ error: 'required: the gateway id, e.g. "gw-dc1"' }).regex(/^[a-z0-9](?:[a-z0-9-]{0,62})$/, 'expected lower-case letters, digits and "-" (at most 63), e.g. "gw-dc1"'),
-  egress_cidrs: z.array(cidr, { error: 'required: the public CIDRs AWS sees from this gateway' }).min(1, 'at least one egress CIDR is required'),
+  id: z.string({ error: required('the gateway id, e.g. "gw-dc1"', 'a string') }).regex(/^[a-z0-9](?:[a-z0-9-]{0,62})$/, 'expected lower-case letters, digits and "-" (at most 63), e.g. "gw-dc1"'),
+  egress_cidrs: z.array(cidr, { error: required('the public CIDRs AWS sees from this gateway', 'a list of CIDRs') }).min(1, 'at least one egress CIDR is required'),
 });
 
 const network = z.strictObject({
-  name: z.string({ error: 'required: the network name, e.g. "vpc-prod"' }).regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected letters, digits, ".", "_" or "-"'),
+  name: z.string({ error: required('the network name, e.g. "vpc-prod"', 'a string') }).regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected letters, digits, ".", "_" or "-"'),
   cidrs: cidrList.min(1, 'at least one CIDR is required'),
 });
 
@@ -48,8 +48,8 @@ const proxy = z.strictObject({
 });
 
 const inspect = z.strictObject({
-  ca_cert: z.string({ error: 'required: path to the inspection CA certificate (PEM)' }).min(1),
-  ca_key: z.string({ error: 'required: path to the inspection CA key (PEM, mode 0600)' }).min(1),
+  ca_cert: z.string({ error: required('path to the inspection CA certificate (PEM)', 'a string') }).min(1),
+  ca_key: z.string({ error: required('path to the inspection CA key (PEM, mode 0600)', 'a string') }).min(1),
   hosts: z.array(hostPattern).default(['*.amazonaws.com', '*.api.aws']),
   passthrough: z.array(hostPattern).default([]),
   /** After a client rejects the agent's certificate (pinning) or insists on h2, tunnel that host instead. */

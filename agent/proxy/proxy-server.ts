@@ -315,7 +315,9 @@ export class ForwardProxy {
     for (const t of this.tunnels) t.abort('drained');
     for (const s of this.inspecting) s.destroy();
     this.server.closeAllConnections();
-    await Promise.race([closed, new Promise((r) => setTimeout(r, 1_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([closed, new Promise((r) => (timer = setTimeout(r, 1_000)))]);
+    clearTimeout(timer);
     // Let the aborted tunnels report their observations before the caller flushes.
     while (this.tunnels.size > 0) await new Promise((r) => setTimeout(r, 5));
     this.forwarder.close();

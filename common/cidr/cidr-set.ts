@@ -1,10 +1,10 @@
 /**
  * CIDR lists compiled to sorted integer ranges for hot-path matching.
- * Validation uses ip-cidr; matching is a binary search over plain numbers
+* Parsing is strict (and ip-cidr must agree); matching is a binary search over plain numbers
  * (IPv4) or bigints (IPv6), with the longest prefix winning for tagged sets.
  */
 import IPCIDR from 'ip-cidr';
-import { parseIp, type ParsedIp } from './ip.js';
+import { parseIp, parseIpv4, parseIpv6, formatIpv4, formatIpv6, type ParsedIp } from './ip.js';
 
 export interface CidrRange<T> {
   readonly cidr: string;
@@ -17,27 +17,44 @@ export interface CidrRange<T> {
 
 export type CidrParse = { ok: true; cidr: string; family: 4 | 6; start: bigint; end: bigint; prefix: number } | { ok: false; reason: string };
 
-/** Accepts `a.b.c.d/n`, IPv6 `x::/n`, or a bare address (a /32 or /128). */
+const MAPPED_HIGH = 0xffffn;
+
+/**
+ * Accepts `a.b.c.d/n`, IPv6 `x::/n`, or a bare address (a /32 or /128).
+ * Host bits are cleared (`10.0.0.1/8` is `10.0.0.0/8`). IPv4-mapped IPv6
+ * ranges (`::ffff:10.0.0.0/104`, `::ffff:a00:0/104`) become the IPv4 range
+ * they map, because sockets report IPv4 peers in either form and `parseIp`
+ * folds them the same way. ip-cidr must also accept the text.
+ */
 export function parseCidr(text: string): CidrParse {
+  const invalid: CidrParse = { ok: false, reason: `"${text}" is not a valid CIDR` };
   const trimmed = text.trim();
-  let candidate = trimmed;
-  if (!trimmed.includes('/')) {
-    if (!IPCIDR.isValidAddress(trimmed)) return { ok: false, reason: `"${text}" is not a valid CIDR` };
-    candidate = `${trimmed}/${trimmed.includes(':') ? 128 : 32}`;
+  const slash = trimmed.indexOf('/');
+  const addr = slash < 0 ? trimmed : trimmed.slice(0, slash);
+  const bits = slash < 0 ? null : trimmed.slice(slash + 1);
+  if (addr.includes('%') || addr.includes('[')) return invalid;
+  if (bits !== null && !/^(0|[1-9]\d{0,2})$/.test(bits)) return invalid;
+  const v4 = parseIpv4(addr);
+  const v6 = v4 === null ? parseIpv6(addr) : null;
+  if (v4 === null && v6 === null) return invalid;
+  const width = v4 !== null ? 32 : 128;
+  const prefix = bits === null ? width : Number(bits);
+  if (prefix > width) return invalid;
+  if (!IPCIDR.isValidCIDR(`${addr}/${prefix}`)) return invalid;
+  const value = v4 !== null ? BigInt(v4) : (v6 as bigint);
+  const hostBits = BigInt(width - prefix);
+  let start = (value >> hostBits) << hostBits;
+  let end = start | ((1n << hostBits) - 1n);
+  let family: 4 | 6 = v4 !== null ? 4 : 6;
+  let outPrefix = prefix;
+  if (family === 6 && prefix >= 96 && start >> 32n === MAPPED_HIGH) {
+    family = 4;
+    outPrefix = prefix - 96;
+    start &= 0xffffffffn;
+    end &= 0xffffffffn;
   }
-  const [addr, bits] = candidate.split('/');
-  const prefix = Number(bits);
-  const isV6 = (addr ?? '').includes(':');
-  if (!IPCIDR.isValidCIDR(candidate) || !Number.isInteger(prefix) || prefix < 0 || prefix > (isV6 ? 128 : 32) || !/^\d+$/.test(bits ?? '')) {
-    return { ok: false, reason: `"${text}" is not a valid CIDR` };
-  }
-  const c = new IPCIDR(candidate);
-  const start = BigInt(String(c.start({ type: 'bigInteger' })));
-  const end = BigInt(String(c.end({ type: 'bigInteger' })));
-  // ip-cidr folds ::ffff:a.b.c.d/n into IPv4 space; keep that, it is how sockets report IPv4 peers.
-  const family: 4 | 6 = !isV6 || c.address.v4 ? 4 : 6;
-  const normPrefix = family === 4 && isV6 ? Math.max(0, prefix - 96) : prefix;
-  return { ok: true, cidr: c.toString(), family, start, end, prefix: normPrefix };
+  const cidr = family === 4 ? `${formatIpv4(Number(start))}/${outPrefix}` : `${formatIpv6(start)}/${outPrefix}`;
+  return { ok: true, cidr, family, start, end, prefix: outPrefix };
 }
 
 interface V4Range<T> { start: number; end: number; prefix: number; entry: CidrRange<T> }

@@ -63,7 +63,12 @@ function parseGroups(part: string, allowV4Tail: boolean): number[] | null {
 export function parseIpv6(text: string): bigint | null {
   let addr = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
   const zone = addr.indexOf('%');
-  if (zone >= 0) addr = addr.slice(0, zone);
+  if (zone >= 0) {
+    // A zone id is an interface name: non-empty, no further '%'.
+    const id = addr.slice(zone + 1);
+    if (id === '' || id.includes('%') || !/^[\w.-]+$/.test(id)) return null;
+    addr = addr.slice(0, zone);
+  }
   const dbl = addr.indexOf('::');
   let groups: number[] | null;
   if (dbl >= 0) {

@@ -6,7 +6,7 @@
  *                     │ syntax errors           │ schema issues (paths)
  *                     └────────── positions from the document ─────────┘
  */
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { LineCounter, parseDocument, isNode, isMap, isScalar, type Document } from 'yaml';
 import type { z } from 'zod';
 
 export interface ConfigProblem {
@@ -50,7 +50,18 @@ export function parseYaml(text: string): { ok: true; doc: Document; lines: LineC
   return { ok: true, doc, lines };
 }
 
-function positionOf(doc: Document, lines: LineCounter, path: readonly PropertyKey[]): { line?: number; column?: number } {
+function positionOf(doc: Document, lines: LineCounter, path: readonly PropertyKey[], atKey = false): { line?: number; column?: number } {
+  // An unknown key is reported where the key is written, not at its value.
+  if (atKey && path.length > 0) {
+    const parent: unknown = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1) as unknown[], true);
+    if (isMap(parent)) {
+      const pair = parent.items.find((p) => isScalar(p.key) && p.key.value === path[path.length - 1]);
+      if (pair && isNode(pair.key) && pair.key.range) {
+        const pos = lines.linePos(pair.key.range[0]);
+        return { line: pos.line, column: pos.col };
+      }
+    }
+  }
   // Walk up until a node with a range exists (a missing key points at its parent).
   for (let n = path.length; n >= 0; n--) {
     const node: unknown = n === 0 ? doc.contents : doc.getIn(path.slice(0, n) as unknown[], true);
@@ -66,14 +77,24 @@ function positionOf(doc: Document, lines: LineCounter, path: readonly PropertyKe
 export function loadConfigText<S extends z.ZodType>(text: string, schema: S): ConfigResult<z.output<S>> {
   const parsed = parseYaml(text);
   if (!parsed.ok) return parsed;
-  const raw: unknown = parsed.doc.toJS({ maxAliasCount: 100 }) ?? {};
-  return validateConfig(raw, schema, (path) => positionOf(parsed.doc, parsed.lines, path));
+  const js = documentToJs(parsed.doc);
+  if (!js.ok) return js;
+  return validateConfig(js.value ?? {}, schema, (path, atKey) => positionOf(parsed.doc, parsed.lines, path, atKey));
+}
+
+/** The document as plain data; unresolved aliases and alias bombs are problems, not exceptions. */
+export function documentToJs(doc: Document): { ok: true; value: unknown } | { ok: false; problems: ConfigProblem[] } {
+  try {
+    return { ok: true, value: doc.toJS({ maxAliasCount: 100 }) as unknown };
+  } catch (err) {
+    return { ok: false, problems: [{ path: '', message: `YAML error: ${(err as Error).message.split('\n')[0] ?? 'cannot resolve the document'}` }] };
+  }
 }
 
 export function validateConfig<S extends z.ZodType>(
   raw: unknown,
   schema: S,
-  locate: (path: readonly PropertyKey[]) => { line?: number; column?: number } = () => ({}),
+  locate: (path: readonly PropertyKey[], atKey: boolean) => { line?: number; column?: number } = () => ({}),
 ): ConfigResult<z.output<S>> {
   const result = schema.safeParse(raw);
   if (result.success) return { ok: true, value: result.data };
@@ -82,11 +103,11 @@ export function validateConfig<S extends z.ZodType>(
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) {
         const path = [...issue.path, key];
-        problems.push({ path: formatPath(path), message: `unknown key "${key}"`, ...locate(path) });
+        problems.push({ path: formatPath(path), message: `unknown key "${key}"`, ...locate(path, true) });
       }
       continue;
     }
-    problems.push({ path: formatPath(issue.path), message: issue.message, ...locate(issue.path) });
+    problems.push({ path: formatPath(issue.path), message: issue.message, ...locate(issue.path, false) });
   }
   return { ok: false, problems };
 }

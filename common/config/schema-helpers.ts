@@ -5,6 +5,11 @@ import { parseDuration, parseSize } from './units.js';
 
 const show = (v: unknown): string => JSON.stringify(v) ?? String(v);
 
+/** Error text for a required key: "required: …" when absent, "expected …, got …" when present but mistyped. */
+export function required(what: string, expected: string): (issue: { input: unknown }) => string {
+  return (issue) => (issue.input === undefined ? `required: ${what}` : `expected ${expected}, got ${show(issue.input)}`);
+}
+
 export const cidr = z.string({ error: (i) => `expected a CIDR string, got ${show(i.input)}` }).superRefine((v, ctx) => {
   const p = parseCidr(v);
   if (!p.ok) ctx.addIssue({ code: 'custom', message: p.reason });

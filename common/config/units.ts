@@ -8,15 +8,20 @@ const SIZE_UNITS: Record<string, number> = {
 
 /** Milliseconds, or null when the text is not a duration. A bare number is seconds. */
 export function parseDuration(input: string | number): number | null {
-  if (typeof input === 'number') return Number.isFinite(input) && input >= 0 ? input * 1000 : null;
+  if (typeof input === 'number') return Number.isFinite(input) && input >= 0 ? Math.round(input * 1000) : null;
   const text = input.trim().toLowerCase();
-  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
+  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
   const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy;
   let total = 0;
   let matched = 0;
+  let lastUnit = Infinity;
   let m: RegExpExecArray | null;
   while ((m = re.exec(text)) !== null) {
-    total += Number(m[1]) * (DURATION_UNITS[m[2] ?? ''] ?? NaN);
+    const unit = DURATION_UNITS[m[2] ?? ''] ?? NaN;
+    // Units go from largest to smallest, each at most once ("1h30m", not "30m1h" or "1m1m").
+    if (!(unit < lastUnit)) return null;
+    lastUnit = unit;
+    total += Number(m[1]) * unit;
     matched = re.lastIndex;
   }
   return matched === text.length && matched > 0 && Number.isFinite(total) ? Math.round(total) : null;

@@ -85,7 +85,7 @@ export function suppressionRuleCli(input: CreateFilterInput): string {
   const criteria = JSON.stringify(input.FindingCriteria);
   return [
     'aws guardduty create-filter',
-    `--detector-id ${input.DetectorId ?? '"$(aws guardduty list-detectors --query DetectorIds[0] --output text)"'}`,
+    `--detector-id ${input.DetectorId ? shellQuote(input.DetectorId) : `"$(aws guardduty list-detectors --query 'DetectorIds[0]' --output text)"`}`,
     `--name ${shellQuote(input.Name)}`,
     `--description ${shellQuote(input.Description)}`,
     `--action ${input.Action}`,

@@ -1,6 +1,6 @@
 /** pino JSON logs (stdout → journald), snake_case keys, with key-name redaction at any depth. */
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
-import { redactDeep } from './redact.js';
+import { redactDeep, REDACTED } from './redact.js';
 
 export type { Logger } from 'pino';
 
@@ -23,8 +23,21 @@ export function createLogger(opts: LoggerOptions): Logger {
         level: (label) => ({ level: label }),
         log: (obj) => redactDeep(obj) as Record<string, unknown>,
       },
-      serializers: { err: pino.stdSerializers.err },
+      // The log formatter above redacts every line's own fields at any depth (and turns errors into
+      // plain, redacted objects). Fields bound with child() skip formatters, but not serializers:
+      serializers: childSerializers(),
     },
     opts.destination ?? pino.destination({ fd: 1, sync: false }),
   );
+}
+
+/** Keys redacted when bound on a child logger; objects under them are redacted deeply. */
+const SECRET_KEYS = ['authorization', 'proxy-authorization', 'x-amz-security-token', 'secret', 'secret_key', 'secretAccessKey', 'password', 'token', 'session_token', 'sessionToken', 'signature', 'cookie'];
+const DEEP_KEYS = ['headers', 'req', 'res', 'request', 'response', 'config', 'err', 'error'];
+
+function childSerializers(): Record<string, (v: unknown) => unknown> {
+  const out: Record<string, (v: unknown) => unknown> = {};
+  for (const k of SECRET_KEYS) out[k] = (v) => (v === null || v === undefined ? v : REDACTED);
+  for (const k of DEEP_KEYS) out[k] = (v) => redactDeep(v);
+  return out;
 }

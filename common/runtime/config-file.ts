@@ -1,7 +1,7 @@
 /** Reads a YAML config file and validates it, turning I/O errors into config problems. */
 import { readFile, stat } from 'node:fs/promises';
 import type { z } from 'zod';
-import { loadConfigText, parseYaml, type ConfigResult } from '../config/load.js';
+import { documentToJs, loadConfigText, parseYaml, type ConfigResult } from '../config/load.js';
 
 export async function readConfigFile<S extends z.ZodType>(path: string, schema: S): Promise<ConfigResult<z.output<S>>> {
   let text: string;
@@ -23,7 +23,9 @@ export async function readTopLevelKeys(path: string): Promise<{ ok: true; keys: 
   }
   const parsed = parseYaml(text);
   if (!parsed.ok) return parsed;
-  const js: unknown = parsed.doc.toJS();
+  const resolved = documentToJs(parsed.doc);
+  if (!resolved.ok) return resolved;
+  const js = resolved.value;
   if (js === null || typeof js !== 'object' || Array.isArray(js)) return { ok: false, problems: [{ path: '', message: 'expected a mapping of sections at the top level' }] };
   return { ok: true, keys: Object.keys(js) };
 }
@@ -52,6 +54,15 @@ export async function checkPrivateFile(path: string, what: string, strictGroup: 
   } catch (err) {
     return { ok: false, message: describeFileError(path, err) };
   }
+}
+
+/** A shared HMAC secret: private (see checkPrivateFile) and at least 16 bytes once trimmed. */
+export async function checkSecretFile(path: string, what: string): Promise<FileCheck> {
+  const priv = await checkPrivateFile(path, what, false);
+  if (!priv.ok) return priv;
+  const text = (await readFile(path, 'utf8')).trim();
+  if (Buffer.byteLength(text) < 16) return { ok: false, message: `${path}: ${what} is shorter than 16 bytes; generate one with: head -c 32 /dev/urandom | base64 > ${path}` };
+  return { ok: true };
 }
 
 export async function checkReadableFile(path: string): Promise<FileCheck> {

@@ -3,12 +3,12 @@
  * authoritative: an agent cannot widen its egress CIDRs by declaring more.
  */
 import { z } from 'zod';
-import { cidr, duration, listenAddress, logLevel, nullablePath, positiveInt, size, url } from '../../common/config/schema-helpers.js';
+import { cidr, duration, listenAddress, logLevel, nullablePath, positiveInt, required, size, url } from '../../common/config/schema-helpers.js';
 
 const gateway = z.strictObject({
-  id: z.string({ error: 'required: the gateway id the agent uses (gateway.id in its config)' }).regex(/^[a-z0-9](?:[a-z0-9-]{0,62})$/, 'expected lower-case letters, digits and "-", e.g. "gw-dc1"'),
-  egress_cidrs: z.array(cidr, { error: 'required: the public CIDRs AWS sees from this gateway' }).min(1, 'at least one egress CIDR is required'),
-  secret_file: z.string({ error: 'required: the HMAC key file shared with this gateway\'s agent' }).min(1),
+  id: z.string({ error: required('the gateway id the agent uses (gateway.id in its config)', 'a string') }).regex(/^[a-z0-9](?:[a-z0-9-]{0,62})$/, 'expected lower-case letters, digits and "-", e.g. "gw-dc1"'),
+  egress_cidrs: z.array(cidr, { error: required('the public CIDRs AWS sees from this gateway', 'a list of CIDRs') }).min(1, 'at least one egress CIDR is required'),
+  secret_file: z.string({ error: required('the HMAC key file shared with this gateway\'s agent', 'a string') }).min(1),
   /** false: the gateway runs tunnel-only and can attest endpoints, not keys. */
   inspect: z.boolean().default(true),
 });

@@ -171,7 +171,7 @@ describe('agent (inspect) + detector, as processes', () => {
     expect(finding).toMatchObject({ disposition: 'finding', rule: 'external', accessKeyId: KEY, sourceIp: '198.51.100.77' });
 
     await until('finding written', () => existsSync(join(dir, 'findings.jsonl')) && readFileSync(join(dir, 'findings.jsonl'), 'utf8').includes('198.51.100.77'));
-    const written = readFileSync(join(dir, 'findings.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+    const written = readFileSync(join(dir, 'findings.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(written).toHaveLength(1);
     expect(written[0]).toMatchObject({
       type: 'UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS',

@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import { formatProblem, loadConfigText } from '../../../../common/config/load.js';
+import { detectorConfigSchema, type DetectorConfig } from '../../../../detector/config/schema.js';
+
+function load(text: string): DetectorConfig {
+  const r = loadConfigText(text, detectorConfigSchema);
+  if (!r.ok) throw new Error(r.problems.map(formatProblem).join('\n'));
+  return r.value;
+}
+
+function problems(text: string): string[] {
+  const r = loadConfigText(text, detectorConfigSchema);
+  return r.ok ? [] : r.problems.map(formatProblem);
+}
+
+const GATEWAY = `gateways:
+  - id: gw-dc1
+    egress_cidrs: [203.0.113.0/28, "2001:db8::/48"]
+    secret_file: /etc/egress-witness/gateways/gw-dc1.key
+`;
+
+describe('detector config: defaults', () => {
+  it('an empty file is a complete config', () => {
+    expect(load('')).toEqual({
+      listen: { host: '0.0.0.0', port: 8443, text: '0.0.0.0:8443' },
+      tls: { cert: null, key: null },
+      admin: { listen: { host: '127.0.0.1', port: 9465, text: '127.0.0.1:9465' } },
+      store: { path: '/var/lib/egress-witness/detector.db', retention: 8 * 3_600_000 },
+      gateways: [],
+      cloudtrail: { watch_dir: null, poll_interval: 10_000 },
+      aws_ip_ranges: null,
+      correlation: { window: 300_000, grace: 600_000, heartbeat_stale: 120_000, endpoint_attestation: 'accept' },
+      findings: { file: null, webhook: null },
+      guardduty: { mode: 'report', region: null, detector_id: null, endpoint: null, ca_file: null, poll_interval: null, webhook_kept: false },
+      ingest: { max_body_bytes: 8 * 1024 * 1024, max_concurrent: 32, clock_skew: 300_000, token_file: null },
+      log: { level: 'info' },
+    });
+  });
+
+  it('defaults a gateway to inspect: true', () => {
+    expect(load(GATEWAY).gateways).toEqual([
+      { id: 'gw-dc1', egress_cidrs: ['203.0.113.0/28', '2001:db8::/48'], secret_file: '/etc/egress-witness/gateways/gw-dc1.key', inspect: true },
+    ]);
+  });
+
+  it('reads the GuardDuty polling settings', () => {
+    const c = load('guardduty:\n  mode: archive\n  region: eu-central-1\n  detector_id: 12abc34d567e8fa901bc2d34e56789f0\n  poll_interval: 5m\n');
+    expect(c.guardduty).toEqual({ mode: 'archive', region: 'eu-central-1', detector_id: '12abc34d567e8fa901bc2d34e56789f0', endpoint: null, ca_file: null, poll_interval: 300_000, webhook_kept: false });
+  });
+
+  it('polling needs a region and a detector id', () => {
+    expect(problems('guardduty:\n  region: us-east-1\n  poll_interval: 5m\n')).toEqual(['guardduty.poll_interval: polling needs guardduty.region and guardduty.detector_id (line 3, column 18)']);
+  });
+
+  it('accepts JSON input', () => {
+    const c = load('{"listen": "127.0.0.1:18443", "correlation": {"window": "2m", "endpoint_attestation": "flag"}}');
+    expect(c.listen).toEqual({ host: '127.0.0.1', port: 18443, text: '127.0.0.1:18443' });
+    expect(c.correlation).toEqual({ window: 120_000, grace: 600_000, heartbeat_stale: 120_000, endpoint_attestation: 'flag' });
+  });
+});
+
+describe('detector config: rules', () => {
+  it('names a duplicate gateway id at its second occurrence', () => {
+    expect(problems(`${GATEWAY}  - id: gw-dc1\n    egress_cidrs: [198.51.100.0/28]\n    secret_file: /x\n`)).toEqual(['gateways[1].id: duplicate gateway id "gw-dc1" (line 5, column 9)']);
+  });
+
+  it('requires tls.cert and tls.key together', () => {
+    expect(problems('tls:\n  key: /k.pem\n')).toEqual(['tls: set both tls.cert and tls.key, or neither (line 2, column 3)']);
+    expect(load('tls: {cert: /c.pem, key: /k.pem}\n').tls).toEqual({ cert: '/c.pem', key: '/k.pem' });
+  });
+
+  it('requires each gateway\'s egress CIDRs and secret file', () => {
+    expect(problems('gateways:\n  - id: gw-a\n    egress_cidrs: []\n')).toEqual([
+      'gateways[0].egress_cidrs: at least one egress CIDR is required (line 3, column 19)',
+      'gateways[0].secret_file: required: the HMAC key file shared with this gateway\'s agent (line 2, column 5)',
+    ]);
+  });
+
+  it.each([
+    ['us-east-1', true],
+    ['eu-central-1', true],
+    ['us-gov-west-1', true],
+    ['mars', false],
+    ['US-EAST-1', false],
+    ['us-east', false],
+  ])('GuardDuty region %j valid: %s', (region, valid) => {
+    expect(problems(`guardduty: {region: ${region}, detector_id: abc123}\n`).length === 0).toBe(valid);
+  });
+
+  it('rejects unknown keys at every level, by name', () => {
+    expect(problems('gateway: {}\ngateways:\n  - {id: gw-a, egress_cidrs: [203.0.113.1], secret_file: /x, color: red}\n')).toEqual([
+      'gateways[0].color: unknown key "color" (line 3, column 62)',
+      'gateway: unknown key "gateway" (line 1, column 1)',
+    ]);
+  });
+
+  it('reports an unknown key where the key is written, not at its value', () => {
+    expect(problems('findings:\n  file: null\n  webook:\n    url: https://siem.example.internal/\n')).toEqual([
+      'findings.webook: unknown key "webook" (line 3, column 3)',
+    ]);
+  });
+
+  it('calls a present but mistyped gateway value "expected …, got …", not "required"', () => {
+    expect(problems('gateways:\n  - id: 42\n    egress_cidrs: 203.0.113.0/28\n    secret_file: [a]\n')).toEqual([
+      'gateways[0].id: expected a string, got 42 (line 2, column 9)',
+      'gateways[0].egress_cidrs: expected a list of CIDRs, got "203.0.113.0/28" (line 3, column 19)',
+      'gateways[0].secret_file: expected a string, got ["a"] (line 4, column 18)',
+    ]);
+  });
+
+  it('says "required: …" only for an absent gateway key', () => {
+    expect(problems('gateways:\n  - secret_file: /x\n')).toEqual([
+      'gateways[0].id: required: the gateway id the agent uses (gateway.id in its config) (line 2, column 5)',
+      'gateways[0].egress_cidrs: required: the public CIDRs AWS sees from this gateway (line 2, column 5)',
+    ]);
+  });
+
+  it('rejects a webhook that is not http(s)', () => {
+    expect(problems('findings: {webhook: "file:///tmp/x"}\n')).toEqual(['findings.webhook: "file:///tmp/x" must use http or https (line 1, column 21)']);
+  });
+});
