@@ -13,6 +13,7 @@ import { createAdminServer, listen, closeServer } from '../common/admin/admin-se
 import type { ConfigProblem } from '../common/config/load.js';
 import { formatProblem } from '../common/config/load.js';
 import { formatDuration } from '../common/config/units.js';
+import { applyHotReload } from '../common/config/hot-reload.js';
 import type { AgentConfig } from './config/schema.js';
 import { createAgentMetrics, type AgentMetrics } from './metrics/metrics.js';
 import { ForwardProxy } from './proxy/proxy-server.js';
@@ -41,10 +42,15 @@ export interface AgentAddresses {
   admin: AddressInfo;
 }
 
-/** Keys whose change needs a restart; reload keeps the running value and says so. */
-const RESTART_KEYS: ((c: AgentConfig) => unknown)[] = [
-  (c) => c.proxy.listen.text, (c) => c.admin.listen.text, (c) => c.gateway.id, (c) => c.telemetry.spool_dir,
-  (c) => c.telemetry.detector_url, (c) => c.telemetry.secret_file, (c) => c.proxy.max_header_bytes, (c) => c.proxy.header_timeout,
+/**
+ * What SIGHUP applies to a running agent. Everything else (listeners, gateway
+ * identity and egress CIDRs, spool and shipping, upstream pools) keeps its
+ * running value until a restart, and the reload log line names those keys.
+ */
+export const AGENT_HOT_KEYS: readonly string[] = [
+  'networks', 'proxy.allowed_clients', 'proxy.allowed_ports', 'proxy.allow_destination_cidrs', 'proxy.max_tunnels',
+  'proxy.connect_timeout', 'proxy.idle_timeout', 'proxy.drain_timeout', 'inspect', 'upstream.resolve',
+  'telemetry.file', 'telemetry.flush_interval', 'telemetry.heartbeat_interval', 'log.level',
 ];
 
 export class AgentApp {
@@ -182,8 +188,7 @@ export class AgentApp {
       this.logger.error({ event: 'reload_failed', problems: result.problems.map(formatProblem) }, 'configuration reload failed; keeping the running configuration');
       return false;
     }
-    const next = result.value;
-    const restartNeeded = RESTART_KEYS.filter((k) => JSON.stringify(k(next)) !== JSON.stringify(k(this.config))).length;
+    const { effective: next, needsRestart } = applyHotReload(this.config, result.value, AGENT_HOT_KEYS);
     try {
       const addrs = this.addresses;
       const self = addrs ? [{ ip: this.config.proxy.listen.host, port: addrs.proxy.port }, { ip: this.config.admin.listen.host, port: addrs.admin.port }] : [];
@@ -198,12 +203,12 @@ export class AgentApp {
       this.logger.error({ event: 'reload_failed', err }, 'configuration reload failed; keeping the running configuration');
       return false;
     }
-    // Keep what cannot change without a restart; take everything else.
-    const kept: AgentConfig = { ...next, gateway: this.config.gateway, admin: this.config.admin, proxy: { ...next.proxy, listen: this.config.proxy.listen, max_header_bytes: this.config.proxy.max_header_bytes, header_timeout: this.config.proxy.header_timeout }, telemetry: { ...next.telemetry, spool_dir: this.config.telemetry.spool_dir, detector_url: this.config.telemetry.detector_url, secret_file: this.config.telemetry.secret_file } };
+    const kept = next;
     this.config = kept;
+    this.logger.level = kept.log.level;
     this.pipeline?.reconfigure({ flushIntervalMs: kept.telemetry.flush_interval, heartbeatIntervalMs: kept.telemetry.heartbeat_interval, sinks: this.sinksFor(kept), inspect: kept.inspect !== null });
     this.markReload(true);
-    if (restartNeeded > 0) this.logger.warn({ event: 'reload_partial', keys_needing_restart: restartNeeded }, 'configuration reloaded; listen addresses, gateway id and telemetry destination keep their running values until restart');
+    if (needsRestart.length > 0) this.logger.warn({ event: 'reload_partial', keys_needing_restart: needsRestart }, `configuration reloaded; ${needsRestart.join(', ')} keep their running values until a restart`);
     else this.logger.info({ event: 'reloaded', ...effectiveSettings(kept) }, 'configuration reloaded');
     return true;
   }

@@ -136,7 +136,7 @@ Examples:
     .requiredOption('-o, --out <dir>', 'folder to write ca.pem and ca-key.pem into')
     .option('--force', 'overwrite existing files')
     .option('--name <cn>', 'CA common name', 'egress-witness inspection CA')
-    .option('--validity-days <n>', 'CA validity in days', intOption(1, 3650), '825')
+    .option('--validity-days <n>', 'CA validity in days', intOption(1, 3650), '1825')
     .option('--domains <list>', 'comma-separated DNS name constraints (empty = none)', 'amazonaws.com,api.aws,amazonaws.com.cn,amazonwebservices.com.cn')
     .addHelpText('after', `
 Examples:

@@ -19,6 +19,7 @@ import { createRegistry } from '../common/metrics/registry.js';
 import { createAdminServer, listen, closeServer } from '../common/admin/admin-server.js';
 import { formatProblem, type ConfigProblem } from '../common/config/load.js';
 import { formatDuration } from '../common/config/units.js';
+import { applyHotReload } from '../common/config/hot-reload.js';
 import type { DetectorConfig } from './config/schema.js';
 import { createDetectorMetrics, type DetectorMetrics } from './metrics/metrics.js';
 import { SqliteStore } from './store/sqlite-store.js';
@@ -60,7 +61,7 @@ function readSecret(path: string): Buffer {
 
 async function buildRuntime(c: DetectorConfig): Promise<Runtime> {
   const gateways = new Map<string, GatewayKey>();
-  for (const g of c.gateways) gateways.set(g.id, { id: g.id, secret: readSecret(g.secret_file), egressCidrs: CidrSet.of(g.egress_cidrs) });
+  for (const g of c.gateways) gateways.set(g.id, { id: g.id, secret: readSecret(g.secret_file), egressCidrs: CidrSet.of(g.egress_cidrs), inspect: g.inspect });
   const ranges = c.aws_ip_ranges ? await loadAwsIpRanges(c.aws_ip_ranges) : null;
   return {
     config: c,
@@ -71,7 +72,11 @@ async function buildRuntime(c: DetectorConfig): Promise<Runtime> {
   };
 }
 
-const RESTART_KEYS: ((c: DetectorConfig) => unknown)[] = [(c) => c.listen.text, (c) => c.admin.listen.text, (c) => c.store.path, (c) => c.tls, (c) => c.findings, (c) => c.cloudtrail.watch_dir, (c) => c.guardduty.endpoint, (c) => c.guardduty.ca_file];
+/** What SIGHUP applies to a running detector; everything else waits for a restart (and the log says which keys). */
+export const DETECTOR_HOT_KEYS: readonly string[] = [
+  'gateways', 'aws_ip_ranges', 'correlation', 'store.retention', 'guardduty.mode', 'guardduty.region', 'guardduty.detector_id',
+  'guardduty.webhook_kept', 'ingest', 'log.level',
+];
 
 export class DetectorApp {
   readonly metrics: DetectorMetrics;
@@ -279,12 +284,12 @@ export class DetectorApp {
       return false;
     }
     try {
-      const next = await buildRuntime(result.value);
-      const restart = RESTART_KEYS.filter((k) => JSON.stringify(k(result.value)) !== JSON.stringify(k(this.config))).length;
-      this.rt = next;
-      this.config = { ...result.value, listen: this.config.listen, admin: this.config.admin, store: { ...result.value.store, path: this.config.store.path }, tls: this.config.tls, findings: this.config.findings, cloudtrail: this.config.cloudtrail };
+      const { effective, needsRestart } = applyHotReload(this.config, result.value, DETECTOR_HOT_KEYS);
+      this.rt = await buildRuntime(effective);
+      this.config = effective;
+      log.level = effective.log.level;
       this.markReload(true);
-      if (restart > 0) log.warn({ event: 'reload_partial', keys_needing_restart: restart }, 'configuration reloaded; listeners, store, findings sinks and watch_dir keep their running values until restart');
+      if (needsRestart.length > 0) log.warn({ event: 'reload_partial', keys_needing_restart: needsRestart }, `configuration reloaded; ${needsRestart.join(', ')} keep their running values until a restart`);
       else log.info({ event: 'reloaded', gateways: result.value.gateways.map((g) => g.id) }, 'configuration reloaded');
       return true;
     } catch (err) {

@@ -13,5 +13,6 @@ export async function preflightDetector(c: DetectorConfig): Promise<ConfigProble
   if (c.tls.key) add('tls.key', await checkPrivateFile(c.tls.key, 'the TLS key', true));
   if (c.ingest.token_file) add('ingest.token_file', await checkPrivateFile(c.ingest.token_file, 'the ingest bearer token', false));
   if (c.aws_ip_ranges) add('aws_ip_ranges', await checkReadableFile(c.aws_ip_ranges));
+  if (c.guardduty.ca_file) add('guardduty.ca_file', await checkReadableFile(c.guardduty.ca_file));
   return problems;
 }

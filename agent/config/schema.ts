@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { parseIp } from '../../common/cidr/ip.js';
 import {
-  cidr, cidrList, duration, listenAddress, logLevel, nullablePath, port, positiveInt, required, size, url,
+  cidr, cidrList, duration, listenAddress, positiveDuration, logLevel, nullablePath, port, positiveInt, required, size, url,
 } from '../../common/config/schema-helpers.js';
 
 const show = (v: unknown): string => JSON.stringify(v) ?? String(v);
@@ -37,10 +37,10 @@ const proxy = z.strictObject({
   allowed_ports: z.array(port).min(1, 'at least one port is required').default([443, 80]),
   allow_destination_cidrs: cidrList.default([]),
   max_tunnels: positiveInt('max_tunnels').default(10_000),
-  connect_timeout: duration.default(10_000),
-  idle_timeout: duration.default(300_000),
+  connect_timeout: positiveDuration.default(10_000),
+  idle_timeout: positiveDuration.default(300_000),
   /** Time a client has to send its request headers (slowloris guard). */
-  header_timeout: duration.default(10_000),
+  header_timeout: positiveDuration.default(10_000),
   /** Largest request head accepted (request line plus headers). */
   max_header_bytes: size.default(16 * 1024),
   /** How long SIGTERM waits for open tunnels before closing them. */
@@ -55,8 +55,8 @@ const inspect = z.strictObject({
   /** After a client rejects the agent's certificate (pinning) or insists on h2, tunnel that host instead. */
   passthrough_on_failure: z.boolean().default(true),
   /** How long a failed host stays on the automatic passthrough list. */
-  passthrough_ttl: duration.default(3_600_000),
-  leaf_validity: duration.default(7 * 86_400_000),
+  passthrough_ttl: positiveDuration.default(3_600_000),
+  leaf_validity: positiveDuration.default(7 * 86_400_000),
   cert_cache_size: positiveInt('cert_cache_size').default(1000),
 });
 
@@ -64,7 +64,7 @@ const upstream = z.strictObject({
   ca_file: nullablePath,
   resolve: z.record(hostPattern, upstreamTarget).default({}),
   max_connections_per_origin: positiveInt('max_connections_per_origin').default(64),
-  keep_alive_timeout: duration.default(4_000),
+  keep_alive_timeout: positiveDuration.default(4_000),
 });
 
 const telemetry = z.strictObject({
@@ -73,14 +73,14 @@ const telemetry = z.strictObject({
   file: nullablePath,
   spool_dir: z.string().min(1).default('/var/lib/egress-witness/spool'),
   spool_max_bytes: size.default(1024 ** 3),
-  flush_interval: duration.default(2_000),
-  heartbeat_interval: duration.default(30_000),
+  flush_interval: positiveDuration.default(2_000),
+  heartbeat_interval: positiveDuration.default(30_000),
   observe_all: z.boolean().default(false),
   max_batch_records: positiveInt('max_batch_records').default(5_000),
   max_pending_records: positiveInt('max_pending_records').default(100_000),
   max_in_flight: positiveInt('max_in_flight').default(2),
   egress_check_url: url(['http', 'https']).nullable().default(null),
-  egress_check_interval: duration.default(300_000),
+  egress_check_interval: positiveDuration.default(300_000),
 });
 
 const admin = z.strictObject({ listen: listenAddress.default({ host: '127.0.0.1', port: 9464, text: '127.0.0.1:9464' }) });

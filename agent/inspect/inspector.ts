@@ -25,7 +25,7 @@ import { peekClientHello } from './peek-client-hello.js';
 import { describeRequest } from './describe-request.js';
 import { forwardInspected } from './forward-request.js';
 
-export type InterceptFailureCause = 'h2-only' | 'sni-mismatch' | 'not-tls' | 'malformed-hello' | 'hello-timeout' | 'cert-rejected' | 'handshake-failed' | 'handshake-timeout' | 'client-closed' | 'mint-failed';
+export type InterceptFailureCause = 'h2-only' | 'sni-mismatch' | 'malformed-hello' | 'hello-timeout' | 'cert-rejected' | 'handshake-failed' | 'handshake-timeout' | 'client-closed' | 'mint-failed';
 
 export interface InspectorOptions {
   hosts: HostPatternSet;

@@ -12,6 +12,7 @@ import type { ResolveOverrides } from '../net/resolve-overrides.js';
 import type { DestinationPolicy } from '../net/address-policy.js';
 import { resolveTarget, type DialDeps } from '../proxy/dialer.js';
 import { failureAnswer } from '../proxy/failures.js';
+import { trustStore } from '../tls/trust-store.js';
 
 export class UpstreamPolicyError extends Error {
   constructor(readonly reason: string, readonly status: number) {
@@ -27,9 +28,6 @@ export interface ConnectorOptions {
   connectTimeoutMs: number;
 }
 
-export function trustStore(extraCa: string | null): string[] {
-  return extraCa ? [...tls.rootCertificates, extraCa] : [...tls.rootCertificates];
-}
 
 export function policyConnector(opts: ConnectorOptions): buildConnector.connector {
   const ca = trustStore(opts.extraCa);
@@ -42,7 +40,7 @@ export function policyConnector(opts: ConnectorOptions): buildConnector.connecto
       return;
     }
     const { policy, overrides } = opts.policy();
-    resolveTarget(target, { policy, overrides, deps: opts.deps }).then(
+    resolveTarget(target, { policy, overrides, deps: opts.deps, lookupTimeoutMs: opts.connectTimeoutMs }).then(
       (resolution) => {
         if (!resolution.ok) {
           const a = failureAnswer(resolution.failure);

@@ -81,7 +81,7 @@ export function createAgentMetrics(registry: Registry, build: { version: string;
     telemetryRecords: new Counter({ name: 'egress_witness_telemetry_records_total', help: 'Records acknowledged by the detector.', registers: r }),
     telemetrySendDuration: new Histogram({ name: 'egress_witness_telemetry_send_duration_seconds', help: 'Time to send one batch to the detector.', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: r }),
     telemetrySinkErrors: new Counter({ name: 'egress_witness_telemetry_sink_errors_total', help: 'Failures writing records to a sink (file, spool).', labelNames: ['sink'], registers: r }),
-    egressIpInCidrs: new Gauge({ name: 'egress_witness_egress_ip_in_configured_cidrs', help: 'Whether the public address AWS sees lies in gateway.egress_cidrs (1), not (0); absent until checked.', registers: r }),
+    egressIpInCidrs: new Gauge({ name: 'egress_witness_egress_ip_in_configured_cidrs', help: 'Whether the public address AWS sees lies in gateway.egress_cidrs (1) or not (0); 0 until the first check succeeds (see egress_witness_egress_check_last_success_timestamp_seconds).', registers: r }),
     egressCheckTimestamp: new Gauge({ name: 'egress_witness_egress_check_last_success_timestamp_seconds', help: 'Time of the last successful egress self-check.', registers: r }),
   };
   m.buildInfo.set({ version: build.version, node_version: build.nodeVersion }, 1);

@@ -15,9 +15,11 @@ export function canonicalLogObserver(logger: Logger, metrics: AgentMetrics): Obs
       metrics.tunnelBytes.inc({ direction: 'down' }, e.bytesDown);
       if (e.aws) metrics.awsRequests.inc({ service: serviceLabel(e.aws.service), mode: e.mode });
       if (!logger.isLevelEnabled('info')) return;
+      const refused = e.outcome === 'denied' || e.outcome === 'dns_error' || e.outcome === 'connect_error' || e.outcome === 'connect_timeout';
+      const event = refused ? 'refused' : e.mode === 'tunnel' ? 'tunnel_closed' : 'request';
       logger.info(
         {
-          event: e.mode === 'http' ? 'request' : 'tunnel_closed',
+          event,
           mode: e.mode,
           client_ip: e.clientIp,
           network: e.network,
@@ -34,7 +36,7 @@ export function canonicalLogObserver(logger: Logger, metrics: AgentMetrics): Obs
           duration_ms: e.endedAt - e.startedAt,
           outcome: e.outcome,
         },
-        e.mode === 'http' ? 'request forwarded' : 'tunnel closed',
+        refused ? `${e.mode === 'http' ? 'request' : 'CONNECT'} refused` : event === 'request' ? `${e.mode === 'inspect' ? 'inspected' : 'plain HTTP'} request forwarded` : 'tunnel closed',
       );
     },
   };

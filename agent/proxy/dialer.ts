@@ -28,9 +28,18 @@ export const systemDialDeps: DialDeps = {
 
 export type Resolution = { ok: true; candidates: Candidate[] } | { ok: false; failure: ProxyFailure };
 
+/** Rejects with ETIMEOUT when the lookup takes longer than `ms` (getaddrinfo has no deadline of its own). */
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error('DNS lookup timed out'), { code: 'ETIMEOUT' })), ms);
+  });
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}
+
 export async function resolveTarget(
   target: Target,
-  ctx: { overrides: ResolveOverrides; policy: DestinationPolicy; deps: DialDeps },
+  ctx: { overrides: ResolveOverrides; policy: DestinationPolicy; deps: DialDeps; lookupTimeoutMs?: number },
 ): Promise<Resolution> {
   if (!ctx.policy.checkPort(target.port)) return { ok: false, failure: { kind: 'destination-denied', reason: 'port-not-allowed' } };
   let candidates: Candidate[];
@@ -41,7 +50,7 @@ export async function resolveTarget(
     candidates = [{ ip: target.host, port: target.port }];
   } else {
     try {
-      const answers = await ctx.deps.lookup(target.host);
+      const answers = await withDeadline(ctx.deps.lookup(target.host), ctx.lookupTimeoutMs ?? 10_000);
       candidates = answers.map((a) => ({ ip: a.address, port: target.port }));
     } catch (err) {
       return { ok: false, failure: failureFromError(err, 'dns') };

@@ -11,7 +11,7 @@ export type DestinationDenyReason =
 
 export type ProxyFailure =
   | { kind: 'client-not-allowed' }
-  | { kind: 'bad-request'; reason: 'origin-form' | 'bad-authority' | 'bad-url' | 'unsupported-scheme' | 'bad-method' | 'header-too-large' | 'header-timeout' | 'malformed' }
+  | { kind: 'bad-request'; reason: 'origin-form' | 'bad-authority' | 'bad-url' | 'unsupported-scheme' | 'header-too-large' | 'header-timeout' | 'malformed' }
   | { kind: 'destination-denied'; reason: DestinationDenyReason }
   | { kind: 'dns-failure'; code: string }
   | { kind: 'connect-refused' }
@@ -40,7 +40,6 @@ export function failureAnswer(f: ProxyFailure): FailureAnswer {
     case 'bad-request':
       if (f.reason === 'header-too-large') return { status: 431, statusText: 'Request Header Fields Too Large', reason: 'header-too-large', outcome: 'client_error' };
       if (f.reason === 'header-timeout') return { status: 408, statusText: 'Request Timeout', reason: 'header-timeout', outcome: 'client_error' };
-      if (f.reason === 'bad-method') return { status: 405, statusText: 'Method Not Allowed', reason: 'bad-method', outcome: 'client_error' };
       return { status: 400, statusText: 'Bad Request', reason: f.reason, outcome: 'client_error' };
     case 'destination-denied':
       return { status: 403, statusText: 'Forbidden', reason: `destination-denied:${f.reason}`, outcome: 'denied' };

@@ -56,7 +56,7 @@ export class HttpForwarder {
   }
 
   /** Forwards `req` (whose url is already origin-form) to ip:port; resolves when the exchange ends. */
-  forward(req: http.IncomingMessage, res: http.ServerResponse, ip: string, port: number): Promise<ForwardResult> {
+  forward(req: http.IncomingMessage, res: http.ServerResponse, ip: string, port: number, connectTimeoutMs: number): Promise<ForwardResult> {
     return new Promise((resolve) => {
       let bytesUp = 0;
       const x = { status: null as number | null, bytesDown: 0 };
@@ -77,7 +77,7 @@ export class HttpForwarder {
         done(res.writableFinished ? null : { kind: 'upstream-error', code: 'ECLIENTCLOSED' });
       });
       const target = { protocol: 'http:', host: ip, port };
-      this.proxy.web(req, res, { target }, (err: Error) => {
+      this.proxy.web(req, res, { target, connectTimeout: connectTimeoutMs }, (err: Error) => {
         const failure = failureFromError(err, (err as { code?: string }).code === 'ECONNECT_TIMEOUT' ? 'connect' : 'upstream');
         if (!res.headersSent) {
           const a = failureAnswer(failure);

@@ -170,7 +170,7 @@ export class ForwardProxy {
   }
 
   private async dialForTunnel(target: Target, settings: ProxySettings, clientIp: string): Promise<{ kind: 'refuse'; failure: ProxyFailure } | { kind: 'inspect'; candidates: Candidate[] } | { kind: 'tunnel'; upstream: net.Socket; ip: string }> {
-    const resolution = await resolveTarget(target, { overrides: settings.overrides, policy: settings.policy, deps: this.opts.deps });
+    const resolution = await resolveTarget(target, { overrides: settings.overrides, policy: settings.policy, deps: this.opts.deps, lookupTimeoutMs: settings.connectTimeoutMs });
     if (!resolution.ok) return { kind: 'refuse', failure: resolution.failure };
     if (settings.inspector?.wants(target.host, target.port)) return { kind: 'inspect', candidates: resolution.candidates };
     const dialStart = this.opts.now();
@@ -247,7 +247,7 @@ export class ForwardProxy {
     if (this.draining) return reply({ kind: 'draining' }, 'http');
     const aws0 = settings.classify(parsed.host);
     const base = { startedAt, clientIp: admission.clientIp, network: admission.network, mode: 'http' as const, host: parsed.host, port: parsed.port, aws: aws0 };
-    const resolution = await resolveTarget(parsed, { overrides: settings.overrides, policy: settings.policy, deps: this.opts.deps });
+    const resolution = await resolveTarget(parsed, { overrides: settings.overrides, policy: settings.policy, deps: this.opts.deps, lookupTimeoutMs: settings.connectTimeoutMs });
     if (!resolution.ok) {
       this.observeRefusal(base, resolution.failure);
       return reply(resolution.failure, 'http');
@@ -272,7 +272,7 @@ export class ForwardProxy {
     }
     if (described.aws && !described.key) this.opts.metrics.unattributedRequests.inc({ reason: described.unattributed ?? 'unsigned' });
     req.url = parsed.path;
-    const result = await this.forwarder.forward(req, res, candidate.ip, candidate.port);
+    const result = await this.forwarder.forward(req, res, candidate.ip, candidate.port, settings.connectTimeoutMs);
     const outcome: Outcome = result.failure ? failureAnswer(result.failure).outcome : 'ok';
     this.opts.metrics.proxyRequests.inc({ kind: 'http', outcome });
     this.opts.observer.observe({

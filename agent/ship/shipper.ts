@@ -14,6 +14,7 @@ import { Agent, request } from 'undici';
 import type { Logger } from '../../common/log/logger.js';
 import { signatureHeader, BATCH_HEADER, GATEWAY_HEADER, SIGNATURE_HEADER } from '../../protocol/signature.js';
 import type { AgentMetrics } from '../metrics/metrics.js';
+import { trustStore } from '../tls/trust-store.js';
 import { classifyNetworkError, classifyResponse, nextDelayMs, DEFAULT_BACKOFF, type BackoffPolicy, type SendOutcome } from './retry-policy.js';
 import type { Spool } from './spool.js';
 import type { SpoolEntry } from './spool-types.js';
@@ -52,7 +53,7 @@ export class Shipper {
       keepAliveTimeout: 4_000,
       headersTimeout: opts.requestTimeoutMs ?? 30_000,
       bodyTimeout: opts.requestTimeoutMs ?? 30_000,
-      connect: opts.ca ? { ca: opts.ca } : {},
+      connect: opts.ca ? { ca: trustStore(opts.ca) } : {},
     });
   }
 

@@ -23,7 +23,7 @@ x509.cryptoProvider.set(webcrypto);
 export const NAME_CONSTRAINTS_OID = '2.5.29.30';
 
 /** What `egress-witness ca` permits by default: the AWS commercial, dual-stack and China endpoint domains. */
-export const AWS_PERMITTED_DOMAINS: readonly string[] = ['amazonaws.com', 'api.aws', 'amazonaws.com.cn'];
+export const AWS_PERMITTED_DOMAINS: readonly string[] = ['amazonaws.com', 'api.aws', 'amazonaws.com.cn', 'amazonwebservices.com.cn'];
 
 export interface InspectionCa {
   /** The CA certificate followed by any issuer certificates, PEM. */
@@ -46,7 +46,7 @@ export interface CreateInspectionCaOptions {
 }
 
 const DEFAULT_COMMON_NAME = 'egress-witness inspection CA';
-const DEFAULT_VALIDITY_DAYS = 1825;
+export const DEFAULT_VALIDITY_DAYS = 1825;
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
 const DNS_CONSTRAINT = /^\.?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;

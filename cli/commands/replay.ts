@@ -41,7 +41,9 @@ export async function replayCommand(
     flush();
     if (!o.quiet) {
       out.stderr(
-        `replay: ${s.telemetryRecords} telemetry records (${s.telemetryInvalid} invalid), ${s.cloudtrailRecords} CloudTrail records from ${s.files} files (${s.cloudtrailInvalid} invalid) in ${((Date.now() - started) / 1000).toFixed(1)} s; ` +
+        `replay: ${s.telemetryRecords} telemetry records (${s.telemetryInvalid} invalid) loaded in ${(s.telemetryMs / 1000).toFixed(1)} s, ` +
+          `${s.cloudtrailRecords} CloudTrail records from ${s.files} files (${s.cloudtrailInvalid} invalid) correlated in ${(s.correlateMs / 1000).toFixed(1)} s ` +
+          `(${s.correlateMs > 0 ? Math.round(s.cloudtrailRecords / (s.correlateMs / 1000)) : 0} records/s); total ${((Date.now() - started) / 1000).toFixed(1)} s; ` +
           `decisions ${JSON.stringify(s.decisions)}${o.findings ? `; ${s.findings} findings` : ''}${o.guardduty?.length ? `; GuardDuty ${JSON.stringify(s.guardduty)}` : ''}\n`,
       );
     }

@@ -147,6 +147,18 @@ export class CidrSet<T = undefined> {
     return ip ? this.matchParsed(ip) : null;
   }
 
+  /** Whether every address of `cidr` is in the set (across adjacent or overlapping entries). */
+  coversCidr(cidr: string): boolean {
+    const p = parseCidr(cidr);
+    if (!p.ok) return false;
+    const starts: (number | bigint)[] = p.family === 4 ? this.m4.starts : this.m6.starts;
+    const ends: (number | bigint)[] = p.family === 4 ? this.m4.ends : this.m6.ends;
+    const lo = p.family === 4 ? Number(p.start) : p.start;
+    const hi = p.family === 4 ? Number(p.end) : p.end;
+    for (let i = 0; i < starts.length; i++) if ((starts[i] as number) <= lo && (ends[i] as number) >= hi) return true;
+    return false;
+  }
+
   /** Membership by binary search over merged ranges: fast even for thousands of CIDRs. */
   containsParsed(ip: ParsedIp): boolean {
     return ip.family === 4 ? inMerged(this.m4.starts, this.m4.ends, ip.value) : inMerged(this.m6.starts, this.m6.ends, ip.value);

@@ -28,6 +28,9 @@ export const duration = z
     return ms;
   });
 
+/** A duration that must be more than zero (intervals and timeouts: 0 would spin or never wait). */
+export const positiveDuration = duration.refine((ms) => ms > 0, 'must be more than 0');
+
 export const size = z
   .union([z.string(), z.number()], { error: (i) => `expected a size like "64MiB", got ${show(i.input)}` })
   .transform((v, ctx) => {

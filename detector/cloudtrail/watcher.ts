@@ -30,8 +30,10 @@ export async function* cloudTrailFiles(dir: string, depth = 0): AsyncGenerator<s
   entries.sort((a, b) => a.name.localeCompare(b.name));
   for (const e of entries) {
     const p = join(dir, e.name);
-    if (e.isDirectory()) yield* cloudTrailFiles(p, depth + 1);
-    else if (e.isFile() && /\.json(\.gz)?$/.test(e.name)) yield p;
+    // Digest files (log-file validation) sit beside the logs in CloudTrail-Digest/ and hold no records.
+    if (e.isDirectory()) {
+      if (e.name !== 'CloudTrail-Digest') yield* cloudTrailFiles(p, depth + 1);
+    } else if (e.isFile() && /\.json(\.gz)?$/.test(e.name) && !e.name.includes('_CloudTrail-Digest_')) yield p;
   }
 }
 

@@ -3,7 +3,7 @@
  * authoritative: an agent cannot widen its egress CIDRs by declaring more.
  */
 import { z } from 'zod';
-import { cidr, duration, listenAddress, logLevel, nullablePath, positiveInt, required, size, url } from '../../common/config/schema-helpers.js';
+import { cidr, duration, positiveDuration, listenAddress, logLevel, nullablePath, positiveInt, required, size, url } from '../../common/config/schema-helpers.js';
 
 const gateway = z.strictObject({
   id: z.string({ error: required('the gateway id the agent uses (gateway.id in its config)', 'a string') }).regex(/^[a-z0-9](?:[a-z0-9-]{0,62})$/, 'expected lower-case letters, digits and "-", e.g. "gw-dc1"'),
@@ -16,16 +16,16 @@ const gateway = z.strictObject({
 const tls = z.strictObject({ cert: nullablePath, key: nullablePath });
 const store = z.strictObject({
   path: z.string().min(1).default('/var/lib/egress-witness/detector.db'),
-  retention: duration.default(8 * 3_600_000),
+  retention: positiveDuration.default(8 * 3_600_000),
 });
 const cloudtrail = z.strictObject({
   watch_dir: nullablePath,
-  poll_interval: duration.default(10_000),
+  poll_interval: positiveDuration.default(10_000),
 });
 const correlation = z.strictObject({
-  window: duration.default(300_000),
+  window: positiveDuration.default(300_000),
   grace: duration.default(600_000),
-  heartbeat_stale: duration.default(120_000),
+  heartbeat_stale: positiveDuration.default(120_000),
   endpoint_attestation: z.enum(['accept', 'flag']).default('accept'),
 });
 const findings = z.strictObject({
@@ -44,7 +44,7 @@ const guardduty = z
     /** Extra CA bundle trusted for the GuardDuty endpoint (besides the system roots). */
     ca_file: nullablePath,
     /** Poll ListFindings/GetFindings this often; null = no polling (EventBridge input only). */
-    poll_interval: duration.nullable().default(null),
+    poll_interval: positiveDuration.nullable().default(null),
     /** Post kept findings, enriched with the evidence, to findings.webhook. */
     webhook_kept: z.boolean().default(false),
   })
@@ -56,7 +56,7 @@ const guardduty = z
 const ingest = z.strictObject({
   max_body_bytes: size.default(8 * 1024 * 1024),
   max_concurrent: positiveInt('max_concurrent').default(32),
-  clock_skew: duration.default(300_000),
+  clock_skew: positiveDuration.default(300_000),
   /** Bearer token required on /v1/cloudtrail and /v1/guardduty, read from this file; null = no auth (bind to loopback). */
   token_file: nullablePath,
 });

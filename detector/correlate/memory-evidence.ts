@@ -12,9 +12,31 @@
  */
 import type { Heartbeat, Observation } from '../../protocol/telemetry.js';
 import { SpanIndex } from './span-index.js';
-import type { EvidenceView, Sighting } from './types.js';
+import { ATTESTING_OUTCOMES, type EvidenceView, type Sighting } from './types.js';
+
+/**
+ * Liveness spans closer than this are merged. A gateway's records a second
+ * apart say it was watching in between; a larger gap stays a gap, so
+ * heartbeatNear stays exact at the scale of heartbeat_stale (minutes).
+ */
+const LIVENESS_JOIN_MS = 1_000;
+
+/** Repeated strings (hosts, networks, services, client addresses) are kept once: a million sightings stay small. */
+class Interner {
+  private readonly map = new Map<string, string>();
+  get(s: string): string;
+  get(s: string | null): string | null;
+  get(s: string | null): string | null {
+    if (s === null) return null;
+    const hit = this.map.get(s);
+    if (hit !== undefined) return hit;
+    if (this.map.size < 1_000_000) this.map.set(s, s);
+    return s;
+  }
+}
 
 export class MemoryEvidence implements EvidenceView {
+  private readonly strings = new Interner();
   private readonly byKey = new Map<string, SpanIndex<Sighting>>();
   private readonly byEndpoint = new Map<string, SpanIndex<Sighting>>();
   private readonly liveness = new Map<string, SpanIndex<true>>();
@@ -30,24 +52,29 @@ export class MemoryEvidence implements EvidenceView {
     if (record.type === 'heartbeat') {
       const t = Date.parse(record.time);
       if (!Number.isFinite(t)) return false;
-      indexFor(this.liveness, gatewayId).add(t, t, true);
+      indexFor(this.liveness, gatewayId).addMerged(t, t, true, LIVENESS_JOIN_MS);
       return true;
     }
     const first = Date.parse(record.firstSeen);
     const last = Date.parse(record.lastSeen);
     if (!Number.isFinite(first) || !Number.isFinite(last)) return false;
+    const i = this.strings;
+    if (!ATTESTING_OUTCOMES.has(record.outcome)) {
+      indexFor(this.liveness, gatewayId).addMerged(Math.min(first, last), Math.max(first, last), true, LIVENESS_JOIN_MS);
+      return true;
+    }
     this.addSighting({
-      gatewayId,
-      clientIp: record.clientIp,
-      network: record.network,
+      gatewayId: i.get(gatewayId),
+      clientIp: i.get(record.clientIp),
+      network: i.get(record.network),
       firstSeenMs: Math.min(first, last),
       lastSeenMs: Math.max(first, last),
       count: record.count,
-      host: record.host,
-      service: record.aws?.service ?? null,
-      region: record.aws?.region ?? null,
-      action: record.action,
-      accessKeyId: record.accessKeyId,
+      host: i.get(record.host),
+      service: i.get(record.aws?.service ?? null),
+      region: i.get(record.aws?.region ?? null),
+      action: i.get(record.action),
+      accessKeyId: i.get(record.accessKeyId),
       mode: record.mode,
     });
     return true;
@@ -55,7 +82,7 @@ export class MemoryEvidence implements EvidenceView {
 
   addSighting(s: Sighting): void {
     this.sightings++;
-    indexFor(this.liveness, s.gatewayId).add(s.firstSeenMs, s.lastSeenMs, true);
+    indexFor(this.liveness, s.gatewayId).addMerged(s.firstSeenMs, s.lastSeenMs, true, LIVENESS_JOIN_MS);
     if (s.accessKeyId !== null) indexFor(this.byKey, s.accessKeyId).add(s.firstSeenMs, s.lastSeenMs, s);
     if (s.service !== null) indexFor(this.byEndpoint, endpointKey(s.gatewayId, s.service, s.region)).add(s.firstSeenMs, s.lastSeenMs, s);
   }

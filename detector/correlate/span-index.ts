@@ -32,6 +32,26 @@ export class SpanIndex<T> {
     if (hi - lo > this.maxSpan) this.maxSpan = hi - lo;
   }
 
+  /**
+   * For liveness, where only "was anything there" matters: a span that starts
+   * within `joinMs` of the last one's end extends it instead of adding an
+   * entry, so a steadily reporting gateway costs a handful of entries, not
+   * one per record.
+   */
+  addMerged(start: number, end: number, item: T, joinMs: number): void {
+    const lo = Math.min(start, end);
+    const hi = Math.max(start, end);
+    const last = this.entries[this.entries.length - 1];
+    if (last !== undefined && this.sorted && lo >= last.start && lo <= last.end + joinMs) {
+      if (hi > last.end) {
+        last.end = hi;
+        if (hi - last.start > this.maxSpan) this.maxSpan = hi - last.start;
+      }
+      return;
+    }
+    this.add(lo, hi, item);
+  }
+
   /** Items whose span overlaps [from, to] (inclusive), in start order. */
   overlapping(from: number, to: number): T[] {
     const out: T[] = [];

@@ -119,3 +119,10 @@ export const SEVERITY_MEDIUM = 5;
 
 /** The GuardDuty finding type this project attests against, and the one its own findings carry. */
 export const OUTSIDE_AWS_FINDING_TYPE = 'UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS';
+
+/**
+ * Observation outcomes that show a call actually reached the endpoint: only
+ * these attest. A refused CONNECT (policy, DNS, connect failure) proves the
+ * gateway was watching, not that the key or endpoint was used through it.
+ */
+export const ATTESTING_OUTCOMES: ReadonlySet<string> = new Set(['ok', 'client_error', 'upstream_error', 'idle_timeout', 'drained']);

@@ -46,12 +46,14 @@ export class CorrelationEngine {
       this.opts.metrics.cloudtrailRecords.inc({ outcome: 'not_instance_credential' });
       return 'not-instance-credential';
     }
-    if (!this.opts.store.recordEvent(event.eventId, event.identity.accessKeyId, event.sourceIPAddress, event.eventTimeMs)) {
-      this.opts.metrics.cloudtrailRecords.inc({ outcome: 'duplicate' });
-      return 'duplicate';
-    }
-    this.opts.metrics.cloudtrailRecords.inc({ outcome: 'decided' });
-    return this.decideEvent(event, raw, false);
+    // Seen-marker, pending row or decision and finding commit together: a crash cannot leave an
+    // event marked as seen but never decided.
+    const outcome = this.opts.store.transaction(() => {
+      if (!this.opts.store.recordEvent(event.eventId, event.identity.accessKeyId, event.sourceIPAddress, event.eventTimeMs, event.vpcEndpointId)) return 'duplicate' as const;
+      return this.decideEvent(event, raw, false);
+    });
+    this.opts.metrics.cloudtrailRecords.inc({ outcome: outcome === 'duplicate' ? 'duplicate' : 'decided' });
+    return outcome;
   }
 
   private decideEvent(event: CloudTrailEvent, raw: unknown, final: boolean): 'decided' | 'pending' {
@@ -110,9 +112,11 @@ export class CorrelationEngine {
   tick(limit = 1_000): number {
     const due = this.opts.store.duePending(this.opts.now(), limit);
     for (const p of due) {
-      const n = normalizeRecord(p.raw);
-      if (n.kind === 'event') this.decideEvent(n.event, p.raw, true);
-      this.opts.store.removePending(p.eventId);
+      this.opts.store.transaction(() => {
+        const n = normalizeRecord(p.raw);
+        if (n.kind === 'event') this.decideEvent(n.event, p.raw, true);
+        this.opts.store.removePending(p.eventId);
+      });
     }
     this.opts.metrics.pendingDecisions.set(this.opts.store.pendingCount());
     return due.length;

@@ -23,12 +23,17 @@ import { isPrivateAddress } from '../correlate/address-class.js';
 import { nearestEvidence, withinWindow } from '../correlate/evidence.js';
 import { OUTSIDE_AWS_FINDING_TYPE, type CompiledGateway, type CompiledRegistry, type CorrelationPolicy, type Evidence, type EvidenceView, type Sighting } from '../correlate/types.js';
 
-export type GuardDutyReason = 'attested' | 'external-use-seen' | 'not-attested' | 'gateway-silent' | 'unrouted-client' | 'not-a-gateway-address' | 'not-outside-aws-type' | 'malformed';
+export type GuardDutyReason =
+  | 'attested' | 'external-use-seen' | 'not-attested' | 'gateway-silent' | 'unrouted-client' | 'not-a-gateway-address' | 'not-outside-aws-type' | 'malformed'
+  /** Set by the daemon, not by this rule: egress-witness raised its own finding for the key within the span. */
+  | 'detector-finding';
 
 export interface CloudTrailUse {
   eventId: string;
   eventTime: string;
   sourceIPAddress: string;
+  /** Set when the call came through an interface VPC endpoint (a private source is then explained). */
+  vpcEndpointId?: string | null;
 }
 
 export interface GuardDutyFindingView {
@@ -134,7 +139,7 @@ export function decideGuardDutyFinding(f: GuardDutyFindingView, ctx: GuardDutyCo
   if (gateways.length === 0) return keep('not-a-gateway-address');
 
   const w = ctx.policy.windowMs;
-  const externalEvents = ctx.cloudTrailUses(key, first - w, last + w).filter((u) => isExternalSource(u.sourceIPAddress, ctx));
+  const externalEvents = ctx.cloudTrailUses(key, first - w, last + w).filter((u) => isExternalSource(u, ctx));
   if (externalEvents.length > 0) return keep('external-use-seen', gateways[0]?.id ?? null, { externalEvents });
 
   const inSpan = ctx.evidence.keySightings(key, first - w, last + w).filter((s) => s.accessKeyId === key);
@@ -180,14 +185,17 @@ function endsOf(gateway: CompiledGateway, inSpan: readonly Sighting[], first: nu
 
 /**
  * A use of the key that no gateway and no AWS path explains: AWS service
- * names, AWS's published ranges, private (VPC endpoint) addresses and any
- * configured gateway's CIDRs are accounted for; an unrecognised source is not.
+ * names, AWS's published ranges, private addresses behind a VPC endpoint and
+ * any configured gateway's CIDRs are accounted for — the same reading as the
+ * correlation rules; an unrecognised source is not.
  */
-function isExternalSource(source: string, ctx: GuardDutyContext): boolean {
+function isExternalSource(use: CloudTrailUse, ctx: GuardDutyContext): boolean {
+  const source = use.sourceIPAddress;
   const kind = classifySource(source);
   if (kind === 'aws-service') return false;
   if (kind === 'invalid') return true;
-  if (ctx.registry.all.contains(source) || isPrivateAddress(source)) return false;
+  if (ctx.registry.all.contains(source)) return false;
+  if (isPrivateAddress(source) && use.vpcEndpointId) return false;
   return !(ctx.policy.awsRanges?.contains(source) ?? false);
 }
 

@@ -73,13 +73,20 @@ export class GuardDutyProcessor {
     const body = findingBody(raw) ?? {};
     const version = str(body.updatedAt ?? null) ?? f.eventLastSeen ?? '';
     const subjectId = `${f.id}@${version}`;
-    if (store.hasDecision('guardduty', subjectId)) return { kind: 'seen' };
-    const decision = decideGuardDutyFinding(f, {
+    const before = store.decisionOf('guardduty', subjectId);
+    if (before !== null) {
+      // Decided already (report mode earlier, or an archive call that failed before a restart):
+      // archive now if the decision was "archive" and it has not happened yet.
+      if (before === 'archive') await this.archiveIfDue(f.id, f.region, body);
+      return { kind: 'seen' };
+    }
+    let decision = decideGuardDutyFinding(f, {
       registry: this.opts.registry(),
       evidence: store,
       policy: this.opts.policy(),
       cloudTrailUses: (key, from, to) => store.cloudTrailUses(key, from, to),
     });
+    decision = this.withOwnFindings(decision, f);
     const now = this.opts.now();
     store.saveDecision({
       kind: 'guardduty',
@@ -98,22 +105,41 @@ export class GuardDutyProcessor {
       { event: 'guardduty_decision', finding_id: f.id, key: decision.accessKeyId ? maskAccessKeyId(decision.accessKeyId) : null, remote_ip: decision.remoteIp, decision: decision.decision, reason: decision.reason, gateway_id: decision.gatewayId, mode: this.opts.mode() },
       `GuardDuty finding ${f.id}: ${decision.decision} (${decision.reason})`,
     );
-    if (decision.decision === 'archive' && this.opts.mode() === 'archive') {
-      const service = (body.service ?? {}) as Record<string, unknown>;
-      const defaults = this.opts.defaults();
-      const detectorId = str(service.detectorId) ?? defaults.detectorId;
-      const region = f.region ?? defaults.region;
-      if (!detectorId || !region || !this.opts.api) {
-        metrics.guarddutyArchiveCalls.inc({ outcome: 'not_configured' });
-        logger.error({ event: 'guardduty_archive_impossible', finding_id: f.id }, 'cannot archive: the finding names no detector/region and guardduty.detector_id/region are not set');
-      } else if (!store.guardDutyArchived(f.id)) {
-        await this.archive({ detectorId, region, findingId: f.id, attempts: 0 });
-      }
-    }
+    if (decision.decision === 'archive') await this.archiveIfDue(f.id, f.region, body);
     if (decision.decision === 'keep' && this.opts.webhookKept()) {
       void this.opts.sink.emit({ kind: 'guardduty-kept', finding: body, egressWitness: decision });
     }
     return { kind: 'decided', decision };
+  }
+
+  /**
+   * The detector's own rules and the user's GuardDuty must not disagree in
+   * the quiet direction: if egress-witness itself raised a finding for this
+   * key within the span, the GuardDuty finding stays.
+   */
+  private withOwnFindings(d: GuardDutyDecision, f: { accessKeyId: string | null; eventFirstSeen: string | null; eventLastSeen: string | null }): GuardDutyDecision {
+    if (d.decision !== 'archive' || !f.accessKeyId) return d;
+    const w = this.opts.policy().windowMs;
+    const first = Date.parse(f.eventFirstSeen ?? '');
+    const last = Date.parse(f.eventLastSeen ?? '');
+    if (!Number.isFinite(first) || !Number.isFinite(last)) return d;
+    return this.opts.store.findingsForKey(f.accessKeyId, first - w, last + w) > 0 ? { ...d, decision: 'keep', reason: 'detector-finding' } : d;
+  }
+
+  private async archiveIfDue(findingId: string, findingRegion: string | null, body: Record<string, unknown>): Promise<void> {
+    const { metrics, logger, store } = this.opts;
+    if (this.opts.mode() !== 'archive' || store.guardDutyArchived(findingId)) return;
+    const service = (body.service ?? {}) as Record<string, unknown>;
+    const defaults = this.opts.defaults();
+    const detectorId = str(service.detectorId) ?? defaults.detectorId;
+    const region = findingRegion ?? defaults.region;
+    if (!detectorId || !region || !this.opts.api) {
+      metrics.guarddutyArchiveCalls.inc({ outcome: 'not_configured' });
+      logger.error({ event: 'guardduty_archive_impossible', finding_id: findingId }, 'cannot archive: the finding names no detector/region and guardduty.detector_id/region are not set');
+      return;
+    }
+    if (this.retries.some((j) => j.findingId === findingId)) return;
+    await this.archive({ detectorId, region, findingId, attempts: 0 });
   }
 
   private async archive(job: ArchiveJob): Promise<void> {

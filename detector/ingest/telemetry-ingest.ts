@@ -6,7 +6,7 @@
  */
 import { gunzipSync } from 'node:zlib';
 import type { Logger } from '../../common/log/logger.js';
-import { parseCidr, type CidrSet } from '../../common/cidr/cidr-set.js';
+import type { CidrSet } from '../../common/cidr/cidr-set.js';
 import { verifySignature, GATEWAY_HEADER, SIGNATURE_HEADER, BATCH_HEADER } from '../../protocol/signature.js';
 import { validateBatch } from '../../protocol/telemetry.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
@@ -16,6 +16,8 @@ export interface GatewayKey {
   id: string;
   secret: Buffer;
   egressCidrs: CidrSet;
+  /** What the detector's config says; heartbeats say what the agent actually runs. */
+  inspect: boolean;
 }
 
 export interface IngestAnswer {
@@ -39,14 +41,10 @@ function header(headers: Record<string, string | string[] | undefined>, name: st
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** True when every address of `cidr` lies inside the configured set. */
-function coveredBy(set: CidrSet, cidr: string): boolean {
-  const p = parseCidr(cidr);
-  if (!p.ok) return false;
-  return set.entries.some((e) => e.family === p.family && e.start <= p.start && e.end >= p.end);
-}
-
 export class TelemetryIngest {
+  /** Gateways already warned about an inspect-mode mismatch (once per run each). */
+  private readonly modeWarned = new Set<string>();
+
   constructor(private readonly opts: TelemetryIngestOptions) {}
 
   handle(headers: Record<string, string | string[] | undefined>, body: Buffer): IngestAnswer {
@@ -85,10 +83,20 @@ export class TelemetryIngest {
     if (batch.gatewayId !== gw.id) return refuse(400, 'invalid', `batch gatewayId "${batch.gatewayId}" does not match the signing gateway "${gw.id}"`);
     const headerBatch = header(headers, BATCH_HEADER);
     if (headerBatch !== undefined && headerBatch !== batch.batchId) return refuse(400, 'invalid', 'X-Egress-Witness-Batch does not match batchId');
-    const widened = batch.egressCidrs.filter((c) => !coveredBy(gw.egressCidrs, c));
+    const widened = batch.egressCidrs.filter((c) => !gw.egressCidrs.coversCidr(c));
     if (widened.length > 0) {
       metrics.declaredCidrsIgnored.inc({ gateway: gw.id });
       logger.warn({ event: 'declared_cidrs_ignored', gateway_id: gw.id, declared: widened.slice(0, 10) }, `gateway ${gw.id} declares egress CIDRs outside its configured ones; they are ignored (the detector's config is authoritative)`);
+    }
+    const hb = batch.records.find((r) => r.type === 'heartbeat');
+    if (hb && hb.type === 'heartbeat' && typeof hb.inspect === 'boolean' && hb.inspect !== gw.inspect && !this.modeWarned.has(gw.id)) {
+      this.modeWarned.add(gw.id);
+      logger.warn(
+        { event: 'gateway_mode_mismatch', gateway_id: gw.id, configured_inspect: gw.inspect, agent_inspect: hb.inspect },
+        gw.inspect
+          ? `gateway ${gw.id} runs tunnel-only but the detector expects key attestation (gateways[].inspect: true): its calls will become gateway-unattested findings; set inspect: false or enable inspection on the agent`
+          : `gateway ${gw.id} inspects TLS but is configured tunnel-only here (gateways[].inspect: false): key attestation is available; set inspect: true`,
+      );
     }
     let result;
     try {

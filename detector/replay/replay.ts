@@ -42,6 +42,9 @@ export interface ReplaySummary {
   guardduty: Record<string, number>;
   files: number;
   failedFiles: string[];
+  /** Wall time loading telemetry, and deciding CloudTrail records (reading files excluded). */
+  telemetryMs: number;
+  correlateMs: number;
 }
 
 /** Expands folders into their .json/.json.gz files. */
@@ -147,8 +150,10 @@ function decisionLine(d: Decision): string {
 }
 
 export async function replay(config: DetectorConfig, o: ReplayOptions, io: ReplayIo, evidence = new MemoryEvidence()): Promise<ReplaySummary> {
-  const summary: ReplaySummary = { telemetryRecords: 0, telemetryInvalid: 0, cloudtrailRecords: 0, cloudtrailInvalid: 0, decisions: {}, findings: 0, guardduty: {}, files: 0, failedFiles: [] };
+  const summary: ReplaySummary = { telemetryRecords: 0, telemetryInvalid: 0, cloudtrailRecords: 0, cloudtrailInvalid: 0, decisions: {}, findings: 0, guardduty: {}, files: 0, failedFiles: [], telemetryMs: 0, correlateMs: 0 };
+  const loadStart = performance.now();
   const t = await loadTelemetry(o.telemetry, evidence, io);
+  summary.telemetryMs = performance.now() - loadStart;
   summary.telemetryRecords = t.records;
   summary.telemetryInvalid = t.invalid;
   const ctx = { ...(await buildContext(config)), evidence };
@@ -164,6 +169,7 @@ export async function replay(config: DetectorConfig, o: ReplayOptions, io: Repla
       continue;
     }
     summary.files++;
+    const decideStart = performance.now();
     for (const raw of records) {
       const n = normalizeRecord(raw);
       if (n.kind === 'invalid') {
@@ -190,6 +196,7 @@ export async function replay(config: DetectorConfig, o: ReplayOptions, io: Repla
       }
       if (summary.cloudtrailRecords % 100_000 === 0) io.progress(`cloudtrail: ${summary.cloudtrailRecords} records decided`);
     }
+    summary.correlateMs += performance.now() - decideStart;
   }
   if (o.findings) {
     for (const f of findings.values()) io.line(JSON.stringify(f));

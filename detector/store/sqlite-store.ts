@@ -10,7 +10,7 @@
 import Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
 import type { TelemetryBatch } from '../../protocol/telemetry.js';
-import type { Sighting } from '../correlate/types.js';
+import { ATTESTING_OUTCOMES, type Sighting } from '../correlate/types.js';
 import type { CloudTrailUse } from '../guardduty/decide.js';
 import type { DetectorStore, IngestResult, PendingEvent, StoredDecision } from './store.js';
 
@@ -19,14 +19,15 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS batches (batch_id TEXT PRIMARY KEY, gateway_id TEXT NOT NULL, sequence INTEGER NOT NULL, received_ms INTEGER NOT NULL, records INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS observations (
   id INTEGER PRIMARY KEY, gateway_id TEXT NOT NULL, access_key_id TEXT, service TEXT, region TEXT, host TEXT NOT NULL,
-  client_ip TEXT NOT NULL, network TEXT, mode TEXT NOT NULL, action TEXT, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, count INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS observations_key ON observations (access_key_id, first_ms) WHERE access_key_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS observations_endpoint ON observations (gateway_id, service, region, first_ms);
+  client_ip TEXT NOT NULL, network TEXT, mode TEXT NOT NULL, action TEXT, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, count INTEGER NOT NULL,
+  attests INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS observations_key ON observations (access_key_id, first_ms) WHERE access_key_id IS NOT NULL AND attests = 1;
+CREATE INDEX IF NOT EXISTS observations_endpoint ON observations (gateway_id, service, region, first_ms) WHERE attests = 1;
 CREATE INDEX IF NOT EXISTS observations_gateway ON observations (gateway_id, last_ms);
 CREATE TABLE IF NOT EXISTS heartbeats (gateway_id TEXT NOT NULL, time_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS heartbeats_gateway ON heartbeats (gateway_id, time_ms);
 CREATE TABLE IF NOT EXISTS cloudtrail_files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ms INTEGER NOT NULL, processed_ms INTEGER NOT NULL, records INTEGER NOT NULL, invalid INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, access_key_id TEXT, source_ip TEXT NOT NULL, event_time_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, access_key_id TEXT, source_ip TEXT NOT NULL, event_time_ms INTEGER NOT NULL, vpc_endpoint_id TEXT);
 CREATE INDEX IF NOT EXISTS events_key ON events (access_key_id, event_time_ms);
 CREATE TABLE IF NOT EXISTS pending (event_id TEXT PRIMARY KEY, event_time_ms INTEGER NOT NULL, due_ms INTEGER NOT NULL, raw TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS pending_due ON pending (due_ms);
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS decisions (
   disposition TEXT NOT NULL, rule TEXT NOT NULL, access_key_id TEXT, source_ip TEXT, gateway_id TEXT, detail TEXT NOT NULL,
   UNIQUE (kind, subject_id));
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions (decided_ms);
+CREATE INDEX IF NOT EXISTS decisions_key ON decisions (access_key_id, time_ms);
 CREATE TABLE IF NOT EXISTS findings (id TEXT PRIMARY KEY, finding TEXT NOT NULL, updated_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS guardduty_archived (finding_id TEXT PRIMARY KEY, archived_ms INTEGER NOT NULL);
 `;
@@ -73,23 +75,24 @@ export class SqliteStore implements DetectorStore {
     const db = this.db;
     this.stmt = {
       insertBatch: db.prepare('INSERT INTO batches (batch_id, gateway_id, sequence, received_ms, records) VALUES (?, ?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING'),
-      insertObservation: db.prepare('INSERT INTO observations (gateway_id, access_key_id, service, region, host, client_ip, network, mode, action, first_ms, last_ms, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      insertObservation: db.prepare('INSERT INTO observations (gateway_id, access_key_id, service, region, host, client_ip, network, mode, action, first_ms, last_ms, count, attests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       insertHeartbeat: db.prepare('INSERT INTO heartbeats (gateway_id, time_ms) VALUES (?, ?)'),
-      keySightings: db.prepare('SELECT * FROM observations WHERE access_key_id = ? AND first_ms >= ? AND first_ms <= ? AND last_ms >= ? ORDER BY first_ms LIMIT 500'),
-      endpointSightings: db.prepare('SELECT * FROM observations WHERE gateway_id = ? AND service = ? AND region IS ? AND first_ms >= ? AND first_ms <= ? AND last_ms >= ? ORDER BY first_ms LIMIT 500'),
+      keySightings: db.prepare('SELECT * FROM observations WHERE access_key_id = ? AND attests = 1 AND first_ms >= ? AND first_ms <= ? AND last_ms >= ? ORDER BY first_ms LIMIT 500'),
+      endpointSightings: db.prepare('SELECT * FROM observations WHERE gateway_id = ? AND service = ? AND region IS ? AND attests = 1 AND first_ms >= ? AND first_ms <= ? AND last_ms >= ? ORDER BY first_ms LIMIT 500'),
       heartbeatNear: db.prepare('SELECT 1 FROM heartbeats WHERE gateway_id = ? AND time_ms BETWEEN ? AND ? LIMIT 1'),
       observationNear: db.prepare('SELECT 1 FROM observations WHERE gateway_id = ? AND last_ms >= ? AND first_ms <= ? LIMIT 1'),
       lastHeartbeat: db.prepare('SELECT MAX(time_ms) AS t FROM heartbeats WHERE gateway_id = ?'),
       fileGet: db.prepare('SELECT size, mtime_ms FROM cloudtrail_files WHERE path = ?'),
       filePut: db.prepare('INSERT INTO cloudtrail_files (path, size, mtime_ms, processed_ms, records, invalid) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, processed_ms = excluded.processed_ms, records = excluded.records, invalid = excluded.invalid'),
-      eventPut: db.prepare('INSERT INTO events (event_id, access_key_id, source_ip, event_time_ms) VALUES (?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING'),
-      eventUses: db.prepare('SELECT event_id, source_ip, event_time_ms FROM events WHERE access_key_id = ? AND event_time_ms BETWEEN ? AND ? ORDER BY event_time_ms LIMIT 1000'),
+      eventPut: db.prepare('INSERT INTO events (event_id, access_key_id, source_ip, event_time_ms, vpc_endpoint_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING'),
+      eventUses: db.prepare('SELECT event_id, source_ip, event_time_ms, vpc_endpoint_id FROM events WHERE access_key_id = ? AND event_time_ms BETWEEN ? AND ? ORDER BY event_time_ms LIMIT 1000'),
       pendingPut: db.prepare('INSERT INTO pending (event_id, event_time_ms, due_ms, raw) VALUES (?, ?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET due_ms = excluded.due_ms'),
       pendingDue: db.prepare('SELECT event_id, event_time_ms, due_ms, raw FROM pending WHERE due_ms <= ? ORDER BY due_ms LIMIT ?'),
       pendingDel: db.prepare('DELETE FROM pending WHERE event_id = ?'),
       pendingCount: db.prepare('SELECT COUNT(*) AS n FROM pending'),
       decisionPut: db.prepare('INSERT INTO decisions (kind, subject_id, time_ms, decided_ms, disposition, rule, access_key_id, source_ip, gateway_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, subject_id) DO NOTHING'),
-      decisionHas: db.prepare('SELECT 1 FROM decisions WHERE kind = ? AND subject_id = ?'),
+      decisionHas: db.prepare('SELECT disposition FROM decisions WHERE kind = ? AND subject_id = ?'),
+      findingsForKey: db.prepare("SELECT COUNT(*) AS n FROM decisions WHERE kind = 'cloudtrail' AND disposition = 'finding' AND access_key_id = ? AND time_ms BETWEEN ? AND ?"),
       decisionsSince: db.prepare('SELECT * FROM decisions WHERE decided_ms >= ? AND (? IS NULL OR disposition = ?) ORDER BY decided_ms DESC, id DESC LIMIT ?'),
       findingGet: db.prepare('SELECT finding FROM findings WHERE id = ?'),
       findingPut: db.prepare('INSERT INTO findings (id, finding, updated_ms) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET finding = excluded.finding, updated_ms = excluded.updated_ms'),
@@ -111,7 +114,7 @@ export class SqliteStore implements DetectorStore {
         const first = Date.parse(r.firstSeen);
         const last = Date.parse(r.lastSeen);
         if (last - first > this.maxSpanMs) this.maxSpanMs = last - first;
-        s.insertObservation.run(gatewayId, r.accessKeyId, r.aws?.service ?? null, r.aws?.region ?? null, r.host, r.clientIp, r.network, r.mode, r.action, first, last, r.count);
+        s.insertObservation.run(gatewayId, r.accessKeyId, r.aws?.service ?? null, r.aws?.region ?? null, r.host, r.clientIp, r.network, r.mode, r.action, first, last, r.count, ATTESTING_OUTCOMES.has(r.outcome) ? 1 : 0);
       }
       return { kind: 'stored', records: batch.records.length };
     });
@@ -143,16 +146,29 @@ export class SqliteStore implements DetectorStore {
     this.stmt.filePut.run(path, size, Math.floor(mtimeMs), nowMs, records, invalid);
   }
 
-  recordEvent(eventId: string, accessKeyId: string | null, sourceIp: string, eventTimeMs: number): boolean {
-    return this.stmt.eventPut.run(eventId, accessKeyId, sourceIp, eventTimeMs).changes > 0;
+  recordEvent(eventId: string, accessKeyId: string | null, sourceIp: string, eventTimeMs: number, vpcEndpointId: string | null): boolean {
+    return this.stmt.eventPut.run(eventId, accessKeyId, sourceIp, eventTimeMs, vpcEndpointId).changes > 0;
   }
 
   cloudTrailUses(accessKeyId: string, fromMs: number, toMs: number): CloudTrailUse[] {
-    return (this.stmt.eventUses.all(accessKeyId, fromMs, toMs) as { event_id: string; source_ip: string; event_time_ms: number }[]).map((r) => ({
+    return (this.stmt.eventUses.all(accessKeyId, fromMs, toMs) as { event_id: string; source_ip: string; event_time_ms: number; vpc_endpoint_id: string | null }[]).map((r) => ({
       eventId: r.event_id,
       eventTime: new Date(r.event_time_ms).toISOString(),
       sourceIPAddress: r.source_ip,
+      vpcEndpointId: r.vpc_endpoint_id,
     }));
+  }
+
+  decisionOf(kind: StoredDecision['kind'], subjectId: string): string | null {
+    return (this.stmt.decisionHas.get(kind, subjectId) as { disposition: string } | undefined)?.disposition ?? null;
+  }
+
+  findingsForKey(accessKeyId: string, fromMs: number, toMs: number): number {
+    return (this.stmt.findingsForKey.get(accessKeyId, fromMs, toMs) as { n: number }).n;
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
   }
 
   addPending(p: PendingEvent): void {

@@ -41,7 +41,7 @@ export interface DetectorStore extends EvidenceView {
   markFileProcessed(path: string, size: number, mtimeMs: number, records: number, invalid: number, nowMs: number): void;
 
   /** Instance-credential events seen (for GuardDuty's "used from elsewhere" check and deduplication). */
-  recordEvent(eventId: string, accessKeyId: string | null, sourceIp: string, eventTimeMs: number): boolean;
+  recordEvent(eventId: string, accessKeyId: string | null, sourceIp: string, eventTimeMs: number, vpcEndpointId: string | null): boolean;
   cloudTrailUses(accessKeyId: string, fromMs: number, toMs: number): CloudTrailUse[];
 
   /** Findings that wait for late telemetry before they are final. */
@@ -52,6 +52,12 @@ export interface DetectorStore extends EvidenceView {
 
   saveDecision(d: StoredDecision): boolean;
   hasDecision(kind: StoredDecision['kind'], subjectId: string): boolean;
+  /** The disposition stored for a subject, or null. */
+  decisionOf(kind: StoredDecision['kind'], subjectId: string): string | null;
+  /** How many of the detector's own findings name this key in [from, to] (by event time). */
+  findingsForKey(accessKeyId: string, fromMs: number, toMs: number): number;
+  /** Runs `fn` atomically: every write in it commits together or not at all. */
+  transaction<T>(fn: () => T): T;
   listDecisions(filter: { sinceMs: number; disposition: string | null; limit: number }): StoredDecision[];
 
   getFinding(id: string): unknown;

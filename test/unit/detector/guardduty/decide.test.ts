@@ -115,7 +115,7 @@ describe('decideGuardDutyFinding', () => {
     const ctx = gdContext(attestedRecords(), [
       { eventId: 'a', eventTime: '2024-05-01T12:01:07Z', sourceIPAddress: '203.0.113.10' },
       { eventId: 'b', eventTime: '2024-05-01T12:05:00Z', sourceIPAddress: 'AWS Internal' },
-      { eventId: 'c', eventTime: '2024-05-01T12:06:00Z', sourceIPAddress: '10.20.3.4' },
+      { eventId: 'c', eventTime: '2024-05-01T12:06:00Z', sourceIPAddress: '10.20.3.4', vpcEndpointId: 'vpce-0a1b2c3d4e5f60718' },
       { eventId: 'd', eventTime: '2024-05-01T12:07:00Z', sourceIPAddress: '3.5.140.2' },
       { eventId: 'e', eventTime: '2024-05-01T12:08:00Z', sourceIPAddress: '198.51.100.3' },
     ]);

@@ -1,0 +1,57 @@
+/**
+ * What SIGHUP may change. A reload takes the new values of the listed hot
+ * paths and keeps the running value of everything else (listeners, state
+ * directories, telemetry destination…), reporting those that differ so the
+ * operator knows a restart is needed. Pure.
+ */
+
+type Tree = Record<string, unknown>;
+
+function getPath(obj: unknown, path: readonly string[]): unknown {
+  let cur = obj;
+  for (const p of path) cur = cur !== null && typeof cur === 'object' ? (cur as Tree)[p] : undefined;
+  return cur;
+}
+
+/** Leaf paths ("a.b.c") of a plain object; arrays and non-plain values are leaves. */
+function leaves(obj: unknown, prefix: string[] = [], out: string[][] = []): string[][] {
+  if (obj !== null && typeof obj === 'object' && !Array.isArray(obj)) {
+    const entries = Object.entries(obj as Tree);
+    if (entries.length === 0) out.push(prefix);
+    for (const [k, v] of entries) leaves(v, [...prefix, k], out);
+  } else {
+    out.push(prefix);
+  }
+  return out;
+}
+
+function isHot(path: readonly string[], hot: readonly string[]): boolean {
+  const dotted = path.join('.');
+  return hot.some((h) => dotted === h || dotted.startsWith(`${h}.`));
+}
+
+function setPath(obj: Tree, path: readonly string[], value: unknown): void {
+  let cur = obj;
+  for (let i = 0; i < path.length - 1; i++) {
+    const k = path[i] as string;
+    const next = cur[k];
+    cur[k] = next !== null && typeof next === 'object' && !Array.isArray(next) ? { ...(next as Tree) } : {};
+    cur = cur[k] as Tree;
+  }
+  cur[path[path.length - 1] as string] = value;
+}
+
+/**
+ * The config to run after a reload: `running` with every hot path replaced by
+ * `next`'s value, plus the non-hot paths whose new value waits for a restart.
+ */
+export function applyHotReload<T extends object>(running: T, next: T, hot: readonly string[]): { effective: T; needsRestart: string[] } {
+  const effective = structuredClone(running) as Tree;
+  for (const h of hot) setPath(effective, h.split('.'), structuredClone(getPath(next, h.split('.'))));
+  const needsRestart = new Set<string>();
+  for (const path of [...leaves(running), ...leaves(next)]) {
+    if (path.length === 0 || isHot(path, hot)) continue;
+    if (JSON.stringify(getPath(running, path)) !== JSON.stringify(getPath(next, path))) needsRestart.add(path.join('.'));
+  }
+  return { effective: effective as T, needsRestart: [...needsRestart].sort() };
+}
