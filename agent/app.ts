@@ -35,6 +35,8 @@ export interface AgentDeps {
   registry?: Registry;
   now?: () => number;
   dial?: DialDeps;
+  /** A --log-level given on the command line wins over log.level, on start and on every reload. */
+  logLevelOverride?: string;
 }
 
 export interface AgentAddresses {
@@ -205,7 +207,7 @@ export class AgentApp {
     }
     const kept = next;
     this.config = kept;
-    this.logger.level = kept.log.level;
+    this.logger.level = this.deps.logLevelOverride ?? kept.log.level;
     this.pipeline?.reconfigure({ flushIntervalMs: kept.telemetry.flush_interval, heartbeatIntervalMs: kept.telemetry.heartbeat_interval, sinks: this.sinksFor(kept), inspect: kept.inspect !== null });
     this.markReload(true);
     if (needsRestart.length > 0) this.logger.warn({ event: 'reload_partial', keys_needing_restart: needsRestart }, `configuration reloaded; ${needsRestart.join(', ')} keep their running values until a restart`);

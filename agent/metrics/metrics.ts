@@ -62,7 +62,7 @@ export function createAgentMetrics(registry: Registry, build: { version: string;
     tunnelBytes: new Counter({ name: 'egress_witness_tunnel_bytes_total', help: 'Bytes carried through the proxy, by direction (up = client to upstream).', labelNames: ['direction'], registers: r }),
     awsRequests: new Counter({ name: 'egress_witness_aws_requests_total', help: 'Tunnels and requests to AWS endpoints, by service and mode.', labelNames: ['service', 'mode'], registers: r }),
     denied: new Counter({ name: 'egress_witness_denied_total', help: 'Refused clients and destinations, by reason.', labelNames: ['reason'], registers: r }),
-    connectDuration: new Histogram({ name: 'egress_witness_connect_duration_seconds', help: 'Time to resolve and connect to the upstream.', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: r }),
+    connectDuration: new Histogram({ name: 'egress_witness_connect_duration_seconds', help: 'Time to open the TCP connection to the checked upstream address (after DNS and the policy check).', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: r }),
     inspectedRequests: new Counter({ name: 'egress_witness_inspected_requests_total', help: 'HTTP requests read in inspect mode, by service and upstream status class.', labelNames: ['service', 'status_class'], registers: r }),
     tlsInterceptFailures: new Counter({ name: 'egress_witness_tls_intercept_failures_total', help: 'TLS interceptions that failed, by cause.', labelNames: ['cause'], registers: r }),
     certCacheHits: new Counter({ name: 'egress_witness_cert_cache_hits_total', help: 'Leaf certificate cache hits.', registers: r }),

@@ -16,7 +16,8 @@ export function canonicalLogObserver(logger: Logger, metrics: AgentMetrics): Obs
       if (e.aws) metrics.awsRequests.inc({ service: serviceLabel(e.aws.service), mode: e.mode });
       if (!logger.isLevelEnabled('info')) return;
       const refused = e.outcome === 'denied' || e.outcome === 'dns_error' || e.outcome === 'connect_error' || e.outcome === 'connect_timeout';
-      const event = refused ? 'refused' : e.mode === 'tunnel' ? 'tunnel_closed' : 'request';
+      const interceptFailed = e.outcome === 'tls_intercept_failed';
+      const event = refused ? 'refused' : interceptFailed ? 'intercept_failed' : e.mode === 'tunnel' ? 'tunnel_closed' : 'request';
       logger.info(
         {
           event,
@@ -36,7 +37,13 @@ export function canonicalLogObserver(logger: Logger, metrics: AgentMetrics): Obs
           duration_ms: e.endedAt - e.startedAt,
           outcome: e.outcome,
         },
-        refused ? `${e.mode === 'http' ? 'request' : 'CONNECT'} refused` : event === 'request' ? `${e.mode === 'inspect' ? 'inspected' : 'plain HTTP'} request forwarded` : 'tunnel closed',
+        refused
+          ? `${e.mode === 'http' ? 'request' : 'CONNECT'} refused`
+          : interceptFailed
+            ? 'TLS interception failed; nothing was forwarded'
+            : event === 'request'
+              ? `${e.mode === 'inspect' ? 'inspected' : 'plain HTTP'} request forwarded`
+              : 'tunnel closed',
       );
     },
   };

@@ -10,6 +10,7 @@
  *      └──── drain: stop accepting → wait for tunnels until the deadline → close the rest
  */
 import http from 'node:http';
+import { setMaxListeners } from 'node:events';
 import type net from 'node:net';
 import type { Logger } from '../../common/log/logger.js';
 import type { ClientAdmission } from '../net/client-admission.js';
@@ -70,6 +71,8 @@ export interface ProxyOptions {
   keepAliveTimeoutMs: number;
 }
 
+const CONNECT_OK = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n', 'latin1');
+
 export class ForwardProxy {
   readonly server: http.Server;
   private settings: ProxySettings;
@@ -81,6 +84,8 @@ export class ForwardProxy {
 
   constructor(private readonly opts: ProxyOptions) {
     this.settings = opts.settings;
+    // Every dial in flight listens for the drain signal: thousands at once is normal, not a leak.
+    setMaxListeners(0, this.drainController.signal);
     this.server = http.createServer({
       maxHeaderSize: opts.maxHeaderBytes,
       headersTimeout: opts.headerTimeoutMs,
@@ -164,7 +169,7 @@ export class ForwardProxy {
       next.upstream.destroy();
       return;
     }
-    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    client.write(CONNECT_OK);
     this.opts.metrics.proxyRequests.inc({ kind: 'connect', outcome: 'ok' });
     await this.runTunnel(client, next.upstream, head, { ...base, resolvedIp: next.ip });
   }
@@ -194,7 +199,7 @@ export class ForwardProxy {
   }
 
   private async inspect(inspector: Inspector, client: net.Socket, head: Buffer, ctx: InspectContext, base: Omit<ObservationEvent, 'endedAt' | 'outcome' | 'bytesUp' | 'bytesDown' | 'status' | 'resolvedIp' | 'key' | 'action'>): Promise<void> {
-    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    client.write(CONNECT_OK);
     this.opts.metrics.proxyRequests.inc({ kind: 'connect', outcome: 'ok' });
     this.inspecting.add(client);
     this.opts.metrics.tunnelsActive.set(this.activeTunnels);

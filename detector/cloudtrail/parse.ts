@@ -113,16 +113,58 @@ const recordSchema = z.object({
   }),
 });
 
+type RecordShape = z.infer<typeof recordSchema>;
+
+const isStr = (v: unknown): v is string => typeof v === 'string';
+const isNonEmpty = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
+const isOptStr = (v: unknown): boolean => v === undefined || v === null || typeof v === 'string';
+const isOptObj = (v: unknown): v is Record<string, unknown> | null | undefined => v === undefined || v === null || isObject(v);
+const EVENT_VERSION = /^1\.\d+$/;
+const ISO_PREFIX = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
+
+/**
+ * The common case checked by hand (a replay decides hundreds of thousands of
+ * records a second); any doubt falls back to the schema, which also words
+ * the reason. Accepts exactly what `recordSchema` accepts.
+ */
+function quickCheck(r: Record<string, unknown>): r is RecordShape & Record<string, unknown> {
+  const id = r.userIdentity;
+  if (!isObject(id) || !isNonEmpty(id.type)) return false;
+  if (!isOptStr(id.arn) || !isOptStr(id.principalId) || !isOptStr(id.accessKeyId) || !isOptStr(id.accountId)) return false;
+  const ctx = id.sessionContext;
+  if (!isOptObj(ctx)) return false;
+  if (ctx) {
+    const issuer = ctx.sessionIssuer;
+    const attrs = ctx.attributes;
+    if (!isOptObj(issuer) || !isOptObj(attrs) || !isOptStr(ctx.ec2RoleDelivery)) return false;
+    if (issuer && (!isOptStr(issuer.arn) || !isOptStr(issuer.userName))) return false;
+    if (attrs && !isOptStr(attrs.creationDate)) return false;
+  }
+  const tlsDetails = r.tlsDetails;
+  if (!isOptObj(tlsDetails) || (tlsDetails && !isOptStr(tlsDetails.clientProvidedHostHeader))) return false;
+  return (
+    isStr(r.eventVersion) && EVENT_VERSION.test(r.eventVersion) &&
+    isNonEmpty(r.eventID) && isStr(r.eventTime) && ISO_PREFIX.test(r.eventTime) && Number.isFinite(Date.parse(r.eventTime)) &&
+    isNonEmpty(r.eventSource) && isNonEmpty(r.eventName) && isNonEmpty(r.awsRegion) && isNonEmpty(r.sourceIPAddress) &&
+    isOptStr(r.userAgent) && isOptStr(r.errorCode) && isOptStr(r.recipientAccountId) && isOptStr(r.vpcEndpointId)
+  );
+}
+
 /** Validates the fields correlation uses; never throws. */
 export function normalizeRecord(raw: unknown): NormalizedRecord {
   if (!isObject(raw)) return { kind: 'invalid', reason: 'record is not an object' };
-  const parsed = recordSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const path = issue ? issue.path.map(String).join('.') : '';
-    return { kind: 'invalid', reason: `${path || '(record)'}: ${issue?.message ?? 'invalid'}` };
+  let r: RecordShape;
+  if (quickCheck(raw)) {
+    r = raw;
+  } else {
+    const parsed = recordSchema.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const path = issue ? issue.path.map(String).join('.') : '';
+      return { kind: 'invalid', reason: `${path || '(record)'}: ${issue?.message ?? 'invalid'}` };
+    }
+    r = parsed.data;
   }
-  const r = parsed.data;
   const id = r.userIdentity;
   const ctx = id.sessionContext ?? null;
   const assumed = id.type === 'AssumedRole' ? assumedRoleParts(id.arn ?? null) : null;

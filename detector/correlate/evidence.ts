@@ -2,6 +2,7 @@
  * Sightings turned into recorded evidence: distance to the event, nearest
  * first, bounded in number, and the small text helpers reasons share.
  */
+import { isoFromMs } from '../../common/time/iso.js';
 import { MAX_EVIDENCE, type Evidence, type Sighting } from './types.js';
 
 /** Distance from `atMs` to the sighting's span; 0 when inside it. */
@@ -20,8 +21,8 @@ export function toEvidence(s: Sighting, atMs: number): Evidence {
     gatewayId: s.gatewayId,
     clientIp: s.clientIp,
     network: s.network,
-    firstSeen: new Date(s.firstSeenMs).toISOString(),
-    lastSeen: new Date(s.lastSeenMs).toISOString(),
+    firstSeen: isoFromMs(s.firstSeenMs),
+    lastSeen: isoFromMs(s.lastSeenMs),
     count: s.count,
     host: s.host,
     service: s.service,
@@ -34,6 +35,7 @@ export function toEvidence(s: Sighting, atMs: number): Evidence {
 
 /** The nearest sightings to `atMs` as evidence, nearest first (latest first on a tie). */
 export function nearestEvidence(sightings: readonly Sighting[], atMs: number, max = MAX_EVIDENCE): Evidence[] {
+  if (sightings.length === 1) return [toEvidence(sightings[0] as Sighting, atMs)];
   return sightings
     .map((s) => ({ s, d: distanceMs(s, atMs) }))
     .sort((a, b) => a.d - b.d || b.s.lastSeenMs - a.s.lastSeenMs)
@@ -68,7 +70,7 @@ export function maskKey(key: string | null): string {
 
 /** `12:01:07Z`: the reason's time of day (the date is in the decision). */
 export function clockTime(ms: number): string {
-  return `${new Date(ms).toISOString().slice(11, 19)}Z`;
+  return `${isoFromMs(ms).slice(11, 19)}Z`;
 }
 
 /** `5m`, `90s`, `2h`: durations in reasons. */

@@ -182,7 +182,7 @@ export async function replay(config: DetectorConfig, o: ReplayOptions, io: Repla
       summary.cloudtrailRecords++;
       if (e.identity.accessKeyId) {
         const list = uses.get(e.identity.accessKeyId) ?? [];
-        list.push({ eventId: e.eventId, eventTime: e.eventTime, sourceIPAddress: e.sourceIPAddress });
+        list.push({ eventId: e.eventId, eventTime: e.eventTime, sourceIPAddress: e.sourceIPAddress, vpcEndpointId: e.vpcEndpointId });
         uses.set(e.identity.accessKeyId, list);
       }
       const d = decide(e, ctx);
