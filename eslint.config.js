@@ -38,7 +38,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['cli/**/*.ts', '**/main.ts', 'bench/**/*.ts', 'test/**/*.ts', 'eslint.config.js', 'vitest.config.ts'],
+    files: ['cli/**/*.ts', '**/main.ts', 'common/runtime/daemon.ts', 'bench/**/*.ts', 'test/**/*.ts', 'eslint.config.js', 'vitest.config.ts'],
     rules: { 'no-restricted-globals': 'off' },
   },
   {

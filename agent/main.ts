@@ -10,7 +10,7 @@ import { readConfigFile } from '../common/runtime/config-file.js';
 import { formatProblem } from '../common/config/load.js';
 import { createLogger } from '../common/log/logger.js';
 import { packageVersion } from '../common/runtime/version.js';
-import { notifySystemd } from '../common/runtime/systemd-notify.js';
+import { superviseDaemon } from '../common/runtime/daemon.js';
 import { agentConfigSchema } from './config/schema.js';
 import { preflightAgent } from './preflight.js';
 import { AgentApp } from './app.js';
@@ -36,48 +36,20 @@ export async function runAgent(configPath: string, opts: { logLevel?: string } =
     logger.flush();
     return 1;
   }
-  notifySystemd('READY=1', logger, process);
-
-  let reloading = Promise.resolve();
-  process.on('SIGHUP', () => {
-    reloading = reloading.then(async () => {
-      notifySystemd('RELOADING=1', logger, process);
-      logger.info({ event: 'reload_requested', config: configPath }, 'SIGHUP: reloading configuration');
-      try {
-        const next = await readConfigFile(configPath, agentConfigSchema);
-        const pre = next.ok ? await preflightAgent(next.value) : [];
-        await app.reload(next.ok && pre.length > 0 ? { ok: false, problems: pre } : next);
-      } catch (err) {
-        await app.reload({ ok: false, problems: [{ path: '', message: `reload failed: ${(err as Error).message}` }] });
-      }
-      notifySystemd('READY=1', logger, process);
-    });
-  });
-
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string): void => {
-      if (stopping) {
-        logger.warn({ event: 'forced_exit', signal }, 'second signal: exiting now');
-        logger.flush();
-        process.exit(1);
-      }
-      stopping = true;
-      notifySystemd('STOPPING=1', logger, process);
-      logger.info({ event: 'stop_requested', signal }, `${signal}: draining`);
-      app.stop().then(
-        () => {
-          logger.flush();
-          resolve(0);
-        },
-        (err: unknown) => {
-          logger.error({ event: 'stop_failed', err }, 'error while stopping');
-          logger.flush();
-          resolve(1);
-        },
-      );
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-  });
+  return superviseDaemon(
+    {
+      reload: async () => {
+        try {
+          const next = await readConfigFile(configPath, agentConfigSchema);
+          const pre = next.ok ? await preflightAgent(next.value) : [];
+          await app.reload(next.ok && pre.length > 0 ? { ok: false, problems: pre } : next);
+        } catch (err) {
+          await app.reload({ ok: false, problems: [{ path: '', message: `reload failed: ${(err as Error).message}` }] });
+        }
+      },
+      stop: () => app.stop(),
+    },
+    logger,
+    { configPath, stopVerb: 'draining' },
+  );
 }

@@ -9,7 +9,7 @@ import { formatProblem } from '../common/config/load.js';
 import { parseDuration } from '../common/config/units.js';
 import { createLogger } from '../common/log/logger.js';
 import { packageVersion } from '../common/runtime/version.js';
-import { notifySystemd } from '../common/runtime/systemd-notify.js';
+import { superviseDaemon } from '../common/runtime/daemon.js';
 import type { Output } from '../common/runtime/output.js';
 import { detectorConfigSchema } from './config/schema.js';
 import { preflightDetector } from './preflight.js';
@@ -40,45 +40,14 @@ export async function runDetector(configPath: string): Promise<number> {
     await app.stop().catch(() => undefined);
     return 1;
   }
-  notifySystemd('READY=1', logger, process);
-  let reloading = Promise.resolve();
-  process.on('SIGHUP', () => {
-    reloading = reloading.then(async () => {
-      notifySystemd('RELOADING=1', logger, process);
-      logger.info({ event: 'reload_requested', config: configPath }, 'SIGHUP: reloading configuration');
-      try {
-        await app.reload(await loadChecked(configPath));
-      } catch (err) {
-        await app.reload({ ok: false, problems: [{ path: '', message: `reload failed: ${(err as Error).message}` }] });
-      }
-      notifySystemd('READY=1', logger, process);
-    });
-  });
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string): void => {
-      if (stopping) {
-        logger.flush();
-        process.exit(1);
-      }
-      stopping = true;
-      notifySystemd('STOPPING=1', logger, process);
-      logger.info({ event: 'stop_requested', signal }, `${signal}: stopping`);
-      app.stop().then(
-        () => {
-          logger.flush();
-          resolve(0);
-        },
-        (err: unknown) => {
-          logger.error({ event: 'stop_failed', err }, 'error while stopping');
-          logger.flush();
-          resolve(1);
-        },
-      );
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-  });
+  const reload = async (): Promise<void> => {
+    try {
+      await app.reload(await loadChecked(configPath));
+    } catch (err) {
+      await app.reload({ ok: false, problems: [{ path: '', message: `reload failed: ${(err as Error).message}` }] });
+    }
+  };
+  return superviseDaemon({ reload, stop: () => app.stop() }, logger, { configPath, stopVerb: 'stopping' });
 }
 
 /** `egress-witness detector decisions`: stored decisions as JSON lines, newest first. */

@@ -3,61 +3,33 @@
 // accepted (the NDJSON sink is the ground truth), each batch exactly once,
 // with heartbeats; /metrics tells the story; the NDJSON sink has the
 // documented record shapes.
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { join } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
 import { validateRecord } from '../../../protocol/telemetry.js';
-import { startAgent, type TestAgent } from '../../helpers/agent.js';
-import { freePort, startTelemetryReceiver, type TelemetryReceiver } from '../../helpers/telemetry-receiver.js';
-import {
-  awsHosts, canonical, fetchMetrics, missingFrom, observedCount, readNdjson, runTunnels, sample, shippingConfig, startEchoUpstream, tempDir, waitFor, writeSecretFile,
-  type EchoUpstream, type TempDir,
-} from './rig.js';
+import { freePort } from '../../helpers/telemetry-receiver.js';
+import { awsHosts, canonical, fetchMetrics, flushWhenIdle, missingFrom, observedCount, readNdjson, runTunnels, sample, useTelemetryRig, waitFor } from './rig.js';
 
 const SECRET = 'delivery-secret-0123456789abcdef';
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
-let upstream: EchoUpstream;
-let dir: TempDir;
-let agent: TestAgent | null = null;
-let receiver: TelemetryReceiver | null = null;
-
-beforeAll(async () => {
-  upstream = await startEchoUpstream();
-  dir = await tempDir('ew-telemetry-delivery-');
-  await writeSecretFile(join(dir.path, 'secret'), SECRET);
-});
-
-afterAll(async () => {
-  await upstream.close();
-  await dir.remove();
-});
-
-afterEach(async () => {
-  await agent?.stop();
-  await receiver?.stop();
-  agent = null;
-  receiver = null;
-});
+const rig = useTelemetryRig('delivery', SECRET);
 
 describe('telemetry delivery', () => {
   it('delivers every accepted record after the detector was down for the whole run, each batch once, heartbeats included', async () => {
     const port = await freePort();
-    receiver = await startTelemetryReceiver({ secret: Buffer.from(SECRET), port, listen: false });
-    const file = join(dir.path, 'down-then-up.ndjson');
-    agent = await startAgent(shippingConfig({ upstreamPort: upstream.port, detectorUrl: receiver.url, secretFile: join(dir.path, 'secret'), spoolDir: join(dir.path, 'spool-down-then-up'), file }));
+    const receiver = await rig.startReceiver({ port, listen: false });
+    const file = rig.path('down-then-up.ndjson');
+    const agent = await rig.startAgent('down-then-up', { file });
 
     // 30 tunnels over 6 AWS hosts, in two waves with a flush between: several batches.
     const hosts = [...awsHosts('wave1', 3), ...awsHosts('wave2', 3)];
     await runTunnels(agent.proxyPort, [...hosts.slice(0, 3), ...hosts.slice(0, 3), ...hosts.slice(0, 3)]);
-    await waitFor(() => agent!.app.status().active_tunnels === 0, 'tunnels closed');
-    await agent.flush();
+    await flushWhenIdle(agent);
     await runTunnels(agent.proxyPort, Array.from({ length: 21 }, (_, i) => hosts[3 + (i % 3)]!));
-    await waitFor(() => agent!.app.status().active_tunnels === 0, 'tunnels closed');
-    await agent.flush();
+    await flushWhenIdle(agent);
     expect(observedCount(await readNdjson(file))).toBe(30);
 
     // Down: sends fail and batches wait in the spool; the gauges say so.
-    await waitFor(async () => (sample(await fetchMetrics(agent!.adminPort), 'egress_witness_telemetry_batches_total', { outcome: 'retryable' }) ?? 0) >= 1, 'a failed send');
+    await waitFor(async () => (sample(await fetchMetrics(agent.adminPort), 'egress_witness_telemetry_batches_total', { outcome: 'retryable' }) ?? 0) >= 1, 'a failed send');
     const down = await fetchMetrics(agent.adminPort);
     expect(sample(down, 'egress_witness_telemetry_batches_total', { outcome: 'success' }) ?? 0).toBe(0);
     expect(sample(down, 'egress_witness_spool_batches')).toBeGreaterThanOrEqual(2);
@@ -68,13 +40,13 @@ describe('telemetry delivery', () => {
 
     // Up, on the same port.
     await receiver.start();
-    await waitFor(() => observedCount(receiver!.records()) >= 30 && agent!.app.status().spool !== null && (agent!.app.status().spool as { batches: number }).batches === 0, 'every record delivered and the spool empty', 10_000);
+    await waitFor(() => observedCount(receiver.records()) >= 30 && agent.app.status().spool !== null && (agent.app.status().spool as { batches: number }).batches === 0, 'every record delivered and the spool empty', 10_000);
 
     // The file and the receiver agree record for record (heartbeats keep coming: compare when both have the latest).
     await vi.waitFor(
       async () => {
         const accepted = (await readNdjson(file)).map(canonical);
-        const received = receiver!.records().map(canonical);
+        const received = receiver.records().map(canonical);
         expect(missingFrom(accepted, received)).toEqual([]);
         expect(missingFrom(received, accepted)).toEqual([]);
       },
@@ -94,12 +66,12 @@ describe('telemetry delivery', () => {
     // /metrics after delivery (counters move once the ack is durable: poll until they settle).
     await vi.waitFor(
       async () => {
-        const up = await fetchMetrics(agent!.adminPort);
+        const up = await fetchMetrics(agent.adminPort);
         const failed = sample(up, 'egress_witness_telemetry_batches_total', { outcome: 'retryable' }) ?? 0;
         expect(failed).toBeGreaterThanOrEqual(1);
-        expect(sample(up, 'egress_witness_telemetry_batches_total', { outcome: 'success' })).toBe(receiver!.batches.length);
-        expect(sample(up, 'egress_witness_telemetry_records_total')).toBe(receiver!.records().length);
-        expect(sample(up, 'egress_witness_telemetry_send_duration_seconds_count')).toBe(receiver!.batches.length + failed);
+        expect(sample(up, 'egress_witness_telemetry_batches_total', { outcome: 'success' })).toBe(receiver.batches.length);
+        expect(sample(up, 'egress_witness_telemetry_records_total')).toBe(receiver.records().length);
+        expect(sample(up, 'egress_witness_telemetry_send_duration_seconds_count')).toBe(receiver.batches.length + failed);
         expect(sample(up, 'egress_witness_spool_batches')).toBe(0);
         expect(sample(up, 'egress_witness_spool_bytes')).toBe(0);
         expect(sample(up, 'egress_witness_spool_oldest_age_seconds')).toBe(0);
@@ -109,9 +81,9 @@ describe('telemetry delivery', () => {
   });
 
   it('exposes every telemetry metric by name on /metrics', async () => {
-    receiver = await startTelemetryReceiver({ secret: Buffer.from(SECRET) });
-    agent = await startAgent(shippingConfig({ upstreamPort: upstream.port, detectorUrl: receiver.url, secretFile: join(dir.path, 'secret'), spoolDir: join(dir.path, 'spool-metrics'), file: join(dir.path, 'metrics.ndjson') }));
-    await waitFor(async () => (sample(await fetchMetrics(agent!.adminPort), 'egress_witness_telemetry_records_total') ?? 0) >= 1, 'the first batch acknowledged');
+    const receiver = await rig.startReceiver();
+    const agent = await rig.startAgent('metrics');
+    await waitFor(async () => (sample(await fetchMetrics(agent.adminPort), 'egress_witness_telemetry_records_total') ?? 0) >= 1, 'the first batch acknowledged');
     expect(receiver.batches.length).toBeGreaterThanOrEqual(1);
     const text = await fetchMetrics(agent.adminPort);
     for (const name of ['egress_witness_spool_bytes', 'egress_witness_spool_batches', 'egress_witness_spool_oldest_age_seconds', 'egress_witness_telemetry_records_total']) {
@@ -127,9 +99,9 @@ describe('telemetry delivery', () => {
   });
 
   it('writes heartbeats beside observations to the NDJSON sink, in the documented shape', async () => {
-    receiver = await startTelemetryReceiver({ secret: Buffer.from(SECRET) });
-    const file = join(dir.path, 'shape.ndjson');
-    agent = await startAgent(shippingConfig({ upstreamPort: upstream.port, detectorUrl: receiver.url, secretFile: join(dir.path, 'secret'), spoolDir: join(dir.path, 'spool-shape'), file }));
+    await rig.startReceiver();
+    const file = rig.path('shape.ndjson');
+    const agent = await rig.startAgent('shape', { file });
     await runTunnels(agent.proxyPort, ['sts.us-east-1.amazonaws.com', 'sts.us-east-1.amazonaws.com', 'kms.eu-west-1.amazonaws.com']);
     await waitFor(async () => (await readNdjson(file)).filter((r) => r.type === 'heartbeat').length >= 2 && observedCount(await readNdjson(file)) === 3, 'two heartbeats and three observed tunnels', 5_000);
 
@@ -158,22 +130,21 @@ describe('telemetry delivery', () => {
   });
 
   it('keeps non-AWS destinations out of the records unless telemetry.observe_all is set', async () => {
-    const file = join(dir.path, 'observe-all.ndjson');
-    const config = (observeAll: boolean, f: string): Record<string, unknown> => ({
-      ...shippingConfig({ upstreamPort: upstream.port, detectorUrl: null, secretFile: null, spoolDir: join(dir.path, 'spool-observe-all'), file: f, telemetry: { observe_all: observeAll } }),
-      upstream: { resolve: { '*.amazonaws.com': `127.0.0.1:${upstream.port}`, 'intranet.example.test': `127.0.0.1:${upstream.port}` } },
-    });
-    agent = await startAgent(config(false, join(dir.path, 'observe-aws-only.ndjson')));
+    const file = rig.path('observe-all.ndjson');
+    const start = (observeAll: boolean, f: string) =>
+      rig.startAgent('observe-all', {
+        detectorUrl: null, secretFile: null, file: f, telemetry: { observe_all: observeAll },
+        override: { upstream: { resolve: { '*.amazonaws.com': `127.0.0.1:${rig.upstream.port}`, 'intranet.example.test': `127.0.0.1:${rig.upstream.port}` } } },
+      });
+    let agent = await start(false, rig.path('observe-aws-only.ndjson'));
     await runTunnels(agent.proxyPort, ['intranet.example.test', 'sts.us-east-1.amazonaws.com']);
-    await waitFor(() => agent!.app.status().active_tunnels === 0, 'tunnels closed');
-    await agent.flush();
-    expect((await readNdjson(join(dir.path, 'observe-aws-only.ndjson'))).filter((r) => r.type === 'observation').map((o) => o.host)).toEqual(['sts.us-east-1.amazonaws.com']);
+    await flushWhenIdle(agent);
+    expect((await readNdjson(rig.path('observe-aws-only.ndjson'))).filter((r) => r.type === 'observation').map((o) => o.host)).toEqual(['sts.us-east-1.amazonaws.com']);
     await agent.stop();
 
-    agent = await startAgent(config(true, file));
+    agent = await start(true, file);
     await runTunnels(agent.proxyPort, ['intranet.example.test', 'sts.us-east-1.amazonaws.com']);
-    await waitFor(() => agent!.app.status().active_tunnels === 0, 'tunnels closed');
-    await agent.flush();
+    await flushWhenIdle(agent);
     const hosts = (await readNdjson(file)).filter((r) => r.type === 'observation').map((o) => o.host);
     expect(hosts.sort()).toEqual(['intranet.example.test', 'sts.us-east-1.amazonaws.com']);
   });

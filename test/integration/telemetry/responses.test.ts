@@ -1,53 +1,27 @@
 // How the shipper treats the detector's answers: 503 + Retry-After is
 // honoured, 400 dead-letters that one batch while later ones flow, 401 is
 // retried slowly and loudly — also when it comes from a real key mismatch.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { startAgent, type TestAgent } from '../../helpers/agent.js';
-import { startTelemetryReceiver, type TelemetryReceiver } from '../../helpers/telemetry-receiver.js';
-import { fetchMetrics, runTunnels, sample, shippingConfig, sleep, startEchoUpstream, tempDir, waitFor, writeSecretFile, type EchoUpstream, type TempDir } from './rig.js';
+import { fetchMetrics, runTunnels, sample, sleep, useTelemetryRig, waitFor, writeSecretFile } from './rig.js';
 
 const SECRET = 'responses-secret-0123456789abcdef';
 
-let upstream: EchoUpstream;
-let dir: TempDir;
-let agent: TestAgent | null = null;
-let receiver: TelemetryReceiver | null = null;
+const rig = useTelemetryRig('responses', SECRET);
 
-beforeAll(async () => {
-  upstream = await startEchoUpstream();
-  dir = await tempDir('ew-telemetry-responses-');
-  await writeSecretFile(join(dir.path, 'secret'), SECRET);
-  await writeSecretFile(join(dir.path, 'wrong-secret'), 'a-different-secret-for-this-gateway');
-});
-
-afterAll(async () => {
-  await upstream.close();
-  await dir.remove();
-});
-
-afterEach(async () => {
-  await agent?.stop();
-  await receiver?.stop();
-  agent = null;
-  receiver = null;
-});
-
-async function start(name: string, secretFile = 'secret'): Promise<TestAgent> {
-  return startAgent(shippingConfig({ upstreamPort: upstream.port, detectorUrl: receiver!.url, secretFile: join(dir.path, secretFile), spoolDir: join(dir.path, `spool-${name}`), file: join(dir.path, `${name}.ndjson`) }));
-}
+beforeAll(() => writeSecretFile(rig.path('wrong-secret'), 'a-different-secret-for-this-gateway'));
 
 describe('detector answers', () => {
   it('waits out Retry-After: 2 after a 503 (no attempt before ~2 s), then delivers the same batch', async () => {
-    receiver = await startTelemetryReceiver({ secret: Buffer.from(SECRET) });
+    const receiver = await rig.startReceiver();
     receiver.script({ status: 503, headers: { 'retry-after': '2' } });
-    agent = await start('retry-after');
-    await waitFor(() => receiver!.attempts.length >= 1, 'the first attempt');
+    const agent = await rig.startAgent('retry-after');
+    await waitFor(() => receiver.attempts.length >= 1, 'the first attempt');
     const first = receiver.attempts[0]!;
     expect(first).toMatchObject({ status: 503, outcome: 'scripted' });
-    await waitFor(() => receiver!.batches.some((b) => b.batch.batchId === first.batchId), 'the refused batch delivered after the wait', 6_000);
+    await waitFor(() => receiver.batches.some((b) => b.batch.batchId === first.batchId), 'the refused batch delivered after the wait', 6_000);
 
     const later = receiver.attempts.slice(1);
     expect(later.length).toBeGreaterThanOrEqual(1);
@@ -63,10 +37,10 @@ describe('detector answers', () => {
   });
 
   it('dead-letters a batch refused with 400, and later batches still flow', async () => {
-    receiver = await startTelemetryReceiver({ secret: Buffer.from(SECRET) });
+    const receiver = await rig.startReceiver();
     receiver.script({ status: 400, body: '{"error":"schema"}' });
-    agent = await start('dead-letter');
-    const deadDir = join(dir.path, 'spool-dead-letter', 'dead-letter');
+    const agent = await rig.startAgent('dead-letter');
+    const deadDir = join(rig.dir.path, 'spool-dead-letter', 'dead-letter');
     await waitFor(async () => (await readdir(deadDir).catch(() => [] as string[])).length === 2, 'two dead-letter files');
     const refused = receiver.attempts[0]!;
     expect(refused).toMatchObject({ status: 400, outcome: 'scripted' });
@@ -79,7 +53,7 @@ describe('detector answers', () => {
     expect(meta.reason).toMatch(/^400 bad-request/);
 
     await runTunnels(agent.proxyPort, ['sts.us-east-1.amazonaws.com', 'ec2.eu-west-1.amazonaws.com']);
-    await waitFor(() => receiver!.observations().length === 2, 'later observations delivered');
+    await waitFor(() => receiver.observations().length === 2, 'later observations delivered');
     expect(receiver.batches.some((b) => b.batch.batchId === refused.batchId)).toBe(false);
     expect(receiver.attempts.filter((a) => a.batchId === refused.batchId)).toHaveLength(1);
     const metrics = await fetchMetrics(agent.adminPort);
@@ -89,10 +63,10 @@ describe('detector answers', () => {
   });
 
   it('retries slowly after a 401 and logs it at error level', async () => {
-    receiver = await startTelemetryReceiver({ secret: Buffer.from(SECRET) });
+    const receiver = await rig.startReceiver();
     receiver.script({ status: 401 });
-    agent = await start('unauthorized');
-    await waitFor(() => agent!.logs.find('telemetry_unauthorized').length === 1, 'the unauthorized log line');
+    const agent = await rig.startAgent('unauthorized');
+    await waitFor(() => agent.logs.find('telemetry_unauthorized').length === 1, 'the unauthorized log line');
     // Heartbeats keep joining the spool, yet nothing is sent for a while (the slow wait is minutes).
     await sleep(800);
     expect(receiver.attempts).toHaveLength(1);
@@ -107,9 +81,9 @@ describe('detector answers', () => {
   });
 
   it('an agent whose secret differs from the detector\'s is refused (401, signature mismatch) and says so loudly', async () => {
-    receiver = await startTelemetryReceiver({ secret: Buffer.from(SECRET) });
-    agent = await start('wrong-secret', 'wrong-secret');
-    await waitFor(() => agent!.logs.find('telemetry_unauthorized').length >= 1, 'the unauthorized log line');
+    const receiver = await rig.startReceiver();
+    const agent = await rig.startAgent('wrong-secret', { secretFile: 'wrong-secret' });
+    await waitFor(() => agent.logs.find('telemetry_unauthorized').length >= 1, 'the unauthorized log line');
     expect(receiver.attempts[0]).toMatchObject({ status: 401, outcome: 'unauthorized', reason: 'mismatch' });
     expect(receiver.batches).toHaveLength(0);
     expect(receiver.verifierDisagreements).toBe(0);

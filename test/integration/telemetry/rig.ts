@@ -1,16 +1,20 @@
 /**
  * Shared pieces of the telemetry tests: a loopback TCP upstream that plays an
  * AWS endpoint (the agent maps `*.amazonaws.com` to it), a tunnel runner that
- * proves each tunnel carried bytes both ways, agent config for shipping, and
+ * proves each tunnel carried bytes both ways, agent config for shipping, the
+ * per-file rig (upstream, temp dir, secret, agent and receiver cleanup), and
  * small readers for metrics, NDJSON sinks and records.
  */
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startAgent, type TestAgent } from '../../helpers/agent.js';
 import { connectTunnel } from '../../helpers/raw.js';
+import { startTelemetryReceiver, type ReceiverOptions, type TelemetryReceiver } from '../../helpers/telemetry-receiver.js';
 
 /** A TCP server that answers `echo:<what it read>` once the client half-closes. */
 export interface EchoUpstream {
@@ -129,6 +133,115 @@ export function shippingConfig(o: { upstreamPort: number; detectorUrl: string | 
       ...o.telemetry,
     },
   };
+}
+
+/** Waits until every tunnel through the agent has closed, then flushes its telemetry. */
+export async function flushWhenIdle(agent: TestAgent): Promise<void> {
+  await waitFor(() => agent.app.status().active_tunnels === 0, 'tunnels closed');
+  await agent.flush();
+}
+
+/** How `TelemetryRig.config` / `startAgent` differ from the defaults. */
+export interface RigAgentOptions {
+  /** Default: the URL of the receiver the rig started for this test. */
+  detectorUrl?: string | null;
+  /** Name of a file in the temp dir; default `secret`; null for none. */
+  secretFile?: string | null;
+  /** Default: `spool-<name>` in the temp dir. */
+  spoolDir?: string;
+  /** NDJSON sink; default `<name>.ndjson` in the temp dir. */
+  file?: string;
+  telemetry?: Record<string, unknown>;
+  /** Top-level config sections that replace the generated ones. */
+  override?: Record<string, unknown>;
+}
+
+export interface TelemetryRig {
+  /** Started in beforeAll, closed in afterAll. */
+  readonly upstream: EchoUpstream;
+  /** Made in beforeAll (holding the HMAC secret file `secret`), removed in afterAll. */
+  readonly dir: TempDir;
+  /** The running test's agent and receiver: stopped and cleared after each test. */
+  agent: TestAgent | null;
+  receiver: TelemetryReceiver | null;
+  /** A path in the temp dir. */
+  path(name: string): string;
+  /** Shipping config for an agent named `name` (its spool and sink named after it). */
+  config(name: string, o?: RigAgentOptions): Record<string, unknown>;
+  /** Starts a receiver that knows the rig's secret; it becomes `receiver`. */
+  startReceiver(o?: Omit<ReceiverOptions, 'secret'>): Promise<TelemetryReceiver>;
+  /** Starts an agent on `config(name, o)`; it becomes `agent`. */
+  startAgent(name: string, o?: RigAgentOptions): Promise<TestAgent>;
+}
+
+/**
+ * Registers the beforeAll/afterAll/afterEach hooks every telemetry test file
+ * needs and returns the rig they fill: an echo upstream, a temp dir
+ * `ew-telemetry-<name>-…` with the secret file, and after each test the agent
+ * and receiver stopped — the agent first unless `stopReceiverFirst` (then
+ * hung requests fail at once, so the agent's stop does not wait on them).
+ */
+export function useTelemetryRig(name: string, secret: string, opts: { stopReceiverFirst?: boolean } = {}): TelemetryRig {
+  let upstream: EchoUpstream | undefined;
+  let dir: TempDir | undefined;
+  const ready = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`${what} is not set up yet (beforeAll)`);
+    return value;
+  };
+  const rig: TelemetryRig = {
+    get upstream() {
+      return ready(upstream, 'the echo upstream');
+    },
+    get dir() {
+      return ready(dir, 'the temp dir');
+    },
+    agent: null,
+    receiver: null,
+    path: (file) => join(rig.dir.path, file),
+    config: (agentName, o = {}) => {
+      const detectorUrl = o.detectorUrl !== undefined ? o.detectorUrl : ready(rig.receiver ?? undefined, 'a receiver').url;
+      const secretFile = o.secretFile === undefined ? 'secret' : o.secretFile;
+      return {
+        ...shippingConfig({
+          upstreamPort: rig.upstream.port,
+          detectorUrl,
+          secretFile: secretFile === null ? null : rig.path(secretFile),
+          spoolDir: o.spoolDir ?? rig.path(`spool-${agentName}`),
+          file: o.file ?? rig.path(`${agentName}.ndjson`),
+          telemetry: o.telemetry,
+        }),
+        ...o.override,
+      };
+    },
+    startReceiver: async (o = {}) => (rig.receiver = await startTelemetryReceiver({ secret: Buffer.from(secret), ...o })),
+    startAgent: async (agentName, o) => (rig.agent = await startAgent(rig.config(agentName, o))),
+  };
+
+  beforeAll(async () => {
+    upstream = await startEchoUpstream();
+    dir = await tempDir(`ew-telemetry-${name}-`);
+    await writeSecretFile(join(dir.path, 'secret'), secret);
+  });
+
+  afterAll(async () => {
+    await upstream?.close();
+    await dir?.remove();
+  });
+
+  afterEach(async () => {
+    const { agent, receiver } = rig;
+    if (opts.stopReceiverFirst) {
+      await receiver?.stop();
+      await agent?.stop();
+    } else {
+      await agent?.stop();
+      await receiver?.stop();
+    }
+    rig.agent = null;
+    rig.receiver = null;
+  });
+
+  return rig;
 }
 
 /** GET /metrics on the admin listener. */

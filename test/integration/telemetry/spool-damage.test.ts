@@ -1,56 +1,31 @@
 // A spool damaged by hand between two runs: garbage after the last record,
 // or the last record cut short. The next agent starts, logs the truncation,
 // counts the bytes, and ships everything that is still intact.
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { appendFile, readdir, readFile, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { scanSegment } from '../../../agent/ship/spool-record.js';
-import { startAgent, type TestAgent } from '../../helpers/agent.js';
-import { freePort, startTelemetryReceiver, type TelemetryReceiver } from '../../helpers/telemetry-receiver.js';
-import {
-  awsHosts, canonical, fetchMetrics, missingFrom, readNdjson, runTunnels, sample, shippingConfig, startEchoUpstream, tempDir, waitFor, writeSecretFile,
-  type EchoUpstream, type TempDir,
-} from './rig.js';
+import type { TestAgent } from '../../helpers/agent.js';
+import { freePort, type TelemetryReceiver } from '../../helpers/telemetry-receiver.js';
+import { awsHosts, canonical, fetchMetrics, flushWhenIdle, missingFrom, readNdjson, runTunnels, sample, useTelemetryRig } from './rig.js';
 
 const SECRET = 'damage-secret-0123456789abcdef';
 
-let upstream: EchoUpstream;
-let dir: TempDir;
-let agent: TestAgent | null = null;
-let receiver: TelemetryReceiver | null = null;
-
-beforeAll(async () => {
-  upstream = await startEchoUpstream();
-  dir = await tempDir('ew-telemetry-damage-');
-  await writeSecretFile(join(dir.path, 'secret'), SECRET);
-});
-
-afterAll(async () => {
-  await upstream.close();
-  await dir.remove();
-});
-
-afterEach(async () => {
-  await agent?.stop();
-  await receiver?.stop();
-  agent = null;
-  receiver = null;
-});
+const rig = useTelemetryRig('damage', SECRET);
 
 /** Runs an agent whose detector is down, with traffic in three flushes, and stops it: its batches stay in the spool. */
 async function fillSpool(name: string): Promise<{ spoolDir: string; lastSegment: string; written: Record<string, unknown>[]; batches: number }> {
-  const spoolDir = join(dir.path, `spool-${name}`);
-  const file = join(dir.path, `${name}-first-run.ndjson`);
+  const spoolDir = rig.path(`spool-${name}`);
+  const file = rig.path(`${name}-first-run.ndjson`);
   const deadUrl = `http://127.0.0.1:${await freePort()}/v1/telemetry`;
-  agent = await startAgent(shippingConfig({ upstreamPort: upstream.port, detectorUrl: deadUrl, secretFile: join(dir.path, 'secret'), spoolDir, file }));
+  const agent = await rig.startAgent(name, { detectorUrl: deadUrl, spoolDir, file });
   for (const wave of ['a', 'b', 'c']) {
     await runTunnels(agent.proxyPort, awsHosts(`${name}-${wave}`, 3));
-    await waitFor(() => agent!.app.status().active_tunnels === 0, 'tunnels closed');
-    await agent.flush();
+    await flushWhenIdle(agent);
   }
   await agent.stop(); // the final flush (a heartbeat) lands in the spool too
-  agent = null;
+  rig.agent = null;
   const segments = (await readdir(spoolDir)).filter((n) => /^segment-\d+\.log$/.test(n)).sort();
   expect(segments.length).toBeGreaterThanOrEqual(1);
   let batches = 0;
@@ -58,14 +33,27 @@ async function fillSpool(name: string): Promise<{ spoolDir: string; lastSegment:
   return { spoolDir, lastSegment: join(spoolDir, segments.at(-1)!), written: await readNdjson(file), batches };
 }
 
-async function restart(name: string, spoolDir: string): Promise<TestAgent> {
-  receiver = await startTelemetryReceiver({ secret: Buffer.from(SECRET) });
-  return startAgent(shippingConfig({ upstreamPort: upstream.port, detectorUrl: receiver.url, secretFile: join(dir.path, 'secret'), spoolDir, file: join(dir.path, `${name}-second-run.ndjson`) }));
+/** Starts a receiver, then a second agent on the same spool. */
+async function restart(name: string, spoolDir: string): Promise<{ agent: TestAgent; receiver: TelemetryReceiver }> {
+  const receiver = await rig.startReceiver();
+  return { agent: await rig.startAgent(name, { spoolDir, file: rig.path(`${name}-second-run.ndjson`) }), receiver };
 }
 
 /** Records the receiver got from the first run (the second run's own heartbeats left out). */
 function firstRunRecords(r: TelemetryReceiver, firstStartedAt: string): string[] {
   return r.batches.filter((b) => b.batch.agent.startedAt === firstStartedAt).flatMap((b) => b.raw.records).map(canonical);
+}
+
+/** Waits until the receiver holds exactly `expected` (canonical records) from the first run, whose sink wrote `written`. */
+async function expectFirstRunShipped(receiver: TelemetryReceiver, written: readonly Record<string, unknown>[], expected: readonly string[]): Promise<void> {
+  const firstStartedAt = written.find((r) => r.type === 'heartbeat')!.startedAt as string;
+  await vi.waitFor(
+    () => {
+      expect(missingFrom(expected, firstRunRecords(receiver, firstStartedAt))).toEqual([]);
+      expect(missingFrom(firstRunRecords(receiver, firstStartedAt), expected)).toEqual([]);
+    },
+    { timeout: 8_000, interval: 50 },
+  );
 }
 
 describe('a damaged spool at start-up', () => {
@@ -76,16 +64,8 @@ describe('a damaged spool at start-up', () => {
     const garbage = Buffer.from('\x00\x13garbage after a torn append: not a spool record at all'.repeat(3), 'latin1');
     await appendFile(lastSegment, garbage);
 
-    agent = await restart('garbage', spoolDir);
-    const firstStartedAt = written.find((r) => r.type === 'heartbeat')!.startedAt as string;
-    const expected = written.map(canonical);
-    await vi.waitFor(
-      () => {
-        expect(missingFrom(expected, firstRunRecords(receiver!, firstStartedAt))).toEqual([]);
-        expect(missingFrom(firstRunRecords(receiver!, firstStartedAt), expected)).toEqual([]);
-      },
-      { timeout: 8_000, interval: 50 },
-    );
+    const { agent, receiver } = await restart('garbage', spoolDir);
+    await expectFirstRunShipped(receiver, written, written.map(canonical));
 
     const truncated = agent.logs.find('spool_truncated');
     expect(truncated).toHaveLength(1);
@@ -105,17 +85,10 @@ describe('a damaged spool at start-up', () => {
     const cut = Math.floor(last.size / 2);
     await truncate(lastSegment, bytes.length - cut);
 
-    agent = await restart('torn', spoolDir);
-    const firstStartedAt = written.find((r) => r.type === 'heartbeat')!.startedAt as string;
+    const { agent, receiver } = await restart('torn', spoolDir);
     const expected = missingFrom(written.map(canonical), lost);
     expect(expected.length).toBeGreaterThan(0);
-    await vi.waitFor(
-      () => {
-        expect(missingFrom(expected, firstRunRecords(receiver!, firstStartedAt))).toEqual([]);
-        expect(missingFrom(firstRunRecords(receiver!, firstStartedAt), expected)).toEqual([]);
-      },
-      { timeout: 8_000, interval: 50 },
-    );
+    await expectFirstRunShipped(receiver, written, expected);
 
     const truncated = agent.logs.find('spool_truncated');
     expect(truncated).toHaveLength(1);

@@ -16,6 +16,15 @@ export const KEY = 'ASIAIOSFODNN7EXAMPLE';
 export const SEC = 1000;
 export const MIN = 60 * SEC;
 
+/** A finding's `resource` for KEY, as GuardDuty writes it: instance role app-server-role on i-0a1b2c3d4e5f67890 (the stsCall fixture's caller). */
+export function keyResource() {
+  return {
+    resourceType: 'AccessKey',
+    accessKeyDetails: { accessKeyId: KEY, principalId: 'AROAEXAMPLEROLEID7ABC:i-0a1b2c3d4e5f67890', userName: 'app-server-role', userType: 'AssumedRole' },
+    instanceDetails: { instanceId: 'i-0a1b2c3d4e5f67890' },
+  };
+}
+
 const FIXTURES = new URL('../../fixtures/cloudtrail/', import.meta.url);
 
 export function fixture(name: string): unknown {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decide } from '../../../../detector/correlate/decide.js';
 import { findingFromDecision, findingId, mergeFinding, partitionOf } from '../../../../detector/findings/shape.js';
-import { context, KEY, observation, stsCall } from '../scenario.js';
+import { context, KEY, keyResource, observation, stsCall } from '../scenario.js';
 
 const ctx = { accountId: '111122223333', region: 'us-east-1', nowIso: '2024-05-01T12:11:07.000Z' };
 
@@ -25,11 +25,7 @@ describe('findingFromDecision', () => {
       description: expect.stringMatching(/^key ASIA…MPLE used from 192\.0\.2\.55, outside AWS and every gateway\. EC2 instance-role credentials were used/),
       createdAt: ctx.nowIso,
       updatedAt: ctx.nowIso,
-      resource: {
-        resourceType: 'AccessKey',
-        accessKeyDetails: { accessKeyId: KEY, principalId: 'AROAEXAMPLEROLEID7ABC:i-0a1b2c3d4e5f67890', userName: 'app-server-role', userType: 'AssumedRole' },
-        instanceDetails: { instanceId: 'i-0a1b2c3d4e5f67890' },
-      },
+      resource: keyResource(),
       service: {
         serviceName: 'egress-witness',
         action: {

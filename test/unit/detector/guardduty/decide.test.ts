@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decideGuardDutyFinding, parseGuardDutyFinding, type CloudTrailUse, type GuardDutyFindingView } from '../../../../detector/guardduty/decide.js';
-import { context, heartbeat, KEY, MIN, observation, SEC, T } from '../scenario.js';
+import { context, heartbeat, KEY, keyResource, MIN, observation, SEC, T } from '../scenario.js';
 
 const FIRST = '2024-05-01T12:01:07.000Z';
 const LAST = '2024-05-01T12:41:07.000Z';
@@ -17,11 +17,7 @@ function guardDutyFinding(over: { remoteIp?: string; v6?: boolean; type?: string
     id: '7ec7d0f1a2b3c4d5e6f708192a3b4c5d',
     arn: 'arn:aws:guardduty:us-east-1:111122223333:detector/12abc34d567e8fa901bc2d34e56789f0/finding/7ec7d0f1a2b3c4d5e6f708192a3b4c5d',
     type: over.type ?? 'UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS',
-    resource: {
-      resourceType: 'AccessKey',
-      accessKeyDetails: { accessKeyId: KEY, principalId: 'AROAEXAMPLEROLEID7ABC:i-0a1b2c3d4e5f67890', userName: 'app-server-role', userType: 'AssumedRole' },
-      instanceDetails: { instanceId: 'i-0a1b2c3d4e5f67890' },
-    },
+    resource: keyResource(),
     service: {
       serviceName: 'guardduty',
       detectorId: '12abc34d567e8fa901bc2d34e56789f0',
