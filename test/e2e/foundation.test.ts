@@ -103,6 +103,8 @@ describe('agent daemon (child process)', () => {
     await waitFor(async () => /^egress_witness_config_last_reload_successful 0$/m.test((await get(agent, '/metrics')).body), 'reload gauge 0');
     expect((await get(agent, '/readyz')).status).toBe(200);
     expect((await get(agent, '/healthz')).status).toBe(200);
+    // Log lines are written in batches (at most 250 ms late): wait for the line, not just the gauge.
+    await waitFor(() => Promise.resolve(agent.lines.some((l) => l.event === 'reload_failed')), 'the reload_failed log line');
     const failed = agent.lines.find((l) => l.event === 'reload_failed')!;
     expect(failed).toMatchObject({ level: 'error', problems: [expect.stringContaining('(file): YAML syntax error: ')] });
     expect(agent.exitInfo).toBeNull();
@@ -112,6 +114,7 @@ describe('agent daemon (child process)', () => {
     await writeFile(configPath, goodConfig);
     agent.child.kill('SIGHUP');
     await waitFor(async () => /^egress_witness_config_last_reload_successful 1$/m.test((await get(agent, '/metrics')).body), 'reload gauge 1');
+    await waitFor(() => Promise.resolve(agent.lines.some((l) => l.event === 'reloaded')), 'the reloaded log line');
     expect(agent.lines.find((l) => l.event === 'reloaded')).toMatchObject({ gateway_id: 'gw-test' });
   });
 
