@@ -3,6 +3,7 @@
  * registry. Labels are bounded sets — never a host, an address or a key.
  * Names follow Prometheus conventions (docs/metrics.md lists them all).
  */
+import { createDaemonMetrics, type DaemonMetrics } from '../../common/metrics/daemon-metrics.js';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 /** Services that get their own label value; everything else is `other`. */
@@ -17,11 +18,8 @@ export function serviceLabel(service: string | null | undefined): string {
   return SERVICE_LABELS.has(service) ? service : 'other';
 }
 
-export interface AgentMetrics {
+export interface AgentMetrics extends DaemonMetrics {
   readonly registry: Registry;
-  buildInfo: Gauge<'version' | 'node_version'>;
-  configReloadSuccessful: Gauge;
-  configReloadTimestamp: Gauge;
   proxyRequests: Counter<'kind' | 'outcome'>;
   tunnelsActive: Gauge;
   tunnelBytes: Counter<'direction'>;
@@ -54,9 +52,7 @@ export function createAgentMetrics(registry: Registry, build: { version: string;
   const r = [registry];
   const m: AgentMetrics = {
     registry,
-    buildInfo: new Gauge({ name: 'egress_witness_build_info', help: 'Build information; always 1.', labelNames: ['version', 'node_version'], registers: r }),
-    configReloadSuccessful: new Gauge({ name: 'egress_witness_config_last_reload_successful', help: 'Whether the last configuration load or reload succeeded (1) or failed (0).', registers: r }),
-    configReloadTimestamp: new Gauge({ name: 'egress_witness_config_last_reload_success_timestamp_seconds', help: 'Time of the last successful configuration load, in Unix seconds.', registers: r }),
+    ...createDaemonMetrics(registry, build),
     proxyRequests: new Counter({ name: 'egress_witness_proxy_requests_total', help: 'Proxy requests by kind (connect, http, invalid) and outcome.', labelNames: ['kind', 'outcome'], registers: r }),
     tunnelsActive: new Gauge({ name: 'egress_witness_tunnels_active', help: 'Open CONNECT tunnels (including inspected ones).', registers: r }),
     tunnelBytes: new Counter({ name: 'egress_witness_tunnel_bytes_total', help: 'Bytes carried through the proxy, by direction (up = client to upstream).', labelNames: ['direction'], registers: r }),
@@ -84,7 +80,6 @@ export function createAgentMetrics(registry: Registry, build: { version: string;
     egressIpInCidrs: new Gauge({ name: 'egress_witness_egress_ip_in_configured_cidrs', help: 'Whether the public address AWS sees lies in gateway.egress_cidrs (1) or not (0); 0 until the first check succeeds (see egress_witness_egress_check_last_success_timestamp_seconds).', registers: r }),
     egressCheckTimestamp: new Gauge({ name: 'egress_witness_egress_check_last_success_timestamp_seconds', help: 'Time of the last successful egress self-check.', registers: r }),
   };
-  m.buildInfo.set({ version: build.version, node_version: build.nodeVersion }, 1);
   for (const direction of ['up', 'down']) m.tunnelBytes.inc({ direction }, 0);
   m.tunnelsActive.set(0);
   return m;

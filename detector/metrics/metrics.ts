@@ -2,13 +2,11 @@
  * Every metric the detector exports, on an injected registry. Labels are
  * bounded: outcomes, rules, dispositions, and gateway ids (a configured set).
  */
+import { createDaemonMetrics, type DaemonMetrics } from '../../common/metrics/daemon-metrics.js';
 import { Counter, Gauge, type Registry } from 'prom-client';
 
-export interface DetectorMetrics {
+export interface DetectorMetrics extends DaemonMetrics {
   readonly registry: Registry;
-  buildInfo: Gauge<'version' | 'node_version'>;
-  configReloadSuccessful: Gauge;
-  configReloadTimestamp: Gauge;
   ingestBatches: Counter<'outcome'>;
   ingestRecords: Counter<'type'>;
   declaredCidrsIgnored: Counter<'gateway'>;
@@ -29,9 +27,7 @@ export function createDetectorMetrics(registry: Registry, build: { version: stri
   const r = [registry];
   const m: DetectorMetrics = {
     registry,
-    buildInfo: new Gauge({ name: 'egress_witness_build_info', help: 'Build information; always 1.', labelNames: ['version', 'node_version'], registers: r }),
-    configReloadSuccessful: new Gauge({ name: 'egress_witness_config_last_reload_successful', help: 'Whether the last configuration load or reload succeeded (1) or failed (0).', registers: r }),
-    configReloadTimestamp: new Gauge({ name: 'egress_witness_config_last_reload_success_timestamp_seconds', help: 'Time of the last successful configuration load, in Unix seconds.', registers: r }),
+    ...createDaemonMetrics(registry, build),
     ingestBatches: new Counter({ name: 'egress_witness_detector_ingested_batches_total', help: 'Telemetry batches received, by outcome (stored, duplicate, invalid, unauthorized, too_large, overloaded, store_error).', labelNames: ['outcome'], registers: r }),
     ingestRecords: new Counter({ name: 'egress_witness_detector_ingested_records_total', help: 'Telemetry records stored, by type.', labelNames: ['type'], registers: r }),
     declaredCidrsIgnored: new Counter({ name: 'egress_witness_detector_declared_cidrs_ignored_total', help: 'Batches declaring egress CIDRs outside the gateway\'s configured ones (ignored).', labelNames: ['gateway'], registers: r }),
@@ -47,6 +43,5 @@ export function createDetectorMetrics(registry: Registry, build: { version: stri
     guarddutyArchiveCalls: new Counter({ name: 'egress_witness_detector_guardduty_archive_calls_total', help: 'ArchiveFindings calls, by outcome.', labelNames: ['outcome'], registers: r }),
     guarddutyPolls: new Counter({ name: 'egress_witness_detector_guardduty_polls_total', help: 'GuardDuty polls (ListFindings + GetFindings), by outcome.', labelNames: ['outcome'], registers: r }),
   };
-  m.buildInfo.set({ version: build.version, node_version: build.nodeVersion }, 1);
   return m;
 }
