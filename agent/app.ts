@@ -20,7 +20,7 @@ import { ForwardProxy } from './proxy/proxy-server.js';
 import { systemDialDeps, type DialDeps } from './proxy/dialer.js';
 import { buildProxySettings } from './settings.js';
 import { Aggregator } from './observe/model/aggregator.js';
-import { fanOut } from './observe/model/observation.js';
+import { fanOut, type Observer } from './observe/model/observation.js';
 import { canonicalLogObserver } from './observe/canonical-log.js';
 import { TelemetryPipeline } from './observe/telemetry-pipeline.js';
 import { NdjsonFileSink } from './observe/ndjson-file-sink.js';
@@ -70,6 +70,10 @@ export class AgentApp {
   private inspector: InspectorHandle | null = null;
   private listening = false;
   private addresses: AgentAddresses | null = null;
+  /** The agent's own listen addresses, which the destination policy refuses. */
+  private self: { ip: string; port: number }[] = [];
+  /** Where every observation goes: the canonical log line and metrics, then the aggregator. */
+  private readonly observer: Observer;
 
   constructor(config: AgentConfig, private readonly deps: AgentDeps) {
     this.config = config;
@@ -84,6 +88,7 @@ export class AgentApp {
       observeAll: config.telemetry.observe_all,
       onDrop: (reason) => this.metrics.observationsDropped.inc({ reason }),
     });
+    this.observer = fanOut([canonicalLogObserver(this.logger, this.metrics), this.aggregator]);
     this.admin = createAdminServer({
       registry: this.registry,
       readiness: () => ({ ready: this.listening, checks: { proxy_listening: this.proxy?.server.listening ?? false, admin_listening: true, config_loaded: true } }),
@@ -111,12 +116,13 @@ export class AgentApp {
     const c = this.config;
     const adminAddr = await listen(this.admin, c.admin.listen.host, c.admin.listen.port);
     try {
-      this.inspector = c.inspect ? await buildInspector(c, this.inspectorDeps([{ ip: c.proxy.listen.host, port: c.proxy.listen.port }])) : null;
+      this.inspector = c.inspect ? await buildInspector(c, this.inspectorDeps()) : null;
       this.shipping = await buildTelemetryShipping(c, { metrics: this.metrics, logger: this.logger, now: this.now, version: this.deps.version, startedAt: this.startedAt });
-      const self = [{ ip: c.proxy.listen.host, port: c.proxy.listen.port }, { ip: c.admin.listen.host, port: adminAddr.port }];
+      // Until the proxy is bound a port 0 is unknown; the settings are rebuilt with the real one below.
+      this.self = [{ ip: c.proxy.listen.host, port: c.proxy.listen.port }, { ip: c.admin.listen.host, port: adminAddr.port }];
       this.proxy = new ForwardProxy({
-        settings: buildProxySettings(c, self, this.inspector?.inspector ?? null),
-        observer: this.observerFor(),
+        settings: buildProxySettings(c, this.self, this.inspector?.inspector ?? null),
+        observer: this.observer,
         metrics: this.metrics,
         logger: this.logger,
         deps: this.deps.dial ?? systemDialDeps,
@@ -127,10 +133,8 @@ export class AgentApp {
         keepAliveTimeoutMs: c.upstream.keep_alive_timeout,
       });
       const proxyAddr = await listen(this.proxy.server, c.proxy.listen.host, c.proxy.listen.port);
-      // Port 0 (tests) binds a free port: the self-connection rule must know the real one.
-      if (c.proxy.listen.port === 0) {
-        this.proxy.setSettings(buildProxySettings(c, [{ ip: c.proxy.listen.host, port: proxyAddr.port }, { ip: c.admin.listen.host, port: adminAddr.port }], this.inspector?.inspector ?? null));
-      }
+      this.self = [{ ip: c.proxy.listen.host, port: proxyAddr.port }, { ip: c.admin.listen.host, port: adminAddr.port }];
+      this.proxy.setSettings(buildProxySettings(c, this.self, this.inspector?.inspector ?? null));
       this.pipeline = new TelemetryPipeline({
         gatewayId: c.gateway.id,
         agentVersion: this.deps.version,
@@ -159,13 +163,13 @@ export class AgentApp {
     }
   }
 
-  private inspectorDeps(self: { ip: string; port: number }[]) {
-    return { metrics: this.metrics, logger: this.logger, observer: this.observerFor(), now: this.now, self, ...(this.deps.dial ? { dial: this.deps.dial } : {}) };
-  }
-
-  private observerFor() {
-    const log = canonicalLogObserver(this.logger, this.metrics);
-    return fanOut([log, this.aggregator]);
+  private inspectorDeps() {
+    const policy = () => {
+      const live = this.proxy?.currentSettings;
+      if (!live) throw new Error('the proxy is not running');
+      return { policy: live.policy, overrides: live.overrides };
+    };
+    return { metrics: this.metrics, logger: this.logger, observer: this.observer, now: this.now, policy, ...(this.deps.dial ? { dial: this.deps.dial } : {}) };
   }
 
   private sinksFor(c: AgentConfig): RecordSink[] {
@@ -192,26 +196,25 @@ export class AgentApp {
     }
     const { effective: next, needsRestart } = applyHotReload(this.config, result.value, AGENT_HOT_KEYS);
     try {
-      const addrs = this.addresses;
-      const self = addrs ? [{ ip: this.config.proxy.listen.host, port: addrs.proxy.port }, { ip: this.config.admin.listen.host, port: addrs.admin.port }] : [];
-      const inspector = next.inspect ? await buildInspector(next, this.inspectorDeps(self)) : null;
-      const settings = buildProxySettings(next, self, inspector?.inspector ?? null);
-      this.proxy?.setSettings(settings);
-      const old = this.inspector;
-      this.inspector = inspector;
-      old?.close();
+      // The inspector (CA, leaf cache, upstream pool) is rebuilt only when what it is made of changed.
+      const rebuild = inspectorInputs(next) !== inspectorInputs(this.config);
+      const inspector = !rebuild ? this.inspector : next.inspect ? await buildInspector(next, this.inspectorDeps()) : null;
+      this.proxy?.setSettings(buildProxySettings(next, this.self, inspector?.inspector ?? null));
+      if (rebuild) {
+        this.inspector?.close();
+        this.inspector = inspector;
+      }
     } catch (err) {
       this.markReload(false);
       this.logger.error({ event: 'reload_failed', err }, 'configuration reload failed; keeping the running configuration');
       return false;
     }
-    const kept = next;
-    this.config = kept;
-    this.logger.level = this.deps.logLevelOverride ?? kept.log.level;
-    this.pipeline?.reconfigure({ flushIntervalMs: kept.telemetry.flush_interval, heartbeatIntervalMs: kept.telemetry.heartbeat_interval, sinks: this.sinksFor(kept), inspect: kept.inspect !== null });
+    this.config = next;
+    this.logger.level = this.deps.logLevelOverride ?? next.log.level;
+    this.pipeline?.reconfigure({ flushIntervalMs: next.telemetry.flush_interval, heartbeatIntervalMs: next.telemetry.heartbeat_interval, sinks: this.sinksFor(next), inspect: next.inspect !== null });
     this.markReload(true);
     if (needsRestart.length > 0) this.logger.warn({ event: 'reload_partial', keys_needing_restart: needsRestart }, `configuration reloaded; ${needsRestart.join(', ')} keep their running values until a restart`);
-    else this.logger.info({ event: 'reloaded', ...effectiveSettings(kept) }, 'configuration reloaded');
+    else this.logger.info({ event: 'reloaded', ...effectiveSettings(next) }, 'configuration reloaded');
     return true;
   }
 
@@ -229,6 +232,11 @@ export class AgentApp {
     await closeServer(this.admin);
     this.logger.info({ event: 'stopped' }, 'egress-witness agent stopped');
   }
+}
+
+/** What the inspector is built from; the upstream policy and overrides it reads live from the proxy. */
+function inspectorInputs(c: AgentConfig): string {
+  return JSON.stringify([c.inspect, c.upstream.ca_file, c.upstream.max_connections_per_origin, c.upstream.keep_alive_timeout, c.proxy.connect_timeout, c.proxy.idle_timeout, c.proxy.header_timeout]);
 }
 
 /** The start-up line: effective settings, secrets masked by the logger's redaction. */

@@ -7,7 +7,7 @@
  *   second SIGTERM / SIGINT → exit at once
  */
 import { readConfigFile } from '../common/runtime/config-file.js';
-import { formatProblem } from '../common/config/load.js';
+import { formatProblems } from '../common/config/load.js';
 import { createLogger } from '../common/log/logger.js';
 import { packageVersion } from '../common/runtime/version.js';
 import { superviseDaemon } from '../common/runtime/daemon.js';
@@ -18,13 +18,13 @@ import { AgentApp } from './app.js';
 export async function runAgent(configPath: string, opts: { logLevel?: string } = {}): Promise<number> {
   const loaded = await readConfigFile(configPath, agentConfigSchema);
   if (!loaded.ok) {
-    process.stderr.write(`${configPath}: invalid configuration\n${loaded.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
+    process.stderr.write(formatProblems(`${configPath}: invalid configuration`, loaded.problems));
     return 1;
   }
   const config = loaded.value;
   const pre = await preflightAgent(config);
   if (pre.length > 0) {
-    process.stderr.write(`${configPath}: cannot start\n${pre.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
+    process.stderr.write(formatProblems(`${configPath}: cannot start`, pre));
     return 1;
   }
   const logger = createLogger({ name: 'egress-witness-agent', level: (opts.logLevel ?? config.log.level) as 'info' });
@@ -39,14 +39,11 @@ export async function runAgent(configPath: string, opts: { logLevel?: string } =
   return superviseDaemon(
     {
       reload: async () => {
-        try {
-          const next = await readConfigFile(configPath, agentConfigSchema);
-          const pre = next.ok ? await preflightAgent(next.value) : [];
-          await app.reload(next.ok && pre.length > 0 ? { ok: false, problems: pre } : next);
-        } catch (err) {
-          await app.reload({ ok: false, problems: [{ path: '', message: `reload failed: ${(err as Error).message}` }] });
-        }
+        const next = await readConfigFile(configPath, agentConfigSchema);
+        const pre = next.ok ? await preflightAgent(next.value) : [];
+        await app.reload(next.ok && pre.length > 0 ? { ok: false, problems: pre } : next);
       },
+      reloadFailed: async (message) => void (await app.reload({ ok: false, problems: [{ path: '', message }] })),
       stop: () => app.stop(),
     },
     logger,

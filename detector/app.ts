@@ -14,17 +14,17 @@ import type { AddressInfo } from 'node:net';
 import type http from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../common/log/logger.js';
-import { CidrSet } from '../common/cidr/cidr-set.js';
 import { createRegistry } from '../common/metrics/registry.js';
 import { createAdminServer, listen, closeServer } from '../common/admin/admin-server.js';
 import { formatProblem, type ConfigProblem } from '../common/config/load.js';
 import { formatDuration } from '../common/config/units.js';
+import { readSecretFile } from '../common/runtime/config-file.js';
 import { applyHotReload } from '../common/config/hot-reload.js';
 import type { DetectorConfig } from './config/schema.js';
 import { createDetectorMetrics, type DetectorMetrics } from './metrics/metrics.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { DetectorStore } from './store/store.js';
-import { compileRegistry, type CompiledRegistry, type CorrelationPolicy } from './correlate/decide.js';
+import type { CompiledRegistry, CorrelationPolicy } from './correlate/decide.js';
 import { unwrapEventBridge } from './cloudtrail/parse.js';
 import { CloudTrailWatcher } from './cloudtrail/watcher.js';
 import { CorrelationEngine } from './engine/correlation-engine.js';
@@ -33,7 +33,7 @@ import { TelemetryIngest, type GatewayKey } from './ingest/telemetry-ingest.js';
 import { createIngestServer } from './ingest/http-server.js';
 import { GuardDutyProcessor } from './guardduty/guardduty-processor.js';
 import { sdkGuardDutyApi, type GuardDutyApi } from './guardduty/guardduty-api.js';
-import { loadAwsIpRanges } from './aws-ranges.js';
+import { buildCorrelationContext } from './correlation-context.js';
 
 export interface DetectorDeps {
   logger: Logger;
@@ -53,23 +53,14 @@ interface Runtime {
   token: Buffer | null;
 }
 
-function readSecret(path: string): Buffer {
-  const s = Buffer.from(readFileSync(path, 'utf8').trim(), 'utf8');
-  if (s.length < 16) throw new Error(`${path}: the HMAC secret is shorter than 16 bytes`);
-  return s;
-}
-
 async function buildRuntime(c: DetectorConfig): Promise<Runtime> {
+  const { registry, policy } = await buildCorrelationContext(c);
   const gateways = new Map<string, GatewayKey>();
-  for (const g of c.gateways) gateways.set(g.id, { id: g.id, secret: readSecret(g.secret_file), egressCidrs: CidrSet.of(g.egress_cidrs), inspect: g.inspect });
-  const ranges = c.aws_ip_ranges ? await loadAwsIpRanges(c.aws_ip_ranges) : null;
-  return {
-    config: c,
-    gateways,
-    registry: compileRegistry({ gateways: c.gateways.map((g) => ({ id: g.id, egressCidrs: g.egress_cidrs, inspect: g.inspect })) }),
-    policy: { windowMs: c.correlation.window, heartbeatStaleMs: c.correlation.heartbeat_stale, endpointAttestation: c.correlation.endpoint_attestation, awsRanges: ranges?.set ?? null },
-    token: c.ingest.token_file ? readSecret(c.ingest.token_file) : null,
-  };
+  for (const g of registry.gateways) {
+    const conf = c.gateways.find((x) => x.id === g.id);
+    if (conf) gateways.set(g.id, { id: g.id, secret: await readSecretFile(conf.secret_file, `the HMAC secret of gateway ${g.id}`), egressCidrs: g.cidrs, inspect: g.inspect });
+  }
+  return { config: c, gateways, registry, policy, token: c.ingest.token_file ? await readSecretFile(c.ingest.token_file, 'the ingest bearer token') : null };
 }
 
 /** What SIGHUP applies to a running detector; everything else waits for a restart (and the log says which keys). */

@@ -2,8 +2,8 @@
 import { readFile } from 'node:fs/promises';
 import { CidrSet } from '../common/cidr/cidr-set.js';
 
-export async function loadAwsIpRanges(path: string): Promise<{ set: CidrSet; prefixes: number; syncToken: string | null }> {
-  let doc: { syncToken?: unknown; prefixes?: { ip_prefix?: unknown }[]; ipv6_prefixes?: { ipv6_prefix?: unknown }[] };
+export async function loadAwsIpRanges(path: string): Promise<CidrSet> {
+  let doc: { prefixes?: { ip_prefix?: unknown }[]; ipv6_prefixes?: { ipv6_prefix?: unknown }[] };
   try {
     doc = JSON.parse(await readFile(path, 'utf8')) as typeof doc;
   } catch (err) {
@@ -13,5 +13,5 @@ export async function loadAwsIpRanges(path: string): Promise<{ set: CidrSet; pre
   for (const p of doc.prefixes ?? []) if (typeof p.ip_prefix === 'string') cidrs.push(p.ip_prefix);
   for (const p of doc.ipv6_prefixes ?? []) if (typeof p.ipv6_prefix === 'string') cidrs.push(p.ipv6_prefix);
   if (cidrs.length === 0) throw new Error(`aws_ip_ranges ${path}: no prefixes found (expected AWS's ip-ranges.json)`);
-  return { set: CidrSet.of(cidrs), prefixes: cidrs.length, syncToken: typeof doc.syncToken === 'string' ? doc.syncToken : null };
+  return CidrSet.of(cidrs);
 }

@@ -5,7 +5,7 @@
  *   SIGHUP → reload (keep the old config on error); SIGTERM/SIGINT → stop accepting, close the store, exit 0
  */
 import { readConfigFile } from '../common/runtime/config-file.js';
-import { formatProblem } from '../common/config/load.js';
+import { formatProblems } from '../common/config/load.js';
 import { parseDuration } from '../common/config/units.js';
 import { createLogger } from '../common/log/logger.js';
 import { packageVersion } from '../common/runtime/version.js';
@@ -26,7 +26,7 @@ async function loadChecked(configPath: string) {
 export async function runDetector(configPath: string): Promise<number> {
   const loaded = await loadChecked(configPath);
   if (!loaded.ok) {
-    process.stderr.write(`${configPath}: cannot start the detector\n${loaded.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
+    process.stderr.write(formatProblems(`${configPath}: cannot start the detector`, loaded.problems));
     return 1;
   }
   const config = loaded.value;
@@ -40,21 +40,22 @@ export async function runDetector(configPath: string): Promise<number> {
     await app.stop().catch(() => undefined);
     return 1;
   }
-  const reload = async (): Promise<void> => {
-    try {
-      await app.reload(await loadChecked(configPath));
-    } catch (err) {
-      await app.reload({ ok: false, problems: [{ path: '', message: `reload failed: ${(err as Error).message}` }] });
-    }
-  };
-  return superviseDaemon({ reload, stop: () => app.stop() }, logger, { configPath, stopVerb: 'stopping' });
+  return superviseDaemon(
+    {
+      reload: async () => void (await app.reload(await loadChecked(configPath))),
+      reloadFailed: async (message) => void (await app.reload({ ok: false, problems: [{ path: '', message }] })),
+      stop: () => app.stop(),
+    },
+    logger,
+    { configPath, stopVerb: 'stopping' },
+  );
 }
 
 /** `egress-witness detector decisions`: stored decisions as JSON lines, newest first. */
 export async function listDecisions(configPath: string, o: { since: string; disposition: string | null; limit: number }, out: Output): Promise<number> {
   const loaded = await readConfigFile(configPath, detectorConfigSchema);
   if (!loaded.ok) {
-    out.stderr(`${configPath}: invalid configuration\n${loaded.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
+    out.stderr(formatProblems(`${configPath}: invalid configuration`, loaded.problems));
     return 1;
   }
   const since = parseDuration(o.since);

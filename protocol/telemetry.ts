@@ -23,7 +23,13 @@ export const KEY_KINDS = ['temporary', 'long-term', 'bearer', 'context', 'unknow
 export type KeyKind = (typeof KEY_KINDS)[number];
 
 const iso = z.iso.datetime({ offset: true });
-const accessKeyId = z.string().regex(/^[A-Z0-9]{16,128}$/, 'not an access key id');
+/**
+ * An access key ID as the wire carries it (AWS issues upper-case letters and
+ * digits, 16-128 long). The agent attributes only keys of this shape, so a
+ * client's odd Credential can never make a whole batch invalid.
+ */
+export const ACCESS_KEY_ID_PATTERN = /^[A-Z0-9]{16,128}$/;
+const accessKeyId = z.string().regex(ACCESS_KEY_ID_PATTERN, 'not an access key id');
 const statusClass = z.enum(['1xx', '2xx', '3xx', '4xx', '5xx']);
 
 export const awsEndpointSchema = z.object({

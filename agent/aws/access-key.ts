@@ -46,8 +46,3 @@ export function accountIdFromAccessKey(id: string): string | null {
   const account = (firstSixBytes & 0x7fffffffff80n) >> 7n;
   return account.toString().padStart(12, '0');
 }
-
-/** First 4 and last 4 characters, for logs; "…" alone when the ID is too short to mask. */
-export function maskAccessKey(id: string): string {
-  return id.length > 8 ? `${id.slice(0, 4)}…${id.slice(-4)}` : '…';
-}

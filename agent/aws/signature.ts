@@ -14,6 +14,7 @@
  * A request that uses both a header and a query signature is malformed
  * ("bad-authorization"): AWS rejects it, so it cannot be attributed.
  */
+import { ACCESS_KEY_ID_PATTERN } from '../../protocol/telemetry.js';
 import { headerValue, paramsNamed, parseQuery, splitTarget } from './http-request.js';
 import type { HeaderMap, QueryParam } from './http-request.js';
 
@@ -53,8 +54,8 @@ const SIGV4 = 'AWS4-HMAC-SHA256';
 const SIGV4A = 'AWS4-ECDSA-P256-SHA256';
 const SIGV2 = 'AWS';
 
-/** IAM's AccessKeyId constraint: 16–128 word characters. */
-const ACCESS_KEY_ID = /^\w{16,128}$/;
+/** The wire's access key ID shape (IAM issues upper-case letters and digits): anything else is bad-credential. */
+const ACCESS_KEY_ID = ACCESS_KEY_ID_PATTERN;
 const SCOPE_DATE = /^\d{8}$/;
 const SCOPE_NAME = /^[a-z0-9][a-z0-9-]{0,63}$/;
 const REGION_SET_ENTRY = /^(?:\*|[a-z0-9][a-z0-9*-]{0,63})$/;

@@ -5,8 +5,8 @@ import type { Logger } from '../../common/log/logger.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { AgentMetrics } from '../metrics/metrics.js';
 import type { Observer } from '../observe/model/observation.js';
-import { HostPatternSet, ResolveOverrides } from '../net/resolve-overrides.js';
-import { DestinationPolicy } from '../net/address-policy.js';
+import { HostPatternSet, type ResolveOverrides } from '../net/resolve-overrides.js';
+import type { DestinationPolicy } from '../net/address-policy.js';
 import { readCaFiles } from '../tls/ca-files.js';
 import { LeafMinter } from '../tls/leaf-minter.js';
 import { systemDialDeps, type DialDeps } from '../proxy/dialer.js';
@@ -21,20 +21,27 @@ export interface InspectorHandle {
 
 export async function buildInspector(
   c: AgentConfig,
-  deps: { metrics: AgentMetrics; logger: Logger; observer: Observer; now: () => number; dial?: DialDeps; self?: { ip: string; port: number }[] },
+  deps: {
+    metrics: AgentMetrics;
+    logger: Logger;
+    observer: Observer;
+    now: () => number;
+    dial?: DialDeps;
+    /** The proxy's live destination policy and overrides: upstream connections follow reloads. */
+    policy: () => { policy: DestinationPolicy; overrides: ResolveOverrides };
+  },
 ): Promise<InspectorHandle> {
   const inspect = c.inspect;
   if (!inspect) throw new Error('inspect section missing');
   const ca = await readCaFiles(inspect.ca_cert, inspect.ca_key);
   const minter = new LeafMinter(ca, { validityMs: inspect.leaf_validity, cacheSize: inspect.cert_cache_size, now: deps.now });
   const extraCa = c.upstream.ca_file ? await readFile(c.upstream.ca_file, 'utf8') : null;
-  const policy = { policy: new DestinationPolicy({ allowCidrs: c.proxy.allow_destination_cidrs, allowedPorts: c.proxy.allowed_ports, selfAddresses: (deps.self ?? [{ ip: c.proxy.listen.host, port: c.proxy.listen.port }]).filter((a) => a.port > 0) }), overrides: new ResolveOverrides(c.upstream.resolve) };
   const dispatcher = new Agent({
     connections: c.upstream.max_connections_per_origin,
     keepAliveTimeout: c.upstream.keep_alive_timeout,
     keepAliveMaxTimeout: c.upstream.keep_alive_timeout,
     pipelining: 1,
-    connect: policyConnector({ policy: () => policy, deps: deps.dial ?? systemDialDeps, extraCa, connectTimeoutMs: c.proxy.connect_timeout }),
+    connect: policyConnector({ policy: deps.policy, deps: deps.dial ?? systemDialDeps, extraCa, connectTimeoutMs: c.proxy.connect_timeout }),
   });
   const inspector = new TlsInspector({
     hosts: new HostPatternSet(inspect.hosts),

@@ -54,9 +54,24 @@ export function describeRequest(input: { method: string; target: string; headers
   };
 }
 
-/** Plain-HTTP forwarding's view (same attribution, host from the URL). */
-export function describePlainHttp(req: http.IncomingMessage, path: string, aws: EndpointInfo | null): RequestDescription {
-  const host = (req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase();
-  const d = describeRequest({ method: req.method ?? 'GET', target: path, headers: req.headers, host });
-  return aws && !d.aws ? { ...d, aws } : d;
+/**
+ * The request's action, taking it from the form body when that is where it
+ * is: `peek` sees each body chunk as it streams on (never holding it back),
+ * `action()` gives the final answer once the exchange is over.
+ */
+export function actionReader(d: RequestDescription): { peek: ((chunk: Uint8Array) => void) | null; action(): string | null } {
+  const sniffer = d.sniffer;
+  if (!sniffer) return { peek: null, action: () => d.action };
+  let found: string | null | undefined;
+  return {
+    peek: (chunk) => {
+      if (found === undefined) found = sniffer.push(chunk);
+    },
+    action: () => (found ??= sniffer.end()),
+  };
+}
+
+/** Plain-HTTP forwarding's view: the host is the one the URL named and the proxy dialled, not the Host header. */
+export function describePlainHttp(req: http.IncomingMessage, path: string, host: string): RequestDescription {
+  return describeRequest({ method: req.method ?? 'GET', target: path, headers: req.headers, host });
 }

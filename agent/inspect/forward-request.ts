@@ -7,59 +7,33 @@ import type http from 'node:http';
 import { Transform, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
-import { ERROR_HEADER } from '../proxy/failures.js';
-import { UpstreamPolicyError } from './upstream-connector.js';
+import { failureAnswer, failureFromError, failureHeaders, type ProxyFailure } from '../proxy/failures.js';
+import { HOP_BY_HOP, connectionNamed } from '../net/hop-by-hop.js';
 
-/** Request headers that belong to one hop (undici also refuses several of them). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect']);
-const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'upgrade', 'trailer']);
-
-/** Flat [name, value, …] list from the raw headers, hop-by-hop (and what Connection names) removed. */
+/**
+ * Flat [name, value, …] list from the raw headers, hop-by-hop ones (and what
+ * Connection names) removed, and Expect too: the agent answers 100 Continue
+ * itself, and undici refuses the header.
+ */
 export function forwardableRequestHeaders(raw: readonly string[]): string[] {
-  const named = new Set<string>();
-  for (let i = 0; i < raw.length; i += 2) {
-    if ((raw[i] ?? '').toLowerCase() === 'connection') for (const t of (raw[i + 1] ?? '').split(',')) named.add(t.trim().toLowerCase());
-  }
-  named.delete('host');
-  named.delete('content-length');
+  const connection: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] ?? '').toLowerCase() === 'connection') connection.push(raw[i + 1] ?? '');
+  const named = connectionNamed(connection);
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] ?? '';
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || named.has(lower)) continue;
+    if (HOP_BY_HOP.has(lower) || lower === 'expect' || named.has(lower)) continue;
     out.push(name, raw[i + 1] ?? '');
   }
   return out;
-}
-
-export type UpstreamFailure = { status: number; reason: string };
-
-export function upstreamFailure(err: unknown): UpstreamFailure {
-  if (err instanceof UpstreamPolicyError) return { status: err.status, reason: err.reason };
-  const code = (err as { code?: string }).code ?? '';
-  switch (code) {
-    case 'UND_ERR_CONNECT_TIMEOUT':
-      return { status: 504, reason: 'connect-timeout' };
-    case 'UND_ERR_HEADERS_TIMEOUT':
-    case 'UND_ERR_BODY_TIMEOUT':
-      return { status: 504, reason: 'upstream-timeout' };
-    case 'ECONNREFUSED':
-      return { status: 502, reason: 'connect-refused' };
-    case 'EHOSTUNREACH': case 'ENETUNREACH':
-      return { status: 502, reason: 'unreachable' };
-    case 'ENOTFOUND': case 'EAI_AGAIN':
-      return { status: 502, reason: 'dns-failure' };
-    default:
-      if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) return { status: 502, reason: 'upstream-tls-verify-failed' };
-      return { status: 502, reason: 'upstream-error' };
-  }
 }
 
 export interface ForwardOutcome {
   status: number | null;
   bytesUp: number;
   bytesDown: number;
-  failure: UpstreamFailure | null;
+  failure: ProxyFailure | null;
   /** Time to response headers (ms), when they came. */
   upstreamMs: number | null;
 }
@@ -107,7 +81,7 @@ export async function forwardInspected(
     upstreamMs = opts.now() - started;
     const headers: string[] = [];
     for (const [name, value] of Object.entries(up.headers)) {
-      if (RESPONSE_HOP_BY_HOP.has(name) || value === undefined) continue;
+      if (HOP_BY_HOP.has(name) || value === undefined) continue;
       if (Array.isArray(value)) for (const v of value) headers.push(name, v);
       else headers.push(name, value);
     }
@@ -122,14 +96,15 @@ export async function forwardInspected(
     await finished(res);
     return { status: up.statusCode, bytesUp, bytesDown, failure: null, upstreamMs };
   } catch (err) {
-    const failure = upstreamFailure(err);
+    const failure = failureFromError(err, 'upstream');
     const answered = !res.headersSent;
     if (answered) {
-      res.writeHead(failure.status, { [ERROR_HEADER]: failure.reason, 'content-type': 'text/plain', connection: 'close' }).end(`${failure.reason}\n`);
+      const a = failureAnswer(failure);
+      res.writeHead(a.status, failureHeaders(failure)).end(`${a.reason}\n`);
     } else {
       res.destroy();
     }
     req.resume();
-    return { status: answered ? failure.status : res.statusCode, bytesUp, bytesDown, failure, upstreamMs };
+    return { status: answered ? failureAnswer(failure).status : res.statusCode, bytesUp, bytesDown, failure, upstreamMs };
   }
 }

@@ -22,8 +22,10 @@ import type { HostPatternSet } from '../net/resolve-overrides.js';
 import type { LeafMinter } from '../tls/leaf-minter.js';
 import type { Inspector, InspectContext, InspectSummary } from '../proxy/proxy-server.js';
 import { peekClientHello } from './peek-client-hello.js';
-import { describeRequest } from './describe-request.js';
+import { actionReader, describeRequest } from './describe-request.js';
+import { classifyEndpoint, type AwsEndpoint } from '../aws/endpoint.js';
 import { forwardInspected } from './forward-request.js';
+import { failureAnswer } from '../proxy/failures.js';
 
 export type InterceptFailureCause = 'h2-only' | 'sni-mismatch' | 'malformed-hello' | 'hello-timeout' | 'cert-rejected' | 'handshake-failed' | 'handshake-timeout' | 'client-closed' | 'mint-failed';
 
@@ -46,6 +48,8 @@ export interface InspectorOptions {
 
 interface ConnState {
   ctx: InspectContext;
+  /** Classified once per connection; every request on it goes to the same host. */
+  endpoint: AwsEndpoint | null;
 }
 
 export class TlsInspector implements Inspector {
@@ -139,7 +143,7 @@ export class TlsInspector implements Inspector {
       secure.once('secure', () => {
         established = true;
         clearTimeout(handshakeTimer);
-        this.conns.set(secure, { ctx });
+        this.conns.set(secure, { ctx, endpoint: classifyEndpoint(ctx.target.host) });
         secure.setTimeout(this.opts.idleTimeoutMs, () => secure.destroy());
         this.server.emit('connection', secure);
       });
@@ -180,22 +184,10 @@ export class TlsInspector implements Inspector {
       res.writeHead(500).end();
       return;
     }
-    const { ctx } = state;
+    const { ctx, endpoint } = state;
     const startedAt = this.opts.now();
-    const d = describeRequest({ method: req.method ?? 'GET', target: req.url ?? '/', headers: req.headers, host: ctx.target.host });
-    let action = d.action;
-    const sniffer = d.sniffer;
-    let sniffing = sniffer !== null;
-    const peekBody = sniffer
-      ? (chunk: Buffer): void => {
-          if (!sniffing) return;
-          const a = sniffer.push(chunk);
-          if (a !== undefined) {
-            action = a;
-            sniffing = false;
-          }
-        }
-      : null;
+    const d = describeRequest({ method: req.method ?? 'GET', target: req.url ?? '/', headers: req.headers, host: ctx.target.host, endpoint });
+    const reader = actionReader(d);
     if (!d.key) this.opts.metrics.unattributedRequests.inc({ reason: d.unattributed ?? 'unsigned' });
     const result = await forwardInspected(req, res, {
       dispatcher: this.opts.dispatcher,
@@ -203,9 +195,8 @@ export class TlsInspector implements Inspector {
       now: this.opts.now,
       headersTimeoutMs: this.opts.bodyTimeoutMs,
       bodyTimeoutMs: this.opts.bodyTimeoutMs,
-      peekBody,
+      peekBody: reader.peek,
     });
-    if (sniffer && sniffing) action = sniffer.end();
     if (result.upstreamMs !== null) this.opts.metrics.upstreamDuration.observe(result.upstreamMs / 1000);
     const aws = d.aws ?? ctx.aws;
     this.opts.metrics.inspectedRequests.inc({ service: serviceLabel(aws?.service), status_class: (result.status !== null ? statusClass(result.status) : null) ?? 'none' });
@@ -220,10 +211,10 @@ export class TlsInspector implements Inspector {
       resolvedIp: null,
       aws,
       key: d.key,
-      action,
+      action: reader.action(),
       bytesUp: result.bytesUp,
       bytesDown: result.bytesDown,
-      outcome: result.failure ? 'upstream_error' : 'ok',
+      outcome: result.failure ? failureAnswer(result.failure).outcome : 'ok',
       status: result.status,
     });
   }

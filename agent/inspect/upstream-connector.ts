@@ -11,15 +11,8 @@ import { parseConnectAuthority } from '../net/authority.js';
 import type { ResolveOverrides } from '../net/resolve-overrides.js';
 import type { DestinationPolicy } from '../net/address-policy.js';
 import { resolveTarget, type DialDeps } from '../proxy/dialer.js';
-import { failureAnswer } from '../proxy/failures.js';
-import { trustStore } from '../tls/trust-store.js';
-
-export class UpstreamPolicyError extends Error {
-  constructor(readonly reason: string, readonly status: number) {
-    super(`upstream refused by policy: ${reason}`);
-    this.name = 'UpstreamPolicyError';
-  }
-}
+import { ProxyFailureError } from '../proxy/failures.js';
+import { trustedSecureContext } from '../tls/trust-store.js';
 
 export interface ConnectorOptions {
   policy: () => { policy: DestinationPolicy; overrides: ResolveOverrides };
@@ -30,29 +23,25 @@ export interface ConnectorOptions {
 
 
 export function policyConnector(opts: ConnectorOptions): buildConnector.connector {
-  // One secure context for every upstream connection: building one from ~150 roots costs tens of
-  // milliseconds, which would stall the event loop each time the pool grows.
-  const secureContext = tls.createSecureContext({ ca: trustStore(opts.extraCa) });
+  const secureContext = trustedSecureContext(opts.extraCa);
   return (options, callback) => {
     const host = options.hostname;
     const port = Number(options.port) || 443;
     const target = parseConnectAuthority(`${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`);
     if (!target) {
-      callback(new UpstreamPolicyError('bad-authority', 400), null);
+      callback(new ProxyFailureError({ kind: 'bad-request', reason: 'bad-authority' }), null);
       return;
     }
     const { policy, overrides } = opts.policy();
     resolveTarget(target, { policy, overrides, deps: opts.deps, lookupTimeoutMs: opts.connectTimeoutMs }).then(
       (resolution) => {
         if (!resolution.ok) {
-          const a = failureAnswer(resolution.failure);
-          const err = Object.assign(new UpstreamPolicyError(a.reason, a.status), { code: resolution.failure.kind === 'dns-failure' ? resolution.failure.code : undefined });
-          callback(err, null);
+          callback(new ProxyFailureError(resolution.failure), null);
           return;
         }
         const c = resolution.candidates[0];
         if (!c) {
-          callback(new UpstreamPolicyError('dns-failure', 502), null);
+          callback(new ProxyFailureError({ kind: 'dns-failure', code: 'ENODATA' }), null);
           return;
         }
         const socket = tls.connect({

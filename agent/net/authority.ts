@@ -18,7 +18,7 @@ export function normalizeHost(raw: string): { host: string; isIp: boolean } | nu
   let h = raw.trim().toLowerCase();
   if (h.startsWith('[') && h.endsWith(']')) {
     const ip = parseIp(h.slice(1, -1));
-    return ip && ip.family === 6 ? { host: formatIp(ip), isIp: true } : ip ? { host: formatIp(ip), isIp: true } : null;
+    return ip ? { host: formatIp(ip), isIp: true } : null;
   }
   const ip = parseIp(h);
   if (ip) return { host: formatIp(ip), isIp: true };

@@ -18,6 +18,7 @@ export type ProxyFailure =
   | { kind: 'unreachable'; code: string }
   | { kind: 'connect-timeout' }
   | { kind: 'upstream-error'; code: string }
+  | { kind: 'upstream-tls'; code: string }
   | { kind: 'upstream-timeout' }
   | { kind: 'tunnel-limit' }
   | { kind: 'draining' };
@@ -55,6 +56,8 @@ export function failureAnswer(f: ProxyFailure): FailureAnswer {
       return { status: 502, statusText: 'Bad Gateway', reason: 'upstream-error', outcome: 'upstream_error' };
     case 'upstream-timeout':
       return { status: 504, statusText: 'Gateway Timeout', reason: 'upstream-timeout', outcome: 'upstream_error' };
+    case 'upstream-tls':
+      return { status: 502, statusText: 'Bad Gateway', reason: 'upstream-tls-verify-failed', outcome: 'upstream_error' };
     case 'tunnel-limit':
       return { status: 503, statusText: 'Service Unavailable', reason: 'tunnel-limit', retryAfterSeconds: 1, outcome: 'denied' };
     case 'draining':
@@ -62,8 +65,21 @@ export function failureAnswer(f: ProxyFailure): FailureAnswer {
   }
 }
 
-/** Maps a Node socket/DNS error to a failure; unknown codes are upstream errors. */
+/** An error that already knows its failure (the inspect connector's policy refusals). */
+export class ProxyFailureError extends Error {
+  constructor(readonly failure: ProxyFailure) {
+    super(`upstream refused: ${failureAnswer(failure).reason}`);
+    this.name = 'ProxyFailureError';
+  }
+}
+
+/**
+ * Maps a Node socket, DNS, TLS or undici error to a failure — the one list
+ * for CONNECT dials, plain-HTTP and inspected forwarding; unknown codes are
+ * upstream errors (or unreachable while connecting).
+ */
 export function failureFromError(err: unknown, phase: 'dns' | 'connect' | 'upstream'): ProxyFailure {
+  if (err instanceof ProxyFailureError) return err.failure;
   const code = (err as { code?: unknown } | null)?.code;
   const c = typeof code === 'string' ? code : 'EUNKNOWN';
   if (phase === 'dns') return { kind: 'dns-failure', code: c };
@@ -72,13 +88,26 @@ export function failureFromError(err: unknown, phase: 'dns' | 'connect' | 'upstr
       return { kind: 'connect-refused' };
     case 'EHOSTUNREACH': case 'ENETUNREACH': case 'EHOSTDOWN': case 'ENETDOWN': case 'EADDRNOTAVAIL':
       return { kind: 'unreachable', code: c };
-    case 'ETIMEDOUT': case 'ECONNECT_TIMEOUT': case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'ECONNECT_TIMEOUT': case 'UND_ERR_CONNECT_TIMEOUT':
+      return { kind: 'connect-timeout' };
+    case 'ETIMEDOUT':
       return phase === 'connect' ? { kind: 'connect-timeout' } : { kind: 'upstream-timeout' };
+    case 'UND_ERR_HEADERS_TIMEOUT': case 'UND_ERR_BODY_TIMEOUT':
+      return { kind: 'upstream-timeout' };
     case 'ENOTFOUND': case 'EAI_AGAIN': case 'EAI_FAIL': case 'EAI_NODATA': case 'EAI_NONAME':
       return { kind: 'dns-failure', code: c };
     default:
+      if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(c)) return { kind: 'upstream-tls', code: c };
       return phase === 'connect' ? { kind: 'unreachable', code: c } : { kind: 'upstream-error', code: c };
   }
+}
+
+/** Headers of an HTTP answer to a failure (reason, Retry-After when due, close). */
+export function failureHeaders(f: ProxyFailure): Record<string, string> {
+  const a = failureAnswer(f);
+  const headers: Record<string, string> = { [ERROR_HEADER]: a.reason, 'content-type': 'text/plain', connection: 'close' };
+  if (a.retryAfterSeconds !== undefined) headers['retry-after'] = String(a.retryAfterSeconds);
+  return headers;
 }
 
 /** A complete HTTP/1.1 response for a raw socket (CONNECT refusals, parse errors). */

@@ -6,21 +6,18 @@
  */
 import http from 'node:http';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
-import { failureAnswer, failureFromError, ERROR_HEADER, type ProxyFailure } from './failures.js';
+import { failureAnswer, failureFromError, failureHeaders, type ProxyFailure } from './failures.js';
+import { HOP_BY_HOP, connectionNamed } from '../net/hop-by-hop.js';
 
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'upgrade'];
+/**
+ * Hop-by-hop header names of a request: the shared list plus those its
+ * Connection header names — except Transfer-Encoding, which Node's client
+ * needs to frame the body it streams on.
+ */
+const STRIPPED = [...HOP_BY_HOP].filter((h) => h !== 'transfer-encoding');
 
-/** Hop-by-hop header names of a request: the fixed list plus those its Connection header names. */
 export function hopByHopHeaders(headers: http.IncomingHttpHeaders): string[] {
-  const out = [...HOP_BY_HOP];
-  const named = headers.connection;
-  if (typeof named === 'string') {
-    for (const token of named.split(',')) {
-      const h = token.trim().toLowerCase();
-      if (h && h !== 'transfer-encoding' && h !== 'content-length' && h !== 'host') out.push(h);
-    }
-  }
-  return out;
+  return [...STRIPPED, ...connectionNamed([headers.connection])];
 }
 
 export interface ForwardResult {
@@ -35,7 +32,7 @@ export class HttpForwarder {
   private readonly exchanges = new WeakMap<http.IncomingMessage, { status: number | null; bytesDown: number }>();
   readonly agent: http.Agent;
 
-  constructor(opts: { maxSocketsPerOrigin: number; keepAliveTimeoutMs: number; upstreamTimeoutMs: number; connectTimeoutMs: number }) {
+  constructor(opts: { maxSocketsPerOrigin: number; keepAliveTimeoutMs: number; upstreamTimeoutMs: number }) {
     this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSocketsPerOrigin, maxFreeSockets: 16, timeout: opts.keepAliveTimeoutMs, scheduling: 'lifo' });
     this.proxy = createProxyServer({
       agent: this.agent,
@@ -43,7 +40,6 @@ export class HttpForwarder {
       changeOrigin: false,
       prependPath: false,
       proxyTimeout: opts.upstreamTimeoutMs,
-      connectTimeout: opts.connectTimeoutMs,
     });
     // Errors are handled per request through the callback; this keeps stray ones from crashing.
     this.proxy.on('error', () => undefined);
@@ -70,7 +66,7 @@ export class HttpForwarder {
       req.on('data', (c: Buffer) => (bytesUp += c.length));
       // http-proxy copies req.headers upstream and req.headers.connection onto the response:
       // drop hop-by-hop headers, but keep a client's "close" so both hops honour it.
-      const wantsClose = /(^|,)\s*close\s*(,|$)/i.test(String(req.headers.connection ?? ''));
+      const wantsClose = connectionNamed([req.headers.connection]).has('close');
       for (const h of hopByHopHeaders(req.headers)) delete req.headers[h];
       if (wantsClose) req.headers.connection = 'close';
       res.once('close', () => {
@@ -78,10 +74,9 @@ export class HttpForwarder {
       });
       const target = { protocol: 'http:', host: ip, port };
       this.proxy.web(req, res, { target, connectTimeout: connectTimeoutMs }, (err: Error) => {
-        const failure = failureFromError(err, (err as { code?: string }).code === 'ECONNECT_TIMEOUT' ? 'connect' : 'upstream');
+        const failure = failureFromError(err, 'upstream');
         if (!res.headersSent) {
-          const a = failureAnswer(failure);
-          res.writeHead(a.status, { [ERROR_HEADER]: a.reason, 'content-type': 'text/plain', connection: 'close' }).end(`${a.reason}\n`);
+          res.writeHead(failureAnswer(failure).status, failureHeaders(failure)).end(`${failureAnswer(failure).reason}\n`);
         } else {
           res.destroy();
         }

@@ -21,10 +21,10 @@ import type { AgentMetrics } from '../metrics/metrics.js';
 import type { EndpointInfo, ObservationEvent, Observer } from '../observe/model/observation.js';
 import type { Outcome } from '../../protocol/telemetry.js';
 import { connectFirst, resolveTarget, type Candidate, type DialDeps } from './dialer.js';
-import { failureAnswer, failureLabel, rawFailureResponse, ERROR_HEADER, type ProxyFailure } from './failures.js';
+import { failureAnswer, failureHeaders, failureLabel, rawFailureResponse, type ProxyFailure } from './failures.js';
 import { Tunnel } from './tunnel.js';
 import { HttpForwarder } from './http-forward.js';
-import type { RequestDescription } from '../inspect/describe-request.js';
+import { actionReader, type RequestDescription } from '../inspect/describe-request.js';
 
 /** Hands an admitted, policy-checked CONNECT to TLS inspection. */
 export interface Inspector {
@@ -52,8 +52,8 @@ export interface ProxySettings {
   idleTimeoutMs: number;
   maxTunnels: number;
   classify: (host: string) => EndpointInfo | null;
-  /** Attribution of a plain-HTTP request (key, action, scope service/region). */
-  describeHttp: (req: http.IncomingMessage, path: string, aws: EndpointInfo | null) => RequestDescription;
+  /** Attribution of a plain-HTTP request to `host` (key, action, scope service/region). */
+  describeHttp: (req: http.IncomingMessage, path: string, host: string) => RequestDescription;
   inspector: Inspector | null;
 }
 
@@ -99,7 +99,6 @@ export class ForwardProxy {
       maxSocketsPerOrigin: opts.maxSocketsPerOrigin,
       keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
       upstreamTimeoutMs: opts.upstreamTimeoutMs ?? 120_000,
-      connectTimeoutMs: opts.settings.connectTimeoutMs,
     });
     this.server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => void this.onConnect(req, socket, head));
     this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => void this.onRequest(req, res));
@@ -107,6 +106,11 @@ export class ForwardProxy {
   }
 
   /** Swaps the reloadable settings; in-flight work keeps the old ones. */
+  /** The settings new requests use (the inspector's upstream connector reads its policy here). */
+  get currentSettings(): ProxySettings {
+    return this.settings;
+  }
+
   setSettings(settings: ProxySettings): void {
     this.settings = settings;
   }
@@ -234,10 +238,8 @@ export class ForwardProxy {
       const a = failureAnswer(failure);
       this.opts.metrics.proxyRequests.inc({ kind, outcome: a.outcome });
       if (failure.kind === 'destination-denied' || failure.kind === 'client-not-allowed') this.opts.metrics.denied.inc({ reason: failureLabel(failure) });
-      const headers: http.OutgoingHttpHeaders = { [ERROR_HEADER]: a.reason, 'content-type': 'text/plain', connection: 'close' };
-      if (a.retryAfterSeconds !== undefined) headers['retry-after'] = String(a.retryAfterSeconds);
       res.shouldKeepAlive = false;
-      res.writeHead(a.status, headers).end(`${a.reason}\n`);
+      res.writeHead(a.status, failureHeaders(failure)).end(`${a.reason}\n`);
       req.resume();
     };
     const admission = settings.admission.admit(req.socket.remoteAddress);
@@ -258,23 +260,9 @@ export class ForwardProxy {
       return reply(resolution.failure, 'http');
     }
     const candidate = resolution.candidates[0] as Candidate;
-    const described = settings.describeHttp(req, parsed.path, aws0);
-    let action = described.action;
-    const sniffer = described.sniffer;
-    if (sniffer) {
-      // The action is in the form body: read it as it streams past, never holding it back.
-      const onData = (chunk: Buffer): void => {
-        const a = sniffer.push(chunk);
-        if (a !== undefined) {
-          action = a;
-          req.off('data', onData);
-        }
-      };
-      req.on('data', onData);
-      req.once('end', () => {
-        if (action === null) action = sniffer.end();
-      });
-    }
+    const described = settings.describeHttp(req, parsed.path, parsed.host);
+    const reader = actionReader(described);
+    if (reader.peek) req.on('data', reader.peek);
     if (described.aws && !described.key) this.opts.metrics.unattributedRequests.inc({ reason: described.unattributed ?? 'unsigned' });
     req.url = parsed.path;
     const result = await this.forwarder.forward(req, res, candidate.ip, candidate.port, settings.connectTimeoutMs);
@@ -284,7 +272,7 @@ export class ForwardProxy {
       ...base,
       aws: described.aws,
       key: described.key,
-      action,
+      action: reader.action(),
       endedAt: this.opts.now(),
       resolvedIp: candidate.ip,
       bytesUp: result.bytesUp,

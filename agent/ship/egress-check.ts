@@ -9,7 +9,7 @@ import { CidrSet } from '../../common/cidr/cidr-set.js';
 import { canonicalIp } from '../../common/cidr/ip.js';
 import type { Logger } from '../../common/log/logger.js';
 import type { AgentMetrics } from '../metrics/metrics.js';
-import { trustStore } from '../tls/trust-store.js';
+import { trustedSecureContext } from '../tls/trust-store.js';
 
 export class EgressCheck {
   private timer: NodeJS.Timeout | null = null;
@@ -18,7 +18,7 @@ export class EgressCheck {
 
   constructor(private readonly opts: { url: string; intervalMs: number; egressCidrs: readonly string[]; metrics: AgentMetrics; logger: Logger; now: () => number; ca: string | null }) {
     this.cidrs = CidrSet.of(opts.egressCidrs);
-    this.dispatcher = new Agent({ connections: 1, headersTimeout: 10_000, bodyTimeout: 10_000, connect: { timeout: 10_000, ...(opts.ca ? { ca: trustStore(opts.ca) } : {}) } });
+    this.dispatcher = new Agent({ connections: 1, headersTimeout: 10_000, bodyTimeout: 10_000, connect: { timeout: 10_000, ...(opts.ca ? { secureContext: trustedSecureContext(opts.ca) } : {}) } });
   }
 
   start(): void {

@@ -14,7 +14,7 @@ import { Agent, request } from 'undici';
 import type { Logger } from '../../common/log/logger.js';
 import { signatureHeader, BATCH_HEADER, GATEWAY_HEADER, SIGNATURE_HEADER } from '../../protocol/signature.js';
 import type { AgentMetrics } from '../metrics/metrics.js';
-import { trustStore } from '../tls/trust-store.js';
+import { trustedSecureContext } from '../tls/trust-store.js';
 import { classifyNetworkError, classifyResponse, nextDelayMs, DEFAULT_BACKOFF, type BackoffPolicy, type SendOutcome } from './retry-policy.js';
 import type { Spool } from './spool.js';
 import type { SpoolEntry } from './spool-types.js';
@@ -53,7 +53,7 @@ export class Shipper {
       keepAliveTimeout: 4_000,
       headersTimeout: opts.requestTimeoutMs ?? 30_000,
       bodyTimeout: opts.requestTimeoutMs ?? 30_000,
-      connect: opts.ca ? { ca: trustStore(opts.ca) } : {},
+      connect: opts.ca ? { secureContext: trustedSecureContext(opts.ca) } : {},
     });
   }
 
@@ -89,6 +89,8 @@ export class Shipper {
   private async send(entry: SpoolEntry): Promise<void> {
     const started = this.opts.now();
     let outcome: SendOutcome;
+    /** The start of the detector's answer when it refused: it says why (bad signature, invalid batch…). */
+    let detail = '';
     try {
       const t = Math.floor(this.opts.now() / 1000);
       const res = await request(this.opts.url, {
@@ -105,14 +107,14 @@ export class Shipper {
       });
       const text = await res.body.text().catch(() => '');
       outcome = classifyResponse(res.statusCode, { 'retry-after': headerValue(res.headers['retry-after']) }, this.opts.now());
-      if (outcome.kind !== 'success') outcome = { ...outcome, reason: `${outcome.kind === 'unauthorized' ? 'unauthorized' : outcome.reason}: ${text.slice(0, 200)}` } as SendOutcome;
+      if (outcome.kind !== 'success') detail = text.slice(0, 200);
     } catch (err) {
       outcome = classifyNetworkError(err);
     }
     this.opts.metrics.telemetrySendDuration.observe((this.opts.now() - started) / 1000);
     this.opts.metrics.telemetryBatches.inc({ outcome: outcome.kind });
     try {
-      await this.settle(entry, outcome);
+      await this.settle(entry, outcome, detail);
     } catch (err) {
       // The spool could not record the outcome (disk full, I/O error, directory gone). The batch
       // stays in the spool and is sent again later; the proxy is never affected.
@@ -128,7 +130,7 @@ export class Shipper {
     this.opts.onChange?.();
   }
 
-  private async settle(entry: SpoolEntry, outcome: SendOutcome): Promise<void> {
+  private async settle(entry: SpoolEntry, outcome: SendOutcome, detail: string): Promise<void> {
     const log = this.opts.logger;
     switch (outcome.kind) {
       case 'success':
@@ -138,9 +140,9 @@ export class Shipper {
         return;
       case 'permanent':
         this.consecutiveFailures = 0;
-        await this.opts.spool.deadLetter(entry.id, `${outcome.status} ${outcome.reason}`);
+        await this.opts.spool.deadLetter(entry.id, `${outcome.status} ${outcome.reason}${detail ? `: ${detail}` : ''}`);
         this.opts.metrics.spoolDeadLettered.inc();
-        log.error({ event: 'batch_dead_lettered', batch_id: entry.id, status: outcome.status, reason: outcome.reason }, 'detector refused a batch permanently; moved to the dead-letter folder');
+        log.error({ event: 'batch_dead_lettered', batch_id: entry.id, status: outcome.status, reason: outcome.reason, detail }, 'detector refused a batch permanently; moved to the dead-letter folder');
         return;
       case 'unauthorized':
       case 'retryable': {
@@ -148,9 +150,9 @@ export class Shipper {
         const delay = nextDelayMs(this.opts.backoff ?? DEFAULT_BACKOFF, ++this.consecutiveFailures, outcome, this.opts.random ?? Math.random);
         this.pausedUntil = Math.max(this.pausedUntil, this.opts.now() + delay);
         if (outcome.kind === 'unauthorized') {
-          log.error({ event: 'telemetry_unauthorized', status: outcome.status, retry_in_ms: delay }, 'detector rejected the batch signature: telemetry.secret_file does not match the detector\'s key for this gateway');
+          log.error({ event: 'telemetry_unauthorized', status: outcome.status, retry_in_ms: delay, detail }, 'detector rejected the batch signature: telemetry.secret_file does not match the detector\'s key for this gateway');
         } else {
-          log.warn({ event: 'telemetry_retry', batch_id: entry.id, reason: outcome.reason, retry_in_ms: delay, attempt: entry.attempts + 1 }, 'telemetry send failed; will retry');
+          log.warn({ event: 'telemetry_retry', batch_id: entry.id, reason: outcome.reason, detail, retry_in_ms: delay, attempt: entry.attempts + 1 }, 'telemetry send failed; will retry');
         }
         return;
       }

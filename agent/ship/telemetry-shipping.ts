@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '../../common/log/logger.js';
+import { readSecretFile } from '../../common/runtime/config-file.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { AgentMetrics } from '../metrics/metrics.js';
 import type { RecordSink } from '../observe/record-sink.js';
@@ -24,17 +25,16 @@ export async function buildTelemetryShipping(
   c: AgentConfig,
   deps: { metrics: AgentMetrics; logger: Logger; now: () => number; version: string; startedAt: number },
 ): Promise<TelemetryShipping | null> {
+  const extraCa = c.upstream.ca_file ? await readFile(c.upstream.ca_file, 'utf8') : null;
   const egress = c.telemetry.egress_check_url
-    ? new EgressCheck({ url: c.telemetry.egress_check_url, intervalMs: c.telemetry.egress_check_interval, egressCidrs: c.gateway.egress_cidrs, metrics: deps.metrics, logger: deps.logger, now: deps.now, ca: c.upstream.ca_file ? await readFile(c.upstream.ca_file, 'utf8') : null })
+    ? new EgressCheck({ url: c.telemetry.egress_check_url, intervalMs: c.telemetry.egress_check_interval, egressCidrs: c.gateway.egress_cidrs, metrics: deps.metrics, logger: deps.logger, now: deps.now, ca: extraCa })
     : null;
   if (!c.telemetry.detector_url || !c.telemetry.secret_file) {
     if (!egress) return null;
     return { sink: { name: 'none', write: () => Promise.resolve() }, start: () => egress.start(), stats: () => ({ batches: 0, bytes: 0, inFlight: 0, oldestAgeSeconds: null }), stop: () => Promise.resolve(egress.stop()) };
   }
   const { metrics, logger } = deps;
-  const secret = (await readFile(c.telemetry.secret_file)).subarray(0);
-  const trimmed = Buffer.from(secret.toString('utf8').trim(), 'utf8');
-  if (trimmed.length < 16) throw new Error(`${c.telemetry.secret_file}: the HMAC secret is shorter than 16 bytes; generate one with: head -c 32 /dev/urandom | base64 > ${c.telemetry.secret_file}`);
+  const secret = await readSecretFile(c.telemetry.secret_file, 'the telemetry HMAC secret');
   let forget: (id: string) => void = () => undefined;
   const onEvent = (e: SpoolEvent): void => {
     switch (e.kind) {
@@ -84,13 +84,13 @@ export async function buildTelemetryShipping(
   shipper = new Shipper({
     url: c.telemetry.detector_url,
     gatewayId: c.gateway.id,
-    secret: trimmed,
+    secret,
     spool,
     maxInFlight: c.telemetry.max_in_flight,
     metrics,
     logger,
     now: deps.now,
-    ca: c.upstream.ca_file ? await readFile(c.upstream.ca_file, 'utf8') : null,
+    ca: extraCa,
     recordsOf: (id) => {
       const n = sink.recordCounts.get(id);
       sink.recordCounts.delete(id);

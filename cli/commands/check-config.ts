@@ -1,5 +1,5 @@
 /** `egress-witness check-config FILE`: every problem at once, or a one-line summary. */
-import { formatProblem } from '../../common/config/load.js';
+import { formatProblems } from '../../common/config/load.js';
 import { preflightAgent } from '../../agent/preflight.js';
 import { preflightDetector } from '../../detector/preflight.js';
 import { loadAnyConfig } from './load-any-config.js';
@@ -8,15 +8,13 @@ import type { Output } from '../../common/runtime/output.js';
 export async function checkConfigCommand(file: string, out: Output): Promise<number> {
   const loaded = await loadAnyConfig(file);
   if (!loaded.ok) {
-    out.stderr(`${file}: invalid ${loaded.kind === 'unknown' ? 'configuration' : `${loaded.kind} configuration`} (${loaded.problems.length} problem${loaded.problems.length === 1 ? '' : 's'})\n`);
-    for (const p of loaded.problems) out.stderr(`  ${formatProblem(p)}\n`);
+    out.stderr(formatProblems(`${file}: invalid ${loaded.kind === 'unknown' ? 'configuration' : `${loaded.kind} configuration`} (${loaded.problems.length} problem${loaded.problems.length === 1 ? '' : 's'})`, loaded.problems));
     return 1;
   }
   const v = loaded.value;
   const problems = v.kind === 'agent' ? await preflightAgent(v.config) : await preflightDetector(v.config);
   if (problems.length > 0) {
-    out.stderr(`${file}: ${v.kind} configuration is valid, but ${problems.length} referenced file${problems.length === 1 ? ' has a problem' : 's have problems'}\n`);
-    for (const p of problems) out.stderr(`  ${formatProblem(p)}\n`);
+    out.stderr(formatProblems(`${file}: ${v.kind} configuration is valid, but ${problems.length} referenced file${problems.length === 1 ? ' has a problem' : 's have problems'}`, problems));
     return 1;
   }
   if (v.kind === 'agent') {

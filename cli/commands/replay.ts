@@ -1,5 +1,5 @@
 /** `egress-witness replay`: offline correlation of CloudTrail files and GuardDuty findings with agent telemetry. */
-import { formatProblem } from '../../common/config/load.js';
+import { formatProblems } from '../../common/config/load.js';
 import { readConfigFile } from '../../common/runtime/config-file.js';
 import type { Output } from '../../common/runtime/output.js';
 import { detectorConfigSchema } from '../../detector/config/schema.js';
@@ -15,7 +15,7 @@ export async function replayCommand(
   }
   const loaded = await readConfigFile(o.config, detectorConfigSchema);
   if (!loaded.ok) {
-    out.stderr(`${o.config}: invalid detector configuration\n${loaded.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
+    out.stderr(formatProblems(`${o.config}: invalid detector configuration`, loaded.problems));
     return 1;
   }
   let buffer = '';

@@ -1,5 +1,5 @@
 /** `egress-witness suppression-rule`: the static GuardDuty filter, as JSON or as an AWS CLI command. */
-import { formatProblem } from '../../common/config/load.js';
+import { formatProblems } from '../../common/config/load.js';
 import { buildSuppressionRule, suppressionRuleCli } from '../../common/guardduty/suppression-rule.js';
 import { loadAnyConfig } from './load-any-config.js';
 import type { Output } from '../../common/runtime/output.js';
@@ -10,7 +10,7 @@ export async function suppressionRuleCommand(
 ): Promise<number> {
   const loaded = await loadAnyConfig(o.config);
   if (!loaded.ok) {
-    out.stderr(`${o.config}: invalid configuration\n${loaded.problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
+    out.stderr(formatProblems(`${o.config}: invalid configuration`, loaded.problems));
     return 1;
   }
   const v = loaded.value;

@@ -33,6 +33,11 @@ export function formatProblem(p: ConfigProblem): string {
   return `${p.path === '' ? '(file)' : p.path}: ${p.message}${where}`;
 }
 
+/** A header line and each problem on its own indented line, as the CLI prints them. */
+export function formatProblems(header: string, problems: readonly ConfigProblem[]): string {
+  return `${header}\n${problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`;
+}
+
 /** Parses YAML (JSON is valid YAML) with positions, or returns the syntax errors. */
 export function parseYaml(text: string): { ok: true; doc: Document; lines: LineCounter } | { ok: false; problems: ConfigProblem[] } {
   const lines = new LineCounter();

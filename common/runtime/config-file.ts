@@ -56,13 +56,30 @@ export async function checkPrivateFile(path: string, what: string, strictGroup: 
   }
 }
 
-/** A shared HMAC secret: private (see checkPrivateFile) and at least 16 bytes once trimmed. */
+export const MIN_SECRET_BYTES = 16;
+
+/**
+ * A shared secret (HMAC key, bearer token) as the daemons use it: the file's
+ * text, trimmed, at least MIN_SECRET_BYTES long. Throws with the fix in the message.
+ */
+export async function readSecretFile(path: string, what = 'the secret'): Promise<Buffer> {
+  const secret = Buffer.from((await readFile(path, 'utf8')).trim(), 'utf8');
+  if (secret.length < MIN_SECRET_BYTES) {
+    throw new Error(`${path}: ${what} is shorter than ${MIN_SECRET_BYTES} bytes; generate one with: head -c 32 /dev/urandom | base64 > ${path}`);
+  }
+  return secret;
+}
+
+/** A shared secret file that is private (see checkPrivateFile) and long enough (see readSecretFile). */
 export async function checkSecretFile(path: string, what: string): Promise<FileCheck> {
   const priv = await checkPrivateFile(path, what, false);
   if (!priv.ok) return priv;
-  const text = (await readFile(path, 'utf8')).trim();
-  if (Buffer.byteLength(text) < 16) return { ok: false, message: `${path}: ${what} is shorter than 16 bytes; generate one with: head -c 32 /dev/urandom | base64 > ${path}` };
-  return { ok: true };
+  try {
+    await readSecretFile(path, what);
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, message: (err as Error).message };
+  }
 }
 
 export async function checkReadableFile(path: string): Promise<FileCheck> {

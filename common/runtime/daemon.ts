@@ -10,7 +10,10 @@ import type { Logger } from '../log/logger.js';
 import { notifySystemd } from './systemd-notify.js';
 
 export interface Supervised {
+  /** Re-reads the config and applies it (or records the problems). */
   reload(): Promise<void>;
+  /** Records a reload that threw: the running config stays, the reload gauge goes to 0. */
+  reloadFailed(message: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -24,7 +27,7 @@ export function superviseDaemon(app: Supervised, logger: Logger, opts: { configP
       try {
         await app.reload();
       } catch (err) {
-        logger.error({ event: 'reload_failed', err }, 'configuration reload failed; keeping the running configuration');
+        await app.reloadFailed(`reload failed: ${(err as Error).message}`).catch(() => undefined);
       }
       notifySystemd('READY=1', logger, process);
     });

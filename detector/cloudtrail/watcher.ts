@@ -37,18 +37,29 @@ export async function* cloudTrailFiles(dir: string, depth = 0): AsyncGenerator<s
   }
 }
 
-/** Reads one CloudTrail log file (gzip or plain) into its records. */
-export async function readCloudTrailFile(path: string): Promise<{ records: unknown[] } | { error: string }> {
+/** A file's text, gunzipped when it starts with the gzip magic; bounded in size. */
+export async function readTextMaybeGzip(path: string): Promise<string> {
   let buf: Buffer = await readFile(path);
-  if (buf.length > MAX_FILE_BYTES) return { error: `larger than ${MAX_FILE_BYTES} bytes` };
+  if (buf.length > MAX_FILE_BYTES) throw new Error(`larger than ${MAX_FILE_BYTES} bytes`);
   if (buf[0] === 0x1f && buf[1] === 0x8b) {
     try {
       buf = gunzipSync(buf, { maxOutputLength: 4 * MAX_FILE_BYTES });
     } catch (err) {
-      return { error: `not valid gzip: ${(err as Error).message}` };
+      throw new Error(`not valid gzip: ${(err as Error).message}`, { cause: err });
     }
   }
-  return parseCloudTrailFile(buf.toString('utf8'));
+  return buf.toString('utf8');
+}
+
+/** Reads one CloudTrail log file (gzip or plain) into its records. */
+export async function readCloudTrailFile(path: string): Promise<{ records: unknown[] } | { error: string }> {
+  let text: string;
+  try {
+    text = await readTextMaybeGzip(path);
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+  return parseCloudTrailFile(text);
 }
 
 export class CloudTrailWatcher {

@@ -3,6 +3,7 @@
  * first, bounded in number, and the small text helpers reasons share.
  */
 import { isoFromMs } from '../../common/time/iso.js';
+import { maskAccessKeyId } from '../../common/log/redact.js';
 import { MAX_EVIDENCE, type Evidence, type Sighting } from './types.js';
 
 /** Distance from `atMs` to the sighting's span; 0 when inside it. */
@@ -64,8 +65,7 @@ export function nearestPointMs(s: Sighting, atMs: number): number {
 
 /** `ASIAIOSFODNN7EXAMPLE` → `ASIA…MPLE`: enough to tell keys apart in a log, not enough to use one. */
 export function maskKey(key: string | null): string {
-  if (key === null) return '(no key)';
-  return key.length <= 8 ? '…' : `${key.slice(0, 4)}…${key.slice(-4)}`;
+  return key === null ? '(no key)' : maskAccessKeyId(key);
 }
 
 /** `12:01:07Z`: the reason's time of day (the date is in the decision). */

@@ -25,7 +25,7 @@ import { OUTSIDE_AWS_FINDING_TYPE, type CompiledGateway, type CompiledRegistry, 
 
 export type GuardDutyReason =
   | 'attested' | 'external-use-seen' | 'not-attested' | 'gateway-silent' | 'unrouted-client' | 'not-a-gateway-address' | 'not-outside-aws-type' | 'malformed'
-  /** Set by the daemon, not by this rule: egress-witness raised its own finding for the key within the span. */
+  /** egress-witness raised its own finding for the key within the span: the two must not disagree quietly. */
   | 'detector-finding';
 
 export interface CloudTrailUse {
@@ -52,6 +52,10 @@ export interface GuardDutyFindingView {
   eventLastSeen: string | null;
   count: number | null;
   archived: boolean | null;
+  /** When GuardDuty last updated the finding: a new version is decided again. */
+  updatedAt: string | null;
+  /** The GuardDuty detector that owns the finding (ArchiveFindings needs it). */
+  detectorId: string | null;
 }
 
 export interface GuardDutyDecision {
@@ -72,13 +76,16 @@ export interface GuardDutyContext {
   policy: CorrelationPolicy;
   /** CloudTrail events signed with the key in [from, to]. */
   cloudTrailUses: (accessKeyId: string, fromMs: number, toMs: number) => CloudTrailUse[];
+  /** How many of egress-witness's own findings name the key, by event time in [from, to]. */
+  ownFindings: (accessKeyId: string, fromMs: number, toMs: number) => number;
 }
 
 export const GUARDDUTY_SOURCE = 'aws.guardduty';
 export const GUARDDUTY_DETAIL_TYPE = 'GuardDuty Finding';
 
 /** Accepts a bare finding or its EventBridge envelope; only `id` and `type` are required. */
-export function parseGuardDutyFinding(raw: unknown): { kind: 'finding'; finding: GuardDutyFindingView } | { kind: 'invalid'; reason: string } {
+/** `body` is the finding object itself (the envelope's detail), for callers that pass it on. */
+export function parseGuardDutyFinding(raw: unknown): { kind: 'finding'; finding: GuardDutyFindingView; body: Record<string, unknown> } | { kind: 'invalid'; reason: string } {
   let f = raw;
   if (isObject(raw) && 'detail-type' in raw) {
     if (raw['source'] !== GUARDDUTY_SOURCE || raw['detail-type'] !== GUARDDUTY_DETAIL_TYPE) {
@@ -99,6 +106,7 @@ export function parseGuardDutyFinding(raw: unknown): { kind: 'finding'; finding:
   const archived = service?.['archived'];
   return {
     kind: 'finding',
+    body: f,
     finding: {
       id,
       type,
@@ -114,6 +122,8 @@ export function parseGuardDutyFinding(raw: unknown): { kind: 'finding'; finding:
       eventLastSeen: text(service, 'eventLastSeen'),
       count: typeof count === 'number' && Number.isInteger(count) ? count : null,
       archived: typeof archived === 'boolean' ? archived : null,
+      updatedAt: text(f, 'updatedAt'),
+      detectorId: text(service, 'detectorId'),
     },
   };
 }
@@ -152,6 +162,8 @@ export function decideGuardDutyFinding(f: GuardDutyFindingView, ctx: GuardDutyCo
 
   const attested = ends.find((e) => e.start.length > 0 && e.end.length > 0);
   if (attested !== undefined) {
+    const evidence = { start: nearestEvidence(attested.start, first), end: nearestEvidence(attested.end, last) };
+    if (ctx.ownFindings(key, first - w, last + w) > 0) return keep('detector-finding', attested.gateway.id, evidence);
     return { ...base, decision: 'archive', reason: 'attested', gatewayId: attested.gateway.id, evidence: { start: nearestEvidence(attested.start, first), end: nearestEvidence(attested.end, last), externalEvents: [] } };
   }
 

@@ -14,7 +14,7 @@ import type { CompiledRegistry, CorrelationPolicy } from '../correlate/types.js'
 import type { FindingsSink } from '../findings/findings-sink.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
 import type { DetectorStore } from '../store/store.js';
-import { parseGuardDutyFinding, decideGuardDutyFinding, type GuardDutyDecision } from './decide.js';
+import { parseGuardDutyFinding, decideGuardDutyFinding, type GuardDutyDecision, type GuardDutyFindingView } from './decide.js';
 import type { GuardDutyApi } from './guardduty-api.js';
 import { wireFinding } from './wire-shape.js';
 
@@ -42,20 +42,10 @@ interface ArchiveJob {
   attempts: number;
 }
 
-function str(v: unknown): string | null {
-  return typeof v === 'string' && v.length > 0 ? v : null;
-}
-
-/** The finding object, whether bare or inside an EventBridge envelope. */
-function findingBody(raw: unknown): Record<string, unknown> | null {
-  if (!raw || typeof raw !== 'object') return null;
-  const r = raw as Record<string, unknown>;
-  const inner = r['detail-type'] !== undefined && r.detail && typeof r.detail === 'object' ? r.detail : r;
-  return inner as Record<string, unknown>;
-}
-
 export class GuardDutyProcessor {
   private readonly retries: ArchiveJob[] = [];
+  /** Findings with an ArchiveFindings call in flight or queued for retry: never two at once. */
+  private readonly archiving = new Set<string>();
   private retryTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: GuardDutyProcessorOptions) {}
@@ -70,23 +60,22 @@ export class GuardDutyProcessor {
       return parsed;
     }
     const f = parsed.finding;
-    const body = findingBody(raw) ?? {};
-    const version = str(body.updatedAt ?? null) ?? f.eventLastSeen ?? '';
+    const version = f.updatedAt ?? f.eventLastSeen ?? '';
     const subjectId = `${f.id}@${version}`;
     const before = store.decisionOf('guardduty', subjectId);
     if (before !== null) {
       // Decided already (report mode earlier, or an archive call that failed before a restart):
       // archive now if the decision was "archive" and it has not happened yet.
-      if (before === 'archive') await this.archiveIfDue(f.id, f.region, body);
+      if (before === 'archive') await this.archiveIfDue(f);
       return { kind: 'seen' };
     }
-    let decision = decideGuardDutyFinding(f, {
+    const decision = decideGuardDutyFinding(f, {
       registry: this.opts.registry(),
       evidence: store,
       policy: this.opts.policy(),
       cloudTrailUses: (key, from, to) => store.cloudTrailUses(key, from, to),
+      ownFindings: (key, from, to) => store.findingsForKey(key, from, to),
     });
-    decision = this.withOwnFindings(decision, f);
     const now = this.opts.now();
     store.saveDecision({
       kind: 'guardduty',
@@ -105,46 +94,33 @@ export class GuardDutyProcessor {
       { event: 'guardduty_decision', finding_id: f.id, key: decision.accessKeyId ? maskAccessKeyId(decision.accessKeyId) : null, remote_ip: decision.remoteIp, decision: decision.decision, reason: decision.reason, gateway_id: decision.gatewayId, mode: this.opts.mode() },
       `GuardDuty finding ${f.id}: ${decision.decision} (${decision.reason})`,
     );
-    if (decision.decision === 'archive') await this.archiveIfDue(f.id, f.region, body);
+    if (decision.decision === 'archive') await this.archiveIfDue(f);
     if (decision.decision === 'keep' && this.opts.webhookKept()) {
-      void this.opts.sink.emit({ kind: 'guardduty-kept', finding: body, egressWitness: decision });
+      void this.opts.sink.emit({ kind: 'guardduty-kept', finding: parsed.body, egressWitness: decision });
     }
     return { kind: 'decided', decision };
   }
 
-  /**
-   * The detector's own rules and the user's GuardDuty must not disagree in
-   * the quiet direction: if egress-witness itself raised a finding for this
-   * key within the span, the GuardDuty finding stays.
-   */
-  private withOwnFindings(d: GuardDutyDecision, f: { accessKeyId: string | null; eventFirstSeen: string | null; eventLastSeen: string | null }): GuardDutyDecision {
-    if (d.decision !== 'archive' || !f.accessKeyId) return d;
-    const w = this.opts.policy().windowMs;
-    const first = Date.parse(f.eventFirstSeen ?? '');
-    const last = Date.parse(f.eventLastSeen ?? '');
-    if (!Number.isFinite(first) || !Number.isFinite(last)) return d;
-    return this.opts.store.findingsForKey(f.accessKeyId, first - w, last + w) > 0 ? { ...d, decision: 'keep', reason: 'detector-finding' } : d;
-  }
-
-  private async archiveIfDue(findingId: string, findingRegion: string | null, body: Record<string, unknown>): Promise<void> {
+  private async archiveIfDue(f: GuardDutyFindingView): Promise<void> {
     const { metrics, logger, store } = this.opts;
+    const findingId = f.id;
     if (this.opts.mode() !== 'archive' || store.guardDutyArchived(findingId)) return;
-    const service = (body.service ?? {}) as Record<string, unknown>;
     const defaults = this.opts.defaults();
-    const detectorId = str(service.detectorId) ?? defaults.detectorId;
-    const region = findingRegion ?? defaults.region;
+    const detectorId = f.detectorId ?? defaults.detectorId;
+    const region = f.region ?? defaults.region;
     if (!detectorId || !region || !this.opts.api) {
       metrics.guarddutyArchiveCalls.inc({ outcome: 'not_configured' });
       logger.error({ event: 'guardduty_archive_impossible', finding_id: findingId }, 'cannot archive: the finding names no detector/region and guardduty.detector_id/region are not set');
       return;
     }
-    if (this.retries.some((j) => j.findingId === findingId)) return;
+    if (this.archiving.has(findingId)) return; // a call or a queued retry is already on it
     await this.archive({ detectorId, region, findingId, attempts: 0 });
   }
 
   private async archive(job: ArchiveJob): Promise<void> {
     const { metrics, logger, store } = this.opts;
     if (store.guardDutyArchived(job.findingId) || !this.opts.api) return;
+    this.archiving.add(job.findingId);
     try {
       await this.opts.api.archive(job.detectorId, job.region, [job.findingId]);
       store.markGuardDutyArchived([job.findingId], this.opts.now());
@@ -154,13 +130,16 @@ export class GuardDutyProcessor {
       metrics.guarddutyArchiveCalls.inc({ outcome: 'failure' });
       job.attempts++;
       if (job.attempts >= 6) {
+        this.archiving.delete(job.findingId);
         logger.error({ event: 'guardduty_archive_failed', finding_id: job.findingId, err: (err as Error).message }, 'ArchiveFindings keeps failing; giving up on this finding (it stays active)');
         return;
       }
       logger.warn({ event: 'guardduty_archive_retry', finding_id: job.findingId, attempt: job.attempts, err: (err as Error).message }, 'ArchiveFindings failed; will retry');
       this.retries.push(job);
       this.scheduleRetry(job.attempts);
+      return; // still ours: the retry queue holds it
     }
+    this.archiving.delete(job.findingId);
   }
 
   private scheduleRetry(attempt: number): void {

@@ -8,16 +8,15 @@ import { readFile } from 'node:fs/promises';
 import { stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { gunzipSync } from 'node:zlib';
 import { validateRecord } from '../../protocol/telemetry.js';
 import type { DetectorConfig } from '../config/schema.js';
-import { normalizeRecord, unwrapEventBridge, parseCloudTrailFile, type CloudTrailEvent } from '../cloudtrail/parse.js';
-import { cloudTrailFiles } from '../cloudtrail/watcher.js';
-import { decide, compileRegistry, type CompiledRegistry, type CorrelationPolicy, type Decision } from '../correlate/decide.js';
+import { normalizeRecord, unwrapEventBridge, type CloudTrailEvent } from '../cloudtrail/parse.js';
+import { cloudTrailFiles, readCloudTrailFile, readTextMaybeGzip } from '../cloudtrail/watcher.js';
+import { decide, type Decision } from '../correlate/decide.js';
 import { MemoryEvidence } from '../correlate/memory-evidence.js';
 import { findingFromDecision, mergeFinding, type Finding } from '../findings/shape.js';
 import { parseGuardDutyFinding, decideGuardDutyFinding, type CloudTrailUse } from '../guardduty/decide.js';
-import { loadAwsIpRanges } from '../aws-ranges.js';
+import { buildCorrelationContext } from '../correlation-context.js';
 import { wireFinding } from '../guardduty/wire-shape.js';
 
 export interface ReplayIo {
@@ -59,12 +58,11 @@ async function expand(paths: string[]): Promise<string[]> {
 }
 
 /** CloudTrail records from a log file, an EventBridge event/array, or JSON lines of either. */
-export async function readCloudTrailRecords(path: string): Promise<unknown[]> {
-  let buf: Buffer = await readFile(path);
-  if (buf[0] === 0x1f && buf[1] === 0x8b) buf = gunzipSync(buf);
-  const text = buf.toString('utf8');
-  const file = parseCloudTrailFile(text);
+async function readCloudTrailRecords(path: string): Promise<unknown[]> {
+  const file = await readCloudTrailFile(path);
   if ('records' in file) return file.records;
+  if (file.error.startsWith('not valid gzip') || file.error.startsWith('larger than')) throw new Error(file.error);
+  const text = await readTextMaybeGzip(path);
   try {
     return unwrapEventBridge(JSON.parse(text) as unknown);
   } catch {
@@ -82,7 +80,7 @@ export async function readCloudTrailRecords(path: string): Promise<unknown[]> {
 }
 
 /** GuardDuty findings from JSON lines, arrays, EventBridge events or bare findings. */
-export async function readGuardDutyFindings(path: string): Promise<unknown[]> {
+async function readGuardDutyFindings(path: string): Promise<unknown[]> {
   const text = (await readFile(path, 'utf8')).trim();
   try {
     const v = JSON.parse(text) as unknown;
@@ -100,7 +98,7 @@ export async function readGuardDutyFindings(path: string): Promise<unknown[]> {
   }
 }
 
-export async function loadTelemetry(paths: string[], evidence: MemoryEvidence, io: ReplayIo): Promise<{ records: number; invalid: number }> {
+async function loadTelemetry(paths: string[], evidence: MemoryEvidence, io: ReplayIo): Promise<{ records: number; invalid: number }> {
   let records = 0;
   let invalid = 0;
   for (const path of paths) {
@@ -123,14 +121,6 @@ export async function loadTelemetry(paths: string[], evidence: MemoryEvidence, i
     }
   }
   return { records, invalid };
-}
-
-export async function buildContext(config: DetectorConfig): Promise<{ registry: CompiledRegistry; policy: CorrelationPolicy }> {
-  const ranges = config.aws_ip_ranges ? await loadAwsIpRanges(config.aws_ip_ranges) : null;
-  return {
-    registry: compileRegistry({ gateways: config.gateways.map((g) => ({ id: g.id, egressCidrs: g.egress_cidrs, inspect: g.inspect })) }),
-    policy: { windowMs: config.correlation.window, heartbeatStaleMs: config.correlation.heartbeat_stale, endpointAttestation: config.correlation.endpoint_attestation, awsRanges: ranges?.set ?? null },
-  };
 }
 
 function decisionLine(d: Decision): string {
@@ -156,9 +146,11 @@ export async function replay(config: DetectorConfig, o: ReplayOptions, io: Repla
   summary.telemetryMs = performance.now() - loadStart;
   summary.telemetryRecords = t.records;
   summary.telemetryInvalid = t.invalid;
-  const ctx = { ...(await buildContext(config)), evidence };
+  const ctx = { ...(await buildCorrelationContext(config)), evidence };
   const findings = new Map<string, Finding>();
   const uses = new Map<string, CloudTrailUse[]>();
+  /** Event times of this replay's own findings, per key (GuardDuty findings are checked against them). */
+  const ownFindingTimes = new Map<string, number[]>();
   const seen = new Set<string>();
   for (const path of await expand(o.cloudtrail)) {
     let records: unknown[];
@@ -186,6 +178,11 @@ export async function replay(config: DetectorConfig, o: ReplayOptions, io: Repla
         uses.set(e.identity.accessKeyId, list);
       }
       const d = decide(e, ctx);
+      if (d.disposition === 'finding' && e.identity.accessKeyId) {
+        const list = ownFindingTimes.get(e.identity.accessKeyId) ?? [];
+        list.push(e.eventTimeMs);
+        ownFindingTimes.set(e.identity.accessKeyId, list);
+      }
       const k = `${d.disposition}/${d.rule}`;
       summary.decisions[k] = (summary.decisions[k] ?? 0) + 1;
       if (!o.findings && o.guardduty.length === 0) io.line(decisionLine(d));
@@ -215,7 +212,8 @@ export async function replay(config: DetectorConfig, o: ReplayOptions, io: Repla
           summary.guardduty.invalid = (summary.guardduty.invalid ?? 0) + 1;
           continue;
         }
-        const d = decideGuardDutyFinding(p.finding, { ...ctx, cloudTrailUses });
+        const ownFindings = (key: string, from: number, to: number): number => (ownFindingTimes.get(key) ?? []).filter((t) => t >= from && t <= to).length;
+        const d = decideGuardDutyFinding(p.finding, { ...ctx, cloudTrailUses, ownFindings });
         summary.guardduty[`${d.decision}/${d.reason}`] = (summary.guardduty[`${d.decision}/${d.reason}`] ?? 0) + 1;
         io.line(JSON.stringify({ findingId: d.findingId, accessKeyId: d.accessKeyId, remoteIp: d.remoteIp, decision: d.decision, reason: d.reason, gatewayId: d.gatewayId, spanStart: d.spanStart, spanEnd: d.spanEnd, evidence: d.evidence }));
       }

@@ -11,6 +11,7 @@
  */
 import { SCHEMA_VERSION, type Observation } from '../../../protocol/telemetry.js';
 import { statusClass, type ObservationEvent, type Observer } from './observation.js';
+import { isoFromMs } from '../../../common/time/iso.js';
 
 export interface AggregatorOptions {
   gatewayId: string;
@@ -25,7 +26,8 @@ function aggregationKey(e: ObservationEvent): string {
 }
 
 export class Aggregator implements Observer {
-  private pending = new Map<string, Observation>();
+  /** Records with their span kept as numbers; times are formatted once, in drain(). */
+  private pending = new Map<string, { record: Observation; first: number; last: number }>();
   private counts = { observed: 0, aggregated: 0, dropped: 0, notAws: 0 };
 
   constructor(private readonly opts: AggregatorOptions) {}
@@ -41,15 +43,17 @@ export class Aggregator implements Observer {
     const sc = e.status !== null ? statusClass(e.status) : null;
     if (existing) {
       this.counts.aggregated++;
-      existing.count++;
-      existing.bytesUp += e.bytesUp;
-      existing.bytesDown += e.bytesDown;
-      existing.durationMs = (existing.durationMs ?? 0) + (e.endedAt - e.startedAt);
-      const first = new Date(e.startedAt).toISOString();
-      const last = new Date(e.endedAt).toISOString();
-      if (first < existing.firstSeen) existing.firstSeen = first;
-      if (last > existing.lastSeen) existing.lastSeen = last;
-      if (sc) existing.status = { ...existing.status, [sc]: (existing.status?.[sc] ?? 0) + 1 };
+      const r = existing.record;
+      r.count++;
+      r.bytesUp += e.bytesUp;
+      r.bytesDown += e.bytesDown;
+      r.durationMs = (r.durationMs ?? 0) + (e.endedAt - e.startedAt);
+      if (e.startedAt < existing.first) existing.first = e.startedAt;
+      if (e.endedAt > existing.last) existing.last = e.endedAt;
+      if (sc) {
+        r.status ??= {};
+        r.status[sc] = (r.status[sc] ?? 0) + 1;
+      }
       return;
     }
     if (this.pending.size >= this.opts.maxPending) {
@@ -57,7 +61,7 @@ export class Aggregator implements Observer {
       this.opts.onDrop?.('overflow');
       return;
     }
-    this.pending.set(k, toRecord(this.opts.gatewayId, e, sc));
+    this.pending.set(k, { record: toRecord(this.opts.gatewayId, e, sc), first: e.startedAt, last: e.endedAt });
   }
 
   get size(): number {
@@ -67,7 +71,12 @@ export class Aggregator implements Observer {
   /** Hands over everything aggregated so far and starts a new window. */
   drain(): Observation[] {
     if (this.pending.size === 0) return [];
-    const out = [...this.pending.values()];
+    const out: Observation[] = [];
+    for (const { record, first, last } of this.pending.values()) {
+      record.firstSeen = isoFromMs(first);
+      record.lastSeen = isoFromMs(last);
+      out.push(record);
+    }
     this.pending = new Map();
     return out;
   }
@@ -85,8 +94,8 @@ function toRecord(gatewayId: string, e: ObservationEvent, sc: ReturnType<typeof 
     type: 'observation',
     schema: SCHEMA_VERSION,
     gatewayId,
-    firstSeen: new Date(e.startedAt).toISOString(),
-    lastSeen: new Date(e.endedAt).toISOString(),
+    firstSeen: '', // set in drain()
+    lastSeen: '',
     count: 1,
     clientIp: e.clientIp,
     network: e.network,

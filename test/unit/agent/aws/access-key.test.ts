@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { accountIdFromAccessKey, isAccessKeyId, keyKind, maskAccessKey } from '../../../../agent/aws/access-key.js';
+import { accountIdFromAccessKey, isAccessKeyId, keyKind } from '../../../../agent/aws/access-key.js';
+import { maskAccessKeyId } from '../../../../common/log/redact.js';
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
@@ -93,19 +94,19 @@ describe('isAccessKeyId', () => {
   });
 });
 
-describe('maskAccessKey', () => {
+describe('maskAccessKeyId (keys as logs show them)', () => {
   it('keeps the first and last four characters', () => {
-    expect(maskAccessKey('ASIAY34FZKBOKMUTVV7A')).toBe('ASIA…VV7A');
+    expect(maskAccessKeyId('ASIAY34FZKBOKMUTVV7A')).toBe('ASIA…VV7A');
   });
 
   it('hides short values entirely', () => {
-    expect(maskAccessKey('ASIAVV7A')).toBe('…');
-    expect(maskAccessKey('')).toBe('…');
+    expect(maskAccessKeyId('ASIAVV7A')).toBe('…');
+    expect(maskAccessKeyId('')).toBe('…');
   });
 
   it('never shows the middle of a key', () => {
     fc.assert(fc.property(fc.stringMatching(/^[A-Z2-7]{20}$/), (id) => {
-      const masked = maskAccessKey(id);
+      const masked = maskAccessKeyId(id);
       expect(masked).toHaveLength(9);
       expect(masked).not.toContain(id.slice(4, 16));
     }));

@@ -6,6 +6,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { attributeRequest, redactTarget } from '../../../../agent/aws/signature.js';
 import type { Attribution, AttributionResult } from '../../../../agent/aws/signature.js';
 import { capture, capturingHandler, TEST_CREDENTIALS } from './sdk-capture.js';
+import { ACCESS_KEY_ID_PATTERN } from '../../../../protocol/telemetry.js';
 
 type Headers = Record<string, string | string[] | undefined>;
 
@@ -249,5 +250,15 @@ describe('redactTarget', () => {
     fc.assert(fc.property(fc.string(), (s) => {
       expect(typeof redactTarget(s)).toBe('string');
     }));
+  });
+});
+
+describe('attributeRequest: only wire-valid key IDs are attributed', () => {
+  it('calls a key ID the telemetry protocol would refuse bad-credential, so one odd client cannot spoil a batch', () => {
+    const auth = 'AWS4-HMAC-SHA256 Credential=abcdefghijklmnop/20261125/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=' + 'a'.repeat(64);
+    expect(attributeRequest({ method: 'GET', target: '/', headers: { authorization: auth } })).toEqual({ kind: 'malformed', reason: 'bad-credential' });
+    const result = attributeRequest({ method: 'GET', target: '/', headers: { authorization: auth.replace('abcdefghijklmnop', 'ASIAY34FZKBOKMUTVV7A') } });
+    expect(result.kind).toBe('attributed');
+    if (result.kind === 'attributed') expect(ACCESS_KEY_ID_PATTERN.test(result.attribution.accessKeyId)).toBe(true);
   });
 });

@@ -55,7 +55,7 @@ function view(raw: unknown = guardDutyFinding()): GuardDutyFindingView {
 /** Routed sightings of KEY at gw1 near both ends of the span, and gw1 alive at both ends. */
 const attestedRecords = () => [observation({ at: T - 30 * SEC }), observation({ at: T_LAST - 40 * SEC }), heartbeat('gw1', T_LAST)];
 
-function gdContext(records = attestedRecords(), uses: CloudTrailUse[] = [], alive = ['gw1', 'gw2']) {
+function gdContext(records = attestedRecords(), uses: CloudTrailUse[] = [], alive = ['gw1', 'gw2'], ownFindingTimes: number[] = []) {
   const calls: [number, number][] = [];
   return {
     ...context(records, { alive }),
@@ -64,6 +64,7 @@ function gdContext(records = attestedRecords(), uses: CloudTrailUse[] = [], aliv
       calls.push([from, to]);
       return key === KEY ? uses : [];
     },
+    ownFindings: (key: string, from: number, to: number) => (key === KEY ? ownFindingTimes.filter((t) => t >= from && t <= to).length : 0),
   };
 }
 
@@ -84,6 +85,8 @@ describe('parseGuardDutyFinding', () => {
       eventLastSeen: LAST,
       count: 14,
       archived: false,
+      updatedAt: '2024-05-01T12:48:02.409Z',
+      detectorId: '12abc34d567e8fa901bc2d34e56789f0',
     });
   });
 
@@ -121,6 +124,14 @@ describe('decideGuardDutyFinding', () => {
     expect(d.evidence.end).toHaveLength(1);
     expect(d.evidence.start[0]?.deltaMs).toBe(20 * SEC);
     expect(ctx.calls).toEqual([[T - 5 * MIN, T_LAST + 5 * MIN]]);
+  });
+
+  it('keeps an attested finding when egress-witness raised its own finding for the key in the span', () => {
+    const d = decideGuardDutyFinding(view(), gdContext(attestedRecords(), [], ['gw1', 'gw2'], [T + MIN]));
+    expect(d).toMatchObject({ decision: 'keep', reason: 'detector-finding', gatewayId: 'gw1' });
+    expect(d.evidence.start).toHaveLength(1);
+    // a finding of its own outside the widened span does not count
+    expect(decideGuardDutyFinding(view(), gdContext(attestedRecords(), [], ['gw1', 'gw2'], [T - 60 * MIN])).decision).toBe('archive');
   });
 
   it('keeps when CloudTrail shows a use from outside in the span', () => {
