@@ -6,6 +6,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { packageVersion } from '../common/runtime/version.js';
 import { InvalidArgumentError } from 'commander';
+import { LOG_LEVELS } from '../common/log/levels.js';
+import { AWS_PERMITTED_DOMAINS, DEFAULT_COMMON_NAME, DEFAULT_VALIDITY_DAYS } from '../agent/tls/ca-defaults.js';
 
 // Commands load their code when they run: `--version` and `--help` stay fast.
 const load = {
@@ -46,7 +48,7 @@ Exit codes: 0 ok, 1 invalid configuration or runtime failure, 2 usage error.`);
   p.command('agent')
     .description('run the gateway agent: forward proxy, observations, telemetry shipping')
     .requiredOption('-c, --config <file>', 'agent configuration file (YAML)')
-    .addOption(new Option('--log-level <level>', 'override log.level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .addOption(new Option('--log-level <level>', 'override log.level').choices(LOG_LEVELS))
     .addHelpText('after', `
 Examples:
   egress-witness agent --config /etc/egress-witness/agent.yaml
@@ -135,9 +137,9 @@ Examples:
     .description('create an inspection CA (ECDSA P-256) for TLS inspection of AWS endpoints')
     .requiredOption('-o, --out <dir>', 'folder to write ca.pem and ca-key.pem into')
     .option('--force', 'overwrite existing files')
-    .option('--name <cn>', 'CA common name', 'egress-witness inspection CA')
-    .option('--validity-days <n>', 'CA validity in days', intOption(1, 3650), '1825')
-    .option('--domains <list>', 'comma-separated DNS name constraints (empty = none)', 'amazonaws.com,api.aws,amazonaws.com.cn,amazonwebservices.com.cn')
+    .option('--name <cn>', 'CA common name', DEFAULT_COMMON_NAME)
+    .option('--validity-days <n>', 'CA validity in days', intOption(1, 3650), String(DEFAULT_VALIDITY_DAYS))
+    .option('--domains <list>', 'comma-separated DNS name constraints (empty = none)', AWS_PERMITTED_DOMAINS.join(','))
     .addHelpText('after', `
 Examples:
   egress-witness ca init --out /etc/egress-witness

@@ -19,6 +19,7 @@ import { createAdminServer, listen, closeServer } from '../common/admin/admin-se
 import { formatProblem, type ConfigProblem } from '../common/config/load.js';
 import { formatDuration } from '../common/config/units.js';
 import { readSecretFile } from '../common/runtime/config-file.js';
+import { isoFromMs } from '../common/time/iso.js';
 import { applyHotReload } from '../common/config/hot-reload.js';
 import type { DetectorConfig } from './config/schema.js';
 import { createDetectorMetrics, type DetectorMetrics } from './metrics/metrics.js';
@@ -99,7 +100,10 @@ export class DetectorApp {
   status(): Record<string, unknown> {
     return {
       version: this.deps.version,
-      gateways: this.config.gateways.map((g) => ({ id: g.id, last_heartbeat: this.store?.lastHeartbeatMs(g.id) ? new Date(this.store.lastHeartbeatMs(g.id) ?? 0).toISOString() : null })),
+      gateways: this.config.gateways.map((g) => {
+        const last = this.store?.lastHeartbeatMs(g.id) ?? null;
+        return { id: g.id, last_heartbeat: last === null ? null : isoFromMs(last) };
+      }),
       pending_decisions: this.store?.pendingCount() ?? 0,
       guardduty_mode: this.config.guardduty.mode,
     };
@@ -177,9 +181,9 @@ export class DetectorApp {
           }
           return counts;
         },
-        guardduty: async (values) => {
+        guardduty: async (values: unknown[]) => {
           const counts: Record<string, number> = { findings: 0 };
-          for (const v of values as unknown[]) {
+          for (const v of values) {
             const r = await this.guardduty!.process(v);
             counts.findings = (counts.findings ?? 0) + 1;
             const k = r.kind === 'decided' ? r.decision.decision : r.kind;

@@ -11,7 +11,7 @@ export async function preflightDetector(c: DetectorConfig): Promise<ConfigProble
   for (const [i, g] of c.gateways.entries()) add(`gateways[${i}].secret_file`, await checkSecretFile(g.secret_file, `the HMAC secret of gateway ${g.id}`));
   if (c.tls.cert) add('tls.cert', await checkReadableFile(c.tls.cert));
   if (c.tls.key) add('tls.key', await checkPrivateFile(c.tls.key, 'the TLS key', true));
-  if (c.ingest.token_file) add('ingest.token_file', await checkPrivateFile(c.ingest.token_file, 'the ingest bearer token', false));
+  if (c.ingest.token_file) add('ingest.token_file', await checkSecretFile(c.ingest.token_file, 'the ingest bearer token'));
   if (c.aws_ip_ranges) add('aws_ip_ranges', await checkReadableFile(c.aws_ip_ranges));
   if (c.guardduty.ca_file) add('guardduty.ca_file', await checkReadableFile(c.guardduty.ca_file));
   return problems;

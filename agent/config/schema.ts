@@ -6,10 +6,9 @@
 import { z } from 'zod';
 import { parseIp } from '../../common/cidr/ip.js';
 import {
-  cidr, cidrList, duration, listenAddress, positiveDuration, logLevel, nullablePath, port, positiveInt, required, size, url,
+  cidr, cidrList, duration, listenAddress, positiveDuration, logLevel, nullablePath, port, positiveInt, required, show, size, url,
 } from '../../common/config/schema-helpers.js';
 
-const show = (v: unknown): string => JSON.stringify(v) ?? String(v);
 
 const hostPattern = z.string().regex(/^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?$/i, 'expected a host name or "*.suffix"');
 

@@ -14,6 +14,7 @@
  * the PEM is the CA (any further ones are its issuers, served with every
  * leaf); the key may be PKCS#8, SEC1 or PKCS#1 (unencrypted), EC or RSA.
  */
+import { DEFAULT_COMMON_NAME, DEFAULT_VALIDITY_DAYS } from './ca-defaults.js';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { createPrivateKey, createPublicKey, randomBytes, webcrypto, X509Certificate as NodeX509Certificate, type KeyObject } from 'node:crypto';
@@ -23,7 +24,7 @@ x509.cryptoProvider.set(webcrypto);
 export const NAME_CONSTRAINTS_OID = '2.5.29.30';
 
 /** What `egress-witness ca` permits by default: the AWS commercial, dual-stack and China endpoint domains. */
-export const AWS_PERMITTED_DOMAINS: readonly string[] = ['amazonaws.com', 'api.aws', 'amazonaws.com.cn', 'amazonwebservices.com.cn'];
+export { AWS_PERMITTED_DOMAINS } from './ca-defaults.js';
 
 export interface InspectionCa {
   /** The CA certificate followed by any issuer certificates, PEM. */
@@ -45,8 +46,6 @@ export interface CreateInspectionCaOptions {
   readonly now?: Date;
 }
 
-const DEFAULT_COMMON_NAME = 'egress-witness inspection CA';
-export const DEFAULT_VALIDITY_DAYS = 1825;
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
 const DNS_CONSTRAINT = /^\.?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;

@@ -4,11 +4,7 @@ import { writeCaFiles } from '../../agent/tls/ca-files.js';
 import type { Output } from '../../common/runtime/output.js';
 
 export async function caInitCommand(o: { out: string; force?: boolean; name: string; validityDays: string; domains: string }, out: Output): Promise<number> {
-  const validityDays = Number(o.validityDays);
-  if (!Number.isInteger(validityDays) || validityDays < 1 || validityDays > 3650) {
-    out.stderr(`ca init: --validity-days must be an integer 1-3650, got "${o.validityDays}"\n`);
-    return 2;
-  }
+  const validityDays = Number(o.validityDays); // an integer 1-3650: the CLI's option parser checked it
   const domains = o.domains.split(',').map((d) => d.trim().toLowerCase()).filter(Boolean);
   try {
     const ca = await createInspectionCa({ commonName: o.name, validityDays, permittedDomains: domains });

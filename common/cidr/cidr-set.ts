@@ -76,16 +76,27 @@ function mergeRanges<N extends number | bigint>(ranges: { start: N; end: N }[], 
   return { starts, ends };
 }
 
-function inMerged<N extends number | bigint>(starts: N[], ends: N[], v: N): boolean {
+/** Index of the merged range that contains `v`, or -1. */
+function rangeIndex<N extends number | bigint>(starts: N[], ends: N[], v: N): number {
   let lo = 0;
   let hi = starts.length - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
     if (v < (starts[mid] as N)) hi = mid - 1;
     else if (v > (ends[mid] as N)) lo = mid + 1;
-    else return true;
+    else return mid;
   }
-  return false;
+  return -1;
+}
+
+function inMerged<N extends number | bigint>(starts: N[], ends: N[], v: N): boolean {
+  return rangeIndex(starts, ends, v) >= 0;
+}
+
+/** Merged ranges do not touch: [lo, hi] is covered exactly when the range holding lo reaches hi. */
+function coveredByMerged<N extends number | bigint>(starts: N[], ends: N[], lo: N, hi: N): boolean {
+  const i = rangeIndex(starts, ends, lo);
+  return i >= 0 && (ends[i] as N) >= hi;
 }
 
 /**
@@ -151,12 +162,9 @@ export class CidrSet<T = undefined> {
   coversCidr(cidr: string): boolean {
     const p = parseCidr(cidr);
     if (!p.ok) return false;
-    const starts: (number | bigint)[] = p.family === 4 ? this.m4.starts : this.m6.starts;
-    const ends: (number | bigint)[] = p.family === 4 ? this.m4.ends : this.m6.ends;
-    const lo = p.family === 4 ? Number(p.start) : p.start;
-    const hi = p.family === 4 ? Number(p.end) : p.end;
-    for (let i = 0; i < starts.length; i++) if ((starts[i] as number) <= lo && (ends[i] as number) >= hi) return true;
-    return false;
+    return p.family === 4
+      ? coveredByMerged(this.m4.starts, this.m4.ends, Number(p.start), Number(p.end))
+      : coveredByMerged(this.m6.starts, this.m6.ends, p.start, p.end);
   }
 
   /** Membership by binary search over merged ranges: fast even for thousands of CIDRs. */

@@ -1,9 +1,11 @@
 /** zod building blocks shared by the agent and detector config schemas. */
 import { z } from 'zod';
+import { LOG_LEVELS } from '../log/levels.js';
 import { parseCidr } from '../cidr/cidr-set.js';
 import { parseDuration, parseSize } from './units.js';
 
-const show = (v: unknown): string => JSON.stringify(v) ?? String(v);
+/** A value as the user wrote it, for messages. */
+export const show = (v: unknown): string => JSON.stringify(v) ?? String(v);
 
 /** Error text for a required key: "required: …" when absent, "expected …, got …" when present but mistyped. */
 export function required(what: string, expected: string): (issue: { input: unknown }) => string {
@@ -61,8 +63,8 @@ export type ListenAddress = { host: string; port: number; text: string };
 
 export const nullablePath = z.string().min(1, 'path must not be empty').nullable().default(null);
 
-export const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
-  error: (i) => `expected one of fatal, error, warn, info, debug, trace, silent; got ${show(i.input)}`,
+export const logLevel = z.enum(LOG_LEVELS, {
+  error: (i) => `expected one of ${LOG_LEVELS.join(', ')}; got ${show(i.input)}`,
 });
 
 export const url = (schemes: string[]) =>

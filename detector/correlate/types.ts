@@ -118,7 +118,7 @@ export const SEVERITY_HIGH = 8;
 export const SEVERITY_MEDIUM = 5;
 
 /** The GuardDuty finding type this project attests against, and the one its own findings carry. */
-export const OUTSIDE_AWS_FINDING_TYPE = 'UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS';
+export { OUTSIDE_AWS_FINDING_TYPE } from '../../common/guardduty/suppression-rule.js';
 
 /**
  * Observation outcomes that show a call actually reached the endpoint: only

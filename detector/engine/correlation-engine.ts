@@ -13,7 +13,7 @@ import type { Logger } from '../../common/log/logger.js';
 import { maskAccessKeyId } from '../../common/log/redact.js';
 import { normalizeRecord, instanceCredentialKind, type CloudTrailEvent } from '../cloudtrail/parse.js';
 import { decide, isProvisional, type CompiledRegistry, type CorrelationPolicy, type Decision } from '../correlate/decide.js';
-import { findingFromDecision, mergeFinding, type Finding } from '../findings/shape.js';
+import { findingContextOf, findingFromDecision, mergeFinding, type Finding } from '../findings/shape.js';
 import type { FindingsSink } from '../findings/findings-sink.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
 import type { DetectorStore } from '../store/store.js';
@@ -61,8 +61,7 @@ export class CorrelationEngine {
     const now = this.opts.now();
     if (!final && isProvisional(decision, now, event.eventTimeMs, this.opts.graceMs())) {
       this.opts.store.addPending({ eventId: event.eventId, eventTimeMs: event.eventTimeMs, dueMs: event.eventTimeMs + this.opts.graceMs(), raw });
-      this.opts.metrics.pendingDecisions.set(this.opts.store.pendingCount());
-      return 'pending';
+      return 'pending'; // the pending gauge is refreshed by tick(), every second
     }
     this.finalize(decision, event, now);
     return 'decided';
@@ -101,7 +100,7 @@ export class CorrelationEngine {
     if (decision.disposition !== 'finding') return;
     metrics.findingsRaised.inc({ rule: decision.rule });
     const nowIso = new Date(now).toISOString();
-    const fresh = findingFromDecision(decision, event, { accountId: event.recipientAccountId ?? event.identity.accountId ?? '000000000000', region: event.awsRegion, nowIso });
+    const fresh = findingFromDecision(decision, event, findingContextOf(event, nowIso));
     const existing = store.getFinding(fresh.id) as Finding | null;
     const merged = existing ? { ...mergeFinding(existing, fresh), updatedAt: nowIso } : fresh;
     store.putFinding(merged.id, merged, now);

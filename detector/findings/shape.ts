@@ -70,6 +70,11 @@ export interface FindingContext {
   nowIso: string;
 }
 
+/** The account and region a finding belongs to: the event's recipient account (else the caller's), and its region. */
+export function findingContextOf(event: CloudTrailEvent, nowIso: string): FindingContext {
+  return { accountId: event.recipientAccountId ?? event.identity.accountId ?? '000000000000', region: event.awsRegion, nowIso };
+}
+
 export function findingFromDecision(decision: Decision, event: CloudTrailEvent, ctx: FindingContext): Finding {
   const role = event.identity.roleName ?? 'unknown';
   const remote = remoteIpDetails(event.sourceIPAddress);

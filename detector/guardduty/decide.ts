@@ -207,7 +207,7 @@ function isExternalSource(use: CloudTrailUse, ctx: GuardDutyContext): boolean {
   if (kind === 'aws-service') return false;
   if (kind === 'invalid') return true;
   if (ctx.registry.all.contains(source)) return false;
-  if (isPrivateAddress(source) && use.vpcEndpointId) return false;
+  if (isPrivateAddress(source) && use.vpcEndpointId !== null && use.vpcEndpointId !== undefined) return false;
   return !(ctx.policy.awsRanges?.contains(source) ?? false);
 }
 

@@ -16,7 +16,7 @@ import type { TelemetryIngest } from './telemetry-ingest.js';
 export interface IngestRoutes {
   telemetry: TelemetryIngest;
   cloudtrail: (value: unknown) => Record<string, number>;
-  guardduty: (value: unknown) => Promise<Record<string, number>>;
+  guardduty: (values: unknown[]) => Promise<Record<string, number>>;
 }
 
 export interface IngestServerOptions {

@@ -14,7 +14,7 @@ import { normalizeRecord, unwrapEventBridge, type CloudTrailEvent } from '../clo
 import { cloudTrailFiles, readCloudTrailFile, readTextMaybeGzip } from '../cloudtrail/watcher.js';
 import { decide, type Decision } from '../correlate/decide.js';
 import { MemoryEvidence } from '../correlate/memory-evidence.js';
-import { findingFromDecision, mergeFinding, type Finding } from '../findings/shape.js';
+import { findingContextOf, findingFromDecision, mergeFinding, type Finding } from '../findings/shape.js';
 import { parseGuardDutyFinding, decideGuardDutyFinding, type CloudTrailUse } from '../guardduty/decide.js';
 import { buildCorrelationContext } from '../correlation-context.js';
 import { wireFinding } from '../guardduty/wire-shape.js';
@@ -148,6 +148,7 @@ export async function replay(config: DetectorConfig, o: ReplayOptions, io: Repla
   summary.telemetryInvalid = t.invalid;
   const ctx = { ...(await buildCorrelationContext(config)), evidence };
   const findings = new Map<string, Finding>();
+  const nowIso = new Date().toISOString();
   const uses = new Map<string, CloudTrailUse[]>();
   /** Event times of this replay's own findings, per key (GuardDuty findings are checked against them). */
   const ownFindingTimes = new Map<string, number[]>();
@@ -187,7 +188,7 @@ export async function replay(config: DetectorConfig, o: ReplayOptions, io: Repla
       summary.decisions[k] = (summary.decisions[k] ?? 0) + 1;
       if (!o.findings && o.guardduty.length === 0) io.line(decisionLine(d));
       else if (o.findings && d.disposition === 'finding') {
-        const f = findingFromDecision(d, e, { accountId: e.recipientAccountId ?? e.identity.accountId ?? '000000000000', region: e.awsRegion, nowIso: new Date().toISOString() });
+        const f = findingFromDecision(d, e, findingContextOf(e, nowIso));
         const prev = findings.get(f.id);
         findings.set(f.id, prev ? mergeFinding(prev, f) : f);
       }

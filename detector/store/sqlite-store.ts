@@ -60,6 +60,8 @@ export class SqliteStore implements DetectorStore {
   /** Longest observation span stored: lets span queries use the first_ms index (first_ms ≥ from − maxSpan). */
   private maxSpanMs: number;
   private readonly stmt;
+  /** One transaction wrapper, built once: it runs on every CloudTrail record. */
+  private readonly run: (fn: () => unknown) => unknown;
 
   constructor(readonly path: string) {
     this.db = new Database(path);
@@ -73,6 +75,7 @@ export class SqliteStore implements DetectorStore {
     else if (v.value !== SCHEMA_VERSION) throw new Error(`${path}: store schema version ${v.value} is not supported by this detector (expects ${SCHEMA_VERSION})`);
     this.maxSpanMs = (this.db.prepare('SELECT COALESCE(MAX(last_ms - first_ms), 0) AS m FROM observations').get() as { m: number }).m;
     const db = this.db;
+    this.run = db.transaction((fn: () => unknown) => fn());
     this.stmt = {
       insertBatch: db.prepare('INSERT INTO batches (batch_id, gateway_id, sequence, received_ms, records) VALUES (?, ?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING'),
       insertObservation: db.prepare('INSERT INTO observations (gateway_id, access_key_id, service, region, host, client_ip, network, mode, action, first_ms, last_ms, count, attests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
@@ -91,7 +94,7 @@ export class SqliteStore implements DetectorStore {
       pendingDel: db.prepare('DELETE FROM pending WHERE event_id = ?'),
       pendingCount: db.prepare('SELECT COUNT(*) AS n FROM pending'),
       decisionPut: db.prepare('INSERT INTO decisions (kind, subject_id, time_ms, decided_ms, disposition, rule, access_key_id, source_ip, gateway_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, subject_id) DO NOTHING'),
-      decisionHas: db.prepare('SELECT disposition FROM decisions WHERE kind = ? AND subject_id = ?'),
+      decisionOf: db.prepare('SELECT disposition FROM decisions WHERE kind = ? AND subject_id = ?'),
       findingsForKey: db.prepare("SELECT COUNT(*) AS n FROM decisions WHERE kind = 'cloudtrail' AND disposition = 'finding' AND access_key_id = ? AND time_ms BETWEEN ? AND ?"),
       decisionsSince: db.prepare('SELECT * FROM decisions WHERE decided_ms >= ? AND (? IS NULL OR disposition = ?) ORDER BY decided_ms DESC, id DESC LIMIT ?'),
       findingGet: db.prepare('SELECT finding FROM findings WHERE id = ?'),
@@ -160,7 +163,7 @@ export class SqliteStore implements DetectorStore {
   }
 
   decisionOf(kind: StoredDecision['kind'], subjectId: string): string | null {
-    return (this.stmt.decisionHas.get(kind, subjectId) as { disposition: string } | undefined)?.disposition ?? null;
+    return (this.stmt.decisionOf.get(kind, subjectId) as { disposition: string } | undefined)?.disposition ?? null;
   }
 
   findingsForKey(accessKeyId: string, fromMs: number, toMs: number): number {
@@ -168,7 +171,7 @@ export class SqliteStore implements DetectorStore {
   }
 
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    return this.run(fn) as T;
   }
 
   addPending(p: PendingEvent): void {
@@ -194,10 +197,6 @@ export class SqliteStore implements DetectorStore {
 
   saveDecision(d: StoredDecision): boolean {
     return this.stmt.decisionPut.run(d.kind, d.subjectId, d.timeMs, d.decidedMs, d.disposition, d.rule, d.accessKeyId, d.sourceIp, d.gatewayId, JSON.stringify(d.detail)).changes > 0;
-  }
-
-  hasDecision(kind: StoredDecision['kind'], subjectId: string): boolean {
-    return this.stmt.decisionHas.get(kind, subjectId) !== undefined;
   }
 
   listDecisions(filter: { sinceMs: number; disposition: string | null; limit: number }): StoredDecision[] {

@@ -51,7 +51,6 @@ export interface DetectorStore extends EvidenceView {
   pendingCount(): number;
 
   saveDecision(d: StoredDecision): boolean;
-  hasDecision(kind: StoredDecision['kind'], subjectId: string): boolean;
   /** The disposition stored for a subject, or null. */
   decisionOf(kind: StoredDecision['kind'], subjectId: string): string | null;
   /** How many of the detector's own findings name this key in [from, to] (by event time). */
