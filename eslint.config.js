@@ -2,9 +2,29 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-const ioModules = ['net', 'tls', 'http', 'https', 'http2', 'fs', 'fs/promises', 'child_process', 'dgram', 'dns', 'dns/promises', 'cluster', 'worker_threads', 'process'];
-const ioPaths = ioModules.flatMap((m) => [`node:${m}`, m]).map((name) => ({ name, message: 'pure module: no I/O here (inject it instead)' }));
-const ioPackages = ['undici', 'better-sqlite3', 'http-proxy-3', 'pino', 'prom-client'].map((name) => ({ name, message: 'pure module: no I/O libraries here' }));
+const ioModules = [
+  'net',
+  'tls',
+  'http',
+  'https',
+  'http2',
+  'fs',
+  'fs/promises',
+  'child_process',
+  'dgram',
+  'dns',
+  'dns/promises',
+  'cluster',
+  'worker_threads',
+  'process',
+];
+const ioPaths = ioModules
+  .flatMap((m) => [`node:${m}`, m])
+  .map((name) => ({ name, message: 'pure module: no I/O here (inject it instead)' }));
+const ioPackages = ['undici', 'better-sqlite3', 'http-proxy-3', 'pino', 'prom-client'].map((name) => ({
+  name,
+  message: 'pure module: no I/O libraries here',
+}));
 
 /** Folders that hold pure logic: parsing, classification, correlation, policies. */
 const pureFolders = [
@@ -38,28 +58,63 @@ export default tseslint.config(
     },
   },
   {
-    files: ['cli/**/*.ts', '**/main.ts', 'common/runtime/daemon.ts', 'bench/**/*.ts', 'test/**/*.ts', 'eslint.config.js', 'vitest.config.ts'],
+    files: [
+      'cli/**/*.ts',
+      '**/main.ts',
+      'common/runtime/daemon.ts',
+      'bench/**/*.ts',
+      'test/**/*.ts',
+      'eslint.config.js',
+      'vitest.config.ts',
+    ],
     rules: { 'no-restricted-globals': 'off' },
   },
   {
     files: ['agent/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/detector/**', '**/cli/**'], message: 'agent/ never imports detector/ or cli/' }] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/detector/**', '**/cli/**'], message: 'agent/ never imports detector/ or cli/' }] },
+      ],
+    },
   },
   {
     files: ['detector/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/agent/**', '**/cli/**'], message: 'detector/ never imports agent/ or cli/' }] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/agent/**', '**/cli/**'], message: 'detector/ never imports agent/ or cli/' }] },
+      ],
+    },
   },
   {
     files: ['protocol/**/*.ts', 'common/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/agent/**', '**/detector/**', '**/cli/**'], message: 'protocol/ and common/ depend on nothing of ours but each other' }] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/agent/**', '**/detector/**', '**/cli/**'],
+              message: 'protocol/ and common/ depend on nothing of ours but each other',
+            },
+          ],
+        },
+      ],
+    },
   },
   {
     files: pureFolders,
     rules: {
-      'no-restricted-imports': ['error', {
-        paths: [...ioPaths, ...ioPackages],
-        patterns: [{ group: ['**/cli/**', '**/store/**', '**/proxy/**', '**/ingest/**'], message: 'pure modules import only pure modules' }],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [...ioPaths, ...ioPackages],
+          patterns: [
+            { group: ['**/cli/**', '**/store/**', '**/proxy/**', '**/ingest/**'], message: 'pure modules import only pure modules' },
+          ],
+        },
+      ],
     },
   },
   {

@@ -50,9 +50,20 @@ export interface AgentAddresses {
  * running value until a restart, and the reload log line names those keys.
  */
 export const AGENT_HOT_KEYS: readonly string[] = [
-  'networks', 'proxy.allowed_clients', 'proxy.allowed_ports', 'proxy.allow_destination_cidrs', 'proxy.max_tunnels',
-  'proxy.connect_timeout', 'proxy.idle_timeout', 'proxy.drain_timeout', 'inspect', 'upstream.resolve',
-  'telemetry.file', 'telemetry.flush_interval', 'telemetry.heartbeat_interval', 'log.level',
+  'networks',
+  'proxy.allowed_clients',
+  'proxy.allowed_ports',
+  'proxy.allow_destination_cidrs',
+  'proxy.max_tunnels',
+  'proxy.connect_timeout',
+  'proxy.idle_timeout',
+  'proxy.drain_timeout',
+  'inspect',
+  'upstream.resolve',
+  'telemetry.file',
+  'telemetry.flush_interval',
+  'telemetry.heartbeat_interval',
+  'log.level',
 ];
 
 export class AgentApp {
@@ -75,7 +86,10 @@ export class AgentApp {
   /** Where every observation goes: the canonical log line and metrics, then the aggregator. */
   private readonly observer: Observer;
 
-  constructor(config: AgentConfig, private readonly deps: AgentDeps) {
+  constructor(
+    config: AgentConfig,
+    private readonly deps: AgentDeps,
+  ) {
     this.config = config;
     this.logger = deps.logger;
     this.now = deps.now ?? Date.now;
@@ -91,7 +105,10 @@ export class AgentApp {
     this.observer = fanOut([canonicalLogObserver(this.logger, this.metrics), this.aggregator]);
     this.admin = createAdminServer({
       registry: this.registry,
-      readiness: () => ({ ready: this.listening, checks: { proxy_listening: this.proxy?.server.listening ?? false, admin_listening: true, config_loaded: true } }),
+      readiness: () => ({
+        ready: this.listening,
+        checks: { proxy_listening: this.proxy?.server.listening ?? false, admin_listening: true, config_loaded: true },
+      }),
       routes: { '/status': () => this.status() },
     });
   }
@@ -117,9 +134,18 @@ export class AgentApp {
     const adminAddr = await listen(this.admin, c.admin.listen.host, c.admin.listen.port);
     try {
       this.inspector = c.inspect ? await buildInspector(c, this.inspectorDeps()) : null;
-      this.shipping = await buildTelemetryShipping(c, { metrics: this.metrics, logger: this.logger, now: this.now, version: this.deps.version, startedAt: this.startedAt });
+      this.shipping = await buildTelemetryShipping(c, {
+        metrics: this.metrics,
+        logger: this.logger,
+        now: this.now,
+        version: this.deps.version,
+        startedAt: this.startedAt,
+      });
       // Until the proxy is bound a port 0 is unknown; the settings are rebuilt with the real one below.
-      this.self = [{ ip: c.proxy.listen.host, port: c.proxy.listen.port }, { ip: c.admin.listen.host, port: adminAddr.port }];
+      this.self = [
+        { ip: c.proxy.listen.host, port: c.proxy.listen.port },
+        { ip: c.admin.listen.host, port: adminAddr.port },
+      ];
       this.proxy = new ForwardProxy({
         settings: buildProxySettings(c, this.self, this.inspector?.inspector ?? null),
         observer: this.observer,
@@ -133,7 +159,10 @@ export class AgentApp {
         keepAliveTimeoutMs: c.upstream.keep_alive_timeout,
       });
       const proxyAddr = await listen(this.proxy.server, c.proxy.listen.host, c.proxy.listen.port);
-      this.self = [{ ip: c.proxy.listen.host, port: proxyAddr.port }, { ip: c.admin.listen.host, port: adminAddr.port }];
+      this.self = [
+        { ip: c.proxy.listen.host, port: proxyAddr.port },
+        { ip: c.admin.listen.host, port: adminAddr.port },
+      ];
       this.proxy.setSettings(buildProxySettings(c, this.self, this.inspector?.inspector ?? null));
       this.pipeline = new TelemetryPipeline({
         gatewayId: c.gateway.id,
@@ -155,7 +184,10 @@ export class AgentApp {
       this.addresses = { proxy: proxyAddr, admin: adminAddr };
       this.listening = true;
       this.markReload(true);
-      this.logger.info({ event: 'started', ...effectiveSettings(c), proxy_port: proxyAddr.port, admin_port: adminAddr.port }, 'egress-witness agent started');
+      this.logger.info(
+        { event: 'started', ...effectiveSettings(c), proxy_port: proxyAddr.port, admin_port: adminAddr.port },
+        'egress-witness agent started',
+      );
       return this.addresses;
     } catch (err) {
       await this.stop(0).catch(() => undefined);
@@ -169,7 +201,14 @@ export class AgentApp {
       if (!live) throw new Error('the proxy is not running');
       return { policy: live.policy, overrides: live.overrides };
     };
-    return { metrics: this.metrics, logger: this.logger, observer: this.observer, now: this.now, policy, ...(this.deps.dial ? { dial: this.deps.dial } : {}) };
+    return {
+      metrics: this.metrics,
+      logger: this.logger,
+      observer: this.observer,
+      now: this.now,
+      policy,
+      ...(this.deps.dial ? { dial: this.deps.dial } : {}),
+    };
   }
 
   private sinksFor(c: AgentConfig): RecordSink[] {
@@ -191,7 +230,10 @@ export class AgentApp {
   async reload(result: { ok: true; value: AgentConfig } | { ok: false; problems: ConfigProblem[] }): Promise<boolean> {
     if (!result.ok) {
       this.markReload(false);
-      this.logger.error({ event: 'reload_failed', problems: result.problems.map(formatProblem) }, 'configuration reload failed; keeping the running configuration');
+      this.logger.error(
+        { event: 'reload_failed', problems: result.problems.map(formatProblem) },
+        'configuration reload failed; keeping the running configuration',
+      );
       return false;
     }
     const { effective: next, needsRestart } = applyHotReload(this.config, result.value, AGENT_HOT_KEYS);
@@ -211,9 +253,18 @@ export class AgentApp {
     }
     this.config = next;
     this.logger.level = this.deps.logLevelOverride ?? next.log.level;
-    this.pipeline?.reconfigure({ flushIntervalMs: next.telemetry.flush_interval, heartbeatIntervalMs: next.telemetry.heartbeat_interval, sinks: this.sinksFor(next), inspect: next.inspect !== null });
+    this.pipeline?.reconfigure({
+      flushIntervalMs: next.telemetry.flush_interval,
+      heartbeatIntervalMs: next.telemetry.heartbeat_interval,
+      sinks: this.sinksFor(next),
+      inspect: next.inspect !== null,
+    });
     this.markReload(true);
-    if (needsRestart.length > 0) this.logger.warn({ event: 'reload_partial', keys_needing_restart: needsRestart }, `configuration reloaded; ${needsRestart.join(', ')} keep their running values until a restart`);
+    if (needsRestart.length > 0)
+      this.logger.warn(
+        { event: 'reload_partial', keys_needing_restart: needsRestart },
+        `configuration reloaded; ${needsRestart.join(', ')} keep their running values until a restart`,
+      );
     else this.logger.info({ event: 'reloaded', ...effectiveSettings(next) }, 'configuration reloaded');
     return true;
   }
@@ -224,7 +275,8 @@ export class AgentApp {
     if (this.proxy) {
       this.logger.info({ event: 'draining', active_tunnels: this.proxy.activeTunnels, deadline_ms: drainMs }, 'draining');
       const { remaining } = await this.proxy.drain(this.now() + drainMs);
-      if (remaining > 0) this.logger.warn({ event: 'drain_deadline', closed_tunnels: remaining }, 'drain deadline reached; closed the remaining tunnels');
+      if (remaining > 0)
+        this.logger.warn({ event: 'drain_deadline', closed_tunnels: remaining }, 'drain deadline reached; closed the remaining tunnels');
     }
     this.inspector?.close();
     await this.pipeline?.stop();
@@ -236,7 +288,15 @@ export class AgentApp {
 
 /** What the inspector is built from; the upstream policy and overrides it reads live from the proxy. */
 function inspectorInputs(c: AgentConfig): string {
-  return JSON.stringify([c.inspect, c.upstream.ca_file, c.upstream.max_connections_per_origin, c.upstream.keep_alive_timeout, c.proxy.connect_timeout, c.proxy.idle_timeout, c.proxy.header_timeout]);
+  return JSON.stringify([
+    c.inspect,
+    c.upstream.ca_file,
+    c.upstream.max_connections_per_origin,
+    c.upstream.keep_alive_timeout,
+    c.proxy.connect_timeout,
+    c.proxy.idle_timeout,
+    c.proxy.header_timeout,
+  ]);
 }
 
 /** The start-up line: effective settings, secrets masked by the logger's redaction. */
@@ -254,6 +314,12 @@ function effectiveSettings(c: AgentConfig): Record<string, unknown> {
     idle_timeout: formatDuration(c.proxy.idle_timeout),
     inspect: c.inspect ? { hosts: c.inspect.hosts, passthrough: c.inspect.passthrough } : false,
     upstream_overrides: Object.keys(c.upstream.resolve).length,
-    telemetry: { detector_url: c.telemetry.detector_url, file: c.telemetry.file, spool_dir: c.telemetry.spool_dir, flush_interval: formatDuration(c.telemetry.flush_interval), heartbeat_interval: formatDuration(c.telemetry.heartbeat_interval) },
+    telemetry: {
+      detector_url: c.telemetry.detector_url,
+      file: c.telemetry.file,
+      spool_dir: c.telemetry.spool_dir,
+      flush_interval: formatDuration(c.telemetry.flush_interval),
+      heartbeat_interval: formatDuration(c.telemetry.heartbeat_interval),
+    },
   };
 }

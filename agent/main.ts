@@ -28,7 +28,12 @@ export async function runAgent(configPath: string, opts: { logLevel?: string } =
     return 1;
   }
   const logger = createLogger({ name: 'egress-witness-agent', level: (opts.logLevel ?? config.log.level) as 'info' });
-  const app = new AgentApp(config, { logger, version: packageVersion(), nodeVersion: process.versions.node, ...(opts.logLevel ? { logLevelOverride: opts.logLevel } : {}) });
+  const app = new AgentApp(config, {
+    logger,
+    version: packageVersion(),
+    nodeVersion: process.versions.node,
+    ...(opts.logLevel ? { logLevelOverride: opts.logLevel } : {}),
+  });
   try {
     await app.start();
   } catch (err) {

@@ -20,7 +20,11 @@ export function classifyForObservation(host: string): EndpointInfo | null {
 export function buildProxySettings(config: AgentConfig, self: { ip: string; port: number }[], inspector: Inspector | null): ProxySettings {
   return {
     admission: new ClientAdmission({ networks: config.networks, allowedClients: config.proxy.allowed_clients }),
-    policy: new DestinationPolicy({ allowCidrs: config.proxy.allow_destination_cidrs, allowedPorts: config.proxy.allowed_ports, selfAddresses: self.filter((a) => a.port > 0) }),
+    policy: new DestinationPolicy({
+      allowCidrs: config.proxy.allow_destination_cidrs,
+      allowedPorts: config.proxy.allowed_ports,
+      selfAddresses: self.filter((a) => a.port > 0),
+    }),
     overrides: new ResolveOverrides(config.upstream.resolve),
     connectTimeoutMs: config.proxy.connect_timeout,
     idleTimeoutMs: config.proxy.idle_timeout,

@@ -21,17 +21,41 @@ import { runSoak } from './soak.js';
 import { formatSummary, summarizeProfile } from './tools/profile-summary.js';
 
 const FULL: Preset = {
-  runs: 3, warmupMs: 700, warmMs: 3_000, durationMs: 3_000, keepaliveConnections: 64, newconnConcurrency: 16,
-  bulkBytes: 512 * 2 ** 20, bulkRuns: 3, idleTunnels: 10_000, telemetryRecords: 200_000,
-  mintHosts: 200, mintHits: 20_000, shippingRuns: 5, shippingDurationMs: 3_000,
-  settleMs: 3_000, burstAfterIdle: true,
+  runs: 3,
+  warmupMs: 700,
+  warmMs: 3_000,
+  durationMs: 3_000,
+  keepaliveConnections: 64,
+  newconnConcurrency: 16,
+  bulkBytes: 512 * 2 ** 20,
+  bulkRuns: 3,
+  idleTunnels: 10_000,
+  telemetryRecords: 200_000,
+  mintHosts: 200,
+  mintHits: 20_000,
+  shippingRuns: 5,
+  shippingDurationMs: 3_000,
+  settleMs: 3_000,
+  burstAfterIdle: true,
 };
 
 const QUICK: Preset = {
-  runs: 1, warmupMs: 200, warmMs: 700, durationMs: 800, keepaliveConnections: 64, newconnConcurrency: 16,
-  bulkBytes: 32 * 2 ** 20, bulkRuns: 1, idleTunnels: 500, telemetryRecords: 20_000,
-  mintHosts: 20, mintHits: 2_000, shippingRuns: 1, shippingDurationMs: 1_000,
-  settleMs: 300, burstAfterIdle: false,
+  runs: 1,
+  warmupMs: 200,
+  warmMs: 700,
+  durationMs: 800,
+  keepaliveConnections: 64,
+  newconnConcurrency: 16,
+  bulkBytes: 32 * 2 ** 20,
+  bulkRuns: 1,
+  idleTunnels: 500,
+  telemetryRecords: 20_000,
+  mintHosts: 20,
+  mintHits: 2_000,
+  shippingRuns: 1,
+  shippingDurationMs: 1_000,
+  settleMs: 300,
+  burstAfterIdle: false,
 };
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -44,7 +68,9 @@ function isScenario(v: unknown): v is Scenario {
 /** Every scenario module in dist/bench/scenarios/, sorted by `order`. */
 export async function loadScenarios(): Promise<Scenario[]> {
   const dir = fileURLToPath(new URL('./scenarios/', import.meta.url));
-  const files = readdirSync(dir).filter((f) => f.endsWith('.js') && !f.startsWith('_')).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.js') && !f.startsWith('_'))
+    .sort();
   const out: Scenario[] = [];
   for (const f of files) {
     const mod = (await import(pathToFileURL(join(dir, f)).href)) as { default?: unknown };
@@ -67,19 +93,32 @@ async function runTable(args: BenchArgs, scenarios: Scenario[]): Promise<number>
   const preset = args.quick ? QUICK : FULL;
   const fdLimit = hardNofileLimit();
   const m = machine(fdLimit);
-  log(`egress-witness bench${args.quick ? ' (--quick)' : ''}: ${m.cores} cores (${m.cpuModel}), ${(m.memoryMiB / 1024).toFixed(1)} GiB, Node ${m.node}; load generator, fake server and proxies share these cores`);
+  log(
+    `egress-witness bench${args.quick ? ' (--quick)' : ''}: ${m.cores} cores (${m.cpuModel}), ${(m.memoryMiB / 1024).toFixed(1)} GiB, Node ${m.node}; load generator, fake server and proxies share these cores`,
+  );
   const h = await openHarness({ agentLogLevel: args.agentLogLevel, profile: args.profile });
   const peers = new PeerPool(h.peerEnv, log);
   const rows: Row[] = [];
   const failures: string[] = [];
   const ctx: BenchContext = {
-    args, preset, tmp: h.tmp, pki: h.pki, fake: h.fake, receiver: h.receiver, load: h.load, peers, peerEnv: h.peerEnv,
+    args,
+    preset,
+    tmp: h.tmp,
+    pki: h.pki,
+    fake: h.fake,
+    receiver: h.receiver,
+    load: h.load,
+    peers,
+    peerEnv: h.peerEnv,
     record: (row) => void rows.push(row),
     log,
   };
   const onSignal = (): void => {
     log('interrupted: stopping the peers');
-    void peers.stopAll().finally(() => h.close(true)).finally(() => process.exit(130));
+    void peers
+      .stopAll()
+      .finally(() => h.close(true))
+      .finally(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -93,7 +132,16 @@ async function runTable(args: BenchArgs, scenarios: Scenario[]): Promise<number>
         const msg = (err as Error).stack ?? String(err);
         failures.push(`${s.name}: ${msg}`);
         log(`  FAILED: ${msg}`);
-        rows.push({ scenario: s.name, metric: '(scenario)', unit: '', better: 'higher', peer: null, subject: 'failed', value: null, skipped: `failed: ${(err as Error).message.split('\n')[0]}` });
+        rows.push({
+          scenario: s.name,
+          metric: '(scenario)',
+          unit: '',
+          better: 'higher',
+          peer: null,
+          subject: 'failed',
+          value: null,
+          skipped: `failed: ${(err as Error).message.split('\n')[0]}`,
+        });
       }
       log(`  (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     }
@@ -111,18 +159,27 @@ async function runTable(args: BenchArgs, scenarios: Scenario[]): Promise<number>
   process.stdout.write(`\n${formatTable(rows)}\n\nTargets:\n`);
   for (const t of targets) process.stdout.write(`  ${t.met === null ? '  n/a' : t.met ? '  met' : 'MISSED'}  ${t.text}: ${t.detail}\n`);
   for (const r of peers.restarts) process.stdout.write(`WARNING: ${r}\n`);
-  process.stdout.write(`\nMachine: ${m.cores} cores, ${(m.memoryMiB / 1024).toFixed(1)} GiB, Node ${m.node}, ${m.platform} ${m.kernel}; fd hard limit ${fdLimit}. Run time ${seconds.toFixed(0)} s.\n`);
-  process.stdout.write('Ratios are value ÷ reference (for latency and RSS, below 1 is better). CPU in % of one core: client = load generator (measured window), proxy = the proxy process and its helpers, server = fake AWS server, other = the rest of the machine (other people’s work: high values mean a disturbed figure).\n');
+  process.stdout.write(
+    `\nMachine: ${m.cores} cores, ${(m.memoryMiB / 1024).toFixed(1)} GiB, Node ${m.node}, ${m.platform} ${m.kernel}; fd hard limit ${fdLimit}. Run time ${seconds.toFixed(0)} s.\n`,
+  );
+  process.stdout.write(
+    'Ratios are value ÷ reference (for latency and RSS, below 1 is better). CPU in % of one core: client = load generator (measured window), proxy = the proxy process and its helpers, server = fake AWS server, other = the rest of the machine (other people’s work: high values mean a disturbed figure).\n',
+  );
 
   const full = !args.quick && !args.only;
   const out = args.out ?? join(RESULTS_DIR, full ? 'latest.json' : 'partial-latest.json');
   mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, `${JSON.stringify({ kind: 'egress-witness-bench', schema: 1, quick: args.quick, only: args.only, agentLogLevel: args.agentLogLevel, machine: m, durationSeconds: Math.round(seconds), preset, rows, targets, failures, warnings: peers.restarts }, null, 2)}\n`);
+  writeFileSync(
+    out,
+    `${JSON.stringify({ kind: 'egress-witness-bench', schema: 1, quick: args.quick, only: args.only, agentLogLevel: args.agentLogLevel, machine: m, durationSeconds: Math.round(seconds), preset, rows, targets, failures, warnings: peers.restarts }, null, 2)}\n`,
+  );
   process.stdout.write(`Results: ${out}\n`);
 
   if (h.profileDir) {
     process.stdout.write(`\nCPU profiles (${h.profileDir}):\n`);
-    for (const f of readdirSync(h.profileDir).filter((x) => x.endsWith('.cpuprofile')).sort()) {
+    for (const f of readdirSync(h.profileDir)
+      .filter((x) => x.endsWith('.cpuprofile'))
+      .sort()) {
       try {
         process.stdout.write(`${formatSummary(f, summarizeProfile(join(h.profileDir, f)))}\n\n`);
       } catch (err) {

@@ -48,7 +48,11 @@ interface Sample {
 
 export async function runSoak(args: BenchArgs, durationMs: number, log: (line: string) => void): Promise<number> {
   const h = await openHarness({ agentLogLevel: args.agentLogLevel, profile: args.profile });
-  const agent = await startPeer(h.peerEnv, 'ew-inspect', { detectorUrl: h.receiver.url, flushInterval: '1s', passthrough: ['*.s3.us-east-1.amazonaws.com'] });
+  const agent = await startPeer(h.peerEnv, 'ew-inspect', {
+    detectorUrl: h.receiver.url,
+    flushInterval: '1s',
+    passthrough: ['*.s3.us-east-1.amazonaws.com'],
+  });
   const samples: Sample[] = [];
   let firstError: string | null = null;
   let failed = false;
@@ -56,11 +60,19 @@ export async function runSoak(args: BenchArgs, durationMs: number, log: (line: s
     if (!agent.pid || !agent.adminPort || !agent.proxy) throw new Error('agent did not start');
     const tunnel = { ...agent.target, caPem: h.pki.fakeCa.certPem };
     await h.load.soakStart({
-      inspect: agent.target, tunnel, hostHeader: agent.hostHeader,
-      inspectRps: 300, inspectConnections: 8, keys: 500, inspectCps: 10, tunnelCps: 40,
+      inspect: agent.target,
+      tunnel,
+      hostHeader: agent.hostHeader,
+      inspectRps: 300,
+      inspectConnections: 8,
+      keys: 500,
+      inspectCps: 10,
+      tunnelCps: 40,
       tunnelAuthorities: Array.from({ length: 200 }, (_, i) => `soak-${i}.s3.us-east-1.amazonaws.com:443`),
     });
-    log(`soak: ${(durationMs / 60_000).toFixed(1)} min of mixed load on egress-witness inspect (pid ${agent.pid}); a sample every ${SAMPLE_MS / 1000} s`);
+    log(
+      `soak: ${(durationMs / 60_000).toFixed(1)} min of mixed load on egress-witness inspect (pid ${agent.pid}); a sample every ${SAMPLE_MS / 1000} s`,
+    );
     log('   t(s)  rss MiB  heap MiB  handles  fds  loop p99 ms  agent cpu  inspect/s  conn/s  tunnel/s  errors  client p99 ms');
     const t0 = performance.now();
     let cpuPrev = cpuMs(agent.pid);
@@ -93,7 +105,9 @@ export async function runSoak(args: BenchArgs, durationMs: number, log: (line: s
       tPrev = now;
       firstError ??= load.firstError;
       samples.push(s);
-      log(`  ${fmt(s.t).padStart(5)}  ${fmt(s.rssMiB).padStart(7)}  ${fmt(s.heapUsedMiB).padStart(8)}  ${String(s.handles ?? '–').padStart(7)}  ${String(s.fds ?? '–').padStart(3)}  ${fmt(s.eventLoopP99Ms).padStart(11)}  ${`${fmt(s.agentCpuPct)}%`.padStart(9)}  ${fmt(s.inspectRps).padStart(9)}  ${fmt(s.inspectCps).padStart(6)}  ${fmt(s.tunnelCps).padStart(8)}  ${String(s.errors).padStart(6)}  ${fmt(s.clientP99Ms).padStart(13)}`);
+      log(
+        `  ${fmt(s.t).padStart(5)}  ${fmt(s.rssMiB).padStart(7)}  ${fmt(s.heapUsedMiB).padStart(8)}  ${String(s.handles ?? '–').padStart(7)}  ${String(s.fds ?? '–').padStart(3)}  ${fmt(s.eventLoopP99Ms).padStart(11)}  ${`${fmt(s.agentCpuPct)}%`.padStart(9)}  ${fmt(s.inspectRps).padStart(9)}  ${fmt(s.inspectCps).padStart(6)}  ${fmt(s.tunnelCps).padStart(8)}  ${String(s.errors).padStart(6)}  ${fmt(s.clientP99Ms).padStart(13)}`,
+      );
     }
     await h.load.soakStop();
   } catch (err) {
@@ -105,7 +119,8 @@ export async function runSoak(args: BenchArgs, durationMs: number, log: (line: s
   }
 
   const half = samples.slice(Math.floor(samples.length / 2));
-  const fit = (pick: (s: Sample) => number | null) => linearFit(half.filter((s) => pick(s) !== null && Number.isFinite(pick(s))).map((s) => ({ x: s.t / 60, y: pick(s) as number })));
+  const fit = (pick: (s: Sample) => number | null) =>
+    linearFit(half.filter((s) => pick(s) !== null && Number.isFinite(pick(s))).map((s) => ({ x: s.t / 60, y: pick(s) as number })));
   const rssFit = fit((s) => s.rssMiB);
   const heapFit = fit((s) => s.heapUsedMiB);
   const handlesFit = fit((s) => s.handles);
@@ -124,7 +139,10 @@ export async function runSoak(args: BenchArgs, durationMs: number, log: (line: s
   process.stdout.write(`${lines.join('\n')}\n`);
   const out = args.out ?? join(RESULTS_DIR, 'soak-latest.json');
   mkdirSync(RESULTS_DIR, { recursive: true });
-  writeFileSync(out, `${JSON.stringify({ kind: 'egress-witness-soak', schema: 1, machine: machine(hardNofileLimit()), durationSeconds: Math.round(durationMs / 1000), verdict, limits: { rssMiBPerMin: RSS_SLOPE_LIMIT_MIB_PER_MIN, handlesPerMin: HANDLES_SLOPE_LIMIT_PER_MIN }, fits: { rss: rssFit, heap: heapFit, handles: handlesFit }, errors, firstError, samples }, null, 2)}\n`);
+  writeFileSync(
+    out,
+    `${JSON.stringify({ kind: 'egress-witness-soak', schema: 1, machine: machine(hardNofileLimit()), durationSeconds: Math.round(durationMs / 1000), verdict, limits: { rssMiBPerMin: RSS_SLOPE_LIMIT_MIB_PER_MIN, handlesPerMin: HANDLES_SLOPE_LIMIT_PER_MIN }, fits: { rss: rssFit, heap: heapFit, handles: handlesFit }, errors, firstError, samples }, null, 2)}\n`,
+  );
   process.stdout.write(`Results: ${out}\n`);
   return failed ? 1 : 0;
 }

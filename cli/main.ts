@@ -21,7 +21,8 @@ const load = {
 
 function intOption(min: number, max: number) {
   return (value: string): string => {
-    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) throw new InvalidArgumentError(`expected an integer ${min}-${max}, got "${value}"`);
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max)
+      throw new InvalidArgumentError(`expected an integer ${min}-${max}, got "${value}"`);
     return value;
   };
 }
@@ -30,12 +31,16 @@ const out = { stdout: (s: string) => process.stdout.write(s), stderr: (s: string
 
 function program(): Command {
   const p = new Command('egress-witness')
-    .description('Attest AWS API calls that leave through an on-prem gateway, instead of blindly suppressing\nGuardDuty InstanceCredentialExfiltration.OutsideAWS findings for the gateway address.')
+    .description(
+      'Attest AWS API calls that leave through an on-prem gateway, instead of blindly suppressing\nGuardDuty InstanceCredentialExfiltration.OutsideAWS findings for the gateway address.',
+    )
     .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeOut: out.stdout, writeErr: out.stderr })
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   egress-witness agent --config /etc/egress-witness/agent.yaml
   egress-witness detector --config /etc/egress-witness/detector.yaml
@@ -43,19 +48,23 @@ Examples:
   egress-witness suppression-rule --config /etc/egress-witness/agent.yaml --format cli
   egress-witness <command> --help
 
-Exit codes: 0 ok, 1 invalid configuration or runtime failure, 2 usage error.`);
+Exit codes: 0 ok, 1 invalid configuration or runtime failure, 2 usage error.`,
+    );
 
   p.command('agent')
     .description('run the gateway agent: forward proxy, observations, telemetry shipping')
     .requiredOption('-c, --config <file>', 'agent configuration file (YAML)')
     .addOption(new Option('--log-level <level>', 'override log.level').choices(LOG_LEVELS))
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   egress-witness agent --config /etc/egress-witness/agent.yaml
   egress-witness agent --config config/agent.local.yaml --log-level debug
 
 Signals: SIGHUP reloads the configuration (the old one stays on error),
-SIGTERM/SIGINT drain and exit 0; a second one exits at once.`)
+SIGTERM/SIGINT drain and exit 0; a second one exits at once.`,
+    )
     .action(async (o: { config: string; logLevel?: string }) => {
       process.exitCode = await (await load.agent()).runAgent(o.config, o.logLevel ? { logLevel: o.logLevel } : {});
     });
@@ -63,17 +72,23 @@ SIGTERM/SIGINT drain and exit 0; a second one exits at once.`)
   const det = p
     .command('detector')
     .description('run the central detector, or query its store')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   egress-witness detector --config /etc/egress-witness/detector.yaml
-  egress-witness detector decisions --config /etc/egress-witness/detector.yaml --since 1h --disposition finding`);
+  egress-witness detector decisions --config /etc/egress-witness/detector.yaml --since 1h --disposition finding`,
+    );
   det
     .command('run', { isDefault: true })
     .description('run the detector daemon: telemetry ingest, CloudTrail and GuardDuty input, correlation, findings')
     .requiredOption('-c, --config <file>', 'detector configuration file (YAML)')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
-  egress-witness detector --config /etc/egress-witness/detector.yaml`)
+  egress-witness detector --config /etc/egress-witness/detector.yaml`,
+    )
     .action(async (o: { config: string }) => {
       process.exitCode = await (await load.detector()).runDetector(o.config);
     });
@@ -84,22 +99,30 @@ Examples:
     .option('--since <duration>', 'only decisions newer than this (e.g. 1h, 30m)', '24h')
     .addOption(new Option('--disposition <d>', 'only this disposition').choices(['ignored', 'suppressed', 'finding', 'archive', 'keep']))
     .option('--limit <n>', 'at most this many', intOption(1, 1_000_000), '1000')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
-  egress-witness detector decisions --config /etc/egress-witness/detector.yaml --since 1h --disposition suppressed`)
+  egress-witness detector decisions --config /etc/egress-witness/detector.yaml --since 1h --disposition suppressed`,
+    )
     .action(async (o: { config: string; since: string; disposition?: string; limit: string }) => {
-      process.exitCode = await (await load.detector()).listDecisions(o.config, { since: o.since, disposition: o.disposition ?? null, limit: Number(o.limit) }, out);
+      process.exitCode = await (
+        await load.detector()
+      ).listDecisions(o.config, { since: o.since, disposition: o.disposition ?? null, limit: Number(o.limit) }, out);
     });
 
   p.command('check-config')
     .description('validate an agent or detector configuration file (told apart by its top-level keys)')
     .argument('<file>', 'configuration file (YAML)')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Valid: exit 0 and a one-line summary. Invalid: exit 1 and every problem as "path: reason".
 
 Examples:
   egress-witness check-config /etc/egress-witness/agent.yaml
-  egress-witness check-config config/detector.example.yaml`)
+  egress-witness check-config config/detector.example.yaml`,
+    )
     .action(async (file: string) => {
       process.exitCode = await (await load.checkConfig()).checkConfigCommand(file, out);
     });
@@ -112,7 +135,9 @@ Examples:
     .option('--detector-id <id>', 'GuardDuty detector id to put in the rule')
     .option('--name <name>', 'filter name (3-64 of A-Z a-z 0-9 . _ -)', 'egress-witness-gateway-cidrs')
     .option('--rank <n>', 'filter rank (1 = evaluated first)', intOption(1, 100), '1')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Why this rule is blind: it archives every OutsideAWS finding whose caller address is the
 gateway's, so an attacker who steals instance credentials and sends them through the same
 gateway (or anyone behind the same NAT) is silenced too. It cannot say which host, which key,
@@ -122,7 +147,8 @@ rule only as a fallback while the agent and detector are not deployed.
 
 Examples:
   egress-witness suppression-rule --config /etc/egress-witness/agent.yaml
-  egress-witness suppression-rule --config agent.yaml --format cli --expand --detector-id 12abc34d567e8fa901bc2d34e56789f0`)
+  egress-witness suppression-rule --config agent.yaml --format cli --expand --detector-id 12abc34d567e8fa901bc2d34e56789f0`,
+    )
     .action(async (o: { config: string; format: 'json' | 'cli'; expand?: boolean; detectorId?: string; name: string; rank: string }) => {
       process.exitCode = await (await load.suppressionRule()).suppressionRuleCommand(o, out);
     });
@@ -130,9 +156,12 @@ Examples:
   const ca = p
     .command('ca')
     .description('manage the inspection CA')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
-  egress-witness ca init --out /etc/egress-witness`);
+  egress-witness ca init --out /etc/egress-witness`,
+    );
   ca.command('init')
     .description('create an inspection CA (ECDSA P-256) for TLS inspection of AWS endpoints')
     .requiredOption('-o, --out <dir>', 'folder to write ca.pem and ca-key.pem into')
@@ -140,10 +169,13 @@ Examples:
     .option('--name <cn>', 'CA common name', DEFAULT_COMMON_NAME)
     .option('--validity-days <n>', 'CA validity in days', intOption(1, 3650), String(DEFAULT_VALIDITY_DAYS))
     .option('--domains <list>', 'comma-separated DNS name constraints (empty = none)', AWS_PERMITTED_DOMAINS.join(','))
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   egress-witness ca init --out /etc/egress-witness
-  egress-witness ca init --out ./ca --domains amazonaws.com`)
+  egress-witness ca init --out ./ca --domains amazonaws.com`,
+    )
     .action(async (o: { out: string; force?: boolean; name: string; validityDays: string; domains: string }) => {
       process.exitCode = await (await load.ca()).caInitCommand(o, out);
     });
@@ -156,14 +188,26 @@ Examples:
     .option('--guardduty <files...>', 'GuardDuty findings (JSON lines, arrays, EventBridge events or bare findings)')
     .option('--findings', 'print the aggregated findings instead of one decision per record')
     .option('--quiet', 'no progress on stderr')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   egress-witness replay --config detector.yaml --cloudtrail logs/*.json.gz --telemetry gw1.ndjson
   egress-witness replay --config detector.yaml --cloudtrail logs/ --telemetry gw1.ndjson --findings
-  egress-witness replay --config detector.yaml --guardduty findings.json --cloudtrail logs/*.json.gz --telemetry gw1.ndjson`)
-    .action(async (o: { config: string; cloudtrail?: string[]; telemetry?: string[]; guardduty?: string[]; findings?: boolean; quiet?: boolean }) => {
-      process.exitCode = await (await load.replay()).replayCommand(o, out);
-    });
+  egress-witness replay --config detector.yaml --guardduty findings.json --cloudtrail logs/*.json.gz --telemetry gw1.ndjson`,
+    )
+    .action(
+      async (o: {
+        config: string;
+        cloudtrail?: string[];
+        telemetry?: string[];
+        guardduty?: string[];
+        findings?: boolean;
+        quiet?: boolean;
+      }) => {
+        process.exitCode = await (await load.replay()).replayCommand(o, out);
+      },
+    );
   return p;
 }
 

@@ -59,15 +59,35 @@ async function buildRuntime(c: DetectorConfig): Promise<Runtime> {
   const gateways = new Map<string, GatewayKey>();
   for (const g of registry.gateways) {
     const conf = c.gateways.find((x) => x.id === g.id);
-    if (conf) gateways.set(g.id, { id: g.id, secret: await readSecretFile(conf.secret_file, `the HMAC secret of gateway ${g.id}`), egressCidrs: g.cidrs, inspect: g.inspect });
+    if (conf)
+      gateways.set(g.id, {
+        id: g.id,
+        secret: await readSecretFile(conf.secret_file, `the HMAC secret of gateway ${g.id}`),
+        egressCidrs: g.cidrs,
+        inspect: g.inspect,
+      });
   }
-  return { config: c, gateways, registry, policy, token: c.ingest.token_file ? await readSecretFile(c.ingest.token_file, 'the ingest bearer token') : null };
+  return {
+    config: c,
+    gateways,
+    registry,
+    policy,
+    token: c.ingest.token_file ? await readSecretFile(c.ingest.token_file, 'the ingest bearer token') : null,
+  };
 }
 
 /** What SIGHUP applies to a running detector; everything else waits for a restart (and the log says which keys). */
 export const DETECTOR_HOT_KEYS: readonly string[] = [
-  'gateways', 'aws_ip_ranges', 'correlation', 'store.retention', 'guardduty.mode', 'guardduty.region', 'guardduty.detector_id',
-  'guardduty.webhook_kept', 'ingest', 'log.level',
+  'gateways',
+  'aws_ip_ranges',
+  'correlation',
+  'store.retention',
+  'guardduty.mode',
+  'guardduty.region',
+  'guardduty.detector_id',
+  'guardduty.webhook_kept',
+  'ingest',
+  'log.level',
 ];
 
 export class DetectorApp {
@@ -86,13 +106,19 @@ export class DetectorApp {
   private listening = false;
   private readonly now: () => number;
 
-  constructor(private config: DetectorConfig, private readonly deps: DetectorDeps) {
+  constructor(
+    private config: DetectorConfig,
+    private readonly deps: DetectorDeps,
+  ) {
     this.now = deps.now ?? Date.now;
     this.registry = deps.registry ?? createRegistry();
     this.metrics = createDetectorMetrics(this.registry, { version: deps.version, nodeVersion: deps.nodeVersion });
     this.admin = createAdminServer({
       registry: this.registry,
-      readiness: () => ({ ready: this.listening, checks: { ingest_listening: this.ingest?.listening ?? false, store_open: this.store !== null, config_loaded: true } }),
+      readiness: () => ({
+        ready: this.listening,
+        checks: { ingest_listening: this.ingest?.listening ?? false, store_open: this.store !== null, config_loaded: true },
+      }),
       routes: { '/status': () => this.status() },
     });
   }
@@ -202,7 +228,15 @@ export class DetectorApp {
     const ingestAddr = await listen(this.ingest, c.listen.host, c.listen.port);
     const adminAddr = await listen(this.admin, c.admin.listen.host, c.admin.listen.port);
     if (c.cloudtrail.watch_dir) {
-      this.watcher = new CloudTrailWatcher({ dir: c.cloudtrail.watch_dir, intervalMs: c.cloudtrail.poll_interval, store, engine: this.engine, metrics, logger, now: this.now });
+      this.watcher = new CloudTrailWatcher({
+        dir: c.cloudtrail.watch_dir,
+        intervalMs: c.cloudtrail.poll_interval,
+        store,
+        engine: this.engine,
+        metrics,
+        logger,
+        now: this.now,
+      });
       this.watcher.start();
     }
     this.every(1_000, () => this.engine?.tick());
@@ -226,7 +260,12 @@ export class DetectorApp {
         gateways: c.gateways.map((g) => `${g.id}=${g.egress_cidrs.join(',')}${g.inspect ? '' : ' (tunnel-only)'}`),
         cloudtrail_watch_dir: c.cloudtrail.watch_dir,
         aws_ip_ranges: c.aws_ip_ranges,
-        correlation: { window: formatDuration(c.correlation.window), grace: formatDuration(c.correlation.grace), heartbeat_stale: formatDuration(c.correlation.heartbeat_stale), endpoint_attestation: c.correlation.endpoint_attestation },
+        correlation: {
+          window: formatDuration(c.correlation.window),
+          grace: formatDuration(c.correlation.grace),
+          heartbeat_stale: formatDuration(c.correlation.heartbeat_stale),
+          endpoint_attestation: c.correlation.endpoint_attestation,
+        },
         findings: { file: c.findings.file, webhook: c.findings.webhook },
         guardduty: { mode: gd.mode, polling: gd.poll_interval !== null },
         ingest_port: ingestAddr.port,
@@ -263,7 +302,8 @@ export class DetectorApp {
   private prune(): void {
     if (!this.store) return;
     const r = this.store.prune(this.now() - this.rt.config.store.retention);
-    if (r.observations + r.heartbeats + r.events > 0) this.deps.logger.info({ event: 'pruned', ...r }, 'pruned evidence older than store.retention');
+    if (r.observations + r.heartbeats + r.events > 0)
+      this.deps.logger.info({ event: 'pruned', ...r }, 'pruned evidence older than store.retention');
   }
 
   private markReload(ok: boolean): void {
@@ -275,7 +315,10 @@ export class DetectorApp {
     const log = this.deps.logger;
     if (!result.ok) {
       this.markReload(false);
-      log.error({ event: 'reload_failed', problems: result.problems.map(formatProblem) }, 'configuration reload failed; keeping the running configuration');
+      log.error(
+        { event: 'reload_failed', problems: result.problems.map(formatProblem) },
+        'configuration reload failed; keeping the running configuration',
+      );
       return false;
     }
     try {
@@ -284,7 +327,11 @@ export class DetectorApp {
       this.config = effective;
       log.level = effective.log.level;
       this.markReload(true);
-      if (needsRestart.length > 0) log.warn({ event: 'reload_partial', keys_needing_restart: needsRestart }, `configuration reloaded; ${needsRestart.join(', ')} keep their running values until a restart`);
+      if (needsRestart.length > 0)
+        log.warn(
+          { event: 'reload_partial', keys_needing_restart: needsRestart },
+          `configuration reloaded; ${needsRestart.join(', ')} keep their running values until a restart`,
+        );
       else log.info({ event: 'reloaded', gateways: result.value.gateways.map((g) => g.id) }, 'configuration reloaded');
       return true;
     } catch (err) {

@@ -11,6 +11,11 @@ export async function buildCorrelationContext(c: DetectorConfig): Promise<{ regi
   const ranges = c.aws_ip_ranges ? await loadAwsIpRanges(c.aws_ip_ranges) : null;
   return {
     registry: compileRegistry({ gateways: c.gateways.map((g) => ({ id: g.id, egressCidrs: g.egress_cidrs, inspect: g.inspect })) }),
-    policy: { windowMs: c.correlation.window, heartbeatStaleMs: c.correlation.heartbeat_stale, endpointAttestation: c.correlation.endpoint_attestation, awsRanges: ranges },
+    policy: {
+      windowMs: c.correlation.window,
+      heartbeatStaleMs: c.correlation.heartbeat_stale,
+      endpointAttestation: c.correlation.endpoint_attestation,
+      awsRanges: ranges,
+    },
   };
 }

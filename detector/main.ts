@@ -52,7 +52,11 @@ export async function runDetector(configPath: string): Promise<number> {
 }
 
 /** `egress-witness detector decisions`: stored decisions as JSON lines, newest first. */
-export async function listDecisions(configPath: string, o: { since: string; disposition: string | null; limit: number }, out: Output): Promise<number> {
+export async function listDecisions(
+  configPath: string,
+  o: { since: string; disposition: string | null; limit: number },
+  out: Output,
+): Promise<number> {
   const loaded = await readConfigFile(configPath, detectorConfigSchema);
   if (!loaded.ok) {
     out.stderr(formatProblems(`${configPath}: invalid configuration`, loaded.problems));
@@ -72,7 +76,9 @@ export async function listDecisions(configPath: string, o: { since: string; disp
   }
   try {
     for (const d of store.listDecisions({ sinceMs: Date.now() - since, disposition: o.disposition, limit: o.limit })) {
-      out.stdout(`${JSON.stringify({ kind: d.kind, id: d.subjectId, time: new Date(d.timeMs).toISOString(), decidedAt: new Date(d.decidedMs).toISOString(), disposition: d.disposition, rule: d.rule, accessKeyId: d.accessKeyId, sourceIp: d.sourceIp, gatewayId: d.gatewayId, detail: d.detail })}\n`);
+      out.stdout(
+        `${JSON.stringify({ kind: d.kind, id: d.subjectId, time: new Date(d.timeMs).toISOString(), decidedAt: new Date(d.decidedMs).toISOString(), disposition: d.disposition, rule: d.rule, accessKeyId: d.accessKeyId, sourceIp: d.sourceIp, gatewayId: d.gatewayId, detail: d.detail })}\n`,
+      );
     }
   } finally {
     store.close();

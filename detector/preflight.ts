@@ -8,7 +8,8 @@ export async function preflightDetector(c: DetectorConfig): Promise<ConfigProble
   const add = (path: string, r: { ok: true } | { ok: false; message: string }): void => {
     if (!r.ok) problems.push({ path, message: r.message });
   };
-  for (const [i, g] of c.gateways.entries()) add(`gateways[${i}].secret_file`, await checkSecretFile(g.secret_file, `the HMAC secret of gateway ${g.id}`));
+  for (const [i, g] of c.gateways.entries())
+    add(`gateways[${i}].secret_file`, await checkSecretFile(g.secret_file, `the HMAC secret of gateway ${g.id}`));
   if (c.tls.cert) add('tls.cert', await checkReadableFile(c.tls.cert));
   if (c.tls.key) add('tls.key', await checkPrivateFile(c.tls.key, 'the TLS key', true));
   if (c.ingest.token_file) add('ingest.token_file', await checkSecretFile(c.ingest.token_file, 'the ingest bearer token'));

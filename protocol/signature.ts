@@ -36,7 +36,13 @@ export function parseSignatureHeader(header: string | undefined): { t: number; v
 }
 
 /** Verifies the header against the body; several v1 values allow key rotation on the sender. */
-export function verifySignature(secret: Buffer, header: string | undefined, body: Uint8Array, nowSeconds: number, skewSeconds: number): SignatureCheck {
+export function verifySignature(
+  secret: Buffer,
+  header: string | undefined,
+  body: Uint8Array,
+  nowSeconds: number,
+  skewSeconds: number,
+): SignatureCheck {
   if (!header) return { ok: false, reason: 'missing' };
   const parsed = parseSignatureHeader(header);
   if (!parsed) return { ok: false, reason: 'malformed' };

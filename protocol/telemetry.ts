@@ -16,7 +16,18 @@ export const OBSERVATION_MODES = ['tunnel', 'inspect', 'http'] as const;
 export type ObservationMode = (typeof OBSERVATION_MODES)[number];
 
 /** How a tunnel or request ended. Closed set: used as a metric label too. */
-export const OUTCOMES = ['ok', 'client_error', 'upstream_error', 'denied', 'dns_error', 'connect_error', 'connect_timeout', 'idle_timeout', 'drained', 'tls_intercept_failed'] as const;
+export const OUTCOMES = [
+  'ok',
+  'client_error',
+  'upstream_error',
+  'denied',
+  'dns_error',
+  'connect_error',
+  'connect_timeout',
+  'idle_timeout',
+  'drained',
+  'tls_intercept_failed',
+] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
 export const KEY_KINDS = ['temporary', 'long-term', 'bearer', 'context', 'unknown'] as const;
@@ -54,7 +65,11 @@ export const observationSchema = z.object({
   aws: awsEndpointSchema.nullable(),
   accessKeyId: accessKeyId.nullable(),
   keyKind: z.enum(KEY_KINDS).nullable().optional(),
-  accountId: z.string().regex(/^\d{12}$/).nullable().optional(),
+  accountId: z
+    .string()
+    .regex(/^\d{12}$/)
+    .nullable()
+    .optional(),
   sessionToken: z.boolean().nullable().optional(),
   signatureVersion: z.string().max(16).nullable().optional(),
   auth: z.enum(['header', 'query']).nullable().optional(),
@@ -108,7 +123,12 @@ export function validateBatch(value: unknown): BatchValidation {
   const r = batchSchema.safeParse(value);
   if (r.success) return { ok: true, batch: r.data };
   const issue = r.error.issues[0];
-  const path = issue ? issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '';
+  const path = issue
+    ? issue.path
+        .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+        .join('')
+        .replace(/^\./, '')
+    : '';
   return { ok: false, reason: `${path || '(batch)'}: ${issue?.message ?? 'invalid'}` };
 }
 

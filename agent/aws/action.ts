@@ -57,11 +57,13 @@ const RPCV2_PATH = /\/service\/([^/]+)\/operation\/([^/]+)$/;
 export function actionFromRequest(req: ActionRequest): ActionResult {
   const { path, query } = splitTarget(req.target);
   const params = parseQuery(query);
-  return fromTargetHeader(req.headers)
-    ?? fromQueryAction(params)
-    ?? fromRpcV2Path(req.headers, path)
-    ?? needsBody(req)
-    ?? fromRestPath(req, path, params);
+  return (
+    fromTargetHeader(req.headers) ??
+    fromQueryAction(params) ??
+    fromRpcV2Path(req.headers, path) ??
+    needsBody(req) ??
+    fromRestPath(req, path, params)
+  );
 }
 
 /** `X-Amz-Target: DynamoDB_20120810.GetItem` → GetItem. */

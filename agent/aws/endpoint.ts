@@ -22,9 +22,19 @@
 export type Partition = 'aws' | 'aws-cn' | 'aws-us-gov' | 'aws-iso' | 'aws-iso-b' | 'aws-eusc';
 
 export type EndpointVariant =
-  | 'regional' | 'fips' | 'dualstack' | 'fips-dualstack' | 'global'
-  | 's3-virtual-host' | 's3-path' | 's3-legacy' | 's3-dualstack' | 's3-access-point'
-  | 's3-control' | 's3-express' | 'vpce';
+  | 'regional'
+  | 'fips'
+  | 'dualstack'
+  | 'fips-dualstack'
+  | 'global'
+  | 's3-virtual-host'
+  | 's3-path'
+  | 's3-legacy'
+  | 's3-dualstack'
+  | 's3-access-point'
+  | 's3-control'
+  | 's3-express'
+  | 'vpce';
 
 export interface AwsEndpoint {
   service: string;
@@ -68,7 +78,11 @@ const FIXED_HOSTS: ReadonlyMap<string, Fixed> = new Map<string, Fixed>([
   ['global.health.amazonaws.com.cn', ['health', 'cn-northwest-1', 'aws-cn']],
 ]);
 
-interface DnsSuffix { suffix: string; partitions: readonly Partition[]; dualStack: boolean }
+interface DnsSuffix {
+  suffix: string;
+  partitions: readonly Partition[];
+  dualStack: boolean;
+}
 
 /** DNS suffixes of the partitions (SDK partitions table), most specific first. */
 const DNS_SUFFIXES: readonly DnsSuffix[] = [
@@ -207,7 +221,7 @@ function classifyRegional(labels: readonly string[], dns: DnsSuffix): AwsEndpoin
   const fips = serviceLabel.endsWith('-fips');
   const service = fips ? serviceLabel.slice(0, -'-fips'.length) : serviceLabel;
   if (!SERVICE_LABEL.test(service)) return null;
-  const variant = dns.dualStack ? (fips ? 'fips-dualstack' : 'dualstack') : (fips ? 'fips' : 'regional');
+  const variant = dns.dualStack ? (fips ? 'fips-dualstack' : 'dualstack') : fips ? 'fips' : 'regional';
   return { service, region, partition, variant };
 }
 
@@ -216,15 +230,25 @@ function classifyRegional(labels: readonly string[], dns: DnsSuffix): AwsEndpoin
  * not an S3 one, null when it is but the host is malformed.
  */
 function classifyRegionalS3(
-  label: string, head: readonly string[], region: string, partition: Partition, dualStack: boolean,
+  label: string,
+  head: readonly string[],
+  region: string,
+  partition: Partition,
+  dualStack: boolean,
 ): AwsEndpoint | null | undefined {
   const at = (service: string, variant: EndpointVariant): AwsEndpoint => ({ service, region, partition, variant });
   if (label === 's3' || label === 's3-fips') {
     const fips = label === 's3-fips';
     const bucket = joinBucket(head);
     const variant: EndpointVariant = fips
-      ? (dualStack ? 'fips-dualstack' : 'fips')
-      : dualStack ? 's3-dualstack' : bucket === undefined ? 's3-path' : 's3-virtual-host';
+      ? dualStack
+        ? 'fips-dualstack'
+        : 'fips'
+      : dualStack
+        ? 's3-dualstack'
+        : bucket === undefined
+          ? 's3-path'
+          : 's3-virtual-host';
     return withBucket(at('s3', variant), bucket);
   }
   if (label === 's3-accesspoint' || label === 's3-accesspoint-fips' || label === 's3-object-lambda' || label === 's3-object-lambda-fips') {

@@ -8,10 +8,7 @@
 /** Header names are lower case; a repeated header arrives as an array. */
 export type HeaderMap = Readonly<Record<string, string | string[] | undefined>>;
 
-export type HeaderValue =
-  | { kind: 'absent' }
-  | { kind: 'single'; value: string }
-  | { kind: 'repeated' };
+export type HeaderValue = { kind: 'absent' } | { kind: 'single'; value: string } | { kind: 'repeated' };
 
 export function headerValue(headers: HeaderMap, name: string): HeaderValue {
   const raw = headers[name];

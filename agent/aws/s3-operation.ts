@@ -63,7 +63,8 @@ const BUCKET_SUBRESOURCES: SubresourceTable = [
 ];
 
 /** Query parameters that ride along with any operation and say nothing about which one it is. */
-const NEUTRAL_PARAM = /^(?:x-id|versionid|response-.*|x-amz-.*|awsaccesskeyid|signature|expires|prefix|delimiter|max-keys|marker|encoding-type|continuation-token|start-after|fetch-owner|key-marker|upload-id-marker|version-id-marker|max-uploads|max-parts|part-number-marker)$/;
+const NEUTRAL_PARAM =
+  /^(?:x-id|versionid|response-.*|x-amz-.*|awsaccesskeyid|signature|expires|prefix|delimiter|max-keys|marker|encoding-type|continuation-token|start-after|fetch-owner|key-marker|upload-id-marker|version-id-marker|max-uploads|max-parts|part-number-marker)$/;
 
 export function s3Operation(req: S3Request): S3Operation {
   const method = req.method.toUpperCase();
@@ -73,7 +74,9 @@ export function s3Operation(req: S3Request): S3Operation {
   const has = (name: string): boolean => present.has(name);
   const eventName = hasKey
     ? objectOperation(method, has, req.headers)
-    : hasBucket ? bucketOperation(method, has, present) : serviceOperation(method);
+    : hasBucket
+      ? bucketOperation(method, has, present)
+      : serviceOperation(method);
   return { eventName, template };
 }
 
@@ -99,11 +102,16 @@ function objectOperation(method: string, has: (name: string) => boolean, headers
   const sub = fromTable(OBJECT_SUBRESOURCES, method, has);
   if (sub !== undefined) return sub;
   switch (method) {
-    case 'GET': return 'GetObject';
-    case 'HEAD': return 'HeadObject';
-    case 'PUT': return copy ? 'CopyObject' : 'PutObject';
-    case 'DELETE': return 'DeleteObject';
-    default: return null;
+    case 'GET':
+      return 'GetObject';
+    case 'HEAD':
+      return 'HeadObject';
+    case 'PUT':
+      return copy ? 'CopyObject' : 'PutObject';
+    case 'DELETE':
+      return 'DeleteObject';
+    default:
+      return null;
   }
 }
 
@@ -114,12 +122,18 @@ function bucketOperation(method: string, has: (name: string) => boolean, present
   const unknownFlag = [...present].some((name) => name !== '' && name !== 'list-type' && !NEUTRAL_PARAM.test(name));
   if (unknownFlag) return null;
   switch (method) {
-    case 'GET': return has('list-type') ? 'ListObjectsV2' : 'ListObjects';
-    case 'HEAD': return 'HeadBucket';
-    case 'PUT': return 'CreateBucket';
-    case 'DELETE': return 'DeleteBucket';
-    case 'POST': return 'PostObject';
-    default: return null;
+    case 'GET':
+      return has('list-type') ? 'ListObjectsV2' : 'ListObjects';
+    case 'HEAD':
+      return 'HeadBucket';
+    case 'PUT':
+      return 'CreateBucket';
+    case 'DELETE':
+      return 'DeleteBucket';
+    case 'POST':
+      return 'PostObject';
+    default:
+      return null;
   }
 }
 

@@ -38,9 +38,7 @@ export interface Attribution {
 export type MalformedReason = 'bad-authorization' | 'unknown-algorithm' | 'bad-credential' | 'bad-query';
 
 export type AttributionResult =
-  | { kind: 'attributed'; attribution: Attribution }
-  | { kind: 'unsigned' }
-  | { kind: 'malformed'; reason: MalformedReason };
+  { kind: 'attributed'; attribution: Attribution } | { kind: 'unsigned' } | { kind: 'malformed'; reason: MalformedReason };
 
 export interface SignedRequest {
   method: string;
@@ -116,7 +114,11 @@ function fromAuthorizationHeader(value: string, headers: HeaderMap, sessionToken
   return fromV4a(credential, regionSetHeader.kind === 'single' ? regionSetHeader.value : undefined, 'header', sessionToken);
 }
 
-interface AuthorizationFields { credential?: string; signedHeaders?: string; signature?: string }
+interface AuthorizationFields {
+  credential?: string;
+  signedHeaders?: string;
+  signature?: string;
+}
 
 /**
  * `Credential=…, SignedHeaders=…, Signature=…` with any mix of commas and
@@ -126,7 +128,9 @@ interface AuthorizationFields { credential?: string; signedHeaders?: string; sig
 function parseAuthorizationFields(text: string): AuthorizationFields | null {
   const fields: AuthorizationFields = {};
   const keys: Readonly<Record<string, keyof AuthorizationFields>> = {
-    credential: 'credential', signedheaders: 'signedHeaders', signature: 'signature',
+    credential: 'credential',
+    signedheaders: 'signedHeaders',
+    signature: 'signature',
   };
   for (const token of text.split(/[\s,]+/)) {
     if (token === '') continue;
@@ -160,7 +164,12 @@ function parseV4aCredential(credential: string): Omit<Scope, 'region'> | null {
 }
 
 /** A missing region set still attributes the key; a garbled one is a bad credential. */
-function fromV4a(credential: string, regionSetText: string | undefined, auth: 'header' | 'query', sessionToken: boolean): AttributionResult {
+function fromV4a(
+  credential: string,
+  regionSetText: string | undefined,
+  auth: 'header' | 'query',
+  sessionToken: boolean,
+): AttributionResult {
   const scope = parseV4aCredential(credential);
   if (scope === null) return malformed('bad-credential');
   let regionSet: string[] | null = null;
@@ -175,7 +184,14 @@ function fromV4a(credential: string, regionSetText: string | undefined, auth: 'h
 
 function sigV2(accessKeyId: string, auth: 'header' | 'query', sessionToken: boolean): AttributionResult {
   return attributed({
-    accessKeyId, signatureVersion: 'v2', auth, scopeDate: null, region: null, regionSet: null, service: null, sessionToken,
+    accessKeyId,
+    signatureVersion: 'v2',
+    auth,
+    scopeDate: null,
+    region: null,
+    regionSet: null,
+    service: null,
+    sessionToken,
   });
 }
 
@@ -230,13 +246,16 @@ function fromQuery(params: readonly QueryParam[], headers: HeaderMap, sessionTok
 export function redactTarget(target: string): string {
   const q = target.indexOf('?');
   if (q === -1) return target;
-  const redacted = target.slice(q + 1).split('&').map((part) => {
-    const eq = part.indexOf('=');
-    if (eq === -1) return part;
-    const rawName = part.slice(0, eq);
-    const name = safeDecode(rawName).toLowerCase();
-    return SECRET_QUERY_PARAMS.has(name) ? `${rawName}=REDACTED` : part;
-  });
+  const redacted = target
+    .slice(q + 1)
+    .split('&')
+    .map((part) => {
+      const eq = part.indexOf('=');
+      if (eq === -1) return part;
+      const rawName = part.slice(0, eq);
+      const name = safeDecode(rawName).toLowerCase();
+      return SECRET_QUERY_PARAMS.has(name) ? `${rawName}=REDACTED` : part;
+    });
   return `${target.slice(0, q)}?${redacted.join('&')}`;
 }
 

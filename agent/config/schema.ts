@@ -6,11 +6,24 @@
 import { z } from 'zod';
 import { parseIp } from '../../common/cidr/ip.js';
 import {
-  cidr, cidrList, duration, listenAddress, positiveDuration, logLevel, nullablePath, port, positiveInt, required, show, size, url,
+  cidr,
+  cidrList,
+  duration,
+  listenAddress,
+  positiveDuration,
+  logLevel,
+  nullablePath,
+  port,
+  positiveInt,
+  required,
+  show,
+  size,
+  url,
 } from '../../common/config/schema-helpers.js';
 
-
-const hostPattern = z.string().regex(/^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?$/i, 'expected a host name or "*.suffix"');
+const hostPattern = z
+  .string()
+  .regex(/^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?$/i, 'expected a host name or "*.suffix"');
 
 const upstreamTarget = z.string().superRefine((v, ctx) => {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(v);
@@ -21,12 +34,18 @@ const upstreamTarget = z.string().superRefine((v, ctx) => {
 });
 
 const gateway = z.strictObject({
-  id: z.string({ error: required('the gateway id, e.g. "gw-dc1"', 'a string') }).regex(/^[a-z0-9](?:[a-z0-9-]{0,62})$/, 'expected lower-case letters, digits and "-" (at most 63), e.g. "gw-dc1"'),
-  egress_cidrs: z.array(cidr, { error: required('the public CIDRs AWS sees from this gateway', 'a list of CIDRs') }).min(1, 'at least one egress CIDR is required'),
+  id: z
+    .string({ error: required('the gateway id, e.g. "gw-dc1"', 'a string') })
+    .regex(/^[a-z0-9](?:[a-z0-9-]{0,62})$/, 'expected lower-case letters, digits and "-" (at most 63), e.g. "gw-dc1"'),
+  egress_cidrs: z
+    .array(cidr, { error: required('the public CIDRs AWS sees from this gateway', 'a list of CIDRs') })
+    .min(1, 'at least one egress CIDR is required'),
 });
 
 const network = z.strictObject({
-  name: z.string({ error: required('the network name, e.g. "vpc-prod"', 'a string') }).regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected letters, digits, ".", "_" or "-"'),
+  name: z
+    .string({ error: required('the network name, e.g. "vpc-prod"', 'a string') })
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected letters, digits, ".", "_" or "-"'),
   cidrs: cidrList.min(1, 'at least one CIDR is required'),
 });
 
@@ -103,10 +122,18 @@ export const agentConfigSchema = z
       seen.add(n.name);
     });
     if (c.networks.length === 0 && c.proxy.allowed_clients.length === 0) {
-      ctx.addIssue({ code: 'custom', path: ['networks'], message: 'no routed networks and no proxy.allowed_clients: the proxy would admit nobody' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['networks'],
+        message: 'no routed networks and no proxy.allowed_clients: the proxy would admit nobody',
+      });
     }
     if (c.telemetry.detector_url !== null && c.telemetry.secret_file === null) {
-      ctx.addIssue({ code: 'custom', path: ['telemetry', 'secret_file'], message: 'required when telemetry.detector_url is set (batches are HMAC-signed)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['telemetry', 'secret_file'],
+        message: 'required when telemetry.detector_url is set (batches are HMAC-signed)',
+      });
     }
   });
 

@@ -41,7 +41,12 @@ export async function buildInspector(
     keepAliveTimeout: c.upstream.keep_alive_timeout,
     keepAliveMaxTimeout: c.upstream.keep_alive_timeout,
     pipelining: 1,
-    connect: policyConnector({ policy: deps.policy, deps: deps.dial ?? systemDialDeps, extraCa, connectTimeoutMs: c.proxy.connect_timeout }),
+    connect: policyConnector({
+      policy: deps.policy,
+      deps: deps.dial ?? systemDialDeps,
+      extraCa,
+      connectTimeoutMs: c.proxy.connect_timeout,
+    }),
   });
   const inspector = new TlsInspector({
     hosts: new HostPatternSet(inspect.hosts),

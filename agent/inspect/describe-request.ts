@@ -22,7 +22,13 @@ export interface RequestDescription {
   sniffer: FormActionSniffer | null;
 }
 
-export function describeRequest(input: { method: string; target: string; headers: http.IncomingHttpHeaders; host: string; endpoint?: AwsEndpoint | null }): RequestDescription {
+export function describeRequest(input: {
+  method: string;
+  target: string;
+  headers: http.IncomingHttpHeaders;
+  host: string;
+  endpoint?: AwsEndpoint | null;
+}): RequestDescription {
   const endpoint = input.endpoint !== undefined ? input.endpoint : classifyEndpoint(input.host);
   const signed: AttributionResult = attributeRequest({ method: input.method, target: input.target, headers: input.headers });
   let key: KeyAttribution | null = null;
@@ -39,12 +45,22 @@ export function describeRequest(input: { method: string; target: string; headers
       auth: a.auth,
     };
     if (a.service || a.region) {
-      aws = { service: a.service ?? aws?.service ?? 'unknown', region: a.region ?? aws?.region ?? null, partition: aws?.partition ?? 'aws' };
+      aws = {
+        service: a.service ?? aws?.service ?? 'unknown',
+        region: a.region ?? aws?.region ?? null,
+        partition: aws?.partition ?? 'aws',
+      };
     }
   } else {
     unattributed = signed.kind === 'unsigned' ? 'unsigned' : signed.reason;
   }
-  const act = actionFromRequest({ method: input.method, target: input.target, headers: input.headers, service: aws?.service ?? null, endpoint });
+  const act = actionFromRequest({
+    method: input.method,
+    target: input.target,
+    headers: input.headers,
+    service: aws?.service ?? null,
+    endpoint,
+  });
   return {
     key,
     action: act.action,

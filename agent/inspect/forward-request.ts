@@ -60,11 +60,19 @@ function observedBody(req: http.IncomingMessage, peek: ((chunk: Buffer) => void)
 export async function forwardInspected(
   req: http.IncomingMessage,
   res: http.ServerResponse,
-  opts: { dispatcher: Dispatcher; origin: string; now: () => number; headersTimeoutMs: number; bodyTimeoutMs: number; peekBody?: ((chunk: Buffer) => void) | null },
+  opts: {
+    dispatcher: Dispatcher;
+    origin: string;
+    now: () => number;
+    headersTimeoutMs: number;
+    bodyTimeoutMs: number;
+    peekBody?: ((chunk: Buffer) => void) | null;
+  },
 ): Promise<ForwardOutcome> {
   let bytesUp = 0;
   let bytesDown = 0;
-  const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+  const hasBody =
+    req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
   const body = hasBody ? observedBody(req, opts.peekBody ?? null, (n) => (bytesUp += n)) : null;
   const started = opts.now();
   let upstreamMs: number | null = null;

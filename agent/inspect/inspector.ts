@@ -27,7 +27,16 @@ import { classifyEndpoint, type AwsEndpoint } from '../aws/endpoint.js';
 import { forwardInspected } from './forward-request.js';
 import { failureAnswer } from '../proxy/failures.js';
 
-export type InterceptFailureCause = 'h2-only' | 'sni-mismatch' | 'malformed-hello' | 'hello-timeout' | 'cert-rejected' | 'handshake-failed' | 'handshake-timeout' | 'client-closed' | 'mint-failed';
+export type InterceptFailureCause =
+  | 'h2-only'
+  | 'sni-mismatch'
+  | 'malformed-hello'
+  | 'hello-timeout'
+  | 'cert-rejected'
+  | 'handshake-failed'
+  | 'handshake-timeout'
+  | 'client-closed'
+  | 'mint-failed';
 
 export interface InspectorOptions {
   hosts: HostPatternSet;
@@ -61,7 +70,12 @@ export class TlsInspector implements Inspector {
   private retired: (() => void) | null = null;
 
   constructor(private readonly opts: InspectorOptions) {
-    this.server = http.createServer({ keepAliveTimeout: opts.idleTimeoutMs, requestTimeout: 0, headersTimeout: opts.headersTimeoutMs, noDelay: true });
+    this.server = http.createServer({
+      keepAliveTimeout: opts.idleTimeoutMs,
+      requestTimeout: 0,
+      headersTimeout: opts.headersTimeoutMs,
+      noDelay: true,
+    });
     this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => void this.onRequest(req, res));
     // Answer "100 Continue" ourselves (undici refuses an Expect header) and stream the body on unchanged.
     this.server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -91,7 +105,23 @@ export class TlsInspector implements Inspector {
   }
 
   private observeFailure(ctx: InspectContext): void {
-    this.opts.observer.observe({ startedAt: ctx.startedAt, endedAt: this.opts.now(), clientIp: ctx.clientIp, network: ctx.network, mode: 'inspect', host: ctx.target.host, port: ctx.target.port, resolvedIp: null, aws: ctx.aws, key: null, action: null, bytesUp: 0, bytesDown: 0, outcome: 'tls_intercept_failed', status: null });
+    this.opts.observer.observe({
+      startedAt: ctx.startedAt,
+      endedAt: this.opts.now(),
+      clientIp: ctx.clientIp,
+      network: ctx.network,
+      mode: 'inspect',
+      host: ctx.target.host,
+      port: ctx.target.port,
+      resolvedIp: null,
+      aws: ctx.aws,
+      key: null,
+      action: null,
+      bytesUp: 0,
+      bytesDown: 0,
+      outcome: 'tls_intercept_failed',
+      status: null,
+    });
   }
 
   async handle(client: net.Socket, head: Buffer, ctx: InspectContext): Promise<InspectSummary> {
@@ -152,7 +182,12 @@ export class TlsInspector implements Inspector {
         failed = true;
         clearTimeout(handshakeTimer);
         const msg = err.message ?? '';
-        const cause: InterceptFailureCause = /alert (bad certificate|unknown ca|certificate unknown|decrypt error)|alert number 4[268]|ssl\/tls alert/i.test(msg) ? 'cert-rejected' : err.code === 'ECONNRESET' ? 'client-closed' : 'handshake-failed';
+        const cause: InterceptFailureCause =
+          /alert (bad certificate|unknown ca|certificate unknown|decrypt error)|alert number 4[268]|ssl\/tls alert/i.test(msg)
+            ? 'cert-rejected'
+            : err.code === 'ECONNRESET'
+              ? 'client-closed'
+              : 'handshake-failed';
         this.interceptFailed(ctx, cause, err.code ?? msg.slice(0, 120));
         this.observeFailure(ctx);
       });
@@ -186,7 +221,13 @@ export class TlsInspector implements Inspector {
     }
     const { ctx, endpoint } = state;
     const startedAt = this.opts.now();
-    const d = describeRequest({ method: req.method ?? 'GET', target: req.url ?? '/', headers: req.headers, host: ctx.target.host, endpoint });
+    const d = describeRequest({
+      method: req.method ?? 'GET',
+      target: req.url ?? '/',
+      headers: req.headers,
+      host: ctx.target.host,
+      endpoint,
+    });
     const reader = actionReader(d);
     if (!d.key) this.opts.metrics.unattributedRequests.inc({ reason: d.unattributed ?? 'unsigned' });
     const result = await forwardInspected(req, res, {
@@ -199,7 +240,10 @@ export class TlsInspector implements Inspector {
     });
     if (result.upstreamMs !== null) this.opts.metrics.upstreamDuration.observe(result.upstreamMs / 1000);
     const aws = d.aws ?? ctx.aws;
-    this.opts.metrics.inspectedRequests.inc({ service: serviceLabel(aws?.service), status_class: (result.status !== null ? statusClass(result.status) : null) ?? 'none' });
+    this.opts.metrics.inspectedRequests.inc({
+      service: serviceLabel(aws?.service),
+      status_class: (result.status !== null ? statusClass(result.status) : null) ?? 'none',
+    });
     this.opts.observer.observe({
       startedAt,
       endedAt: this.opts.now(),

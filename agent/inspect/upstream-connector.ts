@@ -21,7 +21,6 @@ export interface ConnectorOptions {
   connectTimeoutMs: number;
 }
 
-
 export function policyConnector(opts: ConnectorOptions): buildConnector.connector {
   const secureContext = trustedSecureContext(opts.extraCa);
   return (options, callback) => {
@@ -54,11 +53,15 @@ export function policyConnector(opts: ConnectorOptions): buildConnector.connecto
           noDelay: true,
         } as tls.ConnectionOptions);
         // tls.connect verifies the name against `servername`; check IP-literal targets explicitly.
-        if (target.isIp) socket.once('secureConnect', () => {
-          const err = tls.checkServerIdentity(target.host, socket.getPeerCertificate());
-          if (err) socket.destroy(err);
-        });
-        const timer = setTimeout(() => socket.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), opts.connectTimeoutMs);
+        if (target.isIp)
+          socket.once('secureConnect', () => {
+            const err = tls.checkServerIdentity(target.host, socket.getPeerCertificate());
+            if (err) socket.destroy(err);
+          });
+        const timer = setTimeout(
+          () => socket.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })),
+          opts.connectTimeoutMs,
+        );
         const done = (err: Error | null): void => {
           clearTimeout(timer);
           socket.off('error', onError);

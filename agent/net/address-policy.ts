@@ -48,7 +48,8 @@ export type AddressClass = { readonly kind: 'public' } | { readonly kind: 'speci
 type Ipv4Extractor = (value: bigint) => readonly number[];
 
 /** A table entry: a fixed class, or an IPv6 prefix whose class comes from the IPv4 addresses it embeds. */
-type RangeRule = { readonly kind: 'class'; readonly reason: DenyReason | 'public' } | { readonly kind: 'embedded'; readonly extract: Ipv4Extractor };
+type RangeRule =
+  { readonly kind: 'class'; readonly reason: DenyReason | 'public' } | { readonly kind: 'embedded'; readonly extract: Ipv4Extractor };
 
 const U32 = 0xffffffffn;
 const bits = (value: bigint, shift: bigint, mask: bigint): number => Number((value >> shift) & mask);

@@ -15,7 +15,8 @@ export function canonicalLogObserver(logger: Logger, metrics: AgentMetrics): Obs
       metrics.tunnelBytes.inc({ direction: 'down' }, e.bytesDown);
       if (e.aws) metrics.awsRequests.inc({ service: serviceLabel(e.aws.service), mode: e.mode });
       if (!logger.isLevelEnabled('info')) return;
-      const refused = e.outcome === 'denied' || e.outcome === 'dns_error' || e.outcome === 'connect_error' || e.outcome === 'connect_timeout';
+      const refused =
+        e.outcome === 'denied' || e.outcome === 'dns_error' || e.outcome === 'connect_error' || e.outcome === 'connect_timeout';
       const interceptFailed = e.outcome === 'tls_intercept_failed';
       const event = refused ? 'refused' : interceptFailed ? 'intercept_failed' : e.mode === 'tunnel' ? 'tunnel_closed' : 'request';
       logger.info(

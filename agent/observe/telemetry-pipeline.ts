@@ -94,7 +94,10 @@ export class TelemetryPipeline {
           await sink.write(records);
         } catch (err) {
           this.opts.metrics.telemetrySinkErrors.inc({ sink: sink.name });
-          this.opts.logger.error({ event: 'sink_write_failed', sink: sink.name, err, records: records.length }, 'telemetry sink write failed; records for this sink are lost');
+          this.opts.logger.error(
+            { event: 'sink_write_failed', sink: sink.name, err, records: records.length },
+            'telemetry sink write failed; records for this sink are lost',
+          );
         }
       }),
     );

@@ -68,7 +68,12 @@ export async function resolveTarget(
 export type DialResult = { ok: true; socket: net.Socket; ip: string; port: number } | { ok: false; failure: ProxyFailure };
 
 /** Tries the checked candidates in order within one overall connect timeout. */
-export function connectFirst(candidates: readonly Candidate[], timeoutMs: number, deps: DialDeps, signal?: AbortSignal): Promise<DialResult> {
+export function connectFirst(
+  candidates: readonly Candidate[],
+  timeoutMs: number,
+  deps: DialDeps,
+  signal?: AbortSignal,
+): Promise<DialResult> {
   return new Promise((resolve) => {
     let index = 0;
     let lastFailure: ProxyFailure = { kind: 'unreachable', code: 'ENOADDR' };

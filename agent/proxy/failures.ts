@@ -6,12 +6,27 @@
 import type { Outcome } from '../../protocol/telemetry.js';
 
 export type DestinationDenyReason =
-  | 'port-not-allowed' | 'loopback' | 'unspecified' | 'link-local' | 'metadata' | 'private' | 'cgnat' | 'ula'
-  | 'multicast' | 'broadcast' | 'reserved' | 'ipv4-embedded' | 'invalid' | 'self';
+  | 'port-not-allowed'
+  | 'loopback'
+  | 'unspecified'
+  | 'link-local'
+  | 'metadata'
+  | 'private'
+  | 'cgnat'
+  | 'ula'
+  | 'multicast'
+  | 'broadcast'
+  | 'reserved'
+  | 'ipv4-embedded'
+  | 'invalid'
+  | 'self';
 
 export type ProxyFailure =
   | { kind: 'client-not-allowed' }
-  | { kind: 'bad-request'; reason: 'origin-form' | 'bad-authority' | 'bad-url' | 'unsupported-scheme' | 'header-too-large' | 'header-timeout' | 'malformed' }
+  | {
+      kind: 'bad-request';
+      reason: 'origin-form' | 'bad-authority' | 'bad-url' | 'unsupported-scheme' | 'header-too-large' | 'header-timeout' | 'malformed';
+    }
   | { kind: 'destination-denied'; reason: DestinationDenyReason }
   | { kind: 'dns-failure'; code: string }
   | { kind: 'connect-refused' }
@@ -39,8 +54,10 @@ export function failureAnswer(f: ProxyFailure): FailureAnswer {
     case 'client-not-allowed':
       return { status: 403, statusText: 'Forbidden', reason: 'client-not-allowed', outcome: 'denied' };
     case 'bad-request':
-      if (f.reason === 'header-too-large') return { status: 431, statusText: 'Request Header Fields Too Large', reason: 'header-too-large', outcome: 'client_error' };
-      if (f.reason === 'header-timeout') return { status: 408, statusText: 'Request Timeout', reason: 'header-timeout', outcome: 'client_error' };
+      if (f.reason === 'header-too-large')
+        return { status: 431, statusText: 'Request Header Fields Too Large', reason: 'header-too-large', outcome: 'client_error' };
+      if (f.reason === 'header-timeout')
+        return { status: 408, statusText: 'Request Timeout', reason: 'header-timeout', outcome: 'client_error' };
       return { status: 400, statusText: 'Bad Request', reason: f.reason, outcome: 'client_error' };
     case 'destination-denied':
       return { status: 403, statusText: 'Forbidden', reason: `destination-denied:${f.reason}`, outcome: 'denied' };
@@ -86,15 +103,25 @@ export function failureFromError(err: unknown, phase: 'dns' | 'connect' | 'upstr
   switch (c) {
     case 'ECONNREFUSED':
       return { kind: 'connect-refused' };
-    case 'EHOSTUNREACH': case 'ENETUNREACH': case 'EHOSTDOWN': case 'ENETDOWN': case 'EADDRNOTAVAIL':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EHOSTDOWN':
+    case 'ENETDOWN':
+    case 'EADDRNOTAVAIL':
       return { kind: 'unreachable', code: c };
-    case 'ECONNECT_TIMEOUT': case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'ECONNECT_TIMEOUT':
+    case 'UND_ERR_CONNECT_TIMEOUT':
       return { kind: 'connect-timeout' };
     case 'ETIMEDOUT':
       return phase === 'connect' ? { kind: 'connect-timeout' } : { kind: 'upstream-timeout' };
-    case 'UND_ERR_HEADERS_TIMEOUT': case 'UND_ERR_BODY_TIMEOUT':
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
       return { kind: 'upstream-timeout' };
-    case 'ENOTFOUND': case 'EAI_AGAIN': case 'EAI_FAIL': case 'EAI_NODATA': case 'EAI_NONAME':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_FAIL':
+    case 'EAI_NODATA':
+    case 'EAI_NONAME':
       return { kind: 'dns-failure', code: c };
     default:
       if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(c)) return { kind: 'upstream-tls', code: c };

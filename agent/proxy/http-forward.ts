@@ -33,7 +33,13 @@ export class HttpForwarder {
   readonly agent: http.Agent;
 
   constructor(opts: { maxSocketsPerOrigin: number; keepAliveTimeoutMs: number; upstreamTimeoutMs: number }) {
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSocketsPerOrigin, maxFreeSockets: 16, timeout: opts.keepAliveTimeoutMs, scheduling: 'lifo' });
+    this.agent = new http.Agent({
+      keepAlive: true,
+      maxSockets: opts.maxSocketsPerOrigin,
+      maxFreeSockets: 16,
+      timeout: opts.keepAliveTimeoutMs,
+      scheduling: 'lifo',
+    });
     this.proxy = createProxyServer({
       agent: this.agent,
       xfwd: false,
@@ -90,4 +96,3 @@ export class HttpForwarder {
     this.proxy.close();
   }
 }
-

@@ -132,8 +132,21 @@ export class ForwardProxy {
     socket.destroySoon?.();
   }
 
-  private observeRefusal(base: Omit<ObservationEvent, 'endedAt' | 'outcome' | 'bytesUp' | 'bytesDown' | 'status' | 'resolvedIp' | 'key' | 'action'>, failure: ProxyFailure): void {
-    this.opts.observer.observe({ ...base, endedAt: this.opts.now(), outcome: failureAnswer(failure).outcome, bytesUp: 0, bytesDown: 0, status: failureAnswer(failure).status, resolvedIp: null, key: null, action: null });
+  private observeRefusal(
+    base: Omit<ObservationEvent, 'endedAt' | 'outcome' | 'bytesUp' | 'bytesDown' | 'status' | 'resolvedIp' | 'key' | 'action'>,
+    failure: ProxyFailure,
+  ): void {
+    this.opts.observer.observe({
+      ...base,
+      endedAt: this.opts.now(),
+      outcome: failureAnswer(failure).outcome,
+      bytesUp: 0,
+      bytesDown: 0,
+      status: failureAnswer(failure).status,
+      resolvedIp: null,
+      key: null,
+      action: null,
+    });
   }
 
   private async onConnect(req: http.IncomingMessage, client: net.Socket, head: Buffer): Promise<void> {
@@ -142,20 +155,37 @@ export class ForwardProxy {
     client.on('error', () => undefined); // ECONNRESET/EPIPE from a client must never crash the agent
     const admission = settings.admission.admit(client.remoteAddress);
     if (!admission.admitted) {
-      this.opts.logger.warn({ event: 'client_denied', client_ip: admission.clientIp, request: 'CONNECT' }, 'client not in proxy.allowed_clients');
+      this.opts.logger.warn(
+        { event: 'client_denied', client_ip: admission.clientIp, request: 'CONNECT' },
+        'client not in proxy.allowed_clients',
+      );
       return this.refuse(client, { kind: 'client-not-allowed' }, 'connect');
     }
     if (this.draining) return this.refuse(client, { kind: 'draining' }, 'connect');
     const target = parseConnectAuthority(req.url ?? '');
     if (!target) return this.refuse(client, { kind: 'bad-request', reason: 'bad-authority' }, 'invalid');
     if (this.activeTunnels + this.pendingConnects >= settings.maxTunnels) {
-      this.opts.logger.warn({ event: 'tunnel_limit', client_ip: admission.clientIp, max_tunnels: settings.maxTunnels }, 'tunnel limit reached');
+      this.opts.logger.warn(
+        { event: 'tunnel_limit', client_ip: admission.clientIp, max_tunnels: settings.maxTunnels },
+        'tunnel limit reached',
+      );
       return this.refuse(client, { kind: 'tunnel-limit' }, 'connect');
     }
     const aws = settings.classify(target.host);
-    const base = { startedAt, clientIp: admission.clientIp, network: admission.network, mode: 'tunnel' as const, host: target.host, port: target.port, aws };
+    const base = {
+      startedAt,
+      clientIp: admission.clientIp,
+      network: admission.network,
+      mode: 'tunnel' as const,
+      host: target.host,
+      port: target.port,
+      aws,
+    };
     this.pendingConnects++;
-    let next: { kind: 'refuse'; failure: ProxyFailure } | { kind: 'inspect'; candidates: Candidate[] } | { kind: 'tunnel'; upstream: net.Socket; ip: string };
+    let next:
+      | { kind: 'refuse'; failure: ProxyFailure }
+      | { kind: 'inspect'; candidates: Candidate[] }
+      | { kind: 'tunnel'; upstream: net.Socket; ip: string };
     try {
       next = await this.dialForTunnel(target, settings, admission.clientIp);
     } finally {
@@ -166,7 +196,13 @@ export class ForwardProxy {
       return this.refuse(client, next.failure, 'connect');
     }
     if (next.kind === 'inspect' && settings.inspector) {
-      return this.inspect(settings.inspector, client, head, { clientIp: admission.clientIp, network: admission.network, target, candidates: next.candidates, aws, startedAt }, base);
+      return this.inspect(
+        settings.inspector,
+        client,
+        head,
+        { clientIp: admission.clientIp, network: admission.network, target, candidates: next.candidates, aws, startedAt },
+        base,
+      );
     }
     if (next.kind !== 'tunnel') return;
     if (client.destroyed) {
@@ -178,31 +214,67 @@ export class ForwardProxy {
     await this.runTunnel(client, next.upstream, head, { ...base, resolvedIp: next.ip });
   }
 
-  private async dialForTunnel(target: Target, settings: ProxySettings, clientIp: string): Promise<{ kind: 'refuse'; failure: ProxyFailure } | { kind: 'inspect'; candidates: Candidate[] } | { kind: 'tunnel'; upstream: net.Socket; ip: string }> {
-    const resolution = await resolveTarget(target, { overrides: settings.overrides, policy: settings.policy, deps: this.opts.deps, lookupTimeoutMs: settings.connectTimeoutMs });
+  private async dialForTunnel(
+    target: Target,
+    settings: ProxySettings,
+    clientIp: string,
+  ): Promise<
+    | { kind: 'refuse'; failure: ProxyFailure }
+    | { kind: 'inspect'; candidates: Candidate[] }
+    | { kind: 'tunnel'; upstream: net.Socket; ip: string }
+  > {
+    const resolution = await resolveTarget(target, {
+      overrides: settings.overrides,
+      policy: settings.policy,
+      deps: this.opts.deps,
+      lookupTimeoutMs: settings.connectTimeoutMs,
+    });
     if (!resolution.ok) return { kind: 'refuse', failure: resolution.failure };
     if (settings.inspector?.wants(target.host, target.port)) return { kind: 'inspect', candidates: resolution.candidates };
     const dialStart = this.opts.now();
     const dial = await connectFirst(resolution.candidates, settings.connectTimeoutMs, this.opts.deps, this.drainController.signal);
     if (!dial.ok) {
-      this.opts.logger.info({ event: 'connect_failed', client_ip: clientIp, host: target.host, port: target.port, reason: failureAnswer(dial.failure).reason }, 'upstream connect failed');
+      this.opts.logger.info(
+        { event: 'connect_failed', client_ip: clientIp, host: target.host, port: target.port, reason: failureAnswer(dial.failure).reason },
+        'upstream connect failed',
+      );
       return { kind: 'refuse', failure: dial.failure };
     }
     this.opts.metrics.connectDuration.observe((this.opts.now() - dialStart) / 1000);
     return { kind: 'tunnel', upstream: dial.socket, ip: dial.ip };
   }
 
-  private async runTunnel(client: net.Socket, upstream: net.Socket, head: Buffer, base: Omit<ObservationEvent, 'endedAt' | 'outcome' | 'bytesUp' | 'bytesDown' | 'status' | 'key' | 'action'>): Promise<void> {
+  private async runTunnel(
+    client: net.Socket,
+    upstream: net.Socket,
+    head: Buffer,
+    base: Omit<ObservationEvent, 'endedAt' | 'outcome' | 'bytesUp' | 'bytesDown' | 'status' | 'key' | 'action'>,
+  ): Promise<void> {
     const tunnel = new Tunnel(client, upstream, { idleTimeoutMs: this.settings.idleTimeoutMs, now: this.opts.now, head });
     this.tunnels.add(tunnel);
     this.opts.metrics.tunnelsActive.set(this.activeTunnels);
     const result = await tunnel.finished;
     this.tunnels.delete(tunnel);
     this.opts.metrics.tunnelsActive.set(this.activeTunnels);
-    this.opts.observer.observe({ ...base, endedAt: result.endedAt, outcome: result.outcome, bytesUp: result.bytesUp, bytesDown: result.bytesDown, status: null, key: null, action: null });
+    this.opts.observer.observe({
+      ...base,
+      endedAt: result.endedAt,
+      outcome: result.outcome,
+      bytesUp: result.bytesUp,
+      bytesDown: result.bytesDown,
+      status: null,
+      key: null,
+      action: null,
+    });
   }
 
-  private async inspect(inspector: Inspector, client: net.Socket, head: Buffer, ctx: InspectContext, base: Omit<ObservationEvent, 'endedAt' | 'outcome' | 'bytesUp' | 'bytesDown' | 'status' | 'resolvedIp' | 'key' | 'action'>): Promise<void> {
+  private async inspect(
+    inspector: Inspector,
+    client: net.Socket,
+    head: Buffer,
+    ctx: InspectContext,
+    base: Omit<ObservationEvent, 'endedAt' | 'outcome' | 'bytesUp' | 'bytesDown' | 'status' | 'resolvedIp' | 'key' | 'action'>,
+  ): Promise<void> {
     client.write(CONNECT_OK);
     this.opts.metrics.proxyRequests.inc({ kind: 'connect', outcome: 'ok' });
     this.inspecting.add(client);
@@ -221,7 +293,9 @@ export class ForwardProxy {
     if (summary.kind === 'tunnel' && !client.destroyed) {
       // The client would not accept interception (pinning, h2-only): fall back to a plain tunnel.
       this.pendingConnects++;
-      const dial = await connectFirst(ctx.candidates, this.settings.connectTimeoutMs, this.opts.deps, this.drainController.signal).finally(() => this.pendingConnects--);
+      const dial = await connectFirst(ctx.candidates, this.settings.connectTimeoutMs, this.opts.deps, this.drainController.signal).finally(
+        () => this.pendingConnects--,
+      );
       if (!dial.ok) {
         client.destroy();
         this.observeRefusal(base, dial.failure);
@@ -237,14 +311,18 @@ export class ForwardProxy {
     const reply = (failure: ProxyFailure, kind: 'http' | 'invalid'): void => {
       const a = failureAnswer(failure);
       this.opts.metrics.proxyRequests.inc({ kind, outcome: a.outcome });
-      if (failure.kind === 'destination-denied' || failure.kind === 'client-not-allowed') this.opts.metrics.denied.inc({ reason: failureLabel(failure) });
+      if (failure.kind === 'destination-denied' || failure.kind === 'client-not-allowed')
+        this.opts.metrics.denied.inc({ reason: failureLabel(failure) });
       res.shouldKeepAlive = false;
       res.writeHead(a.status, failureHeaders(failure)).end(`${a.reason}\n`);
       req.resume();
     };
     const admission = settings.admission.admit(req.socket.remoteAddress);
     if (!admission.admitted) {
-      this.opts.logger.warn({ event: 'client_denied', client_ip: admission.clientIp, request: req.method }, 'client not in proxy.allowed_clients');
+      this.opts.logger.warn(
+        { event: 'client_denied', client_ip: admission.clientIp, request: req.method },
+        'client not in proxy.allowed_clients',
+      );
       return reply({ kind: 'client-not-allowed' }, 'http');
     }
     const url = req.url ?? '';
@@ -253,8 +331,21 @@ export class ForwardProxy {
     if ('error' in parsed) return reply({ kind: 'bad-request', reason: parsed.error }, 'invalid');
     if (this.draining) return reply({ kind: 'draining' }, 'http');
     const aws0 = settings.classify(parsed.host);
-    const base = { startedAt, clientIp: admission.clientIp, network: admission.network, mode: 'http' as const, host: parsed.host, port: parsed.port, aws: aws0 };
-    const resolution = await resolveTarget(parsed, { overrides: settings.overrides, policy: settings.policy, deps: this.opts.deps, lookupTimeoutMs: settings.connectTimeoutMs });
+    const base = {
+      startedAt,
+      clientIp: admission.clientIp,
+      network: admission.network,
+      mode: 'http' as const,
+      host: parsed.host,
+      port: parsed.port,
+      aws: aws0,
+    };
+    const resolution = await resolveTarget(parsed, {
+      overrides: settings.overrides,
+      policy: settings.policy,
+      deps: this.opts.deps,
+      lookupTimeoutMs: settings.connectTimeoutMs,
+    });
     if (!resolution.ok) {
       this.observeRefusal(base, resolution.failure);
       return reply(resolution.failure, 'http');
@@ -288,7 +379,8 @@ export class ForwardProxy {
       socket.destroy();
       return;
     }
-    const reason = code === 'HPE_HEADER_OVERFLOW' ? 'header-too-large' : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'header-timeout' : 'malformed';
+    const reason =
+      code === 'HPE_HEADER_OVERFLOW' ? 'header-too-large' : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'header-timeout' : 'malformed';
     this.refuse(socket, { kind: 'bad-request', reason }, 'invalid');
   }
 

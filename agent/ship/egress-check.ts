@@ -16,9 +16,24 @@ export class EgressCheck {
   private readonly cidrs: CidrSet;
   private readonly dispatcher: Agent;
 
-  constructor(private readonly opts: { url: string; intervalMs: number; egressCidrs: readonly string[]; metrics: AgentMetrics; logger: Logger; now: () => number; ca: string | null }) {
+  constructor(
+    private readonly opts: {
+      url: string;
+      intervalMs: number;
+      egressCidrs: readonly string[];
+      metrics: AgentMetrics;
+      logger: Logger;
+      now: () => number;
+      ca: string | null;
+    },
+  ) {
     this.cidrs = CidrSet.of(opts.egressCidrs);
-    this.dispatcher = new Agent({ connections: 1, headersTimeout: 10_000, bodyTimeout: 10_000, connect: { timeout: 10_000, ...(opts.ca ? { secureContext: trustedSecureContext(opts.ca) } : {}) } });
+    this.dispatcher = new Agent({
+      connections: 1,
+      headersTimeout: 10_000,
+      bodyTimeout: 10_000,
+      connect: { timeout: 10_000, ...(opts.ca ? { secureContext: trustedSecureContext(opts.ca) } : {}) },
+    });
   }
 
   start(): void {
@@ -43,7 +58,10 @@ export class EgressCheck {
       this.opts.metrics.egressIpInCidrs.set(inside ? 1 : 0);
       this.opts.metrics.egressCheckTimestamp.set(Math.floor(this.opts.now() / 1000));
       if (!inside) {
-        this.opts.logger.error({ event: 'egress_ip_outside_cidrs', egress_ip: ip, egress_cidrs: this.opts.egressCidrs }, `AWS sees this gateway as ${ip}, which is not in gateway.egress_cidrs: the detector will not match its calls; fix gateway.egress_cidrs (and the detector's gateways list)`);
+        this.opts.logger.error(
+          { event: 'egress_ip_outside_cidrs', egress_ip: ip, egress_cidrs: this.opts.egressCidrs },
+          `AWS sees this gateway as ${ip}, which is not in gateway.egress_cidrs: the detector will not match its calls; fix gateway.egress_cidrs (and the detector's gateways list)`,
+        );
       }
       return inside;
     } catch (err) {

@@ -92,7 +92,8 @@ export function parseRetryAfterMs(value: string | undefined, nowMs: number): num
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const IMF_FIXDATE = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) ([A-Z][a-z]{2}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
-const RFC850_DATE = /^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (\d{2})-([A-Z][a-z]{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
+const RFC850_DATE =
+  /^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (\d{2})-([A-Z][a-z]{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
 const ASCTIME_DATE = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Z][a-z]{2}) ([ \d]\d) (\d{2}):(\d{2}):(\d{2}) (\d{4})$/;
 
 /** RFC 9110 §5.6.7. Returns ms since the epoch, or undefined. `nowMs` resolves RFC 850's two-digit years. */
@@ -115,7 +116,8 @@ function utc(...parts: [string?, string?, string?, string?, string?, string?]): 
   const [yearText, monthName, ...rest] = parts;
   const month = MONTHS.indexOf(monthName ?? '');
   const [year, day, hour, minute, second] = [yearText, ...rest].map((p) => Number(p?.trim() ?? Number.NaN));
-  if (month === -1 || year === undefined || day === undefined || hour === undefined || minute === undefined || second === undefined) return undefined;
+  if (month === -1 || year === undefined || day === undefined || hour === undefined || minute === undefined || second === undefined)
+    return undefined;
   if (![year, day, hour, minute, second].every(Number.isInteger) || hour > 23 || minute > 59 || second > 60) return undefined;
   const ms = Date.UTC(year, month, day, hour, minute, Math.min(second, 59));
   // Date.UTC rolls 31 Feb over into March; a real date survives the round trip.

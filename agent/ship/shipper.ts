@@ -15,7 +15,14 @@ import type { Logger } from '../../common/log/logger.js';
 import { signatureHeader, BATCH_HEADER, GATEWAY_HEADER, SIGNATURE_HEADER } from '../../protocol/signature.js';
 import type { AgentMetrics } from '../metrics/metrics.js';
 import { trustedSecureContext } from '../tls/trust-store.js';
-import { classifyNetworkError, classifyResponse, nextDelayMs, DEFAULT_BACKOFF, type BackoffPolicy, type SendOutcome } from './retry-policy.js';
+import {
+  classifyNetworkError,
+  classifyResponse,
+  nextDelayMs,
+  DEFAULT_BACKOFF,
+  type BackoffPolicy,
+  type SendOutcome,
+} from './retry-policy.js';
 import type { Spool } from './spool.js';
 import type { SpoolEntry } from './spool-types.js';
 
@@ -75,13 +82,15 @@ export class Shipper {
       const entry = this.opts.spool.take();
       if (!entry) break;
       this.inFlight++;
-      const p = this.send(entry).catch((err: unknown) => {
-        this.opts.logger.error({ event: 'telemetry_send_crashed', err }, 'unexpected error while shipping a batch');
-      }).finally(() => {
-        this.inFlight--;
-        this.sends.delete(p);
-        this.kick();
-      });
+      const p = this.send(entry)
+        .catch((err: unknown) => {
+          this.opts.logger.error({ event: 'telemetry_send_crashed', err }, 'unexpected error while shipping a batch');
+        })
+        .finally(() => {
+          this.inFlight--;
+          this.sends.delete(p);
+          this.kick();
+        });
       this.sends.add(p);
     }
   }
@@ -119,7 +128,10 @@ export class Shipper {
       // The spool could not record the outcome (disk full, I/O error, directory gone). The batch
       // stays in the spool and is sent again later; the proxy is never affected.
       this.opts.metrics.telemetrySinkErrors.inc({ sink: 'spool' });
-      this.opts.logger.error({ event: 'telemetry_settle_failed', batch_id: entry.id, outcome: outcome.kind, err }, 'could not record a send outcome in the spool; the batch will be sent again');
+      this.opts.logger.error(
+        { event: 'telemetry_settle_failed', batch_id: entry.id, outcome: outcome.kind, err },
+        'could not record a send outcome in the spool; the batch will be sent again',
+      );
       try {
         this.opts.spool.release(entry.id);
       } catch {
@@ -142,17 +154,38 @@ export class Shipper {
         this.consecutiveFailures = 0;
         await this.opts.spool.deadLetter(entry.id, `${outcome.status} ${outcome.reason}${detail ? `: ${detail}` : ''}`);
         this.opts.metrics.spoolDeadLettered.inc();
-        log.error({ event: 'batch_dead_lettered', batch_id: entry.id, status: outcome.status, reason: outcome.reason, detail }, 'detector refused a batch permanently; moved to the dead-letter folder');
+        log.error(
+          { event: 'batch_dead_lettered', batch_id: entry.id, status: outcome.status, reason: outcome.reason, detail },
+          'detector refused a batch permanently; moved to the dead-letter folder',
+        );
         return;
       case 'unauthorized':
       case 'retryable': {
         this.opts.spool.release(entry.id);
-        const delay = nextDelayMs(this.opts.backoff ?? DEFAULT_BACKOFF, ++this.consecutiveFailures, outcome, this.opts.random ?? Math.random);
+        const delay = nextDelayMs(
+          this.opts.backoff ?? DEFAULT_BACKOFF,
+          ++this.consecutiveFailures,
+          outcome,
+          this.opts.random ?? Math.random,
+        );
         this.pausedUntil = Math.max(this.pausedUntil, this.opts.now() + delay);
         if (outcome.kind === 'unauthorized') {
-          log.error({ event: 'telemetry_unauthorized', status: outcome.status, retry_in_ms: delay, detail }, 'detector rejected the batch signature: telemetry.secret_file does not match the detector\'s key for this gateway');
+          log.error(
+            { event: 'telemetry_unauthorized', status: outcome.status, retry_in_ms: delay, detail },
+            "detector rejected the batch signature: telemetry.secret_file does not match the detector's key for this gateway",
+          );
         } else {
-          log.warn({ event: 'telemetry_retry', batch_id: entry.id, reason: outcome.reason, detail, retry_in_ms: delay, attempt: entry.attempts + 1 }, 'telemetry send failed; will retry');
+          log.warn(
+            {
+              event: 'telemetry_retry',
+              batch_id: entry.id,
+              reason: outcome.reason,
+              detail,
+              retry_in_ms: delay,
+              attempt: entry.attempts + 1,
+            },
+            'telemetry send failed; will retry',
+          );
         }
         return;
       }

@@ -78,7 +78,7 @@ export class BatchQueue {
     batch.attempts += 1;
     this.inFlight.delete(batch);
     let lo = 0;
-    for (let hi = this.retry.length; lo < hi; ) {
+    for (let hi = this.retry.length; lo < hi;) {
       const mid = (lo + hi) >>> 1;
       if (this.retry[mid]!.seq < batch.seq) lo = mid + 1;
       else hi = mid;

@@ -134,7 +134,11 @@ export async function recoverSpool(dir: string, nowMs: number): Promise<Recovere
  * detector dedupes on batch id). A missing state.json next to segments is
  * treated the same way.
  */
-async function readStateOrReset(dir: string, haveSegments: boolean, nowMs: number): Promise<{ state: SpoolState; stateReset: string | null }> {
+async function readStateOrReset(
+  dir: string,
+  haveSegments: boolean,
+  nowMs: number,
+): Promise<{ state: SpoolState; stateReset: string | null }> {
   const loaded = await loadState(dir);
   switch (loaded.kind) {
     case 'found':

@@ -106,7 +106,7 @@ export class SegmentFiles {
     const before = active.segment.size;
     try {
       const data = Buffer.concat(chunk, bytes);
-      for (let done = 0; done < data.length; ) {
+      for (let done = 0; done < data.length;) {
         const { bytesWritten } = await active.handle.write(data, done, data.length - done, before + done);
         if (bytesWritten <= 0) throw new Error(`short write to ${active.segment.path}`);
         done += bytesWritten;

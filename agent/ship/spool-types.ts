@@ -36,12 +36,7 @@ export interface SpoolEntry {
 }
 
 export type SpoolErrorCode =
-  | 'SPOOL_INVALID_OPTIONS'
-  | 'SPOOL_CLOSED'
-  | 'SPOOL_INVALID_ID'
-  | 'SPOOL_INVALID_PAYLOAD'
-  | 'SPOOL_DUPLICATE_ID'
-  | 'SPOOL_BATCH_TOO_LARGE';
+  'SPOOL_INVALID_OPTIONS' | 'SPOOL_CLOSED' | 'SPOOL_INVALID_ID' | 'SPOOL_INVALID_PAYLOAD' | 'SPOOL_DUPLICATE_ID' | 'SPOOL_BATCH_TOO_LARGE';
 
 export class SpoolError extends Error {
   override readonly name = 'SpoolError';
@@ -60,7 +55,8 @@ export function validateSpoolOptions(opts: SpoolOptions): void {
   if (typeof opts.dir !== 'string' || opts.dir === '') fail('dir must be a non-empty path');
   if (!Number.isSafeInteger(opts.maxBytes) || opts.maxBytes <= 0) fail('maxBytes must be a positive integer');
   const segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
-  if (!Number.isSafeInteger(segmentBytes) || segmentBytes < MIN_SEGMENT_BYTES) fail(`segmentBytes must be an integer ≥ ${MIN_SEGMENT_BYTES}`);
+  if (!Number.isSafeInteger(segmentBytes) || segmentBytes < MIN_SEGMENT_BYTES)
+    fail(`segmentBytes must be an integer ≥ ${MIN_SEGMENT_BYTES}`);
   if (opts.now !== undefined && typeof opts.now !== 'function') fail('now must be a function');
   if (opts.onEvent !== undefined && typeof opts.onEvent !== 'function') fail('onEvent must be a function');
 }

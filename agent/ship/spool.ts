@@ -37,7 +37,14 @@ import { BatchQueue } from './spool-queue.js';
 import { recoverSpool, type LiveBatch } from './spool-recovery.js';
 import { SegmentFiles } from './spool-segments.js';
 import { makeDirDurably, writeFileAtomically, writeState } from './spool-state.js';
-import { DEFAULT_SEGMENT_BYTES, SpoolError, validateSpoolOptions, type SpoolEntry, type SpoolEvent, type SpoolOptions } from './spool-types.js';
+import {
+  DEFAULT_SEGMENT_BYTES,
+  SpoolError,
+  validateSpoolOptions,
+  type SpoolEntry,
+  type SpoolEvent,
+  type SpoolOptions,
+} from './spool-types.js';
 
 export { SpoolError, type SpoolEntry, type SpoolErrorCode, type SpoolEvent, type SpoolOptions } from './spool-types.js';
 
@@ -178,7 +185,12 @@ export class Spool {
   }
 
   stats(): SpoolStats {
-    return { batches: this.queue.size, bytes: this.queue.bytes, inFlight: this.queue.inFlightCount, oldestEnqueuedAt: this.queue.oldestEnqueuedAt() };
+    return {
+      batches: this.queue.size,
+      bytes: this.queue.bytes,
+      inFlight: this.queue.inFlightCount,
+      oldestEnqueuedAt: this.queue.oldestEnqueuedAt(),
+    };
   }
 
   /** Waits for queued appends and state writes, persists the in-flight marks, closes files. Idempotent. */
@@ -198,7 +210,8 @@ export class Spool {
     let total = 0;
     const ids = new Set<string>();
     for (const { id, payload } of batches) {
-      if (typeof id !== 'string' || !BATCH_ID_PATTERN.test(id)) throw new SpoolError('SPOOL_INVALID_ID', `batch id must match ${BATCH_ID_PATTERN.source}`);
+      if (typeof id !== 'string' || !BATCH_ID_PATTERN.test(id))
+        throw new SpoolError('SPOOL_INVALID_ID', `batch id must match ${BATCH_ID_PATTERN.source}`);
       if (!Buffer.isBuffer(payload)) throw new SpoolError('SPOOL_INVALID_PAYLOAD', `batch ${id}: payload must be a Buffer`);
       if (ids.has(id) || this.queue.get(id) !== undefined || this.queuedIds.has(id)) {
         throw new SpoolError('SPOOL_DUPLICATE_ID', `batch ${id} is already in the spool`);
@@ -223,7 +236,18 @@ export class Spool {
       placements.forEach(({ segment, offset }, i) => {
         const { id } = batches[i]!;
         const size = records[i]!.length;
-        this.queue.pushFresh({ id, seq: firstSeq + i, segment, offset, size, enqueuedAt, attempts: 0, taken: false, inFlight: false, removed: false });
+        this.queue.pushFresh({
+          id,
+          seq: firstSeq + i,
+          segment,
+          offset,
+          size,
+          enqueuedAt,
+          attempts: 0,
+          taken: false,
+          inFlight: false,
+          removed: false,
+        });
         this.files.addLive(segment, 1);
       });
     } catch (err) {

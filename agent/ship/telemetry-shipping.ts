@@ -27,11 +27,24 @@ export async function buildTelemetryShipping(
 ): Promise<TelemetryShipping | null> {
   const extraCa = c.upstream.ca_file ? await readFile(c.upstream.ca_file, 'utf8') : null;
   const egress = c.telemetry.egress_check_url
-    ? new EgressCheck({ url: c.telemetry.egress_check_url, intervalMs: c.telemetry.egress_check_interval, egressCidrs: c.gateway.egress_cidrs, metrics: deps.metrics, logger: deps.logger, now: deps.now, ca: extraCa })
+    ? new EgressCheck({
+        url: c.telemetry.egress_check_url,
+        intervalMs: c.telemetry.egress_check_interval,
+        egressCidrs: c.gateway.egress_cidrs,
+        metrics: deps.metrics,
+        logger: deps.logger,
+        now: deps.now,
+        ca: extraCa,
+      })
     : null;
   if (!c.telemetry.detector_url || !c.telemetry.secret_file) {
     if (!egress) return null;
-    return { sink: { name: 'none', write: () => Promise.resolve() }, start: () => egress.start(), stats: () => ({ batches: 0, bytes: 0, inFlight: 0, oldestAgeSeconds: null }), stop: () => Promise.resolve(egress.stop()) };
+    return {
+      sink: { name: 'none', write: () => Promise.resolve() },
+      start: () => egress.start(),
+      stats: () => ({ batches: 0, bytes: 0, inFlight: 0, oldestAgeSeconds: null }),
+      stop: () => Promise.resolve(egress.stop()),
+    };
   }
   const { metrics, logger } = deps;
   const secret = await readSecretFile(c.telemetry.secret_file, 'the telemetry HMAC secret');
@@ -43,21 +56,32 @@ export async function buildTelemetryShipping(
         forget(e.id);
         logger.error(
           { event: 'spool_batch_dropped', batch_id: e.id, bytes: e.bytes, reason: e.reason },
-          e.reason === 'overflow' ? 'spool full (telemetry.spool_max_bytes): dropped the oldest batch' : 'spool: dropped a batch that failed its checksum when read back',
+          e.reason === 'overflow'
+            ? 'spool full (telemetry.spool_max_bytes): dropped the oldest batch'
+            : 'spool: dropped a batch that failed its checksum when read back',
         );
         return;
       case 'truncated':
         metrics.spoolTruncated.inc(e.bytes);
         logger.error(
           { event: 'spool_truncated', segment: e.segment, offset: e.offset, bytes: e.bytes, reason: e.reason },
-          e.reason.startsWith('skipped') ? 'spool: damaged record found at start-up and skipped; the records after it are kept' : 'spool: torn or corrupt tail found at start-up and cut off',
+          e.reason.startsWith('skipped')
+            ? 'spool: damaged record found at start-up and skipped; the records after it are kept'
+            : 'spool: torn or corrupt tail found at start-up and cut off',
         );
         return;
       case 'state-reset':
-        logger.warn({ event: 'spool_state_reset', reason: e.reason }, 'spool state file missing or corrupt: every intact batch will be sent again (the detector dedupes)');
+        logger.warn(
+          { event: 'spool_state_reset', reason: e.reason },
+          'spool state file missing or corrupt: every intact batch will be sent again (the detector dedupes)',
+        );
         return;
       case 'recovered':
-        if (e.pending > 0) logger.info({ event: 'spool_recovered', pending: e.pending, in_flight: e.inFlight }, 'spool: batches from a previous run will be sent');
+        if (e.pending > 0)
+          logger.info(
+            { event: 'spool_recovered', pending: e.pending, in_flight: e.inFlight },
+            'spool: batches from a previous run will be sent',
+          );
         return;
       case 'dead-lettered':
         forget(e.id);
@@ -72,14 +96,18 @@ export async function buildTelemetryShipping(
     metrics.spoolOldestAge.set(s.oldestEnqueuedAt === null ? 0 : Math.max(0, (deps.now() - s.oldestEnqueuedAt) / 1000));
   };
   let shipper: Shipper | null = null;
-  const sink = new SpoolSink(spool, { gatewayId: c.gateway.id, egressCidrs: c.gateway.egress_cidrs, agentVersion: deps.version, startedAt: deps.startedAt }, {
-    maxBatchRecords: c.telemetry.max_batch_records,
-    now: deps.now,
-    onAppended: () => {
-      refreshGauges();
-      shipper?.kick();
+  const sink = new SpoolSink(
+    spool,
+    { gatewayId: c.gateway.id, egressCidrs: c.gateway.egress_cidrs, agentVersion: deps.version, startedAt: deps.startedAt },
+    {
+      maxBatchRecords: c.telemetry.max_batch_records,
+      now: deps.now,
+      onAppended: () => {
+        refreshGauges();
+        shipper?.kick();
+      },
     },
-  });
+  );
   forget = (id) => sink.recordCounts.delete(id);
   shipper = new Shipper({
     url: c.telemetry.detector_url,
@@ -109,7 +137,12 @@ export async function buildTelemetryShipping(
     },
     stats: () => {
       const s = spool.stats();
-      return { batches: s.batches, bytes: s.bytes, inFlight: s.inFlight, oldestAgeSeconds: s.oldestEnqueuedAt === null ? null : (deps.now() - s.oldestEnqueuedAt) / 1000 };
+      return {
+        batches: s.batches,
+        bytes: s.bytes,
+        inFlight: s.inFlight,
+        oldestAgeSeconds: s.oldestEnqueuedAt === null ? null : (deps.now() - s.oldestEnqueuedAt) / 1000,
+      };
     },
     stop: async () => {
       clearInterval(gaugeTimer);

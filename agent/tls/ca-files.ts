@@ -46,7 +46,11 @@ async function writeNew(path: string, content: string, mode: number): Promise<vo
 }
 
 /** Writes the CA pair into `dir` (created 0755 if missing). Refuses to replace existing files unless `force`. */
-export async function writeCaFiles(dir: string, ca: { certPem: string; keyPem: string }, opts: { force?: boolean } = {}): Promise<{ certPath: string; keyPath: string }> {
+export async function writeCaFiles(
+  dir: string,
+  ca: { certPem: string; keyPem: string },
+  opts: { force?: boolean } = {},
+): Promise<{ certPath: string; keyPath: string }> {
   const certPath = join(dir, CA_CERT_FILE);
   const keyPath = join(dir, CA_KEY_FILE);
   await mkdir(dir, { recursive: true, mode: 0o755 });

@@ -17,7 +17,14 @@
 import { DEFAULT_COMMON_NAME, DEFAULT_VALIDITY_DAYS } from './ca-defaults.js';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { createPrivateKey, createPublicKey, randomBytes, webcrypto, X509Certificate as NodeX509Certificate, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  randomBytes,
+  webcrypto,
+  X509Certificate as NodeX509Certificate,
+  type KeyObject,
+} from 'node:crypto';
 
 x509.cryptoProvider.set(webcrypto);
 
@@ -124,7 +131,9 @@ const CURVES: Record<string, { namedCurve: string; hash: string }> = {
 
 function readPrivateKey(keyPem: string): KeyObject {
   if (keyPem.includes('ENCRYPTED PRIVATE KEY') || /Proc-Type:\s*4,ENCRYPTED/.test(keyPem)) {
-    throw new Error('inspect.ca_key is encrypted; store it unencrypted with mode 0600 (openssl pkcs8 -topk8 -nocrypt -in key.pem -out ca-key.pem)');
+    throw new Error(
+      'inspect.ca_key is encrypted; store it unencrypted with mode 0600 (openssl pkcs8 -topk8 -nocrypt -in key.pem -out ca-key.pem)',
+    );
   }
   try {
     return createPrivateKey({ key: keyPem, format: 'pem' });
@@ -133,7 +142,9 @@ function readPrivateKey(keyPem: string): KeyObject {
   }
 }
 
-async function importSigningKey(key: KeyObject): Promise<{ signingKey: webcrypto.CryptoKey; signingAlgorithm: webcrypto.EcdsaParams | webcrypto.Algorithm }> {
+async function importSigningKey(
+  key: KeyObject,
+): Promise<{ signingKey: webcrypto.CryptoKey; signingAlgorithm: webcrypto.EcdsaParams | webcrypto.Algorithm }> {
   const pkcs8 = key.export({ type: 'pkcs8', format: 'der' });
   if (key.asymmetricKeyType === 'ec') {
     const curve = CURVES[key.asymmetricKeyDetails?.namedCurve ?? ''];
@@ -158,7 +169,8 @@ function checkIsCa(cert: x509.X509Certificate, now: Date): void {
   const bc = cert.getExtension(x509.BasicConstraintsExtension);
   if (!bc?.ca) throw new Error('inspect.ca_cert is not a CA certificate (basicConstraints CA:TRUE is missing)');
   const ku = cert.getExtension(x509.KeyUsagesExtension);
-  if (ku && (ku.usages & x509.KeyUsageFlags.keyCertSign) === 0) throw new Error('inspect.ca_cert may not sign certificates (keyUsage lacks keyCertSign)');
+  if (ku && (ku.usages & x509.KeyUsageFlags.keyCertSign) === 0)
+    throw new Error('inspect.ca_cert may not sign certificates (keyUsage lacks keyCertSign)');
   if (now < cert.notBefore) throw new Error(`inspect.ca_cert is not valid before ${cert.notBefore.toISOString()}`);
   if (now > cert.notAfter) throw new Error(`inspect.ca_cert expired on ${cert.notAfter.toISOString()}`);
 }
@@ -183,9 +195,17 @@ export async function loadInspectionCa(certPem: string, keyPem: string, opts: { 
   const privateKey = readPrivateKey(keyPem);
   const fromKey = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
   if (!fromKey.equals(Buffer.from(certificate.publicKey.rawData))) {
-    throw new Error('inspect.ca_key does not match inspect.ca_cert (the key\'s public half differs from the certificate\'s)');
+    throw new Error("inspect.ca_key does not match inspect.ca_cert (the key's public half differs from the certificate's)");
   }
   const { signingKey, signingAlgorithm } = await importSigningKey(privateKey);
   const ski = certificate.getExtension(x509.SubjectKeyIdentifierExtension);
-  return { chainPem, certificate, signingKey, signingAlgorithm, subjectKeyId: ski?.keyId ?? null, notAfter: certificate.notAfter, fingerprintSha256 };
+  return {
+    chainPem,
+    certificate,
+    signingKey,
+    signingAlgorithm,
+    subjectKeyId: ski?.keyId ?? null,
+    notAfter: certificate.notAfter,
+    fingerprintSha256,
+  };
 }

@@ -42,7 +42,11 @@ class Malformed extends Error {}
 /** A bounds-checked cursor over one handshake message body. */
 class Reader {
   private pos = 0;
-  constructor(private readonly buf: Uint8Array, private readonly end: number = buf.length, start = 0) {
+  constructor(
+    private readonly buf: Uint8Array,
+    private readonly end: number = buf.length,
+    start = 0,
+  ) {
     this.pos = start;
   }
 
@@ -99,14 +103,16 @@ function reassembleHandshake(buf: Uint8Array): Reassembly {
   let need = -1; // handshake message length incl. its 4-byte header, once known
   let pos = 0;
   while (need < 0 || have < need) {
-    if (pos + RECORD_HEADER > MAX_CLIENT_HELLO_BYTES) return { kind: 'malformed', reason: `ClientHello records exceed ${MAX_CLIENT_HELLO_BYTES} bytes` };
+    if (pos + RECORD_HEADER > MAX_CLIENT_HELLO_BYTES)
+      return { kind: 'malformed', reason: `ClientHello records exceed ${MAX_CLIENT_HELLO_BYTES} bytes` };
     if (buf.length - pos < RECORD_HEADER) return INCOMPLETE;
     if (buf[pos] !== CONTENT_HANDSHAKE) return { kind: 'malformed', reason: `record of type ${buf[pos]} inside the ClientHello` };
     if (buf[pos + 1] !== 3) return { kind: 'malformed', reason: 'record version is not 3.x' };
     const length = ((buf[pos + 3] as number) << 8) | (buf[pos + 4] as number);
     if (length === 0) return { kind: 'malformed', reason: 'empty handshake record' };
     if (length > MAX_RECORD_PAYLOAD) return { kind: 'malformed', reason: `record length ${length} exceeds ${MAX_RECORD_PAYLOAD}` };
-    if (pos + RECORD_HEADER + length > MAX_CLIENT_HELLO_BYTES) return { kind: 'malformed', reason: `ClientHello records exceed ${MAX_CLIENT_HELLO_BYTES} bytes` };
+    if (pos + RECORD_HEADER + length > MAX_CLIENT_HELLO_BYTES)
+      return { kind: 'malformed', reason: `ClientHello records exceed ${MAX_CLIENT_HELLO_BYTES} bytes` };
     if (buf.length - pos - RECORD_HEADER < length) return INCOMPLETE;
     const fragment = buf.subarray(pos + RECORD_HEADER, pos + RECORD_HEADER + length);
     fragments.push(fragment);
@@ -114,9 +120,11 @@ function reassembleHandshake(buf: Uint8Array): Reassembly {
     pos += RECORD_HEADER + length;
     if (need < 0 && have >= 4) {
       const head = fragments.length === 1 ? fragment : concat(fragments, have);
-      if (head[0] !== HANDSHAKE_CLIENT_HELLO) return { kind: 'malformed', reason: `first handshake message is type ${head[0]}, not ClientHello` };
+      if (head[0] !== HANDSHAKE_CLIENT_HELLO)
+        return { kind: 'malformed', reason: `first handshake message is type ${head[0]}, not ClientHello` };
       const bodyLength = ((head[1] as number) << 16) | ((head[2] as number) << 8) | (head[3] as number);
-      if (bodyLength > MAX_HELLO_MESSAGE) return { kind: 'malformed', reason: `ClientHello length ${bodyLength} exceeds ${MAX_HELLO_MESSAGE}` };
+      if (bodyLength > MAX_HELLO_MESSAGE)
+        return { kind: 'malformed', reason: `ClientHello length ${bodyLength} exceeds ${MAX_HELLO_MESSAGE}` };
       need = 4 + bodyLength;
     }
   }

@@ -77,9 +77,13 @@ export class LeafMinter {
   private coalesced = 0;
   private lastMintMs: number | null = null;
 
-  constructor(private readonly ca: InspectionCa, options: LeafMinterOptions) {
+  constructor(
+    private readonly ca: InspectionCa,
+    options: LeafMinterOptions,
+  ) {
     if (!(options.validityMs > 0)) throw new Error(`leaf validity must be positive, got ${options.validityMs} ms`);
-    if (!Number.isInteger(options.cacheSize) || options.cacheSize < 1) throw new Error(`cert cache size must be a positive integer, got ${options.cacheSize}`);
+    if (!Number.isInteger(options.cacheSize) || options.cacheSize < 1)
+      throw new Error(`cert cache size must be a positive integer, got ${options.cacheSize}`);
     this.validityMs = Math.min(options.validityMs, MAX_LEAF_VALIDITY_MS);
     this.cacheSize = options.cacheSize;
     this.now = options.now ?? Date.now;
@@ -141,8 +145,10 @@ export class LeafMinter {
     const started = performance.now();
     const now = this.now();
     const notAfter = Math.min(now + this.validityMs, this.ca.notAfter.getTime());
-    if (notAfter <= now) throw new Error(`the inspection CA expired on ${this.ca.notAfter.toISOString()}; create a new one with "egress-witness ca"`);
-    const subject: x509.JsonName = name.value.length <= 64 ? [{ CN: [name.value] }, { O: ['egress-witness'] }] : [{ O: ['egress-witness'] }];
+    if (notAfter <= now)
+      throw new Error(`the inspection CA expired on ${this.ca.notAfter.toISOString()}; create a new one with "egress-witness ca"`);
+    const subject: x509.JsonName =
+      name.value.length <= 64 ? [{ CN: [name.value] }, { O: ['egress-witness'] }] : [{ O: ['egress-witness'] }];
     const cert = await x509.X509CertificateGenerator.create(
       {
         serialNumber: randomSerial(),

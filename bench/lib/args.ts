@@ -60,15 +60,36 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
       return v;
     };
     switch (flag) {
-      case '--quick': quick = true; break;
-      case '--only': only = value().split(',').map((s) => s.trim()).filter(Boolean); break;
-      case '--soak': soakMs = parseDuration(value()); break;
-      case '--profile': profile = true; break;
-      case '--agent-log-level': agentLogLevel = value(); break;
-      case '--out': out = value(); break;
-      case '--list': list = true; break;
-      case '--help': case '-h': help = true; break;
-      default: throw new Error(`unknown option "${arg}"`);
+      case '--quick':
+        quick = true;
+        break;
+      case '--only':
+        only = value()
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
+        break;
+      case '--soak':
+        soakMs = parseDuration(value());
+        break;
+      case '--profile':
+        profile = true;
+        break;
+      case '--agent-log-level':
+        agentLogLevel = value();
+        break;
+      case '--out':
+        out = value();
+        break;
+      case '--list':
+        list = true;
+        break;
+      case '--help':
+      case '-h':
+        help = true;
+        break;
+      default:
+        throw new Error(`unknown option "${arg}"`);
     }
   }
   return { quick, only, soakMs, profile, agentLogLevel, out, list, help };

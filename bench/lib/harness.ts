@@ -38,7 +38,13 @@ export async function openHarness(opts: { agentLogLevel: string; profile: boolea
   }
   const peerEnv: PeerEnv = { tmp, pki, fake, agentLogLevel: opts.agentLogLevel, profileDir };
   return {
-    tmp, pki, fake, receiver, load, peerEnv, profileDir,
+    tmp,
+    pki,
+    fake,
+    receiver,
+    load,
+    peerEnv,
+    profileDir,
     async close(keepTmp) {
       await Promise.allSettled([load.stop(), fake.stop(), receiver.stop()]);
       if (!keepTmp) rmSync(tmp, { recursive: true, force: true });

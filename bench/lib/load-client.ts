@@ -2,7 +2,19 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Job, JobReply, WindowEvent, RunResult, SoakStats, KeepAliveJob, NewConnectionJob, BulkJob, BurstJob, IdleOpenJob, SoakStartJob } from '../load/jobs.js';
+import type {
+  Job,
+  JobReply,
+  WindowEvent,
+  RunResult,
+  SoakStats,
+  KeepAliveJob,
+  NewConnectionJob,
+  BulkJob,
+  BurstJob,
+  IdleOpenJob,
+  SoakStartJob,
+} from '../load/jobs.js';
 import { stopChild } from './proc.js';
 
 export class LoadClient {
@@ -31,7 +43,10 @@ export class LoadClient {
 
   static async start(logFile: string): Promise<LoadClient> {
     const fd = openSync(logFile, 'a');
-    const child = fork(fileURLToPath(new URL('../load/worker.js', import.meta.url)), [], { stdio: ['ignore', fd, fd, 'ipc'], execArgv: [] });
+    const child = fork(fileURLToPath(new URL('../load/worker.js', import.meta.url)), [], {
+      stdio: ['ignore', fd, fd, 'ipc'],
+      execArgv: [],
+    });
     closeSync(fd);
     await new Promise<void>((resolve, reject) => {
       child.once('message', () => resolve());
@@ -52,15 +67,33 @@ export class LoadClient {
     });
   }
 
-  keepalive(job: Omit<KeepAliveJob, 'kind'>): Promise<RunResult> { return this.send({ kind: 'keepalive', ...job }); }
-  newconn(job: Omit<NewConnectionJob, 'kind'>): Promise<RunResult> { return this.send({ kind: 'newconn', ...job }); }
-  bulk(job: Omit<BulkJob, 'kind'>): Promise<RunResult> { return this.send({ kind: 'bulk', ...job }); }
-  burst(job: Omit<BurstJob, 'kind'>): Promise<RunResult> { return this.send({ kind: 'burst', ...job }); }
-  idleOpen(job: Omit<IdleOpenJob, 'kind'>): Promise<RunResult> { return this.send({ kind: 'idle-open', ...job }); }
-  idleClose(): Promise<RunResult> { return this.send({ kind: 'idle-close' }); }
-  soakStart(job: Omit<SoakStartJob, 'kind'>): Promise<unknown> { return this.send({ kind: 'soak-start', ...job }); }
-  soakStats(): Promise<SoakStats> { return this.send({ kind: 'soak-stats' }); }
-  soakStop(): Promise<SoakStats> { return this.send({ kind: 'soak-stop' }); }
+  keepalive(job: Omit<KeepAliveJob, 'kind'>): Promise<RunResult> {
+    return this.send({ kind: 'keepalive', ...job });
+  }
+  newconn(job: Omit<NewConnectionJob, 'kind'>): Promise<RunResult> {
+    return this.send({ kind: 'newconn', ...job });
+  }
+  bulk(job: Omit<BulkJob, 'kind'>): Promise<RunResult> {
+    return this.send({ kind: 'bulk', ...job });
+  }
+  burst(job: Omit<BurstJob, 'kind'>): Promise<RunResult> {
+    return this.send({ kind: 'burst', ...job });
+  }
+  idleOpen(job: Omit<IdleOpenJob, 'kind'>): Promise<RunResult> {
+    return this.send({ kind: 'idle-open', ...job });
+  }
+  idleClose(): Promise<RunResult> {
+    return this.send({ kind: 'idle-close' });
+  }
+  soakStart(job: Omit<SoakStartJob, 'kind'>): Promise<unknown> {
+    return this.send({ kind: 'soak-start', ...job });
+  }
+  soakStats(): Promise<SoakStats> {
+    return this.send({ kind: 'soak-stats' });
+  }
+  soakStop(): Promise<SoakStats> {
+    return this.send({ kind: 'soak-stop' });
+  }
 
   async stop(): Promise<void> {
     this.child.disconnect();

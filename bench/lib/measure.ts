@@ -42,7 +42,14 @@ interface Counters {
 }
 
 function read(ctx: BenchContext, peer: RunningPeer): Counters {
-  return { t: performance.now(), proxy: peer.pid ? treeCpuMs(peer.pid) : null, server: cpuMs(ctx.fake.pid), load: cpuMs(ctx.load.pid), self: process.cpuUsage(), busy: machineBusyMs() };
+  return {
+    t: performance.now(),
+    proxy: peer.pid ? treeCpuMs(peer.pid) : null,
+    server: cpuMs(ctx.fake.pid),
+    load: cpuMs(ctx.load.pid),
+    self: process.cpuUsage(),
+    busy: machineBusyMs(),
+  };
 }
 
 function between(a: Counters, b: Counters): Omit<PeerRun, 'result'> {
@@ -56,7 +63,11 @@ function between(a: Counters, b: Counters): Omit<PeerRun, 'result'> {
 }
 
 /** The peers of `names` that can run, recording skipped rows for the others. */
-export async function acquirePeers(ctx: BenchContext, names: readonly PeerName[], skipRows: (peer: PeerName, reason: string) => Row[]): Promise<RunningPeer[]> {
+export async function acquirePeers(
+  ctx: BenchContext,
+  names: readonly PeerName[],
+  skipRows: (peer: PeerName, reason: string) => Row[],
+): Promise<RunningPeer[]> {
   const out: RunningPeer[] = [];
   for (const name of names) {
     const p = await ctx.peers.get(name);
@@ -91,7 +102,13 @@ export async function measured(ctx: BenchContext, peer: RunningPeer, job: () => 
  * first, unmeasured: first mints, upstream pools and JIT are not what a
  * steady-state figure is about.
  */
-export async function interleave(ctx: BenchContext, peers: readonly RunningPeer[], runs: number, job: (peer: RunningPeer) => Promise<RunResult>, warm?: (peer: RunningPeer) => Promise<RunResult>): Promise<PeerSeries[]> {
+export async function interleave(
+  ctx: BenchContext,
+  peers: readonly RunningPeer[],
+  runs: number,
+  job: (peer: RunningPeer) => Promise<RunResult>,
+  warm?: (peer: RunningPeer) => Promise<RunResult>,
+): Promise<PeerSeries[]> {
   const series = peers.map((peer) => ({ peer, runs: [] as PeerRun[] }));
   if (warm) {
     for (const peer of peers) {
@@ -110,7 +127,9 @@ export async function interleave(ctx: BenchContext, peers: readonly RunningPeer[
       s.runs.push(run);
       const err = run.result.errors > 0 ? ` errors=${run.result.errors} (${run.result.firstError})` : '';
       const cpu = (v: number | null): string => (v === null ? '–' : `${Math.round((100 * v) / run.spanMs)}%`);
-      ctx.log(`  run ${r + 1}/${runs} ${s.peer.name.padEnd(10)} ${describe(run.result)}  cpu: proxy ${cpu(run.proxyCpuMs)} server ${cpu(run.serverCpuMs)} other ${cpu(run.otherCpuMs)}${err}`);
+      ctx.log(
+        `  run ${r + 1}/${runs} ${s.peer.name.padEnd(10)} ${describe(run.result)}  cpu: proxy ${cpu(run.proxyCpuMs)} server ${cpu(run.serverCpuMs)} other ${cpu(run.otherCpuMs)}${err}`,
+      );
     }
   }
   return series;
@@ -124,10 +143,21 @@ function describe(r: RunResult): string {
 export const allPeerNames = (): PeerName[] => PEERS.map((p) => p.name);
 
 /** Median CPU over a series, % of one core: load generator, proxy (with helpers), fake server, rest of the machine. */
-export function cpuOf(s: PeerSeries): { clientCpuPct: number | null; proxyCpuPct: number | null; serverCpuPct: number | null; otherCpuPct: number | null } {
-  const pctOf = (pick: (r: PeerRun) => number | null): number | null => median(s.runs.filter((r) => pick(r) !== null).map((r) => (100 * (pick(r) as number)) / r.spanMs));
+export function cpuOf(s: PeerSeries): {
+  clientCpuPct: number | null;
+  proxyCpuPct: number | null;
+  serverCpuPct: number | null;
+  otherCpuPct: number | null;
+} {
+  const pctOf = (pick: (r: PeerRun) => number | null): number | null =>
+    median(s.runs.filter((r) => pick(r) !== null).map((r) => (100 * (pick(r) as number)) / r.spanMs));
   const client = median(s.runs.map((r) => (100 * r.result.cpuMs) / r.result.wallMs));
-  return { clientCpuPct: client, proxyCpuPct: s.peer.pid ? pctOf((r) => r.proxyCpuMs) : null, serverCpuPct: pctOf((r) => r.serverCpuMs), otherCpuPct: pctOf((r) => r.otherCpuMs) };
+  return {
+    clientCpuPct: client,
+    proxyCpuPct: s.peer.pid ? pctOf((r) => r.proxyCpuMs) : null,
+    serverCpuPct: pctOf((r) => r.serverCpuMs),
+    otherCpuPct: pctOf((r) => r.otherCpuMs),
+  };
 }
 
 /** Median proxy CPU per unit of work (µs per request, or ms per MB with `perUnit` = bytes/1e6); null without a proxy process. */

@@ -135,7 +135,13 @@ function directPeer(env: PeerEnv): RunningPeer {
     name: 'direct',
     pid: null,
     proxy: null,
-    target: { proxy: null, authority: `${STS_HOST}:443`, origin: { host: '127.0.0.1', port: env.fake.httpsPort }, servername: STS_HOST, caPem: env.pki.fakeCa.certPem },
+    target: {
+      proxy: null,
+      authority: `${STS_HOST}:443`,
+      origin: { host: '127.0.0.1', port: env.fake.httpsPort },
+      servername: STS_HOST,
+      caPem: env.pki.fakeCa.certPem,
+    },
     hostHeader: STS_HOST,
     holdAuthority: null,
     adminPort: null,
@@ -164,7 +170,12 @@ export async function startAgent(env: PeerEnv, name: 'ew-tunnel' | 'ew-inspect',
   const dir = peerDir(env, name);
   const port = await freePort();
   const adminPort = await freePort();
-  const telemetry: Record<string, unknown> = { spool_dir: join(dir, 'spool'), flush_interval: opts.flushInterval ?? '2s', heartbeat_interval: '30s', observe_all: opts.observeAll ?? false };
+  const telemetry: Record<string, unknown> = {
+    spool_dir: join(dir, 'spool'),
+    flush_interval: opts.flushInterval ?? '2s',
+    heartbeat_interval: '30s',
+    observe_all: opts.observeAll ?? false,
+  };
   if (opts.detectorUrl) {
     const secretFile = join(dir, 'telemetry.secret');
     writeFileSync(secretFile, `${'bench-secret-'.padEnd(40, 'x')}\n`, { mode: 0o600 });
@@ -183,7 +194,9 @@ export async function startAgent(env: PeerEnv, name: 'ew-tunnel' | 'ew-inspect',
       idle_timeout: '15m',
       drain_timeout: '1s',
     },
-    ...(opts.inspect ? { inspect: { ca_cert: env.pki.agentCa.certFile, ca_key: env.pki.agentCa.keyFile, passthrough: opts.passthrough ?? [] } } : {}),
+    ...(opts.inspect
+      ? { inspect: { ca_cert: env.pki.agentCa.certFile, ca_key: env.pki.agentCa.keyFile, passthrough: opts.passthrough ?? [] } }
+      : {}),
     upstream: {
       ca_file: env.pki.fakeCa.certFile,
       resolve: { '*.amazonaws.com': `127.0.0.1:${env.fake.httpsPort}`, [HOLD_HOST]: `127.0.0.1:${env.fake.holdPort}` },
@@ -208,7 +221,13 @@ export async function startAgent(env: PeerEnv, name: 'ew-tunnel' | 'ew-inspect',
     name,
     pid: child.pid ?? null,
     proxy,
-    target: { proxy, authority: `${STS_HOST}:443`, origin: { host: '127.0.0.1', port: env.fake.httpsPort }, servername: STS_HOST, caPem: opts.inspect ? env.pki.agentCa.certPem : env.pki.fakeCa.certPem },
+    target: {
+      proxy,
+      authority: `${STS_HOST}:443`,
+      origin: { host: '127.0.0.1', port: env.fake.httpsPort },
+      servername: STS_HOST,
+      caPem: opts.inspect ? env.pki.agentCa.certPem : env.pki.fakeCa.certPem,
+    },
     hostHeader: STS_HOST,
     holdAuthority: opts.inspect ? null : `${HOLD_HOST}:443`,
     adminPort,
@@ -245,7 +264,10 @@ async function startSquid(env: PeerEnv, bump: boolean): Promise<RunningPeer> {
     run(CERTGEN, ['-c', '-s', join(dir, 'ssl_db'), '-M', '4MB']);
   }
   const maxFds = hardNofileLimit();
-  writeFileSync(join(dir, 'squid.conf'), render(bump ? 'squid-bump.conf.tmpl' : 'squid.conf.tmpl', { DIR: dir, PORT: port, MAX_FDS: maxFds }));
+  writeFileSync(
+    join(dir, 'squid.conf'),
+    render(bump ? 'squid-bump.conf.tmpl' : 'squid.conf.tmpl', { DIR: dir, PORT: port, MAX_FDS: maxFds }),
+  );
   // Squid drops to the proxy user: it must own its folder (logs, pid, certificate database).
   run('chown', ['-R', 'proxy:proxy', dir]);
   const logFile = join(dir, 'squid.stdout.log');
@@ -256,7 +278,13 @@ async function startSquid(env: PeerEnv, bump: boolean): Promise<RunningPeer> {
     name,
     pid: child.pid ?? null,
     proxy,
-    target: { proxy, authority: `${STS_HOST}:${env.fake.httpsPort}`, origin: { host: '127.0.0.1', port: env.fake.httpsPort }, servername: STS_HOST, caPem: bump ? env.pki.squidCa.certPem : env.pki.fakeCa.certPem },
+    target: {
+      proxy,
+      authority: `${STS_HOST}:${env.fake.httpsPort}`,
+      origin: { host: '127.0.0.1', port: env.fake.httpsPort },
+      servername: STS_HOST,
+      caPem: bump ? env.pki.squidCa.certPem : env.pki.fakeCa.certPem,
+    },
     // A bumped request goes where its Host header says: keep the fake server's port in it.
     hostHeader: `${STS_HOST}:${env.fake.httpsPort}`,
     holdAuthority: bump ? null : `${HOLD_HOST}:${env.fake.holdPort}`,
@@ -285,7 +313,13 @@ async function startTinyproxy(env: PeerEnv): Promise<RunningPeer> {
     name: 'tinyproxy',
     pid: child.pid ?? null,
     proxy,
-    target: { proxy, authority: `127.0.0.1:${env.fake.httpsPort}`, origin: { host: '127.0.0.1', port: env.fake.httpsPort }, servername: STS_HOST, caPem: env.pki.fakeCa.certPem },
+    target: {
+      proxy,
+      authority: `127.0.0.1:${env.fake.httpsPort}`,
+      origin: { host: '127.0.0.1', port: env.fake.httpsPort },
+      servername: STS_HOST,
+      caPem: env.pki.fakeCa.certPem,
+    },
     hostHeader: STS_HOST,
     holdAuthority: `127.0.0.1:${env.fake.holdPort}`,
     adminPort: null,
@@ -298,12 +332,18 @@ async function startTinyproxy(env: PeerEnv): Promise<RunningPeer> {
 /** Starts `name` with the bench's standard settings. */
 export function startPeer(env: PeerEnv, name: PeerName, agent: Partial<AgentOptions> = {}): Promise<RunningPeer> {
   switch (name) {
-    case 'direct': return Promise.resolve(directPeer(env));
-    case 'ew-tunnel': return startAgent(env, name, { inspect: false, logLevel: env.agentLogLevel, ...agent });
-    case 'ew-inspect': return startAgent(env, name, { inspect: true, logLevel: env.agentLogLevel, ...agent });
-    case 'squid': return startSquid(env, false);
-    case 'squid-bump': return startSquid(env, true);
-    case 'tinyproxy': return startTinyproxy(env);
+    case 'direct':
+      return Promise.resolve(directPeer(env));
+    case 'ew-tunnel':
+      return startAgent(env, name, { inspect: false, logLevel: env.agentLogLevel, ...agent });
+    case 'ew-inspect':
+      return startAgent(env, name, { inspect: true, logLevel: env.agentLogLevel, ...agent });
+    case 'squid':
+      return startSquid(env, false);
+    case 'squid-bump':
+      return startSquid(env, true);
+    case 'tinyproxy':
+      return startTinyproxy(env);
   }
 }
 
@@ -319,7 +359,10 @@ export class PeerPool {
   readonly restarts: string[] = [];
   private readonly shared = new WeakSet<RunningPeer>();
 
-  constructor(private readonly env: PeerEnv, private readonly log: (line: string) => void = () => undefined) {}
+  constructor(
+    private readonly env: PeerEnv,
+    private readonly log: (line: string) => void = () => undefined,
+  ) {}
 
   /** The running peer (restarted if its process died), or a reason it cannot run (not installed, failed to start). */
   async get(name: PeerName): Promise<RunningPeer | { skipped: string }> {

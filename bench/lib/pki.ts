@@ -32,9 +32,26 @@ function opensslCa(dir: string, name: string, cn: string): CertPair {
   const certFile = join(dir, `${name}.pem`);
   const keyFile = join(dir, `${name}-key.pem`);
   run('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-sha256',
-    '-keyout', keyFile, '-out', certFile, '-days', '3', '-subj', `/CN=${cn}/O=egress-witness bench`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-sha256',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+    '-days',
+    '3',
+    '-subj',
+    `/CN=${cn}/O=egress-witness bench`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
   ]);
   chmodSync(keyFile, 0o600);
   return { certFile, keyFile, certPem: readFileSync(certFile, 'utf8') };
@@ -46,9 +63,43 @@ function opensslLeaf(dir: string, name: string, ca: CertPair, dnsNames: readonly
   const csr = join(dir, `${name}.csr`);
   const ext = join(dir, `${name}.ext`);
   const san = [...dnsNames.map((n) => `DNS:${n}`), 'IP:127.0.0.1'].join(',');
-  writeFileSync(ext, `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=${san}\n`);
-  run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', csr, '-subj', `/CN=${dnsNames[0] ?? 'localhost'}`]);
-  run('openssl', ['x509', '-req', '-in', csr, '-CA', ca.certFile, '-CAkey', ca.keyFile, '-CAcreateserial', '-days', '3', '-sha256', '-extfile', ext, '-out', certFile]);
+  writeFileSync(
+    ext,
+    `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=${san}\n`,
+  );
+  run('openssl', [
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-out',
+    csr,
+    '-subj',
+    `/CN=${dnsNames[0] ?? 'localhost'}`,
+  ]);
+  run('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    ca.certFile,
+    '-CAkey',
+    ca.keyFile,
+    '-CAcreateserial',
+    '-days',
+    '3',
+    '-sha256',
+    '-extfile',
+    ext,
+    '-out',
+    certFile,
+  ]);
   chmodSync(keyFile, 0o600);
   return { certFile, keyFile, certPem: readFileSync(certFile, 'utf8') };
 }

@@ -176,7 +176,9 @@ export function machineBusyMs(): number | null {
 /** Number of open file descriptors, or null. */
 export function openFds(pid: number): number | null {
   try {
-    return execFileSync('ls', [`/proc/${pid}/fd`], { encoding: 'utf8' }).split('\n').filter(Boolean).length;
+    return execFileSync('ls', [`/proc/${pid}/fd`], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean).length;
   } catch {
     return null;
   }

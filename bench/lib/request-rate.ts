@@ -19,10 +19,29 @@ export function recordRequestRate(ctx: BenchContext, scenario: string, series: r
   for (const s of series) {
     const rps = s.runs.map((r) => r.result.count / (r.result.wallMs / 1000));
     const base = { scenario, peer: s.peer.name };
-    ctx.record({ ...base, metric: 'requests/s', unit: 'req/s', better: 'higher', value: median(rps), runs: rps, ...cpuOf(s), note: errorNote(s) });
+    ctx.record({
+      ...base,
+      metric: 'requests/s',
+      unit: 'req/s',
+      better: 'higher',
+      value: median(rps),
+      runs: rps,
+      ...cpuOf(s),
+      note: errorNote(s),
+    });
     ctx.record({ ...base, metric: 'p50 latency', unit: 'ms', better: 'lower', value: median(s.runs.map((r) => r.result.p50Ms ?? NaN)) });
-    if (opts.p99) ctx.record({ ...base, metric: 'p99 latency', unit: 'ms', better: 'lower', value: median(s.runs.map((r) => r.result.p99Ms ?? NaN)) });
+    if (opts.p99)
+      ctx.record({ ...base, metric: 'p99 latency', unit: 'ms', better: 'lower', value: median(s.runs.map((r) => r.result.p99Ms ?? NaN)) });
     const cpu = proxyCpuPer(s, (r) => r.result.count);
-    if (s.peer.pid) ctx.record({ ...base, metric: 'proxy CPU per request', unit: 'µs', better: 'lower', value: cpu.value, runs: cpu.runs, note: 'proxy process + helpers; robust when the machine is shared' });
+    if (s.peer.pid)
+      ctx.record({
+        ...base,
+        metric: 'proxy CPU per request',
+        unit: 'µs',
+        better: 'lower',
+        value: cpu.value,
+        runs: cpu.runs,
+        note: 'proxy process + helpers; robust when the machine is shared',
+      });
   }
 }

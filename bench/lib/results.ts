@@ -76,7 +76,8 @@ export function addRatios(rows: Row[]): void {
     m[r.peer] = r.value;
     refs.set(key(r), m);
   }
-  const ratio = (v: number | null, ref: number | undefined): number | null => (v === null || ref === undefined || ref === 0 ? null : v / ref);
+  const ratio = (v: number | null, ref: number | undefined): number | null =>
+    v === null || ref === undefined || ref === 0 ? null : v / ref;
   for (const r of rows) {
     if (r.peer === null) continue;
     const m = refs.get(key(r)) ?? {};
@@ -85,12 +86,28 @@ export function addRatios(rows: Row[]): void {
 }
 
 function find(rows: readonly Row[], scenario: string, metric: string, peer: PeerName | null, subject?: string): Row | undefined {
-  return rows.find((r) => r.scenario === scenario && r.metric === metric && r.peer === peer && (subject === undefined || r.subject === subject) && r.value !== null);
+  return rows.find(
+    (r) =>
+      r.scenario === scenario &&
+      r.metric === metric &&
+      r.peer === peer &&
+      (subject === undefined || r.subject === subject) &&
+      r.value !== null,
+  );
 }
 
 /** The issue's targets, checked against this run's rows. */
 export function evaluateTargets(rows: readonly Row[]): Target[] {
-  const vs = (id: string, text: string, scenario: string, metric: string, peer: PeerName, ref: PeerName, factor: number, lowerIsBetter = false): Target => {
+  const vs = (
+    id: string,
+    text: string,
+    scenario: string,
+    metric: string,
+    peer: PeerName,
+    ref: PeerName,
+    factor: number,
+    lowerIsBetter = false,
+  ): Target => {
     const a = find(rows, scenario, metric, peer);
     const b = find(rows, scenario, metric, ref);
     if (!a || !b || a.value === null || b.value === null) return { id, text, met: null, detail: 'not measured in this run' };
@@ -99,25 +116,69 @@ export function evaluateTargets(rows: readonly Row[]): Target[] {
     const cpuMetric = scenario === 'bulk' ? 'proxy CPU per MB' : 'proxy CPU per request';
     const ca = find(rows, scenario, cpuMetric, peer);
     const cb = find(rows, scenario, cpuMetric, ref);
-    const cpu = ca?.value != null && cb?.value != null && cb.value > 0 ? `; ${cpuMetric} ${fmt(ca.value)} vs ${fmt(cb.value)} ${ca.unit} (×${(ca.value / cb.value).toFixed(2)})` : '';
+    const cpu =
+      ca?.value != null && cb?.value != null && cb.value > 0
+        ? `; ${cpuMetric} ${fmt(ca.value)} vs ${fmt(cb.value)} ${ca.unit} (×${(ca.value / cb.value).toFixed(2)})`
+        : '';
     return { id, text, met, detail: `${fmt(a.value)} vs ${fmt(b.value)} ${a.unit} (×${ratio.toFixed(2)})${cpu}` };
   };
   const targets: Target[] = [
-    vs('tunnel-rps-keepalive', 'tunnel requests/s ≥ Squid (keep-alive, 64 clients)', 'small-keepalive', 'requests/s', 'ew-tunnel', 'squid', 1),
-    vs('tunnel-rps-newconn', 'tunnel requests/s ≥ Squid (new connection per request)', 'new-connection', 'requests/s', 'ew-tunnel', 'squid', 1),
+    vs(
+      'tunnel-rps-keepalive',
+      'tunnel requests/s ≥ Squid (keep-alive, 64 clients)',
+      'small-keepalive',
+      'requests/s',
+      'ew-tunnel',
+      'squid',
+      1,
+    ),
+    vs(
+      'tunnel-rps-newconn',
+      'tunnel requests/s ≥ Squid (new connection per request)',
+      'new-connection',
+      'requests/s',
+      'ew-tunnel',
+      'squid',
+      1,
+    ),
     vs('tunnel-bulk', 'tunnel bulk ≥ 90 % of direct', 'bulk', 'throughput', 'ew-tunnel', 'direct', 0.9),
-    vs('inspect-rps-keepalive', 'inspect requests/s ≥ Squid ssl-bump (keep-alive)', 'small-keepalive', 'requests/s', 'ew-inspect', 'squid-bump', 1),
-    vs('inspect-rps-newconn', 'inspect requests/s ≥ Squid ssl-bump (new connection per request)', 'new-connection', 'requests/s', 'ew-inspect', 'squid-bump', 1),
+    vs(
+      'inspect-rps-keepalive',
+      'inspect requests/s ≥ Squid ssl-bump (keep-alive)',
+      'small-keepalive',
+      'requests/s',
+      'ew-inspect',
+      'squid-bump',
+      1,
+    ),
+    vs(
+      'inspect-rps-newconn',
+      'inspect requests/s ≥ Squid ssl-bump (new connection per request)',
+      'new-connection',
+      'requests/s',
+      'ew-inspect',
+      'squid-bump',
+      1,
+    ),
   ];
   const idle = find(rows, 'idle-tunnels', 'RSS per idle tunnel', 'ew-tunnel');
-  targets.push(idle?.value != null
-    ? { id: 'idle-rss', text: '≤ 16 KiB RSS per idle tunnel', met: idle.value <= 16, detail: `${fmt(idle.value)} KiB per tunnel` }
-    : { id: 'idle-rss', text: '≤ 16 KiB RSS per idle tunnel', met: null, detail: 'not measured in this run' });
+  targets.push(
+    idle?.value != null
+      ? { id: 'idle-rss', text: '≤ 16 KiB RSS per idle tunnel', met: idle.value <= 16, detail: `${fmt(idle.value)} KiB per tunnel` }
+      : { id: 'idle-rss', text: '≤ 16 KiB RSS per idle tunnel', met: null, detail: 'not measured in this run' },
+  );
   const ship = find(rows, 'shipping-overhead', 'shipping cost', null);
   const shipCpu = find(rows, 'shipping-overhead', 'shipping CPU cost', null);
-  targets.push(ship?.value != null
-    ? { id: 'shipping-cost', text: 'telemetry shipping costs < 5 % of the tunnel rate', met: ship.value < 5, detail: `${fmt(ship.value)} % lower rate with shipping on${shipCpu?.value != null ? `; ${fmt(shipCpu.value)} % more proxy CPU per tunnel` : ''} (medians of paired rounds)` }
-    : { id: 'shipping-cost', text: 'telemetry shipping costs < 5 % of the tunnel rate', met: null, detail: 'not measured in this run' });
+  targets.push(
+    ship?.value != null
+      ? {
+          id: 'shipping-cost',
+          text: 'telemetry shipping costs < 5 % of the tunnel rate',
+          met: ship.value < 5,
+          detail: `${fmt(ship.value)} % lower rate with shipping on${shipCpu?.value != null ? `; ${fmt(shipCpu.value)} % more proxy CPU per tunnel` : ''} (medians of paired rounds)`,
+        }
+      : { id: 'shipping-cost', text: 'telemetry shipping costs < 5 % of the tunnel rate', met: null, detail: 'not measured in this run' },
+  );
   return targets;
 }
 
@@ -126,7 +187,21 @@ const ratioText = (v: number | null | undefined): string => (v === null || v ===
 
 /** The stdout table: one line per figure, grouped by scenario. */
 export function formatTable(rows: readonly Row[]): string {
-  const header = ['scenario', 'metric', 'system', 'value', 'unit', '/direct', '/squid', '/bump', 'client cpu', 'proxy cpu', 'server cpu', 'other cpu', 'runs / note'];
+  const header = [
+    'scenario',
+    'metric',
+    'system',
+    'value',
+    'unit',
+    '/direct',
+    '/squid',
+    '/bump',
+    'client cpu',
+    'proxy cpu',
+    'server cpu',
+    'other cpu',
+    'runs / note',
+  ];
   const lines: string[][] = [header];
   for (const r of rows) {
     lines.push([
@@ -142,13 +217,17 @@ export function formatTable(rows: readonly Row[]): string {
       pct(r.proxyCpuPct),
       pct(r.serverCpuPct),
       pct(r.otherCpuPct),
-      r.skipped ? r.skipped : [r.runs && r.runs.length > 1 ? `[${r.runs.map(fmt).join(', ')}]` : '', r.note ?? ''].filter(Boolean).join(' '),
+      r.skipped
+        ? r.skipped
+        : [r.runs && r.runs.length > 1 ? `[${r.runs.map(fmt).join(', ')}]` : '', r.note ?? ''].filter(Boolean).join(' '),
     ]);
   }
   const widths = header.map((_, i) => Math.max(...lines.map((l) => (l[i] ?? '').length)));
   const numeric = new Set([3, 5, 6, 7, 8, 9, 10, 11]);
   const out = lines.map((l, n) => {
-    const cells = l.map((c, i) => (i === l.length - 1 ? c : numeric.has(i) && n > 0 ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)));
+    const cells = l.map((c, i) =>
+      i === l.length - 1 ? c : numeric.has(i) && n > 0 ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0),
+    );
     return cells.join('  ').trimEnd();
   });
   out.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
@@ -157,7 +236,11 @@ export function formatTable(rows: readonly Row[]): string {
 
 /** Markdown table of the same rows (for bench/README.md). */
 export function formatMarkdown(rows: readonly Row[]): string {
-  const head = '| scenario | metric | system | value | unit | ×direct | ×squid | ×bump | client cpu | proxy cpu | server cpu | other cpu |\n|---|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|';
-  const body = rows.map((r) => `| ${r.scenario} | ${r.metric} | ${r.peer ?? r.subject ?? ''} | ${r.skipped ? `skipped: ${r.skipped}` : fmt(r.value)} | ${r.unit} | ${ratioText(r.ratios?.direct)} | ${ratioText(r.ratios?.squid)} | ${ratioText(r.ratios?.squidBump)} | ${pct(r.clientCpuPct)} | ${pct(r.proxyCpuPct)} | ${pct(r.serverCpuPct)} | ${pct(r.otherCpuPct)} |`);
+  const head =
+    '| scenario | metric | system | value | unit | ×direct | ×squid | ×bump | client cpu | proxy cpu | server cpu | other cpu |\n|---|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|';
+  const body = rows.map(
+    (r) =>
+      `| ${r.scenario} | ${r.metric} | ${r.peer ?? r.subject ?? ''} | ${r.skipped ? `skipped: ${r.skipped}` : fmt(r.value)} | ${r.unit} | ${ratioText(r.ratios?.direct)} | ${ratioText(r.ratios?.squid)} | ${ratioText(r.ratios?.squidBump)} | ${pct(r.clientCpuPct)} | ${pct(r.proxyCpuPct)} | ${pct(r.serverCpuPct)} | ${pct(r.otherCpuPct)} |`,
+  );
   return [head, ...body].join('\n');
 }

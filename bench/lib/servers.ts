@@ -11,7 +11,10 @@ class ForkedServer {
 
   protected static async forkReady(script: string, args: string[], logFile: string): Promise<{ child: ChildProcess; ready: Msg }> {
     const fd = openSync(logFile, 'a');
-    const child = fork(fileURLToPath(new URL(`../servers/${script}`, import.meta.url)), args, { stdio: ['ignore', fd, fd, 'ipc'], execArgv: [] });
+    const child = fork(fileURLToPath(new URL(`../servers/${script}`, import.meta.url)), args, {
+      stdio: ['ignore', fd, fd, 'ipc'],
+      execArgv: [],
+    });
     closeSync(fd);
     const ready = await new Promise<Msg>((resolve, reject) => {
       child.once('message', (m: Msg) => resolve(m));
@@ -43,7 +46,11 @@ class ForkedServer {
 }
 
 export class FakeAws extends ForkedServer {
-  private constructor(child: ChildProcess, readonly httpsPort: number, readonly holdPort: number) {
+  private constructor(
+    child: ChildProcess,
+    readonly httpsPort: number,
+    readonly holdPort: number,
+  ) {
     super(child);
   }
 
@@ -62,7 +69,10 @@ export class FakeAws extends ForkedServer {
 }
 
 export class Receiver extends ForkedServer {
-  private constructor(child: ChildProcess, readonly port: number) {
+  private constructor(
+    child: ChildProcess,
+    readonly port: number,
+  ) {
     super(child);
   }
 

@@ -32,7 +32,10 @@ function contextFor(caPem: string): tls.SecureContext {
 }
 
 export class DialError extends Error {
-  constructor(readonly stage: 'connect' | 'proxy' | 'tls', message: string) {
+  constructor(
+    readonly stage: 'connect' | 'proxy' | 'tls',
+    message: string,
+  ) {
     super(`${stage}: ${message}`);
   }
 }
@@ -68,7 +71,9 @@ export function openTunnel(proxy: { host: string; port: number }, authority: str
     };
     socket.on('data', onData);
     socket.once('error', fail);
-    socket.once('connect', () => socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\nUser-Agent: egress-witness-bench/1\r\n\r\n`));
+    socket.once('connect', () =>
+      socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\nUser-Agent: egress-witness-bench/1\r\n\r\n`),
+    );
   });
 }
 
@@ -81,7 +86,9 @@ export function openTls(target: TargetSpec, socket: net.Socket | null, timeoutMs
       ALPNProtocols: ['http/1.1'],
       rejectUnauthorized: true,
     };
-    const secure = socket ? tls.connect({ ...options, socket }) : tls.connect({ ...options, host: target.origin.host, port: target.origin.port });
+    const secure = socket
+      ? tls.connect({ ...options, socket })
+      : tls.connect({ ...options, host: target.origin.host, port: target.origin.port });
     const timer = setTimeout(() => {
       secure.destroy();
       reject(new DialError('tls', 'handshake timed out'));

@@ -15,7 +15,10 @@ export interface Response {
   close: boolean;
 }
 
-type BodyMode = { kind: 'length'; remaining: number } | { kind: 'chunked'; state: 'size' | 'data' | 'data-crlf' | 'trailer'; remaining: number; line: string } | { kind: 'eof' };
+type BodyMode =
+  | { kind: 'length'; remaining: number }
+  | { kind: 'chunked'; state: 'size' | 'data' | 'data-crlf' | 'trailer'; remaining: number; line: string }
+  | { kind: 'eof' };
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 
@@ -113,12 +116,16 @@ export class Http1Connection {
       const colon = line.indexOf(':');
       if (colon < 0) continue;
       const name = line.slice(0, colon).trim().toLowerCase();
-      const value = line.slice(colon + 1).trim().toLowerCase();
+      const value = line
+        .slice(colon + 1)
+        .trim()
+        .toLowerCase();
       if (name === 'content-length') length = Number(value);
       else if (name === 'transfer-encoding' && value.includes('chunked')) chunked = true;
       else if (name === 'connection' && value.includes('close')) this.closeAfter = true;
     }
-    if (this.noBody || this.status === 204 || this.status === 304 || (this.status >= 100 && this.status < 200)) this.body = { kind: 'length', remaining: 0 };
+    if (this.noBody || this.status === 204 || this.status === 304 || (this.status >= 100 && this.status < 200))
+      this.body = { kind: 'length', remaining: 0 };
     else if (chunked) this.body = { kind: 'chunked', state: 'size', remaining: 0, line: '' };
     else if (length !== null) this.body = { kind: 'length', remaining: length };
     else this.body = { kind: 'eof' };

@@ -73,7 +73,8 @@ export interface SoakStopJob {
   kind: 'soak-stop';
 }
 
-export type Job = KeepAliveJob | NewConnectionJob | BulkJob | BurstJob | IdleOpenJob | IdleCloseJob | SoakStartJob | SoakStatsJob | SoakStopJob;
+export type Job =
+  KeepAliveJob | NewConnectionJob | BulkJob | BurstJob | IdleOpenJob | IdleCloseJob | SoakStartJob | SoakStatsJob | SoakStopJob;
 
 export interface RunResult {
   /** Requests (or tunnels, or bytes for bulk) completed inside the measured window. */

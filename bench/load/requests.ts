@@ -66,14 +66,16 @@ export function stsRequest(opts: StsRequestOptions = {}): Buffer {
 /** GET /bulk?bytes=N (signed-looking, like an S3 GetObject). */
 export function bulkRequest(bytes: number, host = STS_HOST): Buffer {
   const key = accessKeyId(7);
-  return Buffer.from([
-    `GET /bulk?bytes=${bytes} HTTP/1.1`,
-    `Host: ${host}`,
-    'User-Agent: egress-witness-bench/1',
-    'X-Amz-Date: 20261125T120000Z',
-    'X-Amz-Content-Sha256: UNSIGNED-PAYLOAD',
-    `Authorization: AWS4-HMAC-SHA256 Credential=${key}/20261125/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=${hex('bulk', 32)}`,
-    '',
-    '',
-  ].join('\r\n'));
+  return Buffer.from(
+    [
+      `GET /bulk?bytes=${bytes} HTTP/1.1`,
+      `Host: ${host}`,
+      'User-Agent: egress-witness-bench/1',
+      'X-Amz-Date: 20261125T120000Z',
+      'X-Amz-Content-Sha256: UNSIGNED-PAYLOAD',
+      `Authorization: AWS4-HMAC-SHA256 Credential=${key}/20261125/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=${hex('bulk', 32)}`,
+      '',
+      '',
+    ].join('\r\n'),
+  );
 }

@@ -9,7 +9,19 @@ import type net from 'node:net';
 import { dial, openTunnel } from './dial.js';
 import { Http1Connection } from './http1.js';
 import { bulkRequest, stsRequest } from './requests.js';
-import type { BulkJob, BurstJob, IdleOpenJob, Job, JobMessage, JobReply, KeepAliveJob, NewConnectionJob, RunResult, SoakStartJob, SoakStats } from './jobs.js';
+import type {
+  BulkJob,
+  BurstJob,
+  IdleOpenJob,
+  Job,
+  JobMessage,
+  JobReply,
+  KeepAliveJob,
+  NewConnectionJob,
+  RunResult,
+  SoakStartJob,
+  SoakStats,
+} from './jobs.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const nowNs = (): bigint => process.hrtime.bigint();
@@ -54,7 +66,15 @@ async function measureWindow(
   await sleep(durationMs);
   state.measuring = false;
   process.send?.({ event: 'window-end' });
-  const result = { count, errors, firstError, wallMs: performance.now() - t0, cpuMs: cpuTotalMs(process.cpuUsage(cpu0)), ...percentiles(hist), bytes: 0 };
+  const result = {
+    count,
+    errors,
+    firstError,
+    wallMs: performance.now() - t0,
+    cpuMs: cpuTotalMs(process.cpuUsage(cpu0)),
+    ...percentiles(hist),
+    bytes: 0,
+  };
   state.stopped = true;
   await Promise.allSettled(running);
   return result;
@@ -69,26 +89,31 @@ async function keepalive(job: KeepAliveJob): Promise<RunResult> {
     for (const w of wave) conns.push(w.status === 'fulfilled' ? new Http1Connection(w.value) : null);
   }
   try {
-    return await measureWindow((state) => conns.map(async (_, i) => {
-      while (!state.stopped) {
-        const t0 = nowNs();
-        let c = conns[i] ?? null;
-        try {
-          if (!c?.usable) {
-            c = new Http1Connection(await dial(job.target));
-            conns[i] = c;
+    return await measureWindow(
+      (state) =>
+        conns.map(async (_, i) => {
+          while (!state.stopped) {
+            const t0 = nowNs();
+            let c = conns[i] ?? null;
+            try {
+              if (!c?.usable) {
+                c = new Http1Connection(await dial(job.target));
+                conns[i] = c;
+              }
+              const r = await c.send(request);
+              if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
+              if (r.close) c.destroy();
+              state.record(nowNs() - t0);
+            } catch (err) {
+              state.error(err);
+              c?.destroy();
+              await sleep(5);
+            }
           }
-          const r = await c.send(request);
-          if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
-          if (r.close) c.destroy();
-          state.record(nowNs() - t0);
-        } catch (err) {
-          state.error(err);
-          c?.destroy();
-          await sleep(5);
-        }
-      }
-    }), job.warmupMs, job.durationMs);
+        }),
+      job.warmupMs,
+      job.durationMs,
+    );
   } finally {
     for (const c of conns) c?.destroy();
   }
@@ -98,23 +123,28 @@ async function newconn(job: NewConnectionJob): Promise<RunResult> {
   const request = stsRequest({ host: job.hostHeader, close: true });
   const authorities = job.authorities && job.authorities.length > 0 ? job.authorities : [job.target.authority];
   let next = 0;
-  return measureWindow((state) => Array.from({ length: job.concurrency }, async () => {
-    while (!state.stopped) {
-      const t0 = nowNs();
-      let c: Http1Connection | null = null;
-      try {
-        c = new Http1Connection(await dial(job.target, authorities[next++ % authorities.length]));
-        const r = await c.send(request);
-        if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
-        state.record(nowNs() - t0);
-      } catch (err) {
-        state.error(err);
-        await sleep(5);
-      } finally {
-        c?.destroy();
-      }
-    }
-  }), job.warmupMs, job.durationMs);
+  return measureWindow(
+    (state) =>
+      Array.from({ length: job.concurrency }, async () => {
+        while (!state.stopped) {
+          const t0 = nowNs();
+          let c: Http1Connection | null = null;
+          try {
+            c = new Http1Connection(await dial(job.target, authorities[next++ % authorities.length]));
+            const r = await c.send(request);
+            if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
+            state.record(nowNs() - t0);
+          } catch (err) {
+            state.error(err);
+            await sleep(5);
+          } finally {
+            c?.destroy();
+          }
+        }
+      }),
+    job.warmupMs,
+    job.durationMs,
+  );
 }
 
 async function bulk(job: BulkJob): Promise<RunResult> {
@@ -152,22 +182,32 @@ async function burst(job: BurstJob): Promise<RunResult> {
   let firstError: string | null = null;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: job.connections }, async () => {
-    const s0 = nowNs();
-    let c: Http1Connection | null = null;
-    try {
-      c = new Http1Connection(await dial(job.target));
-      const r = await c.send(request);
-      if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
-      hist.record(nowNs() - s0 || 1n);
-    } catch (err) {
-      errors++;
-      firstError ??= message(err);
-    } finally {
-      c?.destroy();
-    }
-  }));
-  return { count: hist.count, errors, firstError, wallMs: performance.now() - t0, cpuMs: cpuTotalMs(process.cpuUsage(cpu0)), ...percentiles(hist), bytes: 0 };
+  await Promise.all(
+    Array.from({ length: job.connections }, async () => {
+      const s0 = nowNs();
+      let c: Http1Connection | null = null;
+      try {
+        c = new Http1Connection(await dial(job.target));
+        const r = await c.send(request);
+        if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
+        hist.record(nowNs() - s0 || 1n);
+      } catch (err) {
+        errors++;
+        firstError ??= message(err);
+      } finally {
+        c?.destroy();
+      }
+    }),
+  );
+  return {
+    count: hist.count,
+    errors,
+    firstError,
+    wallMs: performance.now() - t0,
+    cpuMs: cpuTotalMs(process.cpuUsage(cpu0)),
+    ...percentiles(hist),
+    bytes: 0,
+  };
 }
 
 const idle: net.Socket[] = [];
@@ -195,7 +235,16 @@ async function idleOpen(job: IdleOpenJob): Promise<RunResult> {
     }
   };
   await Promise.all(Array.from({ length: job.parallel }, worker));
-  return { count: opened, errors, firstError, wallMs: performance.now() - t0, cpuMs: cpuTotalMs(process.cpuUsage(cpu0)), p50Ms: null, p99Ms: null, bytes: 0 };
+  return {
+    count: opened,
+    errors,
+    firstError,
+    wallMs: performance.now() - t0,
+    cpuMs: cpuTotalMs(process.cpuUsage(cpu0)),
+    p50Ms: null,
+    p99Ms: null,
+    bytes: 0,
+  };
 }
 
 function idleClose(): RunResult {
@@ -216,39 +265,47 @@ class Soak {
 
   constructor(private readonly job: SoakStartJob) {
     const keyed = Array.from({ length: Math.max(1, job.keys) }, (_, k) => stsRequest({ host: job.hostHeader, keyIndex: 1000 + k }));
-    const closing = Array.from({ length: Math.max(1, job.keys) }, (_, k) => stsRequest({ host: job.hostHeader, keyIndex: 1000 + k, close: true }));
+    const closing = Array.from({ length: Math.max(1, job.keys) }, (_, k) =>
+      stsRequest({ host: job.hostHeader, keyIndex: 1000 + k, close: true }),
+    );
     let nextKey = 0;
     const perConn = job.inspectRps / Math.max(1, job.inspectConnections);
     for (let i = 0; i < job.inspectConnections; i++) {
-      this.running.push(this.paced(perConn, i / Math.max(1, job.inspectConnections), async (conn) => {
-        if (!conn.c?.usable) conn.c = new Http1Connection(await dial(job.inspect));
-        const r = await conn.c.send(keyed[nextKey++ % keyed.length] as Buffer);
-        if (r.status !== 200) throw new Error(`inspect HTTP ${r.status}`);
-        this.counts.inspectRequests++;
-      }));
+      this.running.push(
+        this.paced(perConn, i / Math.max(1, job.inspectConnections), async (conn) => {
+          if (!conn.c?.usable) conn.c = new Http1Connection(await dial(job.inspect));
+          const r = await conn.c.send(keyed[nextKey++ % keyed.length] as Buffer);
+          if (r.status !== 200) throw new Error(`inspect HTTP ${r.status}`);
+          this.counts.inspectRequests++;
+        }),
+      );
     }
-    this.running.push(this.paced(job.inspectCps, 0.3, async () => {
-      const c = new Http1Connection(await dial(job.inspect));
-      try {
-        const r = await c.send(closing[nextKey++ % closing.length] as Buffer);
-        if (r.status !== 200) throw new Error(`inspect (new connection) HTTP ${r.status}`);
-        this.counts.inspectConnections++;
-      } finally {
-        c.destroy();
-      }
-    }));
+    this.running.push(
+      this.paced(job.inspectCps, 0.3, async () => {
+        const c = new Http1Connection(await dial(job.inspect));
+        try {
+          const r = await c.send(closing[nextKey++ % closing.length] as Buffer);
+          if (r.status !== 200) throw new Error(`inspect (new connection) HTTP ${r.status}`);
+          this.counts.inspectConnections++;
+        } finally {
+          c.destroy();
+        }
+      }),
+    );
     let nextHost = 0;
     const tunnelRequest = stsRequest({ host: job.hostHeader, close: true });
-    this.running.push(this.paced(job.tunnelCps, 0.6, async () => {
-      const c = new Http1Connection(await dial(job.tunnel, job.tunnelAuthorities[nextHost++ % job.tunnelAuthorities.length]));
-      try {
-        const r = await c.send(tunnelRequest);
-        if (r.status !== 200) throw new Error(`tunnel HTTP ${r.status}`);
-        this.counts.tunnels++;
-      } finally {
-        c.destroy();
-      }
-    }));
+    this.running.push(
+      this.paced(job.tunnelCps, 0.6, async () => {
+        const c = new Http1Connection(await dial(job.tunnel, job.tunnelAuthorities[nextHost++ % job.tunnelAuthorities.length]));
+        try {
+          const r = await c.send(tunnelRequest);
+          if (r.status !== 200) throw new Error(`tunnel HTTP ${r.status}`);
+          this.counts.tunnels++;
+        } finally {
+          c.destroy();
+        }
+      }),
+    );
   }
 
   /** Calls `fn` `rate` times a second on a fixed schedule; calls that fall behind run back to back. */
@@ -277,7 +334,13 @@ class Soak {
   }
 
   stats(): SoakStats {
-    const s: SoakStats = { ...this.counts, firstError: this.firstError, p99Ms: this.hist.count > 0 ? this.hist.percentile(99) / 1e6 : null, cpuMs: cpuTotalMs(process.cpuUsage(this.cpu0)), wallMs: performance.now() - this.t0 };
+    const s: SoakStats = {
+      ...this.counts,
+      firstError: this.firstError,
+      p99Ms: this.hist.count > 0 ? this.hist.percentile(99) / 1e6 : null,
+      cpuMs: cpuTotalMs(process.cpuUsage(this.cpu0)),
+      wallMs: performance.now() - this.t0,
+    };
     this.counts = { inspectRequests: 0, inspectConnections: 0, tunnels: 0, errors: 0 };
     this.firstError = null;
     this.hist = createHistogram();
@@ -297,12 +360,18 @@ let soak: Soak | null = null;
 
 async function runJob(job: Job): Promise<unknown> {
   switch (job.kind) {
-    case 'keepalive': return keepalive(job);
-    case 'newconn': return newconn(job);
-    case 'bulk': return bulk(job);
-    case 'burst': return burst(job);
-    case 'idle-open': return idleOpen(job);
-    case 'idle-close': return idleClose();
+    case 'keepalive':
+      return keepalive(job);
+    case 'newconn':
+      return newconn(job);
+    case 'bulk':
+      return bulk(job);
+    case 'burst':
+      return burst(job);
+    case 'idle-open':
+      return idleOpen(job);
+    case 'idle-close':
+      return idleClose();
     case 'soak-start':
       if (soak) throw new Error('a soak is already running');
       soak = new Soak(job);
@@ -322,7 +391,8 @@ async function runJob(job: Job): Promise<unknown> {
 process.on('message', (msg: JobMessage) => {
   runJob(msg.job).then(
     (result) => process.send?.({ id: msg.id, ok: true, result } satisfies JobReply),
-    (err: unknown) => process.send?.({ id: msg.id, ok: false, error: err instanceof Error ? (err.stack ?? err.message) : String(err) } satisfies JobReply),
+    (err: unknown) =>
+      process.send?.({ id: msg.id, ok: false, error: err instanceof Error ? (err.stack ?? err.message) : String(err) } satisfies JobReply),
   );
 });
 process.on('disconnect', () => process.exit(0));

@@ -22,16 +22,37 @@ const scenario: Scenario = {
   async run(ctx) {
     const p = ctx.preset;
     const peers = await acquirePeers(ctx, allPeerNames(), skipRows);
-    const series = await interleave(ctx, peers, p.bulkRuns, (peer) => ctx.load.bulk({ target: peer.target, hostHeader: peer.hostHeader, bytes: p.bulkBytes }),
-      (peer) => ctx.load.bulk({ target: peer.target, hostHeader: peer.hostHeader, bytes: 16 * 2 ** 20 }));
+    const series = await interleave(
+      ctx,
+      peers,
+      p.bulkRuns,
+      (peer) => ctx.load.bulk({ target: peer.target, hostHeader: peer.hostHeader, bytes: p.bulkBytes }),
+      (peer) => ctx.load.bulk({ target: peer.target, hostHeader: peer.hostHeader, bytes: 16 * 2 ** 20 }),
+    );
     for (const s of series) {
       const mbs = s.runs.filter((r) => r.result.errors === 0).map((r) => r.result.bytes / 1e6 / (r.result.wallMs / 1000));
       ctx.record({
-        scenario: NAME, peer: s.peer.name, metric: 'throughput', unit: 'MB/s', better: 'higher', value: median(mbs), runs: mbs, ...cpuOf(s),
+        scenario: NAME,
+        peer: s.peer.name,
+        metric: 'throughput',
+        unit: 'MB/s',
+        better: 'higher',
+        value: median(mbs),
+        runs: mbs,
+        ...cpuOf(s),
         note: errorNote(s) ?? `download, ${(p.bulkBytes / 2 ** 20).toFixed(0)} MiB`,
       });
       const cpu = proxyCpuPer(s, (r) => r.result.bytes / 1e6, 1);
-      if (s.peer.pid) ctx.record({ scenario: NAME, peer: s.peer.name, metric: 'proxy CPU per MB', unit: 'ms/MB', better: 'lower', value: cpu.value, runs: cpu.runs });
+      if (s.peer.pid)
+        ctx.record({
+          scenario: NAME,
+          peer: s.peer.name,
+          metric: 'proxy CPU per MB',
+          unit: 'ms/MB',
+          better: 'lower',
+          value: cpu.value,
+          runs: cpu.runs,
+        });
     }
   },
 };

@@ -37,10 +37,24 @@ async function writeObservations(path: string, n: number, keys: number): Promise
   for (let i = 0; i < n; i++) {
     const t = T0 + Math.floor((i * SPAN_MS) / n);
     buf += `${JSON.stringify({
-      type: 'observation', schema: 1, gatewayId: 'gw-bench', firstSeen: new Date(t).toISOString(), lastSeen: new Date(t + 2_000).toISOString(), count: 3,
-      clientIp: `10.20.${i % 250}.4`, network: 'vpc-prod', mode: 'inspect', host: 'sts.us-east-1.amazonaws.com', port: 443,
-      aws: { service: 'sts', region: 'us-east-1', partition: 'aws' }, accessKeyId: key(i % keys), keyKind: 'temporary', action: 'GetCallerIdentity',
-      bytesUp: 1_100, bytesDown: 1_200, outcome: 'ok',
+      type: 'observation',
+      schema: 1,
+      gatewayId: 'gw-bench',
+      firstSeen: new Date(t).toISOString(),
+      lastSeen: new Date(t + 2_000).toISOString(),
+      count: 3,
+      clientIp: `10.20.${i % 250}.4`,
+      network: 'vpc-prod',
+      mode: 'inspect',
+      host: 'sts.us-east-1.amazonaws.com',
+      port: 443,
+      aws: { service: 'sts', region: 'us-east-1', partition: 'aws' },
+      accessKeyId: key(i % keys),
+      keyKind: 'temporary',
+      action: 'GetCallerIdentity',
+      bytesUp: 1_100,
+      bytesDown: 1_200,
+      outcome: 'ok',
     })}\n`;
     if (i % 1_000 === 0) {
       buf += `${JSON.stringify({ type: 'heartbeat', schema: 1, gatewayId: 'gw-bench', time: new Date(t).toISOString(), agentVersion: 'bench', startedAt: new Date(T0).toISOString(), uptimeSeconds: (t - T0) / 1000, counts: {}, spool: { batches: 0, bytes: 0 } })}\n`;
@@ -59,11 +73,27 @@ function cloudTrail(m: number, keys: number): Buffer {
     const t = T0 + Math.floor((i * SPAN_MS) / m);
     const k = key((i * 7) % keys);
     records.push({
-      eventVersion: '1.11', eventTime: new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z'), eventSource: 'sts.amazonaws.com', eventName: 'GetCallerIdentity', awsRegion: 'us-east-1',
-      sourceIPAddress: i % 10 === 0 ? '198.51.100.7' : '203.0.113.5', userAgent: 'aws-sdk-js/3', eventID: `bench-${i}`, requestID: `r-${i}`, recipientAccountId: '123456789012',
+      eventVersion: '1.11',
+      eventTime: new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      eventSource: 'sts.amazonaws.com',
+      eventName: 'GetCallerIdentity',
+      awsRegion: 'us-east-1',
+      sourceIPAddress: i % 10 === 0 ? '198.51.100.7' : '203.0.113.5',
+      userAgent: 'aws-sdk-js/3',
+      eventID: `bench-${i}`,
+      requestID: `r-${i}`,
+      recipientAccountId: '123456789012',
       userIdentity: {
-        type: 'AssumedRole', principalId: 'AROAEXAMPLE:i-0a1b2c3d4e5f60718', arn: 'arn:aws:sts::123456789012:assumed-role/app/i-0a1b2c3d4e5f60718', accountId: '123456789012', accessKeyId: k,
-        sessionContext: { sessionIssuer: { type: 'Role', arn: 'arn:aws:iam::123456789012:role/app', userName: 'app' }, attributes: { creationDate: new Date(t).toISOString() }, ec2RoleDelivery: '2.0' },
+        type: 'AssumedRole',
+        principalId: 'AROAEXAMPLE:i-0a1b2c3d4e5f60718',
+        arn: 'arn:aws:sts::123456789012:assumed-role/app/i-0a1b2c3d4e5f60718',
+        accountId: '123456789012',
+        accessKeyId: k,
+        sessionContext: {
+          sessionIssuer: { type: 'Role', arn: 'arn:aws:iam::123456789012:role/app', userName: 'app' },
+          attributes: { creationDate: new Date(t).toISOString() },
+          ec2RoleDelivery: '2.0',
+        },
       },
     });
   }
@@ -82,21 +112,54 @@ const scenario: Scenario = {
     ctx.log(`detector-correlation: writing ${observations} observations and ${events} CloudTrail records`);
     await writeObservations(join(dir, 'replay-observations.ndjson'), observations, keys);
     writeFileSync(join(dir, 'replay-cloudtrail.json.gz'), cloudTrail(events, keys));
-    writeFileSync(join(dir, 'replay-detector.yaml'), 'gateways:\n  - id: gw-bench\n    egress_cidrs: [203.0.113.0/28]\n    secret_file: /nonexistent/replay-needs-no-secret\n');
+    writeFileSync(
+      join(dir, 'replay-detector.yaml'),
+      'gateways:\n  - id: gw-bench\n    egress_cidrs: [203.0.113.0/28]\n    secret_file: /nonexistent/replay-needs-no-secret\n',
+    );
     const started = performance.now();
     const stderr = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, 'replay', '--config', join(dir, 'replay-detector.yaml'), '--cloudtrail', join(dir, 'replay-cloudtrail.json.gz'), '--telemetry', join(dir, 'replay-observations.ndjson')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(
+        process.execPath,
+        [
+          CLI,
+          'replay',
+          '--config',
+          join(dir, 'replay-detector.yaml'),
+          '--cloudtrail',
+          join(dir, 'replay-cloudtrail.json.gz'),
+          '--telemetry',
+          join(dir, 'replay-observations.ndjson'),
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
       let err = '';
       child.stderr.on('data', (c: Buffer) => (err += c.toString()));
       child.on('error', reject);
       child.on('exit', (code) => (code === 0 ? resolve(err) : reject(new Error(`replay exited ${code}: ${err.slice(-300)}`))));
     });
     const wall = (performance.now() - started) / 1000;
-    const m = /(\d+) telemetry records \(\d+ invalid\) loaded in ([\d.]+) s, (\d+) CloudTrail records .* correlated in ([\d.]+) s \((\d+) records\/s\)/.exec(stderr);
+    const m =
+      /(\d+) telemetry records \(\d+ invalid\) loaded in ([\d.]+) s, (\d+) CloudTrail records .* correlated in ([\d.]+) s \((\d+) records\/s\)/.exec(
+        stderr,
+      );
     if (!m) throw new Error(`replay summary not understood: ${stderr.slice(-300)}`);
     const base = { scenario: 'detector-correlation', peer: null, subject: 'detector replay' };
-    ctx.record({ ...base, metric: 'CloudTrail records correlated/s', unit: 'records/s', better: 'higher', value: Number(m[5]), note: `${m[3]} records against ${m[1]} observations (normalize + decide + print; goal ≥ 50,000/s)` });
-    ctx.record({ ...base, metric: 'observations loaded/s', unit: 'records/s', better: 'higher', value: Number(m[1]) / Number(m[2]), note: `NDJSON read and validated into the in-memory index; whole replay ${wall.toFixed(1)} s` });
+    ctx.record({
+      ...base,
+      metric: 'CloudTrail records correlated/s',
+      unit: 'records/s',
+      better: 'higher',
+      value: Number(m[5]),
+      note: `${m[3]} records against ${m[1]} observations (normalize + decide + print; goal ≥ 50,000/s)`,
+    });
+    ctx.record({
+      ...base,
+      metric: 'observations loaded/s',
+      unit: 'records/s',
+      better: 'higher',
+      value: Number(m[1]) / Number(m[2]),
+      note: `NDJSON read and validated into the in-memory index; whole replay ${wall.toFixed(1)} s`,
+    });
   },
 };
 

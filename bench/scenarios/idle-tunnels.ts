@@ -24,7 +24,11 @@ const scenario: Scenario = {
     for (const { name, mode } of PEERS) {
       const base = { scenario: NAME, metric: METRIC, unit: 'KiB', better: 'lower' as const, peer: name };
       if (mode !== 'tunnel') {
-        ctx.record({ ...base, value: null, skipped: mode === 'direct' ? 'no proxy process' : 'not a tunnel (inspected connections are measured by the soak)' });
+        ctx.record({
+          ...base,
+          value: null,
+          skipped: mode === 'direct' ? 'no proxy process' : 'not a tunnel (inspected connections are measured by the soak)',
+        });
         continue;
       }
       const why = unavailableReason(name);
@@ -53,7 +57,9 @@ async function measure(ctx: Parameters<Scenario['run']>[0], name: PeerName, coun
     const after = rssKiB(peer.pid) ?? NaN;
     const held = (await ctx.fake.stats()).held;
     const fds = openFds(peer.pid);
-    ctx.log(`  ${name}: ${opened.count} tunnels open (${held} held upstream, ${opened.errors} failed) in ${(opened.wallMs / 1000).toFixed(1)} s; RSS ${(before / 1024).toFixed(1)} → ${(after / 1024).toFixed(1)} MiB; ${fds ?? '?'} fds`);
+    ctx.log(
+      `  ${name}: ${opened.count} tunnels open (${held} held upstream, ${opened.errors} failed) in ${(opened.wallMs / 1000).toFixed(1)} s; RSS ${(before / 1024).toFixed(1)} → ${(after / 1024).toFixed(1)} MiB; ${fds ?? '?'} fds`,
+    );
     await ctx.load.idleClose();
     await ctx.fake.closeHeld();
     const tunnels = Math.min(opened.count, held);

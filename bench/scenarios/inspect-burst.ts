@@ -24,7 +24,15 @@ const scenario: Scenario = {
     for (const name of PEERS) {
       const why = unavailableReason(name);
       if (why) {
-        ctx.record({ scenario: NAME, metric: 'cold burst, all answered', unit: 'ms', better: 'lower', peer: name, value: null, skipped: why });
+        ctx.record({
+          scenario: NAME,
+          metric: 'cold burst, all answered',
+          unit: 'ms',
+          better: 'lower',
+          peer: name,
+          value: null,
+          skipped: why,
+        });
         continue;
       }
       const peer = await startPeer(ctx.peerEnv, name, { upstreamKeepAlive: '4s' });
@@ -33,10 +41,22 @@ const scenario: Scenario = {
           if (phase !== 'cold burst') await sleep(IDLE_MS);
           const run = await measured(ctx, peer, () => ctx.load.burst({ target: peer.target, hostHeader: peer.hostHeader, connections }));
           const r = run.result;
-          ctx.log(`  ${name} ${phase}: ${r.count}/${connections} in ${r.wallMs.toFixed(0)} ms, p99 ${r.p99Ms?.toFixed(0) ?? '–'} ms, proxy CPU ${run.proxyCpuMs?.toFixed(0) ?? '–'} ms${r.errors ? `, ${r.errors} errors (${r.firstError})` : ''}`);
+          ctx.log(
+            `  ${name} ${phase}: ${r.count}/${connections} in ${r.wallMs.toFixed(0)} ms, p99 ${r.p99Ms?.toFixed(0) ?? '–'} ms, proxy CPU ${run.proxyCpuMs?.toFixed(0) ?? '–'} ms${r.errors ? `, ${r.errors} errors (${r.firstError})` : ''}`,
+          );
           const base = { scenario: NAME, peer: name, unit: 'ms', better: 'lower' as const };
-          ctx.record({ ...base, metric: `${phase}, all answered`, value: r.errors === 0 ? r.wallMs : null, skipped: r.errors === 0 ? undefined : `${r.errors} errors (${r.firstError})` });
-          ctx.record({ ...base, metric: `${phase}, proxy CPU`, value: run.proxyCpuMs, note: `${connections} connections, one request each` });
+          ctx.record({
+            ...base,
+            metric: `${phase}, all answered`,
+            value: r.errors === 0 ? r.wallMs : null,
+            skipped: r.errors === 0 ? undefined : `${r.errors} errors (${r.firstError})`,
+          });
+          ctx.record({
+            ...base,
+            metric: `${phase}, proxy CPU`,
+            value: run.proxyCpuMs,
+            note: `${connections} connections, one request each`,
+          });
         }
       } finally {
         await peer.stop();

@@ -48,11 +48,40 @@ const scenario: Scenario = {
     cold.sort((a, b) => a - b);
     const p99 = cold[Math.min(cold.length - 1, Math.floor(cold.length * 0.99))] ?? null;
     const base = { scenario: 'leaf-mint', peer: null, better: 'lower' as const };
-    ctx.record({ ...base, metric: 'first mint', subject: 'ew leaf minter', unit: 'ms', value: firstMs, note: 'includes the shared P-256 leaf key generation' });
-    ctx.record({ ...base, metric: 'cold mint p50', subject: 'ew leaf minter', unit: 'ms', value: median(cold), note: `${cold.length} new hosts, one after another; CPU ${((coldCpu.user + coldCpu.system) / 1000 / coldWall * 100).toFixed(0)}% of a core` });
+    ctx.record({
+      ...base,
+      metric: 'first mint',
+      subject: 'ew leaf minter',
+      unit: 'ms',
+      value: firstMs,
+      note: 'includes the shared P-256 leaf key generation',
+    });
+    ctx.record({
+      ...base,
+      metric: 'cold mint p50',
+      subject: 'ew leaf minter',
+      unit: 'ms',
+      value: median(cold),
+      note: `${cold.length} new hosts, one after another; CPU ${(((coldCpu.user + coldCpu.system) / 1000 / coldWall) * 100).toFixed(0)}% of a core`,
+    });
     ctx.record({ ...base, metric: 'cold mint p99', subject: 'ew leaf minter', unit: 'ms', value: p99 });
-    ctx.record({ ...base, metric: 'cold mints/s, burst', subject: 'ew leaf minter', unit: 'mints/s', better: 'higher', value: burstPerSec, note: `${burst} new hosts at once` });
-    ctx.record({ ...base, metric: 'cache hit', subject: 'ew leaf minter', unit: 'µs', value: hitMs * 1000, note: `${ctx.preset.mintHits} lookups, ${stats.hits} hits, ${stats.misses} misses` });
+    ctx.record({
+      ...base,
+      metric: 'cold mints/s, burst',
+      subject: 'ew leaf minter',
+      unit: 'mints/s',
+      better: 'higher',
+      value: burstPerSec,
+      note: `${burst} new hosts at once`,
+    });
+    ctx.record({
+      ...base,
+      metric: 'cache hit',
+      subject: 'ew leaf minter',
+      unit: 'µs',
+      value: hitMs * 1000,
+      note: `${ctx.preset.mintHits} lookups, ${stats.hits} hits, ${stats.misses} misses`,
+    });
   },
 };
 

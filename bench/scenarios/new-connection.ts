@@ -17,9 +17,27 @@ const scenario: Scenario = {
   async run(ctx) {
     const p = ctx.preset;
     const peers = await acquirePeers(ctx, allPeerNames(), requestRateSkipRows(NAME));
-    const series = await interleave(ctx, peers, p.runs, (peer) =>
-      ctx.load.newconn({ target: peer.target, hostHeader: peer.hostHeader, concurrency: p.newconnConcurrency, warmupMs: p.warmupMs, durationMs: p.durationMs }),
-    (peer) => ctx.load.newconn({ target: peer.target, hostHeader: peer.hostHeader, concurrency: p.newconnConcurrency, warmupMs: 0, durationMs: p.warmupMs }));
+    const series = await interleave(
+      ctx,
+      peers,
+      p.runs,
+      (peer) =>
+        ctx.load.newconn({
+          target: peer.target,
+          hostHeader: peer.hostHeader,
+          concurrency: p.newconnConcurrency,
+          warmupMs: p.warmupMs,
+          durationMs: p.durationMs,
+        }),
+      (peer) =>
+        ctx.load.newconn({
+          target: peer.target,
+          hostHeader: peer.hostHeader,
+          concurrency: p.newconnConcurrency,
+          warmupMs: 0,
+          durationMs: p.warmupMs,
+        }),
+    );
     recordRequestRate(ctx, NAME, series, { p99: false });
   },
 };

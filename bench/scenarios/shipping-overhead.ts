@@ -15,7 +15,9 @@ const HOSTS = Array.from({ length: 1000 }, (_, i) => `bench-${i}.s3.us-east-1.am
 
 async function metric(peer: RunningPeer, name: string): Promise<number | null> {
   if (!peer.adminPort || peer.exited()) return null;
-  const text = await fetch(`http://127.0.0.1:${peer.adminPort}/metrics`).then((r) => r.text()).catch(() => '');
+  const text = await fetch(`http://127.0.0.1:${peer.adminPort}/metrics`)
+    .then((r) => r.text())
+    .catch(() => '');
   const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text);
   return m ? Number(m[1]) : null;
 }
@@ -28,11 +30,27 @@ const scenario: Scenario = {
     const on = await startPeer(ctx.peerEnv, 'ew-tunnel', { detectorUrl: ctx.receiver.url, flushInterval: '1s' });
     const off = await startPeer(ctx.peerEnv, 'ew-tunnel', { detectorUrl: null, flushInterval: '1s' });
     try {
-      const labels = new Map<RunningPeer, string>([[on, 'shipping on'], [off, 'shipping off']]);
+      const labels = new Map<RunningPeer, string>([
+        [on, 'shipping on'],
+        [off, 'shipping off'],
+      ]);
       const before = await ctx.receiver.stats();
       const job = (durationMs: number) => (peer: RunningPeer) =>
-        ctx.load.newconn({ target: peer.target, hostHeader: peer.hostHeader, concurrency: ctx.preset.newconnConcurrency, warmupMs: ctx.preset.warmupMs, durationMs, authorities: HOSTS });
-      const series = await interleave(ctx, [off, on], ctx.preset.shippingRuns, job(ctx.preset.shippingDurationMs), job(ctx.preset.warmupMs));
+        ctx.load.newconn({
+          target: peer.target,
+          hostHeader: peer.hostHeader,
+          concurrency: ctx.preset.newconnConcurrency,
+          warmupMs: ctx.preset.warmupMs,
+          durationMs,
+          authorities: HOSTS,
+        });
+      const series = await interleave(
+        ctx,
+        [off, on],
+        ctx.preset.shippingRuns,
+        job(ctx.preset.shippingDurationMs),
+        job(ctx.preset.warmupMs),
+      );
       await new Promise((r) => setTimeout(r, 1_500)); // the last flush
       for (const p of [on, off]) {
         const ended = p.exited();
@@ -44,31 +62,65 @@ const scenario: Scenario = {
         const rps = s.runs.map((r) => r.result.count / (r.result.wallMs / 1000));
         const cpu = proxyCpuPer(s, (r) => r.result.count);
         ctx.record({
-          scenario: NAME, metric: 'tunnel requests/s', unit: 'req/s', better: 'higher', peer: null, subject: labels.get(s.peer) ?? '', value: median(rps), runs: rps, ...cpuOf(s),
-          note: s.peer === on ? `${after.batches - before.batches} batches, ${shipped ?? '?'} records acknowledged` : 'aggregator only, no sink',
+          scenario: NAME,
+          metric: 'tunnel requests/s',
+          unit: 'req/s',
+          better: 'higher',
+          peer: null,
+          subject: labels.get(s.peer) ?? '',
+          value: median(rps),
+          runs: rps,
+          ...cpuOf(s),
+          note:
+            s.peer === on
+              ? `${after.batches - before.batches} batches, ${shipped ?? '?'} records acknowledged`
+              : 'aggregator only, no sink',
         });
-        ctx.record({ scenario: NAME, metric: 'proxy CPU per tunnel', unit: 'µs', better: 'lower', peer: null, subject: labels.get(s.peer) ?? '', value: cpu.value, runs: cpu.runs });
+        ctx.record({
+          scenario: NAME,
+          metric: 'proxy CPU per tunnel',
+          unit: 'µs',
+          better: 'lower',
+          peer: null,
+          subject: labels.get(s.peer) ?? '',
+          value: cpu.value,
+          runs: cpu.runs,
+        });
       }
       // Rounds ran off, on, off, on, …: compare each "on" with the "off" just before it, then take the
       // median, so that load from elsewhere on the machine (it drifts over seconds) mostly cancels out.
       const [offRuns, onRuns] = [series[0]?.runs ?? [], series[1]?.runs ?? []];
       const paired = (pick: (r: (typeof offRuns)[number]) => number | null): number[] =>
-        onRuns.map((r, i) => {
-          const a = pick(r);
-          const b = offRuns[i] ? pick(offRuns[i]) : null;
-          return a !== null && b !== null && b > 0 ? a / b : NaN;
-        }).filter(Number.isFinite);
+        onRuns
+          .map((r, i) => {
+            const a = pick(r);
+            const b = offRuns[i] ? pick(offRuns[i]) : null;
+            return a !== null && b !== null && b > 0 ? a / b : NaN;
+          })
+          .filter(Number.isFinite);
       const rateRatios = paired((r) => r.result.count / r.result.wallMs);
       const cpuRatios = paired((r) => (r.proxyCpuMs !== null && r.result.count > 0 ? r.proxyCpuMs / r.result.count : null));
       const rateRatio = median(rateRatios);
       const cpuRatio = median(cpuRatios);
       ctx.record({
-        scenario: NAME, metric: 'shipping cost', unit: '%', better: 'lower', peer: null, subject: 'ew tunnel', value: rateRatio === null ? null : 100 * (1 - rateRatio),
+        scenario: NAME,
+        metric: 'shipping cost',
+        unit: '%',
+        better: 'lower',
+        peer: null,
+        subject: 'ew tunnel',
+        value: rateRatio === null ? null : 100 * (1 - rateRatio),
         runs: rateRatios.map((x) => 100 * (1 - x)),
         note: 'tunnel rate lost with shipping on: median of paired rounds (negative = within noise)',
       });
       ctx.record({
-        scenario: NAME, metric: 'shipping CPU cost', unit: '%', better: 'lower', peer: null, subject: 'ew tunnel', value: cpuRatio === null ? null : 100 * (cpuRatio - 1),
+        scenario: NAME,
+        metric: 'shipping CPU cost',
+        unit: '%',
+        better: 'lower',
+        peer: null,
+        subject: 'ew tunnel',
+        value: cpuRatio === null ? null : 100 * (cpuRatio - 1),
         runs: cpuRatios.map((x) => 100 * (x - 1)),
         note: 'extra proxy CPU per tunnel with shipping on: median of paired rounds',
       });

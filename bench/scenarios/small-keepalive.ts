@@ -16,9 +16,27 @@ const scenario: Scenario = {
   async run(ctx) {
     const p = ctx.preset;
     const peers = await acquirePeers(ctx, allPeerNames(), requestRateSkipRows(NAME));
-    const series = await interleave(ctx, peers, p.runs, (peer) =>
-      ctx.load.keepalive({ target: peer.target, hostHeader: peer.hostHeader, connections: p.keepaliveConnections, warmupMs: p.warmupMs, durationMs: p.durationMs }),
-    (peer) => ctx.load.keepalive({ target: peer.target, hostHeader: peer.hostHeader, connections: p.keepaliveConnections, warmupMs: 0, durationMs: p.warmMs }));
+    const series = await interleave(
+      ctx,
+      peers,
+      p.runs,
+      (peer) =>
+        ctx.load.keepalive({
+          target: peer.target,
+          hostHeader: peer.hostHeader,
+          connections: p.keepaliveConnections,
+          warmupMs: p.warmupMs,
+          durationMs: p.durationMs,
+        }),
+      (peer) =>
+        ctx.load.keepalive({
+          target: peer.target,
+          hostHeader: peer.hostHeader,
+          connections: p.keepaliveConnections,
+          warmupMs: 0,
+          durationMs: p.warmMs,
+        }),
+    );
     recordRequestRate(ctx, NAME, series, { p99: true });
   },
 };

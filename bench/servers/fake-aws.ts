@@ -19,44 +19,63 @@ const [certFile, keyFile] = process.argv.slice(2);
 if (!certFile || !keyFile) throw new Error('usage: fake-aws.js CERT KEY');
 
 const answer = Buffer.from(
-  `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:sts::123456789012:assumed-role/bench/i-0123456789abcdef0</Arn><UserId>AROAEXAMPLE:i-0123456789abcdef0</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ResponseMetadata></GetCallerIdentityResponse>`.padEnd(1024, ' '),
+  `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:sts::123456789012:assumed-role/bench/i-0123456789abcdef0</Arn><UserId>AROAEXAMPLE:i-0123456789abcdef0</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ResponseMetadata></GetCallerIdentityResponse>`.padEnd(
+    1024,
+    ' ',
+  ),
 );
 const chunk = Buffer.alloc(256 * 1024, 0x61);
 let requests = 0;
 let tlsConnections = 0;
 
-const server = https.createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile), keepAliveTimeout: 120_000, headersTimeout: 60_000, requestTimeout: 0, noDelay: true }, (req, res) => {
-  requests++;
-  const url = req.url ?? '/';
-  if (req.method === 'GET' && url.startsWith('/bulk')) {
-    const total = Number(/bytes=(\d+)/.exec(url)?.[1] ?? 0);
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': total, 'x-amz-request-id': 'bench' });
-    let left = total;
-    const pump = (): void => {
-      while (left > 0) {
-        const n = Math.min(left, chunk.length);
-        left -= n;
-        if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
-          res.once('drain', pump);
-          return;
+const server = https.createServer(
+  {
+    cert: readFileSync(certFile),
+    key: readFileSync(keyFile),
+    keepAliveTimeout: 120_000,
+    headersTimeout: 60_000,
+    requestTimeout: 0,
+    noDelay: true,
+  },
+  (req, res) => {
+    requests++;
+    const url = req.url ?? '/';
+    if (req.method === 'GET' && url.startsWith('/bulk')) {
+      const total = Number(/bytes=(\d+)/.exec(url)?.[1] ?? 0);
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': total, 'x-amz-request-id': 'bench' });
+      let left = total;
+      const pump = (): void => {
+        while (left > 0) {
+          const n = Math.min(left, chunk.length);
+          left -= n;
+          if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
+            res.once('drain', pump);
+            return;
+          }
         }
-      }
-      res.end();
-    };
-    pump();
-    req.resume();
-    return;
-  }
-  let received = 0;
-  req.on('data', (c: Buffer) => (received += c.length));
-  req.on('end', () => {
-    if (url.startsWith('/bulk')) {
-      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(received).length }).end(String(received));
+        res.end();
+      };
+      pump();
+      req.resume();
       return;
     }
-    res.writeHead(200, { 'content-type': 'text/xml', 'content-length': answer.length, 'x-amzn-requestid': '00000000-0000-0000-0000-000000000000' }).end(answer);
-  });
-});
+    let received = 0;
+    req.on('data', (c: Buffer) => (received += c.length));
+    req.on('end', () => {
+      if (url.startsWith('/bulk')) {
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(received).length }).end(String(received));
+        return;
+      }
+      res
+        .writeHead(200, {
+          'content-type': 'text/xml',
+          'content-length': answer.length,
+          'x-amzn-requestid': '00000000-0000-0000-0000-000000000000',
+        })
+        .end(answer);
+    });
+  },
+);
 server.on('clientError', (_err, socket) => socket.destroy());
 server.on('tlsClientError', () => undefined);
 server.on('secureConnection', () => tlsConnections++);

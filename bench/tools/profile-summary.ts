@@ -83,7 +83,10 @@ export function summarizeProfile(file: string, topN = 25): ProfileSummary {
     const a = area(n.callFrame.url, fn);
     byArea.set(a, (byArea.get(a) ?? 0) + us);
   }
-  const top = [...byFn.values()].sort((a, b) => b.us - a.us).slice(0, topN).map((e) => ({ selfPct: (100 * e.us) / total, selfMs: e.us / 1000, fn: e.fn, where: e.where }));
+  const top = [...byFn.values()]
+    .sort((a, b) => b.us - a.us)
+    .slice(0, topN)
+    .map((e) => ({ selfPct: (100 * e.us) / total, selfMs: e.us / 1000, fn: e.fn, where: e.where }));
   const areas = [...byArea.entries()].sort((a, b) => b[1] - a[1]).map(([a, us]) => ({ area: a, selfPct: (100 * us) / total }));
   return { totalMs: total / 1000, top, areas };
 }

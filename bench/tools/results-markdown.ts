@@ -8,7 +8,13 @@ import { readFileSync } from 'node:fs';
 import { formatMarkdown, type Machine, type Row, type Target } from '../lib/results.js';
 
 const file = process.argv[2] ?? 'bench/results/latest.json';
-const data = JSON.parse(readFileSync(file, 'utf8')) as { machine: Machine; durationSeconds: number; rows: Row[]; targets: Target[]; agentLogLevel?: string };
+const data = JSON.parse(readFileSync(file, 'utf8')) as {
+  machine: Machine;
+  durationSeconds: number;
+  rows: Row[];
+  targets: Target[];
+  agentLogLevel?: string;
+};
 const m = data.machine;
 const out = [
   `Measured ${m.date.slice(0, 10)} on ${m.cores} cores (${m.cpuModel}), ${(m.memoryMiB / 1024).toFixed(1)} GiB, Node ${m.node}, ${m.platform} ${m.kernel}, fd hard limit ${m.fdLimit}; run time ${data.durationSeconds} s; agent log level ${data.agentLogLevel ?? 'info'}.`,

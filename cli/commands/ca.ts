@@ -3,9 +3,15 @@ import { createInspectionCa } from '../../agent/tls/ca.js';
 import { writeCaFiles } from '../../agent/tls/ca-files.js';
 import type { Output } from '../../common/runtime/output.js';
 
-export async function caInitCommand(o: { out: string; force?: boolean; name: string; validityDays: string; domains: string }, out: Output): Promise<number> {
+export async function caInitCommand(
+  o: { out: string; force?: boolean; name: string; validityDays: string; domains: string },
+  out: Output,
+): Promise<number> {
   const validityDays = Number(o.validityDays); // an integer 1-3650: the CLI's option parser checked it
-  const domains = o.domains.split(',').map((d) => d.trim().toLowerCase()).filter(Boolean);
+  const domains = o.domains
+    .split(',')
+    .map((d) => d.trim().toLowerCase())
+    .filter(Boolean);
   try {
     const ca = await createInspectionCa({ commonName: o.name, validityDays, permittedDomains: domains });
     const paths = await writeCaFiles(o.out, ca, { force: o.force ?? false });

@@ -6,7 +6,9 @@ import { detectorConfigSchema, type DetectorConfig, DETECTOR_MARKER_KEYS } from 
 
 export type AnyConfig = { kind: 'agent'; config: AgentConfig } | { kind: 'detector'; config: DetectorConfig };
 
-export async function loadAnyConfig(file: string): Promise<{ ok: true; value: AnyConfig } | { ok: false; kind: 'agent' | 'detector' | 'unknown'; problems: ConfigProblem[] }> {
+export async function loadAnyConfig(
+  file: string,
+): Promise<{ ok: true; value: AnyConfig } | { ok: false; kind: 'agent' | 'detector' | 'unknown'; problems: ConfigProblem[] }> {
   const keys = await readTopLevelKeys(file);
   if (!keys.ok) return { ok: false, kind: 'unknown', problems: keys.problems };
   const isAgent = keys.keys.includes('gateway');
@@ -22,6 +24,11 @@ export async function loadAnyConfig(file: string): Promise<{ ok: true; value: An
   return {
     ok: false,
     kind: 'unknown',
-    problems: [{ path: '', message: 'cannot tell the kind of file: an agent config has a top-level "gateway" section, a detector config has "gateways"' }],
+    problems: [
+      {
+        path: '',
+        message: 'cannot tell the kind of file: an agent config has a top-level "gateway" section, a detector config has "gateways"',
+      },
+    ],
   };
 }

@@ -16,7 +16,13 @@ export async function suppressionRuleCommand(
   const v = loaded.value;
   const cidrs = v.kind === 'agent' ? v.config.gateway.egress_cidrs : v.config.gateways.flatMap((g) => g.egress_cidrs);
   const rank = Number(o.rank);
-  const r = buildSuppressionRule({ cidrs, name: o.name, rank, expand: o.expand ?? false, ...(o.detectorId ? { detectorId: o.detectorId } : {}) });
+  const r = buildSuppressionRule({
+    cidrs,
+    name: o.name,
+    rank,
+    expand: o.expand ?? false,
+    ...(o.detectorId ? { detectorId: o.detectorId } : {}),
+  });
   if (!r.ok) {
     out.stderr(`suppression-rule: ${r.error}\n`);
     return 1;

@@ -1,6 +1,6 @@
 /**
  * CIDR lists compiled to sorted integer ranges for hot-path matching.
-* Parsing is strict (and ip-cidr must agree); matching is a binary search over plain numbers
+ * Parsing is strict (and ip-cidr must agree); matching is a binary search over plain numbers
  * (IPv4) or bigints (IPv6), with the longest prefix winning for tagged sets.
  */
 import IPCIDR from 'ip-cidr';
@@ -15,7 +15,8 @@ export interface CidrRange<T> {
   readonly tag: T;
 }
 
-export type CidrParse = { ok: true; cidr: string; family: 4 | 6; start: bigint; end: bigint; prefix: number } | { ok: false; reason: string };
+export type CidrParse =
+  { ok: true; cidr: string; family: 4 | 6; start: bigint; end: bigint; prefix: number } | { ok: false; reason: string };
 
 const MAPPED_HIGH = 0xffffn;
 
@@ -57,10 +58,18 @@ export function parseCidr(text: string): CidrParse {
   return { ok: true, cidr, family, start, end, prefix: outPrefix };
 }
 
-interface V4Range<T> { start: number; end: number; prefix: number; entry: CidrRange<T> }
+interface V4Range<T> {
+  start: number;
+  end: number;
+  prefix: number;
+  entry: CidrRange<T>;
+}
 
 /** Sorted, merged, non-overlapping [start, end] pairs for binary-search membership. */
-function mergeRanges<N extends number | bigint>(ranges: { start: N; end: N }[], touches: (end: N, start: N) => boolean): { starts: N[]; ends: N[] } {
+function mergeRanges<N extends number | bigint>(
+  ranges: { start: N; end: N }[],
+  touches: (end: N, start: N) => boolean,
+): { starts: N[]; ends: N[] } {
   const sorted = [...ranges].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
   const starts: N[] = [];
   const ends: N[] = [];
@@ -114,10 +123,18 @@ export class CidrSet<T = undefined> {
     this.entries = entries;
     // Longest prefix first so the first hit is the most specific one.
     const byPrefix = [...entries].sort((a, b) => b.prefix - a.prefix);
-    this.v4 = byPrefix.filter((e) => e.family === 4).map((e) => ({ start: Number(e.start), end: Number(e.end), prefix: e.prefix, entry: e }));
+    this.v4 = byPrefix
+      .filter((e) => e.family === 4)
+      .map((e) => ({ start: Number(e.start), end: Number(e.end), prefix: e.prefix, entry: e }));
     this.v6 = byPrefix.filter((e) => e.family === 6);
-    this.m4 = mergeRanges(this.v4.map((r) => ({ start: r.start, end: r.end })), (e, st) => st <= e + 1);
-    this.m6 = mergeRanges(this.v6.map((r) => ({ start: r.start, end: r.end })), (e, st) => st <= e + 1n);
+    this.m4 = mergeRanges(
+      this.v4.map((r) => ({ start: r.start, end: r.end })),
+      (e, st) => st <= e + 1,
+    );
+    this.m6 = mergeRanges(
+      this.v6.map((r) => ({ start: r.start, end: r.end })),
+      (e, st) => st <= e + 1n,
+    );
   }
 
   static empty<T = undefined>(): CidrSet<T> {

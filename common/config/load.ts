@@ -92,7 +92,10 @@ export function documentToJs(doc: Document): { ok: true; value: unknown } | { ok
   try {
     return { ok: true, value: doc.toJS({ maxAliasCount: 100 }) as unknown };
   } catch (err) {
-    return { ok: false, problems: [{ path: '', message: `YAML error: ${(err as Error).message.split('\n')[0] ?? 'cannot resolve the document'}` }] };
+    return {
+      ok: false,
+      problems: [{ path: '', message: `YAML error: ${(err as Error).message.split('\n')[0] ?? 'cannot resolve the document'}` }],
+    };
   }
 }
 

@@ -45,9 +45,16 @@ export const size = z
   });
 
 export const positiveInt = (what: string) =>
-  z.number({ error: (i) => `expected ${what} (a positive integer), got ${show(i.input)}` }).int(`expected ${what} to be an integer`).positive(`expected ${what} to be positive`);
+  z
+    .number({ error: (i) => `expected ${what} (a positive integer), got ${show(i.input)}` })
+    .int(`expected ${what} to be an integer`)
+    .positive(`expected ${what} to be positive`);
 
-export const port = z.number({ error: (i) => `expected a port number, got ${show(i.input)}` }).int().min(1, 'port must be 1-65535').max(65535, 'port must be 1-65535');
+export const port = z
+  .number({ error: (i) => `expected a port number, got ${show(i.input)}` })
+  .int()
+  .min(1, 'port must be 1-65535')
+  .max(65535, 'port must be 1-65535');
 
 /** `host:port`, `[v6]:port` or `:port` (all interfaces). */
 export const listenAddress = z.string({ error: (i) => `expected "host:port", got ${show(i.input)}` }).transform((v, ctx) => {
@@ -76,5 +83,6 @@ export const url = (schemes: string[]) =>
       ctx.addIssue({ code: 'custom', message: `"${v}" is not a URL` });
       return;
     }
-    if (!schemes.includes(u.protocol.replace(/:$/, ''))) ctx.addIssue({ code: 'custom', message: `"${v}" must use ${schemes.join(' or ')}` });
+    if (!schemes.includes(u.protocol.replace(/:$/, '')))
+      ctx.addIssue({ code: 'custom', message: `"${v}" must use ${schemes.join(' or ')}` });
   });

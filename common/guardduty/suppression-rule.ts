@@ -63,12 +63,17 @@ export function buildSuppressionRule(opts: SuppressionRuleOptions): SuppressionR
   if (typeof values === 'string') return { ok: false, error: values };
   if (values.length === 0) return { ok: false, error: 'no IPv4 egress CIDRs to put in the rule' };
   if (values.length > MAX_EQUALS_VALUES) {
-    return { ok: false, error: `${values.length} values exceed GuardDuty's limit of ${MAX_EQUALS_VALUES} per criterion; drop --expand or split the CIDRs over several filters` };
+    return {
+      ok: false,
+      error: `${values.length} values exceed GuardDuty's limit of ${MAX_EQUALS_VALUES} per criterion; drop --expand or split the CIDRs over several filters`,
+    };
   }
   const input: CreateFilterInput = {
     ...(opts.detectorId ? { DetectorId: opts.detectorId } : {}),
     Name: name,
-    Description: opts.description ?? 'Static fallback: archive OutsideAWS findings from the on-prem gateway egress addresses (blind to attackers behind the same gateway)',
+    Description:
+      opts.description ??
+      'Static fallback: archive OutsideAWS findings from the on-prem gateway egress addresses (blind to attackers behind the same gateway)',
     Action: 'ARCHIVE',
     Rank: rank,
     FindingCriteria: { Criterion: { type: { Equals: [OUTSIDE_AWS_FINDING_TYPE] }, [REMOTE_IPV4_ATTRIBUTE]: { Equals: values } } },

@@ -51,7 +51,20 @@ function bufferedStdout(): DestinationStream {
 }
 
 /** Keys redacted when bound on a child logger; objects under them are redacted deeply. */
-const SECRET_KEYS = ['authorization', 'proxy-authorization', 'x-amz-security-token', 'secret', 'secret_key', 'secretAccessKey', 'password', 'token', 'session_token', 'sessionToken', 'signature', 'cookie'];
+const SECRET_KEYS = [
+  'authorization',
+  'proxy-authorization',
+  'x-amz-security-token',
+  'secret',
+  'secret_key',
+  'secretAccessKey',
+  'password',
+  'token',
+  'session_token',
+  'sessionToken',
+  'signature',
+  'cookie',
+];
 const DEEP_KEYS = ['headers', 'req', 'res', 'request', 'response', 'config', 'err', 'error'];
 
 function childSerializers(): Record<string, (v: unknown) => unknown> {

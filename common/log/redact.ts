@@ -3,7 +3,8 @@
  * tokens, signatures and anything named like a secret never reach the log.
  * Access key IDs are not secrets but are masked (first 4 … last 4) in logs.
  */
-const SECRET_KEY = /secret|password|passwd|authorization|security-token|securitytoken|session_token|sessiontoken|signature|private_?key|^token$|x-amz-security-token|proxy-authorization|cookie/i;
+const SECRET_KEY =
+  /secret|password|passwd|authorization|security-token|securitytoken|session_token|sessiontoken|signature|private_?key|^token$|x-amz-security-token|proxy-authorization|cookie/i;
 const ACCESS_KEY_FIELD = /^access_?key(_?id)?$/i;
 /** Deeper values are not walked but replaced: a secret must never slip through by nesting. */
 const MAX_DEPTH = 10;

@@ -14,7 +14,9 @@ export async function readConfigFile<S extends z.ZodType>(path: string, schema: 
 }
 
 /** Top-level keys of a YAML file (to tell agent from detector files), or the syntax problems. */
-export async function readTopLevelKeys(path: string): Promise<{ ok: true; keys: string[] } | { ok: false; problems: { path: string; message: string; line?: number; column?: number }[] }> {
+export async function readTopLevelKeys(
+  path: string,
+): Promise<{ ok: true; keys: string[] } | { ok: false; problems: { path: string; message: string; line?: number; column?: number }[] }> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -26,7 +28,8 @@ export async function readTopLevelKeys(path: string): Promise<{ ok: true; keys: 
   const resolved = documentToJs(parsed.doc);
   if (!resolved.ok) return resolved;
   const js = resolved.value;
-  if (js === null || typeof js !== 'object' || Array.isArray(js)) return { ok: false, problems: [{ path: '', message: 'expected a mapping of sections at the top level' }] };
+  if (js === null || typeof js !== 'object' || Array.isArray(js))
+    return { ok: false, problems: [{ path: '', message: 'expected a mapping of sections at the top level' }] };
   return { ok: true, keys: Object.keys(js) };
 }
 
@@ -47,7 +50,10 @@ export async function checkPrivateFile(path: string, what: string, strictGroup: 
     if (!s.isFile()) return { ok: false, message: `${path}: ${what} must be a regular file` };
     const mask = strictGroup ? 0o077 : 0o007;
     if ((s.mode & mask) !== 0) {
-      return { ok: false, message: `${path}: ${what} is readable by ${strictGroup ? 'group or others' : 'others'} (mode ${(s.mode & 0o777).toString(8)}); run: chmod ${strictGroup ? '600' : '640'} ${path}` };
+      return {
+        ok: false,
+        message: `${path}: ${what} is readable by ${strictGroup ? 'group or others' : 'others'} (mode ${(s.mode & 0o777).toString(8)}); run: chmod ${strictGroup ? '600' : '640'} ${path}`,
+      };
     }
     await readFile(path);
     return { ok: true };
@@ -65,7 +71,9 @@ export const MIN_SECRET_BYTES = 16;
 export async function readSecretFile(path: string, what = 'the secret'): Promise<Buffer> {
   const secret = Buffer.from((await readFile(path, 'utf8')).trim(), 'utf8');
   if (secret.length < MIN_SECRET_BYTES) {
-    throw new Error(`${path}: ${what} is shorter than ${MIN_SECRET_BYTES} bytes; generate one with: head -c 32 /dev/urandom | base64 > ${path}`);
+    throw new Error(
+      `${path}: ${what} is shorter than ${MIN_SECRET_BYTES} bytes; generate one with: head -c 32 /dev/urandom | base64 > ${path}`,
+    );
   }
   return secret;
 }

@@ -9,7 +9,11 @@ import type { Logger } from '../log/logger.js';
 
 const NOTIFY = '/usr/bin/systemd-notify';
 
-export function notifySystemd(state: 'READY=1' | 'RELOADING=1' | 'STOPPING=1', logger: Logger, proc: { env: NodeJS.ProcessEnv; pid: number }): void {
+export function notifySystemd(
+  state: 'READY=1' | 'RELOADING=1' | 'STOPPING=1',
+  logger: Logger,
+  proc: { env: NodeJS.ProcessEnv; pid: number },
+): void {
   const env = proc.env;
   if (!env.NOTIFY_SOCKET) return;
   if (!existsSync(NOTIFY)) {

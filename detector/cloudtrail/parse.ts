@@ -82,7 +82,9 @@ export function unwrapEventBridge(value: unknown): unknown[] {
 const str = z.string();
 const optStr = z.string().nullish();
 const eventVersion = z.string().regex(/^1\.\d+$/, 'eventVersion major must be 1');
-const isoTime = z.string().refine((v) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(v) && Number.isFinite(Date.parse(v)), 'not an ISO-8601 time');
+const isoTime = z
+  .string()
+  .refine((v) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(v) && Number.isFinite(Date.parse(v)), 'not an ISO-8601 time');
 
 const recordSchema = z.object({
   eventVersion,
@@ -143,10 +145,20 @@ function quickCheck(r: Record<string, unknown>): r is RecordShape & Record<strin
   const tlsDetails = r.tlsDetails;
   if (!isOptObj(tlsDetails) || (tlsDetails && !isOptStr(tlsDetails.clientProvidedHostHeader))) return false;
   return (
-    isStr(r.eventVersion) && EVENT_VERSION.test(r.eventVersion) &&
-    isNonEmpty(r.eventID) && isStr(r.eventTime) && ISO_PREFIX.test(r.eventTime) && Number.isFinite(Date.parse(r.eventTime)) &&
-    isNonEmpty(r.eventSource) && isNonEmpty(r.eventName) && isNonEmpty(r.awsRegion) && isNonEmpty(r.sourceIPAddress) &&
-    isOptStr(r.userAgent) && isOptStr(r.errorCode) && isOptStr(r.recipientAccountId) && isOptStr(r.vpcEndpointId)
+    isStr(r.eventVersion) &&
+    EVENT_VERSION.test(r.eventVersion) &&
+    isNonEmpty(r.eventID) &&
+    isStr(r.eventTime) &&
+    ISO_PREFIX.test(r.eventTime) &&
+    Number.isFinite(Date.parse(r.eventTime)) &&
+    isNonEmpty(r.eventSource) &&
+    isNonEmpty(r.eventName) &&
+    isNonEmpty(r.awsRegion) &&
+    isNonEmpty(r.sourceIPAddress) &&
+    isOptStr(r.userAgent) &&
+    isOptStr(r.errorCode) &&
+    isOptStr(r.recipientAccountId) &&
+    isOptStr(r.vpcEndpointId)
   );
 }
 

@@ -66,7 +66,17 @@ export class CloudTrailWatcher {
   private timer: NodeJS.Timeout | null = null;
   private scanning: Promise<void> | null = null;
 
-  constructor(private readonly opts: { dir: string; intervalMs: number; store: DetectorStore; engine: CorrelationEngine; metrics: DetectorMetrics; logger: Logger; now: () => number }) {}
+  constructor(
+    private readonly opts: {
+      dir: string;
+      intervalMs: number;
+      store: DetectorStore;
+      engine: CorrelationEngine;
+      metrics: DetectorMetrics;
+      logger: Logger;
+      now: () => number;
+    },
+  ) {}
 
   start(): void {
     void this.scan();
@@ -94,7 +104,10 @@ export class CloudTrailWatcher {
       const parsed = await readCloudTrailFile(path).catch((err: unknown) => ({ error: (err as Error).message }));
       if ('error' in parsed) {
         metrics.cloudtrailFiles.inc({ outcome: 'failed' });
-        logger.error({ event: 'cloudtrail_file_failed', path, reason: parsed.error }, `cannot read CloudTrail file ${path}: ${parsed.error}`);
+        logger.error(
+          { event: 'cloudtrail_file_failed', path, reason: parsed.error },
+          `cannot read CloudTrail file ${path}: ${parsed.error}`,
+        );
         store.markFileProcessed(path, st.size, st.mtimeMs, 0, 0, this.opts.now());
         continue;
       }

@@ -3,12 +3,27 @@
  * authoritative: an agent cannot widen its egress CIDRs by declaring more.
  */
 import { z } from 'zod';
-import { cidr, duration, positiveDuration, listenAddress, logLevel, nullablePath, positiveInt, required, size, url } from '../../common/config/schema-helpers.js';
+import {
+  cidr,
+  duration,
+  positiveDuration,
+  listenAddress,
+  logLevel,
+  nullablePath,
+  positiveInt,
+  required,
+  size,
+  url,
+} from '../../common/config/schema-helpers.js';
 
 const gateway = z.strictObject({
-  id: z.string({ error: required('the gateway id the agent uses (gateway.id in its config)', 'a string') }).regex(/^[a-z0-9](?:[a-z0-9-]{0,62})$/, 'expected lower-case letters, digits and "-", e.g. "gw-dc1"'),
-  egress_cidrs: z.array(cidr, { error: required('the public CIDRs AWS sees from this gateway', 'a list of CIDRs') }).min(1, 'at least one egress CIDR is required'),
-  secret_file: z.string({ error: required('the HMAC key file shared with this gateway\'s agent', 'a string') }).min(1),
+  id: z
+    .string({ error: required('the gateway id the agent uses (gateway.id in its config)', 'a string') })
+    .regex(/^[a-z0-9](?:[a-z0-9-]{0,62})$/, 'expected lower-case letters, digits and "-", e.g. "gw-dc1"'),
+  egress_cidrs: z
+    .array(cidr, { error: required('the public CIDRs AWS sees from this gateway', 'a list of CIDRs') })
+    .min(1, 'at least one egress CIDR is required'),
+  secret_file: z.string({ error: required("the HMAC key file shared with this gateway's agent", 'a string') }).min(1),
   /** false: the gateway runs tunnel-only and can attest endpoints, not keys. */
   inspect: z.boolean().default(true),
 });
@@ -37,8 +52,16 @@ const guardduty = z
     /** report: decide and record only; archive: call ArchiveFindings for the findings the gateways attest. */
     mode: z.enum(['report', 'archive']).default('report'),
     /** Region and detector for polling (and for archiving when a finding does not name its detector). */
-    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'expected an AWS region such as "us-east-1"').nullable().default(null),
-    detector_id: z.string().regex(/^[a-z0-9]{1,300}$/, 'expected a GuardDuty detector id (lower-case hex)').nullable().default(null),
+    region: z
+      .string()
+      .regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'expected an AWS region such as "us-east-1"')
+      .nullable()
+      .default(null),
+    detector_id: z
+      .string()
+      .regex(/^[a-z0-9]{1,300}$/, 'expected a GuardDuty detector id (lower-case hex)')
+      .nullable()
+      .default(null),
     /** Endpoint override (FIPS endpoints, tests); null = the SDK's default for the region. */
     endpoint: url(['http', 'https']).nullable().default(null),
     /** Extra CA bundle trusted for the GuardDuty endpoint (besides the system roots). */

@@ -41,7 +41,10 @@ export function endpointOfHost(host: string): EndpointCandidate | null {
   const h = host.toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '');
   const suffix = AWS_SUFFIXES.find((s) => h.endsWith(s));
   if (suffix === undefined) return null;
-  const labels = h.slice(0, -suffix.length).split('.').filter((l) => l !== '');
+  const labels = h
+    .slice(0, -suffix.length)
+    .split('.')
+    .filter((l) => l !== '');
   const regionAt = labels.findIndex((l) => REGION.test(l));
   const region = regionAt >= 0 ? (labels[regionAt] ?? null) : null;
   const before = (regionAt >= 0 ? labels.slice(0, regionAt) : labels).filter((l) => l !== 'dualstack');

@@ -4,8 +4,23 @@
  * runs them in table order and the first claim wins. Store lookups the
  * rules share are memoised here so an event costs each query at most once.
  */
-import { classifySource, instanceCredentialKind, type CloudTrailEvent, type InstanceCredentialKind, type SourceClass } from '../cloudtrail/parse.js';
-import type { CompiledGateway, CompiledRegistry, CorrelationPolicy, Disposition, EvidenceView, Evidence, RuleName, Sighting } from './types.js';
+import {
+  classifySource,
+  instanceCredentialKind,
+  type CloudTrailEvent,
+  type InstanceCredentialKind,
+  type SourceClass,
+} from '../cloudtrail/parse.js';
+import type {
+  CompiledGateway,
+  CompiledRegistry,
+  CorrelationPolicy,
+  Disposition,
+  EvidenceView,
+  Evidence,
+  RuleName,
+  Sighting,
+} from './types.js';
 import { withinWindow } from './evidence.js';
 
 export interface CorrelationContext {
@@ -60,7 +75,10 @@ export function buildRuleInput(event: CloudTrailEvent, ctx: CorrelationContext):
     keySightings(): Sighting[] {
       const key = event.identity.accessKeyId;
       // The store returns overlaps with [t - w, t + w]; filtering again keeps other implementations honest.
-      sightings ??= key === null ? [] : ctx.evidence.keySightings(key, t - windowMs, t + windowMs).filter((s) => s.accessKeyId === key && withinWindow(s, t, windowMs));
+      sightings ??=
+        key === null
+          ? []
+          : ctx.evidence.keySightings(key, t - windowMs, t + windowMs).filter((s) => s.accessKeyId === key && withinWindow(s, t, windowMs));
       return sightings;
     },
     gatewayAlive(gatewayId: string): boolean {

@@ -49,7 +49,16 @@ export class CorrelationEngine {
     // Seen-marker, pending row or decision and finding commit together: a crash cannot leave an
     // event marked as seen but never decided.
     const outcome = this.opts.store.transaction(() => {
-      if (!this.opts.store.recordEvent(event.eventId, event.identity.accessKeyId, event.sourceIPAddress, event.eventTimeMs, event.vpcEndpointId)) return 'duplicate' as const;
+      if (
+        !this.opts.store.recordEvent(
+          event.eventId,
+          event.identity.accessKeyId,
+          event.sourceIPAddress,
+          event.eventTimeMs,
+          event.vpcEndpointId,
+        )
+      )
+        return 'duplicate' as const;
       return this.decideEvent(event, raw, false);
     });
     this.opts.metrics.cloudtrailRecords.inc({ outcome: outcome === 'duplicate' ? 'duplicate' : 'decided' });
@@ -60,7 +69,12 @@ export class CorrelationEngine {
     const decision = decide(event, { registry: this.opts.registry(), evidence: this.opts.store, policy: this.opts.policy() });
     const now = this.opts.now();
     if (!final && isProvisional(decision, now, event.eventTimeMs, this.opts.graceMs())) {
-      this.opts.store.addPending({ eventId: event.eventId, eventTimeMs: event.eventTimeMs, dueMs: event.eventTimeMs + this.opts.graceMs(), raw });
+      this.opts.store.addPending({
+        eventId: event.eventId,
+        eventTimeMs: event.eventTimeMs,
+        dueMs: event.eventTimeMs + this.opts.graceMs(),
+        raw,
+      });
       return 'pending'; // the pending gauge is refreshed by tick(), every second
     }
     this.finalize(decision, event, now);

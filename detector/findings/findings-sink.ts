@@ -36,7 +36,9 @@ export class FindingsSink {
   private stopped = false;
 
   constructor(private readonly opts: FindingsSinkOptions) {
-    this.dispatcher = opts.webhook ? new Agent({ connections: 2, headersTimeout: 15_000, bodyTimeout: 15_000, connect: { timeout: 10_000 } }) : null;
+    this.dispatcher = opts.webhook
+      ? new Agent({ connections: 2, headersTimeout: 15_000, bodyTimeout: 15_000, connect: { timeout: 10_000 } })
+      : null;
   }
 
   /** Queues one finding (or an enriched GuardDuty decision) for the file and the webhook. */
@@ -82,7 +84,12 @@ export class FindingsSink {
     let ok: boolean;
     let permanent = false;
     try {
-      const res = await request(this.opts.webhook, { method: 'POST', dispatcher: this.dispatcher, body: d.body, headers: { 'content-type': 'application/json' } });
+      const res = await request(this.opts.webhook, {
+        method: 'POST',
+        dispatcher: this.dispatcher,
+        body: d.body,
+        headers: { 'content-type': 'application/json' },
+      });
       await res.body.dump();
       ok = res.statusCode >= 200 && res.statusCode < 300;
       permanent = res.statusCode >= 400 && res.statusCode < 500 && res.statusCode !== 408 && res.statusCode !== 429;
@@ -98,7 +105,10 @@ export class FindingsSink {
     if (permanent || d.attempts >= (this.opts.maxAttempts ?? 8)) {
       this.queue.shift();
       this.opts.metrics.webhookDeliveries.inc({ outcome: 'failed' });
-      this.opts.logger.error({ event: 'webhook_gave_up', attempts: d.attempts }, 'findings webhook: giving up on one delivery (the finding is in findings.file and the store)');
+      this.opts.logger.error(
+        { event: 'webhook_gave_up', attempts: d.attempts },
+        'findings webhook: giving up on one delivery (the finding is in findings.file and the store)',
+      );
       return;
     }
     this.opts.metrics.webhookDeliveries.inc({ outcome: 'retried' });

@@ -100,7 +100,12 @@ export function findingFromDecision(decision: Decision, event: CloudTrailEvent, 
     updatedAt: ctx.nowIso,
     resource: {
       resourceType: 'AccessKey',
-      accessKeyDetails: { accessKeyId: decision.accessKeyId, principalId: event.identity.principalId, userName: event.identity.roleName, userType: event.identity.type },
+      accessKeyDetails: {
+        accessKeyId: decision.accessKeyId,
+        principalId: event.identity.principalId,
+        userName: event.identity.roleName,
+        userType: event.identity.type,
+      },
       instanceDetails: { instanceId: decision.instanceId },
     },
     service: {
@@ -132,7 +137,10 @@ export function findingFromDecision(decision: Decision, event: CloudTrailEvent, 
 export function mergeFinding(existing: Finding, next: Finding): Finding {
   const nextIsLater = time(next.service.eventLastSeen) >= time(existing.service.eventLastSeen);
   const later = nextIsLater ? next : existing;
-  const eventIds = [...existing.egressWitness.eventIds.filter((id) => !next.egressWitness.eventIds.includes(id)), ...next.egressWitness.eventIds];
+  const eventIds = [
+    ...existing.egressWitness.eventIds.filter((id) => !next.egressWitness.eventIds.includes(id)),
+    ...next.egressWitness.eventIds,
+  ];
   return {
     ...existing,
     severity: Math.max(existing.severity, next.severity),
@@ -144,7 +152,10 @@ export function mergeFinding(existing: Finding, next: Finding): Finding {
       ...existing.service,
       action: later.service.action,
       count: existing.service.count + next.service.count,
-      eventFirstSeen: time(next.service.eventFirstSeen) < time(existing.service.eventFirstSeen) ? next.service.eventFirstSeen : existing.service.eventFirstSeen,
+      eventFirstSeen:
+        time(next.service.eventFirstSeen) < time(existing.service.eventFirstSeen)
+          ? next.service.eventFirstSeen
+          : existing.service.eventFirstSeen,
       eventLastSeen: later.service.eventLastSeen,
       archived: existing.service.archived && next.service.archived,
     },
@@ -154,7 +165,10 @@ export function mergeFinding(existing: Finding, next: Finding): Finding {
 
 /** sha256 over key, source and rule: the same misuse keeps one finding id across restarts. */
 export function findingId(accessKeyId: string | null, sourceIPAddress: string, rule: RuleName): string {
-  return createHash('sha256').update(`${accessKeyId ?? ''}\n${sourceIPAddress}\n${rule}`).digest('hex').slice(0, 32);
+  return createHash('sha256')
+    .update(`${accessKeyId ?? ''}\n${sourceIPAddress}\n${rule}`)
+    .digest('hex')
+    .slice(0, 32);
 }
 
 export function partitionOf(region: string): string {
@@ -190,14 +204,18 @@ function titleFor(d: Decision, role: string): string {
 
 const EXPLANATION: Readonly<Record<RuleName, string>> = {
   'not-instance-credential': 'The credentials are not EC2 instance-role credentials delivered by the instance metadata service.',
-  'aws-internal': 'AWS made the call on the caller\'s behalf.',
+  'aws-internal': "AWS made the call on the caller's behalf.",
   'vpc-endpoint': 'The call reached AWS through a VPC endpoint from a private address.',
   'inside-aws': 'The source address belongs to AWS.',
-  attested: 'The gateway\'s agent saw this access key used by a routed client at that time.',
-  'endpoint-attested': 'The gateway runs tunnel-only: its agent saw a routed client reach this service and region at that time, but cannot see access keys.',
-  'unrouted-client': 'The gateway\'s agent saw this access key only from clients outside every routed network; instance credentials should only be used by routed instances.',
-  'gateway-unverified': 'The call came from a gateway address, but the gateway sent no telemetry around that time, so it cannot be verified.',
-  'gateway-unattested': 'The call came from a gateway address while its agent was watching, but the agent did not see this access key: the traffic bypassed the agent or the credentials were used by another host behind the gateway.',
+  attested: "The gateway's agent saw this access key used by a routed client at that time.",
+  'endpoint-attested':
+    'The gateway runs tunnel-only: its agent saw a routed client reach this service and region at that time, but cannot see access keys.',
+  'unrouted-client':
+    "The gateway's agent saw this access key only from clients outside every routed network; instance credentials should only be used by routed instances.",
+  'gateway-unverified':
+    'The call came from a gateway address, but the gateway sent no telemetry around that time, so it cannot be verified.',
+  'gateway-unattested':
+    'The call came from a gateway address while its agent was watching, but the agent did not see this access key: the traffic bypassed the agent or the credentials were used by another host behind the gateway.',
   external: 'EC2 instance-role credentials were used from an address outside AWS and outside every registered gateway.',
 };
 

@@ -21,10 +21,25 @@ import { parseIp } from '../../common/cidr/ip.js';
 import { classifySource } from '../cloudtrail/parse.js';
 import { isPrivateAddress } from '../correlate/address-class.js';
 import { nearestEvidence, withinWindow } from '../correlate/evidence.js';
-import { OUTSIDE_AWS_FINDING_TYPE, type CompiledGateway, type CompiledRegistry, type CorrelationPolicy, type Evidence, type EvidenceView, type Sighting } from '../correlate/types.js';
+import {
+  OUTSIDE_AWS_FINDING_TYPE,
+  type CompiledGateway,
+  type CompiledRegistry,
+  type CorrelationPolicy,
+  type Evidence,
+  type EvidenceView,
+  type Sighting,
+} from '../correlate/types.js';
 
 export type GuardDutyReason =
-  | 'attested' | 'external-use-seen' | 'not-attested' | 'gateway-silent' | 'unrouted-client' | 'not-a-gateway-address' | 'not-outside-aws-type' | 'malformed'
+  | 'attested'
+  | 'external-use-seen'
+  | 'not-attested'
+  | 'gateway-silent'
+  | 'unrouted-client'
+  | 'not-a-gateway-address'
+  | 'not-outside-aws-type'
+  | 'malformed'
   /** egress-witness raised its own finding for the key within the span: the two must not disagree quietly. */
   | 'detector-finding';
 
@@ -85,11 +100,16 @@ export const GUARDDUTY_DETAIL_TYPE = 'GuardDuty Finding';
 
 /** Accepts a bare finding or its EventBridge envelope; only `id` and `type` are required. */
 /** `body` is the finding object itself (the envelope's detail), for callers that pass it on. */
-export function parseGuardDutyFinding(raw: unknown): { kind: 'finding'; finding: GuardDutyFindingView; body: Record<string, unknown> } | { kind: 'invalid'; reason: string } {
+export function parseGuardDutyFinding(
+  raw: unknown,
+): { kind: 'finding'; finding: GuardDutyFindingView; body: Record<string, unknown> } | { kind: 'invalid'; reason: string } {
   let f = raw;
   if (isObject(raw) && 'detail-type' in raw) {
     if (raw['source'] !== GUARDDUTY_SOURCE || raw['detail-type'] !== GUARDDUTY_DETAIL_TYPE) {
-      return { kind: 'invalid', reason: `not a GuardDuty finding event (source ${JSON.stringify(raw['source'])}, detail-type ${JSON.stringify(raw['detail-type'])})` };
+      return {
+        kind: 'invalid',
+        reason: `not a GuardDuty finding event (source ${JSON.stringify(raw['source'])}, detail-type ${JSON.stringify(raw['detail-type'])})`,
+      };
     }
     f = raw['detail'];
   }
@@ -130,7 +150,11 @@ export function parseGuardDutyFinding(raw: unknown): { kind: 'finding'; finding:
 
 export function decideGuardDutyFinding(f: GuardDutyFindingView, ctx: GuardDutyContext): GuardDutyDecision {
   const base = { findingId: f.id, accessKeyId: f.accessKeyId, remoteIp: f.remoteIp, spanStart: f.eventFirstSeen, spanEnd: f.eventLastSeen };
-  const keep = (reason: GuardDutyReason, gatewayId: string | null = null, evidence: Partial<GuardDutyDecision['evidence']> = {}): GuardDutyDecision => ({
+  const keep = (
+    reason: GuardDutyReason,
+    gatewayId: string | null = null,
+    evidence: Partial<GuardDutyDecision['evidence']> = {},
+  ): GuardDutyDecision => ({
     ...base,
     decision: 'keep',
     reason,
@@ -141,7 +165,14 @@ export function decideGuardDutyFinding(f: GuardDutyFindingView, ctx: GuardDutyCo
   if (f.type !== OUTSIDE_AWS_FINDING_TYPE) return keep('not-outside-aws-type');
   const first = f.eventFirstSeen !== null ? Date.parse(f.eventFirstSeen) : NaN;
   const last = f.eventLastSeen !== null ? Date.parse(f.eventLastSeen) : NaN;
-  if (f.accessKeyId === null || f.remoteIp === null || parseIp(f.remoteIp) === null || !Number.isFinite(first) || !Number.isFinite(last) || last < first) {
+  if (
+    f.accessKeyId === null ||
+    f.remoteIp === null ||
+    parseIp(f.remoteIp) === null ||
+    !Number.isFinite(first) ||
+    !Number.isFinite(last) ||
+    last < first
+  ) {
     return keep('malformed');
   }
   const key = f.accessKeyId;
@@ -157,20 +188,32 @@ export function decideGuardDutyFinding(f: GuardDutyFindingView, ctx: GuardDutyCo
 
   const unrouted = ends.find((e) => e.unrouted.length > 0);
   if (unrouted !== undefined) {
-    return keep('unrouted-client', unrouted.gateway.id, { start: nearestEvidence(unrouted.unrouted, first), end: nearestEvidence(unrouted.unrouted, last) });
+    return keep('unrouted-client', unrouted.gateway.id, {
+      start: nearestEvidence(unrouted.unrouted, first),
+      end: nearestEvidence(unrouted.unrouted, last),
+    });
   }
 
   const attested = ends.find((e) => e.start.length > 0 && e.end.length > 0);
   if (attested !== undefined) {
     const evidence = { start: nearestEvidence(attested.start, first), end: nearestEvidence(attested.end, last) };
     if (ctx.ownFindings(key, first - w, last + w) > 0) return keep('detector-finding', attested.gateway.id, evidence);
-    return { ...base, decision: 'archive', reason: 'attested', gatewayId: attested.gateway.id, evidence: { start: nearestEvidence(attested.start, first), end: nearestEvidence(attested.end, last), externalEvents: [] } };
+    return {
+      ...base,
+      decision: 'archive',
+      reason: 'attested',
+      gatewayId: attested.gateway.id,
+      evidence: { start: nearestEvidence(attested.start, first), end: nearestEvidence(attested.end, last), externalEvents: [] },
+    };
   }
 
   const stale = ctx.policy.heartbeatStaleMs;
-  const silent = gateways.find((g) => !ctx.evidence.heartbeatNear(g.id, first - stale, first + stale) || !ctx.evidence.heartbeatNear(g.id, last - stale, last + stale));
+  const silent = gateways.find(
+    (g) => !ctx.evidence.heartbeatNear(g.id, first - stale, first + stale) || !ctx.evidence.heartbeatNear(g.id, last - stale, last + stale),
+  );
   const partial = ends.find((e) => e.start.length > 0 || e.end.length > 0) ?? ends[0];
-  const shown = (e: GatewayEnds | undefined) => (e === undefined ? {} : { start: nearestEvidence(e.start, first), end: nearestEvidence(e.end, last) });
+  const shown = (e: GatewayEnds | undefined) =>
+    e === undefined ? {} : { start: nearestEvidence(e.start, first), end: nearestEvidence(e.end, last) };
   if (silent !== undefined) return keep('gateway-silent', silent.id, shown(ends.find((e) => e.gateway === silent)));
   return keep('not-attested', partial?.gateway.id ?? null, shown(partial));
 }

@@ -91,7 +91,16 @@ export class GuardDutyProcessor {
     });
     metrics.guarddutyFindings.inc({ decision: decision.decision, reason: decision.reason });
     logger.info(
-      { event: 'guardduty_decision', finding_id: f.id, key: decision.accessKeyId ? maskAccessKeyId(decision.accessKeyId) : null, remote_ip: decision.remoteIp, decision: decision.decision, reason: decision.reason, gateway_id: decision.gatewayId, mode: this.opts.mode() },
+      {
+        event: 'guardduty_decision',
+        finding_id: f.id,
+        key: decision.accessKeyId ? maskAccessKeyId(decision.accessKeyId) : null,
+        remote_ip: decision.remoteIp,
+        decision: decision.decision,
+        reason: decision.reason,
+        gateway_id: decision.gatewayId,
+        mode: this.opts.mode(),
+      },
       `GuardDuty finding ${f.id}: ${decision.decision} (${decision.reason})`,
     );
     if (decision.decision === 'archive') await this.archiveIfDue(f);
@@ -110,7 +119,10 @@ export class GuardDutyProcessor {
     const region = f.region ?? defaults.region;
     if (!detectorId || !region || !this.opts.api) {
       metrics.guarddutyArchiveCalls.inc({ outcome: 'not_configured' });
-      logger.error({ event: 'guardduty_archive_impossible', finding_id: findingId }, 'cannot archive: the finding names no detector/region and guardduty.detector_id/region are not set');
+      logger.error(
+        { event: 'guardduty_archive_impossible', finding_id: findingId },
+        'cannot archive: the finding names no detector/region and guardduty.detector_id/region are not set',
+      );
       return;
     }
     if (this.archiving.has(findingId)) return; // a call or a queued retry is already on it
@@ -125,16 +137,25 @@ export class GuardDutyProcessor {
       await this.opts.api.archive(job.detectorId, job.region, [job.findingId]);
       store.markGuardDutyArchived([job.findingId], this.opts.now());
       metrics.guarddutyArchiveCalls.inc({ outcome: 'success' });
-      logger.info({ event: 'guardduty_archived', finding_id: job.findingId }, `archived GuardDuty finding ${job.findingId}: the gateway attested the key`);
+      logger.info(
+        { event: 'guardduty_archived', finding_id: job.findingId },
+        `archived GuardDuty finding ${job.findingId}: the gateway attested the key`,
+      );
     } catch (err) {
       metrics.guarddutyArchiveCalls.inc({ outcome: 'failure' });
       job.attempts++;
       if (job.attempts >= 6) {
         this.archiving.delete(job.findingId);
-        logger.error({ event: 'guardduty_archive_failed', finding_id: job.findingId, err: (err as Error).message }, 'ArchiveFindings keeps failing; giving up on this finding (it stays active)');
+        logger.error(
+          { event: 'guardduty_archive_failed', finding_id: job.findingId, err: (err as Error).message },
+          'ArchiveFindings keeps failing; giving up on this finding (it stays active)',
+        );
         return;
       }
-      logger.warn({ event: 'guardduty_archive_retry', finding_id: job.findingId, attempt: job.attempts, err: (err as Error).message }, 'ArchiveFindings failed; will retry');
+      logger.warn(
+        { event: 'guardduty_archive_retry', finding_id: job.findingId, attempt: job.attempts, err: (err as Error).message },
+        'ArchiveFindings failed; will retry',
+      );
       this.retries.push(job);
       this.scheduleRetry(job.attempts);
       return; // still ours: the retry queue holds it

@@ -51,7 +51,8 @@ export function createIngestServer(opts: IngestServerOptions): http.Server {
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz' && req.method === 'GET') return send(res, 200, { ok: true });
-    const route = path === '/v1/telemetry' ? 'telemetry' : path === '/v1/cloudtrail' ? 'cloudtrail' : path === '/v1/guardduty' ? 'guardduty' : null;
+    const route =
+      path === '/v1/telemetry' ? 'telemetry' : path === '/v1/cloudtrail' ? 'cloudtrail' : path === '/v1/guardduty' ? 'guardduty' : null;
     if (!route) return send(res, 404, { error: 'not found: POST /v1/telemetry, /v1/cloudtrail or /v1/guardduty' });
     if (req.method !== 'POST') {
       res.setHeader('allow', 'POST');

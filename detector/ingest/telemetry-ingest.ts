@@ -51,14 +51,36 @@ export class TelemetryIngest {
     const { metrics, logger } = this.opts;
     const refuse = (status: number, outcome: string, reason: string, extra: Record<string, unknown> = {}): IngestAnswer => {
       metrics.ingestBatches.inc({ outcome });
-      logger.warn({ event: 'telemetry_rejected', outcome, reason, gateway_id: header(headers, GATEWAY_HEADER) ?? null, batch_id: header(headers, BATCH_HEADER) ?? null, ...extra }, `telemetry batch rejected: ${reason}`);
+      logger.warn(
+        {
+          event: 'telemetry_rejected',
+          outcome,
+          reason,
+          gateway_id: header(headers, GATEWAY_HEADER) ?? null,
+          batch_id: header(headers, BATCH_HEADER) ?? null,
+          ...extra,
+        },
+        `telemetry batch rejected: ${reason}`,
+      );
       return { status, body: { accepted: false, error: reason } };
     };
     const gatewayId = header(headers, GATEWAY_HEADER);
     const gw = gatewayId ? this.opts.gateways().get(gatewayId) : undefined;
-    if (!gw) return refuse(401, 'unauthorized', gatewayId ? `unknown gateway "${gatewayId.slice(0, 63)}"` : `missing ${GATEWAY_HEADER} header`);
-    const check = verifySignature(gw.secret, header(headers, SIGNATURE_HEADER), body, Math.floor(this.opts.now() / 1000), Math.floor(this.opts.clockSkewMs() / 1000));
-    if (!check.ok) return refuse(401, 'unauthorized', `signature ${check.reason}${check.reason === 'stale' ? ' (timestamp outside the clock-skew window: check the clocks)' : ''}`);
+    if (!gw)
+      return refuse(401, 'unauthorized', gatewayId ? `unknown gateway "${gatewayId.slice(0, 63)}"` : `missing ${GATEWAY_HEADER} header`);
+    const check = verifySignature(
+      gw.secret,
+      header(headers, SIGNATURE_HEADER),
+      body,
+      Math.floor(this.opts.now() / 1000),
+      Math.floor(this.opts.clockSkewMs() / 1000),
+    );
+    if (!check.ok)
+      return refuse(
+        401,
+        'unauthorized',
+        `signature ${check.reason}${check.reason === 'stale' ? ' (timestamp outside the clock-skew window: check the clocks)' : ''}`,
+      );
     let text: Buffer = body;
     const encoding = (header(headers, 'content-encoding') ?? 'identity').toLowerCase();
     if (encoding === 'gzip') {
@@ -66,7 +88,9 @@ export class TelemetryIngest {
         text = gunzipSync(body, { maxOutputLength: this.opts.maxDecodedBytes() });
       } catch (err) {
         const tooBig = (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE';
-        return tooBig ? refuse(413, 'too_large', `decompressed body exceeds ${this.opts.maxDecodedBytes()} bytes`) : refuse(400, 'invalid', 'body is not valid gzip');
+        return tooBig
+          ? refuse(413, 'too_large', `decompressed body exceeds ${this.opts.maxDecodedBytes()} bytes`)
+          : refuse(400, 'invalid', 'body is not valid gzip');
       }
     } else if (encoding !== 'identity') {
       return refuse(400, 'invalid', `unsupported content-encoding "${encoding.slice(0, 20)}"`);
@@ -80,13 +104,18 @@ export class TelemetryIngest {
     const v = validateBatch(value);
     if (!v.ok) return refuse(400, 'invalid', v.reason);
     const batch = v.batch;
-    if (batch.gatewayId !== gw.id) return refuse(400, 'invalid', `batch gatewayId "${batch.gatewayId}" does not match the signing gateway "${gw.id}"`);
+    if (batch.gatewayId !== gw.id)
+      return refuse(400, 'invalid', `batch gatewayId "${batch.gatewayId}" does not match the signing gateway "${gw.id}"`);
     const headerBatch = header(headers, BATCH_HEADER);
-    if (headerBatch !== undefined && headerBatch !== batch.batchId) return refuse(400, 'invalid', 'X-Egress-Witness-Batch does not match batchId');
+    if (headerBatch !== undefined && headerBatch !== batch.batchId)
+      return refuse(400, 'invalid', 'X-Egress-Witness-Batch does not match batchId');
     const widened = batch.egressCidrs.filter((c) => !gw.egressCidrs.coversCidr(c));
     if (widened.length > 0) {
       metrics.declaredCidrsIgnored.inc({ gateway: gw.id });
-      logger.warn({ event: 'declared_cidrs_ignored', gateway_id: gw.id, declared: widened.slice(0, 10) }, `gateway ${gw.id} declares egress CIDRs outside its configured ones; they are ignored (the detector's config is authoritative)`);
+      logger.warn(
+        { event: 'declared_cidrs_ignored', gateway_id: gw.id, declared: widened.slice(0, 10) },
+        `gateway ${gw.id} declares egress CIDRs outside its configured ones; they are ignored (the detector's config is authoritative)`,
+      );
     }
     const hb = batch.records.find((r) => r.type === 'heartbeat');
     if (hb && hb.type === 'heartbeat' && typeof hb.inspect === 'boolean' && hb.inspect !== gw.inspect && !this.modeWarned.has(gw.id)) {

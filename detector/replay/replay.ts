@@ -88,13 +88,16 @@ async function readGuardDutyFindings(path: string): Promise<unknown[]> {
     const findings = (v as { Findings?: unknown; findings?: unknown } | null)?.Findings ?? (v as { findings?: unknown } | null)?.findings;
     return Array.isArray(findings) ? (findings as unknown[]) : [v];
   } catch {
-    return text.split('\n').filter((l) => l.trim()).map((l) => {
-      try {
-        return JSON.parse(l) as unknown;
-      } catch {
-        return l;
-      }
-    });
+    return text
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => {
+        try {
+          return JSON.parse(l) as unknown;
+        } catch {
+          return l;
+        }
+      });
   }
 }
 
@@ -139,8 +142,25 @@ function decisionLine(d: Decision): string {
   });
 }
 
-export async function replay(config: DetectorConfig, o: ReplayOptions, io: ReplayIo, evidence = new MemoryEvidence()): Promise<ReplaySummary> {
-  const summary: ReplaySummary = { telemetryRecords: 0, telemetryInvalid: 0, cloudtrailRecords: 0, cloudtrailInvalid: 0, decisions: {}, findings: 0, guardduty: {}, files: 0, failedFiles: [], telemetryMs: 0, correlateMs: 0 };
+export async function replay(
+  config: DetectorConfig,
+  o: ReplayOptions,
+  io: ReplayIo,
+  evidence = new MemoryEvidence(),
+): Promise<ReplaySummary> {
+  const summary: ReplaySummary = {
+    telemetryRecords: 0,
+    telemetryInvalid: 0,
+    cloudtrailRecords: 0,
+    cloudtrailInvalid: 0,
+    decisions: {},
+    findings: 0,
+    guardduty: {},
+    files: 0,
+    failedFiles: [],
+    telemetryMs: 0,
+    correlateMs: 0,
+  };
   const loadStart = performance.now();
   const t = await loadTelemetry(o.telemetry, evidence, io);
   summary.telemetryMs = performance.now() - loadStart;
@@ -213,10 +233,23 @@ export async function replay(config: DetectorConfig, o: ReplayOptions, io: Repla
           summary.guardduty.invalid = (summary.guardduty.invalid ?? 0) + 1;
           continue;
         }
-        const ownFindings = (key: string, from: number, to: number): number => (ownFindingTimes.get(key) ?? []).filter((t) => t >= from && t <= to).length;
+        const ownFindings = (key: string, from: number, to: number): number =>
+          (ownFindingTimes.get(key) ?? []).filter((t) => t >= from && t <= to).length;
         const d = decideGuardDutyFinding(p.finding, { ...ctx, cloudTrailUses, ownFindings });
         summary.guardduty[`${d.decision}/${d.reason}`] = (summary.guardduty[`${d.decision}/${d.reason}`] ?? 0) + 1;
-        io.line(JSON.stringify({ findingId: d.findingId, accessKeyId: d.accessKeyId, remoteIp: d.remoteIp, decision: d.decision, reason: d.reason, gatewayId: d.gatewayId, spanStart: d.spanStart, spanEnd: d.spanEnd, evidence: d.evidence }));
+        io.line(
+          JSON.stringify({
+            findingId: d.findingId,
+            accessKeyId: d.accessKeyId,
+            remoteIp: d.remoteIp,
+            decision: d.decision,
+            reason: d.reason,
+            gatewayId: d.gatewayId,
+            spanStart: d.spanStart,
+            spanEnd: d.spanEnd,
+            evidence: d.evidence,
+          }),
+        );
       }
     }
   }

@@ -44,14 +44,34 @@ CREATE TABLE IF NOT EXISTS guardduty_archived (finding_id TEXT PRIMARY KEY, arch
 const SCHEMA_VERSION = '1';
 
 interface ObservationRow {
-  gateway_id: string; access_key_id: string | null; service: string | null; region: string | null; host: string;
-  client_ip: string; network: string | null; mode: string; action: string | null; first_ms: number; last_ms: number; count: number;
+  gateway_id: string;
+  access_key_id: string | null;
+  service: string | null;
+  region: string | null;
+  host: string;
+  client_ip: string;
+  network: string | null;
+  mode: string;
+  action: string | null;
+  first_ms: number;
+  last_ms: number;
+  count: number;
 }
 
 function toSighting(r: ObservationRow): Sighting {
   return {
-    gatewayId: r.gateway_id, clientIp: r.client_ip, network: r.network, firstSeenMs: r.first_ms, lastSeenMs: r.last_ms, count: r.count,
-    host: r.host, service: r.service, region: r.region, action: r.action, accessKeyId: r.access_key_id, mode: r.mode as Sighting['mode'],
+    gatewayId: r.gateway_id,
+    clientIp: r.client_ip,
+    network: r.network,
+    firstSeenMs: r.first_ms,
+    lastSeenMs: r.last_ms,
+    count: r.count,
+    host: r.host,
+    service: r.service,
+    region: r.region,
+    action: r.action,
+    accessKeyId: r.access_key_id,
+    mode: r.mode as Sighting['mode'],
   };
 }
 
@@ -72,35 +92,62 @@ export class SqliteStore implements DetectorStore {
     this.db.exec(SCHEMA);
     const v = this.db.prepare('SELECT value FROM meta WHERE key = ?').get('schema_version') as { value: string } | undefined;
     if (!v) this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema_version', SCHEMA_VERSION);
-    else if (v.value !== SCHEMA_VERSION) throw new Error(`${path}: store schema version ${v.value} is not supported by this detector (expects ${SCHEMA_VERSION})`);
+    else if (v.value !== SCHEMA_VERSION)
+      throw new Error(`${path}: store schema version ${v.value} is not supported by this detector (expects ${SCHEMA_VERSION})`);
     this.maxSpanMs = (this.db.prepare('SELECT COALESCE(MAX(last_ms - first_ms), 0) AS m FROM observations').get() as { m: number }).m;
     const db = this.db;
     this.run = db.transaction((fn: () => unknown) => fn());
     this.stmt = {
-      insertBatch: db.prepare('INSERT INTO batches (batch_id, gateway_id, sequence, received_ms, records) VALUES (?, ?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING'),
-      insertObservation: db.prepare('INSERT INTO observations (gateway_id, access_key_id, service, region, host, client_ip, network, mode, action, first_ms, last_ms, count, attests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      insertBatch: db.prepare(
+        'INSERT INTO batches (batch_id, gateway_id, sequence, received_ms, records) VALUES (?, ?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING',
+      ),
+      insertObservation: db.prepare(
+        'INSERT INTO observations (gateway_id, access_key_id, service, region, host, client_ip, network, mode, action, first_ms, last_ms, count, attests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
       insertHeartbeat: db.prepare('INSERT INTO heartbeats (gateway_id, time_ms) VALUES (?, ?)'),
-      keySightings: db.prepare('SELECT * FROM observations WHERE access_key_id = ? AND attests = 1 AND first_ms >= ? AND first_ms <= ? AND last_ms >= ? ORDER BY first_ms LIMIT 500'),
-      endpointSightings: db.prepare('SELECT * FROM observations WHERE gateway_id = ? AND service = ? AND region IS ? AND attests = 1 AND first_ms >= ? AND first_ms <= ? AND last_ms >= ? ORDER BY first_ms LIMIT 500'),
+      keySightings: db.prepare(
+        'SELECT * FROM observations WHERE access_key_id = ? AND attests = 1 AND first_ms >= ? AND first_ms <= ? AND last_ms >= ? ORDER BY first_ms LIMIT 500',
+      ),
+      endpointSightings: db.prepare(
+        'SELECT * FROM observations WHERE gateway_id = ? AND service = ? AND region IS ? AND attests = 1 AND first_ms >= ? AND first_ms <= ? AND last_ms >= ? ORDER BY first_ms LIMIT 500',
+      ),
       heartbeatNear: db.prepare('SELECT 1 FROM heartbeats WHERE gateway_id = ? AND time_ms BETWEEN ? AND ? LIMIT 1'),
       observationNear: db.prepare('SELECT 1 FROM observations WHERE gateway_id = ? AND last_ms >= ? AND first_ms <= ? LIMIT 1'),
       lastHeartbeat: db.prepare('SELECT MAX(time_ms) AS t FROM heartbeats WHERE gateway_id = ?'),
       fileGet: db.prepare('SELECT size, mtime_ms FROM cloudtrail_files WHERE path = ?'),
-      filePut: db.prepare('INSERT INTO cloudtrail_files (path, size, mtime_ms, processed_ms, records, invalid) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, processed_ms = excluded.processed_ms, records = excluded.records, invalid = excluded.invalid'),
-      eventPut: db.prepare('INSERT INTO events (event_id, access_key_id, source_ip, event_time_ms, vpc_endpoint_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING'),
-      eventUses: db.prepare('SELECT event_id, source_ip, event_time_ms, vpc_endpoint_id FROM events WHERE access_key_id = ? AND event_time_ms BETWEEN ? AND ? ORDER BY event_time_ms LIMIT 1000'),
-      pendingPut: db.prepare('INSERT INTO pending (event_id, event_time_ms, due_ms, raw) VALUES (?, ?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET due_ms = excluded.due_ms'),
+      filePut: db.prepare(
+        'INSERT INTO cloudtrail_files (path, size, mtime_ms, processed_ms, records, invalid) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, processed_ms = excluded.processed_ms, records = excluded.records, invalid = excluded.invalid',
+      ),
+      eventPut: db.prepare(
+        'INSERT INTO events (event_id, access_key_id, source_ip, event_time_ms, vpc_endpoint_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING',
+      ),
+      eventUses: db.prepare(
+        'SELECT event_id, source_ip, event_time_ms, vpc_endpoint_id FROM events WHERE access_key_id = ? AND event_time_ms BETWEEN ? AND ? ORDER BY event_time_ms LIMIT 1000',
+      ),
+      pendingPut: db.prepare(
+        'INSERT INTO pending (event_id, event_time_ms, due_ms, raw) VALUES (?, ?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET due_ms = excluded.due_ms',
+      ),
       pendingDue: db.prepare('SELECT event_id, event_time_ms, due_ms, raw FROM pending WHERE due_ms <= ? ORDER BY due_ms LIMIT ?'),
       pendingDel: db.prepare('DELETE FROM pending WHERE event_id = ?'),
       pendingCount: db.prepare('SELECT COUNT(*) AS n FROM pending'),
-      decisionPut: db.prepare('INSERT INTO decisions (kind, subject_id, time_ms, decided_ms, disposition, rule, access_key_id, source_ip, gateway_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, subject_id) DO NOTHING'),
+      decisionPut: db.prepare(
+        'INSERT INTO decisions (kind, subject_id, time_ms, decided_ms, disposition, rule, access_key_id, source_ip, gateway_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, subject_id) DO NOTHING',
+      ),
       decisionOf: db.prepare('SELECT disposition FROM decisions WHERE kind = ? AND subject_id = ?'),
-      findingsForKey: db.prepare("SELECT COUNT(*) AS n FROM decisions WHERE kind = 'cloudtrail' AND disposition = 'finding' AND access_key_id = ? AND time_ms BETWEEN ? AND ?"),
-      decisionsSince: db.prepare('SELECT * FROM decisions WHERE decided_ms >= ? AND (? IS NULL OR disposition = ?) ORDER BY decided_ms DESC, id DESC LIMIT ?'),
+      findingsForKey: db.prepare(
+        "SELECT COUNT(*) AS n FROM decisions WHERE kind = 'cloudtrail' AND disposition = 'finding' AND access_key_id = ? AND time_ms BETWEEN ? AND ?",
+      ),
+      decisionsSince: db.prepare(
+        'SELECT * FROM decisions WHERE decided_ms >= ? AND (? IS NULL OR disposition = ?) ORDER BY decided_ms DESC, id DESC LIMIT ?',
+      ),
       findingGet: db.prepare('SELECT finding FROM findings WHERE id = ?'),
-      findingPut: db.prepare('INSERT INTO findings (id, finding, updated_ms) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET finding = excluded.finding, updated_ms = excluded.updated_ms'),
+      findingPut: db.prepare(
+        'INSERT INTO findings (id, finding, updated_ms) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET finding = excluded.finding, updated_ms = excluded.updated_ms',
+      ),
       gdArchivedGet: db.prepare('SELECT 1 FROM guardduty_archived WHERE finding_id = ?'),
-      gdArchivedPut: db.prepare('INSERT INTO guardduty_archived (finding_id, archived_ms) VALUES (?, ?) ON CONFLICT (finding_id) DO NOTHING'),
+      gdArchivedPut: db.prepare(
+        'INSERT INTO guardduty_archived (finding_id, archived_ms) VALUES (?, ?) ON CONFLICT (finding_id) DO NOTHING',
+      ),
     };
   }
 
@@ -117,7 +164,21 @@ export class SqliteStore implements DetectorStore {
         const first = Date.parse(r.firstSeen);
         const last = Date.parse(r.lastSeen);
         if (last - first > this.maxSpanMs) this.maxSpanMs = last - first;
-        s.insertObservation.run(gatewayId, r.accessKeyId, r.aws?.service ?? null, r.aws?.region ?? null, r.host, r.clientIp, r.network, r.mode, r.action, first, last, r.count, ATTESTING_OUTCOMES.has(r.outcome) ? 1 : 0);
+        s.insertObservation.run(
+          gatewayId,
+          r.accessKeyId,
+          r.aws?.service ?? null,
+          r.aws?.region ?? null,
+          r.host,
+          r.clientIp,
+          r.network,
+          r.mode,
+          r.action,
+          first,
+          last,
+          r.count,
+          ATTESTING_OUTCOMES.has(r.outcome) ? 1 : 0,
+        );
       }
       return { kind: 'stored', records: batch.records.length };
     });
@@ -129,11 +190,16 @@ export class SqliteStore implements DetectorStore {
   }
 
   endpointSightings(gatewayId: string, service: string, region: string | null, fromMs: number, toMs: number): Sighting[] {
-    return (this.stmt.endpointSightings.all(gatewayId, service, region, fromMs - this.maxSpanMs, toMs, fromMs) as ObservationRow[]).map(toSighting);
+    return (this.stmt.endpointSightings.all(gatewayId, service, region, fromMs - this.maxSpanMs, toMs, fromMs) as ObservationRow[]).map(
+      toSighting,
+    );
   }
 
   heartbeatNear(gatewayId: string, fromMs: number, toMs: number): boolean {
-    return this.stmt.heartbeatNear.get(gatewayId, fromMs, toMs) !== undefined || this.stmt.observationNear.get(gatewayId, fromMs, toMs) !== undefined;
+    return (
+      this.stmt.heartbeatNear.get(gatewayId, fromMs, toMs) !== undefined ||
+      this.stmt.observationNear.get(gatewayId, fromMs, toMs) !== undefined
+    );
   }
 
   lastHeartbeatMs(gatewayId: string): number | null {
@@ -154,7 +220,14 @@ export class SqliteStore implements DetectorStore {
   }
 
   cloudTrailUses(accessKeyId: string, fromMs: number, toMs: number): CloudTrailUse[] {
-    return (this.stmt.eventUses.all(accessKeyId, fromMs, toMs) as { event_id: string; source_ip: string; event_time_ms: number; vpc_endpoint_id: string | null }[]).map((r) => ({
+    return (
+      this.stmt.eventUses.all(accessKeyId, fromMs, toMs) as {
+        event_id: string;
+        source_ip: string;
+        event_time_ms: number;
+        vpc_endpoint_id: string | null;
+      }[]
+    ).map((r) => ({
       eventId: r.event_id,
       eventTime: new Date(r.event_time_ms).toISOString(),
       sourceIPAddress: r.source_ip,
@@ -179,12 +252,14 @@ export class SqliteStore implements DetectorStore {
   }
 
   duePending(nowMs: number, limit: number): PendingEvent[] {
-    return (this.stmt.pendingDue.all(nowMs, limit) as { event_id: string; event_time_ms: number; due_ms: number; raw: string }[]).map((r) => ({
-      eventId: r.event_id,
-      eventTimeMs: r.event_time_ms,
-      dueMs: r.due_ms,
-      raw: JSON.parse(r.raw) as unknown,
-    }));
+    return (this.stmt.pendingDue.all(nowMs, limit) as { event_id: string; event_time_ms: number; due_ms: number; raw: string }[]).map(
+      (r) => ({
+        eventId: r.event_id,
+        eventTimeMs: r.event_time_ms,
+        dueMs: r.due_ms,
+        raw: JSON.parse(r.raw) as unknown,
+      }),
+    );
   }
 
   removePending(eventId: string): void {
@@ -196,17 +271,46 @@ export class SqliteStore implements DetectorStore {
   }
 
   saveDecision(d: StoredDecision): boolean {
-    return this.stmt.decisionPut.run(d.kind, d.subjectId, d.timeMs, d.decidedMs, d.disposition, d.rule, d.accessKeyId, d.sourceIp, d.gatewayId, JSON.stringify(d.detail)).changes > 0;
+    return (
+      this.stmt.decisionPut.run(
+        d.kind,
+        d.subjectId,
+        d.timeMs,
+        d.decidedMs,
+        d.disposition,
+        d.rule,
+        d.accessKeyId,
+        d.sourceIp,
+        d.gatewayId,
+        JSON.stringify(d.detail),
+      ).changes > 0
+    );
   }
 
   listDecisions(filter: { sinceMs: number; disposition: string | null; limit: number }): StoredDecision[] {
     const rows = this.stmt.decisionsSince.all(filter.sinceMs, filter.disposition, filter.disposition, filter.limit) as {
-      kind: StoredDecision['kind']; subject_id: string; time_ms: number; decided_ms: number; disposition: string; rule: string;
-      access_key_id: string | null; source_ip: string | null; gateway_id: string | null; detail: string;
+      kind: StoredDecision['kind'];
+      subject_id: string;
+      time_ms: number;
+      decided_ms: number;
+      disposition: string;
+      rule: string;
+      access_key_id: string | null;
+      source_ip: string | null;
+      gateway_id: string | null;
+      detail: string;
     }[];
     return rows.map((r) => ({
-      kind: r.kind, subjectId: r.subject_id, timeMs: r.time_ms, decidedMs: r.decided_ms, disposition: r.disposition, rule: r.rule,
-      accessKeyId: r.access_key_id, sourceIp: r.source_ip, gatewayId: r.gateway_id, detail: JSON.parse(r.detail) as unknown,
+      kind: r.kind,
+      subjectId: r.subject_id,
+      timeMs: r.time_ms,
+      decidedMs: r.decided_ms,
+      disposition: r.disposition,
+      rule: r.rule,
+      accessKeyId: r.access_key_id,
+      sourceIp: r.source_ip,
+      gatewayId: r.gateway_id,
+      detail: JSON.parse(r.detail) as unknown,
     }));
   }
 

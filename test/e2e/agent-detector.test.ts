@@ -18,7 +18,11 @@ import { TunnelAgent } from '../helpers/tunnel-agent.js';
 
 const CLI = resolve('dist/cli/main.js');
 const KEY = 'ASIAY34FZKBOKMUTVV7A';
-const credentials = { accessKeyId: KEY, secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', sessionToken: 'IQoJb3JpZ2luX2VjEXAMPLE-e2e-session-token' };
+const credentials = {
+  accessKeyId: KEY,
+  secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+  sessionToken: 'IQoJb3JpZ2luX2VjEXAMPLE-e2e-session-token',
+};
 
 let dir: string;
 let fake: FakeAws;
@@ -42,7 +46,11 @@ function start(args: string[], log: string): ChildProcess {
   return child;
 }
 
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 20_000): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | null | undefined | false> | T | null | undefined | false,
+  timeoutMs = 20_000,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -71,7 +79,13 @@ function cloudTrailRecord(source: string, eventTime: string): Record<string, unk
       accountId: '609629065308',
       accessKeyId: KEY,
       sessionContext: {
-        sessionIssuer: { type: 'Role', principalId: 'AROAEXAMPLEROLEID0001', arn: 'arn:aws:iam::609629065308:role/app-role', accountId: '609629065308', userName: 'app-role' },
+        sessionIssuer: {
+          type: 'Role',
+          principalId: 'AROAEXAMPLEROLEID0001',
+          arn: 'arn:aws:iam::609629065308:role/app-role',
+          accountId: '609629065308',
+          userName: 'app-role',
+        },
         attributes: { creationDate: eventTime, mfaAuthenticated: 'false' },
         ec2RoleDelivery: '2.0',
       },
@@ -124,7 +138,13 @@ beforeAll(async () => {
       proxy: { listen: `127.0.0.1:${ports.proxy}`, allow_destination_cidrs: ['127.0.0.1/32'] },
       inspect: { ca_cert: join(dir, 'ca', 'ca.pem'), ca_key: join(dir, 'ca', 'ca-key.pem') },
       upstream: { ca_file: join(dir, 'upstream-ca.pem'), resolve: { '*.amazonaws.com': `127.0.0.1:${fake.port}` } },
-      telemetry: { detector_url: `http://127.0.0.1:${ports.ingest}/v1/telemetry`, secret_file: join(dir, 'gw.key'), spool_dir: join(dir, 'spool'), flush_interval: '300ms', heartbeat_interval: '1s' },
+      telemetry: {
+        detector_url: `http://127.0.0.1:${ports.ingest}/v1/telemetry`,
+        secret_file: join(dir, 'gw.key'),
+        spool_dir: join(dir, 'spool'),
+        flush_interval: '300ms',
+        heartbeat_interval: '1s',
+      },
       admin: { listen: `127.0.0.1:${ports.agentAdmin}` },
     }),
   );
@@ -149,41 +169,76 @@ describe('agent (inspect) + detector, as processes', () => {
     httpsAgent.destroy();
 
     // the attestation reaches the detector (signed batch, stored)
-    await until('observation stored by the detector', async () => /egress_witness_detector_ingested_records_total\{type="observation"\} [1-9]/.test((await get(ports.detAdmin!, '/metrics')).text));
+    await until('observation stored by the detector', async () =>
+      /egress_witness_detector_ingested_records_total\{type="observation"\} [1-9]/.test((await get(ports.detAdmin!, '/metrics')).text),
+    );
 
     const now = new Date(Date.now() - 1_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
     const fromGateway = cloudTrailRecord('203.0.113.5', now);
     const fromOutside = cloudTrailRecord('198.51.100.77', now);
     const logDir = join(dir, 'cloudtrail', 'AWSLogs', '609629065308', 'CloudTrail', 'us-east-1', '2026', '11', '25');
     mkdirSync(logDir, { recursive: true });
-    writeFileSync(join(logDir, '609629065308_CloudTrail_us-east-1_20261125T1200Z_e2e.json.gz'), gzipSync(JSON.stringify({ Records: [fromGateway, fromOutside] })));
+    writeFileSync(
+      join(logDir, '609629065308_CloudTrail_us-east-1_20261125T1200Z_e2e.json.gz'),
+      gzipSync(JSON.stringify({ Records: [fromGateway, fromOutside] })),
+    );
 
     const decisions = await until('both decisions final', () => {
-      const out = execFileSync(process.execPath, [CLI, 'detector', 'decisions', '--config', join(dir, 'detector.yaml'), '--since', '1h'], { encoding: 'utf8' });
-      const lines = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const out = execFileSync(process.execPath, [CLI, 'detector', 'decisions', '--config', join(dir, 'detector.yaml'), '--since', '1h'], {
+        encoding: 'utf8',
+      });
+      const lines = out
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
       return lines.length >= 2 ? lines : null;
     });
     const suppressed = decisions.find((d) => d.id === fromGateway.eventID)!;
     const finding = decisions.find((d) => d.id === fromOutside.eventID)!;
-    expect(suppressed).toMatchObject({ disposition: 'suppressed', rule: 'attested', gatewayId: 'gw-e2e', accessKeyId: KEY, sourceIp: '203.0.113.5' });
+    expect(suppressed).toMatchObject({
+      disposition: 'suppressed',
+      rule: 'attested',
+      gatewayId: 'gw-e2e',
+      accessKeyId: KEY,
+      sourceIp: '203.0.113.5',
+    });
     const evidence = (suppressed.detail as { evidence: Record<string, unknown>[] }).evidence;
-    expect(evidence[0]).toMatchObject({ gatewayId: 'gw-e2e', clientIp: '127.0.0.1', network: 'lab', service: 'sts', action: 'GetCallerIdentity', mode: 'inspect' });
+    expect(evidence[0]).toMatchObject({
+      gatewayId: 'gw-e2e',
+      clientIp: '127.0.0.1',
+      network: 'lab',
+      service: 'sts',
+      action: 'GetCallerIdentity',
+      mode: 'inspect',
+    });
     expect(finding).toMatchObject({ disposition: 'finding', rule: 'external', accessKeyId: KEY, sourceIp: '198.51.100.77' });
 
-    await until('finding written', () => existsSync(join(dir, 'findings.jsonl')) && readFileSync(join(dir, 'findings.jsonl'), 'utf8').includes('198.51.100.77'));
-    const written = readFileSync(join(dir, 'findings.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    await until(
+      'finding written',
+      () => existsSync(join(dir, 'findings.jsonl')) && readFileSync(join(dir, 'findings.jsonl'), 'utf8').includes('198.51.100.77'),
+    );
+    const written = readFileSync(join(dir, 'findings.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(written).toHaveLength(1);
     expect(written[0]).toMatchObject({
       type: 'UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS',
       severity: 8,
-      resource: { resourceType: 'AccessKey', accessKeyDetails: { accessKeyId: KEY }, instanceDetails: { instanceId: 'i-0a1b2c3d4e5f60718' } },
+      resource: {
+        resourceType: 'AccessKey',
+        accessKeyDetails: { accessKeyId: KEY },
+        instanceDetails: { instanceId: 'i-0a1b2c3d4e5f60718' },
+      },
       service: { action: { awsApiCallAction: { api: 'GetCallerIdentity', remoteIpDetails: { ipAddressV4: '198.51.100.77' } } }, count: 1 },
       egressWitness: { rule: 'external' },
     });
   });
 
   it('both daemons stop cleanly on SIGTERM', async () => {
-    const exits = children.map((c) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once('exit', (code) => r(code)))));
+    const exits = children.map(
+      (c) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once('exit', (code) => r(code)))),
+    );
     for (const c of children) c.kill('SIGTERM');
     expect(await Promise.all(exits)).toEqual([0, 0]);
   });

@@ -100,7 +100,10 @@ describe('agent daemon (child process)', () => {
   it('SIGHUP with a broken file keeps serving the old config and exports reload_successful 0', async () => {
     await writeFile(configPath, 'gateway:\n  id: gw-test\n  egress_cidrs: [203.0.113.0/28\n');
     agent.child.kill('SIGHUP');
-    await waitFor(async () => /^egress_witness_config_last_reload_successful 0$/m.test((await get(agent, '/metrics')).body), 'reload gauge 0');
+    await waitFor(
+      async () => /^egress_witness_config_last_reload_successful 0$/m.test((await get(agent, '/metrics')).body),
+      'reload gauge 0',
+    );
     expect((await get(agent, '/readyz')).status).toBe(200);
     expect((await get(agent, '/healthz')).status).toBe(200);
     // Log lines are written in batches (at most 250 ms late): wait for the line, not just the gauge.
@@ -113,7 +116,10 @@ describe('agent daemon (child process)', () => {
   it('SIGHUP with the file restored reloads it and exports reload_successful 1', async () => {
     await writeFile(configPath, goodConfig);
     agent.child.kill('SIGHUP');
-    await waitFor(async () => /^egress_witness_config_last_reload_successful 1$/m.test((await get(agent, '/metrics')).body), 'reload gauge 1');
+    await waitFor(
+      async () => /^egress_witness_config_last_reload_successful 1$/m.test((await get(agent, '/metrics')).body),
+      'reload gauge 1',
+    );
     await waitFor(() => Promise.resolve(agent.lines.some((l) => l.event === 'reloaded')), 'the reloaded log line');
     expect(agent.lines.find((l) => l.event === 'reloaded')).toMatchObject({ gateway_id: 'gw-test' });
   });
@@ -172,7 +178,12 @@ describe('agent daemon (child process)', () => {
     await waitFor(async () => (await get(a, '/readyz')).status === 200, 'readyz 200', 10_000, a);
     await writeFile(file, 'gateway: *nope\n');
     a.child.kill('SIGHUP');
-    await waitFor(async () => /^egress_witness_config_last_reload_successful 0$/m.test((await get(a, '/metrics')).body), 'reload gauge 0', 5_000, a);
+    await waitFor(
+      async () => /^egress_witness_config_last_reload_successful 0$/m.test((await get(a, '/metrics')).body),
+      'reload gauge 0',
+      5_000,
+      a,
+    );
     expect(a.exitInfo).toBeNull();
   });
 });
@@ -205,10 +216,12 @@ function startAgent(config: string): Agent {
     stdout: () => out,
     stderr: () => err,
     started: Promise.resolve({}),
-    exited: new Promise((resolve) => child.on('exit', (code, signal) => {
-      a.exitInfo = { code, signal };
-      resolve(a.exitInfo);
-    })),
+    exited: new Promise((resolve) =>
+      child.on('exit', (code, signal) => {
+        a.exitInfo = { code, signal };
+        resolve(a.exitInfo);
+      }),
+    ),
     exitInfo: null,
     stoppedAt: null,
     adminPort: () => Number(a.lines.find((l) => l.event === 'started')?.admin_port),
@@ -247,9 +260,7 @@ function startAgent(config: string): Agent {
 }
 
 function agentConfig(dir: string, o: { secretFile?: string; detectorPort?: number }): string {
-  const telemetry = o.secretFile
-    ? `  detector_url: http://127.0.0.1:${o.detectorPort}/v1/telemetry\n  secret_file: ${o.secretFile}\n`
-    : '';
+  const telemetry = o.secretFile ? `  detector_url: http://127.0.0.1:${o.detectorPort}/v1/telemetry\n  secret_file: ${o.secretFile}\n` : '';
   return `gateway:
   id: gw-test
   egress_cidrs: [203.0.113.0/28]
@@ -293,7 +304,8 @@ async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check().catch(() => false)) return;
-    if (agentAlive.exitInfo !== null) throw new Error(`agent exited (${JSON.stringify(agentAlive.exitInfo)}) while waiting for ${what}: ${agentAlive.stderr()}`);
+    if (agentAlive.exitInfo !== null)
+      throw new Error(`agent exited (${JSON.stringify(agentAlive.exitInfo)}) while waiting for ${what}: ${agentAlive.stderr()}`);
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }

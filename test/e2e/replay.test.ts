@@ -15,7 +15,17 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateRecord, type Heartbeat, type Observation } from '../../protocol/telemetry.js';
-import { AWS_RANGES_FIXTURE, cloudTrailFixture, cloudTrailRecord, EXTERNAL_IP, GW1_IP, GW2_IP, GW3_IP, INSIDE_AWS_IP, type JsonDoc } from '../helpers/detector.js';
+import {
+  AWS_RANGES_FIXTURE,
+  cloudTrailFixture,
+  cloudTrailRecord,
+  EXTERNAL_IP,
+  GW1_IP,
+  GW2_IP,
+  GW3_IP,
+  INSIDE_AWS_IP,
+  type JsonDoc,
+} from '../helpers/detector.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const bin = join(root, 'dist/cli/main.js');
@@ -49,14 +59,26 @@ function replay(...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
     execFile(process.execPath, [bin, 'replay', ...args], { cwd: tmp, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err ? ((err as { code?: number }).code ?? 1) : 0;
-      const lines = stdout.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as JsonDoc);
+      const lines = stdout
+        .split('\n')
+        .filter((l) => l.trim())
+        .map((l) => JSON.parse(l) as JsonDoc);
       resolve({ code, stdout, stderr, lines });
     });
   });
 }
 
 /** An observation with every field the agent's aggregator writes (agent/observe/model/aggregator.ts toRecord). */
-function agentObservation(o: { gatewayId?: string; key: string | null; at: number; span?: number; clientIp?: string; network?: string | null; mode?: Observation['mode']; host?: string }): Observation {
+function agentObservation(o: {
+  gatewayId?: string;
+  key: string | null;
+  at: number;
+  span?: number;
+  clientIp?: string;
+  network?: string | null;
+  mode?: Observation['mode'];
+  host?: string;
+}): Observation {
   const span = o.span ?? 8 * SEC;
   const mode = o.mode ?? 'inspect';
   return {
@@ -133,7 +155,9 @@ beforeAll(async () => {
   // Telemetry as the agents' telemetry.file sinks wrote it, with two damaged lines.
   const routedAt = (key: string) => [agentObservation({ key, at: FIRST - 20 * SEC }), agentObservation({ key, at: LAST - 40 * SEC })];
   const records: (Observation | Heartbeat)[] = [
-    ...[FIRST - 60 * SEC, FIRST + 10 * MIN, FIRST + 20 * MIN, FIRST + 30 * MIN, LAST - 30 * SEC, LAST + 30 * SEC].map((t) => agentHeartbeat('gw1', t)),
+    ...[FIRST - 60 * SEC, FIRST + 10 * MIN, FIRST + 20 * MIN, FIRST + 30 * MIN, LAST - 30 * SEC, LAST + 30 * SEC].map((t) =>
+      agentHeartbeat('gw1', t),
+    ),
     agentHeartbeat('gw2', T - 30 * SEC),
     agentObservation({ key: KEY, at: T - 20 * SEC }),
     agentObservation({ gatewayId: 'gw2', key: null, mode: 'tunnel', at: T + 60 * SEC }),
@@ -159,7 +183,14 @@ beforeAll(async () => {
   const inside = cloudTrailRecord({ key: KEY, sourceIp: INSIDE_AWS_IP, time: T });
   const stolen = [0, 20, 40].map((s) => cloudTrailRecord({ key: STOLEN, sourceIp: EXTERNAL_IP, time: T + s * SEC }));
   const extUse = cloudTrailRecord({ key: 'ASIAGDEXTERNAL234567', sourceIp: EXTERNAL_IP, time: FIRST + 10 * MIN });
-  Object.assign(ids, { attested: attested.eventID, endpoint: endpoint.eventID, silent: silent.eventID, unattested: unattested.eventID, inside: inside.eventID, extUse: extUse.eventID });
+  Object.assign(ids, {
+    attested: attested.eventID,
+    endpoint: endpoint.eventID,
+    silent: silent.eventID,
+    unattested: unattested.eventID,
+    inside: inside.eventID,
+    extUse: extUse.eventID,
+  });
   stolen.forEach((r, i) => {
     ids[`stolen${i}`] = String(r.eventID);
   });
@@ -185,15 +216,33 @@ describe('replay: one line per CloudTrail record', () => {
   it('exits 0 and prints each valid record once, with the decision fields', () => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.lines).toHaveLength(10);
-    for (const l of run.lines) expect(Object.keys(l)).toEqual(expect.arrayContaining(['eventId', 'eventTime', 'accessKeyId', 'sourceIPAddress', 'disposition', 'rule', 'gatewayId']));
+    for (const l of run.lines)
+      expect(Object.keys(l)).toEqual(
+        expect.arrayContaining(['eventId', 'eventTime', 'accessKeyId', 'sourceIPAddress', 'disposition', 'rule', 'gatewayId']),
+      );
     expect(new Set(run.lines.map((l) => String(l.eventId))).size).toBe(10);
   });
 
   it('decides like the daemon: attested with evidence, endpoint-attested, unverified, unattested, inside AWS, external, aws-internal', () => {
     const by = (id: string) => run.lines.find((l) => l.eventId === id)!;
-    expect(by(ids.attested!)).toMatchObject({ eventTime: '2024-05-01T12:01:07Z', accessKeyId: KEY, sourceIPAddress: GW1_IP, disposition: 'suppressed', rule: 'attested', gatewayId: 'gw1' });
+    expect(by(ids.attested!)).toMatchObject({
+      eventTime: '2024-05-01T12:01:07Z',
+      accessKeyId: KEY,
+      sourceIPAddress: GW1_IP,
+      disposition: 'suppressed',
+      rule: 'attested',
+      gatewayId: 'gw1',
+    });
     expect(by(ids.attested!).evidence).toEqual([
-      expect.objectContaining({ gatewayId: 'gw1', clientIp: '10.20.3.4', network: 'vpc-prod', firstSeen: iso(T - 20 * SEC), lastSeen: iso(T - 12 * SEC), count: 4, deltaMs: 12 * SEC }),
+      expect.objectContaining({
+        gatewayId: 'gw1',
+        clientIp: '10.20.3.4',
+        network: 'vpc-prod',
+        firstSeen: iso(T - 20 * SEC),
+        lastSeen: iso(T - 12 * SEC),
+        count: 4,
+        deltaMs: 12 * SEC,
+      }),
     ]);
     expect(by(ids.endpoint!)).toMatchObject({ disposition: 'suppressed', rule: 'endpoint-attested', gatewayId: 'gw2' });
     expect(by(ids.endpoint!).evidence[0]).toMatchObject({ gatewayId: 'gw2', mode: 'tunnel', service: 'sts', region: 'us-east-1' });
@@ -206,7 +255,9 @@ describe('replay: one line per CloudTrail record', () => {
   });
 
   it('reports progress and a summary on stderr, counting invalid telemetry lines and records', () => {
-    expect(run.stderr).toMatch(/^replay: 16 telemetry records \(2 invalid\) loaded in \d+\.\d s, 10 CloudTrail records from 2 files \(4 invalid\) correlated in \d+\.\d s \(\d+ records\/s\); total \d+\.\d s; decisions \{.*\}\n$/);
+    expect(run.stderr).toMatch(
+      /^replay: 16 telemetry records \(2 invalid\) loaded in \d+\.\d s, 10 CloudTrail records from 2 files \(4 invalid\) correlated in \d+\.\d s \(\d+ records\/s\); total \d+\.\d s; decisions \{.*\}\n$/,
+    );
     const decisions = JSON.parse(/decisions (\{.*\})/.exec(run.stderr)![1]!) as Record<string, number>;
     expect(decisions).toEqual({
       'suppressed/attested': 1,
@@ -233,11 +284,21 @@ describe('replay --findings', () => {
     const r = await replay('--config', configPath, '--cloudtrail', trailGz, trailPlain, '--telemetry', telemetryPath, '--findings');
     expect(r.code, r.stderr).toBe(0);
     expect(r.lines.every((f) => f.type === 'UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS')).toBe(true);
-    expect(r.lines.map((f) => String(f.egressWitness.rule)).sort()).toEqual(['external', 'external', 'gateway-unattested', 'gateway-unverified']);
+    expect(r.lines.map((f) => String(f.egressWitness.rule)).sort()).toEqual([
+      'external',
+      'external',
+      'gateway-unattested',
+      'gateway-unverified',
+    ]);
     const stolen = r.lines.find((f) => f.resource.accessKeyDetails.accessKeyId === STOLEN)!;
     expect(stolen).toMatchObject({
       severity: 8,
-      service: { count: 3, eventFirstSeen: '2024-05-01T12:01:07Z', eventLastSeen: '2024-05-01T12:01:47Z', action: { awsApiCallAction: { remoteIpDetails: { ipAddressV4: EXTERNAL_IP } } } },
+      service: {
+        count: 3,
+        eventFirstSeen: '2024-05-01T12:01:07Z',
+        eventLastSeen: '2024-05-01T12:01:47Z',
+        action: { awsApiCallAction: { remoteIpDetails: { ipAddressV4: EXTERNAL_IP } } },
+      },
       egressWitness: { rule: 'external', eventIds: [ids.stolen0, ids.stolen1, ids.stolen2] },
     });
     expect(r.stderr).toMatch(/; 4 findings\n$/);
@@ -250,9 +311,18 @@ describe('replay --guardduty', () => {
     expect(r.code, r.stderr).toBe(0);
     const fixture = (JSON.parse(readFileSync(GD_FINDINGS, 'utf8')) as { findings: { id: string }[] }).findings;
     expect(r.lines.map((l) => String(l.findingId))).toEqual(fixture.map((f) => f.id));
-    for (const l of r.lines) expect(Object.keys(l)).toEqual(expect.arrayContaining(['findingId', 'accessKeyId', 'remoteIp', 'decision', 'reason', 'gatewayId', 'evidence']));
+    for (const l of r.lines)
+      expect(Object.keys(l)).toEqual(
+        expect.arrayContaining(['findingId', 'accessKeyId', 'remoteIp', 'decision', 'reason', 'gatewayId', 'evidence']),
+      );
     const by = (prefix: string) => r.lines.find((l) => (l.findingId as string).startsWith(prefix))!;
-    expect(by('a7ec')).toMatchObject({ accessKeyId: 'ASIAGDATTESTED234567', remoteIp: GW1_IP, decision: 'archive', reason: 'attested', gatewayId: 'gw1' });
+    expect(by('a7ec')).toMatchObject({
+      accessKeyId: 'ASIAGDATTESTED234567',
+      remoteIp: GW1_IP,
+      decision: 'archive',
+      reason: 'attested',
+      gatewayId: 'gw1',
+    });
     expect(by('a7ec').evidence.start[0]).toMatchObject({ gatewayId: 'gw1', clientIp: '10.20.3.4' });
     expect(by('a7ec').evidence.end[0]).toMatchObject({ gatewayId: 'gw1', clientIp: '10.20.3.4' });
     expect(by('b2c4')).toMatchObject({ decision: 'keep', reason: 'external-use-seen' });
@@ -302,7 +372,10 @@ describe('replay: bad input', () => {
   it('usage errors: no input (exit 2) and an invalid config (exit 1 with the path)', async () => {
     const bad = join(tmp, 'bad.yaml');
     await writeFile(bad, 'gateways:\n  - id: GW_1\n    egress_cidrs: [203.0.113.0/33]\n    secret_file: /x\n');
-    const [none, r] = await Promise.all([replay('--config', configPath, '--telemetry', telemetryPath), replay('--config', bad, '--cloudtrail', trailGz)]);
+    const [none, r] = await Promise.all([
+      replay('--config', configPath, '--telemetry', telemetryPath),
+      replay('--config', bad, '--cloudtrail', trailGz),
+    ]);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/give --cloudtrail/);
     expect(r.code).toBe(1);

@@ -22,8 +22,19 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startTelemetryReceiver, type TelemetryReceiver } from '../helpers/telemetry-receiver.js';
 import {
-  awsHosts, canonical, missingFrom, observedCount, readNdjson, sleep, startEchoUpstream, tempDir, tunnelOnce, waitFor, writeSecretFile,
-  type EchoUpstream, type TempDir,
+  awsHosts,
+  canonical,
+  missingFrom,
+  observedCount,
+  readNdjson,
+  sleep,
+  startEchoUpstream,
+  tempDir,
+  tunnelOnce,
+  waitFor,
+  writeSecretFile,
+  type EchoUpstream,
+  type TempDir,
 } from '../integration/telemetry/rig.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -60,7 +71,9 @@ function spawnAgent(configPath: string): AgentProcess {
       if (line.event === 'started') onStarted({ proxyPort: line.proxy_port as number, adminPort: line.admin_port as number });
     }
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   return { child, lines, stderr: () => stderr, started, exited };
 }
 
@@ -188,11 +201,17 @@ describe('telemetry in the agent daemon (child process)', () => {
     children.push(second);
     const { adminPort } = await second.started;
     const run1 = (): { records: string[]; lastBatch: string[] } => {
-      const batches = receiver.batches.filter((b) => b.batch.agent.startedAt === run1StartedAt).sort((a, b) => a.batch.sequence - b.batch.sequence);
-      return { records: batches.flatMap((b) => b.raw.records).map(canonical), lastBatch: (batches.at(-1)?.raw.records ?? []).map(canonical) };
+      const batches = receiver.batches
+        .filter((b) => b.batch.agent.startedAt === run1StartedAt)
+        .sort((a, b) => a.batch.sequence - b.batch.sequence);
+      return {
+        records: batches.flatMap((b) => b.raw.records).map(canonical),
+        lastBatch: (batches.at(-1)?.raw.records ?? []).map(canonical),
+      };
     };
     await waitFor(
-      async () => (await getStatus(adminPort)).spool?.batches === 0 && receiver.batches.some((b) => b.batch.agent.startedAt !== run1StartedAt),
+      async () =>
+        (await getStatus(adminPort)).spool?.batches === 0 && receiver.batches.some((b) => b.batch.agent.startedAt !== run1StartedAt),
       'the replay delivered and the spool drained',
       10_000,
     );
@@ -204,7 +223,10 @@ describe('telemetry in the agent daemon (child process)', () => {
     // Nothing accepted before the kill is lost: at most the flush in progress at the kill (a suffix of the file, one heartbeat at most) never reached the spool.
     const { records, lastBatch } = run1();
     const missing = missingFrom(acceptedBeforeKill, records);
-    expect(missingFrom(acceptedBeforeKill.slice(acceptedBeforeKill.length - missing.length), missing), `lost records that are not the last flush: ${missing.join('\n')}`).toEqual([]);
+    expect(
+      missingFrom(acceptedBeforeKill.slice(acceptedBeforeKill.length - missing.length), missing),
+      `lost records that are not the last flush: ${missing.join('\n')}`,
+    ).toEqual([]);
     expect(missing.filter((r) => r.includes('"type":"heartbeat"')).length).toBeLessThanOrEqual(1);
     // And nothing arrives that the file does not have, except the last flush when the kill fell between the two sinks.
     expect(missingFrom(missingFrom(records, acceptedBeforeKill), lastBatch)).toEqual([]);
@@ -242,7 +264,9 @@ describe('telemetry in the agent daemon (child process)', () => {
       detector.hang(false); // the in-flight batch is acknowledged now: its ack cannot be persisted
       const until = Date.now() + 1_500;
       while (Date.now() < until) {
-        const answer = await tunnelOnce(proxyPort, 'sts.us-east-1.amazonaws.com', 'still-there', 2_000).catch((err: unknown) => `tunnel failed: ${String(err)}`);
+        const answer = await tunnelOnce(proxyPort, 'sts.us-east-1.amazonaws.com', 'still-there', 2_000).catch(
+          (err: unknown) => `tunnel failed: ${String(err)}`,
+        );
         await sleep(50);
         expect(agent.child.exitCode, `the agent exited; stderr:\n${agent.stderr()}`).toBeNull();
         expect(answer).toBe('echo:still-there');

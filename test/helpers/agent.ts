@@ -55,13 +55,19 @@ function merge(base: Record<string, unknown>, over: Record<string, unknown>): Re
   const out = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];
-    out[k] = v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b) ? merge(b as Record<string, unknown>, v as Record<string, unknown>) : v;
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)
+        ? merge(b as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
   }
   return out;
 }
 
 /** Raw (snake_case, YAML-shaped) config overrides. */
-export async function startAgent(raw: Record<string, unknown> = {}, opts: { dial?: RecordingDial; logLevel?: 'info' | 'debug' } = {}): Promise<TestAgent> {
+export async function startAgent(
+  raw: Record<string, unknown> = {},
+  opts: { dial?: RecordingDial; logLevel?: 'info' | 'debug' } = {},
+): Promise<TestAgent> {
   const dir = mkdtempSync(join(tmpdir(), 'ew-agent-'));
   const base = {
     gateway: { id: 'gw-test', egress_cidrs: ['203.0.113.0/28'] },
@@ -88,7 +94,11 @@ export async function startAgent(raw: Record<string, unknown> = {}, opts: { dial
     dial,
     observations: () =>
       existsSync(obsFile)
-        ? readFileSync(obsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r.type === 'observation')
+        ? readFileSync(obsFile, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as Record<string, unknown>)
+            .filter((r) => r.type === 'observation')
         : [],
     flush: () => app.flushTelemetry(),
     stop: async (drainMs = 500) => {

@@ -156,7 +156,12 @@ export async function startDetector(opts: StartDetectorOptions = {}): Promise<De
     const file = join(dir, 'secrets', `${g.id}.key`);
     await writeSecretFile(file, secret);
     secrets.set(g.id, Buffer.from(secret, 'utf8'));
-    gatewayConfig.push({ id: g.id, egress_cidrs: g.egress_cidrs, secret_file: file, ...(g.inspect !== undefined ? { inspect: g.inspect } : {}) });
+    gatewayConfig.push({
+      id: g.id,
+      egress_cidrs: g.egress_cidrs,
+      secret_file: file,
+      ...(g.inspect !== undefined ? { inspect: g.inspect } : {}),
+    });
   }
   const findingsFile = join(dir, 'findings.jsonl');
   const base: Overrides = {
@@ -229,7 +234,7 @@ export async function startDetector(opts: StartDetectorOptions = {}): Promise<De
       const batch = isRaw ? null : (payload as TelemetryBatch);
       const gatewayId = o.gatewayId ?? batch?.gatewayId ?? 'gw1';
       const secret = o.secret ?? secrets.get(gatewayId) ?? Buffer.from('no-such-gateway-secret-000000', 'utf8');
-      const body = isRaw ? Buffer.from((payload).raw) : gzipSync(JSON.stringify(batch));
+      const body = isRaw ? Buffer.from(payload.raw) : gzipSync(JSON.stringify(batch));
       const t = o.t ?? Math.floor(Date.now() / 1000);
       let sig = signatureHeader(secret, t, body);
       if (o.tamper === 'signature') sig = sig.replace(/v1=(.)/, (_m, c: string) => `v1=${c === '0' ? '1' : '0'}`);
@@ -249,7 +254,13 @@ export async function startDetector(opts: StartDetectorOptions = {}): Promise<De
       if (a.status !== 200) throw new Error(`ingest for ${gatewayId} answered ${a.status}: ${a.text}`);
     },
     postJson(path, value, headers = {}) {
-      return httpRequest(ports.ingest, 'POST', path, { 'content-type': 'application/json', ...headers }, Buffer.from(JSON.stringify(value)));
+      return httpRequest(
+        ports.ingest,
+        'POST',
+        path,
+        { 'content-type': 'application/json', ...headers },
+        Buffer.from(JSON.stringify(value)),
+      );
     },
     async metricsText() {
       return (await httpRequest(ports.admin, 'GET', '/metrics', {}, null)).text;
@@ -272,17 +283,33 @@ export async function startDetector(opts: StartDetectorOptions = {}): Promise<De
 }
 
 /** One request on a fresh connection (no keep-alive), whole answer buffered. */
-export function httpRequest(port: number, method: string, path: string, headers: Record<string, string>, body: Buffer | null): Promise<HttpAnswer> {
+export function httpRequest(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body: Buffer | null,
+): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, headers: body ? { ...headers, 'content-length': String(body.length) } : headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: parseJson(text) });
-      });
-      res.on('error', reject);
-    });
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        headers: body ? { ...headers, 'content-length': String(body.length) } : headers,
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: parseJson(text) });
+        });
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body ?? undefined);
   });
@@ -291,7 +318,7 @@ export function httpRequest(port: number, method: string, path: string, headers:
 export function parseJson(text: string): JsonDoc {
   try {
     const v: unknown = JSON.parse(text);
-    return typeof v === 'object' && v !== null ? (v) : {};
+    return typeof v === 'object' && v !== null ? v : {};
   } catch {
     return {};
   }

@@ -33,18 +33,42 @@ function reply(req: http.IncomingMessage, body: Buffer): { status: number; type:
   const text = body.toString('utf8');
   const url = req.url ?? '/';
   if (host.startsWith('sts.') || text.includes('Action=GetCallerIdentity') || url.includes('Action=GetCallerIdentity')) {
-    return { status: 200, type: 'text/xml', text: '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:sts::123456789012:assumed-role/app-role/i-0a1b2c3d4e5f60718</Arn><UserId>AROAEXAMPLEROLEID0001:i-0a1b2c3d4e5f60718</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>00000000-0000-0000-0000-000000000001</RequestId></ResponseMetadata></GetCallerIdentityResponse>' };
+    return {
+      status: 200,
+      type: 'text/xml',
+      text: '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:sts::123456789012:assumed-role/app-role/i-0a1b2c3d4e5f60718</Arn><UserId>AROAEXAMPLEROLEID0001:i-0a1b2c3d4e5f60718</UserId><Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>00000000-0000-0000-0000-000000000001</RequestId></ResponseMetadata></GetCallerIdentityResponse>',
+    };
   }
   if (host.startsWith('ec2.')) {
-    return { status: 200, type: 'text/xml;charset=UTF-8', text: '<?xml version="1.0" encoding="UTF-8"?><DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>00000000-0000-0000-0000-000000000002</requestId><reservationSet/></DescribeInstancesResponse>' };
+    return {
+      status: 200,
+      type: 'text/xml;charset=UTF-8',
+      text: '<?xml version="1.0" encoding="UTF-8"?><DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>00000000-0000-0000-0000-000000000002</requestId><reservationSet/></DescribeInstancesResponse>',
+    };
   }
-  if (target.startsWith('DynamoDB_')) return { status: 200, type: 'application/x-amz-json-1.0', text: JSON.stringify({ Item: { pk: { S: 'k1' }, v: { N: '42' } } }) };
+  if (target.startsWith('DynamoDB_'))
+    return { status: 200, type: 'application/x-amz-json-1.0', text: JSON.stringify({ Item: { pk: { S: 'k1' }, v: { N: '42' } } }) };
   if (target.startsWith('TrentService.')) {
-    return { status: 200, type: 'application/x-amz-json-1.1', text: JSON.stringify({ KeyId: 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab', CiphertextBlob: Buffer.from('ciphertext').toString('base64'), EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' }) };
+    return {
+      status: 200,
+      type: 'application/x-amz-json-1.1',
+      text: JSON.stringify({
+        KeyId: 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+        CiphertextBlob: Buffer.from('ciphertext').toString('base64'),
+        EncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+      }),
+    };
   }
   if (host.includes('.s3.') || host.startsWith('s3.')) {
-    if (req.method === 'PUT') return { status: 200, type: '', text: '', headers: { etag: `"${createHash('md5').update(body).digest('hex')}"` } };
-    if (req.method === 'GET') return { status: 200, type: 'application/octet-stream', text: 'hello from s3\n', headers: { etag: '"0123456789abcdef0123456789abcdef"' } };
+    if (req.method === 'PUT')
+      return { status: 200, type: '', text: '', headers: { etag: `"${createHash('md5').update(body).digest('hex')}"` } };
+    if (req.method === 'GET')
+      return {
+        status: 200,
+        type: 'application/octet-stream',
+        text: 'hello from s3\n',
+        headers: { etag: '"0123456789abcdef0123456789abcdef"' },
+      };
     return { status: 200, type: 'application/xml', text: '' };
   }
   return { status: 200, type: 'application/json', text: '{}' };

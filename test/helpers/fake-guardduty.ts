@@ -99,7 +99,14 @@ export async function startFakeGuardDuty(opts: FakeGuardDutyOptions): Promise<Fa
     req.on('end', () => {
       const path = (req.url ?? '/').split('?')[0] ?? '/';
       const m = ROUTE.exec(path);
-      const op: FakeGuardDutyCall['op'] = m && req.method === 'POST' ? (m[2] === '/get' ? 'GetFindings' : m[2] === '/archive' ? 'ArchiveFindings' : 'ListFindings') : 'unknown';
+      const op: FakeGuardDutyCall['op'] =
+        m && req.method === 'POST'
+          ? m[2] === '/get'
+            ? 'GetFindings'
+            : m[2] === '/archive'
+              ? 'ArchiveFindings'
+              : 'ListFindings'
+          : 'unknown';
       let parsed: unknown;
       try {
         parsed = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {};
@@ -107,7 +114,15 @@ export async function startFakeGuardDuty(opts: FakeGuardDutyOptions): Promise<Fa
         parsed = null;
       }
       const body = (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? parsed : {}) as JsonDoc;
-      const call: FakeGuardDutyCall = { op, method: req.method ?? '', path, detectorId: m?.[1] ? decodeURIComponent(m[1]) : null, body, authorization: req.headers.authorization, status: 0 };
+      const call: FakeGuardDutyCall = {
+        op,
+        method: req.method ?? '',
+        path,
+        detectorId: m?.[1] ? decodeURIComponent(m[1]) : null,
+        body,
+        authorization: req.headers.authorization,
+        status: 0,
+      };
       calls.push(call);
       const answer = (status: number, value: unknown, errorType?: string): void => {
         call.status = status;
@@ -119,8 +134,14 @@ export async function startFakeGuardDuty(opts: FakeGuardDutyOptions): Promise<Fa
 
       if (op === 'unknown') return error(404, 'NotFoundException', `no route for ${req.method} ${path}`);
       if (parsed === null) return error(400, 'BadRequestException', 'The request body is not valid JSON.');
-      if (!req.headers.authorization?.startsWith('AWS4-HMAC-SHA256 ')) return error(403, 'AccessDeniedException', 'Missing Authentication Token');
-      if (call.detectorId !== opts.detectorId) return error(400, 'BadRequestException', 'The request is rejected because the input detectorId is not owned by the current account.');
+      if (!req.headers.authorization?.startsWith('AWS4-HMAC-SHA256 '))
+        return error(403, 'AccessDeniedException', 'Missing Authentication Token');
+      if (call.detectorId !== opts.detectorId)
+        return error(
+          400,
+          'BadRequestException',
+          'The request is rejected because the input detectorId is not owned by the current account.',
+        );
       const failure = failures.find((f) => f.op === op);
       if (failure) {
         if (--failure.times <= 0) failures.splice(failures.indexOf(failure), 1);
@@ -147,7 +168,7 @@ export async function startFakeGuardDuty(opts: FakeGuardDutyOptions): Promise<Fa
       if (!Array.isArray(ids) || ids.length === 0 || ids.length > 50 || !ids.every((i) => typeof i === 'string')) {
         return error(400, 'BadRequestException', 'findingIds must hold 1 to 50 finding ids');
       }
-      if (op === 'GetFindings') return answer(200, { findings: (ids).map((i) => findings.get(i)).filter((f) => f !== undefined) });
+      if (op === 'GetFindings') return answer(200, { findings: ids.map((i) => findings.get(i)).filter((f) => f !== undefined) });
       for (const id of ids) {
         const f = findings.get(id);
         if (f) f.service = { ...f.service, archived: true };

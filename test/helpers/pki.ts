@@ -43,7 +43,10 @@ export async function createTestCa(name = 'egress-witness test CA'): Promise<Tes
     keyPem: caKeyPem,
     async issue(names) {
       const leafKeys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
-      const entries: x509.JsonGeneralName[] = [...(names.dns ?? []).map((d) => ({ type: 'dns' as const, value: d })), ...(names.ips ?? []).map((i) => ({ type: 'ip' as const, value: i }))];
+      const entries: x509.JsonGeneralName[] = [
+        ...(names.dns ?? []).map((d) => ({ type: 'dns' as const, value: d })),
+        ...(names.ips ?? []).map((i) => ({ type: 'ip' as const, value: i })),
+      ];
       const cert = await x509.X509CertificateGenerator.create({
         serialNumber: '02' + webcrypto.getRandomValues(new Uint8Array(8)).reduce((s, b) => s + b.toString(16).padStart(2, '0'), ''),
         subject: `CN=${names.dns?.[0] ?? names.ips?.[0] ?? 'test'}`,

@@ -22,7 +22,11 @@ export function parseResponseHead(text: string): RawResponse | null {
 }
 
 /** Sends `payload`, collects everything until the server closes (or `timeoutMs`). */
-export function rawExchange(port: number, payload: string | Buffer, opts: { timeoutMs?: number; localAddress?: string; keepOpen?: boolean } = {}): Promise<{ response: RawResponse | null; text: string; closed: boolean }> {
+export function rawExchange(
+  port: number,
+  payload: string | Buffer,
+  opts: { timeoutMs?: number; localAddress?: string; keepOpen?: boolean } = {},
+): Promise<{ response: RawResponse | null; text: string; closed: boolean }> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: '127.0.0.1', port, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
     let text = '';
@@ -47,7 +51,11 @@ export function rawExchange(port: number, payload: string | Buffer, opts: { time
 }
 
 /** Opens a CONNECT tunnel; resolves with the proxy's answer and the socket (open on 200). */
-export function connectTunnel(proxyPort: number, authority: string, opts: { localAddress?: string; timeoutMs?: number } = {}): Promise<{ status: number; headers: Record<string, string>; socket: net.Socket; rest: Buffer }> {
+export function connectTunnel(
+  proxyPort: number,
+  authority: string,
+  opts: { localAddress?: string; timeoutMs?: number } = {},
+): Promise<{ status: number; headers: Record<string, string>; socket: net.Socket; rest: Buffer }> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: '127.0.0.1', port: proxyPort, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
     let buf = Buffer.alloc(0);

@@ -105,7 +105,12 @@ export async function freePort(): Promise<number> {
 }
 
 /** The signature check done by hand with node:crypto, independent of protocol/signature.ts. */
-export function independentSignatureCheck(secret: Buffer, header: string | undefined, body: Buffer, nowSeconds: number): { ok: true; t: number } | { ok: false } {
+export function independentSignatureCheck(
+  secret: Buffer,
+  header: string | undefined,
+  body: Buffer,
+  nowSeconds: number,
+): { ok: true; t: number } | { ok: false } {
   const m = /^t=(\d{1,12}),v1=([0-9a-f]{64})$/.exec(header ?? '');
   if (!m) return { ok: false };
   const t = Number(m[1]);
@@ -137,11 +142,19 @@ export async function startTelemetryReceiver(opts: ReceiverOptions): Promise<Tel
     const headerBatchId = firstHeader(req.headers[BATCH_HEADER]);
     const attempt: ReceiverAttempt = { at, batchId: headerBatchId ?? null, status: null, outcome: 'invalid' };
     attempts.push(attempt);
-    const answer = (status: number, outcome: ReceiverAttempt['outcome'], reason?: string, headers: Record<string, string> = {}, text?: string): void => {
+    const answer = (
+      status: number,
+      outcome: ReceiverAttempt['outcome'],
+      reason?: string,
+      headers: Record<string, string> = {},
+      text?: string,
+    ): void => {
       attempt.status = status;
       attempt.outcome = outcome;
       if (reason !== undefined) attempt.reason = reason;
-      res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(text ?? JSON.stringify(reason === undefined ? { ok: status < 300 } : { error: reason }));
+      res
+        .writeHead(status, { 'content-type': 'application/json', ...headers })
+        .end(text ?? JSON.stringify(reason === undefined ? { ok: status < 300 } : { error: reason }));
     };
 
     if (req.method !== 'POST') return answer(405, 'invalid', 'method');
@@ -163,7 +176,8 @@ export async function startTelemetryReceiver(opts: ReceiverOptions): Promise<Tel
     if (!v.ok) return answer(400, 'invalid', v.reason);
     attempt.batchId = v.batch.batchId;
     if (headerBatchId !== v.batch.batchId) return answer(400, 'invalid', 'batch header does not match batchId');
-    if (firstHeader(req.headers[GATEWAY_HEADER]) !== v.batch.gatewayId) return answer(400, 'invalid', 'gateway header does not match gatewayId');
+    if (firstHeader(req.headers[GATEWAY_HEADER]) !== v.batch.gatewayId)
+      return answer(400, 'invalid', 'gateway header does not match gatewayId');
 
     const batch = v.batch;
     const deliver = (): void => {

@@ -11,20 +11,38 @@ import type net from 'node:net';
 export class TunnelAgent extends https.Agent {
   readonly connects: string[] = [];
 
-  constructor(private readonly proxy: { host: string; port: number }, private readonly tlsOpts: { ca: string | string[] }, opts: https.AgentOptions = {}) {
+  constructor(
+    private readonly proxy: { host: string; port: number },
+    private readonly tlsOpts: { ca: string | string[] },
+    opts: https.AgentOptions = {},
+  ) {
     super({ keepAlive: true, ...opts });
   }
 
-  override createConnection(options: https.RequestOptions & { servername?: string }, callback?: (err: Error | null, socket: net.Socket) => void): undefined {
+  override createConnection(
+    options: https.RequestOptions & { servername?: string },
+    callback?: (err: Error | null, socket: net.Socket) => void,
+  ): undefined {
     const host = options.servername || options.host || 'localhost';
     const fail = (err: Error): void => callback?.(err, undefined as unknown as net.Socket);
     const authority = `${options.host ?? host}:${options.port ?? 443}`;
     this.connects.push(authority);
-    const req = http.request({ host: this.proxy.host, port: this.proxy.port, method: 'CONNECT', path: authority, headers: { host: authority } });
+    const req = http.request({
+      host: this.proxy.host,
+      port: this.proxy.port,
+      method: 'CONNECT',
+      path: authority,
+      headers: { host: authority },
+    });
     req.once('connect', (res, socket) => {
       if (res.statusCode !== 200) {
         socket.destroy();
-        fail(Object.assign(new Error(`proxy answered ${res.statusCode} to CONNECT ${authority}: ${String(res.headers['x-egress-witness-error'] ?? '')}`), { statusCode: res.statusCode }));
+        fail(
+          Object.assign(
+            new Error(`proxy answered ${res.statusCode} to CONNECT ${authority}: ${String(res.headers['x-egress-witness-error'] ?? '')}`),
+            { statusCode: res.statusCode },
+          ),
+        );
         return;
       }
       const secure = tls.connect({ socket, servername: host, ca: this.tlsOpts.ca, ALPNProtocols: ['http/1.1'] });

@@ -17,11 +17,19 @@ export const attestedRule: CorrelationRule = {
     for (const g of input.gateways) {
       const routed = input.keySightings().filter((s) => s.gatewayId === g.id && s.network !== null);
       const nearest = nearestSighting(routed, t);
-      if (nearest !== null && (best === null || distanceMs(nearest, t) < distanceMs(best.nearest, t))) best = { gatewayId: g.id, routed, nearest };
+      if (nearest !== null && (best === null || distanceMs(nearest, t) < distanceMs(best.nearest, t)))
+        best = { gatewayId: g.id, routed, nearest };
     }
     if (best === null) return null;
     const s = best.nearest;
     const reason = `gateway ${best.gatewayId} saw key ${maskKey(input.event.identity.accessKeyId)} from ${describeClient(s)} at ${clockTime(nearestPointMs(s, t))}`;
-    return { disposition: 'suppressed', rule: 'attested', severity: null, gatewayId: best.gatewayId, evidence: nearestEvidence(best.routed, t), reason };
+    return {
+      disposition: 'suppressed',
+      rule: 'attested',
+      severity: null,
+      gatewayId: best.gatewayId,
+      evidence: nearestEvidence(best.routed, t),
+      reason,
+    };
   },
 };

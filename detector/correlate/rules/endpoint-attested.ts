@@ -25,7 +25,8 @@ export const endpointAttestedRule: CorrelationRule = {
     for (const g of tunnelOnly) {
       const routed = routedEndpointSightings(input.evidence, g.id, candidates, t, w);
       const nearest = nearestSighting(routed, t);
-      if (nearest !== null && (best === null || distanceMs(nearest, t) < distanceMs(best.nearest, t))) best = { gatewayId: g.id, routed, nearest };
+      if (nearest !== null && (best === null || distanceMs(nearest, t) < distanceMs(best.nearest, t)))
+        best = { gatewayId: g.id, routed, nearest };
     }
     if (best === null) return null;
     const s = best.nearest;
@@ -49,7 +50,13 @@ const RADII = [1 / 300, 1 / 30, 1 / 5, 1];
  * grows until MAX_EVIDENCE are found: every sighting within the radius is
  * nearer than any outside it, so the nearest-first evidence is unchanged.
  */
-function routedEndpointSightings(evidence: EvidenceView, gatewayId: string, candidates: readonly EndpointCandidate[], t: number, w: number): Sighting[] {
+function routedEndpointSightings(
+  evidence: EvidenceView,
+  gatewayId: string,
+  candidates: readonly EndpointCandidate[],
+  t: number,
+  w: number,
+): Sighting[] {
   let routed = new Set<Sighting>();
   for (const fraction of RADII) {
     const r = Math.ceil(w * fraction);

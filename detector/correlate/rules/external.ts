@@ -13,8 +13,18 @@ export const externalRule: CorrelationRule = {
   disposition: 'finding',
   evaluate(input) {
     const { event } = input;
-    const where = input.source === 'invalid' ? `an unrecognised source "${event.sourceIPAddress}"` : `${event.sourceIPAddress}, outside AWS and every gateway`;
+    const where =
+      input.source === 'invalid'
+        ? `an unrecognised source "${event.sourceIPAddress}"`
+        : `${event.sourceIPAddress}, outside AWS and every gateway`;
     const reason = `key ${maskKey(event.identity.accessKeyId)} used from ${where}`;
-    return { disposition: 'finding', rule: 'external', severity: SEVERITY_HIGH, gatewayId: null, evidence: nearestEvidence(input.keySightings(), event.eventTimeMs), reason };
+    return {
+      disposition: 'finding',
+      rule: 'external',
+      severity: SEVERITY_HIGH,
+      gatewayId: null,
+      evidence: nearestEvidence(input.keySightings(), event.eventTimeMs),
+      reason,
+    };
   },
 };

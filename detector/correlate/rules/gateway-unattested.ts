@@ -16,6 +16,13 @@ export const gatewayUnattestedRule: CorrelationRule = {
     const { event, policy } = input;
     const ids = input.gateways.map((x) => x.id).join(' and ');
     const reason = `source ${event.sourceIPAddress} is an address of gateway ${ids}, alive but without a sighting of key ${maskKey(event.identity.accessKeyId)} within ${shortDuration(policy.windowMs)} of the call`;
-    return { disposition: 'finding', rule: 'gateway-unattested', severity: SEVERITY_HIGH, gatewayId: g.id, evidence: nearestEvidence(input.keySightings(), event.eventTimeMs), reason };
+    return {
+      disposition: 'finding',
+      rule: 'gateway-unattested',
+      severity: SEVERITY_HIGH,
+      gatewayId: g.id,
+      evidence: nearestEvidence(input.keySightings(), event.eventTimeMs),
+      reason,
+    };
   },
 };

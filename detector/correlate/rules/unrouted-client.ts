@@ -17,7 +17,14 @@ export const unroutedClientRule: CorrelationRule = {
       const s = nearestSighting(unrouted, t);
       if (s === null) continue;
       const reason = `gateway ${g.id} saw key ${maskKey(input.event.identity.accessKeyId)} only from ${s.clientIp}, which is in no routed network, at ${clockTime(nearestPointMs(s, t))}`;
-      return { disposition: 'finding', rule: 'unrouted-client', severity: SEVERITY_HIGH, gatewayId: g.id, evidence: nearestEvidence(unrouted, t), reason };
+      return {
+        disposition: 'finding',
+        rule: 'unrouted-client',
+        severity: SEVERITY_HIGH,
+        gatewayId: g.id,
+        evidence: nearestEvidence(unrouted, t),
+        reason,
+      };
     }
     return null;
   },

@@ -59,13 +59,22 @@ beforeAll(async () => {
   const upstreamCa = await createTestCa('fake AWS CA');
   upstreamCaPem = upstreamCa.certPem;
   writeFileSync(join(dir, 'upstream-ca.pem'), upstreamCa.certPem);
-  fake = await startFakeAws(await upstreamCa.issue({ dns: ['*.us-east-1.amazonaws.com', '*.s3.us-east-1.amazonaws.com', 'sts.amazonaws.com', 'passthrough.us-east-1.amazonaws.com'] }));
+  fake = await startFakeAws(
+    await upstreamCa.issue({
+      dns: ['*.us-east-1.amazonaws.com', '*.s3.us-east-1.amazonaws.com', 'sts.amazonaws.com', 'passthrough.us-east-1.amazonaws.com'],
+    }),
+  );
   const ca = await createInspectionCa({ permittedDomains: ['amazonaws.com', 'api.aws'] });
   inspectionCaPem = ca.certPem;
   const paths = await writeCaFiles(join(dir, 'ca'), ca);
   agent = await startAgent({
     proxy: { allow_destination_cidrs: ['127.0.0.1/32'] },
-    inspect: { ca_cert: paths.certPath, ca_key: paths.keyPath, hosts: ['*.amazonaws.com'], passthrough: ['passthrough.us-east-1.amazonaws.com'] },
+    inspect: {
+      ca_cert: paths.certPath,
+      ca_key: paths.keyPath,
+      hosts: ['*.amazonaws.com'],
+      passthrough: ['passthrough.us-east-1.amazonaws.com'],
+    },
     upstream: { ca_file: join(dir, 'upstream-ca.pem'), resolve: { '*.amazonaws.com': `127.0.0.1:${fake.port}` } },
   });
   httpsAgent = new TunnelAgent({ host: '127.0.0.1', port: agent.proxyPort }, { ca: inspectionCaPem });
@@ -99,7 +108,16 @@ async function observation(predicate: (o: Record<string, unknown>) => boolean): 
   return o!;
 }
 
-const attributed = { mode: 'inspect', accessKeyId: KEY, keyKind: 'temporary', accountId: ACCOUNT, sessionToken: true, auth: 'header', network: 'lab', clientIp: '127.0.0.1' };
+const attributed = {
+  mode: 'inspect',
+  accessKeyId: KEY,
+  keyKind: 'temporary',
+  accountId: ACCOUNT,
+  sessionToken: true,
+  auth: 'header',
+  network: 'lab',
+  clientIp: '127.0.0.1',
+};
 
 describe('inspect mode with the AWS SDK', () => {
   it('STS GetCallerIdentity (query protocol)', async () => {
@@ -107,7 +125,13 @@ describe('inspect mode with the AWS SDK', () => {
     expect((await sts.send(new GetCallerIdentityCommand({}))).Account).toBe('123456789012');
     const got = expectForwardedUnchanged('sts.us-east-1.amazonaws.com');
     expect(got.body?.toString()).toBe('Action=GetCallerIdentity&Version=2011-06-15');
-    expect(await observation((o) => o.action === 'GetCallerIdentity')).toMatchObject({ ...attributed, signatureVersion: 'v4', aws: { service: 'sts', region: 'us-east-1', partition: 'aws' }, host: 'sts.us-east-1.amazonaws.com', status: { '2xx': 1 } });
+    expect(await observation((o) => o.action === 'GetCallerIdentity')).toMatchObject({
+      ...attributed,
+      signatureVersion: 'v4',
+      aws: { service: 'sts', region: 'us-east-1', partition: 'aws' },
+      host: 'sts.us-east-1.amazonaws.com',
+      status: { '2xx': 1 },
+    });
   });
 
   it('DynamoDB GetItem (JSON, X-Amz-Target)', async () => {
@@ -115,15 +139,25 @@ describe('inspect mode with the AWS SDK', () => {
     const out = await ddb.send(new GetItemCommand({ TableName: 'orders', Key: { pk: { S: 'k1' } } }));
     expect(out.Item?.v?.N).toBe('42');
     const got = expectForwardedUnchanged('dynamodb.us-east-1.amazonaws.com');
-    expect(got.bodySha256).toBe(createHash('sha256').update(JSON.stringify({ TableName: 'orders', Key: { pk: { S: 'k1' } } })).digest('hex'));
-    expect(await observation((o) => o.action === 'GetItem')).toMatchObject({ ...attributed, aws: { service: 'dynamodb', region: 'us-east-1' } });
+    expect(got.bodySha256).toBe(
+      createHash('sha256')
+        .update(JSON.stringify({ TableName: 'orders', Key: { pk: { S: 'k1' } } }))
+        .digest('hex'),
+    );
+    expect(await observation((o) => o.action === 'GetItem')).toMatchObject({
+      ...attributed,
+      aws: { service: 'dynamodb', region: 'us-east-1' },
+    });
   });
 
   it('EC2 DescribeInstances (ec2Query, action in the form body)', async () => {
     const ec2 = capture(new EC2Client(clientConfig()));
     await ec2.send(new DescribeInstancesCommand({}));
     expectForwardedUnchanged('ec2.us-east-1.amazonaws.com');
-    expect(await observation((o) => o.action === 'DescribeInstances')).toMatchObject({ ...attributed, aws: { service: 'ec2', region: 'us-east-1' } });
+    expect(await observation((o) => o.action === 'DescribeInstances')).toMatchObject({
+      ...attributed,
+      aws: { service: 'ec2', region: 'us-east-1' },
+    });
   });
 
   it('KMS Encrypt (JSON 1.1)', async () => {
@@ -141,9 +175,11 @@ describe('inspect mode with the AWS SDK', () => {
     const expected = createHash('sha256');
     for (let i = 0; i < 50; i++) expected.update(block);
     const s3 = capture(new S3Client(clientConfig()));
-    const body = Readable.from((function* () {
-      for (let i = 0; i < 50; i++) yield block;
-    })());
+    const body = Readable.from(
+      (function* () {
+        for (let i = 0; i < 50; i++) yield block;
+      })(),
+    );
     const rssBefore = process.memoryUsage().rss;
     await s3.send(new PutObjectCommand({ Bucket: 'data-bucket', Key: 'big/object.bin', Body: body, ContentLength: size }));
     const got = expectForwardedUnchanged('data-bucket.s3.us-east-1.amazonaws.com');
@@ -155,8 +191,14 @@ describe('inspect mode with the AWS SDK', () => {
     expect(got.bodyLength).toBeGreaterThanOrEqual(size);
     // constant memory: the agent did not buffer the body (generous bound: the test process holds client + agent)
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(200 * 1024 * 1024);
-    expect(await observation((o) => o.action === 'PutObject')).toMatchObject({ ...attributed, aws: { service: 's3', region: 'us-east-1' } });
-    const put = agent.observations().filter((o) => o.action === 'PutObject').at(-1)!;
+    expect(await observation((o) => o.action === 'PutObject')).toMatchObject({
+      ...attributed,
+      aws: { service: 's3', region: 'us-east-1' },
+    });
+    const put = agent
+      .observations()
+      .filter((o) => o.action === 'PutObject')
+      .at(-1)!;
     expect(put.bytesUp as number).toBeGreaterThanOrEqual(size);
   });
 
@@ -164,16 +206,22 @@ describe('inspect mode with the AWS SDK', () => {
     const s3 = new S3Client({ region: 'us-east-1', credentials });
     const url = await getSignedUrl(s3, new GetObjectCommand({ Bucket: 'data-bucket', Key: 'report.csv' }), { expiresIn: 300 });
     const text = await new Promise<string>((resolve, reject) => {
-      https.get(url, { agent: httpsAgent }, (res) => {
-        let t = '';
-        res.on('data', (c: Buffer) => (t += c.toString()));
-        res.on('end', () => resolve(t));
-      }).on('error', reject);
+      https
+        .get(url, { agent: httpsAgent }, (res) => {
+          let t = '';
+          res.on('data', (c: Buffer) => (t += c.toString()));
+          res.on('end', () => resolve(t));
+        })
+        .on('error', reject);
     });
     expect(text).toBe('hello from s3\n');
     const got = [...fake.requests].reverse().find((r) => r.url.startsWith('/report.csv'))!;
     expect(got.url).toBe(new URL(url).pathname + new URL(url).search);
-    expect(await observation((o) => o.action === 'GetObject' && o.auth === 'query')).toMatchObject({ ...attributed, auth: 'query', aws: { service: 's3', region: 'us-east-1' } });
+    expect(await observation((o) => o.action === 'GetObject' && o.auth === 'query')).toMatchObject({
+      ...attributed,
+      auth: 'query',
+      aws: { service: 's3', region: 'us-east-1' },
+    });
   });
 });
 
@@ -190,20 +238,55 @@ function rawHttps(host: string, headers: Record<string, string>, path = '/'): Pr
 
 describe('attribution of hand-made requests', () => {
   it('parses an S3 SigV2 header', async () => {
-    expect(await rawHttps('legacy.s3.us-east-1.amazonaws.com', { authorization: 'AWS AKIAIOSFODNN7EXAMPLE:frJIUN8DYpKDtOLCwo//yllqDzg=' }, '/photos/puppy.jpg')).toBe(200);
-    expect(await observation((o) => o.host === 'legacy.s3.us-east-1.amazonaws.com')).toMatchObject({ accessKeyId: 'AKIAIOSFODNN7EXAMPLE', keyKind: 'long-term', signatureVersion: 'v2', sessionToken: false, action: 'GetObject' });
+    expect(
+      await rawHttps(
+        'legacy.s3.us-east-1.amazonaws.com',
+        { authorization: 'AWS AKIAIOSFODNN7EXAMPLE:frJIUN8DYpKDtOLCwo//yllqDzg=' },
+        '/photos/puppy.jpg',
+      ),
+    ).toBe(200);
+    expect(await observation((o) => o.host === 'legacy.s3.us-east-1.amazonaws.com')).toMatchObject({
+      accessKeyId: 'AKIAIOSFODNN7EXAMPLE',
+      keyKind: 'long-term',
+      signatureVersion: 'v2',
+      sessionToken: false,
+      action: 'GetObject',
+    });
   });
 
   it('parses a SigV4A header with its region set', async () => {
     const auth = `AWS4-ECDSA-P256-SHA256 Credential=${KEY}/20261125/s3/aws4_request, SignedHeaders=host;x-amz-date;x-amz-region-set, Signature=3045022100${'ab'.repeat(32)}`;
-    expect(await rawHttps('mrap.s3.us-east-1.amazonaws.com', { authorization: auth, 'x-amz-region-set': 'us-east-1', 'x-amz-date': '20261125T120000Z', 'x-amz-security-token': TOKEN })).toBe(200);
-    expect(await observation((o) => o.host === 'mrap.s3.us-east-1.amazonaws.com')).toMatchObject({ accessKeyId: KEY, signatureVersion: 'v4a', sessionToken: true, aws: { service: 's3', region: 'us-east-1' } });
+    expect(
+      await rawHttps('mrap.s3.us-east-1.amazonaws.com', {
+        authorization: auth,
+        'x-amz-region-set': 'us-east-1',
+        'x-amz-date': '20261125T120000Z',
+        'x-amz-security-token': TOKEN,
+      }),
+    ).toBe(200);
+    expect(await observation((o) => o.host === 'mrap.s3.us-east-1.amazonaws.com')).toMatchObject({
+      accessKeyId: KEY,
+      signatureVersion: 'v4a',
+      sessionToken: true,
+      aws: { service: 's3', region: 'us-east-1' },
+    });
   });
 
   it('forwards a malformed Authorization anyway and counts it as unattributed', async () => {
-    const before = (await agent.app.registry.getSingleMetricAsString('egress_witness_unattributed_requests_total')).match(/reason="bad-authorization"} (\d+)/)?.[1] ?? '0';
-    expect(await rawHttps('sts.us-east-1.amazonaws.com', { authorization: 'AWS4-HMAC-SHA256 Credential=short/x, Signature=zz' }, '/?Action=GetCallerIdentity')).toBe(200);
-    const after = (await agent.app.registry.getSingleMetricAsString('egress_witness_unattributed_requests_total')).match(/reason="bad-authorization"} (\d+)/)?.[1];
+    const before =
+      (await agent.app.registry.getSingleMetricAsString('egress_witness_unattributed_requests_total')).match(
+        /reason="bad-authorization"} (\d+)/,
+      )?.[1] ?? '0';
+    expect(
+      await rawHttps(
+        'sts.us-east-1.amazonaws.com',
+        { authorization: 'AWS4-HMAC-SHA256 Credential=short/x, Signature=zz' },
+        '/?Action=GetCallerIdentity',
+      ),
+    ).toBe(200);
+    const after = (await agent.app.registry.getSingleMetricAsString('egress_witness_unattributed_requests_total')).match(
+      /reason="bad-authorization"} (\d+)/,
+    )?.[1];
     expect(Number(after)).toBe(Number(before) + 1);
     const got = fake.requests.at(-1)!;
     expect(got.headers.authorization).toBe('AWS4-HMAC-SHA256 Credential=short/x, Signature=zz');
@@ -236,7 +319,8 @@ describe('what is never intercepted', () => {
     const host = 'pinned.us-east-1.amazonaws.com';
     const first = await tlsThrough(host, upstreamCaPem); // trusts only the real CA: rejects the agent's leaf
     expect(first.ok).toBe(false);
-    for (let i = 0; i < 100 && agent.logs.find('tls_intercept_failed').every((l) => l.host !== host); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 100 && agent.logs.find('tls_intercept_failed').every((l) => l.host !== host); i++)
+      await new Promise((r) => setTimeout(r, 20));
     const metrics = await agent.app.registry.getSingleMetricAsString('egress_witness_tls_intercept_failures_total');
     expect(metrics).toMatch(/cause="cert-rejected"} 1/);
     expect(agent.logs.find('tls_intercept_failed').at(-1)).toMatchObject({ cause: 'cert-rejected', host, passthrough_next: true });

@@ -34,7 +34,10 @@ describe('malformed requests', () => {
   });
 
   it('an absurdly large header gets 431', async () => {
-    const r = await rawExchange(agent.proxyPort, `GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    const r = await rawExchange(
+      agent.proxyPort,
+      `GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+    );
     expect(r.response?.status).toBe(431);
   });
 

@@ -21,13 +21,27 @@ beforeAll(async () => {
   web = http.createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ url: req.url, host: req.headers.host, method: req.method, body, proxyAuth: req.headers['proxy-authorization'] ?? null, conn: req.headers['x-hop'] ?? null })));
+    req.on('end', () =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          url: req.url,
+          host: req.headers.host,
+          method: req.method,
+          body,
+          proxyAuth: req.headers['proxy-authorization'] ?? null,
+          conn: req.headers['x-hop'] ?? null,
+        }),
+      ),
+    );
   });
   await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
   webPort = (web.address() as AddressInfo).port;
   dial = recordingDial();
   dial.answers.set('private.example.test', [{ address: '10.1.2.3', family: 4 }]);
-  dial.answers.set('mixed.example.test', [{ address: '52.94.0.1', family: 4 }, { address: '169.254.169.254', family: 4 }]);
+  dial.answers.set('mixed.example.test', [
+    { address: '52.94.0.1', family: 4 },
+    { address: '169.254.169.254', family: 4 },
+  ]);
   dial.answers.set('mapped.example.test', [{ address: '::ffff:192.168.1.1', family: 6 }]);
   dial.answers.set('echo.example.test', [{ address: '127.0.0.1', family: 4 }]);
   agent = await startAgent(
@@ -116,10 +130,14 @@ describe('destination policy (CONNECT)', () => {
     failing.connect = (opts) => {
       failing.connects.push(opts);
       const s = new net.Socket();
-      if (opts.host === '198.51.100.7') setImmediate(() => s.destroy(Object.assign(new Error('connect EHOSTUNREACH'), { code: 'EHOSTUNREACH' })));
+      if (opts.host === '198.51.100.7')
+        setImmediate(() => s.destroy(Object.assign(new Error('connect EHOSTUNREACH'), { code: 'EHOSTUNREACH' })));
       return s; // 198.51.100.8: never connects
     };
-    const local = await startAgent({ proxy: { allow_destination_cidrs: ['198.51.100.0/24'], connect_timeout: '300ms' } }, { dial: failing });
+    const local = await startAgent(
+      { proxy: { allow_destination_cidrs: ['198.51.100.0/24'], connect_timeout: '300ms' } },
+      { dial: failing },
+    );
     try {
       const a = await connectTunnel(local.proxyPort, 'unreachable.example.test:443');
       a.socket.destroy();
@@ -155,7 +173,9 @@ describe('client admission', () => {
     expect(r.status).toBe(403);
     expect(r.headers['x-egress-witness-error']).toBe('client-not-allowed');
     expect(agent.logs.find('client_denied').some((l) => l.client_ip === '127.0.0.2')).toBe(true);
-    const plain = await rawExchange(agent.proxyPort, `GET http://web.example.test/ HTTP/1.1\r\nHost: web.example.test\r\n\r\n`, { localAddress: '127.0.0.2' });
+    const plain = await rawExchange(agent.proxyPort, `GET http://web.example.test/ HTTP/1.1\r\nHost: web.example.test\r\n\r\n`, {
+      localAddress: '127.0.0.2',
+    });
     expect(plain.response?.status).toBe(403);
   });
 });

@@ -9,7 +9,17 @@ import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  cloudTrailEventBridge, cloudTrailFixture, cloudTrailRecord, EXTERNAL_IP, newAccessKeyId, sleep, startDetector, waitFor, writeSecretFile, type DetectorHarness, type JsonDoc,
+  cloudTrailEventBridge,
+  cloudTrailFixture,
+  cloudTrailRecord,
+  EXTERNAL_IP,
+  newAccessKeyId,
+  sleep,
+  startDetector,
+  waitFor,
+  writeSecretFile,
+  type DetectorHarness,
+  type JsonDoc,
 } from '../../helpers/detector.js';
 
 const TOKEN = 'cloudtrail-ingest-token-5b1e0c7d9a';
@@ -66,7 +76,10 @@ describe('cloudtrail.watch_dir', () => {
     const internal = cloudTrailRecord({ fixture: 'aws-internal', time: now - 25_000 });
     const garbage = cloudTrailFixture('garbage') as unknown as unknown[];
     const gz = join(day, '111122223333_CloudTrail_us-east-1_20261125T1200Z_a1b2c3d4e5f6g7h8.json.gz');
-    const plain = join(watchDir, 'AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/24/111122223333_CloudTrail_eu-west-1_20261124T2355Z_plain.json');
+    const plain = join(
+      watchDir,
+      'AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/24/111122223333_CloudTrail_eu-west-1_20261124T2355Z_plain.json',
+    );
     const broken = join(day, '111122223333_CloudTrail_us-east-1_20261125T1205Z_broken.json');
     const noRecords = join(day, '111122223333_CloudTrail_us-east-1_20261125T1210Z_norecords.json');
     const badGzip = join(day, '111122223333_CloudTrail_us-east-1_20261125T1215Z_badgzip.json.gz');
@@ -143,11 +156,22 @@ describe('cloudtrail.watch_dir next to CloudTrail digest files', () => {
       newestEventTime: '2026-11-25T12:52:27Z',
       oldestEventTime: '2026-11-25T12:02:27Z',
       previousDigestS3Bucket: 'trail-bucket',
-      previousDigestS3Object: 'AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/11/25/111122223333_CloudTrail-Digest_us-east-1_org-trail_us-east-1_20261125T120000Z.json.gz',
+      previousDigestS3Object:
+        'AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2026/11/25/111122223333_CloudTrail-Digest_us-east-1_org-trail_us-east-1_20261125T120000Z.json.gz',
       previousDigestHashValue: '97fb791cf91ffc440d274f8190dbdd9aa09c34432aba82739df18b6d3c13df2d',
       previousDigestHashAlgorithm: 'SHA-256',
       previousDigestSignature: '50887ccffad4c002b97caa37cb3f6b8b2b6a5e1f1c2c3f8d1a9f2a6d2c1b0a9f',
-      logFiles: [{ s3Bucket: 'trail-bucket', s3Object: 'AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/25/111122223333_CloudTrail_us-east-1_20261125T1205Z_a1b2c3d4e5f6g7h8.json.gz', hashValue: '9bb6196fc6b84d6f075a56548feca262bd99ba3c2de41b618e5b6e22c1fc71f6', hashAlgorithm: 'SHA-256', newestEventTime: '2026-11-25T12:52:27Z', oldestEventTime: '2026-11-25T12:02:27Z' }],
+      logFiles: [
+        {
+          s3Bucket: 'trail-bucket',
+          s3Object:
+            'AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/25/111122223333_CloudTrail_us-east-1_20261125T1205Z_a1b2c3d4e5f6g7h8.json.gz',
+          hashValue: '9bb6196fc6b84d6f075a56548feca262bd99ba3c2de41b618e5b6e22c1fc71f6',
+          hashAlgorithm: 'SHA-256',
+          newestEventTime: '2026-11-25T12:52:27Z',
+          oldestEventTime: '2026-11-25T12:02:27Z',
+        },
+      ],
     };
     const failed = await h.metric('egress_witness_detector_cloudtrail_files_total', { outcome: 'failed' });
     await writeSettled(path, gzipSync(JSON.stringify(digest)));
@@ -179,7 +203,11 @@ describe('POST /v1/cloudtrail (EventBridge)', () => {
     expect(a.json).toEqual({ accepted: true, records: 2, decided: 2 });
     for (const e of apiCalls) expect(decisionFor(e.detail.eventID)).not.toBeNull();
 
-    const again = await h.postJson('/v1/cloudtrail', [...events, { 'detail-type': 'AWS API Call via CloudTrail', detail: { eventVersion: '1.11' } }, cloudTrailFixture('iam-user-akia')], AUTH);
+    const again = await h.postJson(
+      '/v1/cloudtrail',
+      [...events, { 'detail-type': 'AWS API Call via CloudTrail', detail: { eventVersion: '1.11' } }, cloudTrailFixture('iam-user-akia')],
+      AUTH,
+    );
     expect(again.json).toEqual({ accepted: true, records: 4, duplicate: 2, invalid: 1, 'not-instance-credential': 1 });
   });
 
@@ -193,7 +221,11 @@ describe('POST /v1/cloudtrail (EventBridge)', () => {
     expect((await h.postJson('/v1/guardduty', {}, {})).status).toBe(401);
     expect(decisionFor(r.eventID)).toBeNull();
 
-    const notJson = await fetch(h.url('/v1/cloudtrail'), { method: 'POST', headers: { ...AUTH, 'content-type': 'application/json' }, body: '{"detail-type": ' });
+    const notJson = await fetch(h.url('/v1/cloudtrail'), {
+      method: 'POST',
+      headers: { ...AUTH, 'content-type': 'application/json' },
+      body: '{"detail-type": ',
+    });
     expect(notJson.status).toBe(400);
     expect(((await notJson.json()) as { error: string }).error).toMatch(/not valid JSON/);
   });

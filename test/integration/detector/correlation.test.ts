@@ -18,8 +18,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Heartbeat, Observation } from '../../../protocol/telemetry.js';
 import { heartbeat, observation, tunnelObservation } from '../../unit/detector/scenario.js';
 import {
-  AWS_RANGES_FIXTURE, cloudTrailEventBridge, cloudTrailRecord, EXTERNAL_IP, GW1_IP, GW2_IP, GW3_IP, GW4_IP, INSIDE_AWS_IP, latestFindings, newAccessKeyId, startDetector, waitFor,
-  type DetectorHarness, type JsonDoc,
+  AWS_RANGES_FIXTURE,
+  cloudTrailEventBridge,
+  cloudTrailRecord,
+  EXTERNAL_IP,
+  GW1_IP,
+  GW2_IP,
+  GW3_IP,
+  GW4_IP,
+  INSIDE_AWS_IP,
+  latestFindings,
+  newAccessKeyId,
+  startDetector,
+  waitFor,
+  type DetectorHarness,
+  type JsonDoc,
 } from '../../helpers/detector.js';
 
 const execFileAsync = promisify(execFile);
@@ -64,7 +77,10 @@ async function decided(eventId: string) {
 }
 
 async function postRecords(...records: JsonDoc[]) {
-  const a = await h.postJson('/v1/cloudtrail', records.length === 1 ? cloudTrailEventBridge(records[0]!) : records.map(cloudTrailEventBridge));
+  const a = await h.postJson(
+    '/v1/cloudtrail',
+    records.length === 1 ? cloudTrailEventBridge(records[0]!) : records.map(cloudTrailEventBridge),
+  );
   expect(a.status, a.text).toBe(200);
   const { accepted, ...counts } = a.json as Record<string, unknown>;
   expect(accepted).toBe(true);
@@ -92,59 +108,92 @@ const ROWS: Row[] = [
   {
     name: 'not-instance-credential: the instance identity role aws:ec2-instance',
     record: (_k, t) => cloudTrailRecord({ fixture: 'instance-identity-aws-ec2-instance', time: t }),
-    disposition: 'ignored', rule: 'not-instance-credential', gatewayId: null,
+    disposition: 'ignored',
+    rule: 'not-instance-credential',
+    gatewayId: null,
   },
   {
     name: 'aws-internal: source "AWS Internal"',
     record: (k, t) => cloudTrailRecord({ fixture: 'aws-internal', key: k, time: t }),
-    disposition: 'ignored', rule: 'aws-internal', gatewayId: null,
+    disposition: 'ignored',
+    rule: 'aws-internal',
+    gatewayId: null,
   },
   {
     name: 'vpc-endpoint: private source with a vpcEndpointId',
     record: (k, t) => cloudTrailRecord({ fixture: 'vpc-endpoint-private-source', key: k, time: t }),
-    disposition: 'ignored', rule: 'vpc-endpoint', gatewayId: null,
+    disposition: 'ignored',
+    rule: 'vpc-endpoint',
+    gatewayId: null,
   },
   {
     name: 'inside-aws: source in aws_ip_ranges',
     record: (k, t) => cloudTrailRecord({ key: k, sourceIp: INSIDE_AWS_IP, time: t }),
-    disposition: 'ignored', rule: 'inside-aws', gatewayId: null,
+    disposition: 'ignored',
+    rule: 'inside-aws',
+    gatewayId: null,
   },
   {
     name: 'attested: gw1 saw the key from a routed client',
     telemetry: (k, t) => [['gw1', [observation({ accessKeyId: k, at: t - 12_000, span: 4_000 }), heartbeat('gw1', t)]]],
     record: (k, t) => cloudTrailRecord({ key: k, sourceIp: GW1_IP, time: t }),
-    disposition: 'suppressed', rule: 'attested', gatewayId: 'gw1',
-    evidence: { gatewayId: 'gw1', clientIp: '10.20.3.4', network: 'vpc-prod', mode: 'inspect', action: 'GetCallerIdentity', deltaMs: 8_000 },
+    disposition: 'suppressed',
+    rule: 'attested',
+    gatewayId: 'gw1',
+    evidence: {
+      gatewayId: 'gw1',
+      clientIp: '10.20.3.4',
+      network: 'vpc-prod',
+      mode: 'inspect',
+      action: 'GetCallerIdentity',
+      deltaMs: 8_000,
+    },
   },
   {
     name: 'endpoint-attested: tunnel-only gw2 saw sts us-east-1 from a routed client',
     telemetry: (_k, t) => [['gw2', [tunnelObservation({ at: t - 3_000, span: 6_000 }), heartbeat('gw2', t)]]],
     record: (k, t) => cloudTrailRecord({ key: k, sourceIp: GW2_IP, time: t }),
-    disposition: 'suppressed', rule: 'endpoint-attested', gatewayId: 'gw2',
+    disposition: 'suppressed',
+    rule: 'endpoint-attested',
+    gatewayId: 'gw2',
     evidence: { gatewayId: 'gw2', service: 'sts', region: 'us-east-1', mode: 'tunnel', network: 'vpc-prod', deltaMs: 0 },
   },
   {
     name: 'unrouted-client: gw1 saw the key only from a client in no routed network',
-    telemetry: (k, t) => [['gw1', [observation({ accessKeyId: k, clientIp: '192.168.77.7', network: null, at: t - 5_000 }), heartbeat('gw1', t)]]],
+    telemetry: (k, t) => [
+      ['gw1', [observation({ accessKeyId: k, clientIp: '192.168.77.7', network: null, at: t - 5_000 }), heartbeat('gw1', t)]],
+    ],
     record: (k, t) => cloudTrailRecord({ key: k, sourceIp: GW1_IP, time: t }),
-    disposition: 'finding', rule: 'unrouted-client', gatewayId: 'gw1', severity: 8,
+    disposition: 'finding',
+    rule: 'unrouted-client',
+    gatewayId: 'gw1',
+    severity: 8,
     evidence: { clientIp: '192.168.77.7', network: null },
   },
   {
     name: 'gateway-unverified: gw3 sent nothing around the call (Medium 5)',
     record: (k, t) => cloudTrailRecord({ key: k, sourceIp: GW3_IP, time: t }),
-    disposition: 'finding', rule: 'gateway-unverified', gatewayId: 'gw3', severity: 5,
+    disposition: 'finding',
+    rule: 'gateway-unverified',
+    gatewayId: 'gw3',
+    severity: 5,
   },
   {
     name: 'gateway-unattested: gw1 alive but never saw the key (High 8)',
     telemetry: (k, t) => [['gw1', [heartbeat('gw1', t - 10_000), observation({ accessKeyId: newAccessKeyId(), at: t - 4_000 })]]],
     record: (k, t) => cloudTrailRecord({ key: k, sourceIp: GW1_IP, time: t }),
-    disposition: 'finding', rule: 'gateway-unattested', gatewayId: 'gw1', severity: 8,
+    disposition: 'finding',
+    rule: 'gateway-unattested',
+    gatewayId: 'gw1',
+    severity: 8,
   },
   {
     name: 'external: outside AWS and every gateway (High 8)',
     record: (k, t) => cloudTrailRecord({ key: k, sourceIp: EXTERNAL_IP, time: t }),
-    disposition: 'finding', rule: 'external', gatewayId: null, severity: 8,
+    disposition: 'finding',
+    rule: 'external',
+    gatewayId: null,
+    severity: 8,
   },
 ];
 
@@ -157,13 +206,22 @@ describe('the decision table, one row each, through the daemon', () => {
     const counts = await postRecords(record);
     expect(counts).toEqual({ records: 1, decided: 1 });
     const d = await decided(record.eventID);
-    expect(d).toMatchObject({ kind: 'cloudtrail', disposition: row.disposition, rule: row.rule, gatewayId: row.gatewayId, sourceIp: record.sourceIPAddress, timeMs: t });
+    expect(d).toMatchObject({
+      kind: 'cloudtrail',
+      disposition: row.disposition,
+      rule: row.rule,
+      gatewayId: row.gatewayId,
+      sourceIp: record.sourceIPAddress,
+      timeMs: t,
+    });
     const detail = d.detail as { severity: number | null; evidence: Record<string, unknown>[]; reason: string };
     expect(detail.severity).toBe(row.severity ?? null);
     if (row.evidence) expect(detail.evidence[0]).toMatchObject(row.evidence);
     if (row.disposition === 'suppressed') expect(detail.evidence.length).toBeGreaterThan(0);
 
-    const findings = await (row.disposition === 'finding' ? waitFor(async () => ((await findingsOfKey(k)).length > 0 ? findingsOfKey(k) : null), 'the finding in findings.file') : findingsOfKey(k));
+    const findings = await (row.disposition === 'finding'
+      ? waitFor(async () => ((await findingsOfKey(k)).length > 0 ? findingsOfKey(k) : null), 'the finding in findings.file')
+      : findingsOfKey(k));
     if (row.disposition !== 'finding') {
       expect(findings).toEqual([]);
       return;
@@ -173,7 +231,17 @@ describe('the decision table, one row each, through the daemon', () => {
       type: OUTSIDE_AWS,
       severity: row.severity,
       resource: { resourceType: 'AccessKey', accessKeyDetails: { accessKeyId: k }, instanceDetails: { instanceId: 'i-0a1b2c3d4e5f67890' } },
-      service: { action: { awsApiCallAction: { api: 'GetCallerIdentity', serviceName: 'sts.amazonaws.com', remoteIpDetails: { ipAddressV4: record.sourceIPAddress } } }, count: 1, archived: false },
+      service: {
+        action: {
+          awsApiCallAction: {
+            api: 'GetCallerIdentity',
+            serviceName: 'sts.amazonaws.com',
+            remoteIpDetails: { ipAddressV4: record.sourceIPAddress },
+          },
+        },
+        count: 1,
+        archived: false,
+      },
       egressWitness: { rule: row.rule, disposition: 'finding', eventIds: [record.eventID] },
     });
     expect(h.app.db.getFinding(findings[0]!.id as string)).toEqual(findings[0]);
@@ -188,8 +256,12 @@ describe('the decision table, one row each, through the daemon', () => {
   });
 
   it('counts final decisions by disposition and rule', async () => {
-    expect(await h.metric('egress_witness_detector_decisions_total', { disposition: 'suppressed', rule: 'attested' })).toBeGreaterThanOrEqual(1);
-    expect(await h.metric('egress_witness_detector_decisions_total', { disposition: 'finding', rule: 'gateway-unverified' })).toBeGreaterThanOrEqual(1);
+    expect(
+      await h.metric('egress_witness_detector_decisions_total', { disposition: 'suppressed', rule: 'attested' }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      await h.metric('egress_witness_detector_decisions_total', { disposition: 'finding', rule: 'gateway-unverified' }),
+    ).toBeGreaterThanOrEqual(1);
     expect(await h.metric('egress_witness_detector_findings_total', { rule: 'external' })).toBeGreaterThanOrEqual(1);
   });
 });
@@ -221,7 +293,10 @@ describe('edges', () => {
     const t = past();
     const k = key();
     await h.ingest('gw1', [heartbeat('gw1', t), observation({ accessKeyId: k, at: t - 20_000, span: 15_000 })]);
-    await h.ingest('gw4', [heartbeat('gw4', t), observation({ accessKeyId: k, clientIp: '10.30.1.1', network: 'dc4-servers', at: t - 15_000, span: 15_000 })]);
+    await h.ingest('gw4', [
+      heartbeat('gw4', t),
+      observation({ accessKeyId: k, clientIp: '10.30.1.1', network: 'dc4-servers', at: t - 15_000, span: 15_000 }),
+    ]);
     const via1 = cloudTrailRecord({ key: k, sourceIp: GW1_IP, time: t });
     const via4 = cloudTrailRecord({ key: k, sourceIp: GW4_IP, time: t });
     await postRecords(via1, via4);
@@ -298,12 +373,27 @@ describe('edges', () => {
     await postRecords(r, ext);
     await decided(r.eventID);
     await decided(ext.eventID);
-    const { stdout } = await execFileAsync(process.execPath, [join(root, 'dist/cli/main.js'), 'detector', 'decisions', '--config', h.configPath, '--disposition', 'suppressed', '--since', '1h'], { cwd: root });
-    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as JsonDoc);
+    const { stdout } = await execFileAsync(
+      process.execPath,
+      [join(root, 'dist/cli/main.js'), 'detector', 'decisions', '--config', h.configPath, '--disposition', 'suppressed', '--since', '1h'],
+      { cwd: root },
+    );
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as JsonDoc);
     expect(lines.length).toBeGreaterThanOrEqual(4);
     expect(lines.every((l) => l.disposition === 'suppressed')).toBe(true);
     const mine = lines.find((l) => l.id === r.eventID);
-    expect(mine).toMatchObject({ kind: 'cloudtrail', disposition: 'suppressed', rule: 'attested', accessKeyId: k, sourceIp: GW1_IP, gatewayId: 'gw1', time: new Date(t).toISOString() });
+    expect(mine).toMatchObject({
+      kind: 'cloudtrail',
+      disposition: 'suppressed',
+      rule: 'attested',
+      accessKeyId: k,
+      sourceIp: GW1_IP,
+      gatewayId: 'gw1',
+      time: new Date(t).toISOString(),
+    });
     expect(mine!.detail.evidence[0]).toMatchObject({ gatewayId: 'gw1', clientIp: '10.20.3.4', network: 'vpc-prod', count: 3 });
     expect(lines.some((l) => l.id === ext.eventID)).toBe(false);
     expect(lines.some((l) => l.rule === 'endpoint-attested')).toBe(true);

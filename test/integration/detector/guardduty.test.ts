@@ -23,7 +23,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sdkGuardDutyApi } from '../../../detector/guardduty/guardduty-api.js';
 import type { GuardDutyDecision } from '../../../detector/guardduty/decide.js';
 import { heartbeat, observation } from '../../unit/detector/scenario.js';
-import { cloudTrailRecord, deepMerge, EXTERNAL_IP, guardDutyEventBridge, sleep, startDetector, validDetectorConfig, waitFor, type DetectorHarness, type JsonDoc } from '../../helpers/detector.js';
+import {
+  cloudTrailRecord,
+  deepMerge,
+  EXTERNAL_IP,
+  guardDutyEventBridge,
+  sleep,
+  startDetector,
+  validDetectorConfig,
+  waitFor,
+  type DetectorHarness,
+  type JsonDoc,
+} from '../../helpers/detector.js';
 import { startFakeGuardDuty, type FakeGuardDuty, type FakeGuardDutyCall } from '../../helpers/fake-guardduty.js';
 
 const DETECTOR_ID = '12abc34d567e8fa901bc2d34e56789f0';
@@ -35,7 +46,8 @@ const SEC = 1000;
 const MIN = 60 * SEC;
 
 const FIXTURES = new URL('../../fixtures/guardduty/', import.meta.url);
-const ALL: JsonDoc[] = (JSON.parse(readFileSync(new URL('get-findings-response.json', FIXTURES), 'utf8')) as { findings: JsonDoc[] }).findings;
+const ALL: JsonDoc[] = (JSON.parse(readFileSync(new URL('get-findings-response.json', FIXTURES), 'utf8')) as { findings: JsonDoc[] })
+  .findings;
 const EVENTBRIDGE: JsonDoc = JSON.parse(readFileSync(new URL('eventbridge-guardduty-finding.json', FIXTURES), 'utf8')) as JsonDoc;
 
 const ID = {
@@ -61,7 +73,13 @@ const EXPECTED: Record<string, [GuardDutyDecision['decision'], GuardDutyDecision
 
 const savedEnv: Record<string, string | undefined> = {};
 function useTestCredentials(): void {
-  const env = { AWS_ACCESS_KEY_ID: TEST_ACCESS_KEY, AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', AWS_SESSION_TOKEN: undefined, AWS_PROFILE: undefined, AWS_EC2_METADATA_DISABLED: 'true' };
+  const env = {
+    AWS_ACCESS_KEY_ID: TEST_ACCESS_KEY,
+    AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+    AWS_SESSION_TOKEN: undefined,
+    AWS_PROFILE: undefined,
+    AWS_EC2_METADATA_DISABLED: 'true',
+  };
   for (const [k, v] of Object.entries(env)) {
     savedEnv[k] = process.env[k];
     if (v === undefined) delete process.env[k];
@@ -96,16 +114,31 @@ async function rig(mode: 'archive' | 'report'): Promise<Rig> {
       return {
         store: { retention: '100000h' },
         correlation: { window: '5m', heartbeat_stale: '2m', grace: '300ms' },
-        guardduty: { mode, region: 'us-east-1', detector_id: DETECTOR_ID, endpoint: fake.endpoint, ca_file: join(dir, 'guardduty-ca.pem'), poll_interval: '1h' },
+        guardduty: {
+          mode,
+          region: 'us-east-1',
+          detector_id: DETECTOR_ID,
+          endpoint: fake.endpoint,
+          ca_file: join(dir, 'guardduty-ca.pem'),
+          poll_interval: '1h',
+        },
       };
     },
   });
-  await waitFor(async () => (await h.metric('egress_witness_detector_guardduty_polls_total', { outcome: 'success' })) >= 1, 'the start-up poll');
+  await waitFor(
+    async () => (await h.metric('egress_witness_detector_guardduty_polls_total', { outcome: 'success' })) >= 1,
+    'the start-up poll',
+  );
   expect(fake.calls.map((c) => c.op)).toEqual(['ListFindings']);
 
-  const routed = (key: string) => [observation({ accessKeyId: key, at: FIRST - 20 * SEC }), observation({ accessKeyId: key, at: LAST - 40 * SEC })];
+  const routed = (key: string) => [
+    observation({ accessKeyId: key, at: FIRST - 20 * SEC }),
+    observation({ accessKeyId: key, at: LAST - 40 * SEC }),
+  ];
   await h.ingest('gw1', [
-    ...[FIRST - 30 * SEC, FIRST + 10 * MIN, FIRST + 20 * MIN, FIRST + 30 * MIN, LAST - 30 * SEC, LAST + 30 * SEC].map((t) => heartbeat('gw1', t)),
+    ...[FIRST - 30 * SEC, FIRST + 10 * MIN, FIRST + 20 * MIN, FIRST + 30 * MIN, LAST - 30 * SEC, LAST + 30 * SEC].map((t) =>
+      heartbeat('gw1', t),
+    ),
     ...routed('ASIAGDATTESTED234567'),
     ...routed('ASIAGDEXTERNAL234567'),
     ...routed('ASIAGDUNROUTED234567'),
@@ -113,7 +146,10 @@ async function rig(mode: 'archive' | 'report'): Promise<Rig> {
     observation({ accessKeyId: 'ASIAGDUNROUTED234567', clientIp: '192.168.77.7', network: null, at: FIRST + 5 * MIN }),
   ]);
   // CloudTrail shows ASIAGDEXTERNAL… used from an address that is no gateway's, inside the span.
-  const ct = await h.postJson('/v1/cloudtrail', cloudTrailRecord({ key: 'ASIAGDEXTERNAL234567', sourceIp: EXTERNAL_IP, time: FIRST + 10 * MIN }));
+  const ct = await h.postJson(
+    '/v1/cloudtrail',
+    cloudTrailRecord({ key: 'ASIAGDEXTERNAL234567', sourceIp: EXTERNAL_IP, time: FIRST + 10 * MIN }),
+  );
   expect(ct.json).toMatchObject({ records: 1, decided: 1 });
 
   fake.put(...ALL);
@@ -170,10 +206,16 @@ describe('sdkGuardDutyApi against the fake endpoint', () => {
       });
       const lists = fake.calls.filter((c) => c.op === 'ListFindings');
       expect(lists.map((c): unknown => c.body.nextToken ?? null)).toEqual([null, expect.any(String)]);
-      expect(lists[0]!.body).toMatchObject({ maxResults: 50, findingCriteria: { criterion: { type: { equals: [OUTSIDE_AWS] }, 'service.archived': { equals: ['false'] } } } });
+      expect(lists[0]!.body).toMatchObject({
+        maxResults: 50,
+        findingCriteria: { criterion: { type: { equals: [OUTSIDE_AWS] }, 'service.archived': { equals: ['false'] } } },
+      });
       const gets = fake.calls.filter((c) => c.op === 'GetFindings');
       expect(gets.map((c): unknown => c.body.findingIds)).toEqual([LISTED]);
-      for (const c of fake.calls) expect(c.authorization).toMatch(new RegExp(`^AWS4-HMAC-SHA256 Credential=${TEST_ACCESS_KEY}/\\d{8}/us-east-1/guardduty/aws4_request, `));
+      for (const c of fake.calls)
+        expect(c.authorization).toMatch(
+          new RegExp(`^AWS4-HMAC-SHA256 Credential=${TEST_ACCESS_KEY}/\\d{8}/us-east-1/guardduty/aws4_request, `),
+        );
     } finally {
       api.close();
     }
@@ -237,8 +279,15 @@ describe('guardduty.mode: archive', () => {
     const attested = latestDecisionOf(r.h, ID.attested)!;
     expect(attested.evidence.start[0]).toMatchObject({ gatewayId: 'gw1', clientIp: '10.20.3.4', network: 'vpc-prod' });
     expect(attested.evidence.end[0]).toMatchObject({ gatewayId: 'gw1', clientIp: '10.20.3.4', network: 'vpc-prod' });
-    expect(attested).toMatchObject({ accessKeyId: 'ASIAGDATTESTED234567', remoteIp: '203.0.113.10', spanStart: '2024-05-01T12:01:07.000Z', spanEnd: '2024-05-01T12:41:07.000Z' });
-    expect(latestDecisionOf(r.h, ID.external)!.evidence.externalEvents).toEqual([expect.objectContaining({ sourceIPAddress: EXTERNAL_IP })]);
+    expect(attested).toMatchObject({
+      accessKeyId: 'ASIAGDATTESTED234567',
+      remoteIp: '203.0.113.10',
+      spanStart: '2024-05-01T12:01:07.000Z',
+      spanEnd: '2024-05-01T12:41:07.000Z',
+    });
+    expect(latestDecisionOf(r.h, ID.external)!.evidence.externalEvents).toEqual([
+      expect.objectContaining({ sourceIPAddress: EXTERNAL_IP }),
+    ]);
     expect(latestDecisionOf(r.h, ID.unrouted)!.evidence.start[0]).toMatchObject({ clientIp: '192.168.77.7', network: null });
     expect(latestDecisionOf(r.h, ID.otherType)).toBeNull();
     expect(latestDecisionOf(r.h, ID.archived)).toBeNull();
@@ -290,14 +339,21 @@ describe('guardduty.mode: archive', () => {
     const a = await r.h.postJson('/v1/guardduty', [EVENTBRIDGE, notGuardDuty, noId]);
     expect(a.status, a.text).toBe(200);
     expect(a.json).toEqual({ accepted: true, findings: 3, archive: 1, invalid: 2 });
-    expect(await r.h.metric('egress_witness_detector_guardduty_findings_total', { decision: 'skipped', reason: 'invalid' })).toBe(skippedBefore + 2);
+    expect(await r.h.metric('egress_witness_detector_guardduty_findings_total', { decision: 'skipped', reason: 'invalid' })).toBe(
+      skippedBefore + 2,
+    );
     expect(await r.h.metric('egress_witness_detector_guardduty_archive_calls_total', { outcome: 'failure' })).toBe(1);
     expect(r.h.app.db.guardDutyArchived(ID.eventBridge)).toBe(false);
     await waitFor(() => r.fake.archivedIds().includes(ID.eventBridge), 'the retried ArchiveFindings', 8_000);
     expect(r.fake.archivedIds()).toEqual([ID.attested, ID.eventBridge]);
     expect(r.h.app.db.guardDutyArchived(ID.eventBridge)).toBe(true);
     expect(await r.h.metric('egress_witness_detector_guardduty_archive_calls_total', { outcome: 'success' })).toBe(2);
-    expect(latestDecisionOf(r.h, ID.eventBridge)).toMatchObject({ decision: 'archive', reason: 'attested', gatewayId: 'gw1', remoteIp: '203.0.113.11' });
+    expect(latestDecisionOf(r.h, ID.eventBridge)).toMatchObject({
+      decision: 'archive',
+      reason: 'attested',
+      gatewayId: 'gw1',
+      remoteIp: '203.0.113.11',
+    });
   });
 
   // Regression: GuardDutyProcessor.process returns 'seen' for a finding version already
@@ -352,7 +408,13 @@ describe('guardduty.mode: report', () => {
 
   it('lists GuardDuty decisions with `detector decisions --disposition keep`-style store queries', () => {
     const keep = r.h.app.db.listDecisions({ sinceMs: 0, disposition: 'keep', limit: 100 }).filter((d) => d.kind === 'guardduty');
-    expect(keep.map((d) => d.rule).sort()).toEqual(['external-use-seen', 'gateway-silent', 'malformed', 'not-a-gateway-address', 'unrouted-client']);
+    expect(keep.map((d) => d.rule).sort()).toEqual([
+      'external-use-seen',
+      'gateway-silent',
+      'malformed',
+      'not-a-gateway-address',
+      'unrouted-client',
+    ]);
   });
 
   // Regression: decide.ts isExternalSource() counts every private source as explained,
@@ -361,7 +423,10 @@ describe('guardduty.mode: report', () => {
   // finding although the detector itself raised a High finding for the key inside the span.
   it('keeps a finding whose key the detector saw used from a private source without a VPC endpoint inside the span', async () => {
     const key = 'ASIAGDPRIVATESRC2345';
-    await r.h.ingest('gw1', [observation({ accessKeyId: key, at: FIRST - 20 * SEC }), observation({ accessKeyId: key, at: LAST - 40 * SEC })]);
+    await r.h.ingest('gw1', [
+      observation({ accessKeyId: key, at: FIRST - 20 * SEC }),
+      observation({ accessKeyId: key, at: LAST - 40 * SEC }),
+    ]);
     const ct = cloudTrailRecord({ key, sourceIp: '10.9.9.9', time: FIRST + 15 * MIN });
     await r.h.postJson('/v1/cloudtrail', ct);
     const own = r.h.app.db.listDecisions({ sinceMs: 0, disposition: 'finding', limit: 1000 }).find((d) => d.subjectId === ct.eventID);

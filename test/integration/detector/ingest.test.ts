@@ -10,7 +10,16 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { heartbeat, observation } from '../../unit/detector/scenario.js';
 import {
-  cloudTrailRecord, EXTERNAL_IP, GW1_IP, newAccessKeyId, parseJson, sleep, startDetector, waitFor, type DetectorHarness, type HttpAnswer,
+  cloudTrailRecord,
+  EXTERNAL_IP,
+  GW1_IP,
+  newAccessKeyId,
+  parseJson,
+  sleep,
+  startDetector,
+  waitFor,
+  type DetectorHarness,
+  type HttpAnswer,
 } from '../../helpers/detector.js';
 
 const MAX_BODY = 64 * 1024;
@@ -52,7 +61,16 @@ describe('POST /v1/telemetry: accepted batches', () => {
     expect(a.json).toEqual({ accepted: true, duplicate: false, batchId: batch.batchId, records: 2 });
     const s = sightings(key);
     expect(s).toHaveLength(1);
-    expect(s[0]).toMatchObject({ gatewayId: 'gw1', clientIp: '10.20.3.4', network: 'vpc-prod', accessKeyId: key, service: 'sts', region: 'us-east-1', mode: 'inspect', count: 3 });
+    expect(s[0]).toMatchObject({
+      gatewayId: 'gw1',
+      clientIp: '10.20.3.4',
+      network: 'vpc-prod',
+      accessKeyId: key,
+      service: 'sts',
+      region: 'us-east-1',
+      mode: 'inspect',
+      count: 3,
+    });
     expect(h.app.db.lastHeartbeatMs('gw1')).toBe(new Date(new Date(hbAt).toISOString()).getTime());
     expect(await h.metric('egress_witness_detector_ingested_batches_total', { outcome: 'stored' })).toBe(before + 1);
     expect(await h.metric('egress_witness_detector_ingested_records_total', { type: 'observation' })).toBeGreaterThanOrEqual(1);
@@ -96,12 +114,18 @@ describe('POST /v1/telemetry: accepted batches', () => {
     const record = cloudTrailRecord({ key, sourceIp: EXTERNAL_IP, time: Date.now() - 10_000 });
     const ct = await h.postJson('/v1/cloudtrail', record);
     expect(ct.status, ct.text).toBe(200);
-    const d = await waitFor(() => h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 1000 }).find((x) => x.subjectId === record.eventID), 'the decision');
+    const d = await waitFor(
+      () => h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 1000 }).find((x) => x.subjectId === record.eventID),
+      'the decision',
+    );
     expect(d).toMatchObject({ disposition: 'finding', rule: 'external', gatewayId: null, sourceIp: EXTERNAL_IP });
     // …while the same key from gw1's configured address is.
     const ok = cloudTrailRecord({ key, sourceIp: GW1_IP, time: Date.now() - 10_000 });
     await h.postJson('/v1/cloudtrail', ok);
-    const d2 = await waitFor(() => h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 1000 }).find((x) => x.subjectId === ok.eventID), 'the decision');
+    const d2 = await waitFor(
+      () => h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 1000 }).find((x) => x.subjectId === ok.eventID),
+      'the decision',
+    );
     expect(d2).toMatchObject({ disposition: 'suppressed', rule: 'attested', gatewayId: 'gw1' });
   });
 });
@@ -134,9 +158,16 @@ describe('POST /v1/telemetry: refused batches store nothing', () => {
   it('401 for an unknown gateway, a missing gateway header and a missing signature', async () => {
     const key = newAccessKeyId();
     const batch = h.batch('gw1', [sightingOf(key)]);
-    expectRefused(await h.signedPost({ ...batch, gatewayId: 'gw-rogue' }, { secret: h.secrets.get('gw1')! }), 401, /unknown gateway "gw-rogue"/);
+    expectRefused(
+      await h.signedPost({ ...batch, gatewayId: 'gw-rogue' }, { secret: h.secrets.get('gw1')! }),
+      401,
+      /unknown gateway "gw-rogue"/,
+    );
     const body = gzipSync(JSON.stringify(batch));
-    const noGw = await rawPost('/v1/telemetry', body, { 'content-encoding': 'gzip', 'x-egress-witness-signature': 't=1,v1=' + '0'.repeat(64) });
+    const noGw = await rawPost('/v1/telemetry', body, {
+      'content-encoding': 'gzip',
+      'x-egress-witness-signature': 't=1,v1=' + '0'.repeat(64),
+    });
     expectRefused(noGw, 401, /missing x-egress-witness-gateway/);
     const noSig = await rawPost('/v1/telemetry', body, { 'content-encoding': 'gzip', 'x-egress-witness-gateway': 'gw1' });
     expectRefused(noSig, 401, /signature missing/);
@@ -233,23 +264,33 @@ describe('overload', () => {
     const held = net.connect(small.ports.ingest, '127.0.0.1');
     await new Promise<void>((resolve) => held.once('connect', resolve));
     held.on('error', () => undefined);
-    held.write(`POST /v1/telemetry HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 5000\r\nX-Egress-Witness-Gateway: gw1\r\n\r\n${'x'.repeat(100)}`);
+    held.write(
+      `POST /v1/telemetry HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 5000\r\nX-Egress-Witness-Gateway: gw1\r\n\r\n${'x'.repeat(100)}`,
+    );
     const key = newAccessKeyId();
     const batch = small.batch('gw1', [observation({ accessKeyId: key, at: Date.now() - 2_000 })]);
-    const busy = await waitFor(async () => {
-      const a = await small.signedPost(batch);
-      return a.status === 503 ? a : null;
-    }, 'a 503 while the slot is held', 5_000);
+    const busy = await waitFor(
+      async () => {
+        const a = await small.signedPost(batch);
+        return a.status === 503 ? a : null;
+      },
+      'a 503 while the slot is held',
+      5_000,
+    );
     expect(busy.headers['retry-after']).toBe('1');
     expect(busy.json.error).toMatch(/overloaded/);
     expect(await small.metric('egress_witness_detector_ingested_batches_total', { outcome: 'overloaded' })).toBeGreaterThanOrEqual(1);
     expect(small.app.db.keySightings(key, 0, Date.now() + 1e9)).toHaveLength(0);
 
     held.destroy();
-    const ok = await waitFor(async () => {
-      const a = await small.signedPost(batch);
-      return a.status === 200 ? a : null;
-    }, 'a 200 once the slot is free', 5_000);
+    const ok = await waitFor(
+      async () => {
+        const a = await small.signedPost(batch);
+        return a.status === 200 ? a : null;
+      },
+      'a 200 once the slot is free',
+      5_000,
+    );
     expect(ok.json).toMatchObject({ accepted: true, duplicate: false });
     await sleep(10);
   });
@@ -261,11 +302,21 @@ function rawRequest(method: string, path: string): Promise<HttpAnswer> {
 
 function rawPost(path: string, body: Buffer | null, headers: Record<string, string>, method = 'POST'): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: h.ports.ingest, method, path, agent: false, headers: body ? { ...headers, 'content-length': String(body.length) } : headers }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: parseJson(text) }));
-    });
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port: h.ports.ingest,
+        method,
+        path,
+        agent: false,
+        headers: body ? { ...headers, 'content-length': String(body.length) } : headers,
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: parseJson(text) }));
+      },
+    );
     req.on('error', reject);
     req.end(body ?? undefined);
   });
@@ -274,10 +325,20 @@ function rawPost(path: string, body: Buffer | null, headers: Record<string, stri
 /** A chunked POST (no Content-Length), so only the streaming limit can stop it. */
 function chunkedPost(path: string, chunks: Buffer[]): Promise<{ status: number }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: h.ports.ingest, method: 'POST', path, agent: false, headers: { 'content-encoding': 'gzip', 'x-egress-witness-gateway': 'gw1' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
-    });
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port: h.ports.ingest,
+        method: 'POST',
+        path,
+        agent: false,
+        headers: { 'content-encoding': 'gzip', 'x-egress-witness-gateway': 'gw1' },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+      },
+    );
     req.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' || err.code === 'ECONNRESET' ? undefined : reject(err)));
     for (const c of chunks) req.write(c);
     req.end();

@@ -13,14 +13,27 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RuleName } from '../../../detector/correlate/types.js';
 import { findingId } from '../../../detector/findings/shape.js';
 import { heartbeat, observation } from '../../unit/detector/scenario.js';
-import { cloudTrailEventBridge, cloudTrailRecord, EXTERNAL_IP, GW1_IP, newAccessKeyId, sleep, startDetector, waitFor, type DetectorHarness } from '../../helpers/detector.js';
+import {
+  cloudTrailEventBridge,
+  cloudTrailRecord,
+  EXTERNAL_IP,
+  GW1_IP,
+  newAccessKeyId,
+  sleep,
+  startDetector,
+  waitFor,
+  type DetectorHarness,
+} from '../../helpers/detector.js';
 
 const GRACE_MS = 2_500;
 let h: DetectorHarness;
 
 beforeAll(async () => {
   h = await startDetector({
-    config: (dir) => ({ cloudtrail: { watch_dir: join(dir, 'trail'), poll_interval: '100ms' }, correlation: { grace: `${GRACE_MS}ms`, window: '60s' } }),
+    config: (dir) => ({
+      cloudtrail: { watch_dir: join(dir, 'trail'), poll_interval: '100ms' },
+      correlation: { grace: `${GRACE_MS}ms`, window: '60s' },
+    }),
   });
 });
 
@@ -69,7 +82,9 @@ describe('restart on the same store', () => {
     expect(h.logs.find('started')).toHaveLength(1);
 
     // Stored telemetry is still there and still attests.
-    expect(h.app.db.keySightings(seen, t - 60_000, t + 60_000)).toEqual([expect.objectContaining({ gatewayId: 'gw1', accessKeyId: seen, clientIp: '10.20.3.4' })]);
+    expect(h.app.db.keySightings(seen, t - 60_000, t + 60_000)).toEqual([
+      expect.objectContaining({ gatewayId: 'gw1', accessKeyId: seen, clientIp: '10.20.3.4' }),
+    ]);
     expect(h.app.db.lastHeartbeatMs('gw1')).toBe(t);
     expect(h.app.db.pendingCount()).toBe(1);
     expect(h.app.db.getFinding(findingIdOf(external.eventID))).toEqual(findingBefore);
@@ -94,7 +109,12 @@ describe('restart on the same store', () => {
     expect(d.decidedMs).toBeGreaterThanOrEqual(now + GRACE_MS);
     expect(h.app.db.pendingCount()).toBe(0);
     expect(allDecisions()).toHaveLength(decisionsBefore + 2);
-    expect(h.logs.find('decision').map((l) => String(l.event_id)).sort()).toEqual([String(afterRestart.eventID), String(waiting.eventID)].sort());
+    expect(
+      h.logs
+        .find('decision')
+        .map((l) => String(l.event_id))
+        .sort(),
+    ).toEqual([String(afterRestart.eventID), String(waiting.eventID)].sort());
   });
 });
 

@@ -7,7 +7,18 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { heartbeat, observation } from '../../unit/detector/scenario.js';
-import { cloudTrailEventBridge, cloudTrailRecord, EXTERNAL_IP, GW1_IP, newAccessKeyId, sleep, startDetector, waitFor, type DetectorHarness, type JsonDoc } from '../../helpers/detector.js';
+import {
+  cloudTrailEventBridge,
+  cloudTrailRecord,
+  EXTERNAL_IP,
+  GW1_IP,
+  newAccessKeyId,
+  sleep,
+  startDetector,
+  waitFor,
+  type DetectorHarness,
+  type JsonDoc,
+} from '../../helpers/detector.js';
 
 interface Hit {
   at: number;
@@ -33,7 +44,9 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   const port = (receiver.address() as AddressInfo).port;
-  h = await startDetector({ config: { findings: { webhook: `http://127.0.0.1:${port}/hooks/egress` }, correlation: { grace: '300ms', window: '60s' } } });
+  h = await startDetector({
+    config: { findings: { webhook: `http://127.0.0.1:${port}/hooks/egress` }, correlation: { grace: '300ms', window: '60s' } },
+  });
 });
 
 afterAll(async () => {
@@ -71,9 +84,21 @@ describe('findings webhook', () => {
       accountId: '111122223333',
       region: 'us-east-1',
       partition: 'aws',
-      resource: { resourceType: 'AccessKey', accessKeyDetails: { accessKeyId: key, userType: 'AssumedRole', userName: 'app-server-role' }, instanceDetails: { instanceId: 'i-0a1b2c3d4e5f67890' } },
+      resource: {
+        resourceType: 'AccessKey',
+        accessKeyDetails: { accessKeyId: key, userType: 'AssumedRole', userName: 'app-server-role' },
+        instanceDetails: { instanceId: 'i-0a1b2c3d4e5f67890' },
+      },
       service: {
-        action: { actionType: 'AWS_API_CALL', awsApiCallAction: { api: 'GetCallerIdentity', serviceName: 'sts.amazonaws.com', callerType: 'Remote IP', remoteIpDetails: { ipAddressV4: EXTERNAL_IP } } },
+        action: {
+          actionType: 'AWS_API_CALL',
+          awsApiCallAction: {
+            api: 'GetCallerIdentity',
+            serviceName: 'sts.amazonaws.com',
+            callerType: 'Remote IP',
+            remoteIpDetails: { ipAddressV4: EXTERNAL_IP },
+          },
+        },
         count: 1,
         eventFirstSeen: r.eventTime,
         eventLastSeen: r.eventTime,
@@ -94,10 +119,18 @@ describe('findings webhook', () => {
     const t = Math.floor(Date.now() / 1000) * 1000 - 30_000;
     const k1 = newAccessKeyId();
     const k2 = newAccessKeyId();
-    await h.postJson('/v1/cloudtrail', [cloudTrailRecord({ key: k1, sourceIp: EXTERNAL_IP, time: t }), cloudTrailRecord({ key: k2, sourceIp: EXTERNAL_IP, time: t })].map(cloudTrailEventBridge));
+    await h.postJson(
+      '/v1/cloudtrail',
+      [cloudTrailRecord({ key: k1, sourceIp: EXTERNAL_IP, time: t }), cloudTrailRecord({ key: k2, sourceIp: EXTERNAL_IP, time: t })].map(
+        cloudTrailEventBridge,
+      ),
+    );
     await waitFor(() => hits.length === 2, 'two deliveries');
     await sleep(300);
-    expect(hits.map((x): unknown[] => [x.status, x.body.resource.accessKeyDetails.accessKeyId])).toEqual([[400, k1], [200, k2]]);
+    expect(hits.map((x): unknown[] => [x.status, x.body.resource.accessKeyDetails.accessKeyId])).toEqual([
+      [400, k1],
+      [200, k2],
+    ]);
     expect(await h.metric('egress_witness_detector_webhook_deliveries_total', { outcome: 'failed' })).toBe(1);
     expect(h.logs.find('webhook_gave_up')).toHaveLength(1);
   });

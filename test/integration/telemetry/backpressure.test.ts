@@ -44,7 +44,11 @@ describe('spool cap and a stuck detector', () => {
 
     // Detector up: what is left arrives; what was dropped never does, and it was the oldest.
     await receiver.start();
-    await waitFor(() => (agent.app.status().spool as { batches: number }).batches === 0 && receiver.batches.length > 0, 'the spool drained', 10_000);
+    await waitFor(
+      () => (agent.app.status().spool as { batches: number }).batches === 0 && receiver.batches.length > 0,
+      'the spool drained',
+      10_000,
+    );
     const droppedIds = new Set(logged.map((l) => l.batch_id as string));
     expect(receiver.batches.filter((b) => droppedIds.has(b.batch.batchId))).toEqual([]);
     const receivedRounds = [...new Set(receiver.observations().map((o) => roundOf(o.host)))].sort((a, b) => a - b);
@@ -53,7 +57,9 @@ describe('spool cap and a stuck detector', () => {
     expect(receivedRounds).toEqual(Array.from({ length: receivedRounds.length }, (_, i) => receivedRounds[0]! + i));
     // Every batch the sink sealed either arrived or was dropped (sequences 0..n-1, no other loss).
     const maxSeq = Math.max(...receiver.batches.map((b) => b.batch.sequence));
-    expect(receiver.batches.length + Number(sample(await fetchMetrics(agent.adminPort), 'egress_witness_spool_dropped_batches_total'))).toBe(maxSeq + 1);
+    expect(
+      receiver.batches.length + Number(sample(await fetchMetrics(agent.adminPort), 'egress_witness_spool_dropped_batches_total')),
+    ).toBe(maxSeq + 1);
   });
 
   it('completes 50 tunnels while the detector accepts connections and never answers', async () => {
@@ -64,7 +70,11 @@ describe('spool cap and a stuck detector', () => {
     await waitFor(() => receiver.attempts.some((a) => a.outcome === 'hanging'), 'a send hanging at the detector');
 
     const started = Date.now();
-    await runTunnels(agent.proxyPort, Array.from({ length: 50 }, (_, i) => `sts.${['us-east-1', 'eu-west-1', 'ap-south-1'][i % 3]!}.amazonaws.com`), 10);
+    await runTunnels(
+      agent.proxyPort,
+      Array.from({ length: 50 }, (_, i) => `sts.${['us-east-1', 'eu-west-1', 'ap-south-1'][i % 3]!}.amazonaws.com`),
+      10,
+    );
     expect(Date.now() - started).toBeLessThan(10_000);
     await flushWhenIdle(agent);
     expect(observedCount(await readNdjson(file))).toBe(50);
@@ -85,11 +95,26 @@ describe('spool cap and a stuck detector', () => {
     const receiver = await rig.startReceiver();
     receiver.hang(true);
     const spool = await Spool.open({ dir: rig.path('spool-stop-bound'), maxBytes: 1 << 20 });
-    const batch = { schemaVersion: 1, batchId: 'stop-bound-batch-1', gatewayId: 'gw-test', agent: { version: 't', startedAt: new Date().toISOString() }, sequence: 0, egressCidrs: [], sentAt: new Date().toISOString(), records: [] };
+    const batch = {
+      schemaVersion: 1,
+      batchId: 'stop-bound-batch-1',
+      gatewayId: 'gw-test',
+      agent: { version: 't', startedAt: new Date().toISOString() },
+      sequence: 0,
+      egressCidrs: [],
+      sentAt: new Date().toISOString(),
+      records: [],
+    };
     await spool.append(batch.batchId, gzipSync(JSON.stringify(batch)));
     const shipper = new Shipper({
-      url: receiver.url, gatewayId: 'gw-test', secret: Buffer.from(SECRET), spool, maxInFlight: 1,
-      metrics: createAgentMetrics(new Registry(), { version: 't', nodeVersion: process.versions.node }), logger: logSink().logger, now: Date.now,
+      url: receiver.url,
+      gatewayId: 'gw-test',
+      secret: Buffer.from(SECRET),
+      spool,
+      maxInFlight: 1,
+      metrics: createAgentMetrics(new Registry(), { version: 't', nodeVersion: process.versions.node }),
+      logger: logSink().logger,
+      now: Date.now,
       requestTimeoutMs: 2_000,
     });
     try {

@@ -6,7 +6,19 @@
 import { describe, expect, it, vi } from 'vitest';
 import { validateRecord } from '../../../protocol/telemetry.js';
 import { freePort } from '../../helpers/telemetry-receiver.js';
-import { awsHosts, canonical, fetchMetrics, flushWhenIdle, missingFrom, observedCount, readNdjson, runTunnels, sample, useTelemetryRig, waitFor } from './rig.js';
+import {
+  awsHosts,
+  canonical,
+  fetchMetrics,
+  flushWhenIdle,
+  missingFrom,
+  observedCount,
+  readNdjson,
+  runTunnels,
+  sample,
+  useTelemetryRig,
+  waitFor,
+} from './rig.js';
 
 const SECRET = 'delivery-secret-0123456789abcdef';
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -24,12 +36,19 @@ describe('telemetry delivery', () => {
     const hosts = [...awsHosts('wave1', 3), ...awsHosts('wave2', 3)];
     await runTunnels(agent.proxyPort, [...hosts.slice(0, 3), ...hosts.slice(0, 3), ...hosts.slice(0, 3)]);
     await flushWhenIdle(agent);
-    await runTunnels(agent.proxyPort, Array.from({ length: 21 }, (_, i) => hosts[3 + (i % 3)]!));
+    await runTunnels(
+      agent.proxyPort,
+      Array.from({ length: 21 }, (_, i) => hosts[3 + (i % 3)]!),
+    );
     await flushWhenIdle(agent);
     expect(observedCount(await readNdjson(file))).toBe(30);
 
     // Down: sends fail and batches wait in the spool; the gauges say so.
-    await waitFor(async () => (sample(await fetchMetrics(agent.adminPort), 'egress_witness_telemetry_batches_total', { outcome: 'retryable' }) ?? 0) >= 1, 'a failed send');
+    await waitFor(
+      async () =>
+        (sample(await fetchMetrics(agent.adminPort), 'egress_witness_telemetry_batches_total', { outcome: 'retryable' }) ?? 0) >= 1,
+      'a failed send',
+    );
     const down = await fetchMetrics(agent.adminPort);
     expect(sample(down, 'egress_witness_telemetry_batches_total', { outcome: 'success' }) ?? 0).toBe(0);
     expect(sample(down, 'egress_witness_spool_batches')).toBeGreaterThanOrEqual(2);
@@ -40,7 +59,14 @@ describe('telemetry delivery', () => {
 
     // Up, on the same port.
     await receiver.start();
-    await waitFor(() => observedCount(receiver.records()) >= 30 && agent.app.status().spool !== null && (agent.app.status().spool as { batches: number }).batches === 0, 'every record delivered and the spool empty', 10_000);
+    await waitFor(
+      () =>
+        observedCount(receiver.records()) >= 30 &&
+        agent.app.status().spool !== null &&
+        (agent.app.status().spool as { batches: number }).batches === 0,
+      'every record delivered and the spool empty',
+      10_000,
+    );
 
     // The file and the receiver agree record for record (heartbeats keep coming: compare when both have the latest).
     await vi.waitFor(
@@ -61,7 +87,8 @@ describe('telemetry delivery', () => {
     // Sequence numbers are gap-free: no batch was lost or skipped.
     expect(receiver.batches.map((b) => b.batch.sequence).sort((a, b) => a - b)).toEqual(ids.map((_, i) => i));
     expect(receiver.verifierDisagreements).toBe(0);
-    for (const b of receiver.batches) expect(b.batch).toMatchObject({ gatewayId: 'gw-test', egressCidrs: ['203.0.113.0/28'], agent: { version: '0.0.0-test' } });
+    for (const b of receiver.batches)
+      expect(b.batch).toMatchObject({ gatewayId: 'gw-test', egressCidrs: ['203.0.113.0/28'], agent: { version: '0.0.0-test' } });
 
     // /metrics after delivery (counters move once the ack is durable: poll until they settle).
     await vi.waitFor(
@@ -83,10 +110,18 @@ describe('telemetry delivery', () => {
   it('exposes every telemetry metric by name on /metrics', async () => {
     const receiver = await rig.startReceiver();
     const agent = await rig.startAgent('metrics');
-    await waitFor(async () => (sample(await fetchMetrics(agent.adminPort), 'egress_witness_telemetry_records_total') ?? 0) >= 1, 'the first batch acknowledged');
+    await waitFor(
+      async () => (sample(await fetchMetrics(agent.adminPort), 'egress_witness_telemetry_records_total') ?? 0) >= 1,
+      'the first batch acknowledged',
+    );
     expect(receiver.batches.length).toBeGreaterThanOrEqual(1);
     const text = await fetchMetrics(agent.adminPort);
-    for (const name of ['egress_witness_spool_bytes', 'egress_witness_spool_batches', 'egress_witness_spool_oldest_age_seconds', 'egress_witness_telemetry_records_total']) {
+    for (const name of [
+      'egress_witness_spool_bytes',
+      'egress_witness_spool_batches',
+      'egress_witness_spool_oldest_age_seconds',
+      'egress_witness_telemetry_records_total',
+    ]) {
       expect(text, name).toMatch(new RegExp(`^# TYPE ${name} (gauge|counter)$`, 'm'));
       expect(sample(text, name), name).toBeTypeOf('number');
     }
@@ -103,7 +138,11 @@ describe('telemetry delivery', () => {
     const file = rig.path('shape.ndjson');
     const agent = await rig.startAgent('shape', { file });
     await runTunnels(agent.proxyPort, ['sts.us-east-1.amazonaws.com', 'sts.us-east-1.amazonaws.com', 'kms.eu-west-1.amazonaws.com']);
-    await waitFor(async () => (await readNdjson(file)).filter((r) => r.type === 'heartbeat').length >= 2 && observedCount(await readNdjson(file)) === 3, 'two heartbeats and three observed tunnels', 5_000);
+    await waitFor(
+      async () => (await readNdjson(file)).filter((r) => r.type === 'heartbeat').length >= 2 && observedCount(await readNdjson(file)) === 3,
+      'two heartbeats and three observed tunnels',
+      5_000,
+    );
 
     const lines = await readNdjson(file);
     for (const line of lines) expect(validateRecord(line), JSON.stringify(line)).toMatchObject({ ok: true });
@@ -114,14 +153,24 @@ describe('telemetry delivery', () => {
       expect(hb.startedAt).toMatch(ISO);
       expect(hb.uptimeSeconds).toBeTypeOf('number');
       expect(hb.uptimeSeconds as number).toBeGreaterThanOrEqual(0);
-      expect(Object.keys(hb.counts as object)).toEqual(expect.arrayContaining(['observed', 'aggregated', 'dropped', 'notAws', 'activeTunnels']));
+      expect(Object.keys(hb.counts as object)).toEqual(
+        expect.arrayContaining(['observed', 'aggregated', 'dropped', 'notAws', 'activeTunnels']),
+      );
       expect(hb.spool).toEqual({ batches: expect.any(Number), bytes: expect.any(Number) });
     }
     expect(Date.parse(heartbeats[1]!.time as string)).toBeGreaterThan(Date.parse(heartbeats[0]!.time as string));
 
     const observations = lines.filter((r) => r.type === 'observation');
     const sts = observations.find((o) => o.host === 'sts.us-east-1.amazonaws.com');
-    expect(sts).toMatchObject({ gatewayId: 'gw-test', mode: 'tunnel', port: 443, count: 2, outcome: 'ok', aws: { service: 'sts', region: 'us-east-1', partition: 'aws' }, network: 'lab' });
+    expect(sts).toMatchObject({
+      gatewayId: 'gw-test',
+      mode: 'tunnel',
+      port: 443,
+      count: 2,
+      outcome: 'ok',
+      aws: { service: 'sts', region: 'us-east-1', partition: 'aws' },
+      network: 'lab',
+    });
     for (const o of observations) {
       expect(o.firstSeen).toMatch(ISO);
       expect(o.lastSeen).toMatch(ISO);
@@ -133,13 +182,22 @@ describe('telemetry delivery', () => {
     const file = rig.path('observe-all.ndjson');
     const start = (observeAll: boolean, f: string) =>
       rig.startAgent('observe-all', {
-        detectorUrl: null, secretFile: null, file: f, telemetry: { observe_all: observeAll },
-        override: { upstream: { resolve: { '*.amazonaws.com': `127.0.0.1:${rig.upstream.port}`, 'intranet.example.test': `127.0.0.1:${rig.upstream.port}` } } },
+        detectorUrl: null,
+        secretFile: null,
+        file: f,
+        telemetry: { observe_all: observeAll },
+        override: {
+          upstream: {
+            resolve: { '*.amazonaws.com': `127.0.0.1:${rig.upstream.port}`, 'intranet.example.test': `127.0.0.1:${rig.upstream.port}` },
+          },
+        },
       });
     let agent = await start(false, rig.path('observe-aws-only.ndjson'));
     await runTunnels(agent.proxyPort, ['intranet.example.test', 'sts.us-east-1.amazonaws.com']);
     await flushWhenIdle(agent);
-    expect((await readNdjson(rig.path('observe-aws-only.ndjson'))).filter((r) => r.type === 'observation').map((o) => o.host)).toEqual(['sts.us-east-1.amazonaws.com']);
+    expect((await readNdjson(rig.path('observe-aws-only.ndjson'))).filter((r) => r.type === 'observation').map((o) => o.host)).toEqual([
+      'sts.us-east-1.amazonaws.com',
+    ]);
     await agent.stop();
 
     agent = await start(true, file);

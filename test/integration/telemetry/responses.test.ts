@@ -21,7 +21,11 @@ describe('detector answers', () => {
     await waitFor(() => receiver.attempts.length >= 1, 'the first attempt');
     const first = receiver.attempts[0]!;
     expect(first).toMatchObject({ status: 503, outcome: 'scripted' });
-    await waitFor(() => receiver.batches.some((b) => b.batch.batchId === first.batchId), 'the refused batch delivered after the wait', 6_000);
+    await waitFor(
+      () => receiver.batches.some((b) => b.batch.batchId === first.batchId),
+      'the refused batch delivered after the wait',
+      6_000,
+    );
 
     const later = receiver.attempts.slice(1);
     expect(later.length).toBeGreaterThanOrEqual(1);
@@ -59,7 +63,9 @@ describe('detector answers', () => {
     const metrics = await fetchMetrics(agent.adminPort);
     expect(sample(metrics, 'egress_witness_spool_dead_lettered_batches_total')).toBe(1);
     expect(sample(metrics, 'egress_witness_telemetry_batches_total', { outcome: 'permanent' })).toBe(1);
-    expect(agent.logs.find('batch_dead_lettered')).toEqual([expect.objectContaining({ level: 'error', batch_id: refused.batchId, status: 400 })]);
+    expect(agent.logs.find('batch_dead_lettered')).toEqual([
+      expect.objectContaining({ level: 'error', batch_id: refused.batchId, status: 400 }),
+    ]);
   });
 
   it('retries slowly after a 401 and logs it at error level', async () => {
@@ -80,7 +86,7 @@ describe('detector answers', () => {
     expect(sample(metrics, 'egress_witness_spool_dead_lettered_batches_total')).toBe(0);
   });
 
-  it('an agent whose secret differs from the detector\'s is refused (401, signature mismatch) and says so loudly', async () => {
+  it("an agent whose secret differs from the detector's is refused (401, signature mismatch) and says so loudly", async () => {
     const receiver = await rig.startReceiver();
     const agent = await rig.startAgent('wrong-secret', { secretFile: 'wrong-secret' });
     await waitFor(() => agent.logs.find('telemetry_unauthorized').length >= 1, 'the unauthorized log line');

@@ -119,7 +119,14 @@ export async function writeSecretFile(path: string, secret: string): Promise<voi
 }
 
 /** Raw agent config (YAML-shaped) for telemetry tests: AWS hosts mapped to the echo upstream, short intervals. */
-export function shippingConfig(o: { upstreamPort: number; detectorUrl: string | null; secretFile: string | null; spoolDir: string; file: string; telemetry?: Record<string, unknown> }): Record<string, unknown> {
+export function shippingConfig(o: {
+  upstreamPort: number;
+  detectorUrl: string | null;
+  secretFile: string | null;
+  spoolDir: string;
+  file: string;
+  telemetry?: Record<string, unknown>;
+}): Record<string, unknown> {
   return {
     proxy: { allow_destination_cidrs: ['127.0.0.1/32'] },
     upstream: { resolve: { '*.amazonaws.com': `127.0.0.1:${o.upstreamPort}` } },
@@ -267,11 +274,7 @@ export function sample(text: string, name: string, labels: Record<string, string
     if (line.startsWith('#')) continue;
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})? (\S+)$/.exec(line);
     if (!m || m[1] !== name) continue;
-    const have = (m[2] ?? '')
-      .split(',')
-      .filter(Boolean)
-      .sort()
-      .join(',');
+    const have = (m[2] ?? '').split(',').filter(Boolean).sort().join(',');
     if (have === want) return Number(m[3]);
   }
   return undefined;
@@ -293,7 +296,9 @@ export async function readNdjson(path: string): Promise<Record<string, unknown>[
 /** JSON with object keys sorted at every depth: equal records give equal strings. */
 export function canonical(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) =>
-    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
   );
 }
 

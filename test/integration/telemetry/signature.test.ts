@@ -8,7 +8,12 @@ import { gzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { computeSignature, signatureHeader, verifySignature } from '../../../protocol/signature.js';
 import { SCHEMA_VERSION, type TelemetryBatch } from '../../../protocol/telemetry.js';
-import { independentSignatureCheck, startTelemetryReceiver, SIGNATURE_SKEW_SECONDS, type TelemetryReceiver } from '../../helpers/telemetry-receiver.js';
+import {
+  independentSignatureCheck,
+  startTelemetryReceiver,
+  SIGNATURE_SKEW_SECONDS,
+  type TelemetryReceiver,
+} from '../../helpers/telemetry-receiver.js';
 
 const SECRET = Buffer.from('unit-test-secret-0123456789abcdef', 'utf8');
 const NOW_S = 1_750_000_000;
@@ -42,7 +47,9 @@ describe('protocol/signature.ts', () => {
   const body = gzipSync(JSON.stringify(batch()));
 
   it('is HMAC-SHA256(secret, t + "." + body) in hex, as an independent computation finds', () => {
-    const byHand = createHmac('sha256', SECRET).update(Buffer.concat([Buffer.from(`${NOW_S}.`), body])).digest('hex');
+    const byHand = createHmac('sha256', SECRET)
+      .update(Buffer.concat([Buffer.from(`${NOW_S}.`), body]))
+      .digest('hex');
     expect(computeSignature(SECRET, NOW_S, body)).toBe(byHand);
     expect(signatureHeader(SECRET, NOW_S, body)).toBe(`t=${NOW_S},v1=${byHand}`);
   });
@@ -79,7 +86,10 @@ describe('protocol/signature.ts', () => {
   it('reports a missing or malformed header', () => {
     expect(verifySignature(SECRET, undefined, body, NOW_S, SIGNATURE_SKEW_SECONDS)).toEqual({ ok: false, reason: 'missing' });
     expect(verifySignature(SECRET, `t=${NOW_S},v1=zz`, body, NOW_S, SIGNATURE_SKEW_SECONDS)).toEqual({ ok: false, reason: 'malformed' });
-    expect(verifySignature(SECRET, `v1=${computeSignature(SECRET, NOW_S, body)}`, body, NOW_S, SIGNATURE_SKEW_SECONDS)).toEqual({ ok: false, reason: 'malformed' });
+    expect(verifySignature(SECRET, `v1=${computeSignature(SECRET, NOW_S, body)}`, body, NOW_S, SIGNATURE_SKEW_SECONDS)).toEqual({
+      ok: false,
+      reason: 'malformed',
+    });
   });
 
   it('accepts any of several v1 values (key rotation on the sender)', () => {
@@ -97,13 +107,21 @@ describe('the test receiver', () => {
   });
 
   async function post(r: TelemetryReceiver, body: Buffer, headers: Record<string, string>): Promise<number> {
-    const res = await request(r.url, { method: 'POST', body, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', ...headers } });
+    const res = await request(r.url, {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', ...headers },
+    });
     await res.body.text();
     return res.statusCode;
   }
 
   function signedHeaders(b: TelemetryBatch, body: Buffer, t = Math.floor(Date.now() / 1000), secret = SECRET): Record<string, string> {
-    return { 'x-egress-witness-gateway': b.gatewayId, 'x-egress-witness-batch': b.batchId, 'x-egress-witness-signature': signatureHeader(secret, t, body) };
+    return {
+      'x-egress-witness-gateway': b.gatewayId,
+      'x-egress-witness-batch': b.batchId,
+      'x-egress-witness-signature': signatureHeader(secret, t, body),
+    };
   }
 
   it('stores a valid batch once and counts a resend as a duplicate (both answered 200)', async () => {

@@ -15,7 +15,9 @@ const SECRET = 'damage-secret-0123456789abcdef';
 const rig = useTelemetryRig('damage', SECRET);
 
 /** Runs an agent whose detector is down, with traffic in three flushes, and stops it: its batches stay in the spool. */
-async function fillSpool(name: string): Promise<{ spoolDir: string; lastSegment: string; written: Record<string, unknown>[]; batches: number }> {
+async function fillSpool(
+  name: string,
+): Promise<{ spoolDir: string; lastSegment: string; written: Record<string, unknown>[]; batches: number }> {
   const spoolDir = rig.path(`spool-${name}`);
   const file = rig.path(`${name}-first-run.ndjson`);
   const deadUrl = `http://127.0.0.1:${await freePort()}/v1/telemetry`;
@@ -41,11 +43,18 @@ async function restart(name: string, spoolDir: string): Promise<{ agent: TestAge
 
 /** Records the receiver got from the first run (the second run's own heartbeats left out). */
 function firstRunRecords(r: TelemetryReceiver, firstStartedAt: string): string[] {
-  return r.batches.filter((b) => b.batch.agent.startedAt === firstStartedAt).flatMap((b) => b.raw.records).map(canonical);
+  return r.batches
+    .filter((b) => b.batch.agent.startedAt === firstStartedAt)
+    .flatMap((b) => b.raw.records)
+    .map(canonical);
 }
 
 /** Waits until the receiver holds exactly `expected` (canonical records) from the first run, whose sink wrote `written`. */
-async function expectFirstRunShipped(receiver: TelemetryReceiver, written: readonly Record<string, unknown>[], expected: readonly string[]): Promise<void> {
+async function expectFirstRunShipped(
+  receiver: TelemetryReceiver,
+  written: readonly Record<string, unknown>[],
+  expected: readonly string[],
+): Promise<void> {
   const firstStartedAt = written.find((r) => r.type === 'heartbeat')!.startedAt as string;
   await vi.waitFor(
     () => {
@@ -81,7 +90,9 @@ describe('a damaged spool at start-up', () => {
     const scan = scanSegment(bytes);
     expect(scan.tail).toBeNull();
     const last = scan.records.at(-1)!;
-    const lost = (JSON.parse(gunzipSync(bytes.subarray(last.offset + 92, last.offset + last.size)).toString()) as { records: unknown[] }).records.map(canonical);
+    const lost = (
+      JSON.parse(gunzipSync(bytes.subarray(last.offset + 92, last.offset + last.size)).toString()) as { records: unknown[] }
+    ).records.map(canonical);
     const cut = Math.floor(last.size / 2);
     await truncate(lastSegment, bytes.length - cut);
 

@@ -36,7 +36,8 @@ describe('egress-witness CLI: usage', () => {
     const r = await runOnce(['--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Usage: egress-witness /);
-    for (const c of ['agent', 'detector', 'check-config', 'suppression-rule', 'ca', 'replay']) expect(r.stdout).toMatch(new RegExp(`^  ${c}\\b`, 'm'));
+    for (const c of ['agent', 'detector', 'check-config', 'suppression-rule', 'ca', 'replay'])
+      expect(r.stdout).toMatch(new RegExp(`^  ${c}\\b`, 'm'));
   });
 
   const leaves = ['agent', 'detector run', 'detector decisions', 'check-config', 'suppression-rule', 'ca init', 'replay'];
@@ -54,7 +55,11 @@ describe('egress-witness CLI: usage', () => {
   });
 
   // The top-level program and the detector and ca groups have "Examples" help text too.
-  it.for([{ name: 'egress-witness', args: [] }, { name: 'egress-witness detector', args: ['detector'] }, { name: 'egress-witness ca', args: ['ca'] }])('$name --help shows Examples', async ({ args }, { expect }) => {
+  it.for([
+    { name: 'egress-witness', args: [] },
+    { name: 'egress-witness detector', args: ['detector'] },
+    { name: 'egress-witness ca', args: ['ca'] },
+  ])('$name --help shows Examples', async ({ args }, { expect }) => {
     const r = await runOnce([...args, '--help']);
     expect(r.stdout).toContain('Examples:');
   });
@@ -68,7 +73,10 @@ describe('egress-witness CLI: usage', () => {
 });
 
 describe('egress-witness check-config', () => {
-  const examples = readdirSync(join(root, 'config')).filter((f) => f.endsWith('.yaml')).sort().map((f) => `config/${f}`);
+  const examples = readdirSync(join(root, 'config'))
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()
+    .map((f) => `config/${f}`);
 
   it.concurrent.for(examples)('%s: exit 0 and a one-line summary', async (file, { expect }) => {
     const r = await runOnce(['check-config', file]);
@@ -107,10 +115,15 @@ describe('egress-witness check-config', () => {
     await writeFile(secret, 'not-so-secret\n');
     await chmod(secret, 0o644);
     const file = join(tmp, 'loose.yaml');
-    await writeFile(file, `gateway: {id: gw-test, egress_cidrs: [203.0.113.0/28]}\nnetworks: [{name: lab, cidrs: [127.0.0.0/8]}]\ntelemetry: {detector_url: "http://127.0.0.1:1/v1/telemetry", secret_file: "${secret}"}\n`);
+    await writeFile(
+      file,
+      `gateway: {id: gw-test, egress_cidrs: [203.0.113.0/28]}\nnetworks: [{name: lab, cidrs: [127.0.0.0/8]}]\ntelemetry: {detector_url: "http://127.0.0.1:1/v1/telemetry", secret_file: "${secret}"}\n`,
+    );
     const r = await run(['check-config', file]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`telemetry.secret_file: ${secret}: the telemetry HMAC secret is readable by others (mode 644); run: chmod 640 ${secret}`);
+    expect(r.stderr).toContain(
+      `telemetry.secret_file: ${secret}: the telemetry HMAC secret is readable by others (mode 644); run: chmod 640 ${secret}`,
+    );
   });
 
   // The 16-byte minimum of the HMAC secret is checked by check-config (preflight) too, not only when
@@ -119,7 +132,10 @@ describe('egress-witness check-config', () => {
     const secret = join(tmp, 'short.key');
     await writeFile(secret, 'short\n', { mode: 0o600 });
     const file = join(tmp, 'short.yaml');
-    await writeFile(file, `gateway: {id: gw-test, egress_cidrs: [203.0.113.0/28]}\nnetworks: [{name: lab, cidrs: [127.0.0.0/8]}]\ntelemetry: {detector_url: "http://127.0.0.1:1/v1/telemetry", secret_file: "${secret}"}\n`);
+    await writeFile(
+      file,
+      `gateway: {id: gw-test, egress_cidrs: [203.0.113.0/28]}\nnetworks: [{name: lab, cidrs: [127.0.0.0/8]}]\ntelemetry: {detector_url: "http://127.0.0.1:1/v1/telemetry", secret_file: "${secret}"}\n`,
+    );
     const r = await run(['check-config', file]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('shorter than 16 bytes');
@@ -142,33 +158,64 @@ describe('egress-witness suppression-rule', () => {
     const r = await run(['suppression-rule', '--config', 'config/agent.example.yaml']);
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
-    const input = JSON.parse(r.stdout) as { Action: string; Name: string; FindingCriteria: { Criterion: Record<string, { Equals: string[] }> } };
+    const input = JSON.parse(r.stdout) as {
+      Action: string;
+      Name: string;
+      FindingCriteria: { Criterion: Record<string, { Equals: string[] }> };
+    };
     expect(input.Action).toBe('ARCHIVE');
     expect(input.Name).toBe('egress-witness-gateway-cidrs');
     expect(input.FindingCriteria.Criterion.type!.Equals).toEqual(['UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS']);
-    expect(input.FindingCriteria.Criterion['service.action.awsApiCallAction.remoteIpDetails.ipAddressV4']!.Equals).toEqual(['203.0.113.0/28']);
+    expect(input.FindingCriteria.Criterion['service.action.awsApiCallAction.remoteIpDetails.ipAddressV4']!.Equals).toEqual([
+      '203.0.113.0/28',
+    ]);
   });
 
   it.concurrent('--format cli --expand --detector-id prints the aws command whose criteria parse back', async ({ expect }) => {
-    const r = await run(['suppression-rule', '--config', 'config/agent.example.yaml', '--format', 'cli', '--expand', '--detector-id', '12abc34d567e8fa901bc2d34e56789f0', '--name', 'gw-dc1-static', '--rank', '5']);
+    const r = await run([
+      'suppression-rule',
+      '--config',
+      'config/agent.example.yaml',
+      '--format',
+      'cli',
+      '--expand',
+      '--detector-id',
+      '12abc34d567e8fa901bc2d34e56789f0',
+      '--name',
+      'gw-dc1-static',
+      '--rank',
+      '5',
+    ]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^aws guardduty create-filter \\\n {2}--detector-id '12abc34d567e8fa901bc2d34e56789f0' \\\n {2}--name 'gw-dc1-static' \\\n/);
+    expect(r.stdout).toMatch(
+      /^aws guardduty create-filter \\\n {2}--detector-id '12abc34d567e8fa901bc2d34e56789f0' \\\n {2}--name 'gw-dc1-static' \\\n/,
+    );
     expect(r.stdout).toContain('--action ARCHIVE');
     expect(r.stdout).toContain('--rank 5');
     const criteria = /--finding-criteria '([^']*)'\n$/.exec(r.stdout);
     expect(criteria).not.toBeNull();
     const parsed = JSON.parse(criteria![1]!) as { Criterion: Record<string, { Equals: string[] }> };
-    expect(parsed.Criterion['service.action.awsApiCallAction.remoteIpDetails.ipAddressV4']!.Equals).toEqual(Array.from({ length: 16 }, (_, i) => `203.0.113.${i}`));
+    expect(parsed.Criterion['service.action.awsApiCallAction.remoteIpDetails.ipAddressV4']!.Equals).toEqual(
+      Array.from({ length: 16 }, (_, i) => `203.0.113.${i}`),
+    );
   });
 
-  it.concurrent('takes every gateway\'s CIDRs from a detector config, with a note for IPv6', async ({ expect }) => {
+  it.concurrent("takes every gateway's CIDRs from a detector config, with a note for IPv6", async ({ expect }) => {
     const file = join(tmp, 'detector-gateways.yaml');
-    await writeFile(file, 'gateways:\n  - {id: gw-a, egress_cidrs: [203.0.113.0/28], secret_file: /x}\n  - {id: gw-b, egress_cidrs: [198.51.100.9, "2001:db8::/48"], secret_file: /y}\n');
+    await writeFile(
+      file,
+      'gateways:\n  - {id: gw-a, egress_cidrs: [203.0.113.0/28], secret_file: /x}\n  - {id: gw-b, egress_cidrs: [198.51.100.9, "2001:db8::/48"], secret_file: /y}\n',
+    );
     const r = await run(['suppression-rule', '--config', file]);
     expect(r.code).toBe(0);
-    expect(r.stderr).toBe('note: 2001:db8::/48: IPv6 is not matched by the ipAddressV4 criterion; GuardDuty has no IPv6 filter attribute for it\n');
+    expect(r.stderr).toBe(
+      'note: 2001:db8::/48: IPv6 is not matched by the ipAddressV4 criterion; GuardDuty has no IPv6 filter attribute for it\n',
+    );
     const input = JSON.parse(r.stdout) as { FindingCriteria: { Criterion: Record<string, { Equals: string[] }> } };
-    expect(input.FindingCriteria.Criterion['service.action.awsApiCallAction.remoteIpDetails.ipAddressV4']!.Equals).toEqual(['203.0.113.0/28', '198.51.100.9']);
+    expect(input.FindingCriteria.Criterion['service.action.awsApiCallAction.remoteIpDetails.ipAddressV4']!.Equals).toEqual([
+      '203.0.113.0/28',
+      '198.51.100.9',
+    ]);
   });
 
   it.concurrent.for(['abc', '1.5', '0', '101', '-1', '1e2', ''])('--rank %j is a usage error: exit 2', async (rank, { expect }) => {
@@ -223,16 +270,19 @@ describe('egress-witness ca init', () => {
 });
 
 describe('egress-witness ca init --validity-days', () => {
-  it.concurrent.for(['abc', '1.5', '0', '3651', '-1', ''])('--validity-days %j is a usage error: exit 2, and nothing is written', async (days, { expect }) => {
-    const out = join(tmp, `ca-days-${days || 'empty'}`);
-    const r = await run(['ca', 'init', '--out', out, '--validity-days', days]);
-    expect(r).toEqual({
-      code: 2,
-      stdout: '',
-      stderr: `error: option '--validity-days <n>' argument '${days}' is invalid. expected an integer 1-3650, got "${days}"\n(run with --help for usage)\n`,
-    });
-    expect(existsSync(out)).toBe(false);
-  });
+  it.concurrent.for(['abc', '1.5', '0', '3651', '-1', ''])(
+    '--validity-days %j is a usage error: exit 2, and nothing is written',
+    async (days, { expect }) => {
+      const out = join(tmp, `ca-days-${days || 'empty'}`);
+      const r = await run(['ca', 'init', '--out', out, '--validity-days', days]);
+      expect(r).toEqual({
+        code: 2,
+        stdout: '',
+        stderr: `error: option '--validity-days <n>' argument '${days}' is invalid. expected an integer 1-3650, got "${days}"\n(run with --help for usage)\n`,
+      });
+      expect(existsSync(out)).toBe(false);
+    },
+  );
 
   it.concurrent('--validity-days 30 makes a CA valid for 30 days', async ({ expect }) => {
     const out = join(tmp, 'ca-days-30');
@@ -264,7 +314,12 @@ function runOnce(args: string[]): Promise<RunResult> {
 /** Runs the built CLI from the repository root, with no stdin and a 15 s limit. */
 function run(args: string[]): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], timeout: 15_000, env: { ...process.env, NO_COLOR: '1' } });
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 15_000,
+      env: { ...process.env, NO_COLOR: '1' },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -20,7 +20,12 @@ export const MIN = 60 * SEC;
 export function keyResource() {
   return {
     resourceType: 'AccessKey',
-    accessKeyDetails: { accessKeyId: KEY, principalId: 'AROAEXAMPLEROLEID7ABC:i-0a1b2c3d4e5f67890', userName: 'app-server-role', userType: 'AssumedRole' },
+    accessKeyDetails: {
+      accessKeyId: KEY,
+      principalId: 'AROAEXAMPLEROLEID7ABC:i-0a1b2c3d4e5f67890',
+      userName: 'app-server-role',
+      userType: 'AssumedRole',
+    },
     instanceDetails: { instanceId: 'i-0a1b2c3d4e5f67890' },
   };
 }
@@ -123,6 +128,9 @@ export function evidenceOf(records: (Observation | Heartbeat)[], alive: string[]
   return m;
 }
 
-export function context(records: (Observation | Heartbeat)[] = [], opts: { alive?: string[]; policy?: Partial<CorrelationPolicy>; registry?: CompiledRegistry } = {}) {
+export function context(
+  records: (Observation | Heartbeat)[] = [],
+  opts: { alive?: string[]; policy?: Partial<CorrelationPolicy>; registry?: CompiledRegistry } = {},
+) {
   return { registry: opts.registry ?? compileRegistry(GATEWAYS), evidence: evidenceOf(records, opts.alive), policy: policy(opts.policy) };
 }

@@ -39,7 +39,9 @@ function docFiles(dir = docsDir): string[] {
   );
 }
 
-const allDocs = docFiles().map((f) => doc(f)).join('\n');
+const allDocs = docFiles()
+  .map((f) => doc(f))
+  .join('\n');
 
 /** The document's text outside fenced code blocks. */
 function prose(text: string): string {
@@ -172,7 +174,8 @@ describe('docs/metrics.md', () => {
     const mentioned = [...allDocs.matchAll(/\begress_witness_[a-z0-9_]+/g)].map((m) => m[0]);
     expect(mentioned.length).toBeGreaterThan(40);
     // A histogram's series, or a prefix as in `grep egress_witness_spool_`, are fine too.
-    const exists = (n: string): boolean => known.has(n) || known.has(n.replace(/_(bucket|sum|count)$/, '')) || [...known].some((k) => k.startsWith(`${n.replace(/_$/, '')}_`));
+    const exists = (n: string): boolean =>
+      known.has(n) || known.has(n.replace(/_(bucket|sum|count)$/, '')) || [...known].some((k) => k.startsWith(`${n.replace(/_$/, '')}_`));
     expect([...new Set(mentioned)].filter((n) => !exists(n)).sort()).toEqual([]);
   });
 });
@@ -223,12 +226,19 @@ describe('proxy error reasons', () => {
 
   it('documents every X-Egress-Witness-Error reason', () => {
     expect(answers.length).toBeGreaterThan(25);
-    expect(missingFrom(answers.map((a) => a.reason), inlineCode(allDocs))).toEqual([]);
+    expect(
+      missingFrom(
+        answers.map((a) => a.reason),
+        inlineCode(allDocs),
+      ),
+    ).toEqual([]);
   });
 
   it('gives each reason the status the proxy answers with', () => {
     const table = new Map([...prose(doc('operations.md')).matchAll(/^\| (\d{3}) \| `([^`]+)` \|/gm)].map((m) => [m[2]!, Number(m[1])]));
-    const wrong = answers.filter((a) => table.get(a.reason) !== a.status).map((a) => `${a.reason}: code ${a.status}, docs ${table.get(a.reason) ?? 'none'}`);
+    const wrong = answers
+      .filter((a) => table.get(a.reason) !== a.status)
+      .map((a) => `${a.reason}: code ${a.status}, docs ${table.get(a.reason) ?? 'none'}`);
     expect(wrong).toEqual([]);
   });
 });
@@ -288,7 +298,11 @@ describe('docs/findings.md', () => {
       instanceId: 'i-0a1b2c3d4e5f60718',
       reason: 'test',
     };
-    const finding = findingFromDecision(decision, normalized.event, { accountId: '609629065308', region: 'us-east-1', nowIso: '2026-01-01T00:01:00Z' });
+    const finding = findingFromDecision(decision, normalized.event, {
+      accountId: '609629065308',
+      region: 'us-east-1',
+      nowIso: '2026-01-01T00:01:00Z',
+    });
     const paths = leafPaths(finding);
     expect(paths).toContain('service.action.awsApiCallAction.userAgent');
     expect(paths).toContain('egressWitness.gatewayId');
@@ -312,7 +326,11 @@ describe('links between the pages', () => {
     const seen = new Map<string, number>();
     const out = new Set<string>();
     for (const m of prose(text).matchAll(/^#{1,6} (.+)$/gm)) {
-      const base = m[1]!.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-');
+      const base = m[1]!
+        .trim()
+        .toLowerCase()
+        .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+        .replace(/\s/g, '-');
       const n = seen.get(base) ?? 0;
       seen.set(base, n + 1);
       out.add(n === 0 ? base : `${base}-${n}`);

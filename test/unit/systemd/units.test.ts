@@ -32,7 +32,11 @@ function scratchDir(name: string): string {
   return dir;
 }
 
-interface RunResult { status: number | null; stdout: string; stderr: string }
+interface RunResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 function run(file: string, args: readonly string[], cwd = scratch): RunResult {
   const r = spawnSync(file, args, { cwd, encoding: 'utf8', env: { ...process.env, SYSTEMD_PAGER: '', SYSTEMD_COLORS: '0' } });
@@ -62,7 +66,9 @@ function unitAssignments(text: string): Array<[key: string, value: string]> {
 }
 
 function values(text: string, key: string): string[] {
-  return unitAssignments(text).filter(([k]) => k === key).map(([, v]) => v);
+  return unitAssignments(text)
+    .filter(([k]) => k === key)
+    .map(([, v]) => v);
 }
 
 function readUnit(unit: string): string {
@@ -115,13 +121,30 @@ describe.each(UNITS)('%s', (unit) => {
 
   it('keeps every sandbox setting that its exposure score was measured with', () => {
     const expected: Record<string, string[]> = {
-      NoNewPrivileges: ['yes'], ProtectSystem: ['strict'], ProtectHome: ['yes'], PrivateTmp: ['yes'],
-      PrivateMounts: ['yes'], PrivateDevices: ['yes'], DevicePolicy: ['closed'], PrivateUsers: ['yes'],
-      ProtectKernelTunables: ['yes'], ProtectKernelModules: ['yes'], ProtectKernelLogs: ['yes'],
-      ProtectControlGroups: ['yes'], ProtectClock: ['yes'], ProtectHostname: ['yes'],
-      ProtectProc: ['invisible'], ProcSubset: ['pid'], RestrictNamespaces: ['yes'], RestrictRealtime: ['yes'],
-      RestrictSUIDSGID: ['yes'], LockPersonality: ['yes'], RemoveIPC: ['yes'], UMask: ['0077'],
-      SystemCallArchitectures: ['native'], SystemCallErrorNumber: ['EPERM'],
+      NoNewPrivileges: ['yes'],
+      ProtectSystem: ['strict'],
+      ProtectHome: ['yes'],
+      PrivateTmp: ['yes'],
+      PrivateMounts: ['yes'],
+      PrivateDevices: ['yes'],
+      DevicePolicy: ['closed'],
+      PrivateUsers: ['yes'],
+      ProtectKernelTunables: ['yes'],
+      ProtectKernelModules: ['yes'],
+      ProtectKernelLogs: ['yes'],
+      ProtectControlGroups: ['yes'],
+      ProtectClock: ['yes'],
+      ProtectHostname: ['yes'],
+      ProtectProc: ['invisible'],
+      ProcSubset: ['pid'],
+      RestrictNamespaces: ['yes'],
+      RestrictRealtime: ['yes'],
+      RestrictSUIDSGID: ['yes'],
+      LockPersonality: ['yes'],
+      RemoveIPC: ['yes'],
+      UMask: ['0077'],
+      SystemCallArchitectures: ['native'],
+      SystemCallErrorNumber: ['EPERM'],
       SystemCallFilter: ['@system-service @pkey', '~@privileged @resources'],
     };
     const actual = Object.fromEntries(Object.keys(expected).map((key) => [key, values(text, key)]));
@@ -186,18 +209,25 @@ function makeFixtureCheckout(): string {
     devDependencies: { 'dev-b': '1.0.0', '@fixture-dev/c': '1.0.0' },
   };
   write('package.json', JSON.stringify(manifest, null, 2));
-  write('package-lock.json', JSON.stringify({
-    name: manifest.name,
-    version: manifest.version,
-    lockfileVersion: 3,
-    requires: true,
-    packages: {
-      '': { ...manifest },
-      'node_modules/prod-a': { version: '1.0.0' },
-      'node_modules/dev-b': { version: '1.0.0', dev: true },
-      'node_modules/@fixture-dev/c': { version: '1.0.0', dev: true },
-    },
-  }, null, 2));
+  write(
+    'package-lock.json',
+    JSON.stringify(
+      {
+        name: manifest.name,
+        version: manifest.version,
+        lockfileVersion: 3,
+        requires: true,
+        packages: {
+          '': { ...manifest },
+          'node_modules/prod-a': { version: '1.0.0' },
+          'node_modules/dev-b': { version: '1.0.0', dev: true },
+          'node_modules/@fixture-dev/c': { version: '1.0.0', dev: true },
+        },
+      },
+      null,
+      2,
+    ),
+  );
   for (const name of ['prod-a', 'dev-b', '@fixture-dev/c']) {
     write(`node_modules/${name}/package.json`, JSON.stringify({ name, version: '1.0.0' }));
   }
@@ -258,7 +288,8 @@ describe('install.sh', () => {
   });
 
   it('requires the Node.js version that package.json declares', () => {
-    const engines = (JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node;
+    const engines = (JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { engines: { node: string } }).engines
+      .node;
     const script = fs.readFileSync(installScript, 'utf8');
     expect(`>=${/^readonly MIN_NODE=(\S+)$/m.exec(script)?.[1]}`).toBe(engines);
   });
@@ -339,7 +370,9 @@ describe('install.sh', () => {
 
   it('refuses a Node.js older than the minimum', () => {
     const fake = path.join(scratchDir('old-node'), 'node');
-    fs.writeFileSync(fake, `#!/bin/sh\nif [ "$1" = -p ]; then echo 18.19.0; exit 0; fi\nexec "${process.execPath}" "$@"\n`, { mode: 0o755 });
+    fs.writeFileSync(fake, `#!/bin/sh\nif [ "$1" = -p ]; then echo 18.19.0; exit 0; fi\nexec "${process.execPath}" "$@"\n`, {
+      mode: 0o755,
+    });
     const r = install(['--source', checkout, '--prefix', scratchDir('prefix-old'), '--node', fake]);
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('18.19.0');

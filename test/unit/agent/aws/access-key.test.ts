@@ -46,23 +46,27 @@ describe('accountIdFromAccessKey', () => {
   });
 
   it('round-trips any 12-digit account through a constructed key', () => {
-    fc.assert(fc.property(
-      fc.bigInt({ min: 0n, max: 999_999_999_999n }),
-      fc.bigInt({ min: 0n, max: (1n << 32n) - 1n }),
-      fc.constantFrom('AKIA', 'ASIA'),
-      (account, tail, prefix) => {
-        const id = encodeKey(prefix, account, tail);
-        expect(isAccessKeyId(id)).toBe(true);
-        expect(accountIdFromAccessKey(id)).toBe(account.toString().padStart(12, '0'));
-      },
-    ));
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 0n, max: 999_999_999_999n }),
+        fc.bigInt({ min: 0n, max: (1n << 32n) - 1n }),
+        fc.constantFrom('AKIA', 'ASIA'),
+        (account, tail, prefix) => {
+          const id = encodeKey(prefix, account, tail);
+          expect(isAccessKeyId(id)).toBe(true);
+          expect(accountIdFromAccessKey(id)).toBe(account.toString().padStart(12, '0'));
+        },
+      ),
+    );
   });
 
   it('never throws on arbitrary input', () => {
-    fc.assert(fc.property(fc.string(), (s) => {
-      const r = accountIdFromAccessKey(s);
-      expect(r === null || /^\d{12}$/.test(r)).toBe(true);
-    }));
+    fc.assert(
+      fc.property(fc.string(), (s) => {
+        const r = accountIdFromAccessKey(s);
+        expect(r === null || /^\d{12}$/.test(r)).toBe(true);
+      }),
+    );
   });
 });
 
@@ -105,10 +109,12 @@ describe('maskAccessKeyId (keys as logs show them)', () => {
   });
 
   it('never shows the middle of a key', () => {
-    fc.assert(fc.property(fc.stringMatching(/^[A-Z2-7]{20}$/), (id) => {
-      const masked = maskAccessKeyId(id);
-      expect(masked).toHaveLength(9);
-      expect(masked).not.toContain(id.slice(4, 16));
-    }));
+    fc.assert(
+      fc.property(fc.stringMatching(/^[A-Z2-7]{20}$/), (id) => {
+        const masked = maskAccessKeyId(id);
+        expect(masked).toHaveLength(9);
+        expect(masked).not.toContain(id.slice(4, 16));
+      }),
+    );
   });
 });

@@ -5,12 +5,36 @@ import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { DynamoDBClient, GetItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { DecryptCommand, KMSClient } from '@aws-sdk/client-kms';
 import {
-  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CopyObjectCommand, CreateBucketCommand,
-  CreateMultipartUploadCommand, DeleteBucketCommand, DeleteBucketPolicyCommand, DeleteObjectCommand, DeleteObjectsCommand,
-  GetBucketAclCommand, GetBucketLocationCommand, GetBucketPolicyCommand, GetBucketVersioningCommand, GetObjectAclCommand,
-  GetObjectCommand, GetObjectTaggingCommand, HeadBucketCommand, HeadObjectCommand, ListBucketsCommand,
-  ListMultipartUploadsCommand, ListObjectsCommand, ListObjectsV2Command, ListObjectVersionsCommand, ListPartsCommand,
-  PutBucketPolicyCommand, PutObjectCommand, PutObjectTaggingCommand, S3Client, UploadPartCommand, UploadPartCopyCommand,
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  DeleteBucketCommand,
+  DeleteBucketPolicyCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetBucketAclCommand,
+  GetBucketLocationCommand,
+  GetBucketPolicyCommand,
+  GetBucketVersioningCommand,
+  GetObjectAclCommand,
+  GetObjectCommand,
+  GetObjectTaggingCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListBucketsCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsCommand,
+  ListObjectsV2Command,
+  ListObjectVersionsCommand,
+  ListPartsCommand,
+  PutBucketPolicyCommand,
+  PutObjectCommand,
+  PutObjectTaggingCommand,
+  S3Client,
+  UploadPartCommand,
+  UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { actionFromRequest, FormActionSniffer, FORM_SNIFF_LIMIT_BYTES, restTemplate } from '../../../../agent/aws/action.js';
 import type { ActionResult } from '../../../../agent/aws/action.js';
@@ -28,7 +52,7 @@ const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 function actionOf(req: CapturedRequest): ActionResult & { sniffed?: string | null } {
   const endpoint = classifyEndpoint(req.host);
   const attribution = attributeRequest(req);
-  const service = attribution.kind === 'attributed' ? attribution.attribution.service : endpoint?.service ?? null;
+  const service = attribution.kind === 'attributed' ? attribution.attribution.service : (endpoint?.service ?? null);
   const result = actionFromRequest({ method: req.method, target: req.target, headers: req.headers, service, endpoint });
   if (result.source !== 'needs-body') return result;
   const sniffer = new FormActionSniffer();
@@ -47,7 +71,11 @@ const sniff = (chunks: readonly Uint8Array[]): string | null => {
 describe('actionFromRequest: awsQuery / ec2Query (SDK requests)', () => {
   it.each([
     ['STS GetCallerIdentity', () => capture(new STSClient(config), new GetCallerIdentityCommand({})), 'GetCallerIdentity'],
-    ['STS AssumeRole', () => capture(new STSClient(config), new AssumeRoleCommand({ RoleArn: 'arn:aws:iam::123456789012:role/r', RoleSessionName: 's' })), 'AssumeRole'],
+    [
+      'STS AssumeRole',
+      () => capture(new STSClient(config), new AssumeRoleCommand({ RoleArn: 'arn:aws:iam::123456789012:role/r', RoleSessionName: 's' })),
+      'AssumeRole',
+    ],
     ['EC2 DescribeInstances', () => capture(new EC2Client(config), new DescribeInstancesCommand({})), 'DescribeInstances'],
   ] as const)('%s needs the body, which names the action', async (_name, send, expected) => {
     const req = await send();
@@ -55,8 +83,18 @@ describe('actionFromRequest: awsQuery / ec2Query (SDK requests)', () => {
   });
 
   it.each<[string, string, Headers, ActionResult]>([
-    ['STS GET with Action in the query', '/?Action=GetCallerIdentity&Version=2011-06-15', {}, { action: 'GetCallerIdentity', source: 'query' }],
-    ['IAM POST with Action in the query wins over the body', '/?Action=ListUsers&Version=2010-05-08', { 'content-type': 'application/x-www-form-urlencoded' }, { action: 'ListUsers', source: 'query' }],
+    [
+      'STS GET with Action in the query',
+      '/?Action=GetCallerIdentity&Version=2011-06-15',
+      {},
+      { action: 'GetCallerIdentity', source: 'query' },
+    ],
+    [
+      'IAM POST with Action in the query wins over the body',
+      '/?Action=ListUsers&Version=2010-05-08',
+      { 'content-type': 'application/x-www-form-urlencoded' },
+      { action: 'ListUsers', source: 'query' },
+    ],
     ['EC2 GET', '/?Version=2016-11-15&Action=DescribeRegions', {}, { action: 'DescribeRegions', source: 'query' }],
     ['percent-encoded action', '/?Action=Get%43allerIdentity', {}, { action: 'GetCallerIdentity', source: 'query' }],
     ['absolute-form target', 'http://sts.amazonaws.com/?Action=GetSessionToken', {}, { action: 'GetSessionToken', source: 'query' }],
@@ -64,7 +102,12 @@ describe('actionFromRequest: awsQuery / ec2Query (SDK requests)', () => {
     ['a repeated Action', '/?Action=A&Action=B', {}, { action: null, source: 'query' }],
     ['"SomeAction" is not "Action"', '/?SomeAction=GetX', {}, { action: 'GET /', source: 'rest' }],
     ['"action" is not "Action"', '/?action=GetX', {}, { action: 'GET /', source: 'rest' }],
-    ['form POST with charset', '/', { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' }, { action: null, source: 'needs-body' }],
+    [
+      'form POST with charset',
+      '/',
+      { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' },
+      { action: null, source: 'needs-body' },
+    ],
   ])('%s', (_name, target, headers, expected) => {
     const method = headers['content-type'] === undefined ? 'GET' : 'POST';
     expect(actionFromRequest({ method, target, headers, service: 'sts' })).toEqual(expected);
@@ -73,8 +116,16 @@ describe('actionFromRequest: awsQuery / ec2Query (SDK requests)', () => {
 
 describe('actionFromRequest: awsJson and rpcv2Cbor', () => {
   it.each([
-    ['DynamoDB GetItem', () => capture(new DynamoDBClient(config), new GetItemCommand({ TableName: 't', Key: { k: { S: 'v' } } })), 'GetItem'],
-    ['DynamoDB Query', () => capture(new DynamoDBClient(config), new QueryCommand({ TableName: 't', KeyConditionExpression: 'k = :v' })), 'Query'],
+    [
+      'DynamoDB GetItem',
+      () => capture(new DynamoDBClient(config), new GetItemCommand({ TableName: 't', Key: { k: { S: 'v' } } })),
+      'GetItem',
+    ],
+    [
+      'DynamoDB Query',
+      () => capture(new DynamoDBClient(config), new QueryCommand({ TableName: 't', KeyConditionExpression: 'k = :v' })),
+      'Query',
+    ],
     ['KMS Decrypt', () => capture(new KMSClient(config), new DecryptCommand({ CiphertextBlob: new Uint8Array([1, 2, 3]) })), 'Decrypt'],
   ] as const)('%s from X-Amz-Target', async (_name, send, expected) => {
     expect(actionOf(await send())).toEqual({ action: expected, source: 'target-header' });
@@ -86,11 +137,31 @@ describe('actionFromRequest: awsJson and rpcv2Cbor', () => {
     ['target without a prefix', '/', { 'x-amz-target': 'ListTables' }, { action: 'ListTables', source: 'target-header' }],
     ['garbled target', '/', { 'x-amz-target': 'DynamoDB_20120810.Get Item' }, { action: null, source: 'target-header' }],
     ['repeated target', '/', { 'x-amz-target': ['A.B', 'C.D'] }, { action: null, source: 'target-header' }],
-    ['target header wins over the query', '/?Action=Other', { 'x-amz-target': 'Logs_20140328.PutLogEvents' }, { action: 'PutLogEvents', source: 'target-header' }],
-    ['rpcv2Cbor', '/service/GraniteServiceVersion20100801/operation/GetMetricData', { 'smithy-protocol': 'rpc-v2-cbor' }, { action: 'GetMetricData', source: 'rpcv2' }],
-    ['rpcv2Cbor under a path prefix', '/prefix/service/S/operation/PutMetricData', { 'smithy-protocol': 'rpc-v2-cbor' }, { action: 'PutMetricData', source: 'rpcv2' }],
+    [
+      'target header wins over the query',
+      '/?Action=Other',
+      { 'x-amz-target': 'Logs_20140328.PutLogEvents' },
+      { action: 'PutLogEvents', source: 'target-header' },
+    ],
+    [
+      'rpcv2Cbor',
+      '/service/GraniteServiceVersion20100801/operation/GetMetricData',
+      { 'smithy-protocol': 'rpc-v2-cbor' },
+      { action: 'GetMetricData', source: 'rpcv2' },
+    ],
+    [
+      'rpcv2Cbor under a path prefix',
+      '/prefix/service/S/operation/PutMetricData',
+      { 'smithy-protocol': 'rpc-v2-cbor' },
+      { action: 'PutMetricData', source: 'rpcv2' },
+    ],
     ['rpcv2Cbor with a bad path', '/service/S/operations/X', { 'smithy-protocol': 'rpc-v2-cbor' }, { action: null, source: 'rpcv2' }],
-    ['rpcv2 path without the protocol header is REST', '/service/S/operation/X', {}, { action: 'POST /service/S/operation/X', source: 'rest' }],
+    [
+      'rpcv2 path without the protocol header is REST',
+      '/service/S/operation/X',
+      {},
+      { action: 'POST /service/S/operation/X', source: 'rest' },
+    ],
   ])('%s', (_name, target, headers, expected) => {
     expect(actionFromRequest({ method: 'POST', target, headers, service: 'monitoring' })).toEqual(expected);
   });
@@ -125,7 +196,10 @@ describe('actionFromRequest: S3 (SDK requests, virtual-host and path style)', ()
     ['UploadPart', new UploadPartCommand({ Bucket: b, Key: k, UploadId: u, PartNumber: 1, Body: 'x' })],
     ['UploadPartCopy', new UploadPartCopyCommand({ Bucket: b, Key: k, UploadId: u, PartNumber: 1, CopySource: `${b}/src` })],
     ['ListParts', new ListPartsCommand({ Bucket: b, Key: k, UploadId: u })],
-    ['CompleteMultipartUpload', new CompleteMultipartUploadCommand({ Bucket: b, Key: k, UploadId: u, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: '"e"' }] } })],
+    [
+      'CompleteMultipartUpload',
+      new CompleteMultipartUploadCommand({ Bucket: b, Key: k, UploadId: u, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: '"e"' }] } }),
+    ],
     ['AbortMultipartUpload', new AbortMultipartUploadCommand({ Bucket: b, Key: k, UploadId: u })],
     ['ListMultipartUploads', new ListMultipartUploadsCommand({ Bucket: b })],
     ['DeleteObjects', new DeleteObjectsCommand({ Bucket: b, Delete: { Objects: [{ Key: 'a' }] } })],
@@ -152,22 +226,32 @@ describe('actionFromRequest: S3 (SDK requests, virtual-host and path style)', ()
     ['bucket POST without sub-resource', 'POST', '/my-bucket', { 'content-type': 'multipart/form-data; boundary=x' }, 'PostObject'],
     ['service-level PUT', 'PUT', '/', {}, 'PUT /'],
   ])('%s', (_name, method, target, headers, expected) => {
-    expect(actionFromRequest({ method, target, headers, service: 's3', endpoint: classifyEndpoint('s3.eu-west-1.amazonaws.com') }))
-      .toEqual({ action: expected, source: 'rest' });
+    expect(actionFromRequest({ method, target, headers, service: 's3', endpoint: classifyEndpoint('s3.eu-west-1.amazonaws.com') })).toEqual(
+      { action: expected, source: 'rest' },
+    );
   });
 
   it('reads the key from the path on access points and S3 Express zonal endpoints', () => {
-    for (const host of ['ap-123456789012.s3-accesspoint.us-east-1.amazonaws.com', 'd--use1-az4--x-s3.s3express-use1-az4.us-east-1.amazonaws.com']) {
+    for (const host of [
+      'ap-123456789012.s3-accesspoint.us-east-1.amazonaws.com',
+      'd--use1-az4--x-s3.s3express-use1-az4.us-east-1.amazonaws.com',
+    ]) {
       const endpoint = classifyEndpoint(host);
-      expect(actionFromRequest({ method: 'GET', target: '/k', headers: {}, service: endpoint?.service ?? null, endpoint }).action).toBe('GetObject');
-      expect(actionFromRequest({ method: 'GET', target: '/?list-type=2', headers: {}, service: endpoint?.service ?? null, endpoint }).action).toBe('ListObjectsV2');
+      expect(actionFromRequest({ method: 'GET', target: '/k', headers: {}, service: endpoint?.service ?? null, endpoint }).action).toBe(
+        'GetObject',
+      );
+      expect(
+        actionFromRequest({ method: 'GET', target: '/?list-type=2', headers: {}, service: endpoint?.service ?? null, endpoint }).action,
+      ).toBe('ListObjectsV2');
     }
   });
 
   it('treats S3 Control as generic REST even when the scope says s3', () => {
     const endpoint = classifyEndpoint('123456789012.s3-control.us-east-1.amazonaws.com');
-    expect(actionFromRequest({ method: 'GET', target: '/v20180820/accesspoint', headers: {}, service: 's3', endpoint }))
-      .toEqual({ action: 'GET /v20180820/accesspoint', source: 'rest' });
+    expect(actionFromRequest({ method: 'GET', target: '/v20180820/accesspoint', headers: {}, service: 's3', endpoint })).toEqual({
+      action: 'GET /v20180820/accesspoint',
+      source: 'rest',
+    });
   });
 });
 
@@ -175,7 +259,11 @@ describe('actionFromRequest: generic REST templates', () => {
   it.each<[string, string, string]>([
     ['POST', '/2015-03-31/functions/my-fn/invocations', 'POST /2015-03-31/functions/{id}/invocations'],
     ['GET', '/2015-03-31/functions/', 'GET /2015-03-31/functions'],
-    ['GET', '/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Af/configuration', 'GET /2015-03-31/functions/{id}/configuration'],
+    [
+      'GET',
+      '/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Af/configuration',
+      'GET /2015-03-31/functions/{id}/configuration',
+    ],
     ['GET', '/2017-03-31/tags/arn:aws:lambda:us-east-1:123456789012:function:f', 'GET /2017-03-31/tags/{id}'],
     ['GET', '/restapis/a1b2c3/resources/xyz/methods/GET', 'GET /restapis/{id}/resources/{id}/methods/{id}'],
     ['GET', '/2013-04-01/hostedzone/Z1D633PJN98FT9/rrset', 'GET /2013-04-01/hostedzone/{id}/rrset'],
@@ -192,16 +280,21 @@ describe('actionFromRequest: generic REST templates', () => {
     ['GE T', '/x', 'OTHER /x'],
     ['GET', `/${'a'.repeat(40)}/b`, 'GET /{id}/b'],
   ])('%s %s → %s', (method, target, expected) => {
-    expect(actionFromRequest({ method, target, headers: {}, service: 'lambda', endpoint: null })).toEqual({ action: expected, source: 'rest' });
+    expect(actionFromRequest({ method, target, headers: {}, service: 'lambda', endpoint: null })).toEqual({
+      action: expected,
+      source: 'rest',
+    });
   });
 
   it('never exceeds 128 characters and never includes the query', () => {
-    fc.assert(fc.property(fc.string(), fc.webPath(), fc.string(), (method, path, query) => {
-      const result = actionFromRequest({ method, target: `${path}?${query}`, headers: {}, service: null });
-      expect(result.action?.length ?? 0).toBeLessThanOrEqual(128);
-      if (query.length > 3 && !/[/?]/.test(query)) expect(result.action ?? '').not.toContain(`?${query}`);
-      expect(restTemplate(method, path).length).toBeLessThanOrEqual(128);
-    }));
+    fc.assert(
+      fc.property(fc.string(), fc.webPath(), fc.string(), (method, path, query) => {
+        const result = actionFromRequest({ method, target: `${path}?${query}`, headers: {}, service: null });
+        expect(result.action?.length ?? 0).toBeLessThanOrEqual(128);
+        if (query.length > 3 && !/[/?]/.test(query)) expect(result.action ?? '').not.toContain(`?${query}`);
+        expect(restTemplate(method, path).length).toBeLessThanOrEqual(128);
+      }),
+    );
   });
 });
 
@@ -212,12 +305,26 @@ describe('actionFromRequest: never throws', () => {
       fc.oneof(fc.string(), fc.array(fc.string(), { maxLength: 2 }), fc.constant(undefined)),
     );
     const service = fc.option(fc.constantFrom('s3', 'sts', 'lambda', 's3express', 'dynamodb', ''));
-    const host = fc.constantFrom('b.s3.us-east-1.amazonaws.com', 's3.us-east-1.amazonaws.com', 'lambda.us-east-1.amazonaws.com', 'example.com');
-    fc.assert(fc.property(fc.string(), fc.oneof(fc.string(), fc.webUrl({ withQueryParameters: true })), headers, service, host,
-      (method, target, h, svc, hostName) => {
-        const result = actionFromRequest({ method, target, headers: h, service: svc, endpoint: classifyEndpoint(hostName) });
-        expect(result.action === null || result.action.length <= 128).toBe(true);
-      }), { numRuns: 1000 });
+    const host = fc.constantFrom(
+      'b.s3.us-east-1.amazonaws.com',
+      's3.us-east-1.amazonaws.com',
+      'lambda.us-east-1.amazonaws.com',
+      'example.com',
+    );
+    fc.assert(
+      fc.property(
+        fc.string(),
+        fc.oneof(fc.string(), fc.webUrl({ withQueryParameters: true })),
+        headers,
+        service,
+        host,
+        (method, target, h, svc, hostName) => {
+          const result = actionFromRequest({ method, target, headers: h, service: svc, endpoint: classifyEndpoint(hostName) });
+          expect(result.action === null || result.action.length <= 128).toBe(true);
+        },
+      ),
+      { numRuns: 1000 },
+    );
   });
 });
 
@@ -291,23 +398,28 @@ describe('FormActionSniffer', () => {
       fc.string({ maxLength: 6 }),
     );
     const body = fc.array(part, { maxLength: 30 }).map((parts) => enc(parts.join('')));
-    fc.assert(fc.property(body, fc.array(fc.nat(), { maxLength: 5 }), (bytes, cuts) => {
-      const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((x, y) => x - y);
-      const chunks: Uint8Array[] = [];
-      let from = 0;
-      for (const p of points) {
-        chunks.push(bytes.subarray(from, p));
-        from = p;
-      }
-      chunks.push(bytes.subarray(from));
-      expect(sniff(chunks)).toBe(sniff([bytes]));
-    }), { numRuns: 2000 });
+    fc.assert(
+      fc.property(body, fc.array(fc.nat(), { maxLength: 5 }), (bytes, cuts) => {
+        const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((x, y) => x - y);
+        const chunks: Uint8Array[] = [];
+        let from = 0;
+        for (const p of points) {
+          chunks.push(bytes.subarray(from, p));
+          from = p;
+        }
+        chunks.push(bytes.subarray(from));
+        expect(sniff(chunks)).toBe(sniff([bytes]));
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('never throws on random bytes and only returns operation names', () => {
-    fc.assert(fc.property(fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 5 }), (chunks) => {
-      const answer = sniff(chunks);
-      expect(answer === null || /^[A-Za-z][A-Za-z0-9_]{0,127}$/.test(answer)).toBe(true);
-    }));
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 5 }), (chunks) => {
+        const answer = sniff(chunks);
+        expect(answer === null || /^[A-Za-z][A-Za-z0-9_]{0,127}$/.test(answer)).toBe(true);
+      }),
+    );
   });
 });

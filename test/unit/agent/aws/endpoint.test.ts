@@ -3,8 +3,13 @@ import fc from 'fast-check';
 import { classifyEndpoint, isAwsHost, regionPartition } from '../../../../agent/aws/endpoint.js';
 import type { AwsEndpoint } from '../../../../agent/aws/endpoint.js';
 
-const e = (service: string, region: string | null, partition: AwsEndpoint['partition'], variant: AwsEndpoint['variant'], bucket?: string): AwsEndpoint =>
-  bucket === undefined ? { service, region, partition, variant } : { service, region, partition, variant, bucket };
+const e = (
+  service: string,
+  region: string | null,
+  partition: AwsEndpoint['partition'],
+  variant: AwsEndpoint['variant'],
+  bucket?: string,
+): AwsEndpoint => (bucket === undefined ? { service, region, partition, variant } : { service, region, partition, variant, bucket });
 
 const rows: ReadonlyArray<readonly [host: string, expected: AwsEndpoint | null]> = [
   // regional, FIPS, dual-stack
@@ -52,13 +57,22 @@ const rows: ReadonlyArray<readonly [host: string, expected: AwsEndpoint | null]>
   ['s3-fips.dualstack.us-gov-west-1.amazonaws.com', e('s3', 'us-gov-west-1', 'aws-us-gov', 'fips-dualstack')],
   ['b1.s3.cn-north-1.amazonaws.com.cn', e('s3', 'cn-north-1', 'aws-cn', 's3-virtual-host', 'b1')],
   ['reports-123456789012.s3-accesspoint.us-east-1.amazonaws.com', e('s3', 'us-east-1', 'aws', 's3-access-point', 'reports-123456789012')],
-  ['reports-123456789012.s3-accesspoint.dualstack.eu-west-1.amazonaws.com', e('s3', 'eu-west-1', 'aws', 's3-access-point', 'reports-123456789012')],
-  ['olap-123456789012.s3-object-lambda.us-east-1.amazonaws.com', e('s3-object-lambda', 'us-east-1', 'aws', 's3-access-point', 'olap-123456789012')],
+  [
+    'reports-123456789012.s3-accesspoint.dualstack.eu-west-1.amazonaws.com',
+    e('s3', 'eu-west-1', 'aws', 's3-access-point', 'reports-123456789012'),
+  ],
+  [
+    'olap-123456789012.s3-object-lambda.us-east-1.amazonaws.com',
+    e('s3-object-lambda', 'us-east-1', 'aws', 's3-access-point', 'olap-123456789012'),
+  ],
   ['mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com', e('s3', null, 'aws', 's3-access-point', 'mfzwi23gnjvgw.mrap')],
   ['b1.s3-accelerate.amazonaws.com', e('s3', null, 'aws', 's3-virtual-host', 'b1')],
   ['123456789012.s3-control.us-east-1.amazonaws.com', e('s3-control', 'us-east-1', 'aws', 's3-control')],
   ['s3-control.us-west-2.amazonaws.com', e('s3-control', 'us-west-2', 'aws', 's3-control')],
-  ['data--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com', e('s3express', 'us-west-2', 'aws', 's3-express', 'data--usw2-az1--x-s3')],
+  [
+    'data--usw2-az1--x-s3.s3express-usw2-az1.us-west-2.amazonaws.com',
+    e('s3express', 'us-west-2', 'aws', 's3-express', 'data--usw2-az1--x-s3'),
+  ],
   ['s3express-control.us-west-2.amazonaws.com', e('s3express', 'us-west-2', 'aws', 's3-express')],
   // interface VPC endpoints
   ['vpce-0a1b2c3d4e5f67890-abcdefgh.ec2.us-east-1.vpce.amazonaws.com', e('ec2', 'us-east-1', 'aws', 'vpce')],
@@ -116,30 +130,43 @@ describe('classifyEndpoint', () => {
   });
 
   it('never throws and only classifies hosts under an AWS suffix', () => {
-    const suffix = /\.(?:amazonaws\.com(?:\.cn)?|api\.aws|api\.amazonwebservices\.com\.cn|amazonaws\.eu|api\.amazonwebservices\.eu|c2s\.ic\.gov|api\.aws\.ic\.gov|sc2s\.sgov\.gov|api\.aws\.scloud)$/;
-    fc.assert(fc.property(fc.string({ maxLength: 120 }), (host) => {
-      const result = classifyEndpoint(host);
-      if (result !== null) expect(host.toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '').trim()).toMatch(suffix);
-    }), { numRuns: 2000 });
+    const suffix =
+      /\.(?:amazonaws\.com(?:\.cn)?|api\.aws|api\.amazonwebservices\.com\.cn|amazonaws\.eu|api\.amazonwebservices\.eu|c2s\.ic\.gov|api\.aws\.ic\.gov|sc2s\.sgov\.gov|api\.aws\.scloud)$/;
+    fc.assert(
+      fc.property(fc.string({ maxLength: 120 }), (host) => {
+        const result = classifyEndpoint(host);
+        if (result !== null) expect(host.toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '').trim()).toMatch(suffix);
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('reads any service label in front of a well-formed region', () => {
     const label = fc.stringMatching(/^[a-z][a-z0-9]{1,15}$/).filter((s) => !s.startsWith('s3'));
     const region = fc.constantFrom('us-east-1', 'eu-west-3', 'ap-northeast-2', 'us-gov-east-1', 'cn-northwest-1');
-    fc.assert(fc.property(label, region, (service, r) => {
-      const suffix = r.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com';
-      const got = classifyEndpoint(`${service}.${r}.${suffix}`);
-      expect(got?.service).toBe(service);
-      expect(got?.region).toBe(r);
-      expect(got?.partition).toBe(regionPartition(r));
-    }));
+    fc.assert(
+      fc.property(label, region, (service, r) => {
+        const suffix = r.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com';
+        const got = classifyEndpoint(`${service}.${r}.${suffix}`);
+        expect(got?.service).toBe(service);
+        expect(got?.region).toBe(r);
+        expect(got?.partition).toBe(regionPartition(r));
+      }),
+    );
   });
 });
 
 describe('regionPartition', () => {
   it.each([
-    ['us-east-1', 'aws'], ['us-gov-west-1', 'aws-us-gov'], ['cn-north-1', 'aws-cn'], ['us-iso-east-1', 'aws-iso'],
-    ['us-isob-east-1', 'aws-iso-b'], ['eusc-de-east-1', 'aws-eusc'], ['us-isof-south-1', null], ['useast1', null], ['website-us-east-1', null],
+    ['us-east-1', 'aws'],
+    ['us-gov-west-1', 'aws-us-gov'],
+    ['cn-north-1', 'aws-cn'],
+    ['us-iso-east-1', 'aws-iso'],
+    ['us-isob-east-1', 'aws-iso-b'],
+    ['eusc-de-east-1', 'aws-eusc'],
+    ['us-isof-south-1', null],
+    ['useast1', null],
+    ['website-us-east-1', null],
   ] as const)('%s → %s', (region, partition) => {
     expect(regionPartition(region)).toBe(partition);
   });

@@ -55,13 +55,15 @@ export const capturingHandler = {
   handle(request: SdkHttpRequest): Promise<never> {
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(request.headers)) headers[k.toLowerCase()] = v;
-    return Promise.reject(new Captured({
-      method: request.method,
-      host: request.hostname,
-      target: targetOf(request),
-      headers,
-      body: bodyOf(request.body),
-    }));
+    return Promise.reject(
+      new Captured({
+        method: request.method,
+        host: request.hostname,
+        target: targetOf(request),
+        headers,
+        body: bodyOf(request.body),
+      }),
+    );
   },
 };
 

@@ -45,7 +45,12 @@ describe('attributeRequest: real SDK output', () => {
     const url = new URL(await getSignedUrl(client, new GetObjectCommand({ Bucket: 'reports', Key: 'q3.csv' }), { expiresIn: 60 }));
     const result = attribute({ host: url.host }, url.pathname + url.search);
     expect(attributed(result)).toMatchObject({
-      accessKeyId: TEST_CREDENTIALS.accessKeyId, signatureVersion: 'v4', auth: 'query', region: 'us-east-1', service: 's3', sessionToken: true,
+      accessKeyId: TEST_CREDENTIALS.accessKeyId,
+      signatureVersion: 'v4',
+      auth: 'query',
+      region: 'us-east-1',
+      service: 's3',
+      sessionToken: true,
     });
     const signature = url.searchParams.get('X-Amz-Signature') ?? '';
     expect(signature).toMatch(/^[0-9a-f]{64}$/);
@@ -57,32 +62,85 @@ describe('attributeRequest: real SDK output', () => {
 
 describe('attributeRequest: header forms', () => {
   it.each<[string, Headers, Partial<Attribution>]>([
-    ['SigV4 as in the S3 docs', { authorization: S3_DOC_HEADER },
-      { accessKeyId: AKID, signatureVersion: 'v4', auth: 'header', scopeDate: '20130524', region: 'us-east-1', service: 's3', sessionToken: false, regionSet: null }],
-    ['SigV4 without spaces after commas', { authorization: S3_DOC_HEADER.replace(/, /g, ',') },
-      { region: 'us-east-1', service: 's3' }],
-    ['SigV4 with extra spaces and tabs', { authorization: `  AWS4-HMAC-SHA256   Credential=${AKID}/20130524/eu-west-2/ec2/aws4_request ,\tSignedHeaders=host , Signature=${SIG64}  ` },
-      { region: 'eu-west-2', service: 'ec2' }],
-    ['SigV4 with fields separated by spaces only', { authorization: `AWS4-HMAC-SHA256 Credential=${AKID}/20130524/us-east-1/iam/aws4_request SignedHeaders=host Signature=${SIG64}` },
-      { service: 'iam' }],
-    ['SigV4 with fields in another order', { authorization: `AWS4-HMAC-SHA256 Signature=${SIG64}, SignedHeaders=host, Credential=${AKID}/20130524/us-east-1/kms/aws4_request` },
-      { service: 'kms' }],
-    ['SigV4 with a session token header', { authorization: S3_DOC_HEADER, 'x-amz-security-token': 'FwoGZXIvYXdzEXAMPLE' },
-      { sessionToken: true }],
-    ['SigV4 single-element header array', { authorization: [S3_DOC_HEADER] },
-      { accessKeyId: AKID }],
-    ['SigV4A with one region', { authorization: `AWS4-ECDSA-P256-SHA256 Credential=${AKID}/20240101/s3/aws4_request, SignedHeaders=host;x-amz-region-set, Signature=3045022100abcdef`, 'x-amz-region-set': 'us-west-2' },
-      { signatureVersion: 'v4a', region: 'us-west-2', regionSet: ['us-west-2'], service: 's3', scopeDate: '20240101' }],
-    ['SigV4A with several regions', { authorization: `AWS4-ECDSA-P256-SHA256 Credential=${AKID}/20240101/s3/aws4_request, SignedHeaders=host, Signature=3045022100abcdef`, 'x-amz-region-set': 'us-east-1, eu-west-1' },
-      { signatureVersion: 'v4a', region: null, regionSet: ['us-east-1', 'eu-west-1'] }],
-    ['SigV4A with a wildcard region set', { authorization: `AWS4-ECDSA-P256-SHA256 Credential=${AKID}/20240101/s3/aws4_request, SignedHeaders=host, Signature=3045022100abcdef`, 'x-amz-region-set': '*' },
-      { region: null, regionSet: ['*'] }],
-    ['SigV4A without a region set header', { authorization: `AWS4-ECDSA-P256-SHA256 Credential=${AKID}/20240101/s3/aws4_request, SignedHeaders=host, Signature=3045022100abcdef` },
-      { region: null, regionSet: null }],
-    ['S3 SigV2', { authorization: `AWS ${AKID}:qgk2+6Sv9/oM7G3qLEjTH1a1l1g=` },
-      { signatureVersion: 'v2', auth: 'header', scopeDate: null, region: null, service: null, regionSet: null, sessionToken: false }],
-    ['S3 SigV2 with a session token', { authorization: `AWS ${AKID}:qgk2+6Sv9/oM7G3qLEjTH1a1l1g=`, 'x-amz-security-token': 'tok' },
-      { signatureVersion: 'v2', sessionToken: true }],
+    [
+      'SigV4 as in the S3 docs',
+      { authorization: S3_DOC_HEADER },
+      {
+        accessKeyId: AKID,
+        signatureVersion: 'v4',
+        auth: 'header',
+        scopeDate: '20130524',
+        region: 'us-east-1',
+        service: 's3',
+        sessionToken: false,
+        regionSet: null,
+      },
+    ],
+    ['SigV4 without spaces after commas', { authorization: S3_DOC_HEADER.replace(/, /g, ',') }, { region: 'us-east-1', service: 's3' }],
+    [
+      'SigV4 with extra spaces and tabs',
+      {
+        authorization: `  AWS4-HMAC-SHA256   Credential=${AKID}/20130524/eu-west-2/ec2/aws4_request ,\tSignedHeaders=host , Signature=${SIG64}  `,
+      },
+      { region: 'eu-west-2', service: 'ec2' },
+    ],
+    [
+      'SigV4 with fields separated by spaces only',
+      { authorization: `AWS4-HMAC-SHA256 Credential=${AKID}/20130524/us-east-1/iam/aws4_request SignedHeaders=host Signature=${SIG64}` },
+      { service: 'iam' },
+    ],
+    [
+      'SigV4 with fields in another order',
+      { authorization: `AWS4-HMAC-SHA256 Signature=${SIG64}, SignedHeaders=host, Credential=${AKID}/20130524/us-east-1/kms/aws4_request` },
+      { service: 'kms' },
+    ],
+    [
+      'SigV4 with a session token header',
+      { authorization: S3_DOC_HEADER, 'x-amz-security-token': 'FwoGZXIvYXdzEXAMPLE' },
+      { sessionToken: true },
+    ],
+    ['SigV4 single-element header array', { authorization: [S3_DOC_HEADER] }, { accessKeyId: AKID }],
+    [
+      'SigV4A with one region',
+      {
+        authorization: `AWS4-ECDSA-P256-SHA256 Credential=${AKID}/20240101/s3/aws4_request, SignedHeaders=host;x-amz-region-set, Signature=3045022100abcdef`,
+        'x-amz-region-set': 'us-west-2',
+      },
+      { signatureVersion: 'v4a', region: 'us-west-2', regionSet: ['us-west-2'], service: 's3', scopeDate: '20240101' },
+    ],
+    [
+      'SigV4A with several regions',
+      {
+        authorization: `AWS4-ECDSA-P256-SHA256 Credential=${AKID}/20240101/s3/aws4_request, SignedHeaders=host, Signature=3045022100abcdef`,
+        'x-amz-region-set': 'us-east-1, eu-west-1',
+      },
+      { signatureVersion: 'v4a', region: null, regionSet: ['us-east-1', 'eu-west-1'] },
+    ],
+    [
+      'SigV4A with a wildcard region set',
+      {
+        authorization: `AWS4-ECDSA-P256-SHA256 Credential=${AKID}/20240101/s3/aws4_request, SignedHeaders=host, Signature=3045022100abcdef`,
+        'x-amz-region-set': '*',
+      },
+      { region: null, regionSet: ['*'] },
+    ],
+    [
+      'SigV4A without a region set header',
+      {
+        authorization: `AWS4-ECDSA-P256-SHA256 Credential=${AKID}/20240101/s3/aws4_request, SignedHeaders=host, Signature=3045022100abcdef`,
+      },
+      { region: null, regionSet: null },
+    ],
+    [
+      'S3 SigV2',
+      { authorization: `AWS ${AKID}:qgk2+6Sv9/oM7G3qLEjTH1a1l1g=` },
+      { signatureVersion: 'v2', auth: 'header', scopeDate: null, region: null, service: null, regionSet: null, sessionToken: false },
+    ],
+    [
+      'S3 SigV2 with a session token',
+      { authorization: `AWS ${AKID}:qgk2+6Sv9/oM7G3qLEjTH1a1l1g=`, 'x-amz-security-token': 'tok' },
+      { signatureVersion: 'v2', sessionToken: true },
+    ],
   ])('%s', (_name, headers, expected) => {
     expect(attributed(attribute(headers))).toMatchObject(expected);
   });
@@ -92,22 +150,52 @@ describe('attributeRequest: presigned query forms', () => {
   const docsPresigned = `/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=${AKID}%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404`;
 
   it.each<[string, string, Headers, Partial<Attribution>]>([
-    ['SigV4 (S3 docs example)', docsPresigned, {},
-      { accessKeyId: AKID, signatureVersion: 'v4', auth: 'query', scopeDate: '20130524', region: 'us-east-1', service: 's3', sessionToken: false }],
-    ['SigV4 with a token', `${docsPresigned}&X-Amz-Security-Token=FwoGZXIvYXdzEXAMPLE%2Fabc%3D`, {},
-      { sessionToken: true }],
-    ['SigV4 with lower-case parameter names', docsPresigned.toLowerCase().replace(AKID.toLowerCase(), AKID).replace('aws4-hmac-sha256', 'AWS4-HMAC-SHA256'), {},
-      { accessKeyId: AKID, region: 'us-east-1' }],
-    ['SigV4 in absolute form', `https://examplebucket.s3.amazonaws.com${docsPresigned}`, {},
-      { accessKeyId: AKID }],
-    ['SigV4A with region set in the query', `/k?X-Amz-Algorithm=AWS4-ECDSA-P256-SHA256&X-Amz-Credential=${AKID}%2F20240101%2Fs3%2Faws4_request&X-Amz-Region-Set=eu-central-1&X-Amz-Signature=3045abcd&X-Amz-SignedHeaders=host`, {},
-      { signatureVersion: 'v4a', auth: 'query', region: 'eu-central-1', regionSet: ['eu-central-1'], service: 's3' }],
-    ['SigV4A with region set in a header', `/k?X-Amz-Algorithm=AWS4-ECDSA-P256-SHA256&X-Amz-Credential=${AKID}%2F20240101%2Fs3%2Faws4_request&X-Amz-Signature=3045abcd`, { 'x-amz-region-set': 'us-east-1,us-east-2' },
-      { regionSet: ['us-east-1', 'us-east-2'], region: null }],
-    ['SigV2', `/photos/puppy.jpg?AWSAccessKeyId=${AKID}&Expires=1141889120&Signature=vjbyPxybdZaNmGa%2ByT272YEAiv4%3D`, {},
-      { signatureVersion: 'v2', auth: 'query', region: null, service: null, sessionToken: false }],
-    ['SigV2 with a token', `/p?AWSAccessKeyId=${AKID}&Expires=1141889120&Signature=vjby%3D&x-amz-security-token=FwoG%2Babc`, {},
-      { signatureVersion: 'v2', sessionToken: true }],
+    [
+      'SigV4 (S3 docs example)',
+      docsPresigned,
+      {},
+      {
+        accessKeyId: AKID,
+        signatureVersion: 'v4',
+        auth: 'query',
+        scopeDate: '20130524',
+        region: 'us-east-1',
+        service: 's3',
+        sessionToken: false,
+      },
+    ],
+    ['SigV4 with a token', `${docsPresigned}&X-Amz-Security-Token=FwoGZXIvYXdzEXAMPLE%2Fabc%3D`, {}, { sessionToken: true }],
+    [
+      'SigV4 with lower-case parameter names',
+      docsPresigned.toLowerCase().replace(AKID.toLowerCase(), AKID).replace('aws4-hmac-sha256', 'AWS4-HMAC-SHA256'),
+      {},
+      { accessKeyId: AKID, region: 'us-east-1' },
+    ],
+    ['SigV4 in absolute form', `https://examplebucket.s3.amazonaws.com${docsPresigned}`, {}, { accessKeyId: AKID }],
+    [
+      'SigV4A with region set in the query',
+      `/k?X-Amz-Algorithm=AWS4-ECDSA-P256-SHA256&X-Amz-Credential=${AKID}%2F20240101%2Fs3%2Faws4_request&X-Amz-Region-Set=eu-central-1&X-Amz-Signature=3045abcd&X-Amz-SignedHeaders=host`,
+      {},
+      { signatureVersion: 'v4a', auth: 'query', region: 'eu-central-1', regionSet: ['eu-central-1'], service: 's3' },
+    ],
+    [
+      'SigV4A with region set in a header',
+      `/k?X-Amz-Algorithm=AWS4-ECDSA-P256-SHA256&X-Amz-Credential=${AKID}%2F20240101%2Fs3%2Faws4_request&X-Amz-Signature=3045abcd`,
+      { 'x-amz-region-set': 'us-east-1,us-east-2' },
+      { regionSet: ['us-east-1', 'us-east-2'], region: null },
+    ],
+    [
+      'SigV2',
+      `/photos/puppy.jpg?AWSAccessKeyId=${AKID}&Expires=1141889120&Signature=vjbyPxybdZaNmGa%2ByT272YEAiv4%3D`,
+      {},
+      { signatureVersion: 'v2', auth: 'query', region: null, service: null, sessionToken: false },
+    ],
+    [
+      'SigV2 with a token',
+      `/p?AWSAccessKeyId=${AKID}&Expires=1141889120&Signature=vjby%3D&x-amz-security-token=FwoG%2Babc`,
+      {},
+      { signatureVersion: 'v2', sessionToken: true },
+    ],
   ])('%s', (_name, target, headers, expected) => {
     expect(attributed(attribute(headers, target))).toMatchObject(expected);
   });
@@ -119,36 +207,142 @@ describe('attributeRequest: unsigned and malformed', () => {
     ['an empty header array', { authorization: [] }, '/', { kind: 'unsigned' }],
     ['a token but no signature', { 'x-amz-security-token': 'tok' }, '/?X-Amz-Security-Token=abc', { kind: 'unsigned' }],
     ['an unrelated query', {}, '/?Action=GetCallerIdentity&Version=2011-06-15', { kind: 'unsigned' }],
-    ['a duplicated authorization header', { authorization: [S3_DOC_HEADER, S3_DOC_HEADER] }, '/', { kind: 'malformed', reason: 'bad-authorization' }],
+    [
+      'a duplicated authorization header',
+      { authorization: [S3_DOC_HEADER, S3_DOC_HEADER] },
+      '/',
+      { kind: 'malformed', reason: 'bad-authorization' },
+    ],
     ['an empty authorization header', { authorization: '' }, '/', { kind: 'malformed', reason: 'bad-authorization' }],
     ['a bearer token', { authorization: 'Bearer ABSKexample' }, '/', { kind: 'malformed', reason: 'unknown-algorithm' }],
     ['basic auth', { authorization: 'Basic dXNlcjpwYXNz' }, '/', { kind: 'malformed', reason: 'unknown-algorithm' }],
-    ['lower-case algorithm', { authorization: S3_DOC_HEADER.replace('AWS4-HMAC-SHA256', 'aws4-hmac-sha256') }, '/', { kind: 'malformed', reason: 'unknown-algorithm' }],
+    [
+      'lower-case algorithm',
+      { authorization: S3_DOC_HEADER.replace('AWS4-HMAC-SHA256', 'aws4-hmac-sha256') },
+      '/',
+      { kind: 'malformed', reason: 'unknown-algorithm' },
+    ],
     ['algorithm alone', { authorization: 'AWS4-HMAC-SHA256' }, '/', { kind: 'malformed', reason: 'bad-authorization' }],
-    ['no signature field', { authorization: `AWS4-HMAC-SHA256 Credential=${AKID}/20130524/us-east-1/s3/aws4_request, SignedHeaders=host` }, '/', { kind: 'malformed', reason: 'bad-authorization' }],
-    ['a repeated credential field', { authorization: `${S3_DOC_HEADER}, Credential=${AKID}/20130524/us-east-1/s3/aws4_request` }, '/', { kind: 'malformed', reason: 'bad-authorization' }],
-    ['a field without "="', { authorization: `AWS4-HMAC-SHA256 Credential ${AKID}` }, '/', { kind: 'malformed', reason: 'bad-authorization' }],
-    ['a scope with four parts', { authorization: S3_DOC_HEADER.replace('/us-east-1/s3/', '/us-east-1/') }, '/', { kind: 'malformed', reason: 'bad-credential' }],
+    [
+      'no signature field',
+      { authorization: `AWS4-HMAC-SHA256 Credential=${AKID}/20130524/us-east-1/s3/aws4_request, SignedHeaders=host` },
+      '/',
+      { kind: 'malformed', reason: 'bad-authorization' },
+    ],
+    [
+      'a repeated credential field',
+      { authorization: `${S3_DOC_HEADER}, Credential=${AKID}/20130524/us-east-1/s3/aws4_request` },
+      '/',
+      { kind: 'malformed', reason: 'bad-authorization' },
+    ],
+    [
+      'a field without "="',
+      { authorization: `AWS4-HMAC-SHA256 Credential ${AKID}` },
+      '/',
+      { kind: 'malformed', reason: 'bad-authorization' },
+    ],
+    [
+      'a scope with four parts',
+      { authorization: S3_DOC_HEADER.replace('/us-east-1/s3/', '/us-east-1/') },
+      '/',
+      { kind: 'malformed', reason: 'bad-credential' },
+    ],
     ['a short key ID', { authorization: S3_DOC_HEADER.replace(AKID, 'AKIDEXAMPLE') }, '/', { kind: 'malformed', reason: 'bad-credential' }],
-    ['a bad scope date', { authorization: S3_DOC_HEADER.replace('20130524', '2013-05-24') }, '/', { kind: 'malformed', reason: 'bad-credential' }],
-    ['a bad terminator', { authorization: S3_DOC_HEADER.replace('aws4_request', 'aws4_reqest') }, '/', { kind: 'malformed', reason: 'bad-credential' }],
-    ['a region with odd characters', { authorization: S3_DOC_HEADER.replace('us-east-1', 'us_east<1>') }, '/', { kind: 'malformed', reason: 'bad-credential' }],
-    ['SigV4A scope with a region in it', { authorization: `AWS4-ECDSA-P256-SHA256 Credential=${AKID}/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=30` }, '/', { kind: 'malformed', reason: 'bad-credential' }],
-    ['SigV4A garbled region set', { authorization: `AWS4-ECDSA-P256-SHA256 Credential=${AKID}/20240101/s3/aws4_request, SignedHeaders=host, Signature=30`, 'x-amz-region-set': 'us-east-1,<script>' }, '/', { kind: 'malformed', reason: 'bad-credential' }],
-    ['SigV4A repeated region set header', { authorization: `AWS4-ECDSA-P256-SHA256 Credential=${AKID}/20240101/s3/aws4_request, SignedHeaders=host, Signature=30`, 'x-amz-region-set': ['us-east-1', 'us-west-2'] }, '/', { kind: 'malformed', reason: 'bad-authorization' }],
+    [
+      'a bad scope date',
+      { authorization: S3_DOC_HEADER.replace('20130524', '2013-05-24') },
+      '/',
+      { kind: 'malformed', reason: 'bad-credential' },
+    ],
+    [
+      'a bad terminator',
+      { authorization: S3_DOC_HEADER.replace('aws4_request', 'aws4_reqest') },
+      '/',
+      { kind: 'malformed', reason: 'bad-credential' },
+    ],
+    [
+      'a region with odd characters',
+      { authorization: S3_DOC_HEADER.replace('us-east-1', 'us_east<1>') },
+      '/',
+      { kind: 'malformed', reason: 'bad-credential' },
+    ],
+    [
+      'SigV4A scope with a region in it',
+      { authorization: `AWS4-ECDSA-P256-SHA256 Credential=${AKID}/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=30` },
+      '/',
+      { kind: 'malformed', reason: 'bad-credential' },
+    ],
+    [
+      'SigV4A garbled region set',
+      {
+        authorization: `AWS4-ECDSA-P256-SHA256 Credential=${AKID}/20240101/s3/aws4_request, SignedHeaders=host, Signature=30`,
+        'x-amz-region-set': 'us-east-1,<script>',
+      },
+      '/',
+      { kind: 'malformed', reason: 'bad-credential' },
+    ],
+    [
+      'SigV4A repeated region set header',
+      {
+        authorization: `AWS4-ECDSA-P256-SHA256 Credential=${AKID}/20240101/s3/aws4_request, SignedHeaders=host, Signature=30`,
+        'x-amz-region-set': ['us-east-1', 'us-west-2'],
+      },
+      '/',
+      { kind: 'malformed', reason: 'bad-authorization' },
+    ],
     ['SigV2 without a colon', { authorization: `AWS ${AKID}` }, '/', { kind: 'malformed', reason: 'bad-authorization' }],
     ['SigV2 without a signature', { authorization: `AWS ${AKID}:` }, '/', { kind: 'malformed', reason: 'bad-authorization' }],
     ['SigV2 with a bad key', { authorization: 'AWS AK-ID:sig=' }, '/', { kind: 'malformed', reason: 'bad-credential' }],
-    ['header and query signatures together', { authorization: S3_DOC_HEADER }, `/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=${AKID}%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=ab`, { kind: 'malformed', reason: 'bad-authorization' }],
-    ['presigned without a signature', {}, `/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=${AKID}%2F20130524%2Fus-east-1%2Fs3%2Faws4_request`, { kind: 'malformed', reason: 'bad-query' }],
-    ['presigned without an algorithm', {}, `/k?X-Amz-Credential=${AKID}%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=ab`, { kind: 'malformed', reason: 'bad-query' }],
-    ['presigned with an unknown algorithm', {}, `/k?X-Amz-Algorithm=AWS4-HMAC-SHA512&X-Amz-Credential=${AKID}%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=ab`, { kind: 'malformed', reason: 'unknown-algorithm' }],
-    ['presigned with a repeated credential', {}, `/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=${AKID}%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Credential=x&X-Amz-Signature=ab`, { kind: 'malformed', reason: 'bad-query' }],
-    ['presigned with broken percent-encoding', {}, `/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=${AKID}%2G20130524&X-Amz-Signature=ab`, { kind: 'malformed', reason: 'bad-query' }],
-    ['presigned with a bad scope', {}, `/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=${AKID}%2F20130524&X-Amz-Signature=ab`, { kind: 'malformed', reason: 'bad-credential' }],
+    [
+      'header and query signatures together',
+      { authorization: S3_DOC_HEADER },
+      `/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=${AKID}%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=ab`,
+      { kind: 'malformed', reason: 'bad-authorization' },
+    ],
+    [
+      'presigned without a signature',
+      {},
+      `/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=${AKID}%2F20130524%2Fus-east-1%2Fs3%2Faws4_request`,
+      { kind: 'malformed', reason: 'bad-query' },
+    ],
+    [
+      'presigned without an algorithm',
+      {},
+      `/k?X-Amz-Credential=${AKID}%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=ab`,
+      { kind: 'malformed', reason: 'bad-query' },
+    ],
+    [
+      'presigned with an unknown algorithm',
+      {},
+      `/k?X-Amz-Algorithm=AWS4-HMAC-SHA512&X-Amz-Credential=${AKID}%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=ab`,
+      { kind: 'malformed', reason: 'unknown-algorithm' },
+    ],
+    [
+      'presigned with a repeated credential',
+      {},
+      `/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=${AKID}%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Credential=x&X-Amz-Signature=ab`,
+      { kind: 'malformed', reason: 'bad-query' },
+    ],
+    [
+      'presigned with broken percent-encoding',
+      {},
+      `/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=${AKID}%2G20130524&X-Amz-Signature=ab`,
+      { kind: 'malformed', reason: 'bad-query' },
+    ],
+    [
+      'presigned with a bad scope',
+      {},
+      `/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=${AKID}%2F20130524&X-Amz-Signature=ab`,
+      { kind: 'malformed', reason: 'bad-credential' },
+    ],
     ['SigV2 query without a signature', {}, `/k?AWSAccessKeyId=${AKID}&Expires=1`, { kind: 'malformed', reason: 'bad-query' }],
     ['SigV2 query with a bad key', {}, `/k?AWSAccessKeyId=short&Signature=x`, { kind: 'malformed', reason: 'bad-credential' }],
-    ['SigV2 and SigV4 query parameters together', {}, `/k?AWSAccessKeyId=${AKID}&Signature=x&X-Amz-Algorithm=AWS4-HMAC-SHA256`, { kind: 'malformed', reason: 'bad-query' }],
+    [
+      'SigV2 and SigV4 query parameters together',
+      {},
+      `/k?AWSAccessKeyId=${AKID}&Signature=x&X-Amz-Algorithm=AWS4-HMAC-SHA256`,
+      { kind: 'malformed', reason: 'bad-query' },
+    ],
   ])('%s', (_name, headers, target, expected) => {
     expect(attribute(headers, target)).toEqual(expected);
   });
@@ -156,7 +350,8 @@ describe('attributeRequest: unsigned and malformed', () => {
 
 describe('attributeRequest: properties', () => {
   const base32Key = fc.tuple(fc.constantFrom('AKIA', 'ASIA'), fc.stringMatching(/^[A-Z2-7]{16}$/)).map(([p, s]) => p + s);
-  const date = fc.date({ min: new Date('2010-01-01'), max: new Date('2099-12-31'), noInvalidDate: true })
+  const date = fc
+    .date({ min: new Date('2010-01-01'), max: new Date('2099-12-31'), noInvalidDate: true })
     .map((d) => d.toISOString().slice(0, 10).replace(/-/g, ''));
   const region = fc.stringMatching(/^[a-z]{2}(-[a-z]{3,9}){1,2}-[1-9]$/);
   const service = fc.stringMatching(/^[a-z][a-z0-9-]{1,20}$/);
@@ -173,60 +368,104 @@ describe('attributeRequest: properties', () => {
       fc.string(),
       fc.tuple(fc.constantFrom('AWS4-HMAC-SHA256 ', 'AWS4-ECDSA-P256-SHA256 ', 'AWS ', ''), fc.string()).map(([a, b]) => a + b),
     );
-    const target = fc.oneof(fc.string(), fc.webUrl({ withQueryParameters: true }), fc.string().map((s) => `/?${s}`));
-    fc.assert(fc.property(headers, authorization, target, fc.boolean(), (h, auth, t, useAuth) => {
-      const result = attributeRequest({ method: 'GET', target: t, headers: useAuth ? { ...h, authorization: auth } : h });
-      expect(['attributed', 'unsigned', 'malformed']).toContain(result.kind);
-    }), { numRuns: 1000 });
+    const target = fc.oneof(
+      fc.string(),
+      fc.webUrl({ withQueryParameters: true }),
+      fc.string().map((s) => `/?${s}`),
+    );
+    fc.assert(
+      fc.property(headers, authorization, target, fc.boolean(), (h, auth, t, useAuth) => {
+        const result = attributeRequest({ method: 'GET', target: t, headers: useAuth ? { ...h, authorization: auth } : h });
+        expect(['attributed', 'unsigned', 'malformed']).toContain(result.kind);
+      }),
+      { numRuns: 1000 },
+    );
   });
 
   it('round-trips key, date, region and service through a SigV4 header and never echoes secrets', () => {
-    fc.assert(fc.property(base32Key, date, region, service, signature, token, separator, fc.boolean(),
-      (key, d, r, s, sig, tok, sep, withToken) => {
+    fc.assert(
+      fc.property(base32Key, date, region, service, signature, token, separator, fc.boolean(), (key, d, r, s, sig, tok, sep, withToken) => {
         const authorization = `AWS4-HMAC-SHA256 Credential=${key}/${d}/${r}/${s}/aws4_request${sep}SignedHeaders=host;x-amz-date${sep}Signature=${sig}`;
         const headers: Headers = withToken ? { authorization, 'x-amz-security-token': tok } : { authorization };
         const result = attributeRequest({ method: 'POST', target: '/', headers });
         expect(attributed(result)).toEqual({
-          accessKeyId: key, signatureVersion: 'v4', auth: 'header', scopeDate: d, region: r, regionSet: null, service: s, sessionToken: withToken,
+          accessKeyId: key,
+          signatureVersion: 'v4',
+          auth: 'header',
+          scopeDate: d,
+          region: r,
+          regionSet: null,
+          service: s,
+          sessionToken: withToken,
         });
         const json = JSON.stringify(result);
         expect(json).not.toContain(sig);
         expect(json).not.toContain(tok);
-      }));
+      }),
+    );
   });
 
   it('round-trips a presigned SigV4 query and never echoes secrets', () => {
-    fc.assert(fc.property(base32Key, date, region, service, signature, token, (key, d, r, s, sig, tok) => {
-      const credential = encodeURIComponent(`${key}/${d}/${r}/${s}/aws4_request`);
-      const target = `/obj?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=${credential}&X-Amz-Date=${d}T000000Z`
-        + `&X-Amz-Expires=300&X-Amz-Security-Token=${encodeURIComponent(tok)}&X-Amz-Signature=${sig}&X-Amz-SignedHeaders=host`;
-      const result = attributeRequest({ method: 'GET', target, headers: {} });
-      expect(attributed(result)).toMatchObject({ accessKeyId: key, scopeDate: d, region: r, service: s, auth: 'query', sessionToken: true });
-      const json = JSON.stringify(result);
-      expect(json).not.toContain(sig);
-      expect(json).not.toContain(tok);
-      const redacted = redactTarget(target);
-      expect(redacted).not.toContain(sig);
-      expect(redacted).not.toContain(encodeURIComponent(tok));
-      expect(redacted).toContain(credential);
-    }));
+    fc.assert(
+      fc.property(base32Key, date, region, service, signature, token, (key, d, r, s, sig, tok) => {
+        const credential = encodeURIComponent(`${key}/${d}/${r}/${s}/aws4_request`);
+        const target =
+          `/obj?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=${credential}&X-Amz-Date=${d}T000000Z` +
+          `&X-Amz-Expires=300&X-Amz-Security-Token=${encodeURIComponent(tok)}&X-Amz-Signature=${sig}&X-Amz-SignedHeaders=host`;
+        const result = attributeRequest({ method: 'GET', target, headers: {} });
+        expect(attributed(result)).toMatchObject({
+          accessKeyId: key,
+          scopeDate: d,
+          region: r,
+          service: s,
+          auth: 'query',
+          sessionToken: true,
+        });
+        const json = JSON.stringify(result);
+        expect(json).not.toContain(sig);
+        expect(json).not.toContain(tok);
+        const redacted = redactTarget(target);
+        expect(redacted).not.toContain(sig);
+        expect(redacted).not.toContain(encodeURIComponent(tok));
+        expect(redacted).toContain(credential);
+      }),
+    );
   });
 
   it('round-trips SigV4A and SigV2 keys and never echoes secrets', () => {
-    fc.assert(fc.property(base32Key, date, fc.array(region, { minLength: 1, maxLength: 4 }), service, signature, token,
-      (key, d, regions, s, sig, tok) => {
-        const v4a = attributeRequest({ method: 'GET', target: '/', headers: {
-          authorization: `AWS4-ECDSA-P256-SHA256 Credential=${key}/${d}/${s}/aws4_request, SignedHeaders=host, Signature=${sig}`,
-          'x-amz-region-set': regions.join(','), 'x-amz-security-token': tok,
-        } });
-        expect(attributed(v4a)).toMatchObject({ accessKeyId: key, service: s, regionSet: regions, region: regions.length === 1 ? regions[0] : null });
-        const v2 = attributeRequest({ method: 'GET', target: '/', headers: { authorization: `AWS ${key}:${tok}` } });
-        expect(attributed(v2).accessKeyId).toBe(key);
-        for (const result of [v4a, v2]) {
-          expect(JSON.stringify(result)).not.toContain(sig);
-          expect(JSON.stringify(result)).not.toContain(tok);
-        }
-      }));
+    fc.assert(
+      fc.property(
+        base32Key,
+        date,
+        fc.array(region, { minLength: 1, maxLength: 4 }),
+        service,
+        signature,
+        token,
+        (key, d, regions, s, sig, tok) => {
+          const v4a = attributeRequest({
+            method: 'GET',
+            target: '/',
+            headers: {
+              authorization: `AWS4-ECDSA-P256-SHA256 Credential=${key}/${d}/${s}/aws4_request, SignedHeaders=host, Signature=${sig}`,
+              'x-amz-region-set': regions.join(','),
+              'x-amz-security-token': tok,
+            },
+          });
+          expect(attributed(v4a)).toMatchObject({
+            accessKeyId: key,
+            service: s,
+            regionSet: regions,
+            region: regions.length === 1 ? regions[0] : null,
+          });
+          const v2 = attributeRequest({ method: 'GET', target: '/', headers: { authorization: `AWS ${key}:${tok}` } });
+          expect(attributed(v2).accessKeyId).toBe(key);
+          for (const result of [v4a, v2]) {
+            expect(JSON.stringify(result)).not.toContain(sig);
+            expect(JSON.stringify(result)).not.toContain(tok);
+          }
+        },
+      ),
+    );
   });
 });
 
@@ -236,7 +475,10 @@ describe('redactTarget', () => {
     ['/k?prefix=a&max-keys=2', '/k?prefix=a&max-keys=2'],
     ['/k?X-Amz-Signature=abc123&X-Amz-Credential=AKID%2F2013', '/k?X-Amz-Signature=REDACTED&X-Amz-Credential=AKID%2F2013'],
     ['/k?X-Amz-Security-Token=tok%2Fen&a=b', '/k?X-Amz-Security-Token=REDACTED&a=b'],
-    ['/k?AWSAccessKeyId=AKID&Signature=sig%3D&x-amz-security-token=tok', '/k?AWSAccessKeyId=AKID&Signature=REDACTED&x-amz-security-token=REDACTED'],
+    [
+      '/k?AWSAccessKeyId=AKID&Signature=sig%3D&x-amz-security-token=tok',
+      '/k?AWSAccessKeyId=AKID&Signature=REDACTED&x-amz-security-token=REDACTED',
+    ],
     ['/k?x-amz-signature=abc', '/k?x-amz-signature=REDACTED'],
     ['/k?X%2DAmz%2DSignature=abc', '/k?X%2DAmz%2DSignature=REDACTED'],
     ['/k?Signature', '/k?Signature'],
@@ -247,17 +489,27 @@ describe('redactTarget', () => {
   });
 
   it('never throws', () => {
-    fc.assert(fc.property(fc.string(), (s) => {
-      expect(typeof redactTarget(s)).toBe('string');
-    }));
+    fc.assert(
+      fc.property(fc.string(), (s) => {
+        expect(typeof redactTarget(s)).toBe('string');
+      }),
+    );
   });
 });
 
 describe('attributeRequest: only wire-valid key IDs are attributed', () => {
   it('calls a key ID the telemetry protocol would refuse bad-credential, so one odd client cannot spoil a batch', () => {
-    const auth = 'AWS4-HMAC-SHA256 Credential=abcdefghijklmnop/20261125/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=' + 'a'.repeat(64);
-    expect(attributeRequest({ method: 'GET', target: '/', headers: { authorization: auth } })).toEqual({ kind: 'malformed', reason: 'bad-credential' });
-    const result = attributeRequest({ method: 'GET', target: '/', headers: { authorization: auth.replace('abcdefghijklmnop', 'ASIAY34FZKBOKMUTVV7A') } });
+    const auth =
+      'AWS4-HMAC-SHA256 Credential=abcdefghijklmnop/20261125/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=' + 'a'.repeat(64);
+    expect(attributeRequest({ method: 'GET', target: '/', headers: { authorization: auth } })).toEqual({
+      kind: 'malformed',
+      reason: 'bad-credential',
+    });
+    const result = attributeRequest({
+      method: 'GET',
+      target: '/',
+      headers: { authorization: auth.replace('abcdefghijklmnop', 'ASIAY34FZKBOKMUTVV7A') },
+    });
     expect(result.kind).toBe('attributed');
     if (result.kind === 'attributed') expect(ACCESS_KEY_ID_PATTERN.test(result.attribution.accessKeyId)).toBe(true);
   });

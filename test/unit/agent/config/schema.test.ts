@@ -83,7 +83,9 @@ describe('agent config: defaults', () => {
   });
 
   it('converts durations and sizes', () => {
-    const c = load(`${MINIMAL}proxy:\n  connect_timeout: 1500ms\n  idle_timeout: 1h30m\n  max_header_bytes: 64KiB\n  drain_timeout: 5\ntelemetry:\n  spool_max_bytes: 10MB\n`);
+    const c = load(
+      `${MINIMAL}proxy:\n  connect_timeout: 1500ms\n  idle_timeout: 1h30m\n  max_header_bytes: 64KiB\n  drain_timeout: 5\ntelemetry:\n  spool_max_bytes: 10MB\n`,
+    );
     expect(c.proxy.connect_timeout).toBe(1500);
     expect(c.proxy.idle_timeout).toBe(5_400_000);
     expect(c.proxy.max_header_bytes).toBe(65_536);
@@ -108,12 +110,20 @@ describe('agent config: defaults', () => {
   });
 
   it('accepts static upstream overrides by host or suffix, to IPv4 or IPv6', () => {
-    const c = load(`${MINIMAL}upstream:\n  resolve:\n    "sts.us-east-1.amazonaws.com": "127.0.0.1:8443"\n    "*.s3.amazonaws.com": "[::1]:443"\n`);
+    const c = load(
+      `${MINIMAL}upstream:\n  resolve:\n    "sts.us-east-1.amazonaws.com": "127.0.0.1:8443"\n    "*.s3.amazonaws.com": "[::1]:443"\n`,
+    );
     expect(c.upstream.resolve).toEqual({ 'sts.us-east-1.amazonaws.com': '127.0.0.1:8443', '*.s3.amazonaws.com': '[::1]:443' });
   });
 
   it('accepts JSON input', () => {
-    const c = load(JSON.stringify({ gateway: { id: 'gw-json', egress_cidrs: ['198.51.100.7'] }, networks: [{ name: 'n', cidrs: ['2001:db8::/32'] }], log: { level: 'debug' } }));
+    const c = load(
+      JSON.stringify({
+        gateway: { id: 'gw-json', egress_cidrs: ['198.51.100.7'] },
+        networks: [{ name: 'n', cidrs: ['2001:db8::/32'] }],
+        log: { level: 'debug' },
+      }),
+    );
     expect(c.gateway).toEqual({ id: 'gw-json', egress_cidrs: ['198.51.100.7'] });
     expect(c.log.level).toBe('debug');
     expect(c.proxy.max_tunnels).toBe(10_000);
@@ -122,14 +132,19 @@ describe('agent config: defaults', () => {
 
 describe('agent config: cross-field rules', () => {
   it('names a duplicate network at its second occurrence', () => {
-    expect(problems(`${MINIMAL}  - name: lab\n    cidrs: [11.0.0.0/8]\n`)).toEqual(['networks[1].name: duplicate network name "lab" (line 7, column 11)']);
+    expect(problems(`${MINIMAL}  - name: lab\n    cidrs: [11.0.0.0/8]\n`)).toEqual([
+      'networks[1].name: duplicate network name "lab" (line 7, column 11)',
+    ]);
   });
 
   it('requires telemetry.secret_file with telemetry.detector_url', () => {
     expect(problems(`${MINIMAL}telemetry:\n  detector_url: http://127.0.0.1:8443/v1/telemetry\n`)).toEqual([
       'telemetry.secret_file: required when telemetry.detector_url is set (batches are HMAC-signed) (line 8, column 3)',
     ]);
-    expect(load(`${MINIMAL}telemetry:\n  detector_url: http://127.0.0.1:8443/v1/telemetry\n  secret_file: /etc/ew/gw.key\n`).telemetry.secret_file).toBe('/etc/ew/gw.key');
+    expect(
+      load(`${MINIMAL}telemetry:\n  detector_url: http://127.0.0.1:8443/v1/telemetry\n  secret_file: /etc/ew/gw.key\n`).telemetry
+        .secret_file,
+    ).toBe('/etc/ew/gw.key');
   });
 
   it('refuses a proxy that would admit nobody, but accepts allowed_clients without networks', () => {
@@ -140,7 +155,10 @@ describe('agent config: cross-field rules', () => {
   });
 
   it('reports the three mistakes of one file together, each with its exact path and line', () => {
-    const r = loadConfigText(`gateway:\n  id: gw-test\n  egress_cidrs: [203.0.113.0/33]\nnetworks:\n  - name: lab\n    cidrs: [10.0.0.0/8]\nproxy:\n  max_tunnels: lots\n  bogus_key: 1\n`, agentConfigSchema);
+    const r = loadConfigText(
+      `gateway:\n  id: gw-test\n  egress_cidrs: [203.0.113.0/33]\nnetworks:\n  - name: lab\n    cidrs: [10.0.0.0/8]\nproxy:\n  max_tunnels: lots\n  bogus_key: 1\n`,
+      agentConfigSchema,
+    );
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.problems.map((p) => [p.path, p.line])).toEqual([
@@ -163,7 +181,9 @@ describe('agent config: field rules', () => {
     ['-gw', false],
     ['', false],
   ])('gateway id %j valid: %s', (id, valid) => {
-    expect(problems(`gateway: {id: "${id}", egress_cidrs: [203.0.113.1]}\nnetworks: [{name: n, cidrs: [10.0.0.0/8]}]\n`).length === 0).toBe(valid);
+    expect(problems(`gateway: {id: "${id}", egress_cidrs: [203.0.113.1]}\nnetworks: [{name: n, cidrs: [10.0.0.0/8]}]\n`).length === 0).toBe(
+      valid,
+    );
   });
 
   it.each([
@@ -174,7 +194,9 @@ describe('agent config: field rules', () => {
     [`n${'a'.repeat(62)}`, true],
     [`n${'a'.repeat(63)}`, false],
   ])('network name %j valid: %s', (name, valid) => {
-    expect(problems(`gateway: {id: gw, egress_cidrs: [203.0.113.1]}\nnetworks: [{name: "${name}", cidrs: [10.0.0.0/8]}]\n`).length === 0).toBe(valid);
+    expect(
+      problems(`gateway: {id: gw, egress_cidrs: [203.0.113.1]}\nnetworks: [{name: "${name}", cidrs: [10.0.0.0/8]}]\n`).length === 0,
+    ).toBe(valid);
   });
 
   it('requires the gateway section', () => {
@@ -182,12 +204,24 @@ describe('agent config: field rules', () => {
   });
 
   it.each([
-    ['inspect.hosts', 'inspect: {ca_cert: a, ca_key: b, hosts: ["amazonaws.com", "*.api.aws", "bad host"]}', 'inspect.hosts[2]: expected a host name or "*.suffix"'],
+    [
+      'inspect.hosts',
+      'inspect: {ca_cert: a, ca_key: b, hosts: ["amazonaws.com", "*.api.aws", "bad host"]}',
+      'inspect.hosts[2]: expected a host name or "*.suffix"',
+    ],
     ['inspect.ca_key', 'inspect: {ca_cert: a}', 'inspect.ca_key: required: path to the inspection CA key (PEM, mode 0600)'],
     // zod 4 reports a bad record key without the key schema's message.
     ['upstream.resolve key', 'upstream: {resolve: {"bad host": "127.0.0.1:1"}}', 'upstream.resolve.bad host: Invalid key in record'],
-    ['upstream.resolve port', 'upstream: {resolve: {"h.example": "127.0.0.1:0"}}', 'upstream.resolve.h.example: "127.0.0.1:0" is not "ip:port" (use "127.0.0.1:8443" or "[::1]:8443")'],
-    ['upstream.resolve leading zero', 'upstream: {resolve: {"h.example": "127.0.0.01:443"}}', 'upstream.resolve.h.example: "127.0.0.01:443" is not "ip:port" (use "127.0.0.1:8443" or "[::1]:8443")'],
+    [
+      'upstream.resolve port',
+      'upstream: {resolve: {"h.example": "127.0.0.1:0"}}',
+      'upstream.resolve.h.example: "127.0.0.1:0" is not "ip:port" (use "127.0.0.1:8443" or "[::1]:8443")',
+    ],
+    [
+      'upstream.resolve leading zero',
+      'upstream: {resolve: {"h.example": "127.0.0.01:443"}}',
+      'upstream.resolve.h.example: "127.0.0.01:443" is not "ip:port" (use "127.0.0.1:8443" or "[::1]:8443")',
+    ],
     ['telemetry.spool_dir', 'telemetry: {spool_dir: ""}', 'telemetry.spool_dir: Too small: expected string to have >=1 characters'],
     ['telemetry.file', 'telemetry: {file: ""}', 'telemetry.file: path must not be empty'],
     ['proxy.allowed_ports', 'proxy: {allowed_ports: []}', 'proxy.allowed_ports: at least one port is required'],

@@ -165,12 +165,16 @@ describe('classifyAddress', () => {
   });
 
   it('never throws and never calls a valid IPv6 address invalid', () => {
-    fc.assert(fc.property(fc.string(), (s) => {
-      classifyAddress(s);
-    }));
-    fc.assert(fc.property(fc.ipV6(), (s) => {
-      expect(classifyAddress(s)).not.toEqual({ kind: 'special', reason: 'invalid' });
-    }));
+    fc.assert(
+      fc.property(fc.string(), (s) => {
+        classifyAddress(s);
+      }),
+    );
+    fc.assert(
+      fc.property(fc.ipV6(), (s) => {
+        expect(classifyAddress(s)).not.toEqual({ kind: 'special', reason: 'invalid' });
+      }),
+    );
   });
 });
 
@@ -207,7 +211,11 @@ describe('DestinationPolicy', () => {
   });
 
   it('refuses the agent itself behind a wildcard listener, on its port only', () => {
-    const policy = new DestinationPolicy({ ...base, allowCidrs: ['127.0.0.0/8', '::1/128'], selfAddresses: [{ ip: '0.0.0.0', port: 3128 }] });
+    const policy = new DestinationPolicy({
+      ...base,
+      allowCidrs: ['127.0.0.0/8', '::1/128'],
+      selfAddresses: [{ ip: '0.0.0.0', port: 3128 }],
+    });
     for (const ip of ['127.0.0.1', '127.1.2.3', '::1', '[::1]', '0.0.0.0', '::', '::ffff:127.0.0.1']) {
       expect(policy.checkAddress(ip, 3128), ip).toEqual({ allowed: false, reason: 'self' });
     }
@@ -222,7 +230,14 @@ describe('DestinationPolicy', () => {
   });
 
   it('refuses an exact self address even inside allowCidrs, mapped form included', () => {
-    const policy = new DestinationPolicy({ ...base, allowCidrs: ['10.0.0.0/8'], selfAddresses: [{ ip: '10.0.0.5', port: 3128 }, { ip: '[2600:1f18::5]', port: 3128 }] });
+    const policy = new DestinationPolicy({
+      ...base,
+      allowCidrs: ['10.0.0.0/8'],
+      selfAddresses: [
+        { ip: '10.0.0.5', port: 3128 },
+        { ip: '[2600:1f18::5]', port: 3128 },
+      ],
+    });
     expect(policy.checkAddress('10.0.0.5', 3128)).toEqual({ allowed: false, reason: 'self' });
     expect(policy.checkAddress('::ffff:10.0.0.5', 3128)).toEqual({ allowed: false, reason: 'self' });
     expect(policy.checkAddress('2600:1f18:0::5', 3128)).toEqual({ allowed: false, reason: 'self' });

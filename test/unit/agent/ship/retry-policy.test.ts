@@ -77,7 +77,10 @@ describe('classifyResponse', () => {
 describe('classifyNetworkError', () => {
   it.each<[unknown, string]>([
     [Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), 'ECONNREFUSED'],
-    [new TypeError('fetch failed', { cause: Object.assign(new Error('timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' }) }), 'UND_ERR_CONNECT_TIMEOUT'],
+    [
+      new TypeError('fetch failed', { cause: Object.assign(new Error('timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' }) }),
+      'UND_ERR_CONNECT_TIMEOUT',
+    ],
     [Object.assign(new Error('aborted'), { name: 'AbortError' }), 'AbortError'],
     [Object.assign(new Error('weird'), { code: 'not a code!' }), 'network-error'],
     ['a string', 'network-error'],
@@ -107,7 +110,9 @@ describe('nextDelayMs', () => {
   it('honours Retry-After, even beyond maxMs, but not beyond the Retry-After cap', () => {
     expect(nextDelayMs(policy, 1, { kind: 'retryable', reason: 'http-429', retryAfterMs: 45_000 }, () => 0)).toBe(45_000);
     expect(nextDelayMs(policy, 5, { kind: 'retryable', reason: 'http-429', retryAfterMs: 100 }, () => 1)).toBe(16_000);
-    expect(nextDelayMs(policy, 1, { kind: 'retryable', reason: 'x', retryAfterMs: 10 * MAX_RETRY_AFTER_MS }, () => 0)).toBe(MAX_RETRY_AFTER_MS);
+    expect(nextDelayMs(policy, 1, { kind: 'retryable', reason: 'x', retryAfterMs: 10 * MAX_RETRY_AFTER_MS }, () => 0)).toBe(
+      MAX_RETRY_AFTER_MS,
+    );
   });
 
   it('waits unauthorizedMs after 401/403 and nothing after success or a permanent failure', () => {
@@ -122,20 +127,23 @@ describe('nextDelayMs', () => {
     expect(nextDelayMs({ ...policy, jitter: 1 }, 2, retryable, () => 0.25)).toBe(500);
   });
 
-  const arbPolicy = fc.record({
-    initialMs: fc.integer({ min: 0, max: 60_000 }),
-    extraMaxMs: fc.integer({ min: 0, max: 600_000 }),
-    multiplier: fc.double({ min: 1, max: 10, noNaN: true }),
-    jitter: fc.double({ min: 0, max: 1, noNaN: true }),
-    unauthorizedMs: fc.integer({ min: 0, max: 3_600_000 }),
-  }).map(({ extraMaxMs, ...p }): BackoffPolicy => ({ ...p, maxMs: p.initialMs + extraMaxMs }));
+  const arbPolicy = fc
+    .record({
+      initialMs: fc.integer({ min: 0, max: 60_000 }),
+      extraMaxMs: fc.integer({ min: 0, max: 600_000 }),
+      multiplier: fc.double({ min: 1, max: 10, noNaN: true }),
+      jitter: fc.double({ min: 0, max: 1, noNaN: true }),
+      unauthorizedMs: fc.integer({ min: 0, max: 3_600_000 }),
+    })
+    .map(({ extraMaxMs, ...p }): BackoffPolicy => ({ ...p, maxMs: p.initialMs + extraMaxMs }));
   const arbRandom = fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true });
   const arbRetryAfter = fc.option(fc.integer({ min: 0, max: 2 * MAX_RETRY_AFTER_MS }), { nil: undefined });
 
   it('stays within [0, maxMs], or at least the Retry-After when one is given (property)', () => {
     fc.assert(
       fc.property(arbPolicy, fc.integer({ min: 0, max: 1_000 }), arbRandom, arbRetryAfter, (p, attempt, r, retryAfterMs) => {
-        const outcome: SendOutcome = retryAfterMs === undefined ? { kind: 'retryable', reason: 'x' } : { kind: 'retryable', reason: 'x', retryAfterMs };
+        const outcome: SendOutcome =
+          retryAfterMs === undefined ? { kind: 'retryable', reason: 'x' } : { kind: 'retryable', reason: 'x', retryAfterMs };
         const delay = nextDelayMs(p, attempt, outcome, () => r);
         expect(Number.isInteger(delay)).toBe(true);
         if (retryAfterMs === undefined) {

@@ -51,7 +51,9 @@ async function runAndKill(script: string, dir: string, prefix: string, appends: 
       if (appended.length >= appends) child.kill('SIGKILL');
     }
   });
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('exit', (c, s) => resolve([c, s])));
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+    child.on('exit', (c, s) => resolve([c, s])),
+  );
   if (signal !== 'SIGKILL') throw new Error(`child exited with ${code} before it was killed: ${stderr}`);
   return { appended, acked };
 }

@@ -82,7 +82,13 @@ describe('Spool damage', () => {
     const segment = await lastSegment(dir);
     await truncate(segment, 2 * RECORD + cut); // the third record, torn
     const { spool, events } = await openSpool(dir);
-    expect(events).toContainEqual({ kind: 'truncated', segment: segment.split('/').at(-1), offset: 2 * RECORD, bytes: cut, reason: `truncated: ${reason}` });
+    expect(events).toContainEqual({
+      kind: 'truncated',
+      segment: segment.split('/').at(-1),
+      offset: 2 * RECORD,
+      bytes: cut,
+      reason: `truncated: ${reason}`,
+    });
     expect((await stat(segment)).size).toBe(2 * RECORD);
     await spool.append(batchId(7), payloadFor(batchId(7)));
     const entries = takeAll(spool);
@@ -100,7 +106,9 @@ describe('Spool damage', () => {
     const segment = await lastSegment(dir);
     await flipByte(segment, 3 * RECORD - 10);
     const { spool, events } = await openSpool(dir);
-    expect(events).toContainEqual(expect.objectContaining({ kind: 'truncated', offset: 2 * RECORD, bytes: RECORD, reason: 'truncated: crc mismatch' }));
+    expect(events).toContainEqual(
+      expect.objectContaining({ kind: 'truncated', offset: 2 * RECORD, bytes: RECORD, reason: 'truncated: crc mismatch' }),
+    );
     expect(takeAll(spool).map((e) => e.id)).toEqual([batchId(0), batchId(1)]);
     await appendIds(spool, [batchId(8)]);
     expect(takeAll(spool).map((e) => e.id)).toEqual([batchId(8)]);
@@ -112,7 +120,9 @@ describe('Spool damage', () => {
     await spoolWithThree(dir);
     await flipByte(await lastSegment(dir), RECORD + RECORD_HEADER_BYTES + 5);
     const { spool, events } = await openSpool(dir);
-    expect(events).toContainEqual(expect.objectContaining({ kind: 'truncated', offset: RECORD, bytes: RECORD, reason: 'skipped: crc mismatch' }));
+    expect(events).toContainEqual(
+      expect.objectContaining({ kind: 'truncated', offset: RECORD, bytes: RECORD, reason: 'skipped: crc mismatch' }),
+    );
     expect(takeAll(spool).map((e) => e.id)).toEqual([batchId(0), batchId(2)]);
     await spool.close();
   });

@@ -47,7 +47,7 @@ describe('CA files', () => {
   });
 
   it('leaves no lone key behind when ca.pem already exists', async () => {
-    await writeFile(join(dir, 'ca.pem'), 'someone else\'s certificate');
+    await writeFile(join(dir, 'ca.pem'), "someone else's certificate");
     await expect(writeCaFiles(dir, pair)).rejects.toThrow(/ca.pem already exists/);
     await expect(stat(join(dir, 'ca-key.pem'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
@@ -73,7 +73,9 @@ describe('CA files', () => {
     await chmod(keyPath, mode);
     const error = await readCaFiles(certPath, keyPath).catch((err: unknown) => err as Error);
     expect(error).toBeInstanceOf(Error);
-    expect((error as Error).message).toBe(`inspect.ca_key ${keyPath} is accessible by group or others (mode 0${mode.toString(8)}); run: chmod 600 ${keyPath}`);
+    expect((error as Error).message).toBe(
+      `inspect.ca_key ${keyPath} is accessible by group or others (mode 0${mode.toString(8)}); run: chmod 600 ${keyPath}`,
+    );
   });
 
   it('accepts a key readable only by its owner (0400)', async () => {

@@ -2,7 +2,13 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { createPrivateKey, generateKeyPairSync, webcrypto, X509Certificate } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AWS_PERMITTED_DOMAINS, createInspectionCa, encodeNameConstraints, loadInspectionCa, NAME_CONSTRAINTS_OID } from '../../../../agent/tls/ca.js';
+import {
+  AWS_PERMITTED_DOMAINS,
+  createInspectionCa,
+  encodeNameConstraints,
+  loadInspectionCa,
+  NAME_CONSTRAINTS_OID,
+} from '../../../../agent/tls/ca.js';
 
 const DAY = 86_400_000;
 
@@ -12,7 +18,11 @@ describe('createInspectionCa', () => {
 
   beforeAll(async () => {
     plain = await createInspectionCa({});
-    constrained = await createInspectionCa({ commonName: 'Gateway 7 inspection', permittedDomains: [...AWS_PERMITTED_DOMAINS], validityDays: 30 });
+    constrained = await createInspectionCa({
+      commonName: 'Gateway 7 inspection',
+      permittedDomains: [...AWS_PERMITTED_DOMAINS],
+      validityDays: 30,
+    });
   });
 
   it('is an ECDSA P-256 CA as Node sees it', () => {
@@ -55,7 +65,20 @@ describe('createInspectionCa', () => {
     const der = Buffer.from(encodeNameConstraints(['api.aws']));
     // SEQ { [0] { SEQ { dNSName "api.aws" } }, [1] { SEQ { iPAddress 0/0 }, SEQ { iPAddress ::/0 } } }
     const permitted = Buffer.from([0xa0, 11, 0x30, 9, 0x82, 7, ...Buffer.from('api.aws')]);
-    const excluded = Buffer.from([0xa1, 48, 0x30, 10, 0x87, 8, ...new Array<number>(8).fill(0), 0x30, 34, 0x87, 32, ...new Array<number>(32).fill(0)]);
+    const excluded = Buffer.from([
+      0xa1,
+      48,
+      0x30,
+      10,
+      0x87,
+      8,
+      ...new Array<number>(8).fill(0),
+      0x30,
+      34,
+      0x87,
+      32,
+      ...new Array<number>(32).fill(0),
+    ]);
     expect(der).toEqual(Buffer.concat([Buffer.from([0x30, permitted.length + excluded.length]), permitted, excluded]));
   });
 
@@ -98,7 +121,12 @@ describe('loadInspectionCa', () => {
 
   it('refuses a certificate that is not a CA', async () => {
     const keys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
-    const leaf = await x509.X509CertificateGenerator.createSelfSigned({ name: 'CN=not a ca', keys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' }, extensions: [new x509.BasicConstraintsExtension(false)] });
+    const leaf = await x509.X509CertificateGenerator.createSelfSigned({
+      name: 'CN=not a ca',
+      keys,
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+      extensions: [new x509.BasicConstraintsExtension(false)],
+    });
     const keyPem = x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
     await expect(loadInspectionCa(leaf.toString('pem'), keyPem)).rejects.toThrow(/inspect.ca_cert is not a CA certificate/);
   });
@@ -116,15 +144,23 @@ describe('loadInspectionCa', () => {
   });
 
   it('refuses a CA outside its validity', async () => {
-    await expect(loadInspectionCa(a.certPem, a.keyPem, { now: new Date(Date.now() + 3650 * DAY) })).rejects.toThrow(/inspect.ca_cert expired on \d{4}-/);
-    await expect(loadInspectionCa(a.certPem, a.keyPem, { now: new Date(Date.now() - DAY) })).rejects.toThrow(/inspect.ca_cert is not valid before/);
+    await expect(loadInspectionCa(a.certPem, a.keyPem, { now: new Date(Date.now() + 3650 * DAY) })).rejects.toThrow(
+      /inspect.ca_cert expired on \d{4}-/,
+    );
+    await expect(loadInspectionCa(a.certPem, a.keyPem, { now: new Date(Date.now() - DAY) })).rejects.toThrow(
+      /inspect.ca_cert is not valid before/,
+    );
   });
 
   it('names the config key for unreadable input', async () => {
     await expect(loadInspectionCa('hello', a.keyPem)).rejects.toThrow(/inspect.ca_cert holds no PEM certificate/);
-    await expect(loadInspectionCa('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----', a.keyPem)).rejects.toThrow(/inspect.ca_cert is not a valid certificate/);
+    await expect(loadInspectionCa('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----', a.keyPem)).rejects.toThrow(
+      /inspect.ca_cert is not a valid certificate/,
+    );
     await expect(loadInspectionCa(a.certPem, 'nonsense')).rejects.toThrow(/inspect.ca_key is not a PEM private key/);
-    const encrypted = createPrivateKey(a.keyPem).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'x' }).toString();
+    const encrypted = createPrivateKey(a.keyPem)
+      .export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'x' })
+      .toString();
     await expect(loadInspectionCa(a.certPem, encrypted)).rejects.toThrow(/inspect.ca_key is encrypted/);
   });
 });

@@ -80,8 +80,16 @@ describe('parseClientHello on synthetic input', () => {
     ['a ServerHello', hello({ handshakeType: 2 }), /not ClientHello/],
     ['a record over 16 KiB', Buffer.from([22, 3, 1, 0x40, 0x01]), /exceeds 16384/],
     ['an empty record', Buffer.from([22, 3, 1, 0, 0]), /empty handshake record/],
-    ['an alert inside the hello', Buffer.concat([reframe(hello({ sni: 'a.io' }), 10).subarray(0, 15), Buffer.from([21, 3, 3, 0, 2, 2, 40])]), /record of type 21/],
-    ['a duplicate extension', hello({ rawExtensions: Buffer.concat([extension(5, Buffer.alloc(0)), extension(5, Buffer.alloc(0))]) }), /duplicate extension 5/],
+    [
+      'an alert inside the hello',
+      Buffer.concat([reframe(hello({ sni: 'a.io' }), 10).subarray(0, 15), Buffer.from([21, 3, 3, 0, 2, 2, 40])]),
+      /record of type 21/,
+    ],
+    [
+      'a duplicate extension',
+      hello({ rawExtensions: Buffer.concat([extension(5, Buffer.alloc(0)), extension(5, Buffer.alloc(0))]) }),
+      /duplicate extension 5/,
+    ],
     ['a NUL in the server name', hello({ sni: 'evil.com\u0000.amazonaws.com' }), /not printable ASCII/],
     ['an empty server name', hello({ sni: '' }), /empty server_name/],
     ['an empty ALPN protocol', hello({ alpnRaw: Buffer.from([0]) }), /empty ALPN protocol/],
@@ -107,7 +115,22 @@ describe('parseClientHello on synthetic input', () => {
   });
 
   it('never throws on random bytes', () => {
-    const tlsPrefixed = fc.uint8Array({ maxLength: 600 }).map((rest) => Uint8Array.from([22, 3, 1, rest.length >> 8, rest.length & 255, 1, 0, (rest.length - 4) >> 8 & 255, (rest.length - 4) & 255, ...rest]));
+    const tlsPrefixed = fc
+      .uint8Array({ maxLength: 600 })
+      .map((rest) =>
+        Uint8Array.from([
+          22,
+          3,
+          1,
+          rest.length >> 8,
+          rest.length & 255,
+          1,
+          0,
+          ((rest.length - 4) >> 8) & 255,
+          (rest.length - 4) & 255,
+          ...rest,
+        ]),
+      );
     fc.assert(
       fc.property(fc.oneof(fc.uint8Array({ maxLength: 2000 }), tlsPrefixed), (bytes) => {
         const result = parseClientHello(bytes);

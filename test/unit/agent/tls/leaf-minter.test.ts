@@ -78,7 +78,13 @@ describe('LeafMinter leaves in a real TLS handshake', () => {
 });
 
 describe('name constraints on the CA', () => {
-  it.each([STS, 's3.dualstack.eu-west-1.amazonaws.com', 'bedrock-runtime.us-east-1.api.aws', 'sts.cn-north-1.amazonaws.com.cn', 'amazonaws.com'])('lets Node accept %s', async (host) => {
+  it.each([
+    STS,
+    's3.dualstack.eu-west-1.amazonaws.com',
+    'bedrock-runtime.us-east-1.api.aws',
+    'sts.cn-north-1.amazonaws.com.cn',
+    'amazonaws.com',
+  ])('lets Node accept %s', async (host) => {
     const minter = new LeafMinter(constrained.ca, { validityMs: DAY, cacheSize: 10 });
     const result = await handshake(minter, { servername: host, ca: constrained.certPem });
     expect(result.authorizationError).toBeNull();
@@ -107,7 +113,9 @@ describe('name constraints on the CA', () => {
 
   it('makes a strict client refuse the connection', async () => {
     const minter = new LeafMinter(constrained.ca, { validityMs: DAY, cacheSize: 10 });
-    await expect(handshake(minter, { servername: 'example.com', ca: constrained.certPem, rejectUnauthorized: true })).rejects.toMatchObject({ code: 'UNSPECIFIED' });
+    await expect(handshake(minter, { servername: 'example.com', ca: constrained.certPem, rejectUnauthorized: true })).rejects.toMatchObject(
+      { code: 'UNSPECIFIED' },
+    );
   });
 });
 
@@ -150,7 +158,11 @@ describe('LeafMinter cache', () => {
 
   it('coalesces concurrent requests for one host into one mint', async () => {
     const minter = new LeafMinter(plain.ca, { validityMs: DAY, cacheSize: 10 });
-    const [a, b, c] = await Promise.all([minter.secureContextFor(STS), minter.secureContextFor(STS), minter.secureContextFor('s3.amazonaws.com')]);
+    const [a, b, c] = await Promise.all([
+      minter.secureContextFor(STS),
+      minter.secureContextFor(STS),
+      minter.secureContextFor('s3.amazonaws.com'),
+    ]);
     expect(a.context).toBe(b.context);
     expect(c.context).not.toBe(a.context);
     expect(minter.stats()).toMatchObject({ size: 2, hits: 0, misses: 2, coalesced: 1 });
@@ -205,7 +217,10 @@ async function handshake(minter: LeafMinter, client: tls.ConnectionOptions, fixe
       isServer: true,
       ...(fixed ? { secureContext: fixed } : {}),
       SNICallback: (name, cb) => {
-        minter.secureContextFor(name).then((r) => cb(null, r.context), (err: Error) => cb(err, undefined));
+        minter.secureContextFor(name).then(
+          (r) => cb(null, r.context),
+          (err: Error) => cb(err, undefined),
+        );
       },
     });
     socket.on('error', () => undefined);
@@ -217,7 +232,11 @@ async function handshake(minter: LeafMinter, client: tls.ConnectionOptions, fixe
     return await new Promise<HandshakeResult>((resolve, reject) => {
       const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...client }, () => {
         const raw = socket.getPeerCertificate(true).raw;
-        resolve({ authorized: socket.authorized, authorizationError: socket.authorizationError ? String(socket.authorizationError) : null, peer: new X509Certificate(raw) });
+        resolve({
+          authorized: socket.authorized,
+          authorizationError: socket.authorizationError ? String(socket.authorizationError) : null,
+          peer: new X509Certificate(raw),
+        });
         socket.destroy();
       });
       socket.on('error', reject);
@@ -237,7 +256,11 @@ async function rsaCa(): Promise<{ certPem: string; keyPem: string }> {
     notAfter: new Date(Date.now() + 30 * DAY),
     keys,
     signingAlgorithm: alg,
-    extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true), await x509.SubjectKeyIdentifierExtension.create(keys.publicKey)],
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
   });
   const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
   return { certPem: cert.toString('pem'), keyPem: x509.PemConverter.encode(pkcs8, 'PRIVATE KEY') };

@@ -14,7 +14,11 @@ let readiness: Readiness = { ready: true, checks: { proxy_listening: true } };
 beforeAll(async () => {
   const registry = createRegistry();
   metrics = createAgentMetrics(registry, { version: '9.8.7', nodeVersion: process.versions.node });
-  server = createAdminServer({ registry, readiness: () => readiness, routes: { '/status': () => ({ gateway_id: 'gw-test', active_tunnels: 0 }) } });
+  server = createAdminServer({
+    registry,
+    readiness: () => readiness,
+    routes: { '/status': () => ({ gateway_id: 'gw-test', active_tunnels: 0 }) },
+  });
   const addr = await listen(server, '127.0.0.1', 0);
   base = `http://127.0.0.1:${addr.port}`;
 });

@@ -13,8 +13,20 @@ describe('parseCidr', () => {
     // A bare address is a /32 or /128.
     ['192.0.2.7', { cidr: '192.0.2.7/32', family: 4, start: 0xc0000207n, end: 0xc0000207n, prefix: 32 }],
     ['::1', { cidr: '::1/128', family: 6, start: 1n, end: 1n, prefix: 128 }],
-    ['2001:db8::/32', { cidr: '2001:db8::/32', family: 6, start: 0x20010db8n << 96n, end: (0x20010db8n << 96n) | ((1n << 96n) - 1n), prefix: 32 }],
-    ['fd12:3456:789a::/48', { cidr: 'fd12:3456:789a::/48', family: 6, start: 0xfd123456789an << 80n, end: (0xfd123456789an << 80n) | ((1n << 80n) - 1n), prefix: 48 }],
+    [
+      '2001:db8::/32',
+      { cidr: '2001:db8::/32', family: 6, start: 0x20010db8n << 96n, end: (0x20010db8n << 96n) | ((1n << 96n) - 1n), prefix: 32 },
+    ],
+    [
+      'fd12:3456:789a::/48',
+      {
+        cidr: 'fd12:3456:789a::/48',
+        family: 6,
+        start: 0xfd123456789an << 80n,
+        end: (0xfd123456789an << 80n) | ((1n << 80n) - 1n),
+        prefix: 48,
+      },
+    ],
     ['::/0', { cidr: '::/0', family: 6, start: 0n, end: (1n << 128n) - 1n, prefix: 0 }],
   ])('%j', (text, expected) => {
     expect(parseCidr(text)).toEqual({ ok: true, ...expected });
@@ -109,7 +121,14 @@ describe('CidrSet.match: the longest prefix wins, with its tag', () => {
   });
 
   it('returns the normalized entry, and keeps the entries in input order', () => {
-    expect(set.match('192.0.2.7')).toEqual({ cidr: '192.0.2.7/32', family: 4, start: 0xc0000207n, end: 0xc0000207n, prefix: 32, tag: 'host' });
+    expect(set.match('192.0.2.7')).toEqual({
+      cidr: '192.0.2.7/32',
+      family: 4,
+      start: 0xc0000207n,
+      end: 0xc0000207n,
+      prefix: 32,
+      tag: 'host',
+    });
     expect(set.entries.map((e) => e.tag)).toEqual(['corp', 'lab', 'site', 'rack', 'host', 'v6-any', 'doc', 'doc-1']);
     expect(set.size).toBe(8);
   });
@@ -139,22 +158,68 @@ describe('CidrSet.match: the longest prefix wins, with its tag', () => {
 describe('CidrSet.contains over merged ranges', () => {
   it('handles overlapping, nested, duplicate and adjacent ranges', () => {
     const set = CidrSet.of([
-      '10.0.0.0/25', '10.0.0.128/25', // adjacent halves of a /24
-      '10.0.2.0/24', '10.0.2.0/26', '10.0.2.0/24', // nested and duplicate
-      '10.0.4.0/23', '10.0.5.0/24', // overlapping
-      '192.0.2.1', '192.0.2.2', '192.0.2.3', // adjacent single addresses
+      '10.0.0.0/25',
+      '10.0.0.128/25', // adjacent halves of a /24
+      '10.0.2.0/24',
+      '10.0.2.0/26',
+      '10.0.2.0/24', // nested and duplicate
+      '10.0.4.0/23',
+      '10.0.5.0/24', // overlapping
+      '192.0.2.1',
+      '192.0.2.2',
+      '192.0.2.3', // adjacent single addresses
       '255.255.255.255',
       '0.0.0.0',
     ]);
-    const inside = ['10.0.0.0', '10.0.0.127', '10.0.0.128', '10.0.0.255', '10.0.2.0', '10.0.2.255', '10.0.4.0', '10.0.5.255', '192.0.2.1', '192.0.2.2', '192.0.2.3', '255.255.255.255', '0.0.0.0'];
-    const outside = ['9.255.255.255', '10.0.1.0', '10.0.3.0', '10.0.1.255', '10.0.6.0', '192.0.2.0', '192.0.2.4', '255.255.255.254', '0.0.0.1'];
+    const inside = [
+      '10.0.0.0',
+      '10.0.0.127',
+      '10.0.0.128',
+      '10.0.0.255',
+      '10.0.2.0',
+      '10.0.2.255',
+      '10.0.4.0',
+      '10.0.5.255',
+      '192.0.2.1',
+      '192.0.2.2',
+      '192.0.2.3',
+      '255.255.255.255',
+      '0.0.0.0',
+    ];
+    const outside = [
+      '9.255.255.255',
+      '10.0.1.0',
+      '10.0.3.0',
+      '10.0.1.255',
+      '10.0.6.0',
+      '192.0.2.0',
+      '192.0.2.4',
+      '255.255.255.254',
+      '0.0.0.1',
+    ];
     for (const a of inside) expect(set.contains(a), a).toBe(true);
     for (const a of outside) expect(set.contains(a), a).toBe(false);
   });
 
   it('handles adjacent and overlapping IPv6 ranges at both ends of the space', () => {
-    const set = CidrSet.of(['::/127', '::2/127', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127', '2001:db8::/33', '2001:db8:8000::/33', '2001:db8:4000::/34']);
-    for (const a of ['::', '::1', '::2', '::3', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', '2001:db8::', '2001:db8:ffff:ffff:ffff:ffff:ffff:ffff', '2001:db8:7fff::1']) {
+    const set = CidrSet.of([
+      '::/127',
+      '::2/127',
+      'ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127',
+      '2001:db8::/33',
+      '2001:db8:8000::/33',
+      '2001:db8:4000::/34',
+    ]);
+    for (const a of [
+      '::',
+      '::1',
+      '::2',
+      '::3',
+      'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff',
+      '2001:db8::',
+      '2001:db8:ffff:ffff:ffff:ffff:ffff:ffff',
+      '2001:db8:7fff::1',
+    ]) {
       expect(set.contains(a), a).toBe(true);
     }
     for (const a of ['::4', '2001:db7:ffff:ffff:ffff:ffff:ffff:ffff', '2001:db9::', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffd']) {
@@ -200,7 +265,7 @@ describe('CidrSet.contains over merged ranges', () => {
       const prefix = Number(bits);
       const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
       const net = ((parseIp(addr!)!.value as number) & mask) >>> 0;
-      if (((ip & mask) >>> 0) === net && (best === null || prefix > best)) best = prefix;
+      if ((ip & mask) >>> 0 === net && (best === null || prefix > best)) best = prefix;
     }
     return best;
   }
@@ -222,7 +287,9 @@ describe('CidrSet.contains over merged ranges', () => {
     );
   });
 
-  const v6Cidr = fc.tuple(fc.bigInt({ min: 0n, max: 0xfffn }), fc.integer({ min: 116, max: 128 })).map(([offset, prefix]) => `${formatIpv6((0x20010db8n << 96n) + offset)}/${prefix}`);
+  const v6Cidr = fc
+    .tuple(fc.bigInt({ min: 0n, max: 0xfffn }), fc.integer({ min: 116, max: 128 }))
+    .map(([offset, prefix]) => `${formatIpv6((0x20010db8n << 96n) + offset)}/${prefix}`);
   const v6Probe = fc.bigInt({ min: -16n, max: 0x1000n + 16n }).map((o) => formatIpv6((0x20010db8n << 96n) + o));
 
   it('agrees with a naive linear check on random IPv6 ranges', () => agreesWithNaiveContains(v6Cidr, v6Probe));

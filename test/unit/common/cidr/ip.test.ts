@@ -54,7 +54,26 @@ describe('parseIpv4', () => {
   });
 
   it('accepts exactly what node:net isIPv4 accepts, on dotted strings of tricky octets', () => {
-    const octet = fc.constantFrom('0', '00', '01', '1', '9', '10', '99', '100', '199', '249', '255', '256', '299', '999', '1000', '', 'a', '-1');
+    const octet = fc.constantFrom(
+      '0',
+      '00',
+      '01',
+      '1',
+      '9',
+      '10',
+      '99',
+      '100',
+      '199',
+      '249',
+      '255',
+      '256',
+      '299',
+      '999',
+      '1000',
+      '',
+      'a',
+      '-1',
+    );
     fc.assert(
       fc.property(fc.array(octet, { minLength: 0, maxLength: 6 }), (parts) => {
         const text = parts.join('.');
@@ -151,10 +170,28 @@ describe('parseIpv6', () => {
   });
 
   it('agrees with node:net isIPv6 on strings assembled from tricky groups', () => {
-    const group = fc.constantFrom('0', '1', '00', '0000', 'ffff', 'FFFF', 'db8', '12345', 'g', '', '1.2.3.4', '01.2.3.4', '256.0.0.1', '1.2.3');
+    const group = fc.constantFrom(
+      '0',
+      '1',
+      '00',
+      '0000',
+      'ffff',
+      'FFFF',
+      'db8',
+      '12345',
+      'g',
+      '',
+      '1.2.3.4',
+      '01.2.3.4',
+      '256.0.0.1',
+      '1.2.3',
+    );
     const text = fc
       .tuple(fc.array(group, { maxLength: 9 }), fc.integer({ min: -1, max: 9 }), fc.constantFrom('', '%eth0', '%1'))
-      .map(([parts, at, zone]) => (at >= 0 && at <= parts.length ? `${parts.slice(0, at).join(':')}::${parts.slice(at).join(':')}` : parts.join(':')) + zone);
+      .map(
+        ([parts, at, zone]) =>
+          (at >= 0 && at <= parts.length ? `${parts.slice(0, at).join(':')}::${parts.slice(at).join(':')}` : parts.join(':')) + zone,
+      );
     fc.assert(
       fc.property(text, (s) => {
         expect(parseIpv6(s) !== null).toBe(isIPv6(s));

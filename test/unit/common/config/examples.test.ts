@@ -11,14 +11,25 @@ import { agentConfigSchema } from '../../../../agent/config/schema.js';
 import { detectorConfigSchema } from '../../../../detector/config/schema.js';
 
 const configDir = fileURLToPath(new URL('../../../../config/', import.meta.url));
-const files = readdirSync(configDir).filter((f) => f.endsWith('.yaml')).sort();
+const files = readdirSync(configDir)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
 
 function schemaFor(text: string): { kind: 'agent' | 'detector'; schema: z.ZodType } {
   return /^gateway:/m.test(text) ? { kind: 'agent', schema: agentConfigSchema } : { kind: 'detector', schema: detectorConfigSchema };
 }
 
-interface Def { type: string; innerType?: Schema; in?: Schema; element?: Schema; shape?: Record<string, Schema> }
-interface Schema { def: Def; shape?: Record<string, Schema> }
+interface Def {
+  type: string;
+  innerType?: Schema;
+  in?: Schema;
+  element?: Schema;
+  shape?: Record<string, Schema>;
+}
+interface Schema {
+  def: Def;
+  shape?: Record<string, Schema>;
+}
 
 /** Every object key in a zod schema, at any depth, as dotted paths (arrays add nothing). */
 function keyPaths(schema: Schema, prefix = ''): string[] {
@@ -69,7 +80,10 @@ describe('config/*.yaml', () => {
     const r = loadConfigText(text, agentConfigSchema);
     expect(r.ok).toBe(true);
     if (!r.ok) return;
-    const minimal = loadConfigText('gateway: {id: gw-dc1, egress_cidrs: [203.0.113.0/28]}\nnetworks: [{name: a, cidrs: [10.0.0.0/8]}]\n', agentConfigSchema);
+    const minimal = loadConfigText(
+      'gateway: {id: gw-dc1, egress_cidrs: [203.0.113.0/28]}\nnetworks: [{name: a, cidrs: [10.0.0.0/8]}]\n',
+      agentConfigSchema,
+    );
     if (!minimal.ok) throw new Error('minimal config must validate');
     // The example's explicit values are the defaults: copying it changes nothing by surprise.
     expect({ ...r.value, gateway: null, networks: null }).toEqual({ ...minimal.value, gateway: null, networks: null });

@@ -35,9 +35,7 @@ const expected: Record<string, string[]> = {
   'agent-detector-url-without-secret.yaml': [
     'telemetry.secret_file: required when telemetry.detector_url is set (batches are HMAC-signed) (line 8, column 3)',
   ],
-  'agent-duplicate-network.yaml': [
-    'networks[2].name: duplicate network name "lab" (line 9, column 11)',
-  ],
+  'agent-duplicate-network.yaml': ['networks[2].name: duplicate network name "lab" (line 9, column 11)'],
   'agent-three-mistakes.yaml': [
     'gateway.egress_cidrs[0]: "203.0.113.0/33" is not a valid CIDR (line 4, column 18)',
     'proxy.max_tunnels: expected max_tunnels (a positive integer), got "lots" (line 9, column 16)',
@@ -60,7 +58,7 @@ const expected: Record<string, string[]> = {
     'listen: expected "host:port", got 8443 (line 1, column 9)',
     'store.retention: "forever" is not a duration (use ms, s, m, h, d: "10s", "5m", "1h30m") (line 3, column 14)',
     'gateways[0].egress_cidrs: required: the public CIDRs AWS sees from this gateway (line 5, column 5)',
-    'gateways[0].secret_file: required: the HMAC key file shared with this gateway\'s agent (line 5, column 5)',
+    "gateways[0].secret_file: required: the HMAC key file shared with this gateway's agent (line 5, column 5)",
     'correlation.endpoint_attestation: Invalid option: expected one of "accept"|"flag" (line 7, column 25)',
     'guardduty.mode: Invalid option: expected one of "report"|"archive" (line 9, column 9)',
     'guardduty.region: expected an AWS region such as "us-east-1" (line 10, column 11)',
@@ -69,18 +67,14 @@ const expected: Record<string, string[]> = {
     'ingest.max_body_bytes: "8 megs" is not a size (use B, KiB, MiB, GiB or KB, MB, GB: "1GiB") (line 14, column 19)',
     'ingest.max_concurrent: expected max_concurrent to be positive (line 15, column 19)',
   ],
-  'detector-duplicate-gateway.yaml': [
-    'gateways[1].id: duplicate gateway id "gw-dc1" (line 5, column 9)',
-  ],
-  'detector-half-tls.yaml': [
-    'tls: set both tls.cert and tls.key, or neither (line 2, column 3)',
-  ],
+  'detector-duplicate-gateway.yaml': ['gateways[1].id: duplicate gateway id "gw-dc1" (line 5, column 9)'],
+  'detector-half-tls.yaml': ['tls: set both tls.cert and tls.key, or neither (line 2, column 3)'],
   'detector-mistyped-gateway.yaml': [
     'gateways[0].id: expected a string, got 42 (line 3, column 9)',
     'gateways[0].egress_cidrs: expected a list of CIDRs, got "203.0.113.0/28" (line 4, column 19)',
     'gateways[0].secret_file: expected a string, got ["/etc/egress-witness/gateways/gw-dc1.key"] (line 5, column 18)',
     'gateways[1].egress_cidrs: required: the public CIDRs AWS sees from this gateway (line 6, column 5)',
-    'gateways[1].secret_file: required: the HMAC key file shared with this gateway\'s agent (line 6, column 5)',
+    "gateways[1].secret_file: required: the HMAC key file shared with this gateway's agent (line 6, column 5)",
   ],
   'detector-unknown-keys.yaml': [
     'findings.webook: unknown key "webook" (line 6, column 3)',
@@ -88,7 +82,9 @@ const expected: Record<string, string[]> = {
   ],
 };
 
-const files = readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
+const files = readdirSync(dir)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
 
 describe('invalid config fixtures', () => {
   it('every fixture has expected messages, and every expectation a fixture', () => {

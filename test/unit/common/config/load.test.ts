@@ -40,7 +40,10 @@ describe('loadConfigText', () => {
   });
 
   it('accepts JSON (JSON is YAML)', () => {
-    expect(loadConfigText('{"name": "a", "port": 8080, "items": [{"id": 1}]}', schema)).toEqual({ ok: true, value: { name: 'a', port: 8080, items: [{ id: 1 }] } });
+    expect(loadConfigText('{"name": "a", "port": 8080, "items": [{"id": 1}]}', schema)).toEqual({
+      ok: true,
+      value: { name: 'a', port: 8080, items: [{ id: 1 }] },
+    });
   });
 
   it('treats an empty file as an empty mapping', () => {
@@ -50,7 +53,19 @@ describe('loadConfigText', () => {
   });
 
   it('collects every problem at once, each with its path and position: a bad value at the value, an unknown key at the key', () => {
-    const text = ['name: ""', 'port: eighty', 'items:', '  - id: 1', '  - id: two', '    extra: 1', 'nested:', '  deep:', '    flag: 1', 'surprise: true', ''].join('\n');
+    const text = [
+      'name: ""',
+      'port: eighty',
+      'items:',
+      '  - id: 1',
+      '  - id: two',
+      '    extra: 1',
+      'nested:',
+      '  deep:',
+      '    flag: 1',
+      'surprise: true',
+      '',
+    ].join('\n');
     const r = loadConfigText(text, schema);
     expect(r.ok).toBe(false);
     if (r.ok) return;
@@ -76,7 +91,10 @@ describe('loadConfigText', () => {
     const r = loadConfigText('name: a\nfoo: 1\nbar: 2\n', schema);
     expect(r.ok).toBe(false);
     if (r.ok) return;
-    expect(r.problems.map(formatProblem)).toEqual(['foo: unknown key "foo" (line 2, column 1)', 'bar: unknown key "bar" (line 3, column 1)']);
+    expect(r.problems.map(formatProblem)).toEqual([
+      'foo: unknown key "foo" (line 2, column 1)',
+      'bar: unknown key "bar" (line 3, column 1)',
+    ]);
   });
 
   it('points an unknown key with a block value at the line of the key, not of its value', () => {
@@ -94,7 +112,11 @@ describe('loadConfigText', () => {
   });
 
   it.each([
-    ['an unclosed flow sequence', 'name: a\nitems: [1, 2\nport: 3\n', 'Flow sequence in block collection must be sufficiently indented and end with a ]'],
+    [
+      'an unclosed flow sequence',
+      'name: a\nitems: [1, 2\nport: 3\n',
+      'Flow sequence in block collection must be sufficiently indented and end with a ]',
+    ],
     ['a bad indentation', 'nested:\n  deep: 1\n bad: 1\n', 'All mapping items must start at the same column'],
     ['a tab indentation', 'items:\n\t- id: 1\n', 'Tabs are not allowed as indentation'],
     ['an unterminated quote', 'name: "a\n', 'Missing closing "quote'],
@@ -104,7 +126,12 @@ describe('loadConfigText', () => {
     const r = loadConfigText(text, schema);
     expect(r.ok).toBe(false);
     if (r.ok) return;
-    expect(r.problems[0]).toMatchObject({ path: '', message: `YAML syntax error: ${message}`, line: expect.any(Number) as number, column: expect.any(Number) as number });
+    expect(r.problems[0]).toMatchObject({
+      path: '',
+      message: `YAML syntax error: ${message}`,
+      line: expect.any(Number) as number,
+      column: expect.any(Number) as number,
+    });
   });
 
   it('gives YAML syntax errors a line and column', () => {
@@ -131,7 +158,13 @@ describe('loadConfigText', () => {
 
   it('reports an alias bomb as a problem instead of throwing', () => {
     const rows = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
-    for (const [prev, cur] of [['a', 'b'], ['b', 'c'], ['c', 'd'], ['d', 'e']]) rows.push(`${cur}: &${cur} [${Array(10).fill(`*${prev}`).join(', ')}]`);
+    for (const [prev, cur] of [
+      ['a', 'b'],
+      ['b', 'c'],
+      ['c', 'd'],
+      ['d', 'e'],
+    ])
+      rows.push(`${cur}: &${cur} [${Array(10).fill(`*${prev}`).join(', ')}]`);
     const r = loadConfigText(`${rows.join('\n')}\nname: x\n`, schema);
     expect(r.ok).toBe(false);
   });
@@ -162,12 +195,18 @@ describe('validateConfig', () => {
     });
     expect(r.ok).toBe(false);
     if (r.ok) return;
-    expect(r.problems.map(formatProblem)).toEqual(['name: Invalid input: expected string, received number (line 42)', 'extra: unknown key "extra" (line 42)']);
+    expect(r.problems.map(formatProblem)).toEqual([
+      'name: Invalid input: expected string, received number (line 42)',
+      'extra: unknown key "extra" (line 42)',
+    ]);
     expect(seen.sort()).toEqual(['extra key', 'name value']);
   });
 
   it('works without a locator', () => {
     expect(validateConfig({ name: 'x' }, schema)).toEqual({ ok: true, value: { name: 'x', port: 80, items: [] } });
-    expect(validateConfig(null, schema)).toEqual({ ok: false, problems: [{ path: '', message: 'Invalid input: expected object, received null' }] });
+    expect(validateConfig(null, schema)).toEqual({
+      ok: false,
+      problems: [{ path: '', message: 'Invalid input: expected object, received null' }],
+    });
   });
 });

@@ -4,7 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  MAX_EQUALS_VALUES, OUTSIDE_AWS_FINDING_TYPE, REMOTE_IPV4_ATTRIBUTE, buildSuppressionRule, suppressionRuleCli, type CreateFilterInput,
+  MAX_EQUALS_VALUES,
+  OUTSIDE_AWS_FINDING_TYPE,
+  REMOTE_IPV4_ATTRIBUTE,
+  buildSuppressionRule,
+  suppressionRuleCli,
+  type CreateFilterInput,
 } from '../../../../common/guardduty/suppression-rule.js';
 import { formatIpv4 } from '../../../../common/cidr/ip.js';
 
@@ -38,8 +43,21 @@ describe('buildSuppressionRule', () => {
   });
 
   it('passes the detector id, name, rank and description through', () => {
-    const { input } = ok(buildSuppressionRule({ cidrs: ['203.0.113.1'], detectorId: '12abc34d567e8fa901bc2d34e56789f0', name: 'gw.dc1_static-1', rank: 100, description: 'mine' }));
-    expect(input).toMatchObject({ DetectorId: '12abc34d567e8fa901bc2d34e56789f0', Name: 'gw.dc1_static-1', Rank: 100, Description: 'mine' });
+    const { input } = ok(
+      buildSuppressionRule({
+        cidrs: ['203.0.113.1'],
+        detectorId: '12abc34d567e8fa901bc2d34e56789f0',
+        name: 'gw.dc1_static-1',
+        rank: 100,
+        description: 'mine',
+      }),
+    );
+    expect(input).toMatchObject({
+      DetectorId: '12abc34d567e8fa901bc2d34e56789f0',
+      Name: 'gw.dc1_static-1',
+      Rank: 100,
+      Description: 'mine',
+    });
   });
 
   it('expand lists the 16 addresses of a /28', () => {
@@ -64,22 +82,27 @@ describe('buildSuppressionRule', () => {
     expect(addressesOf(ok(buildSuppressionRule({ cidrs: fifty })).input)).toHaveLength(50);
     expect(buildSuppressionRule({ cidrs: [...fifty, '203.0.113.1'] })).toEqual({
       ok: false,
-      error: '51 values exceed GuardDuty\'s limit of 50 per criterion; drop --expand or split the CIDRs over several filters',
+      error: "51 values exceed GuardDuty's limit of 50 per criterion; drop --expand or split the CIDRs over several filters",
     });
   });
 
   it('refuses an expansion beyond 50 values, which the unexpanded rule fits', () => {
     expect(buildSuppressionRule({ cidrs: ['203.0.113.0/27', '198.51.100.0/27'], expand: true })).toEqual({
       ok: false,
-      error: '64 values exceed GuardDuty\'s limit of 50 per criterion; drop --expand or split the CIDRs over several filters',
+      error: "64 values exceed GuardDuty's limit of 50 per criterion; drop --expand or split the CIDRs over several filters",
     });
-    expect(addressesOf(ok(buildSuppressionRule({ cidrs: ['203.0.113.0/27', '198.51.100.0/27'] })).input)).toEqual(['203.0.113.0/27', '198.51.100.0/27']);
+    expect(addressesOf(ok(buildSuppressionRule({ cidrs: ['203.0.113.0/27', '198.51.100.0/27'] })).input)).toEqual([
+      '203.0.113.0/27',
+      '198.51.100.0/27',
+    ]);
   });
 
   it('notes that IPv6 CIDRs cannot be matched, and fails when nothing IPv4 is left', () => {
     const { input, notes } = ok(buildSuppressionRule({ cidrs: ['203.0.113.0/28', '2001:db8::/48'] }));
     expect(addressesOf(input)).toEqual(['203.0.113.0/28']);
-    expect(notes).toEqual(['2001:db8::/48: IPv6 is not matched by the ipAddressV4 criterion; GuardDuty has no IPv6 filter attribute for it']);
+    expect(notes).toEqual([
+      '2001:db8::/48: IPv6 is not matched by the ipAddressV4 criterion; GuardDuty has no IPv6 filter attribute for it',
+    ]);
     expect(buildSuppressionRule({ cidrs: ['2001:db8::/48'] })).toEqual({ ok: false, error: 'no IPv4 egress CIDRs to put in the rule' });
     expect(buildSuppressionRule({ cidrs: [] })).toEqual({ ok: false, error: 'no IPv4 egress CIDRs to put in the rule' });
   });
@@ -94,7 +117,7 @@ describe('buildSuppressionRule', () => {
     ['a'.repeat(64), true],
     ['a'.repeat(65), false],
     ['has space', false],
-    ['quote\'d', false],
+    ["quote'd", false],
     ['slash/name', false],
     ['Gw.Dc1_rule-2', true],
   ])('filter name %j valid: %s', (name, valid) => {
@@ -121,12 +144,12 @@ describe('suppressionRuleCli', () => {
 
   it('is an `aws guardduty create-filter` command over several lines', () => {
     const text = suppressionRuleCli(input);
-    expect(text.startsWith('aws guardduty create-filter \\\n  --detector-id \'12abc34d567e8fa901bc2d34e56789f0\' \\\n')).toBe(true);
+    expect(text.startsWith("aws guardduty create-filter \\\n  --detector-id '12abc34d567e8fa901bc2d34e56789f0' \\\n")).toBe(true);
     expect(text).toContain('--action ARCHIVE');
     expect(text).toContain('--rank 1');
   });
 
-  it('parses back: the --finding-criteria JSON is the rule\'s FindingCriteria', () => {
+  it("parses back: the --finding-criteria JSON is the rule's FindingCriteria", () => {
     const text = suppressionRuleCli(input);
     const m = /--finding-criteria '([^']*)'$/.exec(text);
     expect(m).not.toBeNull();
@@ -137,13 +160,20 @@ describe('suppressionRuleCli', () => {
     const withQuote = { ...input, Description: 'the gateway\'s "static" rule; $HOME `id`' };
     const args = shellArgs(suppressionRuleCli(withQuote));
     expect(args).toEqual([
-      'guardduty', 'create-filter',
-      '--detector-id', '12abc34d567e8fa901bc2d34e56789f0',
-      '--name', 'egress-witness-gateway-cidrs',
-      '--description', 'the gateway\'s "static" rule; $HOME `id`',
-      '--action', 'ARCHIVE',
-      '--rank', '1',
-      '--finding-criteria', JSON.stringify(input.FindingCriteria),
+      'guardduty',
+      'create-filter',
+      '--detector-id',
+      '12abc34d567e8fa901bc2d34e56789f0',
+      '--name',
+      'egress-witness-gateway-cidrs',
+      '--description',
+      'the gateway\'s "static" rule; $HOME `id`',
+      '--action',
+      'ARCHIVE',
+      '--rank',
+      '1',
+      '--finding-criteria',
+      JSON.stringify(input.FindingCriteria),
     ]);
   });
 

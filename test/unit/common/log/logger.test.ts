@@ -15,7 +15,11 @@ function sink(): { stream: Writable; lines: () => Record<string, unknown>[]; raw
   return {
     stream,
     raw: () => text,
-    lines: () => text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>),
+    lines: () =>
+      text
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
   };
 }
 
@@ -24,7 +28,13 @@ function build(level: LoggerOptions['level'] = 'info'): { log: Logger; out: Retu
   return { log: createLogger({ level, name: 'egress-witness-test', destination: out.stream }), out };
 }
 
-const SECRETS = ['AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20250101/us-east-1/sts/aws4_request, Signature=deadbeef', 'IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN', 'Basic dXNlcjpwYXNz', 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', 'hmac-shared-secret'];
+const SECRETS = [
+  'AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20250101/us-east-1/sts/aws4_request, Signature=deadbeef',
+  'IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN',
+  'Basic dXNlcjpwYXNz',
+  'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+  'hmac-shared-secret',
+];
 
 describe('createLogger', () => {
   it('writes one JSON object per line with a string level label, name, ISO time and msg', () => {
@@ -65,7 +75,12 @@ describe('createLogger', () => {
     log.info(
       {
         event: 'request',
-        headers: { authorization: SECRETS[0], 'x-amz-security-token': SECRETS[1], 'proxy-authorization': SECRETS[2], host: 'sts.amazonaws.com' },
+        headers: {
+          authorization: SECRETS[0],
+          'x-amz-security-token': SECRETS[1],
+          'proxy-authorization': SECRETS[2],
+          host: 'sts.amazonaws.com',
+        },
         config: { telemetry: { secret: SECRETS[4], secret_file: '/etc/egress-witness/gw.key' } },
         credentials: [{ access_key_id: 'AKIAIOSFODNN7EXAMPLE', secret_key: SECRETS[3] }],
         deep: { a: { b: { c: { secret: SECRETS[4] } } } },
@@ -79,7 +94,12 @@ describe('createLogger', () => {
       time: expect.any(String) as string,
       name: 'egress-witness-test',
       event: 'request',
-      headers: { authorization: '[redacted]', 'x-amz-security-token': '[redacted]', 'proxy-authorization': '[redacted]', host: 'sts.amazonaws.com' },
+      headers: {
+        authorization: '[redacted]',
+        'x-amz-security-token': '[redacted]',
+        'proxy-authorization': '[redacted]',
+        host: 'sts.amazonaws.com',
+      },
       config: { telemetry: { secret: '[redacted]', secret_file: '/etc/egress-witness/gw.key' } },
       credentials: [{ access_key_id: 'AKIA…MPLE', secret_key: '[redacted]' }],
       deep: { a: { b: { c: { secret: '[redacted]' } } } },
@@ -89,7 +109,14 @@ describe('createLogger', () => {
 
   it('does not redact secret_file paths', () => {
     const { log, out } = build();
-    log.info({ event: 'config', telemetry: { secret_file: '/etc/egress-witness/gw.key' }, gateways: [{ id: 'gw-a', secret_file: '/etc/egress-witness/gateways/gw-a.key' }] }, 'x');
+    log.info(
+      {
+        event: 'config',
+        telemetry: { secret_file: '/etc/egress-witness/gw.key' },
+        gateways: [{ id: 'gw-a', secret_file: '/etc/egress-witness/gateways/gw-a.key' }],
+      },
+      'x',
+    );
     expect(out.lines()[0]).toMatchObject({
       telemetry: { secret_file: '/etc/egress-witness/gw.key' },
       gateways: [{ id: 'gw-a', secret_file: '/etc/egress-witness/gateways/gw-a.key' }],
@@ -107,7 +134,10 @@ describe('createLogger', () => {
   it('serializes errors under err with type, message and stack', () => {
     const { log, out } = build();
     log.error({ event: 'start_failed', err: new TypeError('boom') }, 'failed');
-    expect(out.lines()[0]).toMatchObject({ event: 'start_failed', err: { type: 'TypeError', message: 'boom', stack: expect.stringContaining('TypeError: boom') } });
+    expect(out.lines()[0]).toMatchObject({
+      event: 'start_failed',
+      err: { type: 'TypeError', message: 'boom', stack: expect.stringContaining('TypeError: boom') },
+    });
   });
 
   // BUG (common/log/logger.ts): redaction runs in formatters.log only, not formatters.bindings, so

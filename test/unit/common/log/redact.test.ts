@@ -16,33 +16,70 @@ describe('maskAccessKeyId', () => {
 
 describe('redactDeep', () => {
   it.each([
-    'authorization', 'Authorization', 'proxy-authorization', 'Proxy-Authorization', 'x-amz-security-token', 'X-Amz-Security-Token',
-    'secret', 'secret_key', 'secretAccessKey', 'SecretAccessKey', 'client_secret', 'password', 'passwd', 'session_token', 'SessionToken',
-    'sessionToken', 'signature', 'X-Amz-Signature', 'private_key', 'privateKey', 'token', 'cookie', 'set-cookie',
+    'authorization',
+    'Authorization',
+    'proxy-authorization',
+    'Proxy-Authorization',
+    'x-amz-security-token',
+    'X-Amz-Security-Token',
+    'secret',
+    'secret_key',
+    'secretAccessKey',
+    'SecretAccessKey',
+    'client_secret',
+    'password',
+    'passwd',
+    'session_token',
+    'SessionToken',
+    'sessionToken',
+    'signature',
+    'X-Amz-Signature',
+    'private_key',
+    'privateKey',
+    'token',
+    'cookie',
+    'set-cookie',
   ])('redacts %j', (key) => {
     expect(redactDeep({ [key]: 'value', keep: 'v' })).toEqual({ [key]: REDACTED, keep: 'v' });
   });
 
-  it.each(['secret_file', 'secretFile', 'private_key_file', 'token_file', 'tokens', 'token_count', 'event', 'ca_key', 'host', 'key_count'])('keeps %j', (key) => {
-    expect(redactDeep({ [key]: '/etc/egress-witness/x' })).toEqual({ [key]: '/etc/egress-witness/x' });
-  });
+  it.each(['secret_file', 'secretFile', 'private_key_file', 'token_file', 'tokens', 'token_count', 'event', 'ca_key', 'host', 'key_count'])(
+    'keeps %j',
+    (key) => {
+      expect(redactDeep({ [key]: '/etc/egress-witness/x' })).toEqual({ [key]: '/etc/egress-witness/x' });
+    },
+  );
 
   it.each(['access_key_id', 'accessKeyId', 'AccessKeyId', 'access_key', 'accesskey'])('masks the access key under %j', (key) => {
     expect(redactDeep({ [key]: 'AKIAIOSFODNN7EXAMPLE' })).toEqual({ [key]: 'AKIA…MPLE' });
   });
 
   it('leaves a non-string access key field alone and keeps null secrets visible as null', () => {
-    expect(redactDeep({ access_key_id: null, secret: null, password: undefined })).toEqual({ access_key_id: null, secret: null, password: undefined });
+    expect(redactDeep({ access_key_id: null, secret: null, password: undefined })).toEqual({
+      access_key_id: null,
+      secret: null,
+      password: undefined,
+    });
     expect(redactDeep({ access_key_id: 3 })).toEqual({ access_key_id: 3 });
   });
 
   it('redacts a secret whatever its value type', () => {
-    expect(redactDeep({ secret: { nested: 'x' }, token: 42, cookie: ['a', 'b'] })).toEqual({ secret: REDACTED, token: REDACTED, cookie: REDACTED });
+    expect(redactDeep({ secret: { nested: 'x' }, token: 42, cookie: ['a', 'b'] })).toEqual({
+      secret: REDACTED,
+      token: REDACTED,
+      cookie: REDACTED,
+    });
   });
 
   it('walks objects and arrays', () => {
-    const input = { request: { headers: { authorization: 'AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/…', host: 'sts.amazonaws.com' } }, batch: [{ secret_key: 'k', n: 1 }, [{ password: 'p' }]] };
-    expect(redactDeep(input)).toEqual({ request: { headers: { authorization: REDACTED, host: 'sts.amazonaws.com' } }, batch: [{ secret_key: REDACTED, n: 1 }, [{ password: REDACTED }]] });
+    const input = {
+      request: { headers: { authorization: 'AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/…', host: 'sts.amazonaws.com' } },
+      batch: [{ secret_key: 'k', n: 1 }, [{ password: 'p' }]],
+    };
+    expect(redactDeep(input)).toEqual({
+      request: { headers: { authorization: REDACTED, host: 'sts.amazonaws.com' } },
+      batch: [{ secret_key: REDACTED, n: 1 }, [{ password: REDACTED }]],
+    });
   });
 
   it('does not modify its input', () => {

@@ -1,6 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { classifySource, instanceCredentialKind, instanceIdOf, normalizeRecord, parseCloudTrailFile, unwrapEventBridge, type CloudTrailEvent } from '../../../../detector/cloudtrail/parse.js';
+import {
+  classifySource,
+  instanceCredentialKind,
+  instanceIdOf,
+  normalizeRecord,
+  parseCloudTrailFile,
+  unwrapEventBridge,
+  type CloudTrailEvent,
+} from '../../../../detector/cloudtrail/parse.js';
 import { eventOf, fixture } from '../scenario.js';
 
 function eventFrom(raw: unknown): CloudTrailEvent {
@@ -63,8 +71,16 @@ describe('normalizeRecord', () => {
   });
 
   it('reads the SSO session name (an e-mail address) and the data event host', () => {
-    expect(eventOf('sso-user').identity).toMatchObject({ sessionName: 'user@example.com', roleName: 'AWSReservedSSO_AdministratorAccess_0123456789abcdef' });
-    expect(eventOf('iam-user-akia').identity).toMatchObject({ type: 'IAMUser', sessionName: null, roleName: null, accessKeyId: 'AKIAIOSFODNN7EXAMPLE' });
+    expect(eventOf('sso-user').identity).toMatchObject({
+      sessionName: 'user@example.com',
+      roleName: 'AWSReservedSSO_AdministratorAccess_0123456789abcdef',
+    });
+    expect(eventOf('iam-user-akia').identity).toMatchObject({
+      type: 'IAMUser',
+      sessionName: null,
+      roleName: null,
+      accessKeyId: 'AKIAIOSFODNN7EXAMPLE',
+    });
     expect(eventOf('instance-role-s3-getobject-data-event').requestHost).toBe('example-reports.s3.eu-west-1.amazonaws.com');
     expect(eventOf('vpc-endpoint-private-source').vpcEndpointId).toBe('vpce-0a1b2c3d4e5f67890');
   });

@@ -31,7 +31,15 @@ describe('detector config: defaults', () => {
       aws_ip_ranges: null,
       correlation: { window: 300_000, grace: 600_000, heartbeat_stale: 120_000, endpoint_attestation: 'accept' },
       findings: { file: null, webhook: null },
-      guardduty: { mode: 'report', region: null, detector_id: null, endpoint: null, ca_file: null, poll_interval: null, webhook_kept: false },
+      guardduty: {
+        mode: 'report',
+        region: null,
+        detector_id: null,
+        endpoint: null,
+        ca_file: null,
+        poll_interval: null,
+        webhook_kept: false,
+      },
       ingest: { max_body_bytes: 8 * 1024 * 1024, max_concurrent: 32, clock_skew: 300_000, token_file: null },
       log: { level: 'info' },
     });
@@ -39,17 +47,34 @@ describe('detector config: defaults', () => {
 
   it('defaults a gateway to inspect: true', () => {
     expect(load(GATEWAY).gateways).toEqual([
-      { id: 'gw-dc1', egress_cidrs: ['203.0.113.0/28', '2001:db8::/48'], secret_file: '/etc/egress-witness/gateways/gw-dc1.key', inspect: true },
+      {
+        id: 'gw-dc1',
+        egress_cidrs: ['203.0.113.0/28', '2001:db8::/48'],
+        secret_file: '/etc/egress-witness/gateways/gw-dc1.key',
+        inspect: true,
+      },
     ]);
   });
 
   it('reads the GuardDuty polling settings', () => {
-    const c = load('guardduty:\n  mode: archive\n  region: eu-central-1\n  detector_id: 12abc34d567e8fa901bc2d34e56789f0\n  poll_interval: 5m\n');
-    expect(c.guardduty).toEqual({ mode: 'archive', region: 'eu-central-1', detector_id: '12abc34d567e8fa901bc2d34e56789f0', endpoint: null, ca_file: null, poll_interval: 300_000, webhook_kept: false });
+    const c = load(
+      'guardduty:\n  mode: archive\n  region: eu-central-1\n  detector_id: 12abc34d567e8fa901bc2d34e56789f0\n  poll_interval: 5m\n',
+    );
+    expect(c.guardduty).toEqual({
+      mode: 'archive',
+      region: 'eu-central-1',
+      detector_id: '12abc34d567e8fa901bc2d34e56789f0',
+      endpoint: null,
+      ca_file: null,
+      poll_interval: 300_000,
+      webhook_kept: false,
+    });
   });
 
   it('polling needs a region and a detector id', () => {
-    expect(problems('guardduty:\n  region: us-east-1\n  poll_interval: 5m\n')).toEqual(['guardduty.poll_interval: polling needs guardduty.region and guardduty.detector_id (line 3, column 18)']);
+    expect(problems('guardduty:\n  region: us-east-1\n  poll_interval: 5m\n')).toEqual([
+      'guardduty.poll_interval: polling needs guardduty.region and guardduty.detector_id (line 3, column 18)',
+    ]);
   });
 
   it('accepts JSON input', () => {
@@ -61,7 +86,9 @@ describe('detector config: defaults', () => {
 
 describe('detector config: rules', () => {
   it('names a duplicate gateway id at its second occurrence', () => {
-    expect(problems(`${GATEWAY}  - id: gw-dc1\n    egress_cidrs: [198.51.100.0/28]\n    secret_file: /x\n`)).toEqual(['gateways[1].id: duplicate gateway id "gw-dc1" (line 5, column 9)']);
+    expect(problems(`${GATEWAY}  - id: gw-dc1\n    egress_cidrs: [198.51.100.0/28]\n    secret_file: /x\n`)).toEqual([
+      'gateways[1].id: duplicate gateway id "gw-dc1" (line 5, column 9)',
+    ]);
   });
 
   it('requires tls.cert and tls.key together', () => {
@@ -69,10 +96,10 @@ describe('detector config: rules', () => {
     expect(load('tls: {cert: /c.pem, key: /k.pem}\n').tls).toEqual({ cert: '/c.pem', key: '/k.pem' });
   });
 
-  it('requires each gateway\'s egress CIDRs and secret file', () => {
+  it("requires each gateway's egress CIDRs and secret file", () => {
     expect(problems('gateways:\n  - id: gw-a\n    egress_cidrs: []\n')).toEqual([
       'gateways[0].egress_cidrs: at least one egress CIDR is required (line 3, column 19)',
-      'gateways[0].secret_file: required: the HMAC key file shared with this gateway\'s agent (line 2, column 5)',
+      "gateways[0].secret_file: required: the HMAC key file shared with this gateway's agent (line 2, column 5)",
     ]);
   });
 
@@ -116,6 +143,8 @@ describe('detector config: rules', () => {
   });
 
   it('rejects a webhook that is not http(s)', () => {
-    expect(problems('findings: {webhook: "file:///tmp/x"}\n')).toEqual(['findings.webhook: "file:///tmp/x" must use http or https (line 1, column 21)']);
+    expect(problems('findings: {webhook: "file:///tmp/x"}\n')).toEqual([
+      'findings.webhook: "file:///tmp/x" must use http or https (line 1, column 21)',
+    ]);
   });
 });

@@ -6,21 +6,39 @@ import { context, eventOf, heartbeat, KEY, MIN, observation, SEC, stsCall, T, tu
 describe('decide: ignored', () => {
   it.each([
     ['iam-user-akia', 'IAMUser identity arn:aws:iam::111122223333:user/ci-deployer is not instance-role credentials'],
-    ['sso-user', 'AssumedRole identity arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_AdministratorAccess_0123456789abcdef/user@example.com is not instance-role credentials'],
-    ['instance-identity-aws-ec2-instance', 'instance identity role aws:ec2-instance (used by AWS agents on i-0a1b2c3d4e5f67890), not the launch role'],
+    [
+      'sso-user',
+      'AssumedRole identity arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_AdministratorAccess_0123456789abcdef/user@example.com is not instance-role credentials',
+    ],
+    [
+      'instance-identity-aws-ec2-instance',
+      'instance identity role aws:ec2-instance (used by AWS agents on i-0a1b2c3d4e5f67890), not the launch role',
+    ],
   ])('not-instance-credential: %s', (name, reason) => {
     const d = decide(eventOf(name), context());
     expect(d).toMatchObject({ disposition: 'ignored', rule: 'not-instance-credential', severity: null, reason });
   });
 
   it('aws-internal: "AWS Internal" and a service name', () => {
-    expect(decide(eventOf('aws-internal'), context())).toMatchObject({ disposition: 'ignored', rule: 'aws-internal', reason: 'called by AWS internally (source "AWS Internal")' });
-    expect(decide(eventOf('service-source-ec2-amazonaws-com'), context())).toMatchObject({ disposition: 'ignored', rule: 'aws-internal', reason: "called by the AWS service ec2.amazonaws.com on the caller's behalf" });
+    expect(decide(eventOf('aws-internal'), context())).toMatchObject({
+      disposition: 'ignored',
+      rule: 'aws-internal',
+      reason: 'called by AWS internally (source "AWS Internal")',
+    });
+    expect(decide(eventOf('service-source-ec2-amazonaws-com'), context())).toMatchObject({
+      disposition: 'ignored',
+      rule: 'aws-internal',
+      reason: "called by the AWS service ec2.amazonaws.com on the caller's behalf",
+    });
   });
 
   it('vpc-endpoint: private source with a vpcEndpointId', () => {
     const d = decide(eventOf('vpc-endpoint-private-source'), context());
-    expect(d).toMatchObject({ disposition: 'ignored', rule: 'vpc-endpoint', reason: 'private source 10.20.3.4 through VPC endpoint vpce-0a1b2c3d4e5f67890' });
+    expect(d).toMatchObject({
+      disposition: 'ignored',
+      rule: 'vpc-endpoint',
+      reason: 'private source 10.20.3.4 through VPC endpoint vpce-0a1b2c3d4e5f67890',
+    });
   });
 
   it('a private source without a vpcEndpointId is not explained by an endpoint', () => {
@@ -32,7 +50,10 @@ describe('decide: ignored', () => {
     expect(decide(stsCall({ sourceIPAddress: '3.5.140.2' }), context())).toMatchObject({ disposition: 'ignored', rule: 'inside-aws' });
     expect(decide(stsCall({ sourceIPAddress: '2600:1f18::1' }), context())).toMatchObject({ disposition: 'ignored', rule: 'inside-aws' });
     // Without loaded ranges the same address is an external use.
-    expect(decide(stsCall({ sourceIPAddress: '3.5.140.2' }), context([], { policy: { awsRanges: null } }))).toMatchObject({ disposition: 'finding', rule: 'external' });
+    expect(decide(stsCall({ sourceIPAddress: '3.5.140.2' }), context([], { policy: { awsRanges: null } }))).toMatchObject({
+      disposition: 'finding',
+      rule: 'external',
+    });
   });
 });
 
@@ -73,11 +94,25 @@ describe('decide: attested', () => {
     const s3 = eventOf('instance-role-s3-getobject-data-event');
     const ec2 = eventOf('instance-role-imdsv1-ec2-describeinstances');
     const records = [
-      observation({ at: s3.eventTimeMs - 2 * SEC, host: 'example-reports.s3.eu-west-1.amazonaws.com', aws: { service: 's3', region: 'eu-west-1', partition: 'aws' }, action: 'GetObject' }),
-      observation({ at: ec2.eventTimeMs + 1 * SEC, clientIp: '10.20.9.9', accessKeyId: 'ASIAY34FZKBOKMUTVV7A', host: 'ec2.eu-west-1.amazonaws.com', aws: { service: 'ec2', region: 'eu-west-1', partition: 'aws' } }),
+      observation({
+        at: s3.eventTimeMs - 2 * SEC,
+        host: 'example-reports.s3.eu-west-1.amazonaws.com',
+        aws: { service: 's3', region: 'eu-west-1', partition: 'aws' },
+        action: 'GetObject',
+      }),
+      observation({
+        at: ec2.eventTimeMs + 1 * SEC,
+        clientIp: '10.20.9.9',
+        accessKeyId: 'ASIAY34FZKBOKMUTVV7A',
+        host: 'ec2.eu-west-1.amazonaws.com',
+        aws: { service: 'ec2', region: 'eu-west-1', partition: 'aws' },
+      }),
     ];
     expect(decide(s3, context(records))).toMatchObject({ rule: 'attested', gatewayId: 'gw1' });
-    expect(decide(ec2, context(records))).toMatchObject({ rule: 'attested', reason: 'gateway gw1 saw key ASIA…VV7A from 10.20.9.9 (vpc-prod) at 12:03:42Z' });
+    expect(decide(ec2, context(records))).toMatchObject({
+      rule: 'attested',
+      reason: 'gateway gw1 saw key ASIA…VV7A from 10.20.9.9 (vpc-prod) at 12:03:42Z',
+    });
   });
 
   it('a sighting exactly windowMs away still attests; one millisecond further does not', () => {
@@ -103,7 +138,9 @@ describe('decide: attested', () => {
   });
 
   it('keeps at most five pieces of evidence, nearest first', () => {
-    const records = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => observation({ at: T - (i * 30 + 5) * SEC, span: 2 * SEC, clientIp: `10.20.3.${10 + i}` }));
+    const records = [0, 1, 2, 3, 4, 5, 6, 7].map((i) =>
+      observation({ at: T - (i * 30 + 5) * SEC, span: 2 * SEC, clientIp: `10.20.3.${10 + i}` }),
+    );
     const d = decide(stsCall(), context(records.reverse()));
     expect(d.evidence.map((e) => e.clientIp)).toEqual(['10.20.3.10', '10.20.3.11', '10.20.3.12', '10.20.3.13', '10.20.3.14']);
     expect(d.evidence.map((e) => e.deltaMs)).toEqual([3, 33, 63, 93, 123].map((s) => s * SEC));
@@ -131,7 +168,10 @@ describe('decide: overlapping gateways', () => {
 
   it('when both saw it at the same times, the nearest sighting names the gateway', () => {
     const records = [observation({ gatewayId: 'gw-a', at: T - 3 * MIN }), observation({ gatewayId: 'gw-b', at: T - 20 * SEC })];
-    expect(decide(stsCall(), context(records, { registry, alive: ['gw-a', 'gw-b'] }))).toMatchObject({ rule: 'attested', gatewayId: 'gw-b' });
+    expect(decide(stsCall(), context(records, { registry, alive: ['gw-a', 'gw-b'] }))).toMatchObject({
+      rule: 'attested',
+      gatewayId: 'gw-b',
+    });
   });
 
   it('one silent gateway makes an unattested use unverifiable', () => {
@@ -142,7 +182,9 @@ describe('decide: overlapping gateways', () => {
   it('both alive and neither saw the key: unattested, naming both', () => {
     const d = decide(stsCall(), context([], { registry, alive: ['gw-a', 'gw-b'] }));
     expect(d).toMatchObject({ rule: 'gateway-unattested', gatewayId: 'gw-a' });
-    expect(d.reason).toBe('source 203.0.113.10 is an address of gateway gw-a and gw-b, alive but without a sighting of key ASIA…MPLE within 5m of the call');
+    expect(d.reason).toBe(
+      'source 203.0.113.10 is an address of gateway gw-a and gw-b, alive but without a sighting of key ASIA…MPLE within 5m of the call',
+    );
   });
 });
 
@@ -164,7 +206,9 @@ describe('decide: endpoint-attested (tunnel-only gw2)', () => {
   });
 
   it('works over IPv6 egress too', () => {
-    expect(decide(viaGw2({ sourceIPAddress: '2001:db8:42::7' }), context([tunnelObservation()]))).toMatchObject({ rule: 'endpoint-attested' });
+    expect(decide(viaGw2({ sourceIPAddress: '2001:db8:42::7' }), context([tunnelObservation()]))).toMatchObject({
+      rule: 'endpoint-attested',
+    });
   });
 
   it('another service, another region, or an unrouted client does not attest', () => {
@@ -179,15 +223,24 @@ describe('decide: endpoint-attested (tunnel-only gw2)', () => {
 
   it('uses the dialled host: an S3 bucket host matches the agent service s3', () => {
     const e = eventOf('instance-role-s3-getobject-data-event', { sourceIPAddress: '198.51.100.3' });
-    const seen = tunnelObservation({ at: e.eventTimeMs - 5 * SEC, host: 'example-reports.s3.eu-west-1.amazonaws.com', aws: { service: 's3', region: 'eu-west-1', partition: 'aws' } });
+    const seen = tunnelObservation({
+      at: e.eventTimeMs - 5 * SEC,
+      host: 'example-reports.s3.eu-west-1.amazonaws.com',
+      aws: { service: 's3', region: 'eu-west-1', partition: 'aws' },
+    });
     expect(decide(e, context([seen]))).toMatchObject({ rule: 'endpoint-attested' });
   });
 
   it('matches a global endpoint reported with its signing region, and SES behind email.*', () => {
     const global = tunnelObservation({ host: 'sts.amazonaws.com', aws: { service: 'sts', region: 'us-east-1', partition: 'aws' } });
     expect(decide(viaGw2({ requestHost: 'sts.amazonaws.com' }), context([global]))).toMatchObject({ rule: 'endpoint-attested' });
-    const ses = tunnelObservation({ host: 'email.us-east-1.amazonaws.com', aws: { service: 'email', region: 'us-east-1', partition: 'aws' } });
-    expect(decide(viaGw2({ requestHost: null, eventSource: 'ses.amazonaws.com', eventName: 'SendEmail' }), context([ses]))).toMatchObject({ rule: 'endpoint-attested' });
+    const ses = tunnelObservation({
+      host: 'email.us-east-1.amazonaws.com',
+      aws: { service: 'email', region: 'us-east-1', partition: 'aws' },
+    });
+    expect(decide(viaGw2({ requestHost: null, eventSource: 'ses.amazonaws.com', eventName: 'SendEmail' }), context([ses]))).toMatchObject({
+      rule: 'endpoint-attested',
+    });
   });
 
   it('an inspecting gateway never endpoint-attests', () => {
@@ -211,13 +264,18 @@ describe('decide: findings', () => {
 
   it('unrouted-client outranks endpoint attestation on a tunnel-only gateway', () => {
     const records = [tunnelObservation(), observation({ gatewayId: 'gw2', mode: 'http', clientIp: '192.168.9.9', network: null })];
-    expect(decide(stsCall({ sourceIPAddress: '198.51.100.3' }), context(records))).toMatchObject({ rule: 'unrouted-client', gatewayId: 'gw2' });
+    expect(decide(stsCall({ sourceIPAddress: '198.51.100.3' }), context(records))).toMatchObject({
+      rule: 'unrouted-client',
+      gatewayId: 'gw2',
+    });
   });
 
   it('gateway-unverified: no heartbeat within heartbeatStaleMs', () => {
     const d = decide(stsCall(), context([], { alive: [] }));
     expect(d).toMatchObject({ disposition: 'finding', rule: 'gateway-unverified', severity: 5, gatewayId: 'gw1' });
-    expect(d.reason).toBe("source 203.0.113.10 is gateway gw1's address but gw1 sent nothing within 2m of 12:01:07Z, so the call cannot be verified");
+    expect(d.reason).toBe(
+      "source 203.0.113.10 is gateway gw1's address but gw1 sent nothing within 2m of 12:01:07Z, so the call cannot be verified",
+    );
   });
 
   it('a heartbeat just outside heartbeatStaleMs is silence; just inside, and any observation, is life', () => {
@@ -246,7 +304,11 @@ describe('decide: findings', () => {
 
   it('the session-name-only (pre-ec2RoleDelivery) instance role is decided too', () => {
     const e = eventOf('instance-role-session-name-only');
-    expect(decide(e, context())).toMatchObject({ rule: 'external', instanceId: 'i-0fedcba987654321f', accessKeyId: 'ASIAQNZGKIQY56JQ7WML' });
+    expect(decide(e, context())).toMatchObject({
+      rule: 'external',
+      instanceId: 'i-0fedcba987654321f',
+      accessKeyId: 'ASIAQNZGKIQY56JQ7WML',
+    });
   });
 });
 

@@ -25,16 +25,20 @@ describe('SpanIndex', () => {
   it('agrees with a linear scan for any spans, inserted in any order', () => {
     const span = fc.tuple(fc.integer({ min: 0, max: 10_000 }), fc.integer({ min: 0, max: 500 }));
     fc.assert(
-      fc.property(fc.array(span, { maxLength: 200 }), fc.array(fc.tuple(fc.integer({ min: -600, max: 11_000 }), fc.integer({ min: 0, max: 2_000 })), { minLength: 1, maxLength: 20 }), (spans, queries) => {
-        const idx = new SpanIndex<number>();
-        spans.forEach(([s, len], i) => idx.add(s, s + len, i));
-        for (const [from, len] of queries) {
-          const to = from + len;
-          const expected = spans.flatMap(([s, l], i) => (s <= to && s + l >= from ? [i] : [])).sort((a, b) => a - b);
-          expect(idx.overlapping(from, to).sort((a, b) => a - b)).toEqual(expected);
-          expect(idx.hasOverlap(from, to)).toBe(expected.length > 0);
-        }
-      }),
+      fc.property(
+        fc.array(span, { maxLength: 200 }),
+        fc.array(fc.tuple(fc.integer({ min: -600, max: 11_000 }), fc.integer({ min: 0, max: 2_000 })), { minLength: 1, maxLength: 20 }),
+        (spans, queries) => {
+          const idx = new SpanIndex<number>();
+          spans.forEach(([s, len], i) => idx.add(s, s + len, i));
+          for (const [from, len] of queries) {
+            const to = from + len;
+            const expected = spans.flatMap(([s, l], i) => (s <= to && s + l >= from ? [i] : [])).sort((a, b) => a - b);
+            expect(idx.overlapping(from, to).sort((a, b) => a - b)).toEqual(expected);
+            expect(idx.hasOverlap(from, to)).toBe(expected.length > 0);
+          }
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -22,7 +22,9 @@ describe('findingFromDecision', () => {
       type: 'UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS',
       severity: 8,
       title: 'Credentials of EC2 instance role app-server-role used from external IP address 192.0.2.55.',
-      description: expect.stringMatching(/^key ASIA…MPLE used from 192\.0\.2\.55, outside AWS and every gateway\. EC2 instance-role credentials were used/),
+      description: expect.stringMatching(
+        /^key ASIA…MPLE used from 192\.0\.2\.55, outside AWS and every gateway\. EC2 instance-role credentials were used/,
+      ),
       createdAt: ctx.nowIso,
       updatedAt: ctx.nowIso,
       resource: keyResource(),
@@ -59,7 +61,10 @@ describe('findingFromDecision', () => {
     const event = stsCall({ sourceIPAddress: '2001:db8:42::7', errorCode: 'AccessDenied', userAgent: null });
     const f = findingFromDecision(decide(event, context([])), event, { ...ctx, region: 'cn-north-1' });
     expect(f.partition).toBe('aws-cn');
-    expect(f.service.action.awsApiCallAction).toMatchObject({ remoteIpDetails: { ipAddressV6: '2001:db8:42::7' }, errorCode: 'AccessDenied' });
+    expect(f.service.action.awsApiCallAction).toMatchObject({
+      remoteIpDetails: { ipAddressV6: '2001:db8:42::7' },
+      errorCode: 'AccessDenied',
+    });
     expect(f.service.action.awsApiCallAction).not.toHaveProperty('userAgent');
     expect(f.egressWitness).toMatchObject({ rule: 'gateway-unattested', gatewayId: 'gw2' });
     expect(f.severity).toBe(8);
@@ -90,7 +95,10 @@ describe('findingFromDecision', () => {
 describe('mergeFinding', () => {
   it('adds counts, widens the span and takes the latest action', () => {
     const first = externalFinding({ eventId: 'e1', eventTime: '2024-05-01T12:01:07Z' }, '2024-05-01T12:11:00.000Z');
-    const second = externalFinding({ eventId: 'e2', eventTime: '2024-05-01T12:30:00Z', eventName: 'ListBuckets', eventSource: 's3.amazonaws.com' }, '2024-05-01T12:40:00.000Z');
+    const second = externalFinding(
+      { eventId: 'e2', eventTime: '2024-05-01T12:30:00Z', eventName: 'ListBuckets', eventSource: 's3.amazonaws.com' },
+      '2024-05-01T12:40:00.000Z',
+    );
     const merged = mergeFinding(first, second);
     expect(merged.id).toBe(first.id);
     expect(merged.createdAt).toBe('2024-05-01T12:11:00.000Z');
@@ -110,7 +118,11 @@ describe('mergeFinding', () => {
 
   it('keeps the last 20 event ids without duplicates', () => {
     let f = externalFinding({ eventId: 'e0' });
-    for (let i = 1; i < 30; i++) f = mergeFinding(f, externalFinding({ eventId: `e${i}`, eventTime: new Date(Date.parse('2024-05-01T12:01:07Z') + i * 1000).toISOString() }));
+    for (let i = 1; i < 30; i++)
+      f = mergeFinding(
+        f,
+        externalFinding({ eventId: `e${i}`, eventTime: new Date(Date.parse('2024-05-01T12:01:07Z') + i * 1000).toISOString() }),
+      );
     f = mergeFinding(f, externalFinding({ eventId: 'e29' }));
     expect(f.egressWitness.eventIds).toHaveLength(20);
     expect(f.egressWitness.eventIds[0]).toBe('e10');

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { decideGuardDutyFinding, parseGuardDutyFinding, type CloudTrailUse, type GuardDutyFindingView } from '../../../../detector/guardduty/decide.js';
+import {
+  decideGuardDutyFinding,
+  parseGuardDutyFinding,
+  type CloudTrailUse,
+  type GuardDutyFindingView,
+} from '../../../../detector/guardduty/decide.js';
 import { context, heartbeat, KEY, keyResource, MIN, observation, SEC, T } from '../scenario.js';
 
 const FIRST = '2024-05-01T12:01:07.000Z';
@@ -27,7 +32,13 @@ function guardDutyFinding(over: { remoteIp?: string; v6?: boolean; type?: string
           api: 'GetCallerIdentity',
           serviceName: 'sts.amazonaws.com',
           callerType: 'Remote IP',
-          remoteIpDetails: over.v6 ? { ipAddressV6: ip } : { ipAddressV4: ip, organization: { asn: '64496', asnOrg: 'EXAMPLE-NET', isp: 'Example ISP', org: 'Example Corp' }, country: { countryName: 'Germany' } },
+          remoteIpDetails: over.v6
+            ? { ipAddressV6: ip }
+            : {
+                ipAddressV4: ip,
+                organization: { asn: '64496', asnOrg: 'EXAMPLE-NET', isp: 'Example ISP', org: 'Example Corp' },
+                country: { countryName: 'Germany' },
+              },
           affectedResources: {},
         },
       },
@@ -42,7 +53,8 @@ function guardDutyFinding(over: { remoteIp?: string; v6?: boolean; type?: string
     createdAt: '2024-05-01T12:08:31.112Z',
     updatedAt: '2024-05-01T12:48:02.409Z',
     title: 'Credentials for instance role app-server-role used from external IP address.',
-    description: 'Credentials created exclusively for an EC2 instance using instance role app-server-role have been used from external IP address 203.0.113.10.',
+    description:
+      'Credentials created exclusively for an EC2 instance using instance role app-server-role have been used from external IP address 203.0.113.10.',
   };
 }
 
@@ -91,9 +103,22 @@ describe('parseGuardDutyFinding', () => {
   });
 
   it('unwraps the EventBridge envelope and rejects other events', () => {
-    const envelope = { version: '0', id: 'c8f0a1b2-…', 'detail-type': 'GuardDuty Finding', source: 'aws.guardduty', account: '111122223333', time: LAST, region: 'us-east-1', resources: [], detail: guardDutyFinding() };
+    const envelope = {
+      version: '0',
+      id: 'c8f0a1b2-…',
+      'detail-type': 'GuardDuty Finding',
+      source: 'aws.guardduty',
+      account: '111122223333',
+      time: LAST,
+      region: 'us-east-1',
+      resources: [],
+      detail: guardDutyFinding(),
+    };
     expect(view(envelope).id).toBe('7ec7d0f1a2b3c4d5e6f708192a3b4c5d');
-    expect(parseGuardDutyFinding({ ...envelope, source: 'aws.securityhub' })).toMatchObject({ kind: 'invalid', reason: expect.stringMatching(/not a GuardDuty finding event/) });
+    expect(parseGuardDutyFinding({ ...envelope, source: 'aws.securityhub' })).toMatchObject({
+      kind: 'invalid',
+      reason: expect.stringMatching(/not a GuardDuty finding event/),
+    });
   });
 
   it('malformed findings are invalid', () => {
@@ -101,7 +126,9 @@ describe('parseGuardDutyFinding', () => {
     expect(parseGuardDutyFinding('{"id":"x"}')).toMatchObject({ kind: 'invalid' });
     expect(parseGuardDutyFinding({ ...guardDutyFinding(), id: 42 })).toEqual({ kind: 'invalid', reason: 'id: required string' });
     expect(parseGuardDutyFinding({ ...guardDutyFinding(), type: undefined })).toEqual({ kind: 'invalid', reason: 'type: required string' });
-    expect(parseGuardDutyFinding({ 'detail-type': 'GuardDuty Finding', source: 'aws.guardduty', detail: [] })).toMatchObject({ kind: 'invalid' });
+    expect(parseGuardDutyFinding({ 'detail-type': 'GuardDuty Finding', source: 'aws.guardduty', detail: [] })).toMatchObject({
+      kind: 'invalid',
+    });
   });
 
   it('reads an IPv6 remote address', () => {
@@ -119,7 +146,16 @@ describe('decideGuardDutyFinding', () => {
       { eventId: 'e', eventTime: '2024-05-01T12:08:00Z', sourceIPAddress: '198.51.100.3' },
     ]);
     const d = decideGuardDutyFinding(view(), ctx);
-    expect(d).toMatchObject({ findingId: '7ec7d0f1a2b3c4d5e6f708192a3b4c5d', decision: 'archive', reason: 'attested', gatewayId: 'gw1', accessKeyId: KEY, remoteIp: '203.0.113.10', spanStart: FIRST, spanEnd: LAST });
+    expect(d).toMatchObject({
+      findingId: '7ec7d0f1a2b3c4d5e6f708192a3b4c5d',
+      decision: 'archive',
+      reason: 'attested',
+      gatewayId: 'gw1',
+      accessKeyId: KEY,
+      remoteIp: '203.0.113.10',
+      spanStart: FIRST,
+      spanEnd: LAST,
+    });
     expect(d.evidence.start).toHaveLength(1);
     expect(d.evidence.end).toHaveLength(1);
     expect(d.evidence.start[0]?.deltaMs).toBe(20 * SEC);
@@ -142,7 +178,10 @@ describe('decideGuardDutyFinding', () => {
   });
 
   it('an unrecognised CloudTrail source counts as external', () => {
-    const d = decideGuardDutyFinding(view(), gdContext(attestedRecords(), [{ eventId: 'x', eventTime: '2024-05-01T12:20:00Z', sourceIPAddress: 'somewhere.example.com' }]));
+    const d = decideGuardDutyFinding(
+      view(),
+      gdContext(attestedRecords(), [{ eventId: 'x', eventTime: '2024-05-01T12:20:00Z', sourceIPAddress: 'somewhere.example.com' }]),
+    );
     expect(d.reason).toBe('external-use-seen');
   });
 
@@ -164,7 +203,10 @@ describe('decideGuardDutyFinding', () => {
   });
 
   it('keeps when the key was seen only from an unrouted client', () => {
-    const records = [observation({ at: T - 30 * SEC, network: null, clientIp: '192.168.9.9' }), observation({ at: T_LAST - 40 * SEC, network: null, clientIp: '192.168.9.9' })];
+    const records = [
+      observation({ at: T - 30 * SEC, network: null, clientIp: '192.168.9.9' }),
+      observation({ at: T_LAST - 40 * SEC, network: null, clientIp: '192.168.9.9' }),
+    ];
     const d = decideGuardDutyFinding(view(), gdContext(records));
     expect(d).toMatchObject({ decision: 'keep', reason: 'unrouted-client', gatewayId: 'gw1' });
     expect(d.evidence.start[0]).toMatchObject({ clientIp: '192.168.9.9', network: null });
@@ -185,7 +227,11 @@ describe('decideGuardDutyFinding', () => {
   });
 
   it('archives on an IPv6 gateway address', () => {
-    const records = [observation({ gatewayId: 'gw2', at: T - 30 * SEC }), observation({ gatewayId: 'gw2', at: T_LAST - 40 * SEC }), heartbeat('gw2', T_LAST)];
+    const records = [
+      observation({ gatewayId: 'gw2', at: T - 30 * SEC }),
+      observation({ gatewayId: 'gw2', at: T_LAST - 40 * SEC }),
+      heartbeat('gw2', T_LAST),
+    ];
     const d = decideGuardDutyFinding(view(guardDutyFinding({ remoteIp: '2001:db8:42::7', v6: true })), gdContext(records));
     expect(d).toMatchObject({ decision: 'archive', reason: 'attested', gatewayId: 'gw2' });
   });
