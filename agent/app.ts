@@ -59,6 +59,7 @@ export const AGENT_HOT_KEYS: readonly string[] = [
   'proxy.idle_timeout',
   'proxy.drain_timeout',
   'inspect',
+  'transparent.ports',
   'upstream.resolve',
   'telemetry.file',
   'telemetry.flush_interval',

@@ -16,6 +16,7 @@ import {
   port,
   positiveInt,
   required,
+  requiredListenAddress,
   show,
   size,
   url,
@@ -65,6 +66,20 @@ const proxy = z.strictObject({
   drain_timeout: duration.default(30_000),
 });
 
+/**
+ * The transparent listener: connections the kernel redirected to the agent
+ * (nftables `redirect`, or a firewall's policy route), routed by SNI / Host.
+ * Absent = no transparent listener.
+ */
+const transparent = z.strictObject({
+  listen: requiredListenAddress('the transparent listener address, e.g. "[::]:3129" (IPv4 and IPv6) or "0.0.0.0:3129"'),
+  /** Destination ports the kernel redirects to the listener (`transparent-rules` reads them). */
+  ports: z
+    .array(port, { error: (i) => `expected a list of ports, got ${show(i.input)}` })
+    .min(1, 'at least one port is required')
+    .default([443, 80]),
+});
+
 const inspect = z.strictObject({
   ca_cert: z.string({ error: required('path to the inspection CA certificate (PEM)', 'a string') }).min(1),
   ca_key: z.string({ error: required('path to the inspection CA key (PEM, mode 0600)', 'a string') }).min(1),
@@ -110,6 +125,7 @@ export const agentConfigSchema = z
     networks: z.array(network).default([]),
     proxy: proxy.default(() => proxy.parse({})),
     inspect: inspect.nullable().default(null),
+    transparent: transparent.nullable().default(null),
     upstream: upstream.default(() => upstream.parse({})),
     telemetry: telemetry.default(() => telemetry.parse({})),
     admin: admin.default(() => admin.parse({})),
@@ -128,6 +144,7 @@ export const agentConfigSchema = z
         message: 'no routed networks and no proxy.allowed_clients: the proxy would admit nobody',
       });
     }
+    if (c.transparent !== null) transparentProblems(c).forEach((p) => ctx.addIssue({ code: 'custom', ...p }));
     if (c.telemetry.detector_url !== null && c.telemetry.secret_file === null) {
       ctx.addIssue({
         code: 'custom',
@@ -137,8 +154,45 @@ export const agentConfigSchema = z
     }
   });
 
+type Listen = { host: string; port: number; text: string };
+
+/** Two listen addresses would collide: same port (not 0) and the same or a wildcard host. */
+function sameSocket(a: Listen, b: Listen): boolean {
+  const wildcard = (h: string) => h === '0.0.0.0' || h === '::';
+  return a.port !== 0 && a.port === b.port && (a.host === b.host || wildcard(a.host) || wildcard(b.host));
+}
+
+function transparentProblems(c: {
+  transparent: { listen: Listen; ports: number[] } | null;
+  proxy: { listen: Listen; allowed_ports: number[] };
+  admin: { listen: Listen };
+}): { path: (string | number)[]; message: string }[] {
+  const t = c.transparent;
+  if (t === null) return [];
+  const out: { path: (string | number)[]; message: string }[] = [];
+  for (const [key, other] of [
+    ['proxy.listen', c.proxy.listen],
+    ['admin.listen', c.admin.listen],
+  ] as const) {
+    if (sameSocket(t.listen, other))
+      out.push({ path: ['transparent', 'listen'], message: `"${t.listen.text}" collides with ${key} "${other.text}": use another port` });
+  }
+  const seen = new Set<number>();
+  t.ports.forEach((p, i) => {
+    if (seen.has(p)) out.push({ path: ['transparent', 'ports', i], message: `duplicate port ${p}` });
+    else if (!c.proxy.allowed_ports.includes(p))
+      out.push({
+        path: ['transparent', 'ports', i],
+        message: `port ${p} would be redirected to the agent but is not in proxy.allowed_ports, so every such connection would be refused; add it there or remove it here`,
+      });
+    seen.add(p);
+  });
+  return out;
+}
+
 export type AgentConfig = z.output<typeof agentConfigSchema>;
 export type NetworkConfig = AgentConfig['networks'][number];
+export type TransparentConfig = NonNullable<AgentConfig['transparent']>;
 
 /** The top-level keys that identify an agent file (check-config uses them to tell files apart). */
 export const AGENT_MARKER_KEYS = ['gateway', 'networks', 'proxy'] as const;

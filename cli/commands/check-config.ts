@@ -35,7 +35,7 @@ export async function checkConfigCommand(file: string, out: Output): Promise<num
         .join(' + ') || 'metrics and logs only';
     out.stdout(
       `${file}: agent configuration OK — gateway ${c.gateway.id}, ${c.gateway.egress_cidrs.length} egress CIDR${c.gateway.egress_cidrs.length === 1 ? '' : 's'}, ` +
-        `${c.networks.length} network${c.networks.length === 1 ? '' : 's'}, listen ${c.proxy.listen.text}, ${c.inspect ? `inspecting ${c.inspect.hosts.join(' ')}` : 'tunnel-only'}, telemetry to ${telemetry}\n`,
+        `${c.networks.length} network${c.networks.length === 1 ? '' : 's'}, listen ${c.proxy.listen.text}${c.transparent ? `, transparent ${c.transparent.listen.text} (ports ${c.transparent.ports.join(' ')})` : ''}, ${c.inspect ? `inspecting ${c.inspect.hosts.join(' ')}` : 'tunnel-only'}, telemetry to ${telemetry}\n`,
     );
   } else {
     const c = v.config;

@@ -41,16 +41,25 @@ function setPath(obj: Tree, path: readonly string[], value: unknown): void {
   cur[path[path.length - 1] as string] = value;
 }
 
+/** Whether every section above `path` is an object in `obj` (a hot key inside an absent section cannot apply alone). */
+function parentsPresent(obj: unknown, path: readonly string[]): boolean {
+  const parent = getPath(obj, path.slice(0, -1));
+  return parent !== null && typeof parent === 'object' && !Array.isArray(parent);
+}
+
 /**
  * The config to run after a reload: `running` with every hot path replaced by
  * `next`'s value, plus the non-hot paths whose new value waits for a restart.
+ * A hot key inside a section that is absent (null) before or after the reload
+ * does not apply: switching the section on or off needs a restart.
  */
 export function applyHotReload<T extends object>(running: T, next: T, hot: readonly string[]): { effective: T; needsRestart: string[] } {
+  const applied = hot.filter((h) => parentsPresent(running, h.split('.')) && parentsPresent(next, h.split('.')));
   const effective = structuredClone(running) as Tree;
-  for (const h of hot) setPath(effective, h.split('.'), structuredClone(getPath(next, h.split('.'))));
+  for (const h of applied) setPath(effective, h.split('.'), structuredClone(getPath(next, h.split('.'))));
   const needsRestart = new Set<string>();
   for (const path of [...leaves(running), ...leaves(next)]) {
-    if (path.length === 0 || isHot(path, hot)) continue;
+    if (path.length === 0 || isHot(path, applied)) continue;
     if (JSON.stringify(getPath(running, path)) !== JSON.stringify(getPath(next, path))) needsRestart.add(path.join('.'));
   }
   return { effective: effective as T, needsRestart: [...needsRestart].sort() };

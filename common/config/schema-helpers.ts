@@ -56,8 +56,7 @@ export const port = z
   .min(1, 'port must be 1-65535')
   .max(65535, 'port must be 1-65535');
 
-/** `host:port`, `[v6]:port` or `:port` (all interfaces). */
-export const listenAddress = z.string({ error: (i) => `expected "host:port", got ${show(i.input)}` }).transform((v, ctx) => {
+function toListenAddress(v: string, ctx: z.core.$RefinementCtx<string>): ListenAddress {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(v.trim());
   const portNum = m ? Number(m[3]) : NaN;
   if (!m || portNum > 65535) {
@@ -65,7 +64,13 @@ export const listenAddress = z.string({ error: (i) => `expected "host:port", got
     return z.NEVER;
   }
   return { host: m[1] ?? (m[2] === '' ? '0.0.0.0' : (m[2] ?? '0.0.0.0')), port: portNum, text: v.trim() };
-});
+}
+
+/** `host:port`, `[v6]:port` or `:port` (all interfaces). */
+export const listenAddress = z.string({ error: (i) => `expected "host:port", got ${show(i.input)}` }).transform(toListenAddress);
+
+/** A listen address that has no default: absent reads `required: …`. */
+export const requiredListenAddress = (what: string) => z.string({ error: required(what, '"host:port"') }).transform(toListenAddress);
 export type ListenAddress = { host: string; port: number; text: string };
 
 export const nullablePath = z.string().min(1, 'path must not be empty').nullable().default(null);

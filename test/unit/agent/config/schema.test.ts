@@ -39,6 +39,7 @@ describe('agent config: defaults', () => {
         drain_timeout: 30_000,
       },
       inspect: null,
+      transparent: null,
       upstream: { ca_file: null, resolve: {}, max_connections_per_origin: 64, keep_alive_timeout: 4_000 },
       telemetry: {
         detector_url: null,
