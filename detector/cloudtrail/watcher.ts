@@ -5,7 +5,13 @@
  * store by path, size and mtime, so a restart skips what was done and a
  * rewritten file is read again. Files still being written (modified in the
  * last two seconds) wait for the next scan. A corrupt file is counted, logged
- * and marked, never fatal.
+ * and marked failed with its reason, never fatal; one record that cannot be
+ * processed is counted and skipped (the engine never throws). A file the
+ * daemon began reading MAX_ATTEMPTS times without finishing (it stopped the
+ * process each time) is quarantined the same way instead of read in a loop.
+ *
+ *   scan ─▶ settled? ─▶ done before? ─▶ attempt n (durable) ─┬─ n > MAX_ATTEMPTS ─▶ failed (quarantined)
+ *                                                           └─ read ─▶ records ─▶ engine ─▶ processed | failed
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,6 +23,8 @@ import type { CorrelationEngine } from '../engine/correlation-engine.js';
 import { parseCloudTrailFile } from './parse.js';
 
 const SETTLE_MS = 2_000;
+/** Starts without a finish before a file is quarantined: survives a crash or two for another reason. */
+export const MAX_FILE_ATTEMPTS = 3;
 const MAX_FILE_BYTES = 512 * 1024 * 1024;
 
 export async function* cloudTrailFiles(dir: string, depth = 0): AsyncGenerator<string> {
@@ -84,14 +92,15 @@ export class CloudTrailWatcher {
     this.timer.unref();
   }
 
-  /** One pass over the folder; concurrent calls share the running pass. */
+  /** One pass over the folder; concurrent calls share the running pass. Never rejects. */
   scan(): Promise<void> {
-    this.scanning ??= this.scanOnce().finally(() => (this.scanning = null));
+    this.scanning ??= this.scanOnce()
+      .catch((err: unknown) => this.opts.logger.error({ event: 'cloudtrail_scan_failed', err }, 'CloudTrail watch_dir scan failed'))
+      .finally(() => (this.scanning = null));
     return this.scanning;
   }
 
   private async scanOnce(): Promise<void> {
-    const { store, engine, metrics, logger } = this.opts;
     for await (const path of cloudTrailFiles(this.opts.dir)) {
       let st;
       try {
@@ -100,23 +109,42 @@ export class CloudTrailWatcher {
         continue;
       }
       if (this.opts.now() - st.mtimeMs < SETTLE_MS) continue;
-      if (store.fileProcessed(path, st.size, st.mtimeMs)) continue;
-      const parsed = await readCloudTrailFile(path).catch((err: unknown) => ({ error: (err as Error).message }));
-      if ('error' in parsed) {
-        metrics.cloudtrailFiles.inc({ outcome: 'failed' });
-        logger.error(
-          { event: 'cloudtrail_file_failed', path, reason: parsed.error },
-          `cannot read CloudTrail file ${path}: ${parsed.error}`,
-        );
-        store.markFileProcessed(path, st.size, st.mtimeMs, 0, 0, this.opts.now());
-        continue;
+      if (this.opts.store.fileProcessed(path, st.size, st.mtimeMs)) continue;
+      try {
+        await this.processFile(path, st.size, st.mtimeMs);
+      } catch (err) {
+        this.failed(path, st.size, st.mtimeMs, `processing failed: ${(err as Error).message}`);
       }
-      let invalid = 0;
-      for (const r of parsed.records) if (engine.processRecord(r) === 'invalid') invalid++;
-      store.markFileProcessed(path, st.size, st.mtimeMs, parsed.records.length, invalid, this.opts.now());
-      metrics.cloudtrailFiles.inc({ outcome: 'processed' });
-      logger.info({ event: 'cloudtrail_file_processed', path, records: parsed.records.length, invalid }, 'CloudTrail file processed');
     }
+  }
+
+  private async processFile(path: string, size: number, mtimeMs: number): Promise<void> {
+    const { store, engine, metrics, logger } = this.opts;
+    const attempt = store.fileAttempt(path, size, mtimeMs, this.opts.now());
+    if (attempt > MAX_FILE_ATTEMPTS)
+      return this.failed(path, size, mtimeMs, `the detector stopped ${attempt - 1} times while reading this file; quarantined`);
+    const parsed = await readCloudTrailFile(path).catch((err: unknown) => ({ error: (err as Error).message }));
+    if ('error' in parsed) return this.failed(path, size, mtimeMs, parsed.error);
+    let invalid = 0;
+    let failedRecords = 0;
+    for (const r of parsed.records) {
+      const outcome = engine.processRecord(r);
+      if (outcome === 'invalid') invalid++;
+      else if (outcome === 'failed') failedRecords++;
+    }
+    store.markFileProcessed(path, size, mtimeMs, parsed.records.length, invalid + failedRecords, this.opts.now());
+    metrics.cloudtrailFiles.inc({ outcome: 'processed' });
+    logger.info(
+      { event: 'cloudtrail_file_processed', path, records: parsed.records.length, invalid, failed: failedRecords },
+      'CloudTrail file processed',
+    );
+  }
+
+  /** Marks a file failed with its reason: it is not read again unless it is rewritten. */
+  private failed(path: string, size: number, mtimeMs: number, reason: string): void {
+    this.opts.metrics.cloudtrailFiles.inc({ outcome: 'failed' });
+    this.opts.logger.error({ event: 'cloudtrail_file_failed', path, reason }, `cannot read CloudTrail file ${path}: ${reason}`);
+    this.opts.store.markFileProcessed(path, size, mtimeMs, 0, 0, this.opts.now(), reason);
   }
 
   async stop(): Promise<void> {

@@ -10,6 +10,7 @@
  *                                                        └─ final ─▶ store decision, merge finding, sinks
  */
 import type { Logger } from '../../common/log/logger.js';
+import { boundDepth } from '../../common/json/bounded-depth.js';
 import { maskAccessKeyId } from '../../common/log/redact.js';
 import { normalizeRecord, instanceCredentialKind, type CloudTrailEvent } from '../cloudtrail/parse.js';
 import { decide, isProvisional, type CompiledRegistry, type CorrelationPolicy, type Decision } from '../correlate/decide.js';
@@ -18,7 +19,7 @@ import type { FindingsSink } from '../findings/findings-sink.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
 import type { DetectorStore } from '../store/store.js';
 
-export type RecordOutcome = 'decided' | 'pending' | 'invalid' | 'duplicate' | 'not-instance-credential';
+export type RecordOutcome = 'decided' | 'pending' | 'invalid' | 'duplicate' | 'not-instance-credential' | 'failed';
 
 export interface EngineOptions {
   store: DetectorStore;
@@ -34,7 +35,24 @@ export interface EngineOptions {
 export class CorrelationEngine {
   constructor(private readonly opts: EngineOptions) {}
 
-  processRecord(raw: unknown): RecordOutcome {
+  /**
+   * Never throws: a record nested too deep is kept in a truncated form (counted), and a record
+   * whose processing fails anyway is counted as `failed` and skipped, so one record can neither
+   * stop the daemon nor the records after it.
+   */
+  processRecord(input: unknown): RecordOutcome {
+    const { value: raw, truncated } = boundDepth(input);
+    if (truncated) this.opts.metrics.truncatedRecords.inc({ input: 'cloudtrail' });
+    try {
+      return this.processBounded(raw);
+    } catch (err) {
+      this.opts.metrics.cloudtrailRecords.inc({ outcome: 'failed' });
+      this.opts.logger.error({ event: 'cloudtrail_record_failed', event_id: eventIdOf(raw), err }, 'could not process a CloudTrail record');
+      return 'failed';
+    }
+  }
+
+  private processBounded(raw: unknown): RecordOutcome {
     const n = normalizeRecord(raw);
     if (n.kind === 'invalid') {
       this.opts.metrics.cloudtrailRecords.inc({ outcome: 'invalid' });
@@ -125,13 +143,28 @@ export class CorrelationEngine {
   tick(limit = 1_000): number {
     const due = this.opts.store.duePending(this.opts.now(), limit);
     for (const p of due) {
-      this.opts.store.transaction(() => {
-        const n = normalizeRecord(p.raw);
-        if (n.kind === 'event') this.decideEvent(n.event, p.raw, true);
+      try {
+        this.opts.store.transaction(() => {
+          const n = normalizeRecord(p.raw);
+          if (n.kind === 'event') this.decideEvent(n.event, p.raw, true);
+          this.opts.store.removePending(p.eventId);
+        });
+      } catch (err) {
+        // Dropped, not retried: a row that fails once would fail on every tick and hold up the rest.
         this.opts.store.removePending(p.eventId);
-      });
+        this.opts.metrics.cloudtrailRecords.inc({ outcome: 'failed' });
+        this.opts.logger.error(
+          { event: 'cloudtrail_record_failed', event_id: p.eventId, err },
+          'could not decide a pending CloudTrail record',
+        );
+      }
     }
     this.opts.metrics.pendingDecisions.set(this.opts.store.pendingCount());
     return due.length;
   }
+}
+
+function eventIdOf(raw: unknown): string | null {
+  const id = typeof raw === 'object' && raw !== null ? (raw as { eventID?: unknown }).eventID : undefined;
+  return typeof id === 'string' ? id.slice(0, 128) : null;
 }

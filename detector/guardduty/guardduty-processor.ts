@@ -9,6 +9,7 @@
  *                                                            └─ keep ─▶ webhook (optional)
  */
 import type { Logger } from '../../common/log/logger.js';
+import { boundDepth } from '../../common/json/bounded-depth.js';
 import { maskAccessKeyId } from '../../common/log/redact.js';
 import type { CompiledRegistry, CorrelationPolicy } from '../correlate/types.js';
 import type { FindingsSink } from '../findings/findings-sink.js';
@@ -33,7 +34,8 @@ export interface GuardDutyProcessorOptions {
   retryBaseMs?: number;
 }
 
-export type ProcessResult = { kind: 'decided'; decision: GuardDutyDecision } | { kind: 'invalid'; reason: string } | { kind: 'seen' };
+export type ProcessResult =
+  { kind: 'decided'; decision: GuardDutyDecision } | { kind: 'invalid'; reason: string } | { kind: 'seen' } | { kind: 'failed' };
 
 interface ArchiveJob {
   detectorId: string;
@@ -50,7 +52,20 @@ export class GuardDutyProcessor {
 
   constructor(private readonly opts: GuardDutyProcessorOptions) {}
 
+  /** Never throws: a finding nested too deep is kept truncated (counted); one that fails anyway is counted and skipped. */
   async process(input: unknown): Promise<ProcessResult> {
+    const { value, truncated } = boundDepth(input);
+    if (truncated) this.opts.metrics.truncatedRecords.inc({ input: 'guardduty' });
+    try {
+      return await this.processBounded(value);
+    } catch (err) {
+      this.opts.metrics.guarddutyFindings.inc({ decision: 'skipped', reason: 'failed' });
+      this.opts.logger.error({ event: 'guardduty_finding_failed', err }, 'could not process a GuardDuty finding');
+      return { kind: 'failed' };
+    }
+  }
+
+  private async processBounded(input: unknown): Promise<ProcessResult> {
     const { metrics, logger, store } = this.opts;
     const raw = wireFinding(input);
     const parsed = parseGuardDutyFinding(raw);
@@ -171,7 +186,7 @@ export class GuardDutyProcessor {
       const jobs = this.retries.splice(0);
       void (async () => {
         for (const j of jobs) await this.archive(j);
-      })();
+      })().catch((err: unknown) => this.opts.logger.error({ event: 'guardduty_archive_failed', err }, 'ArchiveFindings retry failed'));
     }, delay);
     this.retryTimer.unref();
   }

@@ -12,6 +12,7 @@ export interface DetectorMetrics extends DaemonMetrics {
   declaredCidrsIgnored: Counter<'gateway'>;
   cloudtrailRecords: Counter<'outcome'>;
   cloudtrailFiles: Counter<'outcome'>;
+  truncatedRecords: Counter<'input'>;
   decisions: Counter<'disposition' | 'rule'>;
   findingsRaised: Counter<'rule'>;
   pendingDecisions: Gauge;
@@ -48,7 +49,7 @@ export function createDetectorMetrics(registry: Registry, build: { version: stri
     }),
     cloudtrailRecords: new Counter({
       name: 'egress_witness_detector_cloudtrail_records_total',
-      help: 'CloudTrail records read, by outcome (decided, not_instance_credential, invalid, duplicate).',
+      help: 'CloudTrail records read, by outcome (decided, not_instance_credential, invalid, duplicate, failed).',
       labelNames: ['outcome'],
       registers: r,
     }),
@@ -56,6 +57,12 @@ export function createDetectorMetrics(registry: Registry, build: { version: stri
       name: 'egress_witness_detector_cloudtrail_files_total',
       help: 'CloudTrail log files, by outcome (processed, failed).',
       labelNames: ['outcome'],
+      registers: r,
+    }),
+    truncatedRecords: new Counter({
+      name: 'egress_witness_detector_truncated_records_total',
+      help: 'CloudTrail records and GuardDuty findings nested too deep, kept with their deep parts cut off, by input.',
+      labelNames: ['input'],
       registers: r,
     }),
     decisions: new Counter({

@@ -26,7 +26,8 @@ CREATE INDEX IF NOT EXISTS observations_endpoint ON observations (gateway_id, se
 CREATE INDEX IF NOT EXISTS observations_gateway ON observations (gateway_id, last_ms);
 CREATE TABLE IF NOT EXISTS heartbeats (gateway_id TEXT NOT NULL, time_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS heartbeats_gateway ON heartbeats (gateway_id, time_ms);
-CREATE TABLE IF NOT EXISTS cloudtrail_files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ms INTEGER NOT NULL, processed_ms INTEGER NOT NULL, records INTEGER NOT NULL, invalid INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS cloudtrail_files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ms INTEGER NOT NULL, processed_ms INTEGER NOT NULL, records INTEGER NOT NULL, invalid INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 1, failure TEXT);
 CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, access_key_id TEXT, source_ip TEXT NOT NULL, event_time_ms INTEGER NOT NULL, vpc_endpoint_id TEXT);
 CREATE INDEX IF NOT EXISTS events_key ON events (access_key_id, event_time_ms);
 CREATE TABLE IF NOT EXISTS pending (event_id TEXT PRIMARY KEY, event_time_ms INTEGER NOT NULL, due_ms INTEGER NOT NULL, raw TEXT NOT NULL);
@@ -41,7 +42,18 @@ CREATE TABLE IF NOT EXISTS findings (id TEXT PRIMARY KEY, finding TEXT NOT NULL,
 CREATE TABLE IF NOT EXISTS guardduty_archived (finding_id TEXT PRIMARY KEY, archived_ms INTEGER NOT NULL);
 `;
 
-const SCHEMA_VERSION = '1';
+const SCHEMA_VERSION = '2';
+
+/**
+ * Upgrades of an existing file, by the version it has: each step runs in one
+ * transaction with the version bump, so a file is at one version or the next.
+ */
+const MIGRATIONS: Readonly<Record<string, string>> = {
+  // 1 → 2: CloudTrail files remember attempts (a file that keeps stopping the daemon is quarantined) and why one failed.
+  '1': `ALTER TABLE cloudtrail_files ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE cloudtrail_files ADD COLUMN done INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE cloudtrail_files ADD COLUMN failure TEXT;`,
+};
 
 interface ObservationRow {
   gateway_id: string;
@@ -90,10 +102,7 @@ export class SqliteStore implements DetectorStore {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
     this.db.exec(SCHEMA);
-    const v = this.db.prepare('SELECT value FROM meta WHERE key = ?').get('schema_version') as { value: string } | undefined;
-    if (!v) this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema_version', SCHEMA_VERSION);
-    else if (v.value !== SCHEMA_VERSION)
-      throw new Error(`${path}: store schema version ${v.value} is not supported by this detector (expects ${SCHEMA_VERSION})`);
+    this.migrate();
     this.maxSpanMs = (this.db.prepare('SELECT COALESCE(MAX(last_ms - first_ms), 0) AS m FROM observations').get() as { m: number }).m;
     const db = this.db;
     this.run = db.transaction((fn: () => unknown) => fn());
@@ -114,9 +123,12 @@ export class SqliteStore implements DetectorStore {
       heartbeatNear: db.prepare('SELECT 1 FROM heartbeats WHERE gateway_id = ? AND time_ms BETWEEN ? AND ? LIMIT 1'),
       observationNear: db.prepare('SELECT 1 FROM observations WHERE gateway_id = ? AND last_ms >= ? AND first_ms <= ? LIMIT 1'),
       lastHeartbeat: db.prepare('SELECT MAX(time_ms) AS t FROM heartbeats WHERE gateway_id = ?'),
-      fileGet: db.prepare('SELECT size, mtime_ms FROM cloudtrail_files WHERE path = ?'),
+      fileGet: db.prepare('SELECT size, mtime_ms, done FROM cloudtrail_files WHERE path = ?'),
       filePut: db.prepare(
-        'INSERT INTO cloudtrail_files (path, size, mtime_ms, processed_ms, records, invalid) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, processed_ms = excluded.processed_ms, records = excluded.records, invalid = excluded.invalid',
+        'INSERT INTO cloudtrail_files (path, size, mtime_ms, processed_ms, records, invalid, done, failure) VALUES (?, ?, ?, ?, ?, ?, 1, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, processed_ms = excluded.processed_ms, records = excluded.records, invalid = excluded.invalid, done = 1, failure = excluded.failure',
+      ),
+      fileAttempt: db.prepare(
+        'INSERT INTO cloudtrail_files (path, size, mtime_ms, processed_ms, records, invalid, attempts, done) VALUES (?, ?, ?, ?, 0, 0, 1, 0) ON CONFLICT (path) DO UPDATE SET attempts = CASE WHEN size = excluded.size AND mtime_ms = excluded.mtime_ms THEN attempts + 1 ELSE 1 END, size = excluded.size, mtime_ms = excluded.mtime_ms, processed_ms = excluded.processed_ms, done = 0, failure = NULL RETURNING attempts',
       ),
       eventPut: db.prepare(
         'INSERT INTO events (event_id, access_key_id, source_ip, event_time_ms, vpc_endpoint_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING',
@@ -149,6 +161,25 @@ export class SqliteStore implements DetectorStore {
         'INSERT INTO guardduty_archived (finding_id, archived_ms) VALUES (?, ?) ON CONFLICT (finding_id) DO NOTHING',
       ),
     };
+  }
+
+  private migrate(): void {
+    const version = (): string | undefined =>
+      (this.db.prepare('SELECT value FROM meta WHERE key = ?').get('schema_version') as { value: string } | undefined)?.value;
+    const stored = version();
+    if (stored === undefined) {
+      this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema_version', SCHEMA_VERSION);
+      return;
+    }
+    for (let v = stored; v !== SCHEMA_VERSION; v = version() ?? '') {
+      const step = MIGRATIONS[v];
+      if (step === undefined)
+        throw new Error(`${this.path}: store schema version ${v} is not supported by this detector (expects ${SCHEMA_VERSION})`);
+      this.db.transaction(() => {
+        this.db.exec(step);
+        this.db.prepare('UPDATE meta SET value = ? WHERE key = ?').run(String(Number(v) + 1), 'schema_version');
+      })();
+    }
   }
 
   ingestBatch(gatewayId: string, batch: TelemetryBatch, receivedMs: number): IngestResult {
@@ -207,12 +238,24 @@ export class SqliteStore implements DetectorStore {
   }
 
   fileProcessed(path: string, size: number, mtimeMs: number): boolean {
-    const row = this.stmt.fileGet.get(path) as { size: number; mtime_ms: number } | undefined;
-    return row !== undefined && row.size === size && row.mtime_ms === Math.floor(mtimeMs);
+    const row = this.stmt.fileGet.get(path) as { size: number; mtime_ms: number; done: number } | undefined;
+    return row !== undefined && row.done === 1 && row.size === size && row.mtime_ms === Math.floor(mtimeMs);
   }
 
-  markFileProcessed(path: string, size: number, mtimeMs: number, records: number, invalid: number, nowMs: number): void {
-    this.stmt.filePut.run(path, size, Math.floor(mtimeMs), nowMs, records, invalid);
+  fileAttempt(path: string, size: number, mtimeMs: number, nowMs: number): number {
+    return (this.stmt.fileAttempt.get(path, size, Math.floor(mtimeMs), nowMs) as { attempts: number }).attempts;
+  }
+
+  markFileProcessed(
+    path: string,
+    size: number,
+    mtimeMs: number,
+    records: number,
+    invalid: number,
+    nowMs: number,
+    failure: string | null = null,
+  ): void {
+    this.stmt.filePut.run(path, size, Math.floor(mtimeMs), nowMs, records, invalid, failure);
   }
 
   recordEvent(eventId: string, accessKeyId: string | null, sourceIp: string, eventTimeMs: number, vpcEndpointId: string | null): boolean {

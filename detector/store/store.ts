@@ -38,7 +38,22 @@ export interface DetectorStore extends EvidenceView {
 
   /** CloudTrail files processed once: keyed by path, with size and mtime to notice a rewritten file. */
   fileProcessed(path: string, size: number, mtimeMs: number): boolean;
-  markFileProcessed(path: string, size: number, mtimeMs: number, records: number, invalid: number, nowMs: number): void;
+  /**
+   * Records that reading this file (same size and mtime) begins, durably, and returns how many
+   * times it began without finishing, this one included: a file that keeps stopping the daemon
+   * can be quarantined instead of read in a loop.
+   */
+  fileAttempt(path: string, size: number, mtimeMs: number, nowMs: number): number;
+  /** Done with the file: processed, or failed with `failure` as the reason (never read again unless rewritten). */
+  markFileProcessed(
+    path: string,
+    size: number,
+    mtimeMs: number,
+    records: number,
+    invalid: number,
+    nowMs: number,
+    failure?: string | null,
+  ): void;
 
   /** Instance-credential events seen (for GuardDuty's "used from elsewhere" check and deduplication). */
   recordEvent(eventId: string, accessKeyId: string | null, sourceIp: string, eventTimeMs: number, vpcEndpointId: string | null): boolean;

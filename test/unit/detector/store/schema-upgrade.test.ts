@@ -1,0 +1,83 @@
+/**
+ * A store file written by an older detector is upgraded in place when a newer
+ * one opens it: what it held is kept, the new columns work, and a file from a
+ * newer detector is refused rather than misread.
+ */
+import Database from 'better-sqlite3';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SqliteStore } from '../../../../detector/store/sqlite-store.js';
+
+const V1 = readFileSync(new URL('../../../fixtures/store/schema-v1.sql', import.meta.url), 'utf8');
+
+let dir: string;
+let path: string;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ew-store-upgrade-'));
+  path = join(dir, 'detector.db');
+});
+
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A version-1 file holding one processed CloudTrail file. */
+function writeV1(): void {
+  const db = new Database(path);
+  db.exec(V1);
+  db.prepare('INSERT INTO cloudtrail_files (path, size, mtime_ms, processed_ms, records, invalid) VALUES (?, ?, ?, ?, ?, ?)').run(
+    '/trail/a.json.gz',
+    100,
+    5_000,
+    6_000,
+    3,
+    1,
+  );
+  db.close();
+}
+
+function schemaVersion(): string {
+  const db = new Database(path, { readonly: true });
+  try {
+    return (db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string }).value;
+  } finally {
+    db.close();
+  }
+}
+
+describe('store schema upgrade', () => {
+  it('upgrades a version-1 file: processed files stay processed, and failures and attempts are recorded', () => {
+    writeV1();
+    const store = new SqliteStore(path);
+    try {
+      expect(store.fileProcessed('/trail/a.json.gz', 100, 5_000)).toBe(true);
+      expect(store.fileAttempt('/trail/b.json', 10, 1_000, 7_000)).toBe(1);
+      expect(store.fileAttempt('/trail/b.json', 10, 1_000, 7_001)).toBe(2);
+      expect(store.fileProcessed('/trail/b.json', 10, 1_000)).toBe(false);
+      // A rewritten file starts counting again.
+      expect(store.fileAttempt('/trail/b.json', 11, 1_500, 7_002)).toBe(1);
+      store.markFileProcessed('/trail/b.json', 11, 1_500, 0, 0, 7_003, 'not JSON');
+      expect(store.fileProcessed('/trail/b.json', 11, 1_500)).toBe(true);
+    } finally {
+      store.close();
+    }
+    expect(Number(schemaVersion())).toBeGreaterThan(1);
+    const db = new Database(path, { readonly: true });
+    expect(db.prepare('SELECT failure FROM cloudtrail_files WHERE path = ?').get('/trail/b.json')).toEqual({ failure: 'not JSON' });
+    db.close();
+    // Opening again changes nothing.
+    new SqliteStore(path).close();
+  });
+
+  it('refuses a file from a newer detector', () => {
+    writeV1();
+    const db = new Database(path);
+    db.prepare("UPDATE meta SET value = '99' WHERE key = 'schema_version'").run();
+    db.close();
+    expect(() => new SqliteStore(path)).toThrow(/store schema version 99 is not supported/);
+  });
+});
