@@ -78,6 +78,16 @@ export const observationSchema = z.object({
   bytesDown: z.number().int().nonnegative(),
   durationMs: z.number().nonnegative().optional(),
   outcome: z.enum(OUTCOMES),
+  /**
+   * Why it failed: the X-Egress-Witness-Error reason, the interception failure cause, or how a
+   * tunnel broke. A compatible extension of schema 1: agents before it never send it, detectors
+   * before it drop it as an unknown field, and `outcome` keeps its closed set for both.
+   */
+  reason: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9:-]{0,63}$/, 'expected a lower-case reason such as "upstream-tls-verify-failed"')
+    .nullable()
+    .optional(),
   status: z.partialRecord(statusClass, z.number().int().nonnegative()).optional(),
 });
 export type Observation = z.infer<typeof observationSchema>;

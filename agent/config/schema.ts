@@ -85,10 +85,12 @@ const inspect = z.strictObject({
   ca_key: z.string({ error: required('path to the inspection CA key (PEM, mode 0600)', 'a string') }).min(1),
   hosts: z.array(hostPattern).default(['*.amazonaws.com', '*.api.aws']),
   passthrough: z.array(hostPattern).default([]),
-  /** After a client rejects the agent's certificate (pinning) or insists on h2, tunnel that host instead. */
+  /** After a client rejects the agent's certificate (pinning, CA not trusted), tunnel that client to that host instead. */
   passthrough_on_failure: z.boolean().default(true),
-  /** How long a failed host stays on the automatic passthrough list. */
+  /** How long a (client, host) pair stays on the automatic passthrough list. */
   passthrough_ttl: positiveDuration.default(3_600_000),
+  /** Most (client, host) pairs on the automatic passthrough list; the least recently used goes first. */
+  passthrough_max_entries: positiveInt('passthrough_max_entries').default(10_000),
   leaf_validity: positiveDuration.default(7 * 86_400_000),
   cert_cache_size: positiveInt('cert_cache_size').default(1000),
 });

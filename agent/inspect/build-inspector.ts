@@ -53,6 +53,7 @@ export async function buildInspector(
     passthrough: new HostPatternSet(inspect.passthrough),
     passthroughOnFailure: inspect.passthrough_on_failure,
     passthroughTtlMs: inspect.passthrough_ttl,
+    passthroughMaxEntries: inspect.passthrough_max_entries,
     minter,
     dispatcher,
     observer: deps.observer,

@@ -5,8 +5,10 @@
  * leaf minted for the host, each HTTP/1.1 request is attributed (key,
  * action) and forwarded unchanged to the real endpoint over verified TLS.
  * A client that rejects the agent's certificate (pinning, CA not trusted)
- * is recorded, and the host goes on a temporary passthrough list if the
- * config says so.
+ * is recorded, and — if the config says so — that client alone is tunnelled
+ * to that host for a while (see passthrough-memory.ts). Only a rejection
+ * earns it: a completed ClientHello, our certificate sent, then a
+ * certificate alert or a close. Garbage, timeouts and resets never do.
  *
  *   CONNECT ─▶ peek hello ─┬─ h2-only / SNI mismatch / not TLS ──▶ plain tunnel
  *                          └─ terminate TLS ─▶ http.Server (keep-alive) ─▶ per request: describe → forward → observe
@@ -26,6 +28,7 @@ import { actionReader, describeRequest } from './describe-request.js';
 import { classifyEndpoint, type AwsEndpoint } from '../aws/endpoint.js';
 import { forwardInspected } from './forward-request.js';
 import { failureAnswer } from '../proxy/failures.js';
+import { PassthroughMemory } from './passthrough-memory.js';
 
 export type InterceptFailureCause =
   | 'h2-only'
@@ -38,11 +41,37 @@ export type InterceptFailureCause =
   | 'client-closed'
   | 'mint-failed';
 
+/** How a client showed it rejected the agent's certificate: the alert it sent, or a close after our ServerHello flight. */
+export type PassthroughCause = 'unknown-ca' | 'bad-certificate' | 'certificate-unknown' | 'access-denied' | 'closed-after-server-hello';
+
+/** The certificate-rejection alerts, by Node's error code and by TLS alert number (RFC 8446 §6). */
+const REJECTION_CODES: Readonly<Record<string, PassthroughCause>> = {
+  ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: 'unknown-ca',
+  ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: 'bad-certificate',
+  ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN: 'certificate-unknown',
+  ERR_SSL_TLSV1_ALERT_ACCESS_DENIED: 'access-denied',
+};
+const REJECTION_ALERTS: Readonly<Record<string, PassthroughCause>> = {
+  '48': 'unknown-ca',
+  '42': 'bad-certificate',
+  '46': 'certificate-unknown',
+  '49': 'access-denied',
+};
+
+/** The certificate-rejection alert a handshake error reports, if it is one. */
+export function rejectionAlert(err: NodeJS.ErrnoException): PassthroughCause | null {
+  const byCode = err.code !== undefined ? REJECTION_CODES[err.code] : undefined;
+  if (byCode) return byCode;
+  const n = /alert number (\d+)/i.exec(err.message ?? '')?.[1];
+  return (n !== undefined ? REJECTION_ALERTS[n] : undefined) ?? null;
+}
+
 export interface InspectorOptions {
   hosts: HostPatternSet;
   passthrough: HostPatternSet;
   passthroughOnFailure: boolean;
   passthroughTtlMs: number;
+  passthroughMaxEntries: number;
   minter: LeafMinter;
   dispatcher: Dispatcher;
   observer: Observer;
@@ -62,14 +91,21 @@ interface ConnState {
 }
 
 export class TlsInspector implements Inspector {
-  /** Hosts whose clients refused interception: tunnelled until the entry expires. */
-  private readonly autoPassthrough = new Map<string, number>();
+  /** (client, host) pairs whose client refused interception: tunnelled until the entry expires. */
+  private readonly autoPassthrough: PassthroughMemory;
   private readonly server: http.Server;
   private readonly conns = new WeakMap<net.Socket, ConnState>();
   private open = 0;
   private retired: (() => void) | null = null;
 
   constructor(private readonly opts: InspectorOptions) {
+    this.autoPassthrough = new PassthroughMemory({
+      maxEntries: opts.passthroughMaxEntries,
+      ttlMs: opts.passthroughTtlMs,
+      now: opts.now,
+      onSize: (n) => opts.metrics.passthroughEntries.set(n),
+    });
+    opts.metrics.passthroughEntries.set(0);
     this.server = http.createServer({
       keepAliveTimeout: opts.idleTimeoutMs,
       requestTimeout: 0,
@@ -85,26 +121,40 @@ export class TlsInspector implements Inspector {
     this.server.on('clientError', (_err: Error, socket: net.Socket) => socket.destroy());
   }
 
-  wants(host: string, port: number): boolean {
+  wants(host: string, port: number, clientIp: string): boolean {
     if (port !== 443 || !this.opts.hosts.matches(host) || this.opts.passthrough.matches(host)) return false;
-    const until = this.autoPassthrough.get(host);
-    if (until === undefined) return true;
-    if (until > this.opts.now()) return false;
-    this.autoPassthrough.delete(host);
-    return true;
+    return !this.autoPassthrough.has(clientIp, host);
   }
 
-  private interceptFailed(ctx: InspectContext, cause: InterceptFailureCause, detail?: string): void {
+  /**
+   * Records a failed interception. `rejected` is set only when the client
+   * rejected the agent's certificate; then, if configured, this client is
+   * tunnelled to this host for `passthrough_ttl`.
+   */
+  private interceptFailed(ctx: InspectContext, cause: InterceptFailureCause, detail?: string, rejected?: PassthroughCause): void {
     this.opts.metrics.tlsInterceptFailures.inc({ cause });
-    const passthrough = this.opts.passthroughOnFailure && cause !== 'client-closed' && cause !== 'hello-timeout';
-    if (passthrough) this.autoPassthrough.set(ctx.target.host, this.opts.now() + this.opts.passthroughTtlMs);
+    const passthrough = this.opts.passthroughOnFailure && rejected !== undefined;
+    if (passthrough) {
+      this.autoPassthrough.add(ctx.clientIp, ctx.target.host);
+      this.opts.metrics.passthroughAdditions.inc({ cause: rejected });
+    }
     this.opts.logger.warn(
-      { event: 'tls_intercept_failed', cause, detail, client_ip: ctx.clientIp, host: ctx.target.host, passthrough_next: passthrough },
-      `TLS interception of ${ctx.target.host} failed (${cause})${passthrough ? '; the host is tunnelled without inspection for a while' : ''}`,
+      {
+        event: 'tls_intercept_failed',
+        cause,
+        detail,
+        client_ip: ctx.clientIp,
+        host: ctx.target.host,
+        rejection: rejected ?? null,
+        passthrough_next: passthrough,
+      },
+      `TLS interception of ${ctx.target.host} failed (${cause})${
+        passthrough ? '; this client is tunnelled to the host without inspection for a while' : ''
+      }`,
     );
   }
 
-  private observeFailure(ctx: InspectContext): void {
+  private observeFailure(ctx: InspectContext, cause: InterceptFailureCause): void {
     this.opts.observer.observe({
       startedAt: ctx.startedAt,
       endedAt: this.opts.now(),
@@ -120,6 +170,7 @@ export class TlsInspector implements Inspector {
       bytesUp: 0,
       bytesDown: 0,
       outcome: 'tls_intercept_failed',
+      reason: cause,
       status: null,
     });
   }
@@ -160,13 +211,23 @@ export class TlsInspector implements Inspector {
 
   private terminate(client: net.Socket, context: tls.SecureContext, ctx: InspectContext): Promise<InspectSummary> {
     return new Promise((resolve) => {
+      // What the raw socket had sent and read before TLS (the peeked hello is already read): more
+      // written at close means our ServerHello flight went out; nothing more read means the client
+      // answered it with nothing at all.
+      const writtenBefore = client.bytesWritten;
+      const readBefore = client.bytesRead;
       const secure = new tls.TLSSocket(client, { isServer: true, secureContext: context, ALPNProtocols: ['http/1.1'] });
       let established = false;
       let failed = false;
+      const fail = (cause: InterceptFailureCause, detail: string, rejected?: PassthroughCause): void => {
+        failed = true;
+        clearTimeout(handshakeTimer);
+        this.interceptFailed(ctx, cause, detail, rejected);
+        this.observeFailure(ctx, cause);
+      };
       const handshakeTimer = setTimeout(() => {
-        if (!established) {
-          failed = true;
-          this.interceptFailed(ctx, 'handshake-timeout');
+        if (!established && !failed) {
+          fail('handshake-timeout', 'no handshake within proxy.header_timeout');
           secure.destroy();
         }
       }, this.opts.handshakeTimeoutMs);
@@ -179,28 +240,21 @@ export class TlsInspector implements Inspector {
       });
       secure.on('error', (err: NodeJS.ErrnoException) => {
         if (established || failed) return;
-        failed = true;
-        clearTimeout(handshakeTimer);
-        const msg = err.message ?? '';
-        const cause: InterceptFailureCause =
-          /alert (bad certificate|unknown ca|certificate unknown|decrypt error)|alert number 4[268]|ssl\/tls alert/i.test(msg)
-            ? 'cert-rejected'
-            : err.code === 'ECONNRESET'
-              ? 'client-closed'
-              : 'handshake-failed';
-        this.interceptFailed(ctx, cause, err.code ?? msg.slice(0, 120));
-        this.observeFailure(ctx);
+        const rejected = client.bytesWritten > writtenBefore ? rejectionAlert(err) : null;
+        const cause: InterceptFailureCause = rejected ? 'cert-rejected' : err.code === 'ECONNRESET' ? 'client-closed' : 'handshake-failed';
+        fail(cause, err.code ?? (err.message ?? '').slice(0, 120), rejected ?? undefined);
       });
       this.open++;
       secure.once('close', () => {
         if (--this.open === 0 && this.retired) this.retired();
         clearTimeout(handshakeTimer);
         if (!established && !failed) {
-          // The client saw the agent's certificate and hung up without an alert (Node and Go
-          // clients do this when verification fails): a rejected certificate or a pinned key.
-          failed = true;
-          this.interceptFailed(ctx, 'cert-rejected', 'closed during the handshake');
-          this.observeFailure(ctx);
+          // A clean close (no alert, no reset) right after our certificate went out, with not one byte
+          // sent back: Node and Go clients do this when verification fails (a CA they do not trust, a
+          // pinned key). A close before our flight, or after the client sent more, is a client that went away.
+          if (client.bytesWritten > writtenBefore && client.bytesRead === readBefore)
+            fail('cert-rejected', 'closed after the server hello', 'closed-after-server-hello');
+          else fail('client-closed', 'closed during the handshake');
         }
         if (!established && !client.destroyed) client.destroy();
         resolve({ kind: 'done' });
@@ -259,6 +313,7 @@ export class TlsInspector implements Inspector {
       bytesUp: result.bytesUp,
       bytesDown: result.bytesDown,
       outcome: result.failure ? failureAnswer(result.failure).outcome : 'ok',
+      reason: result.failure ? failureAnswer(result.failure).reason : null,
       status: result.status,
     });
   }

@@ -63,6 +63,8 @@ export interface AgentMetrics extends DaemonMetrics {
   connectDuration: Histogram;
   inspectedRequests: Counter<'service' | 'status_class'>;
   tlsInterceptFailures: Counter<'cause'>;
+  passthroughEntries: Gauge;
+  passthroughAdditions: Counter<'cause'>;
   certCacheHits: Counter;
   certCacheMisses: Counter;
   upstreamDuration: Histogram;
@@ -132,6 +134,17 @@ export function createAgentMetrics(registry: Registry, build: { version: string;
     tlsInterceptFailures: new Counter({
       name: 'egress_witness_tls_intercept_failures_total',
       help: 'TLS interceptions that failed, by cause.',
+      labelNames: ['cause'],
+      registers: r,
+    }),
+    passthroughEntries: new Gauge({
+      name: 'egress_witness_inspect_passthrough_entries',
+      help: '(client, host) pairs on the automatic passthrough list.',
+      registers: r,
+    }),
+    passthroughAdditions: new Counter({
+      name: 'egress_witness_inspect_passthrough_additions_total',
+      help: 'Pairs put on the automatic passthrough list, by how the client rejected the certificate.',
       labelNames: ['cause'],
       registers: r,
     }),

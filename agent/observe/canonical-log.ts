@@ -37,6 +37,7 @@ export function canonicalLogObserver(logger: Logger, metrics: AgentMetrics): Obs
           bytes_down: e.bytesDown,
           duration_ms: e.endedAt - e.startedAt,
           outcome: e.outcome,
+          reason: e.reason,
         },
         refused
           ? `${e.mode === 'http' ? 'request' : 'CONNECT'} refused`

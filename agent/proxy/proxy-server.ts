@@ -28,7 +28,8 @@ import { actionReader, type RequestDescription } from '../inspect/describe-reque
 
 /** Hands an admitted, policy-checked CONNECT to TLS inspection. */
 export interface Inspector {
-  wants(host: string, port: number): boolean;
+  /** Whether to intercept this client's CONNECT to host:port (the automatic passthrough list is per client). */
+  wants(host: string, port: number, clientIp: string): boolean;
   handle(client: net.Socket, head: Buffer, ctx: InspectContext): Promise<InspectSummary>;
 }
 
@@ -133,13 +134,14 @@ export class ForwardProxy {
   }
 
   private observeRefusal(
-    base: Omit<ObservationEvent, 'endedAt' | 'outcome' | 'bytesUp' | 'bytesDown' | 'status' | 'resolvedIp' | 'key' | 'action'>,
+    base: Omit<ObservationEvent, 'endedAt' | 'outcome' | 'reason' | 'bytesUp' | 'bytesDown' | 'status' | 'resolvedIp' | 'key' | 'action'>,
     failure: ProxyFailure,
   ): void {
     this.opts.observer.observe({
       ...base,
       endedAt: this.opts.now(),
       outcome: failureAnswer(failure).outcome,
+      reason: failureAnswer(failure).reason,
       bytesUp: 0,
       bytesDown: 0,
       status: failureAnswer(failure).status,
@@ -230,7 +232,7 @@ export class ForwardProxy {
       lookupTimeoutMs: settings.connectTimeoutMs,
     });
     if (!resolution.ok) return { kind: 'refuse', failure: resolution.failure };
-    if (settings.inspector?.wants(target.host, target.port)) return { kind: 'inspect', candidates: resolution.candidates };
+    if (settings.inspector?.wants(target.host, target.port, clientIp)) return { kind: 'inspect', candidates: resolution.candidates };
     const dialStart = this.opts.now();
     const dial = await connectFirst(resolution.candidates, settings.connectTimeoutMs, this.opts.deps, this.drainController.signal);
     if (!dial.ok) {
@@ -248,7 +250,7 @@ export class ForwardProxy {
     client: net.Socket,
     upstream: net.Socket,
     head: Buffer,
-    base: Omit<ObservationEvent, 'endedAt' | 'outcome' | 'bytesUp' | 'bytesDown' | 'status' | 'key' | 'action'>,
+    base: Omit<ObservationEvent, 'endedAt' | 'outcome' | 'reason' | 'bytesUp' | 'bytesDown' | 'status' | 'key' | 'action'>,
   ): Promise<void> {
     const tunnel = new Tunnel(client, upstream, { idleTimeoutMs: this.settings.idleTimeoutMs, now: this.opts.now, head });
     this.tunnels.add(tunnel);
@@ -260,6 +262,7 @@ export class ForwardProxy {
       ...base,
       endedAt: result.endedAt,
       outcome: result.outcome,
+      reason: result.reason,
       bytesUp: result.bytesUp,
       bytesDown: result.bytesDown,
       status: null,
@@ -273,7 +276,7 @@ export class ForwardProxy {
     client: net.Socket,
     head: Buffer,
     ctx: InspectContext,
-    base: Omit<ObservationEvent, 'endedAt' | 'outcome' | 'bytesUp' | 'bytesDown' | 'status' | 'resolvedIp' | 'key' | 'action'>,
+    base: Omit<ObservationEvent, 'endedAt' | 'outcome' | 'reason' | 'bytesUp' | 'bytesDown' | 'status' | 'resolvedIp' | 'key' | 'action'>,
   ): Promise<void> {
     client.write(CONNECT_OK);
     this.opts.metrics.proxyRequests.inc({ kind: 'connect', outcome: 'ok' });
@@ -369,6 +372,7 @@ export class ForwardProxy {
       bytesUp: result.bytesUp,
       bytesDown: result.bytesDown,
       outcome,
+      reason: result.failure ? failureAnswer(result.failure).reason : null,
       status: result.status,
     });
   }

@@ -8,16 +8,20 @@
  */
 import type net from 'node:net';
 import type { Outcome } from '../../protocol/telemetry.js';
+import { failureAnswer, failureFromError } from './failures.js';
 
 export interface TunnelResult {
   bytesUp: number;
   bytesDown: number;
   outcome: Outcome;
+  /** How it broke (`upstream-error`, `client-error`, `idle-timeout`, `draining`), null when it ended normally. */
+  reason: string | null;
   endedAt: number;
 }
 
 export class Tunnel {
   private outcome: Outcome = 'ok';
+  private reason: string | null = null;
   private closed = false;
   private readonly done: Promise<TunnelResult>;
   private resolveDone!: (r: TunnelResult) => void;
@@ -36,9 +40,10 @@ export class Tunnel {
   }
 
   /** Ends the tunnel now (drain deadline, shutdown). */
-  abort(outcome: Outcome): void {
+  abort(outcome: 'idle_timeout' | 'drained'): void {
     if (this.closed) return;
     this.outcome = outcome;
+    this.reason = outcome === 'drained' ? 'draining' : 'idle-timeout';
     this.client.destroy();
     this.upstream.destroy();
   }
@@ -52,13 +57,19 @@ export class Tunnel {
     client.setTimeout(this.opts.idleTimeoutMs, () => this.abort('idle_timeout'));
     client.pipe(upstream);
     upstream.pipe(client);
-    const onError = (): void => {
-      if (this.outcome === 'ok') this.outcome = 'upstream_error';
+    const onError = (err: Error): void => {
+      if (this.outcome === 'ok') {
+        this.outcome = 'upstream_error';
+        this.reason = failureAnswer(failureFromError(err, 'upstream')).reason;
+      }
       client.destroy();
       upstream.destroy();
     };
     client.on('error', () => {
-      if (this.outcome === 'ok') this.outcome = 'client_error';
+      if (this.outcome === 'ok') {
+        this.outcome = 'client_error';
+        this.reason = 'client-error';
+      }
       upstream.destroy();
     });
     upstream.on('error', onError);
@@ -86,6 +97,7 @@ export class Tunnel {
       bytesUp: this.upstream.bytesWritten,
       bytesDown: this.upstream.bytesRead,
       outcome: this.outcome,
+      reason: this.reason,
       endedAt: this.opts.now(),
     });
   }

@@ -41,6 +41,7 @@ function event(i: number, now: number): ObservationEvent {
     bytesUp: 1024,
     bytesDown: 1024,
     outcome: 'ok',
+    reason: null,
     status: 200,
   };
 }

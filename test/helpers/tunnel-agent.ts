@@ -12,7 +12,8 @@ export class TunnelAgent extends https.Agent {
   readonly connects: string[] = [];
 
   constructor(
-    private readonly proxy: { host: string; port: number },
+    /** `localAddress`: the client address the proxy sees (any 127.x address on Linux loopback). */
+    private readonly proxy: { host: string; port: number; localAddress?: string },
     private readonly tlsOpts: { ca: string | string[] },
     opts: https.AgentOptions = {},
   ) {
@@ -30,6 +31,7 @@ export class TunnelAgent extends https.Agent {
     const req = http.request({
       host: this.proxy.host,
       port: this.proxy.port,
+      ...(this.proxy.localAddress ? { localAddress: this.proxy.localAddress } : {}),
       method: 'CONNECT',
       path: authority,
       headers: { host: authority },

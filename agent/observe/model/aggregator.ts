@@ -1,6 +1,6 @@
 /**
  * Observations aggregated in short windows: the same client, host, port,
- * mode, key, action and outcome become one record with a count, first and
+ * mode, key, action, outcome and failure reason become one record with a count, first and
  * last time, byte sums and status classes — so telemetry volume is bounded
  * by distinct activity, not by request rate. Bounded in memory: when
  * `maxPending` distinct records wait, new distinct ones are dropped and
@@ -22,7 +22,7 @@ export interface AggregatorOptions {
 }
 
 function aggregationKey(e: ObservationEvent): string {
-  return `${e.clientIp}|${e.host}|${e.port}|${e.mode}|${e.key?.accessKeyId ?? ''}|${e.action ?? ''}|${e.outcome}`;
+  return `${e.clientIp}|${e.host}|${e.port}|${e.mode}|${e.key?.accessKeyId ?? ''}|${e.action ?? ''}|${e.outcome}|${e.reason ?? ''}`;
 }
 
 export class Aggregator implements Observer {
@@ -116,6 +116,7 @@ function toRecord(gatewayId: string, e: ObservationEvent, sc: ReturnType<typeof 
     durationMs: e.endedAt - e.startedAt,
     outcome: e.outcome,
   };
+  if (e.reason !== null) rec.reason = e.reason;
   if (sc) rec.status = { [sc]: 1 };
   return rec;
 }

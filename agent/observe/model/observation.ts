@@ -35,6 +35,11 @@ export interface ObservationEvent {
   bytesUp: number;
   bytesDown: number;
   outcome: Outcome;
+  /**
+   * Why it failed, when it did: the X-Egress-Witness-Error reason the client
+   * got, the interception failure cause, or how a tunnel broke. Null when ok.
+   */
+  reason: string | null;
   /** Upstream HTTP status (inspect and http modes). */
   status: number | null;
 }

@@ -318,6 +318,10 @@ describe('docs/guardduty.md and docs/inspection.md', () => {
   it('documents every TLS interception failure cause', () => {
     expect(missingFrom(literalUnion(SOURCES.inspector, 'InterceptFailureCause'), inlineCode(doc('inspection.md')))).toEqual([]);
   });
+
+  it('documents every way a client earns automatic passthrough', () => {
+    expect(missingFrom(literalUnion(SOURCES.inspector, 'PassthroughCause'), inlineCode(doc('inspection.md')))).toEqual([]);
+  });
 });
 
 describe('links between the pages', () => {

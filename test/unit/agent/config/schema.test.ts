@@ -78,6 +78,7 @@ describe('agent config: defaults', () => {
       passthrough: [],
       passthrough_on_failure: true,
       passthrough_ttl: 3_600_000,
+      passthrough_max_entries: 10_000,
       leaf_validity: 7 * 86_400_000,
       cert_cache_size: 1000,
     });
