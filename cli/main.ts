@@ -15,6 +15,7 @@ const load = {
   detector: () => import('../detector/main.js'),
   checkConfig: () => import('./commands/check-config.js'),
   suppressionRule: () => import('./commands/suppression-rule.js'),
+  transparentRules: () => import('./commands/transparent-rules.js'),
   ca: () => import('./commands/ca.js'),
   replay: () => import('./commands/replay.js'),
 };
@@ -46,6 +47,7 @@ Examples:
   egress-witness detector --config /etc/egress-witness/detector.yaml
   egress-witness check-config /etc/egress-witness/agent.yaml
   egress-witness suppression-rule --config /etc/egress-witness/agent.yaml --format cli
+  egress-witness transparent-rules --config /etc/egress-witness/agent.yaml --aws-ip-ranges ip-ranges.json
   egress-witness <command> --help
 
 Exit codes: 0 ok, 1 invalid configuration or runtime failure, 2 usage error.`,
@@ -151,6 +153,38 @@ Examples:
     )
     .action(async (o: { config: string; format: 'json' | 'cli'; expand?: boolean; detectorId?: string; name: string; rank: string }) => {
       process.exitCode = await (await load.suppressionRule()).suppressionRuleCommand(o, out);
+    });
+
+  p.command('transparent-rules')
+    .description('print the nftables (or iptables) rules that redirect routed clients to the transparent listener')
+    .requiredOption('-c, --config <file>', 'agent configuration file with a transparent section')
+    .option('--aws-ip-ranges <file>', "AWS's ip-ranges.json: redirect connections to AWS's published ranges")
+    .option('--all-destinations', 'redirect connections to every destination the agent may dial, not only AWS')
+    .addOption(new Option('--format <format>', 'output format').choices(['nft', 'iptables', 'ip6tables']).default('nft'))
+    .addHelpText(
+      'after',
+      `
+Redirects TCP to transparent.ports from the clients the agent admits (proxy.allowed_clients,
+or every networks[].cidrs) to the transparent listener's port, in the nat prerouting hook only:
+connections the gateway itself opens, the agent's upstream connections included, are never
+redirected. AWS's ranges are merged into the fewest prefixes; --all-destinations leaves out the
+special-purpose ranges the agent refuses (except proxy.allow_destination_cidrs).
+
+nft output replaces table inet egress_witness as a whole: applying it twice leaves one copy.
+iptables / ip6tables output is iptables-restore input for --noflush (never without it: that
+would empty the whole nat table); the jump from PREROUTING is added once, as the header says.
+Get ip-ranges.json from https://ip-ranges.amazonaws.com/ip-ranges.json and regenerate when it
+changes.
+
+Examples:
+  egress-witness transparent-rules --config /etc/egress-witness/agent.yaml --aws-ip-ranges ip-ranges.json > /etc/egress-witness/transparent.nft
+  nft -c -f /etc/egress-witness/transparent.nft && nft -f /etc/egress-witness/transparent.nft
+  egress-witness transparent-rules --config agent.yaml --all-destinations
+  egress-witness transparent-rules --config agent.yaml --aws-ip-ranges ip-ranges.json --format iptables | iptables-restore --noflush
+  egress-witness transparent-rules --config agent.yaml --aws-ip-ranges ip-ranges.json --format ip6tables | ip6tables-restore --noflush`,
+    )
+    .action(async (o: { config: string; awsIpRanges?: string; allDestinations?: boolean; format: 'nft' | 'iptables' | 'ip6tables' }) => {
+      process.exitCode = await (await load.transparentRules()).transparentRulesCommand(o, out);
     });
 
   const ca = p

@@ -212,3 +212,18 @@ export class DestinationPolicy {
     return cls.reason === 'loopback' || cls.reason === 'unspecified';
   }
 }
+
+/**
+ * Where the policy may let a connection go without an operator exception, as
+ * CIDRs to include minus CIDRs to exclude: IPv4 without its special-purpose
+ * ranges; IPv6 global unicast (2000::/3) without the non-public ranges inside
+ * it, the IPv4-embedding ones included (their verdict depends on the embedded
+ * address, so they are left out whole). Redirect rules generated for every
+ * destination use it, so the kernel never hands the agent a connection it
+ * would have to refuse.
+ */
+export function dialableSpace(): { include: string[]; exclude: string[] } {
+  const v6Public = IPV6_RANGES.filter(([, r]) => r.kind === 'class' && r.reason === 'public').map(([c]) => c);
+  const v6Other = IPV6_RANGES.filter(([c, r]) => c !== '::/0' && !(r.kind === 'class' && r.reason === 'public')).map(([c]) => c);
+  return { include: ['0.0.0.0/0', ...v6Public], exclude: [...IPV4_RANGES.map(([c]) => c), ...v6Other] };
+}

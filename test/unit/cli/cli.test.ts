@@ -36,11 +36,20 @@ describe('egress-witness CLI: usage', () => {
     const r = await runOnce(['--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Usage: egress-witness /);
-    for (const c of ['agent', 'detector', 'check-config', 'suppression-rule', 'ca', 'replay'])
+    for (const c of ['agent', 'detector', 'check-config', 'suppression-rule', 'transparent-rules', 'ca', 'replay'])
       expect(r.stdout).toMatch(new RegExp(`^  ${c}\\b`, 'm'));
   });
 
-  const leaves = ['agent', 'detector run', 'detector decisions', 'check-config', 'suppression-rule', 'ca init', 'replay'];
+  const leaves = [
+    'agent',
+    'detector run',
+    'detector decisions',
+    'check-config',
+    'suppression-rule',
+    'transparent-rules',
+    'ca init',
+    'replay',
+  ];
   it.concurrent.for(leaves)('egress-witness %s --help exits 0 and shows Examples', async (cmd, { expect }) => {
     const r = await run([...cmd.split(' '), '--help']);
     expect(r.code).toBe(0);
