@@ -5,6 +5,7 @@
 #   ─────────────────────────────────────────        ──────────────────────────────────────────
 #   dist/, package*.json, config/*.example.yaml  →   /opt/egress-witness/  (+ bin/egress-witness)
 #   node_modules/ (copied, then pruned of dev deps)  /opt/egress-witness/node_modules/
+#   native/original-dst/build/Release/*.node    →   /opt/egress-witness/native/… (when built)
 #   systemd/*.service                            →   /etc/systemd/system/
 #   systemd/egress-witness.sysusers.conf         →   /usr/lib/sysusers.d/egress-witness.conf
 #   systemd/egress-witness.tmpfiles.conf         →   /usr/lib/tmpfiles.d/egress-witness.conf
@@ -141,6 +142,16 @@ if [[ -f "$source_dir/package-lock.json" ]]; then
 fi
 mkdir "$stage/config"
 cp "$source_dir"/config/*.example.yaml "$stage/config/"
+# The optional original-destination addon (transparent interception), where the
+# agent looks for it: without it the agent assumes port 443 for TLS and 80 for
+# HTTP on redirected connections, and says so in its log and on /status.
+readonly ODST_ADDON=native/original-dst/build/Release/original_dst.node
+if [[ -f "$source_dir/$ODST_ADDON" ]]; then
+  mkdir -p "$stage/$(dirname "$ODST_ADDON")"
+  cp "$source_dir/$ODST_ADDON" "$stage/$ODST_ADDON"
+else
+  say "note: $ODST_ADDON is not built (npm run build:native): transparent interception will assume ports 443 and 80"
+fi
 
 if ((skip_deps == 0)); then
   npm_bin=$(PATH="$(dirname "$node_bin"):$PATH" command -v npm) || die 'npm is needed to prune dev dependencies (it ships with Node.js)'
@@ -153,7 +164,7 @@ if ((skip_deps == 0)); then
   find "$stage/node_modules" -mindepth 1 -maxdepth 1 -name '@*' -type d -empty -delete
   # A native module built for another Node.js ABI would only fail when the daemon
   # starts. (Other .node files, such as SQLite test extensions, fail differently.)
-  mapfile -d '' addons < <(find "$stage/node_modules" -path '*/build/Release/*.node' -not -path '*/obj.target/*' -print0)
+  mapfile -d '' addons < <(find "$stage/node_modules" "$stage/native" -path '*/build/Release/*.node' -not -path '*/obj.target/*' -print0 2>/dev/null)
   if ((${#addons[@]} > 0)); then
     "$node_bin" -e '
       for (const file of process.argv.slice(1)) {

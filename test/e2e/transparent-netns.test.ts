@@ -6,7 +6,8 @@
  *
  * A listener in the gateway namespace stands where the agent's transparent
  * listener goes and reads each accepted connection's original destination
- * with the native reader. Proved here: the client's connections to the aws
+ * with the native reader, unprivileged (a user namespace of its own, no
+ * capability: as the systemd unit runs the agent). Proved here: the client's connections to the aws
  * host on the redirected ports (IPv4 and IPv6, by name through the client's
  * own hosts file and by address) arrive at the listener with the address and
  * port the client dialled; a port that is not redirected, and a connection
@@ -31,11 +32,12 @@ const PROBE = `
 import net from 'node:net';
 const { loadOriginalDestinationReader } = await import(process.argv[1]);
 const reader = loadOriginalDestinationReader();
+const caps = (await import('node:fs')).readFileSync('/proc/self/status', 'utf8').match(/^CapEff:\\s*(\\S+)/m)[1];
 const server = net.createServer((socket) => {
   const line = JSON.stringify({ via: 'listener', peer: socket.remoteAddress, original: reader.read(socket) });
   socket.end(line + '\\n');
 });
-server.listen({ host: '::', port: ${LISTEN_PORT} }, () => console.log(JSON.stringify({ listening: true, available: reader.available, reason: reader.unavailableReason })));
+server.listen({ host: '::', port: ${LISTEN_PORT} }, () => console.log(JSON.stringify({ listening: true, uid: process.getuid(), caps, available: reader.available, reason: reader.unavailableReason })));
 `;
 
 /** The aws host: answers on each port with where it was reached. */
@@ -114,11 +116,13 @@ describe.skipIf(skip)('transparent redirect through a routed gateway', () => {
     if (applied.code !== 0) throw new Error(`nft -f: ${applied.stderr}`);
 
     const aws = net.aws.spawn(process.execPath, ['--input-type=module', '-e', AWS]);
-    const probe = net.gateway.spawn(process.execPath, ['--input-type=module', '-e', PROBE, reader]);
+    // In a user namespace of its own, with no capability in the host's: as the agent's unit runs it (PrivateUsers=yes).
+    const probe = net.gateway.spawn('unshare', ['--user', '--', process.execPath, '--input-type=module', '-e', PROBE, reader]);
     children.push(aws, probe);
     await waitForLine(aws, (l) => l === 'listening');
     const ready = JSON.parse(await waitForLine(probe, (l) => l.includes('"listening"'))) as { available: boolean; reason: string | null };
-    expect(ready).toEqual({ listening: true, available: true, reason: null });
+    // Unprivileged: nobody, no effective capability.
+    expect(ready).toEqual({ listening: true, uid: 65534, caps: '0000000000000000', available: true, reason: null });
   });
 
   afterAll(async () => {
