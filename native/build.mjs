@@ -8,6 +8,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), 'original-dst');
+// --if-missing (npm test): build only in a tree that has none yet, e.g. a work tree whose node_modules was copied.
+if (process.argv.includes('--if-missing') && existsSync(join(dir, 'build/Release/original_dst.node'))) process.exit(0);
 const warn = (why) => {
   console.warn(`egress-witness: the original-destination addon was not built (${why}).`);
   console.warn('egress-witness: transparent mode will assume port 443 for TLS and 80 for HTTP; rebuild with: npm run build:native');
