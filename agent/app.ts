@@ -221,7 +221,9 @@ export class AgentApp {
 
   private markReload(ok: boolean): void {
     this.metrics.configReloadSuccessful.set(ok ? 1 : 0);
-    if (ok) this.metrics.configReloadTimestamp.set(Math.floor(this.now() / 1000));
+    if (!ok) return;
+    this.metrics.configReloadTimestamp.set(Math.floor(this.now() / 1000));
+    this.metrics.tunnelsMax.set(this.config.proxy.max_tunnels);
   }
 
   /**

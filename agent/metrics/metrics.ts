@@ -57,6 +57,7 @@ export interface AgentMetrics extends DaemonMetrics {
   readonly registry: Registry;
   proxyRequests: Counter<'kind' | 'outcome'>;
   tunnelsActive: Gauge;
+  tunnelsMax: Gauge;
   tunnelBytes: Counter<'direction'>;
   awsRequests: Counter<'service' | 'mode'>;
   denied: Counter<'reason'>;
@@ -72,6 +73,7 @@ export interface AgentMetrics extends DaemonMetrics {
   observationsDropped: Counter<'reason'>;
   observationsPending: Gauge;
   spoolBytes: Gauge;
+  spoolMaxBytes: Gauge;
   spoolBatches: Gauge;
   spoolOldestAge: Gauge;
   spoolDropped: Counter;
@@ -99,6 +101,11 @@ export function createAgentMetrics(registry: Registry, build: { version: string;
     tunnelsActive: new Gauge({
       name: 'egress_witness_tunnels_active',
       help: 'Open CONNECT tunnels (including inspected ones).',
+      registers: r,
+    }),
+    tunnelsMax: new Gauge({
+      name: 'egress_witness_tunnels_max',
+      help: 'The tunnel cap (proxy.max_tunnels): CONNECTs beyond it are refused.',
       registers: r,
     }),
     tunnelBytes: new Counter({
@@ -174,6 +181,11 @@ export function createAgentMetrics(registry: Registry, build: { version: string;
       registers: r,
     }),
     spoolBytes: new Gauge({ name: 'egress_witness_spool_bytes', help: 'Bytes of batches in the telemetry spool.', registers: r }),
+    spoolMaxBytes: new Gauge({
+      name: 'egress_witness_spool_max_bytes',
+      help: 'The spool cap (telemetry.spool_max_bytes): beyond it the oldest batch is dropped; 0 without shipping.',
+      registers: r,
+    }),
     spoolBatches: new Gauge({
       name: 'egress_witness_spool_batches',
       help: 'Batches in the telemetry spool, in flight included.',

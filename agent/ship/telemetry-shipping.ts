@@ -89,6 +89,7 @@ export async function buildTelemetryShipping(
     }
   };
   const spool = await Spool.open({ dir: c.telemetry.spool_dir, maxBytes: c.telemetry.spool_max_bytes, now: deps.now, onEvent });
+  metrics.spoolMaxBytes.set(c.telemetry.spool_max_bytes);
   const refreshGauges = (): void => {
     const s = spool.stats();
     metrics.spoolBytes.set(s.bytes);

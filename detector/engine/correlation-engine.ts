@@ -33,6 +33,8 @@ export interface EngineOptions {
 }
 
 export class CorrelationEngine {
+  private newestEventMs = 0;
+
   constructor(private readonly opts: EngineOptions) {}
 
   /**
@@ -60,6 +62,7 @@ export class CorrelationEngine {
       return 'invalid';
     }
     const event = n.event;
+    this.noteEventTime(event.eventTimeMs);
     if (instanceCredentialKind(event) === 'other') {
       this.opts.metrics.cloudtrailRecords.inc({ outcome: 'not_instance_credential' });
       return 'not-instance-credential';
@@ -81,6 +84,17 @@ export class CorrelationEngine {
     });
     this.opts.metrics.cloudtrailRecords.inc({ outcome: outcome === 'duplicate' ? 'duplicate' : 'decided' });
     return outcome;
+  }
+
+  /**
+   * The CloudTrail lag gauge follows the newest event read, whatever kind of credential it used. An
+   * event time more than 5 minutes ahead of the clock is not believed: it would hide the lag for good.
+   */
+  private noteEventTime(eventTimeMs: number): void {
+    if (eventTimeMs > this.newestEventMs && eventTimeMs <= this.opts.now() + 300_000) {
+      this.newestEventMs = eventTimeMs;
+      this.opts.metrics.cloudtrailNewestEvent.set(eventTimeMs / 1000);
+    }
   }
 
   private decideEvent(event: CloudTrailEvent, raw: unknown, final: boolean): 'decided' | 'pending' {

@@ -13,6 +13,7 @@ export interface DetectorMetrics extends DaemonMetrics {
   cloudtrailRecords: Counter<'outcome'>;
   cloudtrailFiles: Counter<'outcome'>;
   truncatedRecords: Counter<'input'>;
+  cloudtrailNewestEvent: Gauge;
   decisions: Counter<'disposition' | 'rule'>;
   findingsRaised: Counter<'rule'>;
   pendingDecisions: Gauge;
@@ -63,6 +64,11 @@ export function createDetectorMetrics(registry: Registry, build: { version: stri
       name: 'egress_witness_detector_truncated_records_total',
       help: 'CloudTrail records and GuardDuty findings nested too deep, kept with their deep parts cut off, by input.',
       labelNames: ['input'],
+      registers: r,
+    }),
+    cloudtrailNewestEvent: new Gauge({
+      name: 'egress_witness_detector_cloudtrail_newest_event_timestamp_seconds',
+      help: 'eventTime of the newest valid CloudTrail record read, in Unix seconds (0: none yet); time() minus it is the CloudTrail lag.',
       registers: r,
     }),
     decisions: new Counter({

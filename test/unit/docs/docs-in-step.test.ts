@@ -24,6 +24,7 @@ import type { Decision } from '../../../detector/correlate/types.js';
 import { batchSchema, heartbeatSchema, observationSchema, KEY_KINDS, OUTCOMES } from '../../../protocol/telemetry.js';
 import { normalizeRecord } from '../../../detector/cloudtrail/parse.js';
 import { findingFromDecision } from '../../../detector/findings/shape.js';
+import { markdownAnchors, markdownProse } from '../../helpers/markdown.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const docsDir = join(root, 'docs');
@@ -44,9 +45,7 @@ const allDocs = docFiles()
   .join('\n');
 
 /** The document's text outside fenced code blocks. */
-function prose(text: string): string {
-  return text.replace(/^(```|~~~)[^\n]*\n[\s\S]*?^\1[^\n]*$/gm, '');
-}
+const prose = markdownProse;
 
 /** The words a document writes as inline code: `like_this`. */
 function inlineCode(text: string): Set<string> {
@@ -325,22 +324,7 @@ describe('docs/guardduty.md and docs/inspection.md', () => {
 });
 
 describe('links between the pages', () => {
-  /** GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens, repeats numbered. */
-  function anchors(text: string): Set<string> {
-    const seen = new Map<string, number>();
-    const out = new Set<string>();
-    for (const m of prose(text).matchAll(/^#{1,6} (.+)$/gm)) {
-      const base = m[1]!
-        .trim()
-        .toLowerCase()
-        .replace(/[^\p{L}\p{N}\s_-]/gu, '')
-        .replace(/\s/g, '-');
-      const n = seen.get(base) ?? 0;
-      seen.set(base, n + 1);
-      out.add(n === 0 ? base : `${base}-${n}`);
-    }
-    return out;
-  }
+  const anchors = markdownAnchors;
 
   it('every relative link points at an existing page and heading', () => {
     const broken: string[] = [];
