@@ -218,8 +218,16 @@ export class DetectorApp {
           return counts;
         },
       },
-      maxBodyBytes: () => this.rt.config.ingest.max_body_bytes,
-      maxConcurrent: () => this.rt.config.ingest.max_concurrent,
+      limits: () => {
+        const i = this.rt.config.ingest;
+        return {
+          maxBodyBytes: i.max_body_bytes,
+          maxConcurrent: i.max_concurrent,
+          maxConcurrentPerGateway: i.max_concurrent_per_gateway,
+          maxConcurrentEvents: i.max_concurrent_events,
+          bodyTimeoutMs: i.body_timeout,
+        };
+      },
       token: () => this.rt.token,
       tls: c.tls.cert && c.tls.key ? { cert: readFileSync(c.tls.cert, 'utf8'), key: readFileSync(c.tls.key, 'utf8') } : null,
       metrics,

@@ -80,6 +80,7 @@ export interface AgentMetrics extends DaemonMetrics {
   spoolTruncated: Counter;
   spoolDeadLettered: Counter;
   telemetryBatches: Counter<'outcome'>;
+  telemetrySplitBatches: Counter;
   telemetryRecords: Counter;
   telemetrySendDuration: Histogram;
   telemetrySinkErrors: Counter<'sink'>;
@@ -215,6 +216,11 @@ export function createAgentMetrics(registry: Registry, build: { version: string;
       name: 'egress_witness_telemetry_batches_total',
       help: 'Batch send attempts by outcome (success, retryable, permanent, unauthorized).',
       labelNames: ['outcome'],
+      registers: r,
+    }),
+    telemetrySplitBatches: new Counter({
+      name: 'egress_witness_telemetry_split_batches_total',
+      help: 'Batches the detector refused as too large (413), sent again as two smaller batches.',
       registers: r,
     }),
     telemetryRecords: new Counter({

@@ -10,7 +10,9 @@
 //
 //   2xx                       success
 //   401, 403                  unauthorized   slow retry (policy.unauthorizedMs)
-//   400, 413, 422             permanent      dead-letter the batch
+//   400, 422                  permanent      dead-letter the batch
+//   413                       permanent      never retried: the shipper splits the batch in two,
+//                                            or dead-letters it when it holds one record
 //   408, 429, 5xx             retryable      Retry-After honoured
 //   404 and everything else   retryable      (config, not data; see above)
 

@@ -8,6 +8,7 @@
  *   spool.take() ─▶ sign(t, body) ─▶ POST ─┬─ success ─────▶ spool.ack()
  *                                          ├─ retryable ───▶ spool.release(), pause(backoff | Retry-After)
  *                                          ├─ unauthorized ▶ spool.release(), pause(slow), error log + metric
+ *                                          ├─ 413 ─────────▶ split in two: spool.appendMany(halves), spool.ack()  (one record: ↓)
  *                                          └─ permanent ───▶ spool.deadLetter()
  */
 import { Agent, request } from 'undici';
@@ -23,6 +24,7 @@ import {
   type BackoffPolicy,
   type SendOutcome,
 } from './retry-policy.js';
+import { splitBatch } from './split-batch.js';
 import type { Spool } from './spool.js';
 import type { SpoolEntry } from './spool-types.js';
 
@@ -152,6 +154,7 @@ export class Shipper {
         return;
       case 'permanent':
         this.consecutiveFailures = 0;
+        if (outcome.status === 413 && (await this.split(entry))) return;
         await this.opts.spool.deadLetter(entry.id, `${outcome.status} ${outcome.reason}${detail ? `: ${detail}` : ''}`);
         this.opts.metrics.spoolDeadLettered.inc();
         log.error(
@@ -190,6 +193,28 @@ export class Shipper {
         return;
       }
     }
+  }
+
+  /**
+   * Too large for the detector: the batch's records go back into the spool as two batches and
+   * the batch itself leaves. False when it cannot be split (a single record): dead-letter it.
+   */
+  private async split(entry: SpoolEntry): Promise<boolean> {
+    const halves = await splitBatch(entry.id, entry.payload);
+    if (halves === null) return false;
+    try {
+      await this.opts.spool.appendMany(halves);
+    } catch (err) {
+      // Already spooled by a split that crashed before its ack: the halves are there, the original may go.
+      if ((err as { code?: string }).code !== 'SPOOL_DUPLICATE_ID') throw err;
+    }
+    await this.opts.spool.ack(entry.id);
+    this.opts.metrics.telemetrySplitBatches.inc();
+    this.opts.logger.warn(
+      { event: 'batch_split', batch_id: entry.id, into: halves.map((h) => h.id), bytes: entry.payload.length },
+      'detector refused a batch as too large (413); it is sent again as two smaller batches',
+    );
+    return true;
   }
 
   /** Waits for in-flight sends (bounded), then stops. Unsent batches stay in the spool. */

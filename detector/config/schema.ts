@@ -78,7 +78,14 @@ const guardduty = z
   });
 const ingest = z.strictObject({
   max_body_bytes: size.default(8 * 1024 * 1024),
+  /** Requests in progress, all routes together. */
   max_concurrent: positiveInt('max_concurrent').default(32),
+  /** Of those, per gateway on /v1/telemetry (taken only once the gateway and signature header check out). */
+  max_concurrent_per_gateway: positiveInt('max_concurrent_per_gateway').default(4),
+  /** Of those, /v1/cloudtrail and /v1/guardduty together. */
+  max_concurrent_events: positiveInt('max_concurrent_events').default(4),
+  /** The whole body must arrive within this, counted from the end of the headers. */
+  body_timeout: positiveDuration.refine((ms) => ms <= 60_000, 'must be at most 60s').default(10_000),
   clock_skew: positiveDuration.default(300_000),
   /** Bearer token required on /v1/cloudtrail and /v1/guardduty, read from this file; null = no auth (bind to loopback). */
   token_file: nullablePath,

@@ -3,15 +3,29 @@
  *   POST /v1/telemetry   signed agent batches
  *   POST /v1/cloudtrail  EventBridge "AWS API Call via CloudTrail" events (one or an array)
  *   POST /v1/guardduty   EventBridge "GuardDuty Finding" events or bare findings (one or an array)
- * Overload answers 503 with Retry-After; bodies over the limit get 413.
+ *
+ * Authentication comes before resources: everything that can be checked
+ * without the body is checked before a request takes a concurrency slot or
+ * has its body buffered, and every body has a deadline.
+ *
+ *   route, method ─▶ cheap checks (gateway + signature header shape + timestamp │ bearer token)
+ *     ─▶ declared size ─▶ slot (per gateway │ events pool │ total) ─▶ body (limit, deadline) ─▶ route
+ *
+ * A request refused before its body was read (404, 405, 401, 413, 503) is
+ * answered after the rest of its body has been read and dropped — up to
+ * max(64 MiB, 2 × max_body_bytes) and the body deadline — and then closed, so
+ * that clients which read only after sending (the agent's shipper among
+ * them) see the status instead of a reset connection. A body that misses its
+ * deadline gets 408 and the connection is closed.
  */
 import http from 'node:http';
 import https from 'node:https';
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../../common/log/logger.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
-import { readBody } from './read-body.js';
-import type { TelemetryIngest } from './telemetry-ingest.js';
+import { discardBody, readBody } from './read-body.js';
+import { Slots, type SlotPool } from './slots.js';
+import type { IngestAnswer, TelemetryIngest } from './telemetry-ingest.js';
 
 export interface IngestRoutes {
   telemetry: TelemetryIngest;
@@ -19,21 +33,26 @@ export interface IngestRoutes {
   guardduty: (values: unknown[]) => Promise<Record<string, number>>;
 }
 
+export interface IngestLimits {
+  maxBodyBytes: number;
+  maxConcurrent: number;
+  maxConcurrentPerGateway: number;
+  maxConcurrentEvents: number;
+  bodyTimeoutMs: number;
+}
+
 export interface IngestServerOptions {
   routes: IngestRoutes;
-  maxBodyBytes: () => number;
-  maxConcurrent: () => number;
+  limits: () => IngestLimits;
   token: () => Buffer | null;
   tls: { cert: string; key: string } | null;
   metrics: DetectorMetrics;
   logger: Logger;
 }
 
-function send(res: http.ServerResponse, status: number, body: unknown, retryAfter?: number): void {
-  const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
-  if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter);
-  res.writeHead(status, headers).end(`${JSON.stringify(body)}\n`);
-}
+type Route = 'telemetry' | 'cloudtrail' | 'guardduty';
+
+const MIN_DISCARD_BYTES = 64 * 1024 * 1024;
 
 function bearerOk(req: http.IncomingMessage, token: Buffer | null): boolean {
   if (!token) return true;
@@ -46,60 +65,116 @@ function asArray(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [value];
 }
 
+function routeOf(path: string | undefined): Route | null {
+  return path === '/v1/telemetry' ? 'telemetry' : path === '/v1/cloudtrail' ? 'cloudtrail' : path === '/v1/guardduty' ? 'guardduty' : null;
+}
+
 export function createIngestServer(opts: IngestServerOptions): http.Server {
-  let active = 0;
+  const slots = new Slots(() => {
+    const l = opts.limits();
+    return { total: l.maxConcurrent, perGateway: l.maxConcurrentPerGateway, events: l.maxConcurrentEvents };
+  });
+
+  const send = (res: http.ServerResponse, route: string, a: IngestAnswer, close = false): void => {
+    opts.metrics.ingestResponses.inc({ route, status: String(a.status) });
+    if (res.headersSent || res.destroyed) return;
+    const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
+    if (a.retryAfterSeconds !== undefined) headers['retry-after'] = String(a.retryAfterSeconds);
+    if (close) headers.connection = 'close';
+    res.writeHead(a.status, headers).end(`${JSON.stringify(a.body)}\n`);
+  };
+
+  /** Answers a request whose body was not (all) read: drop the rest within the bounds, then answer and close. */
+  const refuse = (req: http.IncomingMessage, res: http.ServerResponse, route: string, a: IngestAnswer, deadlineAt: number): void => {
+    const limit = Math.max(MIN_DISCARD_BYTES, 2 * opts.limits().maxBodyBytes);
+    // Past the bounds (too much, too slow) the answer goes out all the same, then the connection closes.
+    void discardBody(req, limit, deadlineAt).then((r) => (r === 'aborted' ? undefined : send(res, route, a, true)));
+  };
+
+  const timeoutAnswer = (): IngestAnswer => ({
+    status: 408,
+    body: { error: `request body not received within ${opts.limits().bodyTimeoutMs} ms (ingest.body_timeout)` },
+  });
+
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const limits = opts.limits();
+    const deadlineAt = Date.now() + limits.bodyTimeoutMs;
     const path = (req.url ?? '/').split('?')[0];
-    if (path === '/healthz' && req.method === 'GET') return send(res, 200, { ok: true });
-    const route =
-      path === '/v1/telemetry' ? 'telemetry' : path === '/v1/cloudtrail' ? 'cloudtrail' : path === '/v1/guardduty' ? 'guardduty' : null;
-    if (!route) return send(res, 404, { error: 'not found: POST /v1/telemetry, /v1/cloudtrail or /v1/guardduty' });
+    if (path === '/healthz' && req.method === 'GET') return send(res, 'healthz', { status: 200, body: { ok: true } });
+    const route = routeOf(path);
+    if (!route)
+      return refuse(
+        req,
+        res,
+        'other',
+        { status: 404, body: { error: 'not found: POST /v1/telemetry, /v1/cloudtrail or /v1/guardduty' } },
+        deadlineAt,
+      );
     if (req.method !== 'POST') {
       res.setHeader('allow', 'POST');
-      return send(res, 405, { error: 'method not allowed' });
+      return refuse(req, res, route, { status: 405, body: { error: 'method not allowed' } }, deadlineAt);
     }
-    if (active >= opts.maxConcurrent()) {
+
+    let pool: SlotPool;
+    if (route === 'telemetry') {
+      const admitted = opts.routes.telemetry.admit(req.headers);
+      if (!admitted.ok) return refuse(req, res, route, admitted.answer, deadlineAt);
+      pool = { kind: 'gateway', id: admitted.gateway.id };
+    } else {
+      if (!bearerOk(req, opts.token()))
+        return refuse(req, res, route, { status: 401, body: { error: 'missing or wrong bearer token (ingest.token_file)' } }, deadlineAt);
+      pool = { kind: 'events' };
+    }
+
+    const tooLarge = (): IngestAnswer => {
+      if (route === 'telemetry') opts.metrics.ingestBatches.inc({ outcome: 'too_large' });
+      return { status: 413, body: { error: `body exceeds ${limits.maxBodyBytes} bytes (ingest.max_body_bytes)` } };
+    };
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limits.maxBodyBytes) return refuse(req, res, route, tooLarge(), deadlineAt);
+
+    const release = slots.tryAcquire(pool);
+    if (!release) {
       if (route === 'telemetry') opts.metrics.ingestBatches.inc({ outcome: 'overloaded' });
-      req.resume();
-      return send(res, 503, { error: 'overloaded, retry later' }, 1);
+      const which = pool.kind === 'gateway' ? `gateway ${pool.id}` : 'the event routes';
+      return refuse(
+        req,
+        res,
+        route,
+        { status: 503, body: { error: `overloaded (${which}), retry later` }, retryAfterSeconds: 1 },
+        deadlineAt,
+      );
     }
-    if (route !== 'telemetry' && !bearerOk(req, opts.token())) {
-      req.resume();
-      return send(res, 401, { error: 'missing or wrong bearer token (ingest.token_file)' });
-    }
-    active++;
     void (async () => {
       try {
-        const body = await readBody(req, opts.maxBodyBytes());
+        const body = await readBody(req, limits.maxBodyBytes, deadlineAt);
         if (body.kind === 'too-large') {
-          if (route === 'telemetry') opts.metrics.ingestBatches.inc({ outcome: 'too_large' });
-          res.setHeader('connection', 'close');
-          return send(res, 413, { error: `body exceeds ${opts.maxBodyBytes()} bytes (ingest.max_body_bytes)` });
+          release();
+          return refuse(req, res, route, tooLarge(), deadlineAt);
         }
+        if (body.kind === 'timeout') return send(res, route, timeoutAnswer(), true);
         if (body.kind === 'aborted') return;
-        if (route === 'telemetry') {
-          const a = opts.routes.telemetry.handle(req.headers, body.body);
-          return send(res, a.status, a.body, a.retryAfterSeconds);
-        }
+        if (route === 'telemetry') return send(res, route, opts.routes.telemetry.handle(req.headers, body.body));
         let value: unknown;
         try {
           value = JSON.parse(body.body.toString('utf8'));
         } catch {
-          return send(res, 400, { error: 'body is not valid JSON' });
+          return send(res, route, { status: 400, body: { error: 'body is not valid JSON' } });
         }
         const counts = route === 'cloudtrail' ? opts.routes.cloudtrail(value) : await opts.routes.guardduty(asArray(value));
-        return send(res, 200, { accepted: true, ...counts });
+        return send(res, route, { status: 200, body: { accepted: true, ...counts } });
       } catch (err) {
         opts.logger.error({ event: 'ingest_error', route, err }, 'ingest request failed');
-        if (!res.headersSent) send(res, 500, { error: 'internal error' });
+        send(res, route, { status: 500, body: { error: 'internal error' } });
       } finally {
-        active--;
+        release();
       }
     })();
   };
   const server = opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, handler) : http.createServer(handler);
   server.keepAliveTimeout = 10_000;
   server.headersTimeout = 15_000;
-  server.requestTimeout = 60_000;
+  // A backstop only: each body has its own deadline (ingest.body_timeout, at most 60 s).
+  server.requestTimeout = 90_000;
   return server;
 }

@@ -7,7 +7,7 @@
 import { gunzipSync } from 'node:zlib';
 import type { Logger } from '../../common/log/logger.js';
 import type { CidrSet } from '../../common/cidr/cidr-set.js';
-import { verifySignature, GATEWAY_HEADER, SIGNATURE_HEADER, BATCH_HEADER } from '../../protocol/signature.js';
+import { parseSignatureHeader, verifySignature, GATEWAY_HEADER, SIGNATURE_HEADER, BATCH_HEADER } from '../../protocol/signature.js';
 import { validateBatch } from '../../protocol/telemetry.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
 import type { DetectorStore } from '../store/store.js';
@@ -41,33 +41,72 @@ function header(headers: Record<string, string | string[] | undefined>, name: st
   return Array.isArray(v) ? v[0] : v;
 }
 
+function signatureReason(reason: 'missing' | 'malformed' | 'stale' | 'mismatch'): string {
+  return `signature ${reason}${reason === 'stale' ? ' (timestamp outside the clock-skew window: check the clocks)' : ''}`;
+}
+
 export class TelemetryIngest {
   /** Gateways already warned about an inspect-mode mismatch (once per run each). */
   private readonly modeWarned = new Set<string>();
 
   constructor(private readonly opts: TelemetryIngestOptions) {}
 
-  handle(headers: Record<string, string | string[] | undefined>, body: Buffer): IngestAnswer {
-    const { metrics, logger } = this.opts;
-    const refuse = (status: number, outcome: string, reason: string, extra: Record<string, unknown> = {}): IngestAnswer => {
-      metrics.ingestBatches.inc({ outcome });
-      logger.warn(
-        {
-          event: 'telemetry_rejected',
-          outcome,
-          reason,
-          gateway_id: header(headers, GATEWAY_HEADER) ?? null,
-          batch_id: header(headers, BATCH_HEADER) ?? null,
-          ...extra,
-        },
-        `telemetry batch rejected: ${reason}`,
-      );
-      return { status, body: { accepted: false, error: reason } };
-    };
+  private refuse(
+    headers: Record<string, string | string[] | undefined>,
+    status: number,
+    outcome: string,
+    reason: string,
+    extra: Record<string, unknown> = {},
+  ): IngestAnswer {
+    this.opts.metrics.ingestBatches.inc({ outcome });
+    this.opts.logger.warn(
+      {
+        event: 'telemetry_rejected',
+        outcome,
+        reason,
+        gateway_id: header(headers, GATEWAY_HEADER)?.slice(0, 63) ?? null,
+        batch_id: header(headers, BATCH_HEADER)?.slice(0, 64) ?? null,
+        ...extra,
+      },
+      `telemetry batch rejected: ${reason}`,
+    );
+    return { status, body: { accepted: false, error: reason } };
+  }
+
+  /**
+   * The checks that need no body, made before the request may take a slot or
+   * have its body read: a configured gateway, a signature header of the right
+   * shape, and its timestamp within the clock-skew window. The HMAC itself
+   * covers the body and is checked by `handle`.
+   */
+  admit(headers: Record<string, string | string[] | undefined>): { ok: true; gateway: GatewayKey } | { ok: false; answer: IngestAnswer } {
     const gatewayId = header(headers, GATEWAY_HEADER);
     const gw = gatewayId ? this.opts.gateways().get(gatewayId) : undefined;
-    if (!gw)
-      return refuse(401, 'unauthorized', gatewayId ? `unknown gateway "${gatewayId.slice(0, 63)}"` : `missing ${GATEWAY_HEADER} header`);
+    if (!gw) {
+      const reason = gatewayId ? `unknown gateway "${gatewayId.slice(0, 63)}"` : `missing ${GATEWAY_HEADER} header`;
+      return { ok: false, answer: this.refuse(headers, 401, 'unauthorized', reason) };
+    }
+    const signature = header(headers, SIGNATURE_HEADER);
+    const parsed = parseSignatureHeader(signature);
+    const skew = Math.floor(this.opts.clockSkewMs() / 1000);
+    const problem = !signature
+      ? 'missing'
+      : !parsed
+        ? 'malformed'
+        : Math.abs(Math.floor(this.opts.now() / 1000) - parsed.t) > skew
+          ? 'stale'
+          : null;
+    if (problem !== null) return { ok: false, answer: this.refuse(headers, 401, 'unauthorized', signatureReason(problem)) };
+    return { ok: true, gateway: gw };
+  }
+
+  handle(headers: Record<string, string | string[] | undefined>, body: Buffer): IngestAnswer {
+    const { metrics, logger } = this.opts;
+    const refuse = (status: number, outcome: string, reason: string, extra: Record<string, unknown> = {}): IngestAnswer =>
+      this.refuse(headers, status, outcome, reason, extra);
+    const admitted = this.admit(headers);
+    if (!admitted.ok) return admitted.answer;
+    const gw = admitted.gateway;
     const check = verifySignature(
       gw.secret,
       header(headers, SIGNATURE_HEADER),
@@ -75,12 +114,7 @@ export class TelemetryIngest {
       Math.floor(this.opts.now() / 1000),
       Math.floor(this.opts.clockSkewMs() / 1000),
     );
-    if (!check.ok)
-      return refuse(
-        401,
-        'unauthorized',
-        `signature ${check.reason}${check.reason === 'stale' ? ' (timestamp outside the clock-skew window: check the clocks)' : ''}`,
-      );
+    if (!check.ok) return refuse(401, 'unauthorized', signatureReason(check.reason));
     let text: Buffer = body;
     const encoding = (header(headers, 'content-encoding') ?? 'identity').toLowerCase();
     if (encoding === 'gzip') {

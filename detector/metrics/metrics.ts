@@ -8,6 +8,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 export interface DetectorMetrics extends DaemonMetrics {
   readonly registry: Registry;
   ingestBatches: Counter<'outcome'>;
+  ingestResponses: Counter<'route' | 'status'>;
   ingestRecords: Counter<'type'>;
   declaredCidrsIgnored: Counter<'gateway'>;
   cloudtrailRecords: Counter<'outcome'>;
@@ -34,6 +35,12 @@ export function createDetectorMetrics(registry: Registry, build: { version: stri
       name: 'egress_witness_detector_ingested_batches_total',
       help: 'Telemetry batches received, by outcome (stored, duplicate, invalid, unauthorized, too_large, overloaded, store_error).',
       labelNames: ['outcome'],
+      registers: r,
+    }),
+    ingestResponses: new Counter({
+      name: 'egress_witness_detector_ingest_responses_total',
+      help: 'Answers of the ingest listener, by route (telemetry, cloudtrail, guardduty, healthz, other) and HTTP status.',
+      labelNames: ['route', 'status'],
       registers: r,
     }),
     ingestRecords: new Counter({

@@ -99,3 +99,93 @@ export function responseBody(text: string): string {
   }
   return out;
 }
+
+export interface SendThenReadResult {
+  response: RawResponse | null;
+  /** The first socket error (EPIPE, ECONNRESET…), or null. */
+  error: string | null;
+  /** Body bytes handed to the socket before it failed or the body was done. */
+  written: number;
+}
+
+/**
+ * A client that reads the answer only after it has sent the whole body (with
+ * Content-Length from `head`, or chunked without one), as
+ * curl and clients with a busy event loop do: it does not read the socket
+ * while sending, so an answer followed by a reset before it read is lost to
+ * it, and it sees EPIPE or ECONNRESET instead.
+ */
+export function sendThenRead(
+  port: number,
+  head: string,
+  bodyBytes: number,
+  opts: { chunked?: boolean; chunkBytes?: number } = {},
+): Promise<SendThenReadResult> {
+  const chunkBytes = opts.chunkBytes ?? 64 * 1024;
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.pause();
+    let error: string | null = null;
+    let written = 0;
+    let text = '';
+    s.on('error', (e: NodeJS.ErrnoException) => (error ??= e.code ?? e.message));
+    const finish = (): void => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve({ response: parseResponseHead(text), error, written });
+    };
+    const timer = setTimeout(finish, 10_000);
+    s.on('connect', () => {
+      void (async () => {
+        s.write(head);
+        while (written < bodyBytes && error === null && !s.destroyed) {
+          const n = Math.min(chunkBytes, bodyBytes - written);
+          const data = Buffer.alloc(n, 0x61);
+          const flushed = s.write(opts.chunked ? Buffer.concat([Buffer.from(`${n.toString(16)}\r\n`), data, Buffer.from('\r\n')]) : data);
+          written += n;
+          if (!flushed) await new Promise((r) => (s.once('drain', r), s.once('close', r)));
+        }
+        if (opts.chunked && error === null && !s.destroyed) s.write('0\r\n\r\n');
+        s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+        s.on('end', finish);
+        s.on('close', finish);
+        s.resume();
+      })();
+    });
+  });
+}
+
+/**
+ * A request whose body trickles in one byte every `everyMs` after `head`
+ * (which declares a larger Content-Length), as a slow or hostile client sends
+ * it. `answered` is the answer's status once the server answers, or null
+ * when it closed without one.
+ */
+export function tricklePost(port: number, head: string, everyMs: number): { answered: Promise<number | null>; stop: () => void } {
+  const s = net.connect(port, '127.0.0.1');
+  s.on('error', () => undefined);
+  let text = '';
+  let timer: NodeJS.Timeout | undefined;
+  const answered = new Promise<number | null>((resolve) => {
+    s.on('data', (c: Buffer) => {
+      text += c.toString('latin1');
+      const r = parseResponseHead(text);
+      if (r) resolve(r.status);
+    });
+    s.on('close', () => {
+      clearInterval(timer);
+      resolve(parseResponseHead(text)?.status ?? null);
+    });
+  });
+  s.on('connect', () => {
+    s.write(head);
+    timer = setInterval(() => s.write('x'), everyMs);
+  });
+  return {
+    answered,
+    stop: () => {
+      clearInterval(timer);
+      s.destroy();
+    },
+  };
+}

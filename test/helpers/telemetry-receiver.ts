@@ -8,7 +8,8 @@
  *   X-Egress-Witness-Batch: <batch id>          = batch.batchId
  *   X-Egress-Witness-Signature: t=<unix s>,v1=<hex HMAC-SHA256(secret, t + "." + body as sent)>
  *
- *   request ─▶ signature (verifySignature AND an independent HMAC) ─ bad ─▶ 401
+ *   request ─▶ larger than maxBodyBytes? ───────────────────────── yes ─▶ 413
+ *           ─▶ signature (verifySignature AND an independent HMAC) ─ bad ─▶ 401
  *           ─▶ gunzip + JSON + validateBatch + header match ──────── bad ─▶ 400
  *           ─▶ hang mode? ──────────────────────────────────────── yes ─▶ held until hang(false)
  *           ─▶ scripted answer left? ───────────────────────────── yes ─▶ that status (not stored)
@@ -42,7 +43,7 @@ export interface ReceiverAttempt {
   batchId: string | null;
   /** The status answered; null while hanging. */
   status: number | null;
-  outcome: 'stored' | 'duplicate' | 'scripted' | 'unauthorized' | 'invalid' | 'hanging';
+  outcome: 'stored' | 'duplicate' | 'scripted' | 'unauthorized' | 'invalid' | 'hanging' | 'too-large';
   reason?: string;
 }
 
@@ -90,6 +91,8 @@ export interface ReceiverOptions {
   /** Start listening right away (default true). With false, `start()` later; `port` must then be given. */
   listen?: boolean;
   now?: () => number;
+  /** Bodies larger than this get 413 (read in full first, as the detector does), like ingest.max_body_bytes. */
+  maxBodyBytes?: number;
 }
 
 /** A port that was free a moment ago: bind port 0 and close it. */
@@ -158,6 +161,7 @@ export async function startTelemetryReceiver(opts: ReceiverOptions): Promise<Tel
     };
 
     if (req.method !== 'POST') return answer(405, 'invalid', 'method');
+    if (opts.maxBodyBytes !== undefined && body.length > opts.maxBodyBytes) return answer(413, 'too-large', 'body exceeds maxBodyBytes');
     const signature = firstHeader(req.headers[SIGNATURE_HEADER]);
     const nowSeconds = Math.floor(at / 1000);
     const library = verifySignature(opts.secret, signature, body, nowSeconds, SIGNATURE_SKEW_SECONDS);

@@ -9,6 +9,7 @@ import net from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { heartbeat, observation } from '../../unit/detector/scenario.js';
+import { signatureHeader } from '../../../protocol/signature.js';
 import {
   cloudTrailRecord,
   EXTERNAL_IP,
@@ -265,7 +266,7 @@ describe('overload', () => {
     await new Promise<void>((resolve) => held.once('connect', resolve));
     held.on('error', () => undefined);
     held.write(
-      `POST /v1/telemetry HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 5000\r\nX-Egress-Witness-Gateway: gw1\r\n\r\n${'x'.repeat(100)}`,
+      `POST /v1/telemetry HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 5000\r\nX-Egress-Witness-Gateway: gw1\r\nX-Egress-Witness-Signature: ${freshSignature()}\r\n\r\n${'x'.repeat(100)}`,
     );
     const key = newAccessKeyId();
     const batch = small.batch('gw1', [observation({ accessKeyId: key, at: Date.now() - 2_000 })]);
@@ -295,6 +296,11 @@ describe('overload', () => {
     await sleep(10);
   });
 });
+
+/** A signature header of the right shape with a fresh timestamp (made with some key: it passes the checks that need no body). */
+function freshSignature(): string {
+  return signatureHeader(randomBytes(32), Math.floor(Date.now() / 1000), Buffer.from('body'));
+}
 
 function rawRequest(method: string, path: string): Promise<HttpAnswer> {
   return rawPost(path, null, {}, method);
@@ -332,7 +338,8 @@ function chunkedPost(path: string, chunks: Buffer[]): Promise<{ status: number }
         method: 'POST',
         path,
         agent: false,
-        headers: { 'content-encoding': 'gzip', 'x-egress-witness-gateway': 'gw1' },
+        // A signature header of the right shape: the size limit is checked once the cheap checks pass.
+        headers: { 'content-encoding': 'gzip', 'x-egress-witness-gateway': 'gw1', 'x-egress-witness-signature': freshSignature() },
       },
       (res) => {
         res.resume();

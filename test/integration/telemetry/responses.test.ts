@@ -1,11 +1,12 @@
 // How the shipper treats the detector's answers: 503 + Retry-After is
-// honoured, 400 dead-letters that one batch while later ones flow, 401 is
-// retried slowly and loudly — also when it comes from a real key mismatch.
+// honoured, 400 dead-letters that one batch while later ones flow, 413 splits
+// the batch (never a retry of the same bytes), 401 is retried slowly and
+// loudly — also when it comes from a real key mismatch.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { fetchMetrics, runTunnels, sample, sleep, useTelemetryRig, waitFor, writeSecretFile } from './rig.js';
+import { awsHosts, fetchMetrics, flushWhenIdle, runTunnels, sample, sleep, useTelemetryRig, waitFor, writeSecretFile } from './rig.js';
 
 const SECRET = 'responses-secret-0123456789abcdef';
 
@@ -45,10 +46,12 @@ describe('detector answers', () => {
     receiver.script({ status: 400, body: '{"error":"schema"}' });
     const agent = await rig.startAgent('dead-letter');
     const deadDir = join(rig.dir.path, 'spool-dead-letter', 'dead-letter');
-    await waitFor(async () => (await readdir(deadDir).catch(() => [] as string[])).length === 2, 'two dead-letter files');
+    // Written as <name>.tmp and renamed: wait for the two final names.
+    const finals = async (): Promise<string[]> => (await readdir(deadDir).catch(() => [] as string[])).filter((f) => !f.endsWith('.tmp'));
+    await waitFor(async () => (await finals()).length === 2, 'two dead-letter files');
     const refused = receiver.attempts[0]!;
     expect(refused).toMatchObject({ status: 400, outcome: 'scripted' });
-    expect((await readdir(deadDir)).sort()).toEqual([`${refused.batchId}.bin`, `${refused.batchId}.json`]);
+    expect((await finals()).sort()).toEqual([`${refused.batchId}.bin`, `${refused.batchId}.json`]);
     // The dead-lettered bytes are the batch exactly as it was sent.
     const kept = JSON.parse(gunzipSync(await readFile(join(deadDir, `${refused.batchId}.bin`))).toString()) as { batchId: string };
     expect(kept.batchId).toBe(refused.batchId);
@@ -66,6 +69,44 @@ describe('detector answers', () => {
     expect(agent.logs.find('batch_dead_lettered')).toEqual([
       expect.objectContaining({ level: 'error', batch_id: refused.batchId, status: 400 }),
     ]);
+  });
+
+  it('413: splits the batch in halves until they fit, never sending the same bytes twice, and loses no record', async () => {
+    const receiver = await rig.startReceiver({ maxBodyBytes: 600 });
+    const agent = await rig.startAgent('too-large', { telemetry: { flush_interval: '1h', heartbeat_interval: '1h' } });
+    const hosts = awsHosts('split', 100);
+    await runTunnels(agent.proxyPort, hosts);
+    await flushWhenIdle(agent); // one flush, one batch of 100 records (gzip: well over 600 bytes; one record: well under)
+    await waitFor(() => receiver.observations().length === 100, 'every observation delivered', 10_000);
+    const refused = receiver.attempts.filter((a) => a.status === 413);
+    expect(refused.length).toBeGreaterThanOrEqual(1);
+    // Each refused batch was sent once: what came back was its halves, under derived ids.
+    const sent = receiver.attempts.map((a) => a.batchId);
+    for (const r of refused) {
+      expect(sent.filter((id) => id === r.batchId)).toHaveLength(1);
+      expect(sent).toEqual(expect.arrayContaining([`${r.batchId}-1`, `${r.batchId}-2`]));
+    }
+    expect(new Set(receiver.observations().map((o) => o.host))).toEqual(new Set(hosts));
+    expect(receiver.duplicates).toEqual([]);
+    const metrics = await fetchMetrics(agent.adminPort);
+    expect(sample(metrics, 'egress_witness_telemetry_split_batches_total')).toBe(refused.length);
+    expect(sample(metrics, 'egress_witness_spool_dead_lettered_batches_total')).toBe(0);
+    expect(agent.logs.find('batch_split')[0]).toMatchObject({ level: 'warn', batch_id: refused[0]!.batchId });
+  });
+
+  it('413 for a batch of one record: dead-lettered, not retried', async () => {
+    const receiver = await rig.startReceiver({ maxBodyBytes: 10 });
+    const agent = await rig.startAgent('too-large-one', { telemetry: { heartbeat_interval: '1h' } });
+    await runTunnels(agent.proxyPort, ['sts.us-east-1.amazonaws.com']);
+    const deadDir = join(rig.dir.path, 'spool-too-large-one', 'dead-letter');
+    const metaFiles = async (): Promise<string[]> =>
+      (await readdir(deadDir).catch(() => [] as string[])).filter((f) => /^[\w-]+\.json$/.test(f));
+    await waitFor(async () => (await metaFiles()).length >= 1, 'a dead-letter record');
+    const [meta] = await metaFiles();
+    const kept = JSON.parse(await readFile(join(deadDir, meta!), 'utf8')) as { id: string; reason: string };
+    expect(kept.reason).toMatch(/^413 payload-too-large/);
+    expect(receiver.attempts.filter((a) => a.batchId === kept.id)).toHaveLength(1);
+    expect(receiver.batches).toHaveLength(0);
   });
 
   it('retries slowly after a 401 and logs it at error level', async () => {

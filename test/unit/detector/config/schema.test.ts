@@ -40,7 +40,15 @@ describe('detector config: defaults', () => {
         poll_interval: null,
         webhook_kept: false,
       },
-      ingest: { max_body_bytes: 8 * 1024 * 1024, max_concurrent: 32, clock_skew: 300_000, token_file: null },
+      ingest: {
+        max_body_bytes: 8 * 1024 * 1024,
+        max_concurrent: 32,
+        max_concurrent_per_gateway: 4,
+        max_concurrent_events: 4,
+        body_timeout: 10_000,
+        clock_skew: 300_000,
+        token_file: null,
+      },
       log: { level: 'info' },
     });
   });
