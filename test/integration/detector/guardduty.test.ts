@@ -344,7 +344,12 @@ describe('guardduty.mode: archive', () => {
     );
     expect(await r.h.metric('egress_witness_detector_guardduty_archive_calls_total', { outcome: 'failure' })).toBe(1);
     expect(r.h.app.db.guardDutyArchived(ID.eventBridge)).toBe(false);
-    await waitFor(() => r.fake.archivedIds().includes(ID.eventBridge), 'the retried ArchiveFindings', 8_000);
+    // The fake records the call before the detector has read the answer and marked the finding.
+    await waitFor(
+      () => r.fake.archivedIds().includes(ID.eventBridge) && r.h.app.db.guardDutyArchived(ID.eventBridge),
+      'the retried ArchiveFindings',
+      8_000,
+    );
     expect(r.fake.archivedIds()).toEqual([ID.attested, ID.eventBridge]);
     expect(r.h.app.db.guardDutyArchived(ID.eventBridge)).toBe(true);
     expect(await r.h.metric('egress_witness_detector_guardduty_archive_calls_total', { outcome: 'success' })).toBe(2);
