@@ -23,15 +23,19 @@
 # as it is when nothing changed: running the script twice gives the same tree.
 set -euo pipefail
 
-# Keep in step with "engines" in package.json (a unit test checks it).
-readonly MIN_NODE=20.18.1
+# Keep in step with "engines" in package.json (a unit test checks it): the supported
+# lines are Node.js 22 and 24 (LTS). LAST_RUNNING_NODE is the oldest release the
+# code still runs on (end of life): accepted only with --allow-unsupported-node.
+readonly MIN_NODE=22.13.0
+readonly LAST_RUNNING_NODE=20.18.1
 readonly APP=/opt/egress-witness
 readonly UNITS=(egress-witness-agent.service egress-witness-detector.service)
 readonly CONFIGS=(agent detector)
 
 usage() {
   cat <<EOF
-Usage: install.sh [--prefix DIR] [--source DIR] [--node PATH] [--skip-deps] [--no-start]
+Usage: install.sh [--prefix DIR] [--source DIR] [--node PATH] [--allow-unsupported-node]
+                  [--skip-deps] [--no-start]
 
 Installs egress-witness under /opt/egress-witness with its systemd units,
 sysusers.d and tmpfiles.d entries and example configurations (kept when present).
@@ -41,7 +45,11 @@ sysusers.d and tmpfiles.d entries and example configurations (kept when present)
                  script prints what a real install would also do
   --source DIR   the built checkout to install (default: this script's checkout)
   --node PATH    the Node.js to run the daemons with (default: node on PATH);
-                 at least $MIN_NODE, outside /home, /root and /tmp
+                 at least $MIN_NODE (Node.js 22 or 24, the supported LTS
+                 lines), outside /home, /root and /tmp
+  --allow-unsupported-node
+                 accept a Node.js from $LAST_RUNNING_NODE on (Node.js 20, past its
+                 end of life: development and test trees only), with a warning
   --skip-deps    do not copy node_modules (tests and fixtures only: the
                  installed daemons cannot start without their dependencies)
   --no-start     do not restart services that are already running (a real
@@ -65,6 +73,7 @@ source_dir=''
 node_bin=''
 skip_deps=0
 no_start=0
+allow_unsupported_node=0
 while (($# > 0)); do
   case "$1" in
     --prefix) (($# >= 2)) || die '--prefix needs a directory'; prefix=$2; shift 2 ;;
@@ -73,6 +82,7 @@ while (($# > 0)); do
     --source=*) source_dir=${1#*=}; shift ;;
     --node) (($# >= 2)) || die '--node needs a path'; node_bin=$2; shift 2 ;;
     --node=*) node_bin=${1#*=}; shift ;;
+    --allow-unsupported-node) allow_unsupported_node=1; shift ;;
     --skip-deps) skip_deps=1; shift ;;
     --no-start) no_start=1; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -116,11 +126,18 @@ fi
 [[ "$node_bin" == /* ]] || die "--node must be an absolute path: $node_bin"
 [[ -x "$node_bin" ]] || die "not an executable: $node_bin"
 node_version=$("$node_bin" -p 'process.versions.node') || die "$node_bin does not run"
-if ! "$node_bin" -e '
+# Exit status 0 when the first version is at least the second.
+version_at_least() {
+  "$node_bin" -e '
   const [have, want] = process.argv.slice(1).map((v) => v.split(".").map(Number));
   const cmp = have.map((n, i) => n - want[i]).find((d) => d !== 0) ?? 0;
-  process.exit(cmp < 0 ? 1 : 0);' "$node_version" "$MIN_NODE"; then
-  die "Node.js $node_version at $node_bin is too old: egress-witness needs >= $MIN_NODE"
+  process.exit(cmp < 0 ? 1 : 0);' "$1" "$2"
+}
+if ! version_at_least "$node_version" "$MIN_NODE"; then
+  if ((allow_unsupported_node == 0)) || ! version_at_least "$node_version" "$LAST_RUNNING_NODE"; then
+    die "Node.js $node_version at $node_bin is too old: egress-witness needs >= $MIN_NODE (Node.js 22 or 24); pass --node with a newer one"
+  fi
+  printf 'install.sh: warning: Node.js %s is past its end of life and unsupported (--allow-unsupported-node); use Node.js 22 or 24 in production\n' "$node_version" >&2
 fi
 case "$node_bin" in
   # ProtectHome= and PrivateTmp= hide these from the services.

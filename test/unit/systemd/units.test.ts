@@ -241,8 +241,12 @@ function makeFixtureCheckout(): string {
   return dir;
 }
 
-function install(args: readonly string[]): RunResult {
-  return run('bash', [installScript, ...args]);
+/** The Node.js running the suite, when it is older than the supported lines (development machines on Node.js 20). */
+const unsupportedNode = Number(process.versions.node.split('.')[0]) < 22;
+
+function install(args: readonly string[], opts: { strictNode?: boolean } = {}): RunResult {
+  const allow = unsupportedNode && !opts.strictNode && !args.includes('--help') ? ['--allow-unsupported-node'] : [];
+  return run('bash', [installScript, ...allow, ...args]);
 }
 
 /** Every entry under root: path, type, mode, size and content hash (or link target). */
@@ -284,7 +288,8 @@ describe('install.sh', () => {
     expect(fs.statSync(installScript).mode & 0o111).not.toBe(0);
     const r = install(['--help']);
     expect(r.status).toBe(0);
-    for (const option of ['--prefix', '--source', '--node', '--skip-deps', '--no-start']) expect(r.stdout).toContain(option);
+    for (const option of ['--prefix', '--source', '--node', '--allow-unsupported-node', '--skip-deps', '--no-start'])
+      expect(r.stdout).toContain(option);
   });
 
   it('requires the Node.js version that package.json declares', () => {
@@ -368,15 +373,50 @@ describe('install.sh', () => {
     expect(fs.readdirSync(target)).toEqual([]);
   });
 
-  it('refuses a Node.js older than the minimum', () => {
-    const fake = path.join(scratchDir('old-node'), 'node');
-    fs.writeFileSync(fake, `#!/bin/sh\nif [ "$1" = -p ]; then echo 18.19.0; exit 0; fi\nexec "${process.execPath}" "$@"\n`, {
+  /**
+   * A stand-in Node.js that reports `version` and runs the real one for everything else. It lives under the
+   * scratch folder, which the script refuses later (hidden from the services): reaching that refusal proves the
+   * version was accepted.
+   */
+  function nodeReporting(version: string): string {
+    const fake = path.join(scratchDir(`node-${version}`), 'node');
+    fs.writeFileSync(fake, `#!/bin/sh\nif [ "$1" = -p ]; then echo ${version}; exit 0; fi\nexec "${process.execPath}" "$@"\n`, {
       mode: 0o755,
     });
-    const r = install(['--source', checkout, '--prefix', scratchDir('prefix-old'), '--node', fake]);
+    return fake;
+  }
+
+  it('refuses a Node.js older than the supported lines', () => {
+    const r = install(['--source', checkout, '--prefix', scratchDir('prefix-old'), '--node', nodeReporting('18.19.0')]);
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('18.19.0');
     expect(r.stderr).toContain('too old');
+  });
+
+  it.skipIf(!/^\/(var\/)?tmp\//.test(scratch))('refuses Node.js 20 unless told it is a development tree, and then warns', () => {
+    const node20 = nodeReporting('20.20.2');
+    const refused = install(['--source', checkout, '--prefix', scratchDir('prefix-20'), '--node', node20], { strictNode: true });
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain('Node.js 22 or 24');
+    const allowed = install(
+      ['--allow-unsupported-node', '--source', checkout, '--prefix', scratchDir('prefix-20-allowed'), '--node', node20],
+      {
+        strictNode: true,
+      },
+    );
+    expect(allowed.stderr).toContain('past its end of life and unsupported');
+    expect(allowed.stderr).toContain('hidden from the sandboxed services');
+  });
+
+  it.skipIf(!/^\/(var\/)?tmp\//.test(scratch))('accepts the supported lines without a warning', () => {
+    for (const version of ['22.13.0', '24.11.1']) {
+      const r = install(['--source', checkout, '--prefix', scratchDir(`prefix-${version}`), '--node', nodeReporting(version)], {
+        strictNode: true,
+      });
+      expect(r.stderr).not.toContain('too old');
+      expect(r.stderr).not.toContain('unsupported');
+      expect(r.stderr).toContain('hidden from the sandboxed services');
+    }
   });
 
   it.skipIf(!/^\/(var\/)?tmp\//.test(scratch))('refuses a Node.js that ProtectHome=/PrivateTmp= would hide from the services', () => {
