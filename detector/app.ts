@@ -127,7 +127,7 @@ export class DetectorApp {
     return {
       version: this.deps.version,
       gateways: this.config.gateways.map((g) => {
-        const last = this.store?.lastHeartbeatMs(g.id) ?? null;
+        const last = this.store?.lastHeartbeatMs(g.id, this.heartbeatHorizon()) ?? null;
         return { id: g.id, last_heartbeat: last === null ? null : isoFromMs(last) };
       }),
       pending_decisions: this.store?.pendingCount() ?? 0,
@@ -193,6 +193,7 @@ export class DetectorApp {
       logger,
       now: this.now,
       clockSkewMs: () => this.rt.config.ingest.clock_skew,
+      maxObservationSpanMs: () => this.rt.config.ingest.max_observation_span,
       maxDecodedBytes: () => this.rt.config.ingest.max_body_bytes * 16,
     });
     this.ingest = createIngestServer({
@@ -300,11 +301,16 @@ export class DetectorApp {
     if (!this.store) return;
     const now = this.now();
     for (const g of this.config.gateways) {
-      const last = this.store.lastHeartbeatMs(g.id);
+      const last = this.store.lastHeartbeatMs(g.id, this.heartbeatHorizon());
       if (last !== null) this.metrics.gatewayHeartbeatAge.set({ gateway: g.id }, Math.max(0, (now - last) / 1000));
     }
     this.metrics.storeBytes.set(this.store.sizeBytes());
     this.metrics.pendingDecisions.set(this.store.pendingCount());
+  }
+
+  /** Heartbeats later than this are not believed (ingest rejects them; a store from an older version may hold some). */
+  private heartbeatHorizon(): number {
+    return this.now() + this.rt.config.ingest.clock_skew;
   }
 
   private prune(): void {

@@ -87,6 +87,8 @@ const ingest = z.strictObject({
   /** The whole body must arrive within this, counted from the end of the headers. */
   body_timeout: positiveDuration.refine((ms) => ms <= 60_000, 'must be at most 60s').default(10_000),
   clock_skew: positiveDuration.default(300_000),
+  /** The longest span (lastSeen − firstSeen) of an observation believed: the agent's flush interval plus its longest tunnel or request. */
+  max_observation_span: positiveDuration.default(600_000),
   /** Bearer token required on /v1/cloudtrail and /v1/guardduty, read from this file; null = no auth (bind to loopback). */
   token_file: nullablePath,
 });

@@ -9,6 +9,7 @@ import type { Logger } from '../../common/log/logger.js';
 import type { CidrSet } from '../../common/cidr/cidr-set.js';
 import { parseSignatureHeader, verifySignature, GATEWAY_HEADER, SIGNATURE_HEADER, BATCH_HEADER } from '../../protocol/signature.js';
 import { validateBatch } from '../../protocol/telemetry.js';
+import { screenRecords } from '../../protocol/time-bounds.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
 import type { DetectorStore } from '../store/store.js';
 
@@ -33,6 +34,7 @@ export interface TelemetryIngestOptions {
   logger: Logger;
   now: () => number;
   clockSkewMs: () => number;
+  maxObservationSpanMs: () => number;
   maxDecodedBytes: () => number;
 }
 
@@ -161,9 +163,16 @@ export class TelemetryIngest {
           : `gateway ${gw.id} inspects TLS but is configured tunnel-only here (gateways[].inspect: false): key attestation is available; set inspect: true`,
       );
     }
+    // Records with unbelievable times are rejected one by one; the rest of the batch is stored.
+    const screened = screenRecords(batch.records, {
+      nowMs: this.opts.now(),
+      clockSkewMs: this.opts.clockSkewMs(),
+      maxSpanMs: this.opts.maxObservationSpanMs(),
+    });
+    const records = screened.accepted;
     let result;
     try {
-      result = this.opts.store.ingestBatch(gw.id, batch, this.opts.now());
+      result = this.opts.store.ingestBatch(gw.id, { ...batch, records }, this.opts.now());
     } catch (err) {
       metrics.ingestBatches.inc({ outcome: 'store_error' });
       logger.error({ event: 'store_failed', err, gateway_id: gw.id }, 'could not store a telemetry batch; the agent will retry');
@@ -175,9 +184,16 @@ export class TelemetryIngest {
     }
     metrics.ingestBatches.inc({ outcome: 'stored' });
     let observations = 0;
-    for (const r of batch.records) if (r.type === 'observation') observations++;
+    for (const r of records) if (r.type === 'observation') observations++;
     if (observations) metrics.ingestRecords.inc({ type: 'observation' }, observations);
-    if (batch.records.length - observations) metrics.ingestRecords.inc({ type: 'heartbeat' }, batch.records.length - observations);
-    return { status: 200, body: { accepted: true, duplicate: false, batchId: batch.batchId, records: result.records } };
+    if (records.length - observations) metrics.ingestRecords.inc({ type: 'heartbeat' }, records.length - observations);
+    const answer = { accepted: true, duplicate: false, batchId: batch.batchId, records: result.records };
+    if (screened.rejectedCount === 0) return { status: 200, body: answer };
+    for (const [reason, n] of Object.entries(screened.rejected)) metrics.rejectedRecords.inc({ reason }, n);
+    logger.warn(
+      { event: 'telemetry_records_rejected', gateway_id: gw.id, batch_id: batch.batchId, rejected: screened.rejected },
+      `gateway ${gw.id}: ${screened.rejectedCount} of ${batch.records.length} records rejected for their times (check the agent's clock); the rest was stored`,
+    );
+    return { status: 200, body: { ...answer, rejected: screened.rejected } };
   }
 }

@@ -10,6 +10,7 @@ export interface DetectorMetrics extends DaemonMetrics {
   ingestBatches: Counter<'outcome'>;
   ingestResponses: Counter<'route' | 'status'>;
   ingestRecords: Counter<'type'>;
+  rejectedRecords: Counter<'reason'>;
   declaredCidrsIgnored: Counter<'gateway'>;
   cloudtrailRecords: Counter<'outcome'>;
   cloudtrailFiles: Counter<'outcome'>;
@@ -47,6 +48,12 @@ export function createDetectorMetrics(registry: Registry, build: { version: stri
       name: 'egress_witness_detector_ingested_records_total',
       help: 'Telemetry records stored, by type.',
       labelNames: ['type'],
+      registers: r,
+    }),
+    rejectedRecords: new Counter({
+      name: 'egress_witness_detector_rejected_records_total',
+      help: 'Telemetry records rejected one by one (the rest of their batch stored), by reason (first_after_last, in_future, span_too_long).',
+      labelNames: ['reason'],
       registers: r,
     }),
     declaredCidrsIgnored: new Counter({

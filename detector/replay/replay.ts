@@ -9,6 +9,7 @@ import { stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { validateRecord } from '../../protocol/telemetry.js';
+import { recordTimeProblem, type TimeBounds } from '../../protocol/time-bounds.js';
 import type { DetectorConfig } from '../config/schema.js';
 import { normalizeRecord, unwrapEventBridge, type CloudTrailEvent } from '../cloudtrail/parse.js';
 import { cloudTrailFiles, readCloudTrailFile, readTextMaybeGzip } from '../cloudtrail/watcher.js';
@@ -101,7 +102,13 @@ async function readGuardDutyFindings(path: string): Promise<unknown[]> {
   }
 }
 
-async function loadTelemetry(paths: string[], evidence: MemoryEvidence, io: ReplayIo): Promise<{ records: number; invalid: number }> {
+/** Records outside the time bounds count as invalid, as the daemon would have rejected them. */
+async function loadTelemetry(
+  paths: string[],
+  evidence: MemoryEvidence,
+  bounds: TimeBounds,
+  io: ReplayIo,
+): Promise<{ records: number; invalid: number }> {
   let records = 0;
   let invalid = 0;
   for (const path of paths) {
@@ -116,7 +123,7 @@ async function loadTelemetry(paths: string[], evidence: MemoryEvidence, io: Repl
         continue;
       }
       const v = validateRecord(value);
-      if (!v.ok || !evidence.addRecord(v.record.gatewayId, v.record)) {
+      if (!v.ok || recordTimeProblem(v.record, bounds) !== null || !evidence.addRecord(v.record.gatewayId, v.record)) {
         invalid++;
         continue;
       }
@@ -162,7 +169,8 @@ export async function replay(
     correlateMs: 0,
   };
   const loadStart = performance.now();
-  const t = await loadTelemetry(o.telemetry, evidence, io);
+  const bounds = { nowMs: Date.now(), clockSkewMs: config.ingest.clock_skew, maxSpanMs: config.ingest.max_observation_span };
+  const t = await loadTelemetry(o.telemetry, evidence, bounds, io);
   summary.telemetryMs = performance.now() - loadStart;
   summary.telemetryRecords = t.records;
   summary.telemetryInvalid = t.invalid;

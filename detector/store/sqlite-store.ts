@@ -16,7 +16,8 @@ import type { DetectorStore, IngestResult, PendingEvent, StoredDecision } from '
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS batches (batch_id TEXT PRIMARY KEY, gateway_id TEXT NOT NULL, sequence INTEGER NOT NULL, received_ms INTEGER NOT NULL, records INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (gateway_id TEXT NOT NULL, batch_id TEXT NOT NULL, sequence INTEGER NOT NULL, received_ms INTEGER NOT NULL, records INTEGER NOT NULL,
+  PRIMARY KEY (gateway_id, batch_id));
 CREATE TABLE IF NOT EXISTS observations (
   id INTEGER PRIMARY KEY, gateway_id TEXT NOT NULL, access_key_id TEXT, service TEXT, region TEXT, host TEXT NOT NULL,
   client_ip TEXT NOT NULL, network TEXT, mode TEXT NOT NULL, action TEXT, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, count INTEGER NOT NULL,
@@ -42,7 +43,7 @@ CREATE TABLE IF NOT EXISTS findings (id TEXT PRIMARY KEY, finding TEXT NOT NULL,
 CREATE TABLE IF NOT EXISTS guardduty_archived (finding_id TEXT PRIMARY KEY, archived_ms INTEGER NOT NULL);
 `;
 
-const SCHEMA_VERSION = '2';
+const SCHEMA_VERSION = '3';
 
 /**
  * Upgrades of an existing file, by the version it has: each step runs in one
@@ -53,6 +54,13 @@ const MIGRATIONS: Readonly<Record<string, string>> = {
   '1': `ALTER TABLE cloudtrail_files ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE cloudtrail_files ADD COLUMN done INTEGER NOT NULL DEFAULT 1;
         ALTER TABLE cloudtrail_files ADD COLUMN failure TEXT;`,
+  // 2 → 3: batch ids are deduplicated per gateway (one gateway's id can no longer hide another's batch).
+  '2': `CREATE TABLE batches_by_gateway (gateway_id TEXT NOT NULL, batch_id TEXT NOT NULL, sequence INTEGER NOT NULL, received_ms INTEGER NOT NULL,
+          records INTEGER NOT NULL, PRIMARY KEY (gateway_id, batch_id));
+        INSERT INTO batches_by_gateway (gateway_id, batch_id, sequence, received_ms, records)
+          SELECT gateway_id, batch_id, sequence, received_ms, records FROM batches;
+        DROP TABLE batches;
+        ALTER TABLE batches_by_gateway RENAME TO batches;`,
 };
 
 interface ObservationRow {
@@ -101,14 +109,15 @@ export class SqliteStore implements DetectorStore {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
-    this.db.exec(SCHEMA);
+    // An existing file is upgraded first: the schema below may index columns its version lacks.
     this.migrate();
+    this.db.exec(SCHEMA);
     this.maxSpanMs = (this.db.prepare('SELECT COALESCE(MAX(last_ms - first_ms), 0) AS m FROM observations').get() as { m: number }).m;
     const db = this.db;
     this.run = db.transaction((fn: () => unknown) => fn());
     this.stmt = {
       insertBatch: db.prepare(
-        'INSERT INTO batches (batch_id, gateway_id, sequence, received_ms, records) VALUES (?, ?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING',
+        'INSERT INTO batches (gateway_id, batch_id, sequence, received_ms, records) VALUES (?, ?, ?, ?, ?) ON CONFLICT (gateway_id, batch_id) DO NOTHING',
       ),
       insertObservation: db.prepare(
         'INSERT INTO observations (gateway_id, access_key_id, service, region, host, client_ip, network, mode, action, first_ms, last_ms, count, attests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
@@ -122,7 +131,7 @@ export class SqliteStore implements DetectorStore {
       ),
       heartbeatNear: db.prepare('SELECT 1 FROM heartbeats WHERE gateway_id = ? AND time_ms BETWEEN ? AND ? LIMIT 1'),
       observationNear: db.prepare('SELECT 1 FROM observations WHERE gateway_id = ? AND last_ms >= ? AND first_ms <= ? LIMIT 1'),
-      lastHeartbeat: db.prepare('SELECT MAX(time_ms) AS t FROM heartbeats WHERE gateway_id = ?'),
+      lastHeartbeat: db.prepare('SELECT MAX(time_ms) AS t FROM heartbeats WHERE gateway_id = ? AND time_ms <= ?'),
       fileGet: db.prepare('SELECT size, mtime_ms, done FROM cloudtrail_files WHERE path = ?'),
       filePut: db.prepare(
         'INSERT INTO cloudtrail_files (path, size, mtime_ms, processed_ms, records, invalid, done, failure) VALUES (?, ?, ?, ?, ?, ?, 1, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ms = excluded.mtime_ms, processed_ms = excluded.processed_ms, records = excluded.records, invalid = excluded.invalid, done = 1, failure = excluded.failure',
@@ -164,6 +173,7 @@ export class SqliteStore implements DetectorStore {
   }
 
   private migrate(): void {
+    this.db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
     const version = (): string | undefined =>
       (this.db.prepare('SELECT value FROM meta WHERE key = ?').get('schema_version') as { value: string } | undefined)?.value;
     const stored = version();
@@ -185,7 +195,7 @@ export class SqliteStore implements DetectorStore {
   ingestBatch(gatewayId: string, batch: TelemetryBatch, receivedMs: number): IngestResult {
     const s = this.stmt;
     const tx = this.db.transaction((): IngestResult => {
-      const inserted = s.insertBatch.run(batch.batchId, gatewayId, batch.sequence, receivedMs, batch.records.length).changes;
+      const inserted = s.insertBatch.run(gatewayId, batch.batchId, batch.sequence, receivedMs, batch.records.length).changes;
       if (inserted === 0) return { kind: 'duplicate' };
       for (const r of batch.records) {
         if (r.type === 'heartbeat') {
@@ -233,8 +243,8 @@ export class SqliteStore implements DetectorStore {
     );
   }
 
-  lastHeartbeatMs(gatewayId: string): number | null {
-    return (this.stmt.lastHeartbeat.get(gatewayId) as { t: number | null }).t;
+  lastHeartbeatMs(gatewayId: string, notAfterMs = Number.MAX_SAFE_INTEGER): number | null {
+    return (this.stmt.lastHeartbeat.get(gatewayId, notAfterMs) as { t: number | null }).t;
   }
 
   fileProcessed(path: string, size: number, mtimeMs: number): boolean {

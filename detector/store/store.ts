@@ -34,7 +34,8 @@ export interface PendingEvent {
 
 export interface DetectorStore extends EvidenceView {
   ingestBatch(gatewayId: string, batch: TelemetryBatch, receivedMs: number): IngestResult;
-  lastHeartbeatMs(gatewayId: string): number | null;
+  /** The newest heartbeat time of a gateway, not later than `notAfterMs` when given (a stored time from the future never counts as recent). */
+  lastHeartbeatMs(gatewayId: string, notAfterMs?: number): number | null;
 
   /** CloudTrail files processed once: keyed by path, with size and mtime to notice a rewritten file. */
   fileProcessed(path: string, size: number, mtimeMs: number): boolean;

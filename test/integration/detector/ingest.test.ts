@@ -100,6 +100,21 @@ describe('POST /v1/telemetry: accepted batches', () => {
     expect(await h.metric('egress_witness_detector_ingested_batches_total', { outcome: 'duplicate' })).toBe(before + 2);
   });
 
+  it("deduplicates per gateway: gw4's batch reusing gw1's batchId is stored, and a repeat of it is a duplicate", async () => {
+    const key1 = newAccessKeyId();
+    const key4 = newAccessKeyId();
+    const first = h.batch('gw1', [sightingOf(key1)]);
+    expect((await h.signedPost(first)).json).toMatchObject({ accepted: true, duplicate: false });
+    const reused = h.batch('gw4', [observation({ accessKeyId: key4, at: Date.now() - 5_000, span: 2_000 })], { batchId: first.batchId });
+    const a = await h.signedPost(reused);
+    expect(a.status, a.text).toBe(200);
+    expect(a.json).toEqual({ accepted: true, duplicate: false, batchId: first.batchId, records: 1 });
+    expect(sightings(key4).map((s) => s.gatewayId)).toEqual(['gw4']);
+    expect((await h.signedPost(reused)).json).toMatchObject({ accepted: true, duplicate: true });
+    expect(sightings(key4)).toHaveLength(1);
+    expect(sightings(key1)).toHaveLength(1);
+  });
+
   it('ignores egress CIDRs a batch declares beyond its configured ones: stored, logged, counted, never used', async () => {
     const key = newAccessKeyId();
     const batch = h.batch('gw1', [sightingOf(key)], { egressCidrs: ['203.0.113.0/28', '198.51.100.0/24', '0.0.0.0/0'] });

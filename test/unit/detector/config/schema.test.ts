@@ -47,6 +47,7 @@ describe('detector config: defaults', () => {
         max_concurrent_events: 4,
         body_timeout: 10_000,
         clock_skew: 300_000,
+        max_observation_span: 600_000,
         token_file: null,
       },
       log: { level: 'info' },

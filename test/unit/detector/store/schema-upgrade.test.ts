@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../../../detector/store/sqlite-store.js';
+import type { TelemetryBatch } from '../../../../protocol/telemetry.js';
+import { heartbeat } from '../scenario.js';
 
 const V1 = readFileSync(new URL('../../../fixtures/store/schema-v1.sql', import.meta.url), 'utf8');
 
@@ -25,10 +27,17 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** A version-1 file holding one processed CloudTrail file. */
+/** A version-1 file holding one processed CloudTrail file and one telemetry batch of gw-a. */
 function writeV1(): void {
   const db = new Database(path);
   db.exec(V1);
+  db.prepare('INSERT INTO batches (batch_id, gateway_id, sequence, received_ms, records) VALUES (?, ?, ?, ?, ?)').run(
+    'shared-batch-id-0001',
+    'gw-a',
+    3,
+    4_000,
+    1,
+  );
   db.prepare('INSERT INTO cloudtrail_files (path, size, mtime_ms, processed_ms, records, invalid) VALUES (?, ?, ?, ?, ?, ?)').run(
     '/trail/a.json.gz',
     100,
@@ -71,6 +80,37 @@ describe('store schema upgrade', () => {
     db.close();
     // Opening again changes nothing.
     new SqliteStore(path).close();
+  });
+
+  it('upgrades the batch ids to one namespace per gateway: a stored batch stays a duplicate for its gateway only', () => {
+    writeV1();
+    const batch = (gatewayId: string): TelemetryBatch => ({
+      schemaVersion: 1,
+      batchId: 'shared-batch-id-0001',
+      gatewayId,
+      agent: { version: '0.1.0', startedAt: '2026-11-25T12:00:00.000Z' },
+      sequence: 0,
+      egressCidrs: [],
+      sentAt: '2026-11-25T12:00:00.000Z',
+      records: [heartbeat(gatewayId, Date.parse('2026-11-25T12:00:00.000Z'))],
+    });
+    const store = new SqliteStore(path);
+    try {
+      expect(store.ingestBatch('gw-a', batch('gw-a'), 8_000)).toEqual({ kind: 'duplicate' });
+      expect(store.ingestBatch('gw-b', batch('gw-b'), 8_000)).toEqual({ kind: 'stored', records: 1 });
+      expect(store.ingestBatch('gw-b', batch('gw-b'), 8_001)).toEqual({ kind: 'duplicate' });
+      expect(store.lastHeartbeatMs('gw-b')).toBe(Date.parse('2026-11-25T12:00:00.000Z'));
+      // Pruning still finds the batches by age.
+      store.prune(8_000);
+    } finally {
+      store.close();
+    }
+    expect(schemaVersion()).toBe('3');
+    const db = new Database(path, { readonly: true });
+    expect(db.prepare('SELECT gateway_id, batch_id FROM batches ORDER BY gateway_id').all()).toEqual([
+      { gateway_id: 'gw-b', batch_id: 'shared-batch-id-0001' },
+    ]);
+    db.close();
   });
 
   it('refuses a file from a newer detector', () => {
