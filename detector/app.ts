@@ -21,7 +21,7 @@ import { formatDuration } from '../common/config/units.js';
 import { readSecretFile } from '../common/runtime/config-file.js';
 import { isoFromMs } from '../common/time/iso.js';
 import { applyHotReload } from '../common/config/hot-reload.js';
-import type { DetectorConfig } from './config/schema.js';
+import { unauthenticatedEventRoutes, type DetectorConfig } from './config/schema.js';
 import { createDetectorMetrics, type DetectorMetrics } from './metrics/metrics.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { DetectorStore } from './store/store.js';
@@ -282,7 +282,17 @@ export class DetectorApp {
       },
       'egress-witness detector started',
     );
+    this.warnIfUnauthenticated(c);
     return { ingest: ingestAddr, admin: adminAddr };
+  }
+
+  /** ingest.allow_unauthenticated is a choice to be reminded of: at every start, and on a reload that keeps it. */
+  private warnIfUnauthenticated(c: DetectorConfig): void {
+    if (!unauthenticatedEventRoutes(c)) return;
+    this.deps.logger.warn(
+      { event: 'ingest_unauthenticated', listen: c.listen.text },
+      `/v1/cloudtrail and /v1/guardduty on ${c.listen.text} accept events from anyone who reaches them (ingest.allow_unauthenticated: true); set ingest.token_file`,
+    );
   }
 
   private every(ms: number, fn: () => void): void {
@@ -337,10 +347,23 @@ export class DetectorApp {
     }
     try {
       const { effective, needsRestart } = applyHotReload(this.config, result.value, DETECTOR_HOT_KEYS);
+      // The file was checked with its own listen address; the running one stays until a restart.
+      if (unauthenticatedEventRoutes(effective) && !effective.ingest.allow_unauthenticated) {
+        return await this.reload({
+          ok: false,
+          problems: [
+            {
+              path: 'ingest.token_file',
+              message: `the running listener ${effective.listen.text} is reachable from other hosts: keep ingest.token_file until the detector restarts on loopback`,
+            },
+          ],
+        });
+      }
       this.rt = await buildRuntime(effective);
       this.config = effective;
       log.level = effective.log.level;
       this.markReload(true);
+      this.warnIfUnauthenticated(effective);
       if (needsRestart.length > 0)
         log.warn(
           { event: 'reload_partial', keys_needing_restart: needsRestart },

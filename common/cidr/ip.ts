@@ -125,6 +125,14 @@ export function formatIp(ip: ParsedIp): string {
   return ip.family === 4 ? formatIpv4(ip.value) : formatIpv6(ip.value);
 }
 
+/** Whether a listen host reaches only this machine: `localhost`, 127.0.0.0/8 (mapped forms too) or ::1. */
+export function isLoopbackHost(host: string): boolean {
+  if (host.toLowerCase() === 'localhost') return true;
+  const ip = parseIp(host);
+  if (ip === null) return false;
+  return ip.family === 4 ? ip.value >>> 24 === 127 : ip.value === 1n;
+}
+
 /** Canonical text form: IPv4 dotted quad (mapped forms folded), IPv6 compressed. */
 export function canonicalIp(text: string): string | null {
   const ip = parseIp(text);

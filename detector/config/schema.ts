@@ -15,6 +15,7 @@ import {
   size,
   url,
 } from '../../common/config/schema-helpers.js';
+import { isLoopbackHost } from '../../common/cidr/ip.js';
 
 const gateway = z.strictObject({
   id: z
@@ -89,15 +90,17 @@ const ingest = z.strictObject({
   clock_skew: positiveDuration.default(300_000),
   /** The longest span (lastSeen − firstSeen) of an observation believed: the agent's flush interval plus its longest tunnel or request. */
   max_observation_span: positiveDuration.default(600_000),
-  /** Bearer token required on /v1/cloudtrail and /v1/guardduty, read from this file; null = no auth (bind to loopback). */
+  /** Bearer token required on /v1/cloudtrail and /v1/guardduty, read from this file; null = no auth (loopback only, unless allowed below). */
   token_file: nullablePath,
+  /** true: a listener that is not loopback may take /v1/cloudtrail and /v1/guardduty without a token (warned at every start). */
+  allow_unauthenticated: z.boolean().default(false),
 });
 const admin = z.strictObject({ listen: listenAddress.default({ host: '127.0.0.1', port: 9465, text: '127.0.0.1:9465' }) });
 const log = z.strictObject({ level: logLevel.default('info') });
 
 export const detectorConfigSchema = z
   .strictObject({
-    listen: listenAddress.default({ host: '0.0.0.0', port: 8443, text: '0.0.0.0:8443' }),
+    listen: listenAddress.default({ host: '127.0.0.1', port: 8443, text: '127.0.0.1:8443' }),
     tls: tls.default(() => tls.parse({})),
     admin: admin.default(() => admin.parse({})),
     store: store.default(() => store.parse({})),
@@ -119,7 +122,25 @@ export const detectorConfigSchema = z
     if ((c.tls.cert === null) !== (c.tls.key === null)) {
       ctx.addIssue({ code: 'custom', path: ['tls'], message: 'set both tls.cert and tls.key, or neither' });
     }
+    if (unauthenticatedEventRoutes(c) && !c.ingest.allow_unauthenticated) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['listen'],
+        message:
+          `${c.listen.text} is reachable from other hosts and ingest.token_file is not set: anyone who reaches it could post ` +
+          'CloudTrail events and GuardDuty findings; set ingest.token_file (with tls), listen on 127.0.0.1, or accept the risk ' +
+          'with ingest.allow_unauthenticated: true',
+      });
+    }
   });
+
+/**
+ * Whether /v1/cloudtrail and /v1/guardduty take requests from other hosts without a token. TLS
+ * does not count: it hides the traffic but does not say who sent it.
+ */
+export function unauthenticatedEventRoutes(c: { listen: { host: string }; ingest: { token_file: string | null } }): boolean {
+  return c.ingest.token_file === null && !isLoopbackHost(c.listen.host);
+}
 
 export type DetectorConfig = z.output<typeof detectorConfigSchema>;
 export type GatewayConfig = DetectorConfig['gateways'][number];

@@ -112,6 +112,24 @@ describe('egress-witness check-config', () => {
     );
   });
 
+  it.concurrent('the detector example listens on loopback; opened to other hosts without a token it is refused', async ({ expect }) => {
+    expect((await runOnce(['check-config', 'config/detector.example.yaml'])).stdout).toContain('listen 127.0.0.1:8443');
+    const open = join(tmp, 'open-detector.yaml');
+    await writeFile(
+      open,
+      readFileSync(join(root, 'config/detector.example.yaml'), 'utf8').replace(/^listen: .*$/m, 'listen: 0.0.0.0:8443'),
+    );
+    const r = await run(['check-config', open]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `${open}: invalid detector configuration (1 problem)\n` +
+        '  listen: 0.0.0.0:8443 is reachable from other hosts and ingest.token_file is not set: anyone who reaches it could post CloudTrail events and GuardDuty findings; set ingest.token_file (with tls), listen on 127.0.0.1, or accept the risk with ingest.allow_unauthenticated: true (line 8, column 9)\n',
+    );
+    const allowed = join(tmp, 'allowed-detector.yaml');
+    await writeFile(allowed, readFileSync(open, 'utf8').replace('allow_unauthenticated: false', 'allow_unauthenticated: true'));
+    expect(await run(['check-config', allowed])).toMatchObject({ code: 0, stderr: '' });
+  });
+
   it.concurrent('a missing file: exit 1, naming the file', async ({ expect }) => {
     const missing = join(tmp, 'does-not-exist.yaml');
     const r = await run(['check-config', missing]);

@@ -69,6 +69,10 @@ const expected: Record<string, string[]> = {
   ],
   'detector-duplicate-gateway.yaml': ['gateways[1].id: duplicate gateway id "gw-dc1" (line 5, column 9)'],
   'detector-half-tls.yaml': ['tls: set both tls.cert and tls.key, or neither (line 2, column 3)'],
+  // TLS is set: it hides the traffic, it does not say who posts.
+  'detector-open-ingest.yaml': [
+    'listen: 0.0.0.0:8443 is reachable from other hosts and ingest.token_file is not set: anyone who reaches it could post CloudTrail events and GuardDuty findings; set ingest.token_file (with tls), listen on 127.0.0.1, or accept the risk with ingest.allow_unauthenticated: true (line 1, column 9)',
+  ],
   'detector-mistyped-gateway.yaml': [
     'gateways[0].id: expected a string, got 42 (line 3, column 9)',
     'gateways[0].egress_cidrs: expected a list of CIDRs, got "203.0.113.0/28" (line 4, column 19)',

@@ -22,7 +22,7 @@ const GATEWAY = `gateways:
 describe('detector config: defaults', () => {
   it('an empty file is a complete config', () => {
     expect(load('')).toEqual({
-      listen: { host: '0.0.0.0', port: 8443, text: '0.0.0.0:8443' },
+      listen: { host: '127.0.0.1', port: 8443, text: '127.0.0.1:8443' },
       tls: { cert: null, key: null },
       admin: { listen: { host: '127.0.0.1', port: 9465, text: '127.0.0.1:9465' } },
       store: { path: '/var/lib/egress-witness/detector.db', retention: 8 * 3_600_000 },
@@ -49,6 +49,7 @@ describe('detector config: defaults', () => {
         clock_skew: 300_000,
         max_observation_span: 600_000,
         token_file: null,
+        allow_unauthenticated: false,
       },
       log: { level: 'info' },
     });
@@ -98,6 +99,30 @@ describe('detector config: rules', () => {
     expect(problems(`${GATEWAY}  - id: gw-dc1\n    egress_cidrs: [198.51.100.0/28]\n    secret_file: /x\n`)).toEqual([
       'gateways[1].id: duplicate gateway id "gw-dc1" (line 5, column 9)',
     ]);
+  });
+
+  it('refuses event routes reachable from other hosts without a token, with or without TLS', () => {
+    const open =
+      /^listen: .* is reachable from other hosts and ingest\.token_file is not set: anyone who reaches it could post CloudTrail events and GuardDuty findings; set ingest\.token_file \(with tls\), listen on 127\.0\.0\.1, or accept the risk with ingest\.allow_unauthenticated: true/;
+    for (const listen of [
+      '0.0.0.0:8443',
+      ':8443',
+      '"[::]:8443"',
+      '10.1.2.3:8443',
+      'detector.example.internal:8443',
+      '"[::ffff:10.1.2.3]:8443"',
+    ]) {
+      expect(problems(`listen: ${listen}\n`), listen).toEqual([expect.stringMatching(open)]);
+      expect(problems(`listen: ${listen}\ntls: {cert: /c.pem, key: /k.pem}\n`), listen).toEqual([expect.stringMatching(open)]);
+    }
+  });
+
+  it('accepts a loopback listener without a token, a reachable one with a token, or one explicitly left open', () => {
+    for (const listen of ['127.0.0.1:8443', '127.0.0.2:8443', 'localhost:8443', '"[::1]:8443"', '"[::ffff:127.0.0.1]:8443"']) {
+      expect(problems(`listen: ${listen}\n`), listen).toEqual([]);
+    }
+    expect(problems('listen: 0.0.0.0:8443\ningest: {token_file: /etc/egress-witness/ingest.token}\n')).toEqual([]);
+    expect(load('listen: 0.0.0.0:8443\ningest: {allow_unauthenticated: true}\n').ingest.allow_unauthenticated).toBe(true);
   });
 
   it('requires tls.cert and tls.key together', () => {
