@@ -13,6 +13,7 @@ export type AccessKeyKind = 'temporary' | 'long-term' | 'bearer' | 'context' | '
 
 const BASE32_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 const KEY_SHAPE = /^[A-Z2-7]{20}$/;
+const MAX_ACCOUNT_ID = 999_999_999_999n;
 
 const KIND_BY_PREFIX: Readonly<Record<string, AccessKeyKind>> = {
   ASIA: 'temporary',
@@ -32,7 +33,8 @@ export function isAccessKeyId(s: string): boolean {
 
 /**
  * The 12-digit account that owns the key, or null when the ID is not 20
- * base32 characters or predates the encoding (5th character I or J).
+ * base32 characters, predates the encoding (5th character I or J) or
+ * decodes to more than 12 digits (no account AWS issued).
  * Only the shape is checked, not the prefix.
  */
 export function accountIdFromAccessKey(id: string): string | null {
@@ -44,5 +46,7 @@ export function accountIdFromAccessKey(id: string): string | null {
   for (const ch of id.slice(4, 14)) bits = (bits << 5n) | BigInt(BASE32_ALPHABET.indexOf(ch));
   const firstSixBytes = bits >> 2n;
   const account = (firstSixBytes & 0x7fffffffff80n) >> 7n;
+  // 41 bits reach 13 digits: such a key was not issued by AWS, and the wire carries 12-digit accounts only.
+  if (account > MAX_ACCOUNT_ID) return null;
   return account.toString().padStart(12, '0');
 }

@@ -142,7 +142,11 @@ function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
   return out;
 }
 
-/** Host names are printable ASCII without spaces; anything else (NUL, UTF-8) is refused, not guessed at. */
+/**
+ * Host names are printable ASCII without spaces; anything else (NUL, UTF-8) is refused, not guessed at.
+ * One trailing dot is tolerated and dropped; an empty label ("a..b", ".a", "a..", ".") is refused, so
+ * the name reported never ends with a dot.
+ */
 function decodeHostName(bytes: Uint8Array): string {
   if (bytes.length === 0) throw new Malformed('empty server_name');
   let out = '';
@@ -150,7 +154,10 @@ function decodeHostName(bytes: Uint8Array): string {
     if (b < 0x21 || b > 0x7e) throw new Malformed('server_name is not printable ASCII');
     out += String.fromCharCode(b >= 0x41 && b <= 0x5a ? b + 32 : b);
   }
-  return out.endsWith('.') ? out.slice(0, -1) : out;
+  const name = out.endsWith('.') ? out.slice(0, -1) : out;
+  if (name === '' || name.startsWith('.') || name.endsWith('.') || name.includes('..'))
+    throw new Malformed('server_name has an empty label');
+  return name;
 }
 
 /** RFC 6066 §3: the first host_name entry; other name types are skipped. */

@@ -6,7 +6,7 @@
  *                     │ syntax errors           │ schema issues (paths)
  *                     └────────── positions from the document ─────────┘
  */
-import { LineCounter, parseDocument, isNode, isMap, isScalar, type Document } from 'yaml';
+import { LineCounter, parseDocument, isNode, isMap, isScalar, visit, type Document } from 'yaml';
 import type { z } from 'zod';
 
 export interface ConfigProblem {
@@ -41,7 +41,7 @@ export function formatProblems(header: string, problems: readonly ConfigProblem[
 /** Parses YAML (JSON is valid YAML) with positions, or returns the syntax errors. */
 export function parseYaml(text: string): { ok: true; doc: Document; lines: LineCounter } | { ok: false; problems: ConfigProblem[] } {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true, logLevel: 'error' });
   if (doc.errors.length > 0) {
     return {
       ok: false,
@@ -82,13 +82,37 @@ function positionOf(doc: Document, lines: LineCounter, path: readonly PropertyKe
 export function loadConfigText<S extends z.ZodType>(text: string, schema: S): ConfigResult<z.output<S>> {
   const parsed = parseYaml(text);
   if (!parsed.ok) return parsed;
-  const js = documentToJs(parsed.doc);
+  const js = documentToJs(parsed.doc, parsed.lines);
   if (!js.ok) return js;
   return validateConfig(js.value ?? {}, schema, (path, atKey) => positionOf(parsed.doc, parsed.lines, path, atKey));
 }
 
-/** The document as plain data; unresolved aliases and alias bombs are problems, not exceptions. */
-export function documentToJs(doc: Document): { ok: true; value: unknown } | { ok: false; problems: ConfigProblem[] } {
+/**
+ * An alias inside the node its anchor names (`a: &x {b: *x}`) makes a value
+ * that contains itself: no config key accepts one, and the messages about it
+ * could never print it. Each such alias is a problem at its own position.
+ */
+function selfReferences(doc: Document, lines?: LineCounter): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  visit(doc, {
+    Alias(_key, alias) {
+      const target = alias.resolve(doc);
+      if (!target?.range || !alias.range || alias.range[0] < target.range[0] || alias.range[1] > target.range[1]) return;
+      const pos = lines?.linePos(alias.range[0]);
+      problems.push({
+        path: '',
+        message: `YAML error: alias *${alias.source} refers to the node that contains it (a value cannot contain itself)`,
+        ...(pos ? { line: pos.line, column: pos.col } : {}),
+      });
+    },
+  });
+  return problems;
+}
+
+/** The document as plain data; unresolved, self-referencing aliases and alias bombs are problems, not exceptions. */
+export function documentToJs(doc: Document, lines?: LineCounter): { ok: true; value: unknown } | { ok: false; problems: ConfigProblem[] } {
+  const cycles = selfReferences(doc, lines);
+  if (cycles.length > 0) return { ok: false, problems: cycles };
   try {
     return { ok: true, value: doc.toJS({ maxAliasCount: 100 }) as unknown };
   } catch (err) {

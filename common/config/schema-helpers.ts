@@ -4,8 +4,18 @@ import { LOG_LEVELS } from '../log/levels.js';
 import { parseCidr } from '../cidr/cidr-set.js';
 import { parseDuration, parseSize } from './units.js';
 
-/** A value as the user wrote it, for messages. */
-export const show = (v: unknown): string => JSON.stringify(v) ?? String(v);
+const SHOW_MAX = 120;
+
+/** A value as the user wrote it, for messages: at most 120 characters, and never a throw (a BigInt or a cycle). */
+export const show = (v: unknown): string => {
+  let text: string;
+  try {
+    text = JSON.stringify(v) ?? String(v);
+  } catch {
+    text = Object.prototype.toString.call(v);
+  }
+  return text.length > SHOW_MAX ? `${text.slice(0, SHOW_MAX)}…` : text;
+};
 
 /** Error text for a required key: "required: …" when absent, "expected …, got …" when present but mistyped. */
 export function required(what: string, expected: string): (issue: { input: unknown }) => string {

@@ -25,7 +25,7 @@ export async function readTopLevelKeys(
   }
   const parsed = parseYaml(text);
   if (!parsed.ok) return parsed;
-  const resolved = documentToJs(parsed.doc);
+  const resolved = documentToJs(parsed.doc, parsed.lines);
   if (!resolved.ok) return resolved;
   const js = resolved.value;
   if (js === null || typeof js !== 'object' || Array.isArray(js))

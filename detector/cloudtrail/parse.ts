@@ -86,7 +86,8 @@ const isoTime = z
   .string()
   .refine((v) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(v) && Number.isFinite(Date.parse(v)), 'not an ISO-8601 time');
 
-const recordSchema = z.object({
+/** The fields correlation reads, as a schema; exported so tests can hold `quickCheck` to it. */
+export const cloudTrailRecordSchema = z.object({
   eventVersion,
   eventID: str.min(1),
   eventTime: isoTime,
@@ -115,7 +116,7 @@ const recordSchema = z.object({
   }),
 });
 
-type RecordShape = z.infer<typeof recordSchema>;
+type RecordShape = z.infer<typeof cloudTrailRecordSchema>;
 
 const isStr = (v: unknown): v is string => typeof v === 'string';
 const isNonEmpty = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
@@ -127,7 +128,7 @@ const ISO_PREFIX = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
 /**
  * The common case checked by hand (a replay decides hundreds of thousands of
  * records a second); any doubt falls back to the schema, which also words
- * the reason. Accepts exactly what `recordSchema` accepts.
+ * the reason. Accepts exactly what `cloudTrailRecordSchema` accepts.
  */
 function quickCheck(r: Record<string, unknown>): r is RecordShape & Record<string, unknown> {
   const id = r.userIdentity;
@@ -169,7 +170,7 @@ export function normalizeRecord(raw: unknown): NormalizedRecord {
   if (quickCheck(raw)) {
     r = raw;
   } else {
-    const parsed = recordSchema.safeParse(raw);
+    const parsed = cloudTrailRecordSchema.safeParse(raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       const path = issue ? issue.path.map(String).join('.') : '';

@@ -8,7 +8,15 @@ export function toWireShape(value: unknown): unknown {
   if (value instanceof Date) return value.toISOString();
   if (!value || typeof value !== 'object') return value;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[k.charAt(0).toLowerCase() + k.slice(1)] = toWireShape(v);
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    // defineProperty, not assignment: a member named "__proto__" must stay a plain field, not become the prototype.
+    Object.defineProperty(out, k.charAt(0).toLowerCase() + k.slice(1), {
+      value: toWireShape(v),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
   return out;
 }
 

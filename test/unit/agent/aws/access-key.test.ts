@@ -60,6 +60,28 @@ describe('accountIdFromAccessKey', () => {
     );
   });
 
+  // 41 bits decode to 13 digits: a client signing with such a made-up key ID must not put an account
+  // the telemetry schema refuses into an observation (the detector would refuse the whole batch).
+  it.each([
+    ['AKIAPAAAAAAAAAAAAAAA', 'decodes to 1030792151040'],
+    ['ASIA7777777777777777', 'all bits set'],
+  ])('%s → null (%s)', (id) => {
+    expect(accountIdFromAccessKey(id)).toBeNull();
+  });
+
+  it('answers 12 digits or null for every key of the access-key shape', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: fc.constantFrom(...BASE32.split('')), minLength: 16, maxLength: 16 }),
+        fc.constantFrom('AKIA', 'ASIA'),
+        (rest, prefix) => {
+          const r = accountIdFromAccessKey(prefix + rest);
+          expect(r === null || /^\d{12}$/.test(r)).toBe(true);
+        },
+      ),
+    );
+  });
+
   it('never throws on arbitrary input', () => {
     fc.assert(
       fc.property(fc.string(), (s) => {

@@ -92,6 +92,11 @@ describe('parseClientHello on synthetic input', () => {
     ],
     ['a NUL in the server name', hello({ sni: 'evil.com\u0000.amazonaws.com' }), /not printable ASCII/],
     ['an empty server name', hello({ sni: '' }), /empty server_name/],
+    // "a.." used to be read as "a." — a name that still ended with a dot, and so never equalled the CONNECT host.
+    ['a server name with two trailing dots', hello({ sni: 'sts.amazonaws.com..' }), /empty label/],
+    ['a server name of one dot', hello({ sni: '.' }), /empty label/],
+    ['a server name with an empty label', hello({ sni: 'sts..amazonaws.com' }), /empty label/],
+    ['a server name with a leading dot', hello({ sni: '.amazonaws.com' }), /empty label/],
     ['an empty ALPN protocol', hello({ alpnRaw: Buffer.from([0]) }), /empty ALPN protocol/],
     ['an empty ALPN list', hello({ alpnRaw: Buffer.alloc(0) }), /empty ALPN list/],
     ['a session id over 32 bytes', hello({ sessionIdLength: 33 }), /session_id length 33/],

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { formatPath, formatProblem, loadConfigText, parseYaml, validateConfig } from '../../../../common/config/load.js';
+import { show } from '../../../../common/config/schema-helpers.js';
+import { agentConfigSchema } from '../../../../agent/config/schema.js';
+import { detectorConfigSchema } from '../../../../detector/config/schema.js';
 
 /** A small strict schema so these tests do not depend on the agent's or detector's. */
 const schema = z.strictObject({
@@ -169,9 +172,55 @@ describe('loadConfigText', () => {
     expect(r.ok).toBe(false);
   });
 
+  // An alias inside its own anchor builds a value that contains itself; the messages about it used to
+  // throw "Converting circular structure to JSON" out of check-config and a SIGHUP reload.
+  it('reports an alias inside its own anchor as a problem at the alias', () => {
+    const r = loadConfigText('name: x\nnested: &n\n  deep: *n\n', schema);
+    expect(r).toEqual({
+      ok: false,
+      problems: [
+        {
+          path: '',
+          message: 'YAML error: alias *n refers to the node that contains it (a value cannot contain itself)',
+          line: 3,
+          column: 9,
+        },
+      ],
+    });
+  });
+
+  it('reports a merge key that merges its own mapping as a problem', () => {
+    const r = loadConfigText('name: x\nnested: &n\n  deep:\n    <<: *n\n', schema);
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.problems[0]?.message).toMatch(/alias \*n refers to the node that contains it/);
+  });
+
+  it('never throws on a self-referencing value in the agent and detector schemas', () => {
+    for (const [text, s] of [
+      ['gateway: &a {id: *a, egress_cidrs: [1.2.3.4/32]}\n', agentConfigSchema],
+      ['proxy: &a {listen: *a}\ngateway: {id: x, egress_cidrs: [1.2.3.4/32]}\n', agentConfigSchema],
+      ['gateways: &g [{id: *g}]\n', detectorConfigSchema],
+    ] as const) {
+      const r = loadConfigText(text, s);
+      expect(r.ok).toBe(false);
+    }
+  });
+
   it('resolves a few ordinary aliases', () => {
     const r = loadConfigText('name: &n shared\nnested: {deep: {flag: true}}\nitems: [{id: 1}]\n', schema);
     expect(r).toEqual({ ok: true, value: { name: 'shared', port: 80, items: [{ id: 1 }], nested: { deep: { flag: true } } } });
+  });
+});
+
+describe('show (values in messages)', () => {
+  it('never throws and stays short', () => {
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(show(cyclic)).toBe('[object Object]');
+    expect(show(10n)).toBe('[object BigInt]');
+    expect(show('x'.repeat(500))).toHaveLength(121);
+    expect(show(undefined)).toBe('undefined');
+    expect(show({ a: 1 })).toBe('{"a":1}');
   });
 });
 

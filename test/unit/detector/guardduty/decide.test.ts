@@ -5,6 +5,7 @@ import {
   type CloudTrailUse,
   type GuardDutyFindingView,
 } from '../../../../detector/guardduty/decide.js';
+import { wireFinding } from '../../../../detector/guardduty/wire-shape.js';
 import { context, heartbeat, KEY, keyResource, MIN, observation, SEC, T } from '../scenario.js';
 
 const FIRST = '2024-05-01T12:01:07.000Z';
@@ -129,6 +130,18 @@ describe('parseGuardDutyFinding', () => {
     expect(parseGuardDutyFinding({ 'detail-type': 'GuardDuty Finding', source: 'aws.guardduty', detail: [] })).toMatchObject({
       kind: 'invalid',
     });
+  });
+
+  // The SDK-name fold assigned each member, so a member named "__proto__" became the prototype and the
+  // finding's missing fields were read from inside it.
+  it('keeps a "__proto__" member of an SDK-shaped finding a plain field', () => {
+    const sdk = JSON.parse(
+      '{"Id":"f-1","__proto__":{"Type":"UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS","Resource":{"AccessKeyDetails":{"AccessKeyId":"ASIAEXAMPLEEXAMPLE12"}}}}',
+    ) as unknown;
+    const wire = wireFinding(sdk) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(wire)).toBe(Object.prototype);
+    expect(Object.keys(wire)).toEqual(['id', '__proto__']);
+    expect(parseGuardDutyFinding(wire)).toEqual({ kind: 'invalid', reason: 'type: required string' });
   });
 
   it('reads an IPv6 remote address', () => {
