@@ -17,7 +17,10 @@ import { applyHotReload } from '../common/config/hot-reload.js';
 import type { AgentConfig } from './config/schema.js';
 import { createAgentMetrics, type AgentMetrics } from './metrics/metrics.js';
 import { ForwardProxy } from './proxy/proxy-server.js';
+import { ConnectionPath } from './proxy/connection-path.js';
 import { systemDialDeps, type DialDeps } from './proxy/dialer.js';
+import { TransparentListener } from './transparent/transparent-listener.js';
+import { loadOriginalDestinationReader, type OriginalDestinationReader } from './transparent/original-destination.js';
 import { buildProxySettings } from './settings.js';
 import { Aggregator } from './observe/model/aggregator.js';
 import { fanOut, type Observer } from './observe/model/observation.js';
@@ -37,11 +40,15 @@ export interface AgentDeps {
   dial?: DialDeps;
   /** A --log-level given on the command line wins over log.level, on start and on every reload. */
   logLevelOverride?: string;
+  /** How redirected connections' original destinations are read (default: the native addon, when built). */
+  originalDestination?: OriginalDestinationReader;
 }
 
 export interface AgentAddresses {
   proxy: AddressInfo;
   admin: AddressInfo;
+  /** Null without a `transparent` section. */
+  transparent: AddressInfo | null;
 }
 
 /**
@@ -67,6 +74,12 @@ export const AGENT_HOT_KEYS: readonly string[] = [
   'log.level',
 ];
 
+/**
+ * The transparent listener's accept queue: a redirect hands it every routed client's new
+ * connections at once (after an outage, a fleet's SDK retries), more than Node's default 511.
+ */
+const TRANSPARENT_BACKLOG = 4096;
+
 export class AgentApp {
   readonly metrics: AgentMetrics;
   readonly registry: Registry;
@@ -74,7 +87,10 @@ export class AgentApp {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly startedAt: number;
+  private path: ConnectionPath | null = null;
   private proxy: ForwardProxy | null = null;
+  private transparent: TransparentListener | null = null;
+  private originalDestination: OriginalDestinationReader | null = null;
   private readonly admin;
   private readonly aggregator: Aggregator;
   private pipeline: TelemetryPipeline | null = null;
@@ -108,7 +124,12 @@ export class AgentApp {
       registry: this.registry,
       readiness: () => ({
         ready: this.listening,
-        checks: { proxy_listening: this.proxy?.server.listening ?? false, admin_listening: true, config_loaded: true },
+        checks: {
+          proxy_listening: this.proxy?.server.listening ?? false,
+          ...(this.config.transparent ? { transparent_listening: this.transparent?.server.listening ?? false } : {}),
+          admin_listening: true,
+          config_loaded: true,
+        },
       }),
       routes: { '/status': () => this.status() },
     });
@@ -119,8 +140,16 @@ export class AgentApp {
       gateway_id: this.config.gateway.id,
       version: this.deps.version,
       started_at: new Date(this.startedAt).toISOString(),
-      active_tunnels: this.proxy?.activeTunnels ?? 0,
+      active_tunnels: this.path?.activeTunnels ?? 0,
       inspect: this.config.inspect !== null,
+      transparent: this.config.transparent
+        ? {
+            listen: this.config.transparent.listen.text,
+            original_destination: this.originalDestination?.available
+              ? 'available'
+              : (this.originalDestination?.unavailableReason ?? 'not started'),
+          }
+        : null,
       spool: this.shipping?.stats() ?? null,
     };
   }
@@ -147,24 +176,32 @@ export class AgentApp {
         { ip: c.proxy.listen.host, port: c.proxy.listen.port },
         { ip: c.admin.listen.host, port: adminAddr.port },
       ];
-      this.proxy = new ForwardProxy({
+      if (c.transparent) this.self.push({ ip: c.transparent.listen.host, port: c.transparent.listen.port });
+      this.path = new ConnectionPath({
         settings: buildProxySettings(c, this.self, this.inspector?.inspector ?? null),
         observer: this.observer,
         metrics: this.metrics,
         logger: this.logger,
         deps: this.deps.dial ?? systemDialDeps,
         now: this.now,
-        maxHeaderBytes: c.proxy.max_header_bytes,
-        headerTimeoutMs: c.proxy.header_timeout,
         maxSocketsPerOrigin: c.upstream.max_connections_per_origin,
         keepAliveTimeoutMs: c.upstream.keep_alive_timeout,
       });
+      this.proxy = new ForwardProxy({
+        path: this.path,
+        logger: this.logger,
+        now: this.now,
+        maxHeaderBytes: c.proxy.max_header_bytes,
+        headerTimeoutMs: c.proxy.header_timeout,
+      });
       const proxyAddr = await listen(this.proxy.server, c.proxy.listen.host, c.proxy.listen.port);
+      const transparentAddr = c.transparent ? await this.startTransparent(c.transparent, c) : null;
       this.self = [
         { ip: c.proxy.listen.host, port: proxyAddr.port },
         { ip: c.admin.listen.host, port: adminAddr.port },
+        ...(c.transparent && transparentAddr ? [{ ip: c.transparent.listen.host, port: transparentAddr.port }] : []),
       ];
-      this.proxy.setSettings(buildProxySettings(c, this.self, this.inspector?.inspector ?? null));
+      this.path.setSettings(buildProxySettings(c, this.self, this.inspector?.inspector ?? null));
       this.pipeline = new TelemetryPipeline({
         gatewayId: c.gateway.id,
         agentVersion: this.deps.version,
@@ -175,18 +212,24 @@ export class AgentApp {
         aggregator: this.aggregator,
         sinks: this.sinksFor(c),
         spoolStats: () => this.shipping?.stats() ?? { batches: 0, bytes: 0 },
-        extraCounts: () => ({ activeTunnels: this.proxy?.activeTunnels ?? 0 }),
+        extraCounts: () => ({ activeTunnels: this.path?.activeTunnels ?? 0 }),
         metrics: this.metrics,
         logger: this.logger,
         now: this.now,
       });
       this.pipeline.start();
       this.shipping?.start();
-      this.addresses = { proxy: proxyAddr, admin: adminAddr };
+      this.addresses = { proxy: proxyAddr, admin: adminAddr, transparent: transparentAddr };
       this.listening = true;
       this.markReload(true);
       this.logger.info(
-        { event: 'started', ...effectiveSettings(c), proxy_port: proxyAddr.port, admin_port: adminAddr.port },
+        {
+          event: 'started',
+          ...effectiveSettings(c),
+          proxy_port: proxyAddr.port,
+          admin_port: adminAddr.port,
+          ...(transparentAddr ? { transparent_port: transparentAddr.port } : {}),
+        },
         'egress-witness agent started',
       );
       return this.addresses;
@@ -196,9 +239,34 @@ export class AgentApp {
     }
   }
 
+  /** The transparent listener; says once, at start, when original destinations cannot be read. */
+  private async startTransparent(t: NonNullable<AgentConfig['transparent']>, c: AgentConfig): Promise<AddressInfo> {
+    const path = this.path;
+    const proxy = this.proxy;
+    if (!path || !proxy) throw new Error('the proxy is not running');
+    const reader = this.deps.originalDestination ?? loadOriginalDestinationReader();
+    this.originalDestination = reader;
+    this.metrics.transparentOriginalDestination.set(reader.available ? 1 : 0);
+    if (!reader.available)
+      this.logger.warn(
+        { event: 'original_destination_unavailable', reason: reader.unavailableReason },
+        `redirected connections' original destinations cannot be read (${reader.unavailableReason ?? 'unknown'}): the transparent listener assumes port 443 for TLS and 80 for HTTP and cannot report the address a client dialled`,
+      );
+    this.transparent = new TransparentListener({
+      path,
+      httpServer: proxy,
+      originalDestination: reader,
+      metrics: this.metrics,
+      logger: this.logger,
+      now: this.now,
+      headerTimeoutMs: c.proxy.header_timeout,
+    });
+    return listen(this.transparent.server, t.listen.host, t.listen.port, TRANSPARENT_BACKLOG);
+  }
+
   private inspectorDeps() {
     const policy = () => {
-      const live = this.proxy?.currentSettings;
+      const live = this.path?.settings;
       if (!live) throw new Error('the proxy is not running');
       return { policy: live.policy, overrides: live.overrides };
     };
@@ -244,7 +312,7 @@ export class AgentApp {
       // The inspector (CA, leaf cache, upstream pool) is rebuilt only when what it is made of changed.
       const rebuild = inspectorInputs(next) !== inspectorInputs(this.config);
       const inspector = !rebuild ? this.inspector : next.inspect ? await buildInspector(next, this.inspectorDeps()) : null;
-      this.proxy?.setSettings(buildProxySettings(next, this.self, inspector?.inspector ?? null));
+      this.path?.setSettings(buildProxySettings(next, this.self, inspector?.inspector ?? null));
       if (rebuild) {
         this.inspector?.close();
         this.inspector = inspector;
@@ -275,9 +343,10 @@ export class AgentApp {
   /** Drains tunnels up to `drainMs`, flushes telemetry, closes everything. */
   async stop(drainMs = this.config.proxy.drain_timeout): Promise<void> {
     this.listening = false;
-    if (this.proxy) {
-      this.logger.info({ event: 'draining', active_tunnels: this.proxy.activeTunnels, deadline_ms: drainMs }, 'draining');
-      const { remaining } = await this.proxy.drain(this.now() + drainMs);
+    if (this.path && this.proxy) {
+      this.logger.info({ event: 'draining', active_tunnels: this.path.activeTunnels, deadline_ms: drainMs }, 'draining');
+      const listeners = this.transparent ? [this.proxy, this.transparent] : [this.proxy];
+      const { remaining } = await this.path.drain(this.now() + drainMs, listeners);
       if (remaining > 0)
         this.logger.warn({ event: 'drain_deadline', closed_tunnels: remaining }, 'drain deadline reached; closed the remaining tunnels');
     }
@@ -309,6 +378,7 @@ function effectiveSettings(c: AgentConfig): Record<string, unknown> {
     egress_cidrs: c.gateway.egress_cidrs,
     networks: c.networks.map((n) => `${n.name}=${n.cidrs.join(',')}`),
     listen: c.proxy.listen.text,
+    transparent_listen: c.transparent?.listen.text ?? null,
     admin_listen: c.admin.listen.text,
     allowed_ports: c.proxy.allowed_ports,
     allow_destination_cidrs: c.proxy.allow_destination_cidrs,

@@ -15,6 +15,10 @@ export const ACCEPTED_SCHEMA_VERSIONS: readonly number[] = [SCHEMA_VERSION, SCHE
 export const OBSERVATION_MODES = ['tunnel', 'inspect', 'http'] as const;
 export type ObservationMode = (typeof OBSERVATION_MODES)[number];
 
+/** How a connection reached the agent: a client's proxy request, or the kernel's redirect (transparent listener). */
+export const CAPTURES = ['explicit', 'transparent'] as const;
+export type Capture = (typeof CAPTURES)[number];
+
 /** How a tunnel or request ended. Closed set: used as a metric label too. */
 export const OUTCOMES = [
   'ok',
@@ -62,6 +66,16 @@ export const observationSchema = z.object({
   host: z.string().min(1).max(255),
   port: z.number().int().min(1).max(65535),
   resolvedIp: z.string().max(45).nullable().optional(),
+  /**
+   * How the connection reached the agent. A compatible extension of schema 1: agents before it
+   * never send it (read as "explicit"), detectors before it drop it as an unknown field.
+   */
+  capture: z.enum(CAPTURES).optional(),
+  /**
+   * Redirected connections: the address the client dialled when it is not among the addresses
+   * the SNI / Host name resolved to (the agent connected to those). Same compatibility as capture.
+   */
+  originalIp: z.string().max(45).nullable().optional(),
   aws: awsEndpointSchema.nullable(),
   accessKeyId: accessKeyId.nullable(),
   keyKind: z.enum(KEY_KINDS).nullable().optional(),

@@ -22,7 +22,7 @@ import { serviceLabel, type AgentMetrics } from '../metrics/metrics.js';
 import { statusClass, type Observer } from '../observe/model/observation.js';
 import type { HostPatternSet } from '../net/resolve-overrides.js';
 import type { LeafMinter } from '../tls/leaf-minter.js';
-import type { Inspector, InspectContext, InspectSummary } from '../proxy/proxy-server.js';
+import type { Inspector, InspectContext, InspectSummary } from '../proxy/connection-path.js';
 import { peekClientHello } from './peek-client-hello.js';
 import { actionReader, describeRequest } from './describe-request.js';
 import { classifyEndpoint, type AwsEndpoint } from '../aws/endpoint.js';
@@ -161,9 +161,11 @@ export class TlsInspector implements Inspector {
       clientIp: ctx.clientIp,
       network: ctx.network,
       mode: 'inspect',
+      capture: ctx.capture,
       host: ctx.target.host,
       port: ctx.target.port,
       resolvedIp: null,
+      originalIp: ctx.originalIp,
       aws: ctx.aws,
       key: null,
       action: null,
@@ -304,9 +306,11 @@ export class TlsInspector implements Inspector {
       clientIp: ctx.clientIp,
       network: ctx.network,
       mode: 'inspect',
+      capture: ctx.capture,
       host: ctx.target.host,
       port: ctx.target.port,
       resolvedIp: null,
+      originalIp: ctx.originalIp,
       aws,
       key: d.key,
       action: reader.action(),

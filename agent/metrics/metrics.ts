@@ -70,6 +70,9 @@ export interface AgentMetrics extends DaemonMetrics {
   certCacheMisses: Counter;
   upstreamDuration: Histogram;
   unattributedRequests: Counter<'reason'>;
+  transparentRejected: Counter<'reason'>;
+  transparentOriginalMismatch: Counter;
+  transparentOriginalDestination: Gauge;
   observationsDropped: Counter<'reason'>;
   observationsPending: Gauge;
   spoolBytes: Gauge;
@@ -95,18 +98,18 @@ export function createAgentMetrics(registry: Registry, build: { version: string;
     ...createDaemonMetrics(registry, build),
     proxyRequests: new Counter({
       name: 'egress_witness_proxy_requests_total',
-      help: 'Proxy requests by kind (connect, http, invalid) and outcome.',
+      help: 'Proxy requests by kind (connect, http, invalid; transparent for redirected TLS connections, transparent_http for requests on redirected plain-HTTP connections) and outcome.',
       labelNames: ['kind', 'outcome'],
       registers: r,
     }),
     tunnelsActive: new Gauge({
       name: 'egress_witness_tunnels_active',
-      help: 'Open CONNECT tunnels (including inspected ones).',
+      help: 'Open tunnels, CONNECT and redirected (transparent) alike, inspected ones included.',
       registers: r,
     }),
     tunnelsMax: new Gauge({
       name: 'egress_witness_tunnels_max',
-      help: 'The tunnel cap (proxy.max_tunnels): CONNECTs beyond it are refused.',
+      help: 'The tunnel cap (proxy.max_tunnels): CONNECTs and redirected connections beyond it are refused.',
       registers: r,
     }),
     tunnelBytes: new Counter({
@@ -168,6 +171,22 @@ export function createAgentMetrics(registry: Registry, build: { version: string;
       name: 'egress_witness_unattributed_requests_total',
       help: 'Inspected or plain-HTTP requests without an access key, by reason.',
       labelNames: ['reason'],
+      registers: r,
+    }),
+    transparentRejected: new Counter({
+      name: 'egress_witness_transparent_rejected_total',
+      help: 'Redirected connections closed before they could be routed, by reason (no-sni, bad-sni, malformed-hello, header-timeout, not-tls-or-http, malformed-http, no-host, client-closed).',
+      labelNames: ['reason'],
+      registers: r,
+    }),
+    transparentOriginalMismatch: new Counter({
+      name: 'egress_witness_transparent_original_ip_mismatch_total',
+      help: 'Redirected connections whose original destination is not among the addresses their SNI / Host name resolves to (the agent connected to those).',
+      registers: r,
+    }),
+    transparentOriginalDestination: new Gauge({
+      name: 'egress_witness_transparent_original_destination_available',
+      help: 'Whether the transparent listener can read original destinations (1) or assumes port 443 for TLS and 80 for HTTP (0, the native addon is missing).',
       registers: r,
     }),
     observationsDropped: new Counter({

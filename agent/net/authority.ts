@@ -70,3 +70,15 @@ export function parseAbsoluteUrl(url: string): AbsoluteTarget | { error: 'bad-ur
   const path = rawPath.startsWith('?') ? `/${rawPath}` : rawPath;
   return { ...host, port, path: path.split('#')[0] ?? '/' };
 }
+
+/** A `Host` header value: `host`, `host:port`, `[v6]` or `[v6]:port`; null when it is none of those. */
+export function parseHostHeader(value: string | undefined): { host: string; isIp: boolean; port: number | null } | null {
+  if (value === undefined) return null;
+  const m = /^(\[[^\]]+\]|[^:[\]]+)(?::(\d+))?$/.exec(value.trim());
+  if (!m) return null;
+  const host = normalizeHost(m[1] ?? '');
+  if (!host) return null;
+  if (m[2] === undefined) return { ...host, port: null };
+  const port = parsePort(m[2]);
+  return port === null ? null : { ...host, port };
+}

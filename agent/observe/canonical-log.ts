@@ -23,11 +23,13 @@ export function canonicalLogObserver(logger: Logger, metrics: AgentMetrics): Obs
         {
           event,
           mode: e.mode,
+          capture: e.capture,
           client_ip: e.clientIp,
           network: e.network,
           host: e.host,
           port: e.port,
           resolved_ip: e.resolvedIp,
+          original_ip: e.originalIp,
           aws_service: e.aws?.service ?? null,
           aws_region: e.aws?.region ?? null,
           key: e.key ? maskAccessKeyId(e.key.accessKeyId) : null,
@@ -40,7 +42,7 @@ export function canonicalLogObserver(logger: Logger, metrics: AgentMetrics): Obs
           reason: e.reason,
         },
         refused
-          ? `${e.mode === 'http' ? 'request' : 'CONNECT'} refused`
+          ? `${e.mode === 'http' ? 'request' : e.capture === 'transparent' ? 'redirected connection' : 'CONNECT'} refused`
           : interceptFailed
             ? 'TLS interception failed; nothing was forwarded'
             : event === 'request'

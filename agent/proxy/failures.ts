@@ -25,7 +25,15 @@ export type ProxyFailure =
   | { kind: 'client-not-allowed' }
   | {
       kind: 'bad-request';
-      reason: 'origin-form' | 'bad-authority' | 'bad-url' | 'unsupported-scheme' | 'header-too-large' | 'header-timeout' | 'malformed';
+      reason:
+        | 'origin-form'
+        | 'bad-authority'
+        | 'bad-url'
+        | 'unsupported-scheme'
+        | 'header-too-large'
+        | 'header-timeout'
+        | 'malformed'
+        | 'no-host';
     }
   | { kind: 'destination-denied'; reason: DestinationDenyReason }
   | { kind: 'dns-failure'; code: string }
@@ -150,6 +158,18 @@ export function rawFailureResponse(f: ProxyFailure): string {
     'Connection: close\r\n\r\n' +
     body
   );
+}
+
+/**
+ * A fatal TLS alert record (RFC 8446 §6) refusing a redirected TLS connection
+ * before any handshake: the client speaks TLS to what it takes for the real
+ * endpoint, so an HTTP answer would only be garbage to it. Policy refusals
+ * are `access_denied`, a name that did not resolve `unrecognized_name`, the
+ * rest `internal_error`; the reason is in the canonical line and observation.
+ */
+export function tlsAlertRecord(f: ProxyFailure): Buffer {
+  const description = f.kind === 'destination-denied' || f.kind === 'client-not-allowed' ? 49 : f.kind === 'dns-failure' ? 112 : 80;
+  return Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description]);
 }
 
 /** Metric label for a failure (bounded). */

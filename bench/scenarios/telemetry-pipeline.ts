@@ -25,9 +25,11 @@ function event(i: number, now: number): ObservationEvent {
     clientIp: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
     network: 'vpc-prod',
     mode: 'inspect',
+    capture: 'explicit',
     host: 'sts.us-east-1.amazonaws.com',
     port: 443,
     resolvedIp: '127.0.0.1',
+    originalIp: null,
     aws: { service: 'sts', region: 'us-east-1', partition: 'aws' },
     key: {
       accessKeyId: accessKeyId(100_000 + i),

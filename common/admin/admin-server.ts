@@ -55,12 +55,15 @@ export function createAdminServer(opts: AdminServerOptions): http.Server {
   return server;
 }
 
-/** Listens and resolves with the bound address, or rejects with the listen error (EADDRINUSE…). */
-export function listen(server: http.Server | NetServer, host: string, port: number): Promise<AddressInfo> {
+/**
+ * Listens and resolves with the bound address, or rejects with the listen error (EADDRINUSE…).
+ * `backlog`: the accept queue (Node's default 511; the kernel caps it at net.core.somaxconn).
+ */
+export function listen(server: http.Server | NetServer, host: string, port: number, backlog?: number): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
     server.once('error', onError);
-    server.listen({ host, port, exclusive: true }, () => {
+    server.listen({ host, port, exclusive: true, ...(backlog !== undefined ? { backlog } : {}) }, () => {
       server.off('error', onError);
       resolve(server.address() as AddressInfo);
     });

@@ -30,6 +30,7 @@ export function toEvidence(s: Sighting, atMs: number): Evidence {
     region: s.region,
     action: s.action,
     mode: s.mode,
+    capture: s.capture,
     deltaMs: distanceMs(s, atMs),
   };
 }
@@ -81,7 +82,7 @@ export function shortDuration(ms: number): string {
   return `${ms}ms`;
 }
 
-/** `10.20.3.4 (vpc-prod)` or `192.168.9.9 (no routed network)`. */
+/** `10.20.3.4 (vpc-prod)`, `10.20.3.4 (vpc-prod, transparent)` (redirected by the gateway) or `192.168.9.9 (no routed network)`. */
 export function describeClient(s: Sighting): string {
-  return `${s.clientIp} (${s.network ?? 'no routed network'})`;
+  return `${s.clientIp} (${s.network ?? 'no routed network'}${s.capture === 'transparent' ? ', transparent' : ''})`;
 }

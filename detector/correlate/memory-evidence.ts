@@ -76,6 +76,7 @@ export class MemoryEvidence implements EvidenceView {
       action: i.get(record.action),
       accessKeyId: i.get(record.accessKeyId),
       mode: record.mode,
+      capture: record.capture ?? 'explicit',
     });
     return true;
   }

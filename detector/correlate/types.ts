@@ -34,6 +34,8 @@ export interface Sighting {
   action: string | null;
   accessKeyId: string | null;
   mode: 'tunnel' | 'inspect' | 'http';
+  /** How the connection reached the gateway's agent: a proxy request, or the kernel's redirect. */
+  capture: 'explicit' | 'transparent';
 }
 
 /** A sighting as recorded with a decision. */
@@ -49,6 +51,8 @@ export interface Evidence {
   region: string | null;
   action: string | null;
   mode: string;
+  /** `explicit` (the client used the proxy) or `transparent` (the gateway redirected it). */
+  capture: string;
   /** Distance from eventTime to the sighting's span; 0 when inside it. */
   deltaMs: number;
 }

@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS batches (gateway_id TEXT NOT NULL, batch_id TEXT NOT 
 CREATE TABLE IF NOT EXISTS observations (
   id INTEGER PRIMARY KEY, gateway_id TEXT NOT NULL, access_key_id TEXT, service TEXT, region TEXT, host TEXT NOT NULL,
   client_ip TEXT NOT NULL, network TEXT, mode TEXT NOT NULL, action TEXT, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, count INTEGER NOT NULL,
-  attests INTEGER NOT NULL);
+  attests INTEGER NOT NULL, capture TEXT NOT NULL DEFAULT 'explicit');
 CREATE INDEX IF NOT EXISTS observations_key ON observations (access_key_id, first_ms) WHERE access_key_id IS NOT NULL AND attests = 1;
 CREATE INDEX IF NOT EXISTS observations_endpoint ON observations (gateway_id, service, region, first_ms) WHERE attests = 1;
 CREATE INDEX IF NOT EXISTS observations_gateway ON observations (gateway_id, last_ms);
@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS findings (id TEXT PRIMARY KEY, finding TEXT NOT NULL,
 CREATE TABLE IF NOT EXISTS guardduty_archived (finding_id TEXT PRIMARY KEY, archived_ms INTEGER NOT NULL);
 `;
 
-const SCHEMA_VERSION = '3';
+const SCHEMA_VERSION = '4';
 
 /**
  * Upgrades of an existing file, by the version it has: each step runs in one
@@ -61,6 +61,8 @@ const MIGRATIONS: Readonly<Record<string, string>> = {
           SELECT gateway_id, batch_id, sequence, received_ms, records FROM batches;
         DROP TABLE batches;
         ALTER TABLE batches_by_gateway RENAME TO batches;`,
+  // 3 → 4: observations remember how the gateway captured them (explicit proxy or transparent redirect).
+  '3': `ALTER TABLE observations ADD COLUMN capture TEXT NOT NULL DEFAULT 'explicit';`,
 };
 
 interface ObservationRow {
@@ -72,6 +74,7 @@ interface ObservationRow {
   client_ip: string;
   network: string | null;
   mode: string;
+  capture: string;
   action: string | null;
   first_ms: number;
   last_ms: number;
@@ -92,6 +95,7 @@ function toSighting(r: ObservationRow): Sighting {
     action: r.action,
     accessKeyId: r.access_key_id,
     mode: r.mode as Sighting['mode'],
+    capture: r.capture === 'transparent' ? 'transparent' : 'explicit',
   };
 }
 
@@ -120,7 +124,7 @@ export class SqliteStore implements DetectorStore {
         'INSERT INTO batches (gateway_id, batch_id, sequence, received_ms, records) VALUES (?, ?, ?, ?, ?) ON CONFLICT (gateway_id, batch_id) DO NOTHING',
       ),
       insertObservation: db.prepare(
-        'INSERT INTO observations (gateway_id, access_key_id, service, region, host, client_ip, network, mode, action, first_ms, last_ms, count, attests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO observations (gateway_id, access_key_id, service, region, host, client_ip, network, mode, action, first_ms, last_ms, count, attests, capture) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       insertHeartbeat: db.prepare('INSERT INTO heartbeats (gateway_id, time_ms) VALUES (?, ?)'),
       keySightings: db.prepare(
@@ -219,6 +223,7 @@ export class SqliteStore implements DetectorStore {
           last,
           r.count,
           ATTESTING_OUTCOMES.has(r.outcome) ? 1 : 0,
+          r.capture ?? 'explicit',
         );
       }
       return { kind: 'stored', records: batch.records.length };

@@ -43,6 +43,8 @@ export interface TestAgent {
   config: AgentConfig;
   proxyPort: number;
   adminPort: number;
+  /** The transparent listener's port; null without a `transparent` section. */
+  transparentPort: number | null;
   dir: string;
   logs: LogSink;
   dial: RecordingDial;
@@ -89,6 +91,7 @@ export async function startAgent(
     config: parsed.value,
     proxyPort: addrs.proxy.port,
     adminPort: addrs.admin.port,
+    transparentPort: addrs.transparent?.port ?? null,
     dir,
     logs,
     dial,

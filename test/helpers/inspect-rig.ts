@@ -24,7 +24,12 @@ export interface InspectRig {
 }
 
 export async function startInspectRig(
-  opts: { upstreamNames?: string[]; proxy?: Record<string, unknown>; inspect?: Record<string, unknown> } = {},
+  opts: {
+    upstreamNames?: string[];
+    proxy?: Record<string, unknown>;
+    inspect?: Record<string, unknown>;
+    transparent?: Record<string, unknown>;
+  } = {},
 ): Promise<InspectRig> {
   const dir = mkdtempSync(join(tmpdir(), 'ew-inspect-rig-'));
   const upstreamCa = await createTestCa('fake AWS CA');
@@ -37,6 +42,7 @@ export async function startInspectRig(
     proxy: { allow_destination_cidrs: ['127.0.0.1/32'], ...opts.proxy },
     inspect: { ca_cert: paths.certPath, ca_key: paths.keyPath, hosts: ['*.amazonaws.com'], ...opts.inspect },
     upstream: { ca_file: upstreamCaFile, resolve: { '*.amazonaws.com': `127.0.0.1:${fake.port}` } },
+    ...(opts.transparent ? { transparent: opts.transparent } : {}),
   });
   return {
     agent,

@@ -1,6 +1,7 @@
 /**
  * Observations aggregated in short windows: the same client, host, port,
- * mode, key, action, outcome and failure reason become one record with a count, first and
+ * mode, capture, key, action, outcome, failure reason and original address
+ * become one record with a count, first and
  * last time, byte sums and status classes — so telemetry volume is bounded
  * by distinct activity, not by request rate. Bounded in memory: when
  * `maxPending` distinct records wait, new distinct ones are dropped and
@@ -22,7 +23,7 @@ export interface AggregatorOptions {
 }
 
 function aggregationKey(e: ObservationEvent): string {
-  return `${e.clientIp}|${e.host}|${e.port}|${e.mode}|${e.key?.accessKeyId ?? ''}|${e.action ?? ''}|${e.outcome}|${e.reason ?? ''}`;
+  return `${e.clientIp}|${e.host}|${e.port}|${e.mode}|${e.capture}|${e.key?.accessKeyId ?? ''}|${e.action ?? ''}|${e.outcome}|${e.reason ?? ''}|${e.originalIp ?? ''}`;
 }
 
 export class Aggregator implements Observer {
@@ -103,6 +104,7 @@ function toRecord(gatewayId: string, e: ObservationEvent, sc: ReturnType<typeof 
     host: e.host,
     port: e.port,
     resolvedIp: e.resolvedIp,
+    capture: e.capture,
     aws: e.aws ? { service: e.aws.service, region: e.aws.region, partition: e.aws.partition } : null,
     accessKeyId: e.key?.accessKeyId ?? null,
     keyKind: e.key?.keyKind ?? null,
@@ -117,6 +119,7 @@ function toRecord(gatewayId: string, e: ObservationEvent, sc: ReturnType<typeof 
     outcome: e.outcome,
   };
   if (e.reason !== null) rec.reason = e.reason;
+  if (e.originalIp !== null) rec.originalIp = e.originalIp;
   if (sc) rec.status = { [sc]: 1 };
   return rec;
 }

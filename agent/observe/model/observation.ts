@@ -2,7 +2,7 @@
  * What the proxy reports when a tunnel closes or a request completes. The
  * proxy hands these to an `Observer` and knows nothing of where they go.
  */
-import type { Outcome, ObservationMode, KeyKind } from '../../../protocol/telemetry.js';
+import type { Outcome, ObservationMode, KeyKind, Capture } from '../../../protocol/telemetry.js';
 
 export interface EndpointInfo {
   service: string;
@@ -26,9 +26,16 @@ export interface ObservationEvent {
   clientIp: string;
   network: string | null;
   mode: ObservationMode;
+  /** How the connection reached the agent: a client's proxy request, or the kernel's redirect. */
+  capture: Capture;
   host: string;
   port: number;
   resolvedIp: string | null;
+  /**
+   * Redirected connections only: the address the client dialled, when the kernel recorded it and
+   * it is not among the addresses the SNI / Host name resolves to (the agent went to those).
+   */
+  originalIp: string | null;
   aws: EndpointInfo | null;
   key: KeyAttribution | null;
   action: string | null;

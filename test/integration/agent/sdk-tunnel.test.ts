@@ -49,6 +49,7 @@ describe('tunnel mode with the AWS SDK', () => {
       type: 'observation',
       gatewayId: 'gw-test',
       mode: 'tunnel',
+      capture: 'explicit',
       host: 'sts.us-east-1.amazonaws.com',
       port: 443,
       clientIp: '127.0.0.1',

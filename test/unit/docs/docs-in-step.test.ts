@@ -63,6 +63,7 @@ const SOURCES = {
   types: join(root, 'detector/correlate/types.ts'),
   guardduty: join(root, 'detector/guardduty/decide.ts'),
   inspector: join(root, 'agent/inspect/inspector.ts'),
+  transparent: join(root, 'agent/transparent/transparent-listener.ts'),
 };
 
 // No lib and no imports: the unions below are self-contained, and this keeps the program fast.
@@ -320,6 +321,12 @@ describe('docs/guardduty.md and docs/inspection.md', () => {
 
   it('documents every way a client earns automatic passthrough', () => {
     expect(missingFrom(literalUnion(SOURCES.inspector, 'PassthroughCause'), inlineCode(doc('inspection.md')))).toEqual([]);
+  });
+});
+
+describe('docs/transparent.md', () => {
+  it('documents every reason a redirected connection is closed before it is routed', () => {
+    expect(missingFrom(literalUnion(SOURCES.transparent, 'TransparentRejectReason'), inlineCode(doc('transparent.md')))).toEqual([]);
   });
 });
 

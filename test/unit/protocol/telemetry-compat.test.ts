@@ -1,6 +1,6 @@
-// The observation `reason` field is a compatible extension of schema 1: a detector that predates it
-// (its schema without the field) still accepts a new agent's batch, and a new detector accepts an old
-// agent's batch without it. Neither side's `outcome` set changed.
+// The observation fields `reason`, `capture` and `originalIp` are compatible extensions of schema 1: a
+// detector that predates them (its schema without the fields) still accepts a new agent's batch, and a
+// new detector accepts an old agent's batch without them. Neither side's `outcome` or `mode` set changed.
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { SCHEMA_VERSION, batchSchema, heartbeatSchema, observationSchema, validateBatch } from '../../../protocol/telemetry.js';
@@ -63,5 +63,33 @@ describe('observation reason: compatible both ways', () => {
       const r = validateBatch(batch({ ...observation, reason: bad }));
       expect(r.ok, JSON.stringify(bad)).toBe(false);
     }
+  });
+});
+
+/** The batch schema as a detector from before `capture` and `originalIp` had it. */
+const preCapture = observationSchema.omit({ capture: true, originalIp: true });
+const preCaptureBatch = batchSchema.extend({ records: z.array(z.discriminatedUnion('type', [preCapture, heartbeatSchema])) });
+
+describe('observation capture and originalIp: compatible both ways', () => {
+  const transparent = { ...observation, mode: 'tunnel', capture: 'transparent', originalIp: '198.51.100.20' };
+
+  it('a new detector accepts records with them, and without them (older agents)', () => {
+    const r = validateBatch(batch(transparent));
+    expect(r.ok && r.batch.records[0]).toMatchObject({ capture: 'transparent', originalIp: '198.51.100.20' });
+    const old = validateBatch(batch(observation));
+    expect(old.ok && old.batch.records[0]).not.toHaveProperty('capture');
+    expect(validateBatch(batch({ ...observation, capture: 'explicit', originalIp: null })).ok).toBe(true);
+  });
+
+  it('an older detector accepts a new agent record and drops the unknown fields', () => {
+    const r = preCaptureBatch.safeParse(batch(transparent));
+    expect(r.success).toBe(true);
+    expect(r.data?.records[0]).not.toHaveProperty('capture');
+    expect(r.data?.records[0]).not.toHaveProperty('originalIp');
+  });
+
+  it('refuses a capture outside its closed set and an over-long originalIp', () => {
+    expect(validateBatch(batch({ ...observation, capture: 'tproxy' })).ok).toBe(false);
+    expect(validateBatch(batch({ ...observation, originalIp: '1'.repeat(46) })).ok).toBe(false);
   });
 });

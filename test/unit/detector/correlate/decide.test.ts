@@ -84,10 +84,21 @@ describe('decide: attested', () => {
           region: 'us-east-1',
           action: 'GetCallerIdentity',
           mode: 'inspect',
+          capture: 'explicit',
           deltaMs: 10 * SEC,
         },
       ],
     });
+  });
+
+  it('a sighting of a redirected client says so, in the evidence and the reason', () => {
+    const d = decide(stsCall(), context([observation({ capture: 'transparent' })]));
+    expect(d).toMatchObject({
+      disposition: 'suppressed',
+      rule: 'attested',
+      evidence: [expect.objectContaining({ capture: 'transparent' })],
+    });
+    expect(d.reason).toBe('gateway gw1 saw key ASIA…MPLE from 10.20.3.4 (vpc-prod, transparent) at 12:00:57Z');
   });
 
   it('attests the S3 data event and the IMDSv1 EC2 call the same way', () => {

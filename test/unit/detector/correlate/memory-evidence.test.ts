@@ -33,6 +33,7 @@ describe('MemoryEvidence', () => {
         action: 'GetCallerIdentity',
         accessKeyId: KEY,
         mode: 'inspect',
+        capture: 'explicit',
       },
     ]);
   });

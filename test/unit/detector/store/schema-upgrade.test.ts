@@ -105,7 +105,7 @@ describe('store schema upgrade', () => {
     } finally {
       store.close();
     }
-    expect(schemaVersion()).toBe('3');
+    expect(schemaVersion()).toBe('4');
     const db = new Database(path, { readonly: true });
     expect(db.prepare('SELECT gateway_id, batch_id FROM batches ORDER BY gateway_id').all()).toEqual([
       { gateway_id: 'gw-b', batch_id: 'shared-batch-id-0001' },
@@ -121,3 +121,78 @@ describe('store schema upgrade', () => {
     expect(() => new SqliteStore(path)).toThrow(/store schema version 99 is not supported/);
   });
 });
+
+describe('store schema upgrade: observations gain capture', () => {
+  it('a file from before capture (version 2) keeps its observations, read as explicit; new ones keep their capture', () => {
+    // A version-2 file: version 1 plus its upgrade, holding one observation from before capture existed.
+    const db = new Database(path);
+    db.exec(V1);
+    db.exec(`ALTER TABLE cloudtrail_files ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE cloudtrail_files ADD COLUMN done INTEGER NOT NULL DEFAULT 1;
+             ALTER TABLE cloudtrail_files ADD COLUMN failure TEXT;`);
+    db.prepare("UPDATE meta SET value = '2' WHERE key = 'schema_version'").run();
+    db.prepare(
+      'INSERT INTO observations (gateway_id, access_key_id, service, region, host, client_ip, network, mode, action, first_ms, last_ms, count, attests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ).run(
+      'gw-a',
+      'ASIAY34FZKBOKMUTVV7A',
+      'sts',
+      'us-east-1',
+      'sts.us-east-1.amazonaws.com',
+      '10.0.0.5',
+      'lab',
+      'inspect',
+      'GetCallerIdentity',
+      1_000,
+      2_000,
+      1,
+      1,
+    );
+    db.close();
+    const store = new SqliteStore(path);
+    try {
+      const legacy = store.keySightings('ASIAY34FZKBOKMUTVV7A', 0, 10_000);
+      expect(legacy.map((s) => s.capture)).toEqual(['explicit']);
+      store.ingestBatch('gw-a', transparentBatch(), 20_000);
+      const all = store.keySightings('ASIAY34FZKBOKMUTVV7A', 0, 1e15);
+      expect(all.map((s) => s.capture)).toEqual(['explicit', 'transparent']);
+    } finally {
+      store.close();
+    }
+    expect(schemaVersion()).toBe('4');
+  });
+});
+
+function transparentBatch(): TelemetryBatch {
+  return {
+    schemaVersion: 1,
+    batchId: 'b-transparent-1',
+    gatewayId: 'gw-a',
+    agent: { version: '0.1.0', startedAt: '2026-01-01T00:00:00.000Z' },
+    sequence: 1,
+    egressCidrs: ['203.0.113.0/28'],
+    sentAt: '2026-01-01T00:00:10.000Z',
+    records: [
+      {
+        type: 'observation',
+        schema: 1,
+        gatewayId: 'gw-a',
+        firstSeen: '2026-01-01T00:00:01.000Z',
+        lastSeen: '2026-01-01T00:00:02.000Z',
+        count: 1,
+        clientIp: '10.0.0.6',
+        network: 'lab',
+        mode: 'inspect',
+        capture: 'transparent',
+        host: 'sts.us-east-1.amazonaws.com',
+        port: 443,
+        aws: { service: 'sts', region: 'us-east-1', partition: 'aws' },
+        accessKeyId: 'ASIAY34FZKBOKMUTVV7A',
+        action: 'GetCallerIdentity',
+        bytesUp: 1,
+        bytesDown: 1,
+        outcome: 'ok',
+      },
+    ],
+  };
+}
