@@ -178,7 +178,7 @@ export class DetectorApp {
       registry: () => this.rt.registry,
       policy: () => this.rt.policy,
       mode: () => this.rt.config.guardduty.mode,
-      defaults: () => ({ region: this.rt.config.guardduty.region, detectorId: this.rt.config.guardduty.detector_id }),
+      target: () => ({ region: this.rt.config.guardduty.region, detectorId: this.rt.config.guardduty.detector_id }),
       webhookKept: () => this.rt.config.guardduty.webhook_kept,
       api: this.api,
       sink,
@@ -210,8 +210,7 @@ export class DetectorApp {
         },
         guardduty: async (values: unknown[]) => {
           const counts: Record<string, number> = { findings: 0 };
-          for (const v of values) {
-            const r = await this.guardduty!.process(v);
+          for (const r of await this.guardduty!.processPushed(values)) {
             counts.findings = (counts.findings ?? 0) + 1;
             const k = r.kind === 'decided' ? r.decision.decision : r.kind;
             counts[k] = (counts[k] ?? 0) + 1;

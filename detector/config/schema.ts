@@ -52,7 +52,7 @@ const guardduty = z
   .strictObject({
     /** report: decide and record only; archive: call ArchiveFindings for the findings the gateways attest. */
     mode: z.enum(['report', 'archive']).default('report'),
-    /** Region and detector for polling (and for archiving when a finding does not name its detector). */
+    /** The detector (and its region) whose findings are polled, read back and archived; never one a finding names. */
     region: z
       .string()
       .regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'expected an AWS region such as "us-east-1"')
@@ -75,6 +75,14 @@ const guardduty = z
   .superRefine((g, ctx) => {
     if (g.poll_interval !== null && (g.region === null || g.detector_id === null)) {
       ctx.addIssue({ code: 'custom', path: ['poll_interval'], message: 'polling needs guardduty.region and guardduty.detector_id' });
+    }
+    if (g.mode === 'archive' && (g.region === null || g.detector_id === null)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['mode'],
+        message:
+          'archive mode needs guardduty.region and guardduty.detector_id: each finding is read back from that detector before it is archived',
+      });
     }
   });
 const ingest = z.strictObject({

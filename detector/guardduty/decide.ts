@@ -41,7 +41,9 @@ export type GuardDutyReason =
   | 'not-outside-aws-type'
   | 'malformed'
   /** egress-witness raised its own finding for the key within the span: the two must not disagree quietly. */
-  | 'detector-finding';
+  | 'detector-finding'
+  /** Pushed, but not read back from the configured detector (set by the processor, never by the rule). */
+  | 'unconfirmed';
 
 export interface CloudTrailUse {
   eventId: string;

@@ -1,6 +1,7 @@
 /**
  * The GuardDuty calls the detector makes, over the AWS SDK: list and get
- * OutsideAWS findings (polling) and archive attested ones. Credentials come
+ * OutsideAWS findings (polling), get findings by id (reading back what was
+ * pushed, and before each archive) and archive attested ones. Credentials come
  * from the SDK's default provider chain; the endpoint can be overridden.
  */
 import https from 'node:https';
@@ -12,6 +13,8 @@ import { toWireShape } from './wire-shape.js';
 
 export interface GuardDutyApi {
   listOutsideAwsFindings(detectorId: string, region: string): Promise<unknown[]>;
+  /** The findings of this detector with these ids, in the wire shape; ids it does not hold are left out. */
+  getFindings(detectorId: string, region: string, findingIds: readonly string[]): Promise<unknown[]>;
   archive(detectorId: string, region: string, findingIds: readonly string[]): Promise<void>;
   close(): void;
 }
@@ -38,6 +41,14 @@ export function sdkGuardDutyApi(opts: GuardDutyApiOptions): GuardDutyApi {
     }
     return c;
   };
+  const getFindings = async (detectorId: string, region: string, findingIds: readonly string[]): Promise<unknown[]> => {
+    const findings: unknown[] = [];
+    for (let i = 0; i < findingIds.length; i += 50) {
+      const got = await client(region).send(new GetFindingsCommand({ DetectorId: detectorId, FindingIds: findingIds.slice(i, i + 50) }));
+      findings.push(...(got.Findings ?? []).map(toWireShape));
+    }
+    return findings;
+  };
   return {
     async listOutsideAwsFindings(detectorId, region) {
       const c = client(region);
@@ -55,13 +66,9 @@ export function sdkGuardDutyApi(opts: GuardDutyApiOptions): GuardDutyApi {
         ids.push(...(page.FindingIds ?? []));
         nextToken = page.NextToken || undefined;
       } while (nextToken && ids.length < 10_000);
-      const findings: unknown[] = [];
-      for (let i = 0; i < ids.length; i += 50) {
-        const got = await c.send(new GetFindingsCommand({ DetectorId: detectorId, FindingIds: ids.slice(i, i + 50) }));
-        findings.push(...(got.Findings ?? []).map(toWireShape));
-      }
-      return findings;
+      return getFindings(detectorId, region, ids);
     },
+    getFindings,
     async archive(detectorId, region, findingIds) {
       for (let i = 0; i < findingIds.length; i += 50) {
         await client(region).send(new ArchiveFindingsCommand({ DetectorId: detectorId, FindingIds: findingIds.slice(i, i + 50) }));

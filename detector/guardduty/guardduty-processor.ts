@@ -5,8 +5,18 @@
  * with retries. Kept findings can go to the webhook, enriched with the reason
  * and the evidence.
  *
- *   EventBridge / poll ─▶ parse ─▶ decide ─▶ store decision ─┬─ archive + mode archive ─▶ ArchiveFindings (retry queue)
- *                                                            └─ keep ─▶ webhook (optional)
+ * Only GuardDuty's word counts: a finding is decided on content read with
+ * GetFindings from the configured detector and region (guardduty.detector_id,
+ * guardduty.region), never from ones a finding names. Polled findings come from
+ * there already; a pushed one (POST /v1/guardduty) only says "look at finding
+ * X": the detector reads X back and decides on what GuardDuty answers. A pushed
+ * finding that cannot be read back is kept and counted. Before every
+ * ArchiveFindings call the finding is read back again and decided again.
+ *
+ *   poll (GetFindings) ──────────────────────────────┐
+ *   push ─▶ id ─▶ GetFindings (configured) ─┬─ found ─┴▶ decide ─▶ store decision ─┬─ archive ─▶ re-read ─▶ decide ─▶ ArchiveFindings (retry queue)
+ *                                           └─ not found / failed / not configured ─▶ keep (unconfirmed, counted)
+ *                                                                                  └─ keep ─▶ webhook (optional)
  */
 import type { Logger } from '../../common/log/logger.js';
 import { boundDepth } from '../../common/json/bounded-depth.js';
@@ -24,7 +34,8 @@ export interface GuardDutyProcessorOptions {
   registry: () => CompiledRegistry;
   policy: () => CorrelationPolicy;
   mode: () => 'report' | 'archive';
-  defaults: () => { region: string | null; detectorId: string | null };
+  /** The detector and region whose findings are read and archived (guardduty.detector_id, guardduty.region). */
+  target: () => { region: string | null; detectorId: string | null };
   webhookKept: () => boolean;
   api: GuardDutyApi | null;
   sink: FindingsSink;
@@ -34,14 +45,32 @@ export interface GuardDutyProcessorOptions {
   retryBaseMs?: number;
 }
 
+/** Why a finding could not be read back from GuardDuty. */
+export type ReadBackFailure = 'not_found' | 'failed' | 'not_configured';
+
 export type ProcessResult =
-  { kind: 'decided'; decision: GuardDutyDecision } | { kind: 'invalid'; reason: string } | { kind: 'seen' } | { kind: 'failed' };
+  | { kind: 'decided'; decision: GuardDutyDecision }
+  | { kind: 'invalid'; reason: string }
+  | { kind: 'seen' }
+  /** Pushed, but GuardDuty could not confirm it: kept, never decided on the pushed content. */
+  | { kind: 'unconfirmed'; why: ReadBackFailure }
+  | { kind: 'failed' };
+
+interface Target {
+  region: string;
+  detectorId: string;
+}
 
 interface ArchiveJob {
-  detectorId: string;
-  region: string;
   findingId: string;
   attempts: number;
+}
+
+const MAX_ARCHIVE_ATTEMPTS = 6;
+
+function findingIdOf(value: unknown): string | null {
+  const id = value && typeof value === 'object' ? (value as { id?: unknown }).id : undefined;
+  return typeof id === 'string' ? id : null;
 }
 
 export class GuardDutyProcessor {
@@ -52,7 +81,93 @@ export class GuardDutyProcessor {
 
   constructor(private readonly opts: GuardDutyProcessorOptions) {}
 
-  /** Never throws: a finding nested too deep is kept truncated (counted); one that fails anyway is counted and skipped. */
+  private target(): Target | null {
+    const t = this.opts.target();
+    return this.opts.api && t.region && t.detectorId ? { region: t.region, detectorId: t.detectorId } : null;
+  }
+
+  /**
+   * Findings pushed to the detector (POST /v1/guardduty). Only their ids are used: each is read
+   * back with GetFindings from the configured detector and region, and GuardDuty's answer is
+   * decided; one that cannot be read back is kept and counted. Never throws.
+   */
+  async processPushed(values: readonly unknown[]): Promise<ProcessResult[]> {
+    const claims = values.map((v) => this.parseClaim(v));
+    const ids = [...new Set(claims.flatMap((c) => (c.kind === 'claim' ? [c.id] : [])))];
+    const read = ids.length > 0 ? await this.readBack(ids) : new Map<string, unknown>();
+    const results: ProcessResult[] = [];
+    for (const c of claims) {
+      if (c.kind !== 'claim') {
+        results.push(c);
+        continue;
+      }
+      const content = typeof read === 'string' ? undefined : read.get(c.id);
+      if (content === undefined) {
+        results.push(this.unconfirmed(c.id, typeof read === 'string' ? read : 'not_found'));
+        continue;
+      }
+      this.opts.metrics.guarddutyReadBacks.inc({ outcome: 'confirmed' });
+      results.push(await this.process(content));
+    }
+    return results;
+  }
+
+  /** A pushed finding reduced to the id it names (bounded and parsed like any finding). */
+  private parseClaim(input: unknown): { kind: 'claim'; id: string } | { kind: 'invalid'; reason: string } | { kind: 'failed' } {
+    const { metrics, logger } = this.opts;
+    try {
+      const { value, truncated } = boundDepth(input);
+      if (truncated) metrics.truncatedRecords.inc({ input: 'guardduty' });
+      const parsed = parseGuardDutyFinding(wireFinding(value));
+      if (parsed.kind === 'finding') return { kind: 'claim', id: parsed.finding.id };
+      metrics.guarddutyFindings.inc({ decision: 'skipped', reason: 'invalid' });
+      logger.warn({ event: 'guardduty_finding_invalid', reason: parsed.reason }, 'skipped a GuardDuty finding that could not be read');
+      return parsed;
+    } catch (err) {
+      metrics.guarddutyFindings.inc({ decision: 'skipped', reason: 'failed' });
+      logger.error({ event: 'guardduty_finding_failed', err }, 'could not process a GuardDuty finding');
+      return { kind: 'failed' };
+    }
+  }
+
+  /** GetFindings in the configured detector and region: the findings found, by id, or why none could be read. */
+  private async readBack(ids: readonly string[]): Promise<Map<string, unknown> | ReadBackFailure> {
+    const t = this.target();
+    if (!t) return 'not_configured';
+    try {
+      const found = new Map<string, unknown>();
+      for (const f of await this.opts.api!.getFindings(t.detectorId, t.region, ids)) {
+        const id = findingIdOf(f);
+        if (id !== null && ids.includes(id)) found.set(id, f);
+      }
+      return found;
+    } catch (err) {
+      this.opts.logger.warn(
+        { event: 'guardduty_read_back_failed', findings: ids.length, err: (err as Error).message },
+        'GetFindings failed: the findings it was to confirm are kept',
+      );
+      return 'failed';
+    }
+  }
+
+  private unconfirmed(findingId: string, why: ReadBackFailure): ProcessResult {
+    this.opts.metrics.guarddutyReadBacks.inc({ outcome: why });
+    this.opts.metrics.guarddutyFindings.inc({ decision: 'keep', reason: 'unconfirmed' });
+    this.opts.logger.warn(
+      { event: 'guardduty_finding_unconfirmed', finding_id: findingId.slice(0, 128), why },
+      why === 'not_configured'
+        ? 'a pushed GuardDuty finding is kept undecided: set guardduty.region and guardduty.detector_id so that it can be read back'
+        : why === 'not_found'
+          ? `GuardDuty finding ${findingId.slice(0, 128)} was pushed but the configured detector does not hold it; kept undecided`
+          : `GuardDuty finding ${findingId.slice(0, 128)} could not be read back; kept undecided`,
+    );
+    return { kind: 'unconfirmed', why };
+  }
+
+  /**
+   * A finding as GuardDuty returned it (GetFindings in the configured detector). Never throws: a
+   * finding nested too deep is kept truncated (counted); one that fails anyway is counted and skipped.
+   */
   async process(input: unknown): Promise<ProcessResult> {
     const { value, truncated } = boundDepth(input);
     if (truncated) this.opts.metrics.truncatedRecords.inc({ input: 'guardduty' });
@@ -66,31 +181,45 @@ export class GuardDutyProcessor {
   }
 
   private async processBounded(input: unknown): Promise<ProcessResult> {
-    const { metrics, logger, store } = this.opts;
-    const raw = wireFinding(input);
-    const parsed = parseGuardDutyFinding(raw);
+    const { metrics, logger } = this.opts;
+    const parsed = parseGuardDutyFinding(wireFinding(input));
     if (parsed.kind === 'invalid') {
       metrics.guarddutyFindings.inc({ decision: 'skipped', reason: 'invalid' });
       logger.warn({ event: 'guardduty_finding_invalid', reason: parsed.reason }, 'skipped a GuardDuty finding that could not be read');
       return parsed;
     }
     const f = parsed.finding;
-    const version = f.updatedAt ?? f.eventLastSeen ?? '';
-    const subjectId = `${f.id}@${version}`;
-    const before = store.decisionOf('guardduty', subjectId);
-    if (before !== null) {
+    const recorded = this.record(f);
+    if (recorded === null) {
       // Decided already (report mode earlier, or an archive call that failed before a restart):
       // archive now if the decision was "archive" and it has not happened yet.
-      if (before === 'archive') await this.archiveIfDue(f);
+      if (this.opts.store.decisionOf('guardduty', subjectOf(f)) === 'archive') await this.archiveIfDue(f.id);
       return { kind: 'seen' };
     }
-    const decision = decideGuardDutyFinding(f, {
+    if (recorded.decision === 'archive') await this.archiveIfDue(f.id);
+    if (recorded.decision === 'keep' && this.opts.webhookKept()) {
+      void this.opts.sink.emit({ kind: 'guardduty-kept', finding: parsed.body, egressWitness: recorded });
+    }
+    return { kind: 'decided', decision: recorded };
+  }
+
+  private decide(f: GuardDutyFindingView): GuardDutyDecision {
+    const store = this.opts.store;
+    return decideGuardDutyFinding(f, {
       registry: this.opts.registry(),
       evidence: store,
       policy: this.opts.policy(),
       cloudTrailUses: (key, from, to) => store.cloudTrailUses(key, from, to),
       ownFindings: (key, from, to) => store.findingsForKey(key, from, to),
     });
+  }
+
+  /** Decides and stores a version of a finding not decided before; null when it was. */
+  private record(f: GuardDutyFindingView): GuardDutyDecision | null {
+    const { metrics, logger, store } = this.opts;
+    const subjectId = subjectOf(f);
+    if (store.decisionOf('guardduty', subjectId) !== null) return null;
+    const decision = this.decide(f);
     const now = this.opts.now();
     store.saveDecision({
       kind: 'guardduty',
@@ -118,48 +247,51 @@ export class GuardDutyProcessor {
       },
       `GuardDuty finding ${f.id}: ${decision.decision} (${decision.reason})`,
     );
-    if (decision.decision === 'archive') await this.archiveIfDue(f);
-    if (decision.decision === 'keep' && this.opts.webhookKept()) {
-      void this.opts.sink.emit({ kind: 'guardduty-kept', finding: parsed.body, egressWitness: decision });
-    }
-    return { kind: 'decided', decision };
+    return decision;
   }
 
-  private async archiveIfDue(f: GuardDutyFindingView): Promise<void> {
+  private async archiveIfDue(findingId: string): Promise<void> {
     const { metrics, logger, store } = this.opts;
-    const findingId = f.id;
     if (this.opts.mode() !== 'archive' || store.guardDutyArchived(findingId)) return;
-    const defaults = this.opts.defaults();
-    const detectorId = f.detectorId ?? defaults.detectorId;
-    const region = f.region ?? defaults.region;
-    if (!detectorId || !region || !this.opts.api) {
+    if (!this.target()) {
       metrics.guarddutyArchiveCalls.inc({ outcome: 'not_configured' });
       logger.error(
         { event: 'guardduty_archive_impossible', finding_id: findingId },
-        'cannot archive: the finding names no detector/region and guardduty.detector_id/region are not set',
+        'cannot archive: guardduty.detector_id and guardduty.region are not set',
       );
       return;
     }
     if (this.archiving.has(findingId)) return; // a call or a queued retry is already on it
-    await this.archive({ detectorId, region, findingId, attempts: 0 });
+    await this.archive({ findingId, attempts: 0 });
   }
 
+  /**
+   * One archive attempt: read the finding back, decide on what GuardDuty says now, and only then
+   * call ArchiveFindings. A failed call (or read) is retried with backoff, up to 6 attempts.
+   */
   private async archive(job: ArchiveJob): Promise<void> {
     const { metrics, logger, store } = this.opts;
-    if (store.guardDutyArchived(job.findingId) || !this.opts.api) return;
+    const target = this.target();
+    if (!target || store.guardDutyArchived(job.findingId)) {
+      this.archiving.delete(job.findingId);
+      return;
+    }
     this.archiving.add(job.findingId);
     try {
-      await this.opts.api.archive(job.detectorId, job.region, [job.findingId]);
-      store.markGuardDutyArchived([job.findingId], this.opts.now());
-      metrics.guarddutyArchiveCalls.inc({ outcome: 'success' });
-      logger.info(
-        { event: 'guardduty_archived', finding_id: job.findingId },
-        `archived GuardDuty finding ${job.findingId}: the gateway attested the key`,
-      );
+      const verdict = await this.confirmForArchive(job.findingId, target);
+      if (verdict === 'archive') {
+        await this.opts.api!.archive(target.detectorId, target.region, [job.findingId]);
+        store.markGuardDutyArchived([job.findingId], this.opts.now());
+        metrics.guarddutyArchiveCalls.inc({ outcome: 'success' });
+        logger.info(
+          { event: 'guardduty_archived', finding_id: job.findingId },
+          `archived GuardDuty finding ${job.findingId}: the gateway attested the key`,
+        );
+      }
     } catch (err) {
       metrics.guarddutyArchiveCalls.inc({ outcome: 'failure' });
       job.attempts++;
-      if (job.attempts >= 6) {
+      if (job.attempts >= MAX_ARCHIVE_ATTEMPTS) {
         this.archiving.delete(job.findingId);
         logger.error(
           { event: 'guardduty_archive_failed', finding_id: job.findingId, err: (err as Error).message },
@@ -178,6 +310,42 @@ export class GuardDutyProcessor {
     this.archiving.delete(job.findingId);
   }
 
+  /**
+   * GuardDuty's current word on a finding about to be archived: read back from the configured
+   * detector (throws when the read fails, so the attempt is retried) and decided again — a new
+   * version is recorded as such. Anything but "archive" withdraws the call.
+   */
+  private async confirmForArchive(findingId: string, target: Target): Promise<'archive' | 'withdrawn' | 'archived'> {
+    const { metrics, logger, store } = this.opts;
+    let got: unknown[];
+    try {
+      got = await this.opts.api!.getFindings(target.detectorId, target.region, [findingId]);
+    } catch (err) {
+      metrics.guarddutyReadBacks.inc({ outcome: 'failed' });
+      throw err;
+    }
+    const raw = got.find((f) => findingIdOf(f) === findingId);
+    const parsed = raw === undefined ? null : parseGuardDutyFinding(wireFinding(boundDepth(raw).value));
+    metrics.guarddutyReadBacks.inc({ outcome: parsed === null ? 'not_found' : 'confirmed' });
+    const withdraw = (reason: string): 'withdrawn' => {
+      metrics.guarddutyArchiveCalls.inc({ outcome: 'withdrawn' });
+      logger.warn(
+        { event: 'guardduty_archive_withdrawn', finding_id: findingId, reason },
+        `not archiving GuardDuty finding ${findingId}: ${reason}`,
+      );
+      return 'withdrawn';
+    };
+    if (parsed === null) return withdraw('the configured detector no longer holds it');
+    if (parsed.kind === 'invalid') return withdraw(`GuardDuty's copy cannot be read: ${parsed.reason}`);
+    const f = parsed.finding;
+    if (f.archived === true) {
+      store.markGuardDutyArchived([findingId], this.opts.now());
+      return 'archived';
+    }
+    const decision = this.record(f) ?? this.decide(f);
+    return decision.decision === 'archive' ? 'archive' : withdraw(`GuardDuty's current copy is kept (${decision.reason})`);
+  }
+
   private scheduleRetry(attempt: number): void {
     if (this.retryTimer) return;
     const delay = Math.min(300_000, (this.opts.retryBaseMs ?? 2_000) * 2 ** (attempt - 1));
@@ -191,12 +359,12 @@ export class GuardDutyProcessor {
     this.retryTimer.unref();
   }
 
-  /** One poll: list the active OutsideAWS findings and decide each. */
+  /** One poll: list the active OutsideAWS findings of the configured detector and decide each. */
   async poll(): Promise<number> {
-    const d = this.opts.defaults();
-    if (!this.opts.api || !d.detectorId || !d.region) return 0;
+    const t = this.target();
+    if (!t) return 0;
     try {
-      const findings = await this.opts.api.listOutsideAwsFindings(d.detectorId, d.region);
+      const findings = await this.opts.api!.listOutsideAwsFindings(t.detectorId, t.region);
       for (const f of findings) await this.process(f);
       this.opts.metrics.guarddutyPolls.inc({ outcome: 'success' });
       return findings.length;
@@ -210,4 +378,9 @@ export class GuardDutyProcessor {
   close(): void {
     if (this.retryTimer) clearTimeout(this.retryTimer);
   }
+}
+
+/** A finding is decided once per version: GuardDuty updates it (updatedAt) when activity repeats. */
+function subjectOf(f: GuardDutyFindingView): string {
+  return `${f.id}@${f.updatedAt ?? f.eventLastSeen ?? ''}`;
 }

@@ -24,6 +24,7 @@ export interface DetectorMetrics extends DaemonMetrics {
   webhookDeliveries: Counter<'outcome'>;
   guarddutyFindings: Counter<'decision' | 'reason'>;
   guarddutyArchiveCalls: Counter<'outcome'>;
+  guarddutyReadBacks: Counter<'outcome'>;
   guarddutyPolls: Counter<'outcome'>;
 }
 
@@ -127,7 +128,13 @@ export function createDetectorMetrics(registry: Registry, build: { version: stri
     }),
     guarddutyArchiveCalls: new Counter({
       name: 'egress_witness_detector_guardduty_archive_calls_total',
-      help: 'ArchiveFindings calls, by outcome.',
+      help: 'ArchiveFindings calls, by outcome (success, failure, not_configured, withdrawn: not made because the finding read back no longer qualifies).',
+      labelNames: ['outcome'],
+      registers: r,
+    }),
+    guarddutyReadBacks: new Counter({
+      name: 'egress_witness_detector_guardduty_read_backs_total',
+      help: 'GuardDuty findings read back with GetFindings from the configured detector (pushed findings, and before each archive), by outcome (confirmed, not_found, failed, not_configured).',
       labelNames: ['outcome'],
       registers: r,
     }),

@@ -268,7 +268,10 @@ describe('guardduty.mode: archive', () => {
     expect(lists[0]!.body.nextToken ?? null).toBeNull();
     expect(lists[1]!.body.nextToken).toEqual(expect.any(String));
     expect(lists[2]!.body.nextToken).not.toBe(lists[1]!.body.nextToken);
-    expect(r.firstPoll.filter((c) => c.op === 'GetFindings').flatMap((c) => c.body.findingIds as string[])).toEqual(LISTED);
+    const gets = r.firstPoll.filter((c) => c.op === 'GetFindings');
+    expect(gets[0]!.body.findingIds).toEqual(LISTED);
+    // …and once more for the one finding about to be archived (its read-back, below).
+    expect(gets.slice(1).map((c): unknown => c.body.findingIds)).toEqual([[ID.attested]]);
     expect(r.firstPoll.every((c) => c.status === 200)).toBe(true);
   });
 
@@ -293,10 +296,17 @@ describe('guardduty.mode: archive', () => {
     expect(latestDecisionOf(r.h, ID.archived)).toBeNull();
   });
 
-  it('archives exactly the attested finding via ArchiveFindings', async () => {
+  it('archives exactly the attested finding via ArchiveFindings, right after reading it back from the configured detector', async () => {
     expect(r.fake.archivedIds()).toEqual([ID.attested]);
-    const call = r.fake.calls.find((c) => c.op === 'ArchiveFindings')!;
+    const at = r.fake.calls.findIndex((c) => c.op === 'ArchiveFindings');
+    const call = r.fake.calls[at]!;
     expect(call).toMatchObject({ path: `/detector/${DETECTOR_ID}/findings/archive`, body: { findingIds: [ID.attested] }, status: 200 });
+    expect(r.fake.calls[at - 1]).toMatchObject({
+      op: 'GetFindings',
+      path: `/detector/${DETECTOR_ID}/findings/get`,
+      body: { findingIds: [ID.attested] },
+      status: 200,
+    });
     expect(r.fake.finding(ID.attested)!.service.archived).toBe(true);
     expect(r.h.app.db.guardDutyArchived(ID.attested)).toBe(true);
     expect(await r.h.metric('egress_witness_detector_guardduty_archive_calls_total', { outcome: 'success' })).toBe(1);
@@ -317,6 +327,7 @@ describe('guardduty.mode: archive', () => {
     const again = structuredClone(ALL.find((f) => f.id === ID.attested)!);
     again.updatedAt = '2024-05-01T13:02:00.000Z';
     again.service.count = 15;
+    r.fake.put(again);
     const a = await r.h.postJson('/v1/guardduty', guardDutyEventBridge(again));
     expect(a.status, a.text).toBe(200);
     expect(a.json).toEqual({ accepted: true, findings: 1, archive: 1 });
@@ -395,10 +406,10 @@ describe('guardduty.mode: report', () => {
     for (const [id, [decision, reason, gatewayId]] of Object.entries(EXPECTED)) {
       expect({ id, ...latestDecisionOf(r.h, id) }, id).toMatchObject({ id, decision, reason, gatewayId });
     }
+    r.fake.put(EVENTBRIDGE.detail);
     const a = await r.h.postJson('/v1/guardduty', [EVENTBRIDGE]);
     expect(a.json).toEqual({ accepted: true, findings: 1, archive: 1 });
     // Polled later, the same finding (same updatedAt) is not decided twice.
-    r.fake.put(EVENTBRIDGE.detail);
     const decisions = guardDutyDecisions(r.h).length;
     expect(await r.h.app.guarddutyProcessor.poll()).toBe(LISTED.length + 1);
     expect(guardDutyDecisions(r.h)).toHaveLength(decisions);
@@ -439,6 +450,7 @@ describe('guardduty.mode: report', () => {
     const finding = structuredClone(ALL.find((f) => f.id === ID.attested)!);
     finding.id = '5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b';
     finding.resource.accessKeyDetails.accessKeyId = key;
+    r.fake.put(finding);
     const a = await r.h.postJson('/v1/guardduty', guardDutyEventBridge(finding));
     expect(a.json).toEqual({ accepted: true, findings: 1, keep: 1 });
   });
@@ -452,5 +464,121 @@ describe('guardduty.mode: report', () => {
     await r.h.app.guarddutyProcessor.poll();
     await sleep(100);
     expect(r.fake.archivedIds()).toEqual(expect.arrayContaining([ID.attested, ID.eventBridge]));
+  });
+});
+
+describe("GuardDuty's word only (archive mode)", () => {
+  let r: Rig;
+  beforeAll(async () => {
+    r = await rig('archive');
+  });
+  afterAll(async () => {
+    await r?.h.cleanup();
+    await r?.fake.close();
+  });
+
+  /** GuardDuty's own copy of a finding: the key was used from an address that is no gateway's. */
+  function realFinding(id: string, key: string): JsonDoc {
+    const f = structuredClone(ALL.find((x) => x.id === ID.notGateway)!);
+    f.id = id;
+    f.arn = `arn:aws:guardduty:us-east-1:111122223333:detector/${DETECTOR_ID}/finding/${id}`;
+    f.resource.accessKeyDetails.accessKeyId = key;
+    return f;
+  }
+
+  /** What an attacker posts: a finding id on the attested finding's content (key, address, span), in the detector and region it names. */
+  function forgedCopy(id: string, where = { detectorId: DETECTOR_ID, region: 'us-east-1' }): JsonDoc {
+    const f = structuredClone(ALL.find((x) => x.id === ID.attested)!);
+    f.id = id;
+    f.region = where.region;
+    f.service.detectorId = where.detectorId;
+    f.arn = `arn:aws:guardduty:${where.region}:111122223333:detector/${where.detectorId}/finding/${id}`;
+    f.updatedAt = '2024-05-01T13:30:00.000Z';
+    return f;
+  }
+
+  const readBacks = (outcome: string) => r.h.metric('egress_witness_detector_guardduty_read_backs_total', { outcome });
+
+  it('a forged finding carrying a real finding id with attested-looking content is decided on GuardDuty’s copy and not archived', async () => {
+    const id = '7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d';
+    r.fake.put(realFinding(id, 'ASIAGDFORGEDREAL2345'));
+    const from = r.fake.calls.length;
+    const confirmedBefore = await readBacks('confirmed');
+    const a = await r.h.postJson('/v1/guardduty', guardDutyEventBridge(forgedCopy(id)));
+    expect(a.status, a.text).toBe(200);
+    expect(a.json).toEqual({ accepted: true, findings: 1, keep: 1 });
+    expect(latestDecisionOf(r.h, id)).toMatchObject({
+      findingId: id,
+      decision: 'keep',
+      reason: 'not-a-gateway-address',
+      accessKeyId: 'ASIAGDFORGEDREAL2345',
+      remoteIp: EXTERNAL_IP,
+    });
+    // The decision is stored under GuardDuty's version, not the one the poster claimed.
+    expect(
+      guardDutyDecisions(r.h)
+        .filter((d) => d.subjectId.startsWith(`${id}@`))
+        .map((d) => d.subjectId),
+    ).toEqual([`${id}@${ALL.find((x) => x.id === ID.notGateway)!.updatedAt}`]);
+    await sleep(100);
+    const calls = r.fake.calls.slice(from);
+    expect(calls.map((c): unknown[] => [c.op, c.detectorId, c.body.findingIds])).toEqual([['GetFindings', DETECTOR_ID, [id]]]);
+    expect(calls[0]!.authorization).toMatch(/\/us-east-1\/guardduty\/aws4_request, /);
+    expect(r.fake.archivedIds()).not.toContain(id);
+    expect(r.fake.finding(id)!.service.archived).toBe(false);
+    expect(await readBacks('confirmed')).toBe(confirmedBefore + 1);
+  });
+
+  it('a pushed finding the configured detector does not hold, or that cannot be read back, is kept undecided and counted', async () => {
+    const unknown = '8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e';
+    const notFoundBefore = await readBacks('not_found');
+    const keptBefore = await r.h.metric('egress_witness_detector_guardduty_findings_total', { decision: 'keep', reason: 'unconfirmed' });
+    const from = r.fake.calls.length;
+    const elsewhere = forgedCopy(unknown, { detectorId: 'ffffffffffffffffffffffffffffffff', region: 'eu-west-1' });
+    const a = await r.h.postJson('/v1/guardduty', guardDutyEventBridge(elsewhere));
+    expect(a.json).toEqual({ accepted: true, findings: 1, unconfirmed: 1 });
+    // Read back where the detector is configured to look, never where the finding says.
+    expect(r.fake.calls.slice(from).map((c): unknown[] => [c.op, c.detectorId, c.body.findingIds])).toEqual([
+      ['GetFindings', DETECTOR_ID, [unknown]],
+    ]);
+    expect(r.fake.calls[from]!.authorization).toMatch(/\/us-east-1\/guardduty\/aws4_request, /);
+    expect(await readBacks('not_found')).toBe(notFoundBefore + 1);
+    expect(latestDecisionOf(r.h, unknown)).toBeNull();
+    expect(r.h.logs.find('guardduty_finding_unconfirmed').at(-1)).toMatchObject({ finding_id: unknown, why: 'not_found' });
+
+    const real = '9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f';
+    const attested = structuredClone(ALL.find((x) => x.id === ID.attested)!);
+    attested.id = real;
+    r.fake.put(attested);
+    const failedBefore = await readBacks('failed');
+    r.fake.failNext('GetFindings', 400, 'BadRequestException');
+    const b = await r.h.postJson('/v1/guardduty', guardDutyEventBridge(attested));
+    expect(b.json).toEqual({ accepted: true, findings: 1, unconfirmed: 1 });
+    expect(await readBacks('failed')).toBe(failedBefore + 1);
+    expect(latestDecisionOf(r.h, real)).toBeNull();
+    expect(await r.h.metric('egress_witness_detector_guardduty_findings_total', { decision: 'keep', reason: 'unconfirmed' })).toBe(
+      keptBefore + 2,
+    );
+    await sleep(100);
+    expect(r.fake.archivedIds()).not.toContain(real);
+  });
+
+  it('an archive retried after GuardDuty changed the finding is decided on the new copy: withdrawn', async () => {
+    const id = 'a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5';
+    const attested = structuredClone(ALL.find((x) => x.id === ID.attested)!);
+    attested.id = id;
+    r.fake.put(attested);
+    r.fake.failNext('ArchiveFindings', 400, 'BadRequestException');
+    const a = await r.h.postJson('/v1/guardduty', guardDutyEventBridge(attested));
+    expect(a.json).toEqual({ accepted: true, findings: 1, archive: 1 });
+    // Meanwhile the key is used from elsewhere: GuardDuty updates the finding with the new address.
+    const updated = realFinding(id, 'ASIAGDATTESTED234567');
+    updated.updatedAt = '2024-05-01T14:00:00.000Z';
+    r.fake.put(updated);
+    await waitFor(() => r.h.logs.find('guardduty_archive_withdrawn').some((l) => l.finding_id === id), 'the withdrawn archive', 8_000);
+    expect(r.fake.archivedIds()).not.toContain(id);
+    expect(r.h.app.db.guardDutyArchived(id)).toBe(false);
+    expect(latestDecisionOf(r.h, id)).toMatchObject({ decision: 'keep', reason: 'not-a-gateway-address', remoteIp: EXTERNAL_IP });
+    expect(await r.h.metric('egress_witness_detector_guardduty_archive_calls_total', { outcome: 'withdrawn' })).toBe(1);
   });
 });

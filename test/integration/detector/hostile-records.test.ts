@@ -137,7 +137,7 @@ describe('a CloudTrail record nested thousands of levels deep', () => {
 });
 
 describe('a GuardDuty finding nested thousands of levels deep', () => {
-  it('on POST /v1/guardduty, in the SDK shape and the wire shape: decided, kept with its deep part cut off, counted', async () => {
+  it('on POST /v1/guardduty, in the SDK shape and the wire shape: read with its deep part cut off, counted, kept unconfirmed; decided when GuardDuty returns it', async () => {
     const before = await h.metric('egress_witness_detector_truncated_records_total', { input: 'guardduty' });
     const sdkShaped = `{"Id":"deep-sdk-finding","Type":"Recon:EC2/PortProbeUnprotectedPort","Service":${DEEP}}`;
     const wire = guardDutyEventBridge({
@@ -148,8 +148,14 @@ describe('a GuardDuty finding nested thousands of levels deep', () => {
     const wireText = withDeep(wire, 'unused').replace('"unused":', '"resources":');
     const a = await httpRequest(h.ports.ingest, 'POST', '/v1/guardduty', AUTH, Buffer.from(`[${sdkShaped},${wireText}]`));
     expect(a.status, a.text).toBe(200);
-    expect(a.json).toMatchObject({ accepted: true, findings: 2, keep: 2 });
+    // No GuardDuty detector is configured here to read them back from: kept, undecided.
+    expect(a.json).toEqual({ accepted: true, findings: 2, unconfirmed: 2 });
     expect(await h.metric('egress_witness_detector_truncated_records_total', { input: 'guardduty' })).toBe(before + 2);
+    await stillServing();
+    // The same depth in a finding as GuardDuty returns it (GetFindings, polling) is decided on its truncated form.
+    const fromGuardDuty = await h.app.guarddutyProcessor.process(JSON.parse(sdkShaped) as unknown);
+    expect(fromGuardDuty).toMatchObject({ kind: 'decided', decision: { decision: 'keep', reason: 'not-outside-aws-type' } });
+    expect(await h.metric('egress_witness_detector_truncated_records_total', { input: 'guardduty' })).toBe(before + 3);
     const kept = await waitFor(() => {
       const lines = readFileSync(h.findingsFile, 'utf8').split('\n').filter(Boolean);
       return lines.map((l) => JSON.parse(l) as JsonDoc).find((d) => d.kind === 'guardduty-kept' && d.finding.id === 'deep-sdk-finding');

@@ -87,6 +87,14 @@ describe('detector config: defaults', () => {
     ]);
   });
 
+  it('archive mode needs a region and a detector id: findings are read back from there before they are archived', () => {
+    expect(problems('guardduty:\n  mode: archive\n  region: us-east-1\n')).toEqual([
+      'guardduty.mode: archive mode needs guardduty.region and guardduty.detector_id: each finding is read back from that detector before it is archived (line 2, column 9)',
+    ]);
+    expect(problems('guardduty:\n  mode: archive\n  region: us-east-1\n  detector_id: 12abc34d567e8fa901bc2d34e56789f0\n')).toEqual([]);
+    expect(problems('guardduty:\n  mode: report\n')).toEqual([]);
+  });
+
   it('accepts JSON input', () => {
     const c = load('{"listen": "127.0.0.1:18443", "correlation": {"window": "2m", "endpoint_attestation": "flag"}}');
     expect(c.listen).toEqual({ host: '127.0.0.1', port: 18443, text: '127.0.0.1:18443' });
