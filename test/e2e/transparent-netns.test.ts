@@ -11,7 +11,8 @@
  * host on the redirected ports (IPv4 and IPv6, by name through the client's
  * own hosts file and by address) arrive at the listener with the address and
  * port the client dialled; a port that is not redirected, and a connection
- * the gateway opens itself, reach the aws host untouched.
+ * the gateway opens itself, reach the aws host untouched. The agent itself
+ * behind the same redirect is tested in transparent-agent.test.ts.
  */
 import { execFile, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
