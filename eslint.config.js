@@ -35,10 +35,12 @@ const pureFolders = [
   'agent/net/**/*.ts',
   'agent/config/**/*.ts',
   'agent/observe/model/**/*.ts',
-  'agent/ship/retry-policy.ts',
+  'common/delivery/retry-policy.ts',
   'detector/correlate/**/*.ts',
   'detector/config/**/*.ts',
   'detector/guardduty/decide.ts',
+  'detector/securityhub/asff.ts',
+  'detector/securityhub/import-outcome.ts',
 ];
 
 export default tseslint.config(

@@ -7,6 +7,8 @@
  *   ingest ─▶ store ◀─ correlation engine ◀─ CloudTrail (watch_dir, /v1/cloudtrail)
  *                          │        └─ pending (grace) ─ tick every second
  *                          └─▶ decisions, findings (file, webhook) ; GuardDuty (/v1/guardduty, poll) ─▶ archive
+ *                                   └─ outbox (in the deciding transaction) ─(after commit)─▶ Security Hub
+ *   finding resolution (every 30 s): late telemetry attests a finding's occurrences ─▶ finding archived, same sinks
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -35,6 +37,12 @@ import { createIngestServer } from './ingest/http-server.js';
 import { GuardDutyProcessor } from './guardduty/guardduty-processor.js';
 import { sdkGuardDutyApi, type GuardDutyApi } from './guardduty/guardduty-api.js';
 import { buildCorrelationContext } from './correlation-context.js';
+import { DEFAULT_BACKOFF, type BackoffPolicy } from '../common/delivery/retry-policy.js';
+import { OutboxWorker } from './delivery/outbox-worker.js';
+import { FindingResolution, RESOLUTION_INTERVAL_MS } from './engine/finding-resolution.js';
+import { defaultProductArn } from './securityhub/asff.js';
+import { sdkSecurityHubApi, type SecurityHubApi } from './securityhub/securityhub-api.js';
+import { SECURITY_HUB_SINK, SecurityHubExport } from './securityhub/securityhub-export.js';
 
 export interface DetectorDeps {
   logger: Logger;
@@ -44,6 +52,12 @@ export interface DetectorDeps {
   now?: () => number;
   /** GuardDuty API (tests inject one bound to a loopback endpoint). */
   guarddutyApi?: GuardDutyApi | null;
+  /** Security Hub API (default: the SDK, from findings.security_hub). */
+  securityHubApi?: SecurityHubApi;
+  /** Retry timing of the Security Hub export (default: the shipper's, 1 s doubling to 60 s, 5 min when unauthorized). */
+  securityHubBackoff?: Partial<BackoffPolicy>;
+  /** How often findings are re-examined for resolution (default 30 s). */
+  findingResolutionIntervalMs?: number;
 }
 
 interface Runtime {
@@ -99,6 +113,9 @@ export class DetectorApp {
   private sink: FindingsSink | null = null;
   private guardduty: GuardDutyProcessor | null = null;
   private api: GuardDutyApi | null = null;
+  private securityHubApi: SecurityHubApi | null = null;
+  private outbox: OutboxWorker | null = null;
+  private resolution: FindingResolution | null = null;
   private watcher: CloudTrailWatcher | null = null;
   private ingest: http.Server | null = null;
   private readonly admin: http.Server;
@@ -132,6 +149,7 @@ export class DetectorApp {
       }),
       pending_decisions: this.store?.pendingCount() ?? 0,
       guardduty_mode: this.config.guardduty.mode,
+      ...(this.outbox && this.store ? { security_hub_outbox: this.store.deliveryBacklog(SECURITY_HUB_SINK) } : {}),
     };
   }
 
@@ -158,12 +176,25 @@ export class DetectorApp {
     mkdirSync(dirname(c.store.path), { recursive: true });
     const store = (this.store = new SqliteStore(c.store.path));
     const sink = (this.sink = new FindingsSink({ file: c.findings.file, webhook: c.findings.webhook, metrics, logger }));
+    const findingChanged = this.startSecurityHub(c, store);
     this.engine = new CorrelationEngine({
       store,
       registry: () => this.rt.registry,
       policy: () => this.rt.policy,
       graceMs: () => this.rt.config.correlation.grace,
       sink,
+      metrics,
+      logger,
+      now: this.now,
+      findingChanged,
+    });
+    this.resolution = new FindingResolution({
+      store,
+      registry: () => this.rt.registry,
+      policy: () => this.rt.policy,
+      retentionMs: () => this.rt.config.store.retention,
+      sink,
+      findingChanged,
       metrics,
       logger,
       now: this.now,
@@ -248,6 +279,8 @@ export class DetectorApp {
       this.watcher.start();
     }
     this.every(1_000, () => this.engine?.tick());
+    this.every(this.deps.findingResolutionIntervalMs ?? RESOLUTION_INTERVAL_MS, () => this.resolution?.sweep());
+    this.outbox?.start();
     this.every(5_000, () => this.refreshGauges());
     this.every(60_000, () => this.prune());
     if (gd.poll_interval !== null) {
@@ -274,7 +307,13 @@ export class DetectorApp {
           heartbeat_stale: formatDuration(c.correlation.heartbeat_stale),
           endpoint_attestation: c.correlation.endpoint_attestation,
         },
-        findings: { file: c.findings.file, webhook: c.findings.webhook },
+        findings: {
+          file: c.findings.file,
+          webhook: c.findings.webhook,
+          security_hub: c.findings.security_hub
+            ? { region: c.findings.security_hub.region, account_id: c.findings.security_hub.account_id, product_arn: this.productArn(c) }
+            : null,
+        },
         guardduty: { mode: gd.mode, polling: gd.poll_interval !== null },
         ingest_port: ingestAddr.port,
         admin_port: adminAddr.port,
@@ -292,6 +331,51 @@ export class DetectorApp {
       { event: 'ingest_unauthenticated', listen: c.listen.text },
       `/v1/cloudtrail and /v1/guardduty on ${c.listen.text} accept events from anyone who reaches them (ingest.allow_unauthenticated: true); set ingest.token_file`,
     );
+  }
+
+  private productArn(c: DetectorConfig): string | null {
+    const sh = c.findings.security_hub;
+    return sh ? (sh.product_arn ?? defaultProductArn(sh.region, sh.account_id)) : null;
+  }
+
+  /**
+   * With findings.security_hub: the export's outbox worker, and the hook that queues a changed finding
+   * in the deciding transaction (the worker only runs after it committed). Without: a no-op hook.
+   */
+  private startSecurityHub(c: DetectorConfig, store: DetectorStore): (findingId: string) => void {
+    const sh = c.findings.security_hub;
+    if (!sh) return () => undefined;
+    const { logger, metrics } = { logger: this.deps.logger, metrics: this.metrics };
+    const api = (this.securityHubApi =
+      this.deps.securityHubApi ??
+      sdkSecurityHubApi({ region: sh.region, endpoint: sh.endpoint, extraCa: sh.ca_file ? readFileSync(sh.ca_file, 'utf8') : null }));
+    const outbox = (this.outbox = new OutboxWorker({
+      store,
+      sink: new SecurityHubExport({
+        store,
+        api,
+        target: { region: sh.region, accountId: sh.account_id, productArn: this.productArn(c)! },
+        metrics,
+        logger,
+        now: this.now,
+      }),
+      policy: { ...DEFAULT_BACKOFF, ...this.deps.securityHubBackoff },
+      logger,
+      now: this.now,
+      afterCycle: () => this.refreshOutboxGauges(),
+    }));
+    return (findingId) => {
+      store.enqueueDelivery(SECURITY_HUB_SINK, findingId, this.now());
+      outbox.wake();
+    };
+  }
+
+  private refreshOutboxGauges(): void {
+    if (!this.store || !this.outbox) return;
+    const b = this.store.deliveryBacklog(SECURITY_HUB_SINK);
+    this.metrics.securityhubQueued.set({ state: 'pending' }, b.pending);
+    this.metrics.securityhubQueued.set({ state: 'failed' }, b.failed);
+    this.metrics.securityhubOldestPending.set(b.oldestPendingMs === null ? 0 : Math.max(0, (this.now() - b.oldestPendingMs) / 1000));
   }
 
   private every(ms: number, fn: () => void): void {
@@ -315,6 +399,7 @@ export class DetectorApp {
     }
     this.metrics.storeBytes.set(this.store.sizeBytes());
     this.metrics.pendingDecisions.set(this.store.pendingCount());
+    this.refreshOutboxGauges();
   }
 
   /** Heartbeats later than this are not believed (ingest rejects them; a store from an older version may hold some). */
@@ -385,6 +470,9 @@ export class DetectorApp {
     await this.watcher?.stop();
     this.guardduty?.close();
     this.api?.close();
+    await this.outbox?.stop();
+    this.outbox = null;
+    this.securityHubApi?.close();
     await this.sink?.close();
     this.store?.close();
     this.store = null;

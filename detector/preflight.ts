@@ -15,5 +15,7 @@ export async function preflightDetector(c: DetectorConfig): Promise<ConfigProble
   if (c.ingest.token_file) add('ingest.token_file', await checkSecretFile(c.ingest.token_file, 'the ingest bearer token'));
   if (c.aws_ip_ranges) add('aws_ip_ranges', await checkReadableFile(c.aws_ip_ranges));
   if (c.guardduty.ca_file) add('guardduty.ca_file', await checkReadableFile(c.guardduty.ca_file));
+  const sh = c.findings.security_hub;
+  if (sh?.ca_file) add('findings.security_hub.ca_file', await checkReadableFile(sh.ca_file));
   return problems;
 }

@@ -23,7 +23,7 @@ import {
   DEFAULT_BACKOFF,
   type BackoffPolicy,
   type SendOutcome,
-} from './retry-policy.js';
+} from '../../common/delivery/retry-policy.js';
 import { splitBatch } from './split-batch.js';
 import type { Spool } from './spool.js';
 import type { SpoolEntry } from './spool-types.js';

@@ -44,9 +44,53 @@ const correlation = z.strictObject({
   heartbeat_stale: positiveDuration.default(120_000),
   endpoint_attestation: z.enum(['accept', 'flag']).default('accept'),
 });
+const AWS_REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+/** arn:PARTITION:securityhub:REGION:ACCOUNT?:product/COMPANY/PRODUCT (AWS's own products have no account). */
+const PRODUCT_ARN = /^arn:(aws|aws-cn|aws-us-gov):securityhub:([a-z0-9-]+):(\d{12})?:product\/[A-Za-z0-9._-]+\/[A-Za-z0-9._-]+$/;
+
+/** Where our findings are imported as ASFF (BatchImportFindings); see docs/findings.md. */
+const securityHub = z
+  .strictObject({
+    region: z
+      .string({ error: required('the region of the Security Hub that receives the findings, e.g. "us-east-1"', 'a string') })
+      .regex(AWS_REGION, 'expected an AWS region such as "us-east-1"'),
+    /** The account that calls BatchImportFindings; every finding is imported as this account's (AwsAccountId). */
+    account_id: z
+      .union([z.string(), z.number()], {
+        error: required("the 12-digit account that imports the findings (the credentials' account)", 'a 12-digit account id'),
+      })
+      // Unquoted, YAML reads the id as a number: fine with 12 digits, but a leading 0 would be gone.
+      .transform((v) => (typeof v === 'number' ? String(v) : v))
+      .pipe(z.string().regex(/^\d{12}$/, 'expected a 12-digit AWS account id in quotes, e.g. "012345678901"')),
+    /** null: the account's default product, arn:PARTITION:securityhub:REGION:ACCOUNT:product/ACCOUNT/default. */
+    product_arn: z
+      .string()
+      .regex(
+        PRODUCT_ARN,
+        'expected a Security Hub product ARN, e.g. "arn:aws:securityhub:us-east-1:123456789012:product/123456789012/default"',
+      )
+      .nullable()
+      .default(null),
+    /** Endpoint override (FIPS, VPC endpoints, tests); null = the SDK's default for the region. */
+    endpoint: url(['http', 'https']).nullable().default(null),
+    /** Extra CA bundle trusted for the Security Hub endpoint (besides the system roots). */
+    ca_file: nullablePath,
+  })
+  .superRefine((h, ctx) => {
+    const m = h.product_arn === null ? null : PRODUCT_ARN.exec(h.product_arn);
+    if (m && m[2] !== h.region)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['product_arn'],
+        message: `names region ${m[2]}, but findings.security_hub.region is ${h.region}: BatchImportFindings takes a product of its own region`,
+      });
+  });
+
 const findings = z.strictObject({
   file: nullablePath,
   webhook: url(['http', 'https']).nullable().default(null),
+  /** null: no Security Hub export. */
+  security_hub: securityHub.nullable().default(null),
 });
 const guardduty = z
   .strictObject({
@@ -152,5 +196,6 @@ export function unauthenticatedEventRoutes(c: { listen: { host: string }; ingest
 
 export type DetectorConfig = z.output<typeof detectorConfigSchema>;
 export type GatewayConfig = DetectorConfig['gateways'][number];
+export type SecurityHubConfig = NonNullable<DetectorConfig['findings']['security_hub']>;
 
 export const DETECTOR_MARKER_KEYS = ['gateways', 'cloudtrail', 'correlation', 'store', 'findings', 'guardduty'] as const;

@@ -18,6 +18,7 @@ import { findingContextOf, findingFromDecision, mergeFinding, type Finding } fro
 import type { FindingsSink } from '../findings/findings-sink.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
 import type { DetectorStore } from '../store/store.js';
+import { laterIso, RESOLVABLE_RULES } from './finding-resolution.js';
 
 export type RecordOutcome = 'decided' | 'pending' | 'invalid' | 'duplicate' | 'not-instance-credential' | 'failed';
 
@@ -30,6 +31,8 @@ export interface EngineOptions {
   metrics: DetectorMetrics;
   logger: Logger;
   now: () => number;
+  /** Called inside the transaction that raised or updated a finding (the Security Hub outbox). */
+  findingChanged?: (findingId: string) => void;
 }
 
 export class CorrelationEngine {
@@ -148,8 +151,11 @@ export class CorrelationEngine {
     const nowIso = new Date(now).toISOString();
     const fresh = findingFromDecision(decision, event, findingContextOf(event, nowIso));
     const existing = store.getFinding(fresh.id) as Finding | null;
-    const merged = existing ? { ...mergeFinding(existing, fresh), updatedAt: nowIso } : fresh;
+    const merged = existing ? { ...mergeFinding(existing, fresh), updatedAt: laterIso(now, existing.updatedAt) } : fresh;
     store.putFinding(merged.id, merged, now);
+    if (RESOLVABLE_RULES.has(decision.rule))
+      store.addFindingOccurrence({ eventId: event.eventId, findingId: merged.id, eventTimeMs: event.eventTimeMs, event }, now);
+    this.opts.findingChanged?.(merged.id);
     void this.opts.sink.emit(merged);
   }
 

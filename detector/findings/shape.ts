@@ -59,7 +59,18 @@ export interface Finding {
     evidence: Evidence[];
     reason: string;
     eventIds: string[];
+    /** Present while a later decision has resolved the finding (service.archived is then true); see detection.md. */
+    resolution?: FindingResolution;
   };
+}
+
+/** The later decision that resolved a finding: every occurrence, decided again with the evidence now stored, is no finding. */
+export interface FindingResolution {
+  resolvedAt: string;
+  /** The rule of the latest occurrence's new decision (`attested`, `endpoint-attested`, …). */
+  rule: RuleName;
+  reason: string;
+  evidence: Evidence[];
 }
 
 export interface FindingContext {
@@ -159,8 +170,14 @@ export function mergeFinding(existing: Finding, next: Finding): Finding {
       eventLastSeen: later.service.eventLastSeen,
       archived: existing.service.archived && next.service.archived,
     },
-    egressWitness: { ...later.egressWitness, eventIds: eventIds.slice(-MAX_EVENT_IDS) },
+    // A new occurrence reopens a resolved finding: the resolution no longer holds.
+    egressWitness: { ...withoutResolution(later.egressWitness), eventIds: eventIds.slice(-MAX_EVENT_IDS) },
   };
+}
+
+function withoutResolution(w: Finding['egressWitness']): Finding['egressWitness'] {
+  const { resolution: _resolution, ...rest } = w;
+  return rest;
 }
 
 /** sha256 over key, source and rule: the same misuse keeps one finding id across restarts. */

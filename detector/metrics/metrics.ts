@@ -26,6 +26,11 @@ export interface DetectorMetrics extends DaemonMetrics {
   guarddutyArchiveCalls: Counter<'outcome'>;
   guarddutyReadBacks: Counter<'outcome'>;
   guarddutyPolls: Counter<'outcome'>;
+  findingsResolved: Counter<'rule'>;
+  securityhubImports: Counter<'outcome'>;
+  securityhubFindings: Counter<'outcome'>;
+  securityhubQueued: Gauge<'state'>;
+  securityhubOldestPending: Gauge;
 }
 
 export function createDetectorMetrics(registry: Registry, build: { version: string; nodeVersion: string }): DetectorMetrics {
@@ -144,6 +149,36 @@ export function createDetectorMetrics(registry: Registry, build: { version: stri
       labelNames: ['outcome'],
       registers: r,
     }),
+    findingsResolved: new Counter({
+      name: 'egress_witness_detector_findings_resolved_total',
+      help: 'Findings resolved by a later decision (late telemetry attests every occurrence), by the rule that raised them.',
+      labelNames: ['rule'],
+      registers: r,
+    }),
+    securityhubImports: new Counter({
+      name: 'egress_witness_detector_securityhub_imports_total',
+      help: 'BatchImportFindings calls, by outcome (success, throttled, unauthorized, rejected, failure, invalid_response).',
+      labelNames: ['outcome'],
+      registers: r,
+    }),
+    securityhubFindings: new Counter({
+      name: 'egress_witness_detector_securityhub_findings_total',
+      help: 'Finding updates sent to Security Hub, by outcome (imported, retried, failed: refused for good).',
+      labelNames: ['outcome'],
+      registers: r,
+    }),
+    securityhubQueued: new Gauge({
+      name: 'egress_witness_detector_securityhub_queued_findings',
+      help: 'Finding updates in the Security Hub outbox, by state (pending: to be sent; failed: refused, waiting for a change).',
+      labelNames: ['state'],
+      registers: r,
+    }),
+    securityhubOldestPending: new Gauge({
+      name: 'egress_witness_detector_securityhub_oldest_pending_seconds',
+      help: 'Age of the oldest finding update not yet imported into Security Hub (0: none).',
+      registers: r,
+    }),
   };
+  for (const state of ['pending', 'failed']) m.securityhubQueued.set({ state }, 0);
   return m;
 }

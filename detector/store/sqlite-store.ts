@@ -6,13 +6,22 @@
  *   batches ──┬─ observations (key, endpoint and gateway indexes) ─┐
  *             └─ heartbeats ───────────────────────────────────────┴─▶ EvidenceView for correlation
  *   cloudtrail_files · events · pending · decisions · findings · guardduty_archived
+ *   finding_occurrences (re-verification) · outbox (deliveries that survive a restart)
  */
 import Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
 import type { TelemetryBatch } from '../../protocol/telemetry.js';
 import { ATTESTING_OUTCOMES, type Sighting } from '../correlate/types.js';
 import type { CloudTrailUse } from '../guardduty/decide.js';
-import type { DetectorStore, IngestResult, PendingEvent, StoredDecision } from './store.js';
+import type {
+  DeliveryBacklog,
+  DetectorStore,
+  FindingOccurrence,
+  IngestResult,
+  PendingEvent,
+  QueuedDelivery,
+  StoredDecision,
+} from './store.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -41,6 +50,14 @@ CREATE INDEX IF NOT EXISTS decisions_time ON decisions (decided_ms);
 CREATE INDEX IF NOT EXISTS decisions_key ON decisions (access_key_id, time_ms);
 CREATE TABLE IF NOT EXISTS findings (id TEXT PRIMARY KEY, finding TEXT NOT NULL, updated_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS guardduty_archived (finding_id TEXT PRIMARY KEY, archived_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS finding_occurrences (event_id TEXT PRIMARY KEY, finding_id TEXT NOT NULL, event_time_ms INTEGER NOT NULL,
+  event TEXT NOT NULL, checked_ms INTEGER NOT NULL, resolved INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS finding_occurrences_recheck ON finding_occurrences (resolved, checked_ms);
+CREATE INDEX IF NOT EXISTS finding_occurrences_finding ON finding_occurrences (finding_id);
+CREATE TABLE IF NOT EXISTS outbox (sink TEXT NOT NULL, item_id TEXT NOT NULL, version INTEGER NOT NULL, enqueued_ms INTEGER NOT NULL,
+  next_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0, last_error TEXT,
+  PRIMARY KEY (sink, item_id));
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (sink, failed, next_ms);
 `;
 
 const SCHEMA_VERSION = '4';
@@ -173,6 +190,8 @@ export class SqliteStore implements DetectorStore {
       gdArchivedPut: db.prepare(
         'INSERT INTO guardduty_archived (finding_id, archived_ms) VALUES (?, ?) ON CONFLICT (finding_id) DO NOTHING',
       ),
+      ...outboxStatements(db),
+      ...occurrenceStatements(db),
     };
   }
 
@@ -392,7 +411,60 @@ export class SqliteStore implements DetectorStore {
     tx();
   }
 
+  enqueueDelivery(sink: string, itemId: string, nowMs: number): void {
+    this.stmt.outboxEnqueue.run(sink, itemId, nowMs, nowMs);
+  }
+
+  dueDeliveries(sink: string, nowMs: number, limit: number): QueuedDelivery[] {
+    return (
+      this.stmt.outboxDue.all(sink, nowMs, limit) as { item_id: string; version: number; attempts: number; enqueued_ms: number }[]
+    ).map((r) => ({ itemId: r.item_id, version: r.version, attempts: r.attempts, enqueuedMs: r.enqueued_ms }));
+  }
+
+  ackDelivery(sink: string, itemId: string, version: number): void {
+    // A newer version queued meanwhile stays, with a clean slate: the sink just took this item.
+    if (this.stmt.outboxAck.run(sink, itemId, version).changes === 0) this.stmt.outboxReset.run(sink, itemId);
+  }
+
+  retryDelivery(sink: string, itemId: string, version: number, attempts: number, nextMs: number, error: string): void {
+    this.stmt.outboxRetry.run(attempts, nextMs, error, sink, itemId, version);
+  }
+
+  failDelivery(sink: string, itemId: string, version: number, attempts: number, error: string): void {
+    this.stmt.outboxFail.run(attempts, error, sink, itemId, version);
+  }
+
+  nextDeliveryMs(sink: string): number | null {
+    return (this.stmt.outboxNext.get(sink) as { t: number | null }).t;
+  }
+
+  deliveryBacklog(sink: string): DeliveryBacklog {
+    const r = this.stmt.outboxBacklog.get(sink) as { pending: number | null; failed: number | null; oldest: number | null };
+    return { pending: r.pending ?? 0, failed: r.failed ?? 0, oldestPendingMs: r.oldest };
+  }
+
+  addFindingOccurrence(o: FindingOccurrence, nowMs: number): void {
+    this.stmt.occurrencePut.run(o.eventId, o.findingId, o.eventTimeMs, JSON.stringify(o.event), nowMs);
+  }
+
+  occurrencesToRecheck(sinceMs: number, limit: number): FindingOccurrence[] {
+    return (
+      this.stmt.occurrencesDue.all(sinceMs, limit) as { event_id: string; finding_id: string; event_time_ms: number; event: string }[]
+    ).map((r) => ({ eventId: r.event_id, findingId: r.finding_id, eventTimeMs: r.event_time_ms, event: JSON.parse(r.event) as unknown }));
+  }
+
+  markOccurrenceChecked(eventId: string, nowMs: number, resolved: boolean): void {
+    this.stmt.occurrenceChecked.run(nowMs, resolved ? 1 : 0, eventId);
+  }
+
+  occurrenceCounts(findingId: string): { stored: number; unresolved: number } {
+    const r = this.stmt.occurrenceCounts.get(findingId) as { stored: number; unresolved: number | null };
+    return { stored: r.stored, unresolved: r.unresolved ?? 0 };
+  }
+
   prune(olderThanMs: number): { observations: number; heartbeats: number; events: number } {
+    // Occurrences older than the evidence can no longer be re-verified: their findings are final.
+    this.db.prepare('DELETE FROM finding_occurrences WHERE event_time_ms < ?').run(olderThanMs);
     const tx = this.db.transaction(() => ({
       observations: this.db.prepare('DELETE FROM observations WHERE last_ms < ?').run(olderThanMs).changes,
       heartbeats: this.db.prepare('DELETE FROM heartbeats WHERE time_ms < ?').run(olderThanMs).changes,
@@ -418,4 +490,49 @@ export class SqliteStore implements DetectorStore {
   close(): void {
     this.db.close();
   }
+}
+
+/**
+ * The outbox, one row per (sink, item): enqueueing again bumps the version and makes the row due
+ * at once, so an item updated while undelivered is sent once, in its latest state.
+ *
+ *   enqueue ─▶ pending (next_ms) ─┬─ ack (same version) ─▶ deleted
+ *                    ▲            ├─ retry ─▶ pending, next_ms later, attempts + 1
+ *                    └─ enqueue ◀─┴─ fail ──▶ failed (parked until the item changes)
+ */
+function outboxStatements(db: Database.Database) {
+  return {
+    outboxEnqueue: db.prepare(
+      `INSERT INTO outbox (sink, item_id, version, enqueued_ms, next_ms) VALUES (?, ?, 1, ?, ?)
+       ON CONFLICT (sink, item_id) DO UPDATE SET version = version + 1, next_ms = excluded.next_ms,
+         enqueued_ms = CASE WHEN failed = 1 THEN excluded.enqueued_ms ELSE enqueued_ms END,
+         attempts = CASE WHEN failed = 1 THEN 0 ELSE attempts END, failed = 0, last_error = NULL`,
+    ),
+    outboxDue: db.prepare(
+      'SELECT item_id, version, attempts, enqueued_ms FROM outbox WHERE sink = ? AND failed = 0 AND next_ms <= ? ORDER BY next_ms, enqueued_ms LIMIT ?',
+    ),
+    outboxAck: db.prepare('DELETE FROM outbox WHERE sink = ? AND item_id = ? AND version = ?'),
+    outboxReset: db.prepare('UPDATE outbox SET attempts = 0 WHERE sink = ? AND item_id = ?'),
+    outboxRetry: db.prepare('UPDATE outbox SET attempts = ?, next_ms = ?, last_error = ? WHERE sink = ? AND item_id = ? AND version = ?'),
+    outboxFail: db.prepare('UPDATE outbox SET failed = 1, attempts = ?, last_error = ? WHERE sink = ? AND item_id = ? AND version = ?'),
+    outboxNext: db.prepare('SELECT MIN(next_ms) AS t FROM outbox WHERE sink = ? AND failed = 0'),
+    outboxBacklog: db.prepare(
+      'SELECT SUM(failed = 0) AS pending, SUM(failed = 1) AS failed, MIN(CASE WHEN failed = 0 THEN enqueued_ms END) AS oldest FROM outbox WHERE sink = ?',
+    ),
+  };
+}
+
+function occurrenceStatements(db: Database.Database) {
+  return {
+    occurrencePut: db.prepare(
+      'INSERT INTO finding_occurrences (event_id, finding_id, event_time_ms, event, checked_ms) VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING',
+    ),
+    occurrencesDue: db.prepare(
+      'SELECT event_id, finding_id, event_time_ms, event FROM finding_occurrences WHERE resolved = 0 AND event_time_ms >= ? ORDER BY checked_ms LIMIT ?',
+    ),
+    occurrenceChecked: db.prepare('UPDATE finding_occurrences SET checked_ms = ?, resolved = ? WHERE event_id = ?'),
+    occurrenceCounts: db.prepare(
+      'SELECT COUNT(*) AS stored, SUM(resolved = 0) AS unresolved FROM finding_occurrences WHERE finding_id = ?',
+    ),
+  };
 }

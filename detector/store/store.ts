@@ -32,6 +32,33 @@ export interface PendingEvent {
   raw: unknown;
 }
 
+/** One queued delivery in the outbox: an item (a finding id) to bring to a sink in its current state. */
+export interface QueuedDelivery {
+  itemId: string;
+  /** Bumped by every enqueue: acknowledging or retrying an older version leaves the newer one queued. */
+  version: number;
+  /** Failed tries of this item so far (kept across versions, so backoff survives updates and restarts). */
+  attempts: number;
+  /** When the oldest change not yet delivered was queued. */
+  enqueuedMs: number;
+}
+
+export interface DeliveryBacklog {
+  /** Queued and still to be tried. */
+  pending: number;
+  /** Refused for good; tried again only when the item changes. */
+  failed: number;
+  oldestPendingMs: number | null;
+}
+
+/** A finding's occurrence kept for re-verification: the CloudTrail event, normalised, as it was decided. */
+export interface FindingOccurrence {
+  eventId: string;
+  findingId: string;
+  eventTimeMs: number;
+  event: unknown;
+}
+
 export interface DetectorStore extends EvidenceView {
   ingestBatch(gatewayId: string, batch: TelemetryBatch, receivedMs: number): IngestResult;
   /** The newest heartbeat time of a gateway, not later than `notAfterMs` when given (a stored time from the future never counts as recent). */
@@ -81,6 +108,31 @@ export interface DetectorStore extends EvidenceView {
   /** GuardDuty findings already archived (idempotence across restarts and retries). */
   guardDutyArchived(findingId: string): boolean;
   markGuardDutyArchived(findingIds: readonly string[], nowMs: number): void;
+
+  /**
+   * The outbox: deliveries that must survive a restart (the Security Hub export). Enqueue in the
+   * transaction that changed the item, deliver after it committed; `sink` names the destination.
+   */
+  enqueueDelivery(sink: string, itemId: string, nowMs: number): void;
+  /** Pending deliveries due by `nowMs`, the longest due first. */
+  dueDeliveries(sink: string, nowMs: number, limit: number): QueuedDelivery[];
+  /** Delivered: removed, unless a newer version was queued meanwhile. */
+  ackDelivery(sink: string, itemId: string, version: number): void;
+  /** Not delivered: tried again from `nextMs` (a newer version, queued meanwhile, stays due at once). */
+  retryDelivery(sink: string, itemId: string, version: number, attempts: number, nextMs: number, error: string): void;
+  /** Refused for good: kept as failed, not tried again until the item changes. */
+  failDelivery(sink: string, itemId: string, version: number, attempts: number, error: string): void;
+  /** The earliest time a pending delivery is due, or null when none is pending. */
+  nextDeliveryMs(sink: string): number | null;
+  deliveryBacklog(sink: string): DeliveryBacklog;
+
+  /** Keeps a finding's occurrence for re-verification (once per event). */
+  addFindingOccurrence(o: FindingOccurrence, nowMs: number): void;
+  /** Unresolved occurrences with eventTime ≥ `sinceMs`, least recently checked first. */
+  occurrencesToRecheck(sinceMs: number, limit: number): FindingOccurrence[];
+  markOccurrenceChecked(eventId: string, nowMs: number, resolved: boolean): void;
+  /** Occurrences of a finding kept, and how many of them are unresolved. */
+  occurrenceCounts(findingId: string): { stored: number; unresolved: number };
 
   prune(olderThanMs: number): { observations: number; heartbeats: number; events: number };
   sizeBytes(): number;

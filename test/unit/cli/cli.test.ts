@@ -130,6 +130,26 @@ describe('egress-witness check-config', () => {
     expect(await run(['check-config', allowed])).toMatchObject({ code: 0, stderr: '' });
   });
 
+  it.concurrent('findings.security_hub: named in the summary; its problems at their key, its CA file checked', async ({ expect }) => {
+    const base = 'listen: 127.0.0.1:8443\nfindings:\n  security_hub:\n    region: us-east-1\n';
+    const good = join(tmp, 'securityhub.yaml');
+    await writeFile(good, `${base}    account_id: "012345678901"\n`);
+    expect((await runOnce(['check-config', good])).stdout).toContain(', Security Hub us-east-1 (account 012345678901)\n');
+    const bad = join(tmp, 'securityhub-bad.yaml');
+    await writeFile(bad, `${base}    account_id: 12345\n    ca_file: ${join(tmp, 'no-such-ca.pem')}\n`);
+    expect(await run(['check-config', bad])).toMatchObject({
+      code: 1,
+      stderr:
+        `${bad}: invalid detector configuration (1 problem)\n` +
+        '  findings.security_hub.account_id: expected a 12-digit AWS account id in quotes, e.g. "012345678901" (line 5, column 17)\n',
+    });
+    const missingCa = join(tmp, 'securityhub-ca.yaml');
+    await writeFile(missingCa, `${base}    account_id: "012345678901"\n    ca_file: ${join(tmp, 'no-such-ca.pem')}\n`);
+    const r = await run(['check-config', missingCa]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`  findings.security_hub.ca_file: ${join(tmp, 'no-such-ca.pem')}: no such file\n`);
+  });
+
   it.concurrent('a missing file: exit 1, naming the file', async ({ expect }) => {
     const missing = join(tmp, 'does-not-exist.yaml');
     const r = await run(['check-config', missing]);

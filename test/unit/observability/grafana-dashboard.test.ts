@@ -71,7 +71,7 @@ describe('observability/grafana/egress-witness.json', () => {
     expect(wrong).toEqual([]);
   });
 
-  it('shows what an operator watches: traffic, tunnels, inspection, telemetry, decisions, findings, heartbeats, GuardDuty', () => {
+  it('shows what an operator watches: traffic, tunnels, inspection, telemetry, decisions, findings, heartbeats, GuardDuty, Security Hub', () => {
     const rows = dashboard.panels.filter((p) => p.type === 'row').map((p) => p.title);
     expect(rows).toEqual([
       'Overview',
@@ -82,6 +82,7 @@ describe('observability/grafana/egress-witness.json', () => {
       'Detector: ingest and CloudTrail',
       'Decisions and findings',
       'GuardDuty',
+      'Security Hub',
       'Processes',
     ]);
     expect(queries.length).toBeGreaterThan(40);

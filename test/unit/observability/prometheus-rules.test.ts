@@ -101,6 +101,8 @@ describe('observability/prometheus/egress-witness.rules.yml', () => {
         'EgressWitnessWebhookFailing',
         'EgressWitnessGuardDutyArchiveFailing',
         'EgressWitnessGuardDutyPollFailing',
+        'EgressWitnessSecurityHubExportStalled',
+        'EgressWitnessSecurityHubFindingsRefused',
       ].sort(),
     );
   });

@@ -84,6 +84,12 @@ const expected: Record<string, string[]> = {
     'findings.webook: unknown key "webook" (line 6, column 3)',
     'correlaton: unknown key "correlaton" (line 2, column 1)',
   ],
+  'detector-security-hub.yaml': [
+    'findings.security_hub.account_id: expected a 12-digit AWS account id in quotes, e.g. "012345678901" (line 6, column 17)',
+    'findings.security_hub.endpoint: "securityhub.local" is not a URL (line 7, column 15)',
+    'findings.security_hub.color: unknown key "color" (line 8, column 5)',
+    'findings.security_hub.product_arn: names region eu-west-1, but findings.security_hub.region is us-east-1: BatchImportFindings takes a product of its own region (line 5, column 18)',
+  ],
 };
 
 const files = readdirSync(dir)

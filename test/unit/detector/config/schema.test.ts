@@ -30,7 +30,7 @@ describe('detector config: defaults', () => {
       cloudtrail: { watch_dir: null, poll_interval: 10_000 },
       aws_ip_ranges: null,
       correlation: { window: 300_000, grace: 600_000, heartbeat_stale: 120_000, endpoint_attestation: 'accept' },
-      findings: { file: null, webhook: null },
+      findings: { file: null, webhook: null, security_hub: null },
       guardduty: {
         mode: 'report',
         region: null,
@@ -93,6 +93,38 @@ describe('detector config: defaults', () => {
     ]);
     expect(problems('guardduty:\n  mode: archive\n  region: us-east-1\n  detector_id: 12abc34d567e8fa901bc2d34e56789f0\n')).toEqual([]);
     expect(problems('guardduty:\n  mode: report\n')).toEqual([]);
+  });
+
+  it('reads the Security Hub export settings, with the default product', () => {
+    expect(load('findings:\n  security_hub:\n    region: eu-central-1\n    account_id: "012345678901"\n').findings.security_hub).toEqual({
+      region: 'eu-central-1',
+      account_id: '012345678901',
+      product_arn: null,
+      endpoint: null,
+      ca_file: null,
+    });
+    const arn = 'arn:aws-us-gov:securityhub:us-gov-west-1:123456789012:product/123456789012/default';
+    expect(
+      load(`findings:\n  security_hub: {region: us-gov-west-1, account_id: 123456789012, product_arn: "${arn}"}\n`).findings.security_hub,
+    ).toMatchObject({ account_id: '123456789012', product_arn: arn });
+  });
+
+  it('Security Hub needs a region and an account id, and a product ARN of that region', () => {
+    expect(problems('findings:\n  security_hub: {}\n')).toEqual([
+      'findings.security_hub.region: required: the region of the Security Hub that receives the findings, e.g. "us-east-1" (line 2, column 17)',
+      "findings.security_hub.account_id: required: the 12-digit account that imports the findings (the credentials' account) (line 2, column 17)",
+    ]);
+    // Unquoted, 012345678901 is the number 12345678901: the leading zero is gone, so it is refused.
+    expect(problems('findings:\n  security_hub: {region: us-east-1, account_id: 012345678901}\n')).toEqual([
+      'findings.security_hub.account_id: expected a 12-digit AWS account id in quotes, e.g. "012345678901" (line 2, column 49)',
+    ]);
+    expect(
+      problems(
+        'findings:\n  security_hub: {region: us-east-1, account_id: "123456789012", product_arn: "arn:aws:securityhub:us-east-1::product"}\n',
+      ),
+    ).toEqual([
+      'findings.security_hub.product_arn: expected a Security Hub product ARN, e.g. "arn:aws:securityhub:us-east-1:123456789012:product/123456789012/default" (line 2, column 78)',
+    ]);
   });
 
   it('accepts JSON input', () => {

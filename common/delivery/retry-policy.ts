@@ -1,6 +1,9 @@
 // What a send's result means for the batch, and how long to wait before the
-// next try. Pure: the shipper passes in the status, headers, clock and random
-// source.
+// next try. Pure: the sender passes in the status, headers, clock and random
+// source. Shared by every sender with retries (the agent's telemetry shipper,
+// the detector's Security Hub export): SendOutcome, BackoffPolicy and
+// nextDelayMs are generic; classifyResponse is the telemetry protocol's
+// reading of HTTP statuses.
 //
 // The rule behind classifyResponse: a batch is given up on (permanent → dead
 // letter) only when the detector blames the batch's own content. Anything

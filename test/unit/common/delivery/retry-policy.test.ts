@@ -11,7 +11,7 @@ import {
   parseRetryAfterMs,
   type BackoffPolicy,
   type SendOutcome,
-} from '../../../../agent/ship/retry-policy.js';
+} from '../../../../common/delivery/retry-policy.js';
 
 const NOW = Date.UTC(2025, 5, 1, 12, 0, 0);
 
