@@ -12,7 +12,7 @@ import { validateRecord } from '../../protocol/telemetry.js';
 import { recordTimeProblem, type TimeBounds } from '../../protocol/time-bounds.js';
 import type { DetectorConfig } from '../config/schema.js';
 import { normalizeRecord, unwrapEventBridge, type CloudTrailEvent } from '../cloudtrail/parse.js';
-import { cloudTrailFiles, readCloudTrailFile, readTextMaybeGzip } from '../cloudtrail/watcher.js';
+import { cloudTrailFiles, readCloudTrailFile, readTextMaybeGzip } from '../engine/cloudtrail-watcher.js';
 import { decide, type Decision } from '../correlate/decide.js';
 import { MemoryEvidence } from '../correlate/memory-evidence.js';
 import { findingContextOf, findingFromDecision, mergeFinding, type Finding } from '../findings/shape.js';

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { heartbeat } from '../../unit/detector/scenario.js';
 import { TRUNCATED_MARKER } from '../../../common/json/bounded-depth.js';
 import { SqliteStore } from '../../../detector/store/sqlite-store.js';
-import { MAX_FILE_ATTEMPTS } from '../../../detector/cloudtrail/watcher.js';
+import { MAX_FILE_ATTEMPTS } from '../../../detector/engine/cloudtrail-watcher.js';
 import {
   cloudTrailEventBridge,
   cloudTrailRecord,

@@ -19,8 +19,8 @@ import { gunzipSync } from 'node:zlib';
 import type { Logger } from '../../common/log/logger.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
 import type { DetectorStore } from '../store/store.js';
-import type { CorrelationEngine } from '../engine/correlation-engine.js';
-import { parseCloudTrailFile } from './parse.js';
+import type { CorrelationEngine } from './correlation-engine.js';
+import { parseCloudTrailFile } from '../cloudtrail/parse.js';
 
 const SETTLE_MS = 2_000;
 /** Starts without a finish before a file is quarantined: survives a crash or two for another reason. */

@@ -25,9 +25,9 @@ import type { CompiledRegistry, CorrelationPolicy } from '../correlate/types.js'
 import type { FindingsSink } from '../findings/findings-sink.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
 import type { DetectorStore } from '../store/store.js';
-import { parseGuardDutyFinding, decideGuardDutyFinding, type GuardDutyDecision, type GuardDutyFindingView } from './decide.js';
-import type { GuardDutyApi } from './guardduty-api.js';
-import { wireFinding } from './wire-shape.js';
+import { parseGuardDutyFinding, decideGuardDutyFinding, type GuardDutyDecision, type GuardDutyFindingView } from '../guardduty/decide.js';
+import type { GuardDutyApi } from '../guardduty/guardduty-api.js';
+import { wireFinding } from '../guardduty/wire-shape.js';
 
 export interface GuardDutyProcessorOptions {
   store: DetectorStore;
