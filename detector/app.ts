@@ -233,7 +233,7 @@ export class DetectorApp {
         cloudtrail: (value) => {
           const counts: Record<string, number> = { records: 0 };
           for (const r of unwrapEventBridge(value)) {
-            const o = this.engine?.processRecord(r) ?? 'invalid';
+            const o = this.engine?.processRecord(r, 'pushed') ?? 'invalid';
             counts.records = (counts.records ?? 0) + 1;
             counts[o] = (counts[o] ?? 0) + 1;
           }

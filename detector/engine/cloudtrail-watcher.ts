@@ -128,7 +128,7 @@ export class CloudTrailWatcher {
     let invalid = 0;
     let failedRecords = 0;
     for (const r of parsed.records) {
-      const outcome = engine.processRecord(r);
+      const outcome = engine.processRecord(r, 'trail');
       if (outcome === 'invalid') invalid++;
       else if (outcome === 'failed') failedRecords++;
     }

@@ -1,18 +1,24 @@
 /**
  * Drives correlation in the live daemon: every CloudTrail record (from log
- * files or EventBridge) is normalized, deduplicated on eventID and decided
+ * files or EventBridge) is normalized, judged against the copy of its eventID
+ * kept so far (event-identity.ts: a copy from the trail supersedes a pushed
+ * one that differs; other disagreements are recorded and dropped) and decided
  * by the pure rules over the store's evidence. A finding whose evidence may
  * still be on its way waits in `pending` for the grace period and is decided
  * again then; suppressions and ignores are final at once.
  *
- *   record ─▶ normalize ─▶ dedupe ─▶ decide ─┬─ ignored / suppressed ──────────▶ store decision
- *                                            └─ finding ─┬─ within grace ─▶ pending ─(tick)─▶ decide again
- *                                                        └─ final ─▶ store decision, merge finding, sinks
+ *   record ─▶ normalize ─▶ judge copy ─┬─ new ────────────────────────────────────┐
+ *                                      ├─ duplicate ─▶ (note a more trusted origin)│
+ *                                      ├─ conflict ─▶ record, drop                 │
+ *                                      └─ supersede ─▶ record, withdraw the old ───┴▶ decide ─┬─ ignored / suppressed ─▶ store decision
+ *                                                      decision and pending row               └─ finding ─┬─ within grace ─▶ pending ─(tick)─▶ decide again
+ *                                                                                                         └─ final ─▶ store decision, merge finding, sinks
  */
 import type { Logger } from '../../common/log/logger.js';
 import { boundDepth } from '../../common/json/bounded-depth.js';
 import { maskAccessKeyId } from '../../common/log/redact.js';
 import { normalizeRecord, instanceCredentialKind, type CloudTrailEvent } from '../cloudtrail/parse.js';
+import { copySummary, eventFingerprint, judgeCopy, type EventOrigin } from '../correlate/event-identity.js';
 import { decide, isProvisional, type CompiledRegistry, type CorrelationPolicy, type Decision } from '../correlate/decide.js';
 import { findingContextOf, findingFromDecision, mergeFinding, type Finding } from '../findings/shape.js';
 import type { FindingsSink } from '../findings/findings-sink.js';
@@ -20,7 +26,7 @@ import type { DetectorMetrics } from '../metrics/metrics.js';
 import type { DetectorStore } from '../store/store.js';
 import { laterIso, RESOLVABLE_RULES } from './finding-resolution.js';
 
-export type RecordOutcome = 'decided' | 'pending' | 'invalid' | 'duplicate' | 'not-instance-credential' | 'failed';
+export type RecordOutcome = 'decided' | 'pending' | 'invalid' | 'duplicate' | 'conflict' | 'not-instance-credential' | 'failed';
 
 export interface EngineOptions {
   store: DetectorStore;
@@ -45,11 +51,11 @@ export class CorrelationEngine {
    * whose processing fails anyway is counted as `failed` and skipped, so one record can neither
    * stop the daemon nor the records after it.
    */
-  processRecord(input: unknown): RecordOutcome {
+  processRecord(input: unknown, origin: EventOrigin): RecordOutcome {
     const { value: raw, truncated } = boundDepth(input);
     if (truncated) this.opts.metrics.truncatedRecords.inc({ input: 'cloudtrail' });
     try {
-      return this.processBounded(raw);
+      return this.processBounded(raw, origin);
     } catch (err) {
       this.opts.metrics.cloudtrailRecords.inc({ outcome: 'failed' });
       this.opts.logger.error({ event: 'cloudtrail_record_failed', event_id: eventIdOf(raw), err }, 'could not process a CloudTrail record');
@@ -57,7 +63,7 @@ export class CorrelationEngine {
     }
   }
 
-  private processBounded(raw: unknown): RecordOutcome {
+  private processBounded(raw: unknown, origin: EventOrigin): RecordOutcome {
     const n = normalizeRecord(raw);
     if (n.kind === 'invalid') {
       this.opts.metrics.cloudtrailRecords.inc({ outcome: 'invalid' });
@@ -70,23 +76,85 @@ export class CorrelationEngine {
       this.opts.metrics.cloudtrailRecords.inc({ outcome: 'not_instance_credential' });
       return 'not-instance-credential';
     }
-    // Seen-marker, pending row or decision and finding commit together: a crash cannot leave an
-    // event marked as seen but never decided.
-    const outcome = this.opts.store.transaction(() => {
-      if (
-        !this.opts.store.recordEvent(
-          event.eventId,
-          event.identity.accessKeyId,
-          event.sourceIPAddress,
-          event.eventTimeMs,
-          event.vpcEndpointId,
-        )
-      )
-        return 'duplicate' as const;
-      return this.decideEvent(event, raw, false);
-    });
-    this.opts.metrics.cloudtrailRecords.inc({ outcome: outcome === 'duplicate' ? 'duplicate' : 'decided' });
+    // Kept copy, conflict record, pending row or decision and finding commit together: a crash
+    // cannot leave an event marked as seen but never decided.
+    const outcome = this.opts.store.transaction(() => this.judgeAndDecide(event, raw, origin));
+    this.opts.metrics.cloudtrailRecords.inc({ outcome: outcome === 'pending' ? 'decided' : outcome });
     return outcome;
+  }
+
+  private judgeAndDecide(event: CloudTrailEvent, raw: unknown, origin: EventOrigin): 'decided' | 'pending' | 'duplicate' | 'conflict' {
+    const store = this.opts.store;
+    const fingerprint = eventFingerprint(event);
+    const summary = copySummary(event, origin);
+    const kept = store.keptCopy(event.eventId);
+    const verdict = judgeCopy(kept, { origin, fingerprint });
+    const row = {
+      eventId: event.eventId,
+      accessKeyId: event.identity.accessKeyId,
+      sourceIp: event.sourceIPAddress,
+      eventTimeMs: event.eventTimeMs,
+      vpcEndpointId: event.vpcEndpointId,
+      origin,
+      fingerprint,
+      seenMs: this.opts.now(),
+      summary,
+    };
+    switch (verdict.kind) {
+      case 'new':
+        store.recordEvent(row);
+        return this.decideEvent(event, raw, false);
+      case 'adopt':
+        store.vouchForEvent(event.eventId, origin, fingerprint, summary);
+        return 'duplicate';
+      case 'duplicate':
+        if (verdict.promote) store.vouchForEvent(event.eventId, origin, fingerprint, summary);
+        return 'duplicate';
+      case 'conflict':
+        this.conflict(event.eventId, 'rejected', kept?.summary ?? {}, summary, fingerprint, null);
+        return 'conflict';
+      case 'supersede': {
+        // The more trusted copy is decided as if it came first: what the other copy was decided
+        // (or is waiting for) goes; a finding it raised already stays in the findings.
+        const withdrawn = store.takeDecision('cloudtrail', event.eventId);
+        store.removePending(event.eventId);
+        store.replaceEvent(row);
+        this.conflict(event.eventId, 'superseded', summary, kept?.summary ?? {}, kept?.fingerprint ?? '', withdrawn);
+        return this.decideEvent(event, raw, false);
+      }
+    }
+  }
+
+  private conflict(
+    eventId: string,
+    resolution: 'superseded' | 'rejected',
+    kept: Record<string, unknown>,
+    dropped: Record<string, unknown>,
+    droppedFingerprint: string,
+    supersededDecision: { disposition: string; rule: string } | null,
+  ): void {
+    const { store, metrics, logger } = this.opts;
+    store.recordEventConflict({ eventId, detectedMs: this.opts.now(), resolution, kept, dropped, supersededDecision }, droppedFingerprint);
+    metrics.cloudtrailConflicts.inc({ resolution });
+    const shown = (c: Record<string, unknown>) => ({
+      ...c,
+      accessKeyId: typeof c.accessKeyId === 'string' ? maskAccessKeyId(c.accessKeyId) : null,
+    });
+    logger.warn(
+      {
+        event: 'cloudtrail_event_conflict',
+        event_id: eventId.slice(0, 128),
+        resolution,
+        kept_origin: originOf(kept),
+        dropped_origin: originOf(dropped),
+        kept: shown(kept),
+        dropped: shown(dropped),
+        superseded_decision: supersededDecision,
+      },
+      resolution === 'superseded'
+        ? `two copies of CloudTrail event ${eventId.slice(0, 128)} disagree: decided on the ${originOf(kept)} copy, not the ${originOf(dropped)} one`
+        : `two copies of CloudTrail event ${eventId.slice(0, 128)} disagree: kept the ${originOf(kept)} copy, dropped the ${originOf(dropped)} one`,
+    );
   }
 
   /**
@@ -182,6 +250,10 @@ export class CorrelationEngine {
     this.opts.metrics.pendingDecisions.set(this.opts.store.pendingCount());
     return due.length;
   }
+}
+
+function originOf(summary: Record<string, unknown>): string {
+  return typeof summary.origin === 'string' ? summary.origin : 'earlier';
 }
 
 function eventIdOf(raw: unknown): string | null {

@@ -14,6 +14,7 @@ export interface DetectorMetrics extends DaemonMetrics {
   declaredCidrsIgnored: Counter<'gateway'>;
   cloudtrailRecords: Counter<'outcome'>;
   cloudtrailFiles: Counter<'outcome'>;
+  cloudtrailConflicts: Counter<'resolution'>;
   truncatedRecords: Counter<'input'>;
   cloudtrailNewestEvent: Gauge;
   decisions: Counter<'disposition' | 'rule'>;
@@ -70,8 +71,14 @@ export function createDetectorMetrics(registry: Registry, build: { version: stri
     }),
     cloudtrailRecords: new Counter({
       name: 'egress_witness_detector_cloudtrail_records_total',
-      help: 'CloudTrail records read, by outcome (decided, not_instance_credential, invalid, duplicate, failed).',
+      help: 'CloudTrail records read, by outcome (decided, not_instance_credential, invalid, duplicate, conflict, failed).',
       labelNames: ['outcome'],
+      registers: r,
+    }),
+    cloudtrailConflicts: new Counter({
+      name: 'egress_witness_detector_cloudtrail_conflicts_total',
+      help: 'Copies of one CloudTrail event ID that disagree, by resolution (superseded: a copy from the trail replaced a pushed one and was decided; rejected: the kept copy stands).',
+      labelNames: ['resolution'],
       registers: r,
     }),
     cloudtrailFiles: new Counter({

@@ -5,7 +5,7 @@
  *
  *   batches ──┬─ observations (key, endpoint and gateway indexes) ─┐
  *             └─ heartbeats ───────────────────────────────────────┴─▶ EvidenceView for correlation
- *   cloudtrail_files · events · pending · decisions · findings · guardduty_archived
+ *   cloudtrail_files · events (one kept copy per event ID) · event_conflicts · pending · decisions · findings · guardduty_archived
  *   finding_occurrences (re-verification) · outbox (deliveries that survive a restart)
  */
 import Database from 'better-sqlite3';
@@ -13,14 +13,18 @@ import { statSync } from 'node:fs';
 import type { TelemetryBatch } from '../../protocol/telemetry.js';
 import { ATTESTING_OUTCOMES, type Sighting } from '../correlate/types.js';
 import type { CloudTrailUse } from '../guardduty/decide.js';
+import type { EventOrigin } from '../correlate/event-identity.js';
 import type {
   DeliveryBacklog,
   DetectorStore,
+  EventConflict,
   FindingOccurrence,
   IngestResult,
+  KeptEvent,
   PendingEvent,
   QueuedDelivery,
   StoredDecision,
+  StoredEvent,
 } from './store.js';
 
 const SCHEMA = `
@@ -38,8 +42,12 @@ CREATE TABLE IF NOT EXISTS heartbeats (gateway_id TEXT NOT NULL, time_ms INTEGER
 CREATE INDEX IF NOT EXISTS heartbeats_gateway ON heartbeats (gateway_id, time_ms);
 CREATE TABLE IF NOT EXISTS cloudtrail_files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ms INTEGER NOT NULL, processed_ms INTEGER NOT NULL, records INTEGER NOT NULL, invalid INTEGER NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 1, failure TEXT);
-CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, access_key_id TEXT, source_ip TEXT NOT NULL, event_time_ms INTEGER NOT NULL, vpc_endpoint_id TEXT);
+CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, access_key_id TEXT, source_ip TEXT NOT NULL, event_time_ms INTEGER NOT NULL, vpc_endpoint_id TEXT,
+  origin TEXT, fingerprint TEXT, seen_ms INTEGER, summary TEXT);
 CREATE INDEX IF NOT EXISTS events_key ON events (access_key_id, event_time_ms);
+CREATE TABLE IF NOT EXISTS event_conflicts (id INTEGER PRIMARY KEY, event_id TEXT NOT NULL, detected_ms INTEGER NOT NULL, resolution TEXT NOT NULL,
+  kept TEXT NOT NULL, dropped TEXT NOT NULL, dropped_fingerprint TEXT NOT NULL, superseded_decision TEXT, UNIQUE (event_id, dropped_fingerprint));
+CREATE INDEX IF NOT EXISTS event_conflicts_time ON event_conflicts (detected_ms);
 CREATE TABLE IF NOT EXISTS pending (event_id TEXT PRIMARY KEY, event_time_ms INTEGER NOT NULL, due_ms INTEGER NOT NULL, raw TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS pending_due ON pending (due_ms);
 CREATE TABLE IF NOT EXISTS decisions (
@@ -60,7 +68,9 @@ CREATE TABLE IF NOT EXISTS outbox (sink TEXT NOT NULL, item_id TEXT NOT NULL, ve
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (sink, failed, next_ms);
 `;
 
-const SCHEMA_VERSION = '4';
+const SCHEMA_VERSION = '5';
+/** The schema version this detector writes (and upgrades older files to). */
+export const STORE_SCHEMA_VERSION = SCHEMA_VERSION;
 
 /**
  * Upgrades of an existing file, by the version it has: each step runs in one
@@ -80,6 +90,12 @@ const MIGRATIONS: Readonly<Record<string, string>> = {
         ALTER TABLE batches_by_gateway RENAME TO batches;`,
   // 3 → 4: observations remember how the gateway captured them (explicit proxy or transparent redirect).
   '3': `ALTER TABLE observations ADD COLUMN capture TEXT NOT NULL DEFAULT 'explicit';`,
+  // 4 → 5: each event remembers where its kept copy came from and what it said, so a copy from the
+  // trail can supersede a pushed one (rows from before stay without: the next copy is adopted).
+  '4': `ALTER TABLE events ADD COLUMN origin TEXT;
+        ALTER TABLE events ADD COLUMN fingerprint TEXT;
+        ALTER TABLE events ADD COLUMN seen_ms INTEGER;
+        ALTER TABLE events ADD COLUMN summary TEXT;`,
 };
 
 interface ObservationRow {
@@ -161,13 +177,23 @@ export class SqliteStore implements DetectorStore {
         'INSERT INTO cloudtrail_files (path, size, mtime_ms, processed_ms, records, invalid, attempts, done) VALUES (?, ?, ?, ?, 0, 0, 1, 0) ON CONFLICT (path) DO UPDATE SET attempts = CASE WHEN size = excluded.size AND mtime_ms = excluded.mtime_ms THEN attempts + 1 ELSE 1 END, size = excluded.size, mtime_ms = excluded.mtime_ms, processed_ms = excluded.processed_ms, done = 0, failure = NULL RETURNING attempts',
       ),
       eventPut: db.prepare(
-        'INSERT INTO events (event_id, access_key_id, source_ip, event_time_ms, vpc_endpoint_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING',
+        'INSERT INTO events (event_id, access_key_id, source_ip, event_time_ms, vpc_endpoint_id, origin, fingerprint, seen_ms, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING',
       ),
+      eventReplace: db.prepare(
+        'INSERT INTO events (event_id, access_key_id, source_ip, event_time_ms, vpc_endpoint_id, origin, fingerprint, seen_ms, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET access_key_id = excluded.access_key_id, source_ip = excluded.source_ip, event_time_ms = excluded.event_time_ms, vpc_endpoint_id = excluded.vpc_endpoint_id, origin = excluded.origin, fingerprint = excluded.fingerprint, seen_ms = excluded.seen_ms, summary = excluded.summary',
+      ),
+      eventKept: db.prepare('SELECT origin, fingerprint, summary FROM events WHERE event_id = ?'),
+      eventVouch: db.prepare('UPDATE events SET origin = ?, fingerprint = ?, summary = ? WHERE event_id = ?'),
+      conflictPut: db.prepare(
+        'INSERT INTO event_conflicts (event_id, detected_ms, resolution, kept, dropped, dropped_fingerprint, superseded_decision) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, dropped_fingerprint) DO NOTHING',
+      ),
+      conflictsSince: db.prepare('SELECT * FROM event_conflicts WHERE detected_ms >= ? ORDER BY detected_ms DESC, id DESC LIMIT ?'),
+      decisionTake: db.prepare('DELETE FROM decisions WHERE kind = ? AND subject_id = ? RETURNING disposition, rule'),
       eventUses: db.prepare(
         'SELECT event_id, source_ip, event_time_ms, vpc_endpoint_id FROM events WHERE access_key_id = ? AND event_time_ms BETWEEN ? AND ? ORDER BY event_time_ms LIMIT 1000',
       ),
       pendingPut: db.prepare(
-        'INSERT INTO pending (event_id, event_time_ms, due_ms, raw) VALUES (?, ?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET due_ms = excluded.due_ms',
+        'INSERT INTO pending (event_id, event_time_ms, due_ms, raw) VALUES (?, ?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET event_time_ms = excluded.event_time_ms, due_ms = excluded.due_ms, raw = excluded.raw',
       ),
       pendingDue: db.prepare('SELECT event_id, event_time_ms, due_ms, raw FROM pending WHERE due_ms <= ? ORDER BY due_ms LIMIT ?'),
       pendingDel: db.prepare('DELETE FROM pending WHERE event_id = ?'),
@@ -292,8 +318,79 @@ export class SqliteStore implements DetectorStore {
     this.stmt.filePut.run(path, size, Math.floor(mtimeMs), nowMs, records, invalid, failure);
   }
 
-  recordEvent(eventId: string, accessKeyId: string | null, sourceIp: string, eventTimeMs: number, vpcEndpointId: string | null): boolean {
-    return this.stmt.eventPut.run(eventId, accessKeyId, sourceIp, eventTimeMs, vpcEndpointId).changes > 0;
+  private eventArgs(e: StoredEvent): unknown[] {
+    return [
+      e.eventId,
+      e.accessKeyId,
+      e.sourceIp,
+      e.eventTimeMs,
+      e.vpcEndpointId,
+      e.origin,
+      e.fingerprint,
+      e.seenMs,
+      JSON.stringify(e.summary),
+    ];
+  }
+
+  recordEvent(e: StoredEvent): boolean {
+    return this.stmt.eventPut.run(...this.eventArgs(e)).changes > 0;
+  }
+
+  replaceEvent(e: StoredEvent): void {
+    this.stmt.eventReplace.run(...this.eventArgs(e));
+  }
+
+  keptCopy(eventId: string): KeptEvent | null {
+    const row = this.stmt.eventKept.get(eventId) as
+      { origin: string | null; fingerprint: string | null; summary: string | null } | undefined;
+    if (row === undefined) return null;
+    return {
+      origin: row.origin === 'pushed' || row.origin === 'trail' ? row.origin : null,
+      fingerprint: row.fingerprint,
+      summary: row.summary === null ? null : (JSON.parse(row.summary) as Record<string, unknown>),
+    };
+  }
+
+  vouchForEvent(eventId: string, origin: EventOrigin, fingerprint: string, summary: Record<string, unknown>): void {
+    this.stmt.eventVouch.run(origin, fingerprint, JSON.stringify(summary), eventId);
+  }
+
+  recordEventConflict(c: EventConflict, droppedFingerprint: string): boolean {
+    return (
+      this.stmt.conflictPut.run(
+        c.eventId,
+        c.detectedMs,
+        c.resolution,
+        JSON.stringify(c.kept),
+        JSON.stringify(c.dropped),
+        droppedFingerprint,
+        c.supersededDecision === null ? null : JSON.stringify(c.supersededDecision),
+      ).changes > 0
+    );
+  }
+
+  listEventConflicts(filter: { sinceMs: number; limit: number }): EventConflict[] {
+    const rows = this.stmt.conflictsSince.all(filter.sinceMs, filter.limit) as {
+      event_id: string;
+      detected_ms: number;
+      resolution: EventConflict['resolution'];
+      kept: string;
+      dropped: string;
+      superseded_decision: string | null;
+    }[];
+    return rows.map((r) => ({
+      eventId: r.event_id,
+      detectedMs: r.detected_ms,
+      resolution: r.resolution,
+      kept: JSON.parse(r.kept) as Record<string, unknown>,
+      dropped: JSON.parse(r.dropped) as Record<string, unknown>,
+      supersededDecision:
+        r.superseded_decision === null ? null : (JSON.parse(r.superseded_decision) as { disposition: string; rule: string }),
+    }));
+  }
+
+  takeDecision(kind: StoredDecision['kind'], subjectId: string): { disposition: string; rule: string } | null {
+    return (this.stmt.decisionTake.get(kind, subjectId) as { disposition: string; rule: string } | undefined) ?? null;
   }
 
   cloudTrailUses(accessKeyId: string, fromMs: number, toMs: number): CloudTrailUse[] {
@@ -468,7 +565,9 @@ export class SqliteStore implements DetectorStore {
     const tx = this.db.transaction(() => ({
       observations: this.db.prepare('DELETE FROM observations WHERE last_ms < ?').run(olderThanMs).changes,
       heartbeats: this.db.prepare('DELETE FROM heartbeats WHERE time_ms < ?').run(olderThanMs).changes,
-      events: this.db.prepare('DELETE FROM events WHERE event_time_ms < ?').run(olderThanMs).changes,
+      // Kept for the retention after it arrived too: a pushed copy dated long ago must outlive the trail's delivery of the real one.
+      events: this.db.prepare('DELETE FROM events WHERE event_time_ms < ? AND COALESCE(seen_ms, 0) < ?').run(olderThanMs, olderThanMs)
+        .changes,
       batches: this.db.prepare('DELETE FROM batches WHERE received_ms < ?').run(olderThanMs).changes,
     }));
     const r = tx();

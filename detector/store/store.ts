@@ -9,6 +9,7 @@
 import type { TelemetryBatch } from '../../protocol/telemetry.js';
 import type { EvidenceView } from '../correlate/types.js';
 import type { CloudTrailUse } from '../guardduty/decide.js';
+import type { EventOrigin } from '../correlate/event-identity.js';
 
 export type IngestResult = { kind: 'stored'; records: number } | { kind: 'duplicate' };
 
@@ -23,6 +24,37 @@ export interface StoredDecision {
   sourceIp: string | null;
   gatewayId: string | null;
   detail: unknown;
+}
+
+export interface StoredEvent {
+  eventId: string;
+  accessKeyId: string | null;
+  sourceIp: string;
+  eventTimeMs: number;
+  vpcEndpointId: string | null;
+  origin: EventOrigin;
+  fingerprint: string;
+  /** When this copy arrived: the row outlives store.retention counted from here too. */
+  seenMs: number;
+  summary: Record<string, unknown>;
+}
+
+export interface KeptEvent {
+  /** null, with the fingerprint and summary: a row an older detector wrote. */
+  origin: EventOrigin | null;
+  fingerprint: string | null;
+  summary: Record<string, unknown> | null;
+}
+
+export interface EventConflict {
+  eventId: string;
+  detectedMs: number;
+  /** superseded: a more trusted copy replaced the kept one and was decided; rejected: the kept copy stands. */
+  resolution: 'superseded' | 'rejected';
+  kept: Record<string, unknown>;
+  dropped: Record<string, unknown>;
+  /** The decision the dropped copy had received, when it was superseded after one. */
+  supersededDecision: { disposition: string; rule: string } | null;
 }
 
 export interface PendingEvent {
@@ -83,8 +115,20 @@ export interface DetectorStore extends EvidenceView {
     failure?: string | null,
   ): void;
 
-  /** Instance-credential events seen (for GuardDuty's "used from elsewhere" check and deduplication). */
-  recordEvent(eventId: string, accessKeyId: string | null, sourceIp: string, eventTimeMs: number, vpcEndpointId: string | null): boolean;
+  /**
+   * Instance-credential events seen, one kept copy per event ID (for GuardDuty's "used from
+   * elsewhere" check and for judging later copies): false when the ID is kept already.
+   */
+  recordEvent(e: StoredEvent): boolean;
+  /** The kept copy of an event ID, or null. */
+  keptCopy(eventId: string): KeptEvent | null;
+  /** Replaces the kept copy (a more trusted copy that differs). */
+  replaceEvent(e: StoredEvent): void;
+  /** A more trusted origin delivered the same content (or a row from an older version gets its identity). */
+  vouchForEvent(eventId: string, origin: EventOrigin, fingerprint: string, summary: Record<string, unknown>): void;
+  /** Two copies of one event ID that disagree; stored once per dropped copy. */
+  recordEventConflict(c: EventConflict, droppedFingerprint: string): boolean;
+  listEventConflicts(filter: { sinceMs: number; limit: number }): EventConflict[];
   cloudTrailUses(accessKeyId: string, fromMs: number, toMs: number): CloudTrailUse[];
 
   /** Findings that wait for late telemetry before they are final. */
@@ -96,6 +140,8 @@ export interface DetectorStore extends EvidenceView {
   saveDecision(d: StoredDecision): boolean;
   /** The disposition stored for a subject, or null. */
   decisionOf(kind: StoredDecision['kind'], subjectId: string): string | null;
+  /** Removes a stored decision (superseded by a more trusted copy of its event) and says what it was. */
+  takeDecision(kind: StoredDecision['kind'], subjectId: string): { disposition: string; rule: string } | null;
   /** How many of the detector's own findings name this key in [from, to] (by event time). */
   findingsForKey(accessKeyId: string, fromMs: number, toMs: number): number;
   /** Runs `fn` atomically: every write in it commits together or not at all. */

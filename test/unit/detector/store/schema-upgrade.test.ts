@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SqliteStore } from '../../../../detector/store/sqlite-store.js';
+import { SqliteStore, STORE_SCHEMA_VERSION } from '../../../../detector/store/sqlite-store.js';
 import type { TelemetryBatch } from '../../../../protocol/telemetry.js';
 import { heartbeat } from '../scenario.js';
 
@@ -105,7 +105,7 @@ describe('store schema upgrade', () => {
     } finally {
       store.close();
     }
-    expect(schemaVersion()).toBe('4');
+    expect(schemaVersion()).toBe(STORE_SCHEMA_VERSION);
     const db = new Database(path, { readonly: true });
     expect(db.prepare('SELECT gateway_id, batch_id FROM batches ORDER BY gateway_id').all()).toEqual([
       { gateway_id: 'gw-b', batch_id: 'shared-batch-id-0001' },
@@ -119,6 +119,35 @@ describe('store schema upgrade', () => {
     db.prepare("UPDATE meta SET value = '99' WHERE key = 'schema_version'").run();
     db.close();
     expect(() => new SqliteStore(path)).toThrow(/store schema version 99 is not supported/);
+  });
+});
+
+describe('store schema upgrade: events gain their origin', () => {
+  it('an event kept by an older detector is taken over by its next copy without a decision; the schema is current', () => {
+    writeV1();
+    const db = new Database(path);
+    db.prepare('INSERT INTO events (event_id, access_key_id, source_ip, event_time_ms, vpc_endpoint_id) VALUES (?, ?, ?, ?, ?)').run(
+      'e-old',
+      'ASIAY34FZKBOKMUTVV7A',
+      '198.51.100.200',
+      1_000,
+      null,
+    );
+    db.close();
+    const store = new SqliteStore(path);
+    try {
+      expect(store.keptCopy('e-old')).toEqual({ origin: null, fingerprint: null, summary: null });
+      expect(store.cloudTrailUses('ASIAY34FZKBOKMUTVV7A', 0, 2_000)).toEqual([
+        expect.objectContaining({ eventId: 'e-old', sourceIPAddress: '198.51.100.200' }),
+      ]);
+      store.vouchForEvent('e-old', 'trail', 'fp', { origin: 'trail' });
+      expect(store.keptCopy('e-old')).toEqual({ origin: 'trail', fingerprint: 'fp', summary: { origin: 'trail' } });
+      // Rows without an arrival time age out by their event time, as before.
+      expect(store.prune(2_000).events).toBe(1);
+    } finally {
+      store.close();
+    }
+    expect(schemaVersion()).toBe(STORE_SCHEMA_VERSION);
   });
 });
 
@@ -159,7 +188,7 @@ describe('store schema upgrade: observations gain capture', () => {
     } finally {
       store.close();
     }
-    expect(schemaVersion()).toBe('4');
+    expect(schemaVersion()).toBe(STORE_SCHEMA_VERSION);
   });
 });
 
