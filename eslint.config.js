@@ -1,6 +1,7 @@
 // @ts-check
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import folderCycles from './lint/folder-cycles.mjs';
 
 const ioModules = [
   'net',
@@ -120,8 +121,13 @@ export default tseslint.config(
     },
   },
   {
-    // The install-time build script: plain JavaScript, outside the TypeScript project.
-    files: ['native/**/*.mjs'],
+    files: ['agent/**/*.ts', 'detector/**/*.ts', 'protocol/**/*.ts', 'common/**/*.ts', 'cli/**/*.ts'],
+    plugins: { 'egress-witness': folderCycles },
+    rules: { 'egress-witness/no-folder-cycle': 'error' },
+  },
+  {
+    // The install-time build script and the lint rules: plain JavaScript, outside the TypeScript project.
+    files: ['native/**/*.mjs', 'lint/**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: { ...tseslint.configs.disableTypeChecked.languageOptions, globals: { process: 'readonly', console: 'readonly' } },
     rules: { ...tseslint.configs.disableTypeChecked.rules, 'no-restricted-globals': 'off' },
