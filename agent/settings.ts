@@ -8,7 +8,7 @@ import { ClientAdmission } from './net/client-admission.js';
 import { DestinationPolicy } from './net/address-policy.js';
 import { ResolveOverrides } from './net/resolve-overrides.js';
 import { classifyEndpoint } from './aws/endpoint.js';
-import { describePlainHttp } from './inspect/describe-request.js';
+import { describePlainHttp } from './aws/describe-request.js';
 import type { Inspector, ProxySettings } from './proxy/connection-path.js';
 import type { EndpointInfo } from './observe/model/observation.js';
 

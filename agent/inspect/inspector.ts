@@ -24,7 +24,7 @@ import type { HostPatternSet } from '../net/resolve-overrides.js';
 import type { LeafMinter } from '../tls/leaf-minter.js';
 import type { Inspector, InspectContext, InspectSummary } from '../proxy/connection-path.js';
 import { peekClientHello } from './peek-client-hello.js';
-import { actionReader, describeRequest } from './describe-request.js';
+import { actionReader, describeRequest } from '../aws/describe-request.js';
 import { classifyEndpoint, type AwsEndpoint } from '../aws/endpoint.js';
 import { forwardInspected } from './forward-request.js';
 import { failureAnswer } from '../proxy/failures.js';

@@ -23,7 +23,7 @@ import type { AbsoluteTarget, Target } from '../net/authority.js';
 import type { AgentMetrics } from '../metrics/metrics.js';
 import type { ObservationEvent, Observer } from '../observe/model/observation.js';
 import type { Capture, Outcome } from '../../protocol/telemetry.js';
-import { actionReader } from '../inspect/describe-request.js';
+import { actionReader } from '../aws/describe-request.js';
 import { connectFirst, resolveTarget, type Candidate, type DialDeps } from './dialer.js';
 import { failureAnswer, failureHeaders, failureLabel, type ProxyFailure } from './failures.js';
 import { Tunnel } from './tunnel.js';
@@ -32,7 +32,7 @@ import type { ClientAdmission } from '../net/client-admission.js';
 import type { DestinationPolicy } from '../net/address-policy.js';
 import type { ResolveOverrides } from '../net/resolve-overrides.js';
 import type { EndpointInfo } from '../observe/model/observation.js';
-import type { RequestDescription } from '../inspect/describe-request.js';
+import type { RequestDescription } from '../aws/describe-request.js';
 
 /** Hands an admitted, policy-checked tunnel to TLS inspection. */
 export interface Inspector {

@@ -12,7 +12,7 @@
  */
 import fc from 'fast-check';
 import { attributeRequest, redactTarget, type AttributionResult } from '../../../agent/aws/signature.js';
-import { describeRequest, actionReader } from '../../../agent/inspect/describe-request.js';
+import { describeRequest, actionReader } from '../../../agent/aws/describe-request.js';
 import { parseQuery, splitTarget } from '../../../agent/aws/http-request.js';
 import { ACCESS_KEY_ID_PATTERN } from '../../../protocol/telemetry.js';
 import {

@@ -3,12 +3,12 @@
  * service and region. Shared by inspect mode and plain-HTTP forwarding.
  * The credential scope's service and region win over the host name's.
  */
-import type http from 'node:http';
-import { attributeRequest, type AttributionResult } from '../aws/signature.js';
-import { accountIdFromAccessKey, keyKind } from '../aws/access-key.js';
-import { actionFromRequest } from '../aws/action.js';
-import { classifyEndpoint, type AwsEndpoint } from '../aws/endpoint.js';
-import { FormActionSniffer } from '../aws/form-action-sniffer.js';
+import { attributeRequest, type AttributionResult } from './signature.js';
+import { accountIdFromAccessKey, keyKind } from './access-key.js';
+import { actionFromRequest } from './action.js';
+import { classifyEndpoint, type AwsEndpoint } from './endpoint.js';
+import { FormActionSniffer } from './form-action-sniffer.js';
+import type { HeaderMap } from './http-request.js';
 import type { EndpointInfo, KeyAttribution } from '../observe/model/observation.js';
 
 export type UnattributedReason = 'unsigned' | 'bad-authorization' | 'unknown-algorithm' | 'bad-credential' | 'bad-query';
@@ -25,7 +25,7 @@ export interface RequestDescription {
 export function describeRequest(input: {
   method: string;
   target: string;
-  headers: http.IncomingHttpHeaders;
+  headers: HeaderMap;
   host: string;
   endpoint?: AwsEndpoint | null;
 }): RequestDescription {
@@ -88,6 +88,10 @@ export function actionReader(d: RequestDescription): { peek: ((chunk: Uint8Array
 }
 
 /** Plain-HTTP forwarding's view: the host is the one the URL named and the proxy dialled, not the Host header. */
-export function describePlainHttp(req: http.IncomingMessage, path: string, host: string): RequestDescription {
+export function describePlainHttp(
+  req: { method?: string | undefined; headers: HeaderMap },
+  path: string,
+  host: string,
+): RequestDescription {
   return describeRequest({ method: req.method ?? 'GET', target: path, headers: req.headers, host });
 }
