@@ -9,7 +9,7 @@ import { DestinationPolicy } from './net/address-policy.js';
 import { ResolveOverrides } from './net/resolve-overrides.js';
 import { classifyEndpoint } from './aws/endpoint.js';
 import { describePlainHttp } from './aws/describe-request.js';
-import type { Inspector, ProxySettings } from './proxy/connection-path.js';
+import type { Inspector, ProxySettings } from './proxy/connection-types.js';
 import type { EndpointInfo } from './observe/model/observation.js';
 
 export function classifyForObservation(host: string): EndpointInfo | null {

@@ -22,7 +22,7 @@ import { serviceLabel, type AgentMetrics } from '../metrics/metrics.js';
 import { statusClass, type Observer } from '../observe/model/observation.js';
 import type { HostPatternSet } from '../net/resolve-overrides.js';
 import type { LeafMinter } from '../tls/leaf-minter.js';
-import type { Inspector, InspectContext, InspectSummary } from '../proxy/connection-path.js';
+import type { Inspector, InspectContext, InspectSummary } from '../proxy/connection-types.js';
 import { peekClientHello } from './peek-client-hello.js';
 import { actionReader, describeRequest } from '../aws/describe-request.js';
 import { classifyEndpoint, type AwsEndpoint } from '../aws/endpoint.js';

@@ -13,9 +13,8 @@ import type net from 'node:net';
 import type { Logger } from '../../common/log/logger.js';
 import { parseAbsoluteUrl, parseConnectAuthority } from '../net/authority.js';
 import { rawFailureResponse, type ProxyFailure } from './failures.js';
-import type { ConnectionPath, TunnelEntry } from './connection-path.js';
-
-export type { Inspector, InspectContext, InspectSummary, ProxySettings } from './connection-path.js';
+import type { ConnectionPath } from './connection-path.js';
+import type { TunnelEntry } from './connection-types.js';
 
 export interface ProxyOptions {
   path: ConnectionPath;

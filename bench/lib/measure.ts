@@ -128,7 +128,7 @@ export async function interleave(
       const err = run.result.errors > 0 ? ` errors=${run.result.errors} (${run.result.firstError})` : '';
       const cpu = (v: number | null): string => (v === null ? '–' : `${Math.round((100 * v) / run.spanMs)}%`);
       ctx.log(
-        `  run ${r + 1}/${runs} ${s.peer.name.padEnd(10)} ${describe(run.result)}  cpu: proxy ${cpu(run.proxyCpuMs)} server ${cpu(run.serverCpuMs)} other ${cpu(run.otherCpuMs)}${err}`,
+        `  run ${r + 1}/${runs} ${(s.peer.label ?? s.peer.name).padEnd(10)} ${describe(run.result)}  cpu: proxy ${cpu(run.proxyCpuMs)} server ${cpu(run.serverCpuMs)} other ${cpu(run.otherCpuMs)}${err}`,
       );
     }
   }

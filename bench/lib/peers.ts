@@ -51,6 +51,13 @@ export interface RunningPeer {
   readonly proxy: { host: string; port: number } | null;
   /** Where the keep-alive, new-connection and bulk traffic goes. */
   readonly target: TargetSpec;
+  /**
+   * Agents started with `transparent: true`: the same traffic as a redirected client sends it, TLS
+   * straight to the transparent listener with the AWS name as SNI (no CONNECT); null otherwise.
+   */
+  readonly redirectTarget: TargetSpec | null;
+  /** How progress lines name it (default: `name`). */
+  readonly label?: string;
   /** The Host header the client sends. */
   readonly hostHeader: string;
   /** CONNECT authority that lands on the fake server's hold port (idle tunnels); null where not measured. */
@@ -81,6 +88,8 @@ export interface AgentOptions {
   observeAll?: boolean;
   /** upstream.keep_alive_timeout (default here 60s, like Squid's server_idle_pconn_timeout). */
   upstreamKeepAlive?: string;
+  /** A transparent listener beside the explicit one (loopback: no redirect, so no original destination). */
+  transparent?: boolean;
 }
 
 export interface PeerEnv {
@@ -142,6 +151,7 @@ function directPeer(env: PeerEnv): RunningPeer {
       servername: STS_HOST,
       caPem: env.pki.fakeCa.certPem,
     },
+    redirectTarget: null,
     hostHeader: STS_HOST,
     holdAuthority: null,
     adminPort: null,
@@ -170,6 +180,7 @@ export async function startAgent(env: PeerEnv, name: 'ew-tunnel' | 'ew-inspect',
   const dir = peerDir(env, name);
   const port = await freePort();
   const adminPort = await freePort();
+  const transparentPort = opts.transparent ? await freePort() : null;
   const telemetry: Record<string, unknown> = {
     spool_dir: join(dir, 'spool'),
     flush_interval: opts.flushInterval ?? '2s',
@@ -197,6 +208,7 @@ export async function startAgent(env: PeerEnv, name: 'ew-tunnel' | 'ew-inspect',
     ...(opts.inspect
       ? { inspect: { ca_cert: env.pki.agentCa.certFile, ca_key: env.pki.agentCa.keyFile, passthrough: opts.passthrough ?? [] } }
       : {}),
+    ...(transparentPort !== null ? { transparent: { listen: `127.0.0.1:${transparentPort}`, ports: [443] } } : {}),
     upstream: {
       ca_file: env.pki.fakeCa.certFile,
       resolve: { '*.amazonaws.com': `127.0.0.1:${env.fake.httpsPort}`, [HOLD_HOST]: `127.0.0.1:${env.fake.holdPort}` },
@@ -228,6 +240,16 @@ export async function startAgent(env: PeerEnv, name: 'ew-tunnel' | 'ew-inspect',
       servername: STS_HOST,
       caPem: opts.inspect ? env.pki.agentCa.certPem : env.pki.fakeCa.certPem,
     },
+    redirectTarget:
+      transparentPort === null
+        ? null
+        : {
+            proxy: null,
+            authority: `${STS_HOST}:443`,
+            origin: { host: '127.0.0.1', port: transparentPort },
+            servername: STS_HOST,
+            caPem: opts.inspect ? env.pki.agentCa.certPem : env.pki.fakeCa.certPem,
+          },
     hostHeader: STS_HOST,
     holdAuthority: opts.inspect ? null : `${HOLD_HOST}:443`,
     adminPort,
@@ -285,6 +307,7 @@ async function startSquid(env: PeerEnv, bump: boolean): Promise<RunningPeer> {
       servername: STS_HOST,
       caPem: bump ? env.pki.squidCa.certPem : env.pki.fakeCa.certPem,
     },
+    redirectTarget: null,
     // A bumped request goes where its Host header says: keep the fake server's port in it.
     hostHeader: `${STS_HOST}:${env.fake.httpsPort}`,
     holdAuthority: bump ? null : `${HOLD_HOST}:${env.fake.holdPort}`,
@@ -320,6 +343,7 @@ async function startTinyproxy(env: PeerEnv): Promise<RunningPeer> {
       servername: STS_HOST,
       caPem: env.pki.fakeCa.certPem,
     },
+    redirectTarget: null,
     hostHeader: STS_HOST,
     holdAuthority: `127.0.0.1:${env.fake.holdPort}`,
     adminPort: null,

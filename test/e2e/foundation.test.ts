@@ -139,7 +139,7 @@ describe('agent daemon (child process)', () => {
     expect(agent.nonJson).toEqual([]);
   });
 
-  // BUG (agent/ship/shipper.ts stop, agent/proxy/proxy-server.ts drain): both race the work against
+  // BUG (agent/ship/shipper.ts stop, agent/proxy/connection-path.ts drain): both race the work against
   // `new Promise((r) => setTimeout(r, N))` and never clear that timer, so once "stopped" is logged
   // the process lingers 5 s (shipper, when a detector_url is set) or 1 s (proxy drain) before exiting.
   it('exits promptly once "stopped" is logged', () => {

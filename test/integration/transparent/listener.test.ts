@@ -218,6 +218,13 @@ describe('transparent listener: redirected clients take the proxy path', () => {
     expect(await metric('egress_witness_proxy_requests_total', 'kind="transparent_http",outcome="ok"')).toBeGreaterThanOrEqual(2);
   });
 
+  it('says on /status and in a gauge whether original destinations can be read', async () => {
+    const t = agent.app.status().transparent as { listen: string; original_destination: string };
+    expect(t.listen).toBe('127.0.0.1:0');
+    expect(t.original_destination).toMatch(/^available$|native addon/);
+    expect(await metric('egress_witness_transparent_original_destination_available')).toBe(t.original_destination === 'available' ? 1 : 0);
+  });
+
   it('still marks explicit CONNECT tunnels as explicit', async () => {
     const httpsAgent = new TunnelAgent(
       { host: '127.0.0.1', port: agent.proxyPort, localAddress: '127.0.0.4' },
@@ -356,6 +363,24 @@ describe('transparent listener: admission, the tunnel cap and drain', () => {
     expect(r).toBeInstanceOf(Error);
     expect(await metricValue(capped, 'egress_witness_denied_total', 'reason="client-not-allowed"')).toBe(1);
     expect(fake.requests.length).toBeGreaterThan(0); // unchanged by this client
+  });
+
+  it('a reload reaches the transparent listener at once; a new transparent.listen waits for a restart', async () => {
+    const before = capped.config;
+    const narrowed = {
+      ...before,
+      proxy: { ...before.proxy, allowed_clients: ['127.0.0.0/24'] },
+      transparent: { ports: [443], listen: { host: '127.0.0.1', port: 3999, text: '127.0.0.1:3999' } },
+    };
+    expect(await capped.app.reload({ ok: true, value: narrowed })).toBe(true);
+    expect(await open('127.0.1.5')).toBeInstanceOf(Error);
+    expect(await metricValue(capped, 'egress_witness_denied_total', 'reason="client-not-allowed"')).toBe(2);
+    expect(capped.logs.find('reload_partial').at(-1)?.keys_needing_restart).toEqual(['transparent.listen.port', 'transparent.listen.text']);
+    expect(await capped.app.reload({ ok: true, value: before })).toBe(true);
+    const admitted = await open('127.0.1.5');
+    expect(admitted).toBeInstanceOf(tls.TLSSocket);
+    (admitted as tls.TLSSocket).destroy();
+    await until('the tunnel to close', () => capped.app.status().active_tunnels === 0);
   });
 
   it('refuses the connection beyond proxy.max_tunnels (internal_error alert), then drains the open one as drained', async () => {
