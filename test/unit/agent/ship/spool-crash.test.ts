@@ -2,7 +2,8 @@
 // compiled spool (dist/, built by `npm run build`, which `npm test` runs
 // first) and reports each append and ack only after its promise resolved.
 // Whatever it reported must hold after the kill: every appended batch is
-// there, no acknowledged one comes back.
+// there, no acknowledged one comes back. An ack the kill interrupted (it may
+// be on disk without its report) counts as neither.
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -29,15 +30,25 @@ for (let i = 0; ; i++) {
   if (i % 5 === 0) spool.take(); // left in flight
   if (i % 3 === 2) {
     const e = spool.take();
-    if (e) { await spool.ack(e.id); process.stdout.write('acked ' + e.id + '\\n'); }
+    if (e) {
+      process.stdout.write('acking ' + e.id + '\\n');
+      await spool.ack(e.id);
+      process.stdout.write('acked ' + e.id + '\\n');
+    }
   }
 }
 `;
 
 /** Runs the child until it has reported `appends` appends, then SIGKILLs it. Returns what it reported. */
-async function runAndKill(script: string, dir: string, prefix: string, appends: number): Promise<{ appended: string[]; acked: string[] }> {
+async function runAndKill(
+  script: string,
+  dir: string,
+  prefix: string,
+  appends: number,
+): Promise<{ appended: string[]; acking: string[]; acked: string[] }> {
   const child = spawn(process.execPath, [script, dir, prefix], { stdio: ['ignore', 'pipe', 'pipe'] });
   const appended: string[] = [];
+  const acking: string[] = [];
   const acked: string[] = [];
   let stderr = '';
   let partial = '';
@@ -47,7 +58,7 @@ async function runAndKill(script: string, dir: string, prefix: string, appends: 
     partial = lines.pop()!;
     for (const line of lines) {
       const [what, id] = line.split(' ');
-      (what === 'acked' ? acked : appended).push(id!);
+      (what === 'acked' ? acked : what === 'acking' ? acking : appended).push(id!);
       if (appended.length >= appends) child.kill('SIGKILL');
     }
   });
@@ -55,7 +66,7 @@ async function runAndKill(script: string, dir: string, prefix: string, appends: 
     child.on('exit', (c, s) => resolve([c, s])),
   );
   if (signal !== 'SIGKILL') throw new Error(`child exited with ${code} before it was killed: ${stderr}`);
-  return { appended, acked };
+  return { appended, acking, acked };
 }
 
 describe('Spool crash safety (child process, SIGKILL)', () => {
@@ -67,17 +78,22 @@ describe('Spool crash safety (child process, SIGKILL)', () => {
     const spoolDir = join(dir, 'spool');
     const appended: string[] = [];
     const acked = new Set<string>();
+    const acking = new Set<string>();
     for (const [round, appends] of [300, 450, 200].entries()) {
       const reported = await runAndKill(script, spoolDir, `round${round}`, appends);
       appended.push(...reported.appended);
       for (const id of reported.acked) acked.add(id);
+      for (const id of reported.acking) acking.add(id);
     }
 
     const { spool, events } = await openSpool(spoolDir, { segmentBytes: 64 * 1024 });
     expect(events.at(-1)).toMatchObject({ kind: 'recovered' });
     const entries = takeAll(spool);
     const present = new Set(entries.map((e) => e.id));
-    const lost = appended.filter((id) => !acked.has(id) && !present.has(id));
+    // Killed between the ack reaching the disk and its report: either answer is right for that one batch.
+    const interrupted = new Set([...acking].filter((id) => !acked.has(id)));
+    expect(interrupted.size).toBeLessThanOrEqual(3);
+    const lost = appended.filter((id) => !acked.has(id) && !interrupted.has(id) && !present.has(id));
     const resurrected = [...acked].filter((id) => present.has(id));
     expect(lost).toEqual([]);
     expect(resurrected).toEqual([]);
