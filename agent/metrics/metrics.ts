@@ -85,6 +85,8 @@ export interface AgentMetrics extends DaemonMetrics {
   telemetryBatches: Counter<'outcome'>;
   telemetrySplitBatches: Counter;
   telemetryRecords: Counter;
+  spoolAppendedBatches: Counter;
+  spoolAppendedRecords: Counter;
   telemetrySendDuration: Histogram;
   telemetrySinkErrors: Counter<'sink'>;
   egressIpInCidrs: Gauge;
@@ -240,6 +242,16 @@ export function createAgentMetrics(registry: Registry, build: { version: string;
     telemetrySplitBatches: new Counter({
       name: 'egress_witness_telemetry_split_batches_total',
       help: 'Batches the detector refused as too large (413), sent again as two smaller batches.',
+      registers: r,
+    }),
+    spoolAppendedBatches: new Counter({
+      name: 'egress_witness_spool_appended_batches_total',
+      help: 'Batches sealed and written (fsync) to the spool: accepted for delivery.',
+      registers: r,
+    }),
+    spoolAppendedRecords: new Counter({
+      name: 'egress_witness_spool_appended_records_total',
+      help: 'Records in the batches written to the spool.',
       registers: r,
     }),
     telemetryRecords: new Counter({

@@ -33,7 +33,7 @@ export class SpoolSink implements RecordSink {
   constructor(
     private readonly spool: Spool,
     private readonly identity: BatchIdentity,
-    private readonly opts: { maxBatchRecords: number; now: () => number; onAppended: (records: number) => void },
+    private readonly opts: { maxBatchRecords: number; now: () => number; onAppended: (records: number, batches: number) => void },
   ) {}
 
   async write(records: readonly TelemetryRecord[]): Promise<void> {
@@ -61,6 +61,6 @@ export class SpoolSink implements RecordSink {
       if ((err as { code?: string }).code !== 'SPOOL_BATCH_TOO_LARGE' || batches.length === 1) throw err;
       for (const b of batches) await this.spool.append(b.id, b.payload);
     }
-    this.opts.onAppended(records.length);
+    this.opts.onAppended(records.length, batches.length);
   }
 }

@@ -103,7 +103,9 @@ export async function buildTelemetryShipping(
     {
       maxBatchRecords: c.telemetry.max_batch_records,
       now: deps.now,
-      onAppended: () => {
+      onAppended: (records, batches) => {
+        metrics.spoolAppendedRecords.inc(records);
+        metrics.spoolAppendedBatches.inc(batches);
         refreshGauges();
         shipper?.kick();
       },

@@ -8,7 +8,7 @@ export interface BenchArgs {
   readonly quick: boolean;
   /** Scenario names (or prefixes) to run; null = all. */
   readonly only: readonly string[] | null;
-  /** Soak duration in ms; null = the benchmark table instead. */
+  /** Soak duration in ms (`--soak`, `--duration`); null = the benchmark table instead. */
   readonly soakMs: number | null;
   /** Start the agents under `--cpu-prof` and summarise the profiles at the end. */
   readonly profile: boolean;
@@ -24,13 +24,20 @@ export const USAGE = `usage: npm run bench -- [options]
   --quick              smoke run in seconds (1 short run per figure, small sizes)
   --only a,b           run only these scenarios (names or prefixes; see --list)
   --list               list the scenarios and exit
-  --soak 10m           constant mixed load for this long, sampling RSS, handles and
-                       event-loop delay every 10 s, then a growth verdict
+  --soak [DURATION]    soak with faults (default 30m): mixed tunnel and inspected load through
+                       an agent shipping to a real detector; the detector killed and restarted
+                       every 4 min, the agent SIGHUP'd every minute and SIGKILL'd once; RSS,
+                       fds, handles and event-loop delay sampled every 10 s (trend and slope);
+                       records the agent spooled vs records the detector stored (must be equal)
+  --duration D         soak length (e.g. 3m for a short run; implies --soak)
   --profile            run the agents under node --cpu-prof and print their hot functions
   --agent-log-level L  agent log.level (default info, as in production)
   --out FILE           JSON results file (default bench/results/latest.json,
                        bench/results/soak-latest.json for --soak)
   --help`;
+
+/** `--soak` without a duration. */
+export const DEFAULT_SOAK_MS = 30 * 60_000;
 
 /** "10m", "90s", "1h", "500ms" or bare seconds → ms. */
 export function parseDuration(text: string): number {
@@ -69,7 +76,16 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
           .map((s) => s.trim())
           .filter(Boolean);
         break;
-      case '--soak':
+      case '--soak': {
+        // The duration is optional: "--soak", "--soak 10m", "--soak=10m".
+        const next = inline ?? argv[i + 1];
+        if (next !== undefined && !next.startsWith('--')) {
+          soakMs = parseDuration(next);
+          if (inline === undefined) i++;
+        } else soakMs ??= DEFAULT_SOAK_MS;
+        break;
+      }
+      case '--duration':
         soakMs = parseDuration(value());
         break;
       case '--profile':

@@ -69,7 +69,13 @@ export interface RunningPeer {
   /** Null while the process runs; how it ended otherwise. */
   exited(): string | null;
   stop(): Promise<void>;
+  /** Agents only: the config file, and a fresh process on the same config, ports and spool once this one has ended. */
+  readonly configFile?: string;
+  restart?(): Promise<void>;
 }
+
+/** The telemetry HMAC secret every bench agent signs with (a detector the bench starts is given the same). */
+export const BENCH_TELEMETRY_SECRET = 'bench-secret-'.padEnd(40, 'x');
 
 function exitOf(child: ChildProcess): () => string | null {
   return () => (child.exitCode !== null ? `exit code ${child.exitCode}` : child.signalCode !== null ? `signal ${child.signalCode}` : null);
@@ -189,7 +195,7 @@ export async function startAgent(env: PeerEnv, name: 'ew-tunnel' | 'ew-inspect',
   };
   if (opts.detectorUrl) {
     const secretFile = join(dir, 'telemetry.secret');
-    writeFileSync(secretFile, `${'bench-secret-'.padEnd(40, 'x')}\n`, { mode: 0o600 });
+    writeFileSync(secretFile, `${BENCH_TELEMETRY_SECRET}\n`, { mode: 0o600 });
     telemetry.detector_url = opts.detectorUrl;
     telemetry.secret_file = secretFile;
   }
@@ -225,13 +231,19 @@ export async function startAgent(env: PeerEnv, name: 'ew-tunnel' | 'ew-inspect',
   const logFile = join(dir, 'agent.log');
   const flags = [...(opts.nodeFlags ?? [])];
   if (env.profileDir) flags.push('--cpu-prof', `--cpu-prof-dir=${env.profileDir}`, `--cpu-prof-name=${name}-${instance}.cpuprofile`);
-  const child = spawnLogged(process.execPath, [...flags, cliMain, 'agent', '--config', configFile], { logFile, cwd: repoRoot });
-  await waitReady(child, port, logFile);
-  await waitHttpOk(`http://127.0.0.1:${adminPort}/readyz`, 10_000);
+  const launch = async (): Promise<ChildProcess> => {
+    const c = spawnLogged(process.execPath, [...flags, cliMain, 'agent', '--config', configFile], { logFile, cwd: repoRoot });
+    await waitReady(c, port, logFile);
+    await waitHttpOk(`http://127.0.0.1:${adminPort}/readyz`, 10_000);
+    return c;
+  };
+  let child = await launch();
   const proxy = { host: '127.0.0.1', port };
   return {
     name,
-    pid: child.pid ?? null,
+    get pid() {
+      return child.pid ?? null;
+    },
     proxy,
     target: {
       proxy,
@@ -254,8 +266,13 @@ export async function startAgent(env: PeerEnv, name: 'ew-tunnel' | 'ew-inspect',
     holdAuthority: opts.inspect ? null : `${HOLD_HOST}:443`,
     adminPort,
     logFile,
-    exited: exitOf(child),
+    configFile,
+    exited: () => exitOf(child)(),
     stop: () => stopChild(child, 8_000),
+    async restart() {
+      if (exitOf(child)() === null) throw new Error(`agent pid ${child.pid} is still running: stop or kill it first`);
+      child = await launch();
+    },
   };
 }
 

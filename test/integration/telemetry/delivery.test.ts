@@ -98,6 +98,9 @@ describe('telemetry delivery', () => {
         expect(failed).toBeGreaterThanOrEqual(1);
         expect(sample(up, 'egress_witness_telemetry_batches_total', { outcome: 'success' })).toBe(receiver.batches.length);
         expect(sample(up, 'egress_witness_telemetry_records_total')).toBe(receiver.records().length);
+        // Everything accepted into the spool arrived: the counts an operator compares with the detector's.
+        expect(sample(up, 'egress_witness_spool_appended_records_total')).toBe(receiver.records().length);
+        expect(sample(up, 'egress_witness_spool_appended_batches_total')).toBe(receiver.batches.length);
         expect(sample(up, 'egress_witness_telemetry_send_duration_seconds_count')).toBe(receiver.batches.length + failed);
         expect(sample(up, 'egress_witness_spool_batches')).toBe(0);
         expect(sample(up, 'egress_witness_spool_bytes')).toBe(0);
