@@ -68,6 +68,7 @@ export async function buildInspector(
   return {
     inspector,
     minter,
-    close: () => inspector.retire(() => void dispatcher.close()),
+    // close() rejects when the pool is already closed or destroyed: never an unhandled rejection.
+    close: () => inspector.retire(() => void dispatcher.close().catch(() => undefined)),
   };
 }

@@ -177,7 +177,21 @@ export class TlsInspector implements Inspector {
     });
   }
 
+  /**
+   * Takes one CONNECT from its first byte to its end. The connection counts as open for the whole
+   * call — ClientHello peek included — so a retired inspector closes its upstream pool only after
+   * every connection it was handed has ended.
+   */
   async handle(client: net.Socket, head: Buffer, ctx: InspectContext): Promise<InspectSummary> {
+    this.open++;
+    try {
+      return await this.handleOpen(client, head, ctx);
+    } finally {
+      if (--this.open === 0) this.retired?.();
+    }
+  }
+
+  private async handleOpen(client: net.Socket, head: Buffer, ctx: InspectContext): Promise<InspectSummary> {
     const peek = await peekClientHello(client, head, this.opts.handshakeTimeoutMs);
     if (peek.hello === null) {
       if (peek.cause === 'timeout') this.interceptFailed(ctx, 'hello-timeout');
@@ -246,9 +260,7 @@ export class TlsInspector implements Inspector {
         const cause: InterceptFailureCause = rejected ? 'cert-rejected' : err.code === 'ECONNRESET' ? 'client-closed' : 'handshake-failed';
         fail(cause, err.code ?? (err.message ?? '').slice(0, 120), rejected ?? undefined);
       });
-      this.open++;
       secure.once('close', () => {
-        if (--this.open === 0 && this.retired) this.retired();
         clearTimeout(handshakeTimer);
         if (!established && !failed) {
           // A clean close (no alert, no reset) right after our certificate went out, with not one byte
@@ -322,9 +334,12 @@ export class TlsInspector implements Inspector {
     });
   }
 
-  /** Stops for good once the connections it holds have ended (after a reload replaced it). */
+  /** Stops for good once the connections it holds have ended (after a reload replaced it); `onIdle` runs once. */
   retire(onIdle: () => void): void {
+    let done = false;
     this.retired = () => {
+      if (done) return;
+      done = true;
       this.server.close();
       onIdle();
     };

@@ -253,7 +253,9 @@ export class ConnectionPath {
     ctx: ConnectionContext,
     base: Base,
   ): Promise<void> {
-    const inspector = settings.inspector;
+    // The live inspector, not the one read before the dial: a reload during the dial may have retired
+    // that one (it closes its upstream pool once its last connection has ended).
+    const inspector = this.settingsNow.inspector ?? settings.inspector;
     if (!inspector) return;
     this.inspecting.add(client);
     this.opts.metrics.tunnelsActive.set(this.activeTunnels);
