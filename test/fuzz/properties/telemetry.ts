@@ -14,6 +14,7 @@ import fc from 'fast-check';
 import { parseSignatureHeader, signatureHeader, verifySignature } from '../../../protocol/signature.js';
 import {
   ACCESS_KEY_ID_PATTERN,
+  CAPTURES,
   KEY_KINDS,
   OBSERVATION_MODES,
   OUTCOMES,
@@ -45,6 +46,8 @@ const observation: fc.Arbitrary<TelemetryRecord> = fc
     host: fc.constantFrom('sts.us-east-1.amazonaws.com', 'bucket.s3.amazonaws.com', '203.0.113.9'),
     port: fc.integer({ min: 1, max: 65535 }),
     resolvedIp: fc.option(fc.ipV4(), { nil: undefined }),
+    capture: fc.option(fc.constantFrom(...CAPTURES), { nil: undefined }),
+    originalIp: fc.option(fc.option(fc.oneof(fc.ipV4(), fc.ipV6()), { nil: null }), { nil: undefined }),
     aws: fc.option(
       fc.record({
         service: fc.constantFrom('sts', 's3', 'ec2'),
