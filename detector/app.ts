@@ -30,11 +30,12 @@ import type { DetectorStore } from './store/store.js';
 import type { CompiledRegistry, CorrelationPolicy } from './correlate/decide.js';
 import { unwrapEventBridge } from './cloudtrail/parse.js';
 import { CloudTrailWatcher } from './engine/cloudtrail-watcher.js';
-import { CorrelationEngine } from './engine/correlation-engine.js';
+import type { CorrelationEngine } from './engine/correlation-engine.js';
+import { DecisionPipeline } from './engine/pipeline.js';
 import { FindingsSink } from './findings/findings-sink.js';
 import { TelemetryIngest, type GatewayKey } from './ingest/telemetry-ingest.js';
 import { createIngestServer } from './ingest/http-server.js';
-import { GuardDutyProcessor } from './engine/guardduty-processor.js';
+import type { GuardDutyProcessor } from './engine/guardduty-processor.js';
 import { sdkGuardDutyApi, type GuardDutyApi } from './guardduty/guardduty-api.js';
 import { buildCorrelationContext } from './correlation-context.js';
 import { DEFAULT_BACKOFF, type BackoffPolicy } from '../common/delivery/retry-policy.js';
@@ -177,7 +178,12 @@ export class DetectorApp {
     const store = (this.store = new SqliteStore(c.store.path));
     const sink = (this.sink = new FindingsSink({ file: c.findings.file, webhook: c.findings.webhook, metrics, logger }));
     const findingChanged = this.startSecurityHub(c, store);
-    this.engine = new CorrelationEngine({
+    const gd = c.guardduty;
+    this.api =
+      this.deps.guarddutyApi !== undefined
+        ? this.deps.guarddutyApi
+        : sdkGuardDutyApi({ endpoint: gd.endpoint, extraCa: gd.ca_file ? readFileSync(gd.ca_file, 'utf8') : null });
+    const pipeline = new DecisionPipeline({
       store,
       registry: () => this.rt.registry,
       policy: () => this.rt.policy,
@@ -187,7 +193,15 @@ export class DetectorApp {
       logger,
       now: this.now,
       findingChanged,
+      guardduty: {
+        mode: () => this.rt.config.guardduty.mode,
+        target: () => ({ region: this.rt.config.guardduty.region, detectorId: this.rt.config.guardduty.detector_id }),
+        webhookKept: () => this.rt.config.guardduty.webhook_kept,
+        api: this.api,
+      },
     });
+    this.engine = pipeline.cloudtrail;
+    this.guardduty = pipeline.guardduty;
     this.resolution = new FindingResolution({
       store,
       registry: () => this.rt.registry,
@@ -195,24 +209,6 @@ export class DetectorApp {
       retentionMs: () => this.rt.config.store.retention,
       sink,
       findingChanged,
-      metrics,
-      logger,
-      now: this.now,
-    });
-    const gd = c.guardduty;
-    this.api =
-      this.deps.guarddutyApi !== undefined
-        ? this.deps.guarddutyApi
-        : sdkGuardDutyApi({ endpoint: gd.endpoint, extraCa: gd.ca_file ? readFileSync(gd.ca_file, 'utf8') : null });
-    this.guardduty = new GuardDutyProcessor({
-      store,
-      registry: () => this.rt.registry,
-      policy: () => this.rt.policy,
-      mode: () => this.rt.config.guardduty.mode,
-      target: () => ({ region: this.rt.config.guardduty.region, detectorId: this.rt.config.guardduty.detector_id }),
-      webhookKept: () => this.rt.config.guardduty.webhook_kept,
-      api: this.api,
-      sink,
       metrics,
       logger,
       now: this.now,

@@ -88,6 +88,12 @@ export class MemoryEvidence implements EvidenceView {
     if (s.service !== null) indexFor(this.byEndpoint, endpointKey(s.gatewayId, s.service, s.region)).add(s.firstSeenMs, s.lastSeenMs, s);
   }
 
+  /** Forgets evidence that ended before `olderThanMs` (retention). */
+  prune(olderThanMs: number): void {
+    for (const indexes of [this.byKey, this.byEndpoint, this.liveness])
+      for (const index of indexes.values()) index.removeEndedBefore(olderThanMs);
+  }
+
   keySightings(accessKeyId: string, fromMs: number, toMs: number): Sighting[] {
     return this.byKey.get(accessKeyId)?.overlapping(fromMs, toMs) ?? [];
   }

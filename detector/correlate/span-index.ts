@@ -52,6 +52,17 @@ export class SpanIndex<T> {
     this.add(lo, hi, item);
   }
 
+  /** Drops the spans that ended before `ms` (retention); returns how many were dropped. */
+  removeEndedBefore(ms: number): number {
+    const kept = this.entries.filter((e) => e.end >= ms);
+    const removed = this.entries.length - kept.length;
+    if (removed > 0) {
+      this.entries = kept;
+      this.maxSpan = kept.reduce((m, e) => Math.max(m, e.end - e.start), 0);
+    }
+    return removed;
+  }
+
   /** Items whose span overlaps [from, to] (inclusive), in start order. */
   overlapping(from: number, to: number): T[] {
     const out: T[] = [];

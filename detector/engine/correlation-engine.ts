@@ -19,7 +19,14 @@ import { boundDepth } from '../../common/json/bounded-depth.js';
 import { maskAccessKeyId } from '../../common/log/redact.js';
 import { normalizeRecord, instanceCredentialKind, type CloudTrailEvent } from '../cloudtrail/parse.js';
 import { copySummary, eventFingerprint, judgeCopy, type EventOrigin } from '../correlate/event-identity.js';
-import { decide, isProvisional, type CompiledRegistry, type CorrelationPolicy, type Decision } from '../correlate/decide.js';
+import {
+  decide,
+  isProvisional,
+  type CompiledRegistry,
+  type CorrelationContext,
+  type CorrelationPolicy,
+  type Decision,
+} from '../correlate/decide.js';
 import { findingContextOf, findingFromDecision, mergeFinding, type Finding } from '../findings/shape.js';
 import type { FindingsSink } from '../findings/findings-sink.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
@@ -33,12 +40,18 @@ export interface EngineOptions {
   registry: () => CompiledRegistry;
   policy: () => CorrelationPolicy;
   graceMs: () => number;
-  sink: FindingsSink;
+  sink: Pick<FindingsSink, 'emit'>;
   metrics: DetectorMetrics;
   logger: Logger;
   now: () => number;
   /** Called inside the transaction that raised or updated a finding (the Security Hub outbox). */
   findingChanged?: (findingId: string) => void;
+  /**
+   * Told every final decision, once per event, in the order they are made (replay prints them):
+   * stored ones after they are saved, and the "not instance credentials" ignores the daemon counts
+   * without storing.
+   */
+  decided?: (decision: Decision, event: CloudTrailEvent) => void;
 }
 
 export class CorrelationEngine {
@@ -74,6 +87,7 @@ export class CorrelationEngine {
     this.noteEventTime(event.eventTimeMs);
     if (instanceCredentialKind(event) === 'other') {
       this.opts.metrics.cloudtrailRecords.inc({ outcome: 'not_instance_credential' });
+      this.opts.decided?.(decide(event, this.context()), event);
       return 'not-instance-credential';
     }
     // Kept copy, conflict record, pending row or decision and finding commit together: a crash
@@ -169,7 +183,7 @@ export class CorrelationEngine {
   }
 
   private decideEvent(event: CloudTrailEvent, raw: unknown, final: boolean): 'decided' | 'pending' {
-    const decision = decide(event, { registry: this.opts.registry(), evidence: this.opts.store, policy: this.opts.policy() });
+    const decision = decide(event, this.context());
     const now = this.opts.now();
     if (!final && isProvisional(decision, now, event.eventTimeMs, this.opts.graceMs())) {
       this.opts.store.addPending({
@@ -182,6 +196,10 @@ export class CorrelationEngine {
     }
     this.finalize(decision, event, now);
     return 'decided';
+  }
+
+  private context(): CorrelationContext {
+    return { registry: this.opts.registry(), evidence: this.opts.store, policy: this.opts.policy() };
   }
 
   private finalize(decision: Decision, event: CloudTrailEvent, now: number): void {
@@ -199,6 +217,7 @@ export class CorrelationEngine {
       detail: decision,
     });
     if (!stored) return;
+    this.opts.decided?.(decision, event);
     metrics.decisions.inc({ disposition: decision.disposition, rule: decision.rule });
     logger.info(
       {
@@ -227,9 +246,9 @@ export class CorrelationEngine {
     void this.opts.sink.emit(merged);
   }
 
-  /** Decides again the findings whose grace period has ended. */
-  tick(limit = 1_000): number {
-    const due = this.opts.store.duePending(this.opts.now(), limit);
+  /** Decides again the findings whose grace period has ended (by `nowMs`: replay ends every grace period at once). */
+  tick(limit = 1_000, nowMs = this.opts.now()): number {
+    const due = this.opts.store.duePending(nowMs, limit);
     for (const p of due) {
       try {
         this.opts.store.transaction(() => {

@@ -38,7 +38,7 @@ export interface GuardDutyProcessorOptions {
   target: () => { region: string | null; detectorId: string | null };
   webhookKept: () => boolean;
   api: GuardDutyApi | null;
-  sink: FindingsSink;
+  sink: Pick<FindingsSink, 'emit'>;
   metrics: DetectorMetrics;
   logger: Logger;
   now: () => number;

@@ -1,8 +1,12 @@
 /**
  * Offline forensics without a running daemon: agent NDJSON telemetry (the
- * `telemetry.file` sink format) becomes in-memory evidence, then every
- * CloudTrail record is decided by the same pure rules as the daemon — with
- * all evidence up front, so no grace period — and GuardDuty findings too.
+ * `telemetry.file` sink format) goes into an in-memory store, then every
+ * CloudTrail record and GuardDuty finding runs through the daemon's own
+ * decision pipeline over that store — with all evidence up front, so no grace
+ * period. Same pipeline, same store contract: the daemon's answer.
+ *
+ *   telemetry ─▶ MemoryStore ◀─ DecisionPipeline ◀─ CloudTrail records, then GuardDuty findings
+ *                                   └─▶ decisions (one line each), findings (--findings)
  */
 import { readFile } from 'node:fs/promises';
 import { stat } from 'node:fs/promises';
@@ -11,14 +15,16 @@ import { createInterface } from 'node:readline';
 import { validateRecord } from '../../protocol/telemetry.js';
 import { recordTimeProblem, type TimeBounds } from '../../protocol/time-bounds.js';
 import type { DetectorConfig } from '../config/schema.js';
-import { normalizeRecord, unwrapEventBridge, type CloudTrailEvent } from '../cloudtrail/parse.js';
+import { Registry } from 'prom-client';
+import { createLogger } from '../../common/log/logger.js';
+import { packageVersion } from '../../common/runtime/version.js';
+import { unwrapEventBridge } from '../cloudtrail/parse.js';
+import type { Decision } from '../correlate/decide.js';
 import { cloudTrailFiles, readCloudTrailFile, readTextMaybeGzip } from '../engine/cloudtrail-watcher.js';
-import { decide, type Decision } from '../correlate/decide.js';
-import { MemoryEvidence } from '../correlate/memory-evidence.js';
-import { findingContextOf, findingFromDecision, mergeFinding, type Finding } from '../findings/shape.js';
-import { parseGuardDutyFinding, decideGuardDutyFinding, type CloudTrailUse } from '../guardduty/decide.js';
+import { DecisionPipeline } from '../engine/pipeline.js';
+import { createDetectorMetrics } from '../metrics/metrics.js';
+import { MemoryStore } from '../store/memory-store.js';
 import { buildCorrelationContext } from '../correlation-context.js';
-import { wireFinding } from '../guardduty/wire-shape.js';
 
 export interface ReplayIo {
   line(text: string): void;
@@ -105,7 +111,7 @@ async function readGuardDutyFindings(path: string): Promise<unknown[]> {
 /** Records outside the time bounds count as invalid, as the daemon would have rejected them. */
 async function loadTelemetry(
   paths: string[],
-  evidence: MemoryEvidence,
+  store: MemoryStore,
   bounds: TimeBounds,
   io: ReplayIo,
 ): Promise<{ records: number; invalid: number }> {
@@ -123,7 +129,7 @@ async function loadTelemetry(
         continue;
       }
       const v = validateRecord(value);
-      if (!v.ok || recordTimeProblem(v.record, bounds) !== null || !evidence.addRecord(v.record.gatewayId, v.record)) {
+      if (!v.ok || recordTimeProblem(v.record, bounds) !== null || !store.addRecord(v.record.gatewayId, v.record)) {
         invalid++;
         continue;
       }
@@ -133,7 +139,7 @@ async function loadTelemetry(
   return { records, invalid };
 }
 
-function decisionLine(d: Decision): string {
+export function decisionLine(d: Decision): string {
   return JSON.stringify({
     eventId: d.eventId,
     eventTime: d.eventTime,
@@ -149,12 +155,33 @@ function decisionLine(d: Decision): string {
   });
 }
 
-export async function replay(
+/**
+ * The daemon's pipeline over `store`: no grace period (the evidence is all there), GuardDuty in
+ * report mode without an API (nothing is read back or archived), findings kept in the store only.
+ */
+export async function replayPipeline(
   config: DetectorConfig,
-  o: ReplayOptions,
-  io: ReplayIo,
-  evidence = new MemoryEvidence(),
-): Promise<ReplaySummary> {
+  store: MemoryStore,
+  hooks: { decided: (d: Decision) => void; findingChanged: (findingId: string) => void },
+): Promise<DecisionPipeline> {
+  const { registry, policy } = await buildCorrelationContext(config);
+  return new DecisionPipeline({
+    store,
+    registry: () => registry,
+    policy: () => policy,
+    graceMs: () => 0,
+    sink: { emit: () => Promise.resolve() },
+    // Counted but never exported: replay reports through its summary.
+    metrics: createDetectorMetrics(new Registry(), { version: packageVersion(), nodeVersion: 'replay' }),
+    logger: createLogger({ level: 'silent', name: 'replay' }),
+    now: () => Date.now(),
+    findingChanged: hooks.findingChanged,
+    decided: hooks.decided,
+    guardduty: { mode: () => 'report', target: () => ({ region: null, detectorId: null }), webhookKept: () => false, api: null },
+  });
+}
+
+export async function replay(config: DetectorConfig, o: ReplayOptions, io: ReplayIo, store = new MemoryStore()): Promise<ReplaySummary> {
   const summary: ReplaySummary = {
     telemetryRecords: 0,
     telemetryInvalid: 0,
@@ -170,80 +197,55 @@ export async function replay(
   };
   const loadStart = performance.now();
   const bounds = { nowMs: Date.now(), clockSkewMs: config.ingest.clock_skew, maxSpanMs: config.ingest.max_observation_span };
-  const t = await loadTelemetry(o.telemetry, evidence, bounds, io);
+  const t = await loadTelemetry(o.telemetry, store, bounds, io);
   summary.telemetryMs = performance.now() - loadStart;
   summary.telemetryRecords = t.records;
   summary.telemetryInvalid = t.invalid;
-  const ctx = { ...(await buildCorrelationContext(config)), evidence };
-  const findings = new Map<string, Finding>();
-  const nowIso = new Date().toISOString();
-  const uses = new Map<string, CloudTrailUse[]>();
-  /** Event times of this replay's own findings, per key (GuardDuty findings are checked against them). */
-  const ownFindingTimes = new Map<string, number[]>();
-  const seen = new Set<string>();
-  for (const path of await expand(o.cloudtrail)) {
-    let records: unknown[];
-    try {
-      records = await readCloudTrailRecords(path);
-    } catch (err) {
-      summary.failedFiles.push(`${path}: ${(err as Error).message}`);
-      continue;
-    }
-    summary.files++;
-    const decideStart = performance.now();
-    for (const raw of records) {
-      const n = normalizeRecord(raw);
-      if (n.kind === 'invalid') {
-        summary.cloudtrailInvalid++;
-        continue;
-      }
-      const e: CloudTrailEvent = n.event;
-      if (seen.has(e.eventId)) continue;
-      seen.add(e.eventId);
+  const findingIds = new Set<string>();
+  const printDecisions = !o.findings && o.guardduty.length === 0;
+  const pipeline = await replayPipeline(config, store, {
+    findingChanged: (id) => findingIds.add(id),
+    // Told each decision the daemon makes, so a record repeated (in one file or across files) is
+    // decided once; a record not made with instance credentials is told as ignored each time it comes.
+    decided: (d) => {
       summary.cloudtrailRecords++;
-      if (e.identity.accessKeyId) {
-        const list = uses.get(e.identity.accessKeyId) ?? [];
-        list.push({ eventId: e.eventId, eventTime: e.eventTime, sourceIPAddress: e.sourceIPAddress, vpcEndpointId: e.vpcEndpointId });
-        uses.set(e.identity.accessKeyId, list);
-      }
-      const d = decide(e, ctx);
-      if (d.disposition === 'finding' && e.identity.accessKeyId) {
-        const list = ownFindingTimes.get(e.identity.accessKeyId) ?? [];
-        list.push(e.eventTimeMs);
-        ownFindingTimes.set(e.identity.accessKeyId, list);
-      }
       const k = `${d.disposition}/${d.rule}`;
       summary.decisions[k] = (summary.decisions[k] ?? 0) + 1;
-      if (!o.findings && o.guardduty.length === 0) io.line(decisionLine(d));
-      else if (o.findings && d.disposition === 'finding') {
-        const f = findingFromDecision(d, e, findingContextOf(e, nowIso));
-        const prev = findings.get(f.id);
-        findings.set(f.id, prev ? mergeFinding(prev, f) : f);
-      }
+      if (printDecisions) io.line(decisionLine(d));
       if (summary.cloudtrailRecords % 100_000 === 0) io.progress(`cloudtrail: ${summary.cloudtrailRecords} records decided`);
+    },
+  });
+  try {
+    for (const path of await expand(o.cloudtrail)) {
+      let records: unknown[];
+      try {
+        records = await readCloudTrailRecords(path);
+      } catch (err) {
+        summary.failedFiles.push(`${path}: ${(err as Error).message}`);
+        continue;
+      }
+      summary.files++;
+      const decideStart = performance.now();
+      for (const raw of records) {
+        const outcome = pipeline.cloudtrail.processRecord(raw, 'trail');
+        if (outcome === 'invalid' || outcome === 'failed') summary.cloudtrailInvalid++;
+      }
+      summary.correlateMs += performance.now() - decideStart;
     }
-    summary.correlateMs += performance.now() - decideStart;
-  }
-  if (o.findings) {
-    for (const f of findings.values()) io.line(JSON.stringify(f));
-    summary.findings = findings.size;
-  }
-  if (o.guardduty.length > 0) {
-    const cloudTrailUses = (key: string, from: number, to: number): CloudTrailUse[] =>
-      (uses.get(key) ?? []).filter((u) => {
-        const t = Date.parse(u.eventTime);
-        return t >= from && t <= to;
-      });
+    // Events dated after now are findings held for their grace period: end it.
+    pipeline.cloudtrail.tick(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+    if (o.findings) {
+      for (const id of findingIds) io.line(JSON.stringify(store.getFinding(id)));
+      summary.findings = findingIds.size;
+    }
     for (const path of o.guardduty) {
       for (const raw of await readGuardDutyFindings(path)) {
-        const p = parseGuardDutyFinding(wireFinding(raw));
-        if (p.kind === 'invalid') {
-          summary.guardduty.invalid = (summary.guardduty.invalid ?? 0) + 1;
+        const r = await pipeline.guardduty.process(raw);
+        if (r.kind !== 'decided') {
+          summary.guardduty[r.kind] = (summary.guardduty[r.kind] ?? 0) + 1;
           continue;
         }
-        const ownFindings = (key: string, from: number, to: number): number =>
-          (ownFindingTimes.get(key) ?? []).filter((t) => t >= from && t <= to).length;
-        const d = decideGuardDutyFinding(p.finding, { ...ctx, cloudTrailUses, ownFindings });
+        const d = r.decision;
         summary.guardduty[`${d.decision}/${d.reason}`] = (summary.guardduty[`${d.decision}/${d.reason}`] ?? 0) + 1;
         io.line(
           JSON.stringify({
@@ -260,6 +262,8 @@ export async function replay(
         );
       }
     }
+  } finally {
+    pipeline.close();
   }
   return summary;
 }

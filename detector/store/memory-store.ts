@@ -1,0 +1,448 @@
+/**
+ * The store in memory: the same DetectorStore contract as SQLite, for
+ * `replay` (forensics run the daemon's pipeline over this store) and tests.
+ * Nothing survives the process. Evidence is a MemoryEvidence (span indexes);
+ * everything else is maps.
+ *
+ * Transactions: writes made inside `transaction(fn)` are undone when `fn`
+ * throws (an undo log), so a failing record leaves nothing half-written, as
+ * with SQLite. Values cross the boundary as copies (JSON, like SQLite's text
+ * columns): what a caller changes afterwards is not what the store keeps.
+ */
+import type { Heartbeat, Observation, TelemetryBatch } from '../../protocol/telemetry.js';
+import { MemoryEvidence } from '../correlate/memory-evidence.js';
+import type { Sighting } from '../correlate/types.js';
+import type { CloudTrailUse } from '../guardduty/decide.js';
+import type { EventOrigin } from '../correlate/event-identity.js';
+import type {
+  DeliveryBacklog,
+  DetectorStore,
+  EventConflict,
+  KeptEvent,
+  StoredEvent,
+  FindingOccurrence,
+  IngestResult,
+  PendingEvent,
+  QueuedDelivery,
+  StoredDecision,
+} from './store.js';
+
+interface FileRow {
+  size: number;
+  mtimeMs: number;
+  done: boolean;
+  attempts: number;
+}
+
+type EventRow = StoredEvent;
+
+interface ConflictRow {
+  conflict: string;
+  detectedMs: number;
+  seq: number;
+}
+
+interface DecisionRow extends Omit<StoredDecision, 'detail'> {
+  seq: number;
+  detail: string;
+}
+
+interface OutboxRow {
+  itemId: string;
+  version: number;
+  enqueuedMs: number;
+  nextMs: number;
+  attempts: number;
+  failed: boolean;
+  lastError: string | null;
+}
+
+interface OccurrenceRow {
+  eventId: string;
+  findingId: string;
+  eventTimeMs: number;
+  event: string;
+  checkedMs: number;
+  resolved: boolean;
+  seq: number;
+}
+
+const copy = <T>(v: T): T => (v === undefined ? v : (JSON.parse(JSON.stringify(v)) as T));
+
+export class MemoryStore implements DetectorStore {
+  readonly evidence = new MemoryEvidence();
+  private readonly batches = new Map<string, number>();
+  private readonly heartbeats = new Map<string, number[]>();
+  /** Last-seen time of every observation stored (attesting or not): what prune counts. */
+  private observationEnds: number[] = [];
+  private readonly files = new Map<string, FileRow>();
+  private readonly events = new Map<string, EventRow>();
+  private readonly eventsByKey = new Map<string, EventRow[]>();
+  private readonly conflicts = new Map<string, ConflictRow>();
+  private readonly pending = new Map<string, PendingEvent>();
+  private readonly decisions = new Map<string, DecisionRow>();
+  private readonly findings = new Map<string, string>();
+  private readonly archived = new Map<string, number>();
+  private readonly outbox = new Map<string, OutboxRow>();
+  private readonly occurrences = new Map<string, OccurrenceRow>();
+  private seq = 0;
+  private undo: (() => void)[] | null = null;
+
+  /** Indexes one telemetry record from an authenticated gateway; false when its times cannot be read. */
+  addRecord(gatewayId: string, record: Observation | Heartbeat): boolean {
+    if (!this.evidence.addRecord(gatewayId, record)) return false;
+    if (record.type === 'heartbeat') {
+      const list = this.heartbeats.get(gatewayId) ?? [];
+      list.push(Date.parse(record.time));
+      this.heartbeats.set(gatewayId, list);
+    } else this.observationEnds.push(Math.max(Date.parse(record.firstSeen), Date.parse(record.lastSeen)));
+    return true;
+  }
+
+  ingestBatch(gatewayId: string, batch: TelemetryBatch, receivedMs: number): IngestResult {
+    if (this.undo) throw new Error('ingestBatch runs in its own transaction');
+    const id = `${gatewayId}\n${batch.batchId}`;
+    if (this.batches.has(id)) return { kind: 'duplicate' };
+    this.batches.set(id, receivedMs);
+    for (const r of batch.records) this.addRecord(gatewayId, r);
+    return { kind: 'stored', records: batch.records.length };
+  }
+
+  keySightings(accessKeyId: string, fromMs: number, toMs: number): Sighting[] {
+    return this.evidence.keySightings(accessKeyId, fromMs, toMs);
+  }
+
+  endpointSightings(gatewayId: string, service: string, region: string | null, fromMs: number, toMs: number): Sighting[] {
+    return this.evidence.endpointSightings(gatewayId, service, region, fromMs, toMs);
+  }
+
+  heartbeatNear(gatewayId: string, fromMs: number, toMs: number): boolean {
+    return this.evidence.heartbeatNear(gatewayId, fromMs, toMs);
+  }
+
+  lastHeartbeatMs(gatewayId: string, notAfterMs = Number.MAX_SAFE_INTEGER): number | null {
+    let best: number | null = null;
+    for (const t of this.heartbeats.get(gatewayId) ?? []) if (t <= notAfterMs && (best === null || t > best)) best = t;
+    return best;
+  }
+
+  /** Sets `map[key]` (or deletes it for undefined), remembering the old value inside a transaction. */
+  private put<K, V>(map: Map<K, V>, key: K, value: V | undefined): void {
+    if (this.undo) {
+      const had = map.has(key);
+      const old = map.get(key);
+      this.undo.push(() => (had ? map.set(key, old as V) : map.delete(key)));
+    }
+    if (value === undefined) map.delete(key);
+    else map.set(key, value);
+  }
+
+  fileProcessed(path: string, size: number, mtimeMs: number): boolean {
+    const f = this.files.get(path);
+    return f !== undefined && f.done && f.size === size && f.mtimeMs === Math.floor(mtimeMs);
+  }
+
+  fileAttempt(path: string, size: number, mtimeMs: number): number {
+    const f = this.files.get(path);
+    const m = Math.floor(mtimeMs);
+    const attempts = f !== undefined && f.size === size && f.mtimeMs === m ? f.attempts + 1 : 1;
+    this.put(this.files, path, { size, mtimeMs: m, done: false, attempts });
+    return attempts;
+  }
+
+  markFileProcessed(path: string, size: number, mtimeMs: number): void {
+    this.put(this.files, path, { size, mtimeMs: Math.floor(mtimeMs), done: true, attempts: this.files.get(path)?.attempts ?? 0 });
+  }
+
+  recordEvent(e: StoredEvent): boolean {
+    if (this.events.has(e.eventId)) return false;
+    this.keepEvent(copy(e));
+    return true;
+  }
+
+  /** Sets the kept copy of an event and its place in the per-key index. */
+  private keepEvent(row: EventRow): void {
+    const old = this.events.get(row.eventId);
+    if (old !== undefined && old.accessKeyId !== null) {
+      const list = this.eventsByKey.get(old.accessKeyId) ?? [];
+      list.splice(list.indexOf(old), 1);
+      this.undo?.push(() => list.push(old));
+    }
+    this.put(this.events, row.eventId, row);
+    if (row.accessKeyId !== null) {
+      const list = this.eventsByKey.get(row.accessKeyId) ?? [];
+      list.push(row);
+      this.eventsByKey.set(row.accessKeyId, list);
+      this.undo?.push(() => list.splice(list.indexOf(row), 1));
+    }
+  }
+
+  keptCopy(eventId: string): KeptEvent | null {
+    const e = this.events.get(eventId);
+    return e === undefined ? null : { origin: e.origin, fingerprint: e.fingerprint, summary: copy(e.summary) };
+  }
+
+  replaceEvent(e: StoredEvent): void {
+    this.keepEvent(copy(e));
+  }
+
+  vouchForEvent(eventId: string, origin: EventOrigin, fingerprint: string, summary: Record<string, unknown>): void {
+    const e = this.events.get(eventId);
+    if (e !== undefined) this.keepEvent({ ...e, origin, fingerprint, summary: copy(summary) });
+  }
+
+  recordEventConflict(c: EventConflict, droppedFingerprint: string): boolean {
+    const id = `${c.eventId}\n${droppedFingerprint}`;
+    if (this.conflicts.has(id)) return false;
+    this.put(this.conflicts, id, { conflict: JSON.stringify(c), detectedMs: c.detectedMs, seq: ++this.seq });
+    return true;
+  }
+
+  listEventConflicts(filter: { sinceMs: number; limit: number }): EventConflict[] {
+    return [...this.conflicts.values()]
+      .filter((c) => c.detectedMs >= filter.sinceMs)
+      .sort((a, b) => b.detectedMs - a.detectedMs || b.seq - a.seq)
+      .slice(0, filter.limit)
+      .map((c) => JSON.parse(c.conflict) as EventConflict);
+  }
+
+  cloudTrailUses(accessKeyId: string, fromMs: number, toMs: number): CloudTrailUse[] {
+    return (this.eventsByKey.get(accessKeyId) ?? [])
+      .filter((e) => e.eventTimeMs >= fromMs && e.eventTimeMs <= toMs)
+      .sort((a, b) => a.eventTimeMs - b.eventTimeMs)
+      .slice(0, 1000)
+      .map((e) => ({
+        eventId: e.eventId,
+        eventTime: new Date(e.eventTimeMs).toISOString(),
+        sourceIPAddress: e.sourceIp,
+        vpcEndpointId: e.vpcEndpointId,
+      }));
+  }
+
+  addPending(p: PendingEvent): void {
+    const old = this.pending.get(p.eventId);
+    this.put(this.pending, p.eventId, old ? { ...old, dueMs: p.dueMs } : { ...p, raw: copy(p.raw) });
+  }
+
+  duePending(nowMs: number, limit: number): PendingEvent[] {
+    return [...this.pending.values()]
+      .filter((p) => p.dueMs <= nowMs)
+      .sort((a, b) => a.dueMs - b.dueMs)
+      .slice(0, limit)
+      .map((p) => ({ ...p, raw: copy(p.raw) }));
+  }
+
+  removePending(eventId: string): void {
+    this.put(this.pending, eventId, undefined);
+  }
+
+  pendingCount(): number {
+    return this.pending.size;
+  }
+
+  saveDecision(d: StoredDecision): boolean {
+    const id = `${d.kind}\n${d.subjectId}`;
+    if (this.decisions.has(id)) return false;
+    this.put(this.decisions, id, { ...d, seq: ++this.seq, detail: JSON.stringify(d.detail) });
+    return true;
+  }
+
+  takeDecision(kind: StoredDecision['kind'], subjectId: string): { disposition: string; rule: string } | null {
+    const d = this.decisions.get(`${kind}\n${subjectId}`);
+    if (d === undefined) return null;
+    this.put(this.decisions, `${kind}\n${subjectId}`, undefined);
+    return { disposition: d.disposition, rule: d.rule };
+  }
+
+  decisionOf(kind: StoredDecision['kind'], subjectId: string): string | null {
+    return this.decisions.get(`${kind}\n${subjectId}`)?.disposition ?? null;
+  }
+
+  findingsForKey(accessKeyId: string, fromMs: number, toMs: number): number {
+    let n = 0;
+    for (const d of this.decisions.values())
+      if (d.kind === 'cloudtrail' && d.disposition === 'finding' && d.accessKeyId === accessKeyId && d.timeMs >= fromMs && d.timeMs <= toMs)
+        n++;
+    return n;
+  }
+
+  transaction<T>(fn: () => T): T {
+    if (this.undo) return fn(); // nested: part of the outer transaction
+    const undo: (() => void)[] = (this.undo = []);
+    try {
+      return fn();
+    } catch (err) {
+      for (let i = undo.length - 1; i >= 0; i--) undo[i]!();
+      throw err;
+    } finally {
+      this.undo = null;
+    }
+  }
+
+  listDecisions(filter: { sinceMs: number; disposition: string | null; limit: number }): StoredDecision[] {
+    return [...this.decisions.values()]
+      .filter((d) => d.decidedMs >= filter.sinceMs && (filter.disposition === null || d.disposition === filter.disposition))
+      .sort((a, b) => b.decidedMs - a.decidedMs || b.seq - a.seq)
+      .slice(0, filter.limit)
+      .map(({ seq: _seq, detail, ...d }) => ({ ...d, detail: JSON.parse(detail) as unknown }));
+  }
+
+  getFinding(id: string): unknown {
+    const f = this.findings.get(id);
+    return f === undefined ? null : (JSON.parse(f) as unknown);
+  }
+
+  putFinding(id: string, finding: unknown): void {
+    this.put(this.findings, id, JSON.stringify(finding));
+  }
+
+  guardDutyArchived(findingId: string): boolean {
+    return this.archived.has(findingId);
+  }
+
+  markGuardDutyArchived(findingIds: readonly string[], nowMs: number): void {
+    for (const id of findingIds) if (!this.archived.has(id)) this.put(this.archived, id, nowMs);
+  }
+
+  enqueueDelivery(sink: string, itemId: string, nowMs: number): void {
+    const id = `${sink}\n${itemId}`;
+    const o = this.outbox.get(id);
+    this.put(
+      this.outbox,
+      id,
+      o === undefined
+        ? { itemId, version: 1, enqueuedMs: nowMs, nextMs: nowMs, attempts: 0, failed: false, lastError: null }
+        : {
+            ...o,
+            version: o.version + 1,
+            nextMs: nowMs,
+            enqueuedMs: o.failed ? nowMs : o.enqueuedMs,
+            attempts: o.failed ? 0 : o.attempts,
+            failed: false,
+            lastError: null,
+          },
+    );
+  }
+
+  private sinkRows(sink: string): OutboxRow[] {
+    const prefix = `${sink}\n`;
+    return [...this.outbox.entries()].filter(([k]) => k.startsWith(prefix)).map(([, v]) => v);
+  }
+
+  dueDeliveries(sink: string, nowMs: number, limit: number): QueuedDelivery[] {
+    return this.sinkRows(sink)
+      .filter((o) => !o.failed && o.nextMs <= nowMs)
+      .sort((a, b) => a.nextMs - b.nextMs || a.enqueuedMs - b.enqueuedMs)
+      .slice(0, limit)
+      .map((o) => ({ itemId: o.itemId, version: o.version, attempts: o.attempts, enqueuedMs: o.enqueuedMs }));
+  }
+
+  /** Changes the row of (sink, item) when it still has `version` (or any version, when null). */
+  private updateDelivery(sink: string, itemId: string, version: number | null, change: (o: OutboxRow) => OutboxRow | undefined): boolean {
+    const id = `${sink}\n${itemId}`;
+    const o = this.outbox.get(id);
+    if (o === undefined || (version !== null && o.version !== version)) return false;
+    this.put(this.outbox, id, change(o));
+    return true;
+  }
+
+  ackDelivery(sink: string, itemId: string, version: number): void {
+    if (!this.updateDelivery(sink, itemId, version, () => undefined))
+      this.updateDelivery(sink, itemId, null, (o) => ({ ...o, attempts: 0 }));
+  }
+
+  retryDelivery(sink: string, itemId: string, version: number, attempts: number, nextMs: number, error: string): void {
+    this.updateDelivery(sink, itemId, version, (o) => ({ ...o, attempts, nextMs, lastError: error }));
+  }
+
+  failDelivery(sink: string, itemId: string, version: number, attempts: number, error: string): void {
+    this.updateDelivery(sink, itemId, version, (o) => ({ ...o, failed: true, attempts, lastError: error }));
+  }
+
+  nextDeliveryMs(sink: string): number | null {
+    const due = this.sinkRows(sink).filter((o) => !o.failed);
+    return due.length === 0 ? null : Math.min(...due.map((o) => o.nextMs));
+  }
+
+  deliveryBacklog(sink: string): DeliveryBacklog {
+    const rows = this.sinkRows(sink);
+    const pending = rows.filter((o) => !o.failed);
+    return {
+      pending: pending.length,
+      failed: rows.length - pending.length,
+      oldestPendingMs: pending.length === 0 ? null : Math.min(...pending.map((o) => o.enqueuedMs)),
+    };
+  }
+
+  addFindingOccurrence(o: FindingOccurrence, nowMs: number): void {
+    if (this.occurrences.has(o.eventId)) return;
+    this.put(this.occurrences, o.eventId, {
+      eventId: o.eventId,
+      findingId: o.findingId,
+      eventTimeMs: o.eventTimeMs,
+      event: JSON.stringify(o.event),
+      checkedMs: nowMs,
+      resolved: false,
+      seq: ++this.seq,
+    });
+  }
+
+  occurrencesToRecheck(sinceMs: number, limit: number): FindingOccurrence[] {
+    return [...this.occurrences.values()]
+      .filter((o) => !o.resolved && o.eventTimeMs >= sinceMs)
+      .sort((a, b) => a.checkedMs - b.checkedMs || a.seq - b.seq)
+      .slice(0, limit)
+      .map((o) => ({ eventId: o.eventId, findingId: o.findingId, eventTimeMs: o.eventTimeMs, event: JSON.parse(o.event) as unknown }));
+  }
+
+  markOccurrenceChecked(eventId: string, nowMs: number, resolved: boolean): void {
+    const o = this.occurrences.get(eventId);
+    if (o) this.put(this.occurrences, eventId, { ...o, checkedMs: nowMs, resolved });
+  }
+
+  occurrenceCounts(findingId: string): { stored: number; unresolved: number } {
+    let stored = 0;
+    let unresolved = 0;
+    for (const o of this.occurrences.values())
+      if (o.findingId === findingId) {
+        stored++;
+        if (!o.resolved) unresolved++;
+      }
+    return { stored, unresolved };
+  }
+
+  prune(olderThanMs: number): { observations: number; heartbeats: number; events: number } {
+    for (const [id, o] of this.occurrences) if (o.eventTimeMs < olderThanMs) this.occurrences.delete(id);
+    this.evidence.prune(olderThanMs);
+    const observationsBefore = this.observationEnds.length;
+    this.observationEnds = this.observationEnds.filter((t) => t >= olderThanMs);
+    let heartbeats = 0;
+    for (const [gw, times] of this.heartbeats) {
+      const kept = times.filter((t) => t >= olderThanMs);
+      heartbeats += times.length - kept.length;
+      this.heartbeats.set(gw, kept);
+    }
+    let events = 0;
+    // Kept for the retention after it arrived too (a pushed copy dated long ago outlives the trail's delivery).
+    for (const [id, e] of this.events)
+      if (e.eventTimeMs < olderThanMs && e.seenMs < olderThanMs) {
+        this.events.delete(id);
+        events++;
+      }
+    for (const [key, list] of this.eventsByKey)
+      this.eventsByKey.set(
+        key,
+        list.filter((e) => this.events.get(e.eventId) === e),
+      );
+    for (const [id, receivedMs] of this.batches) if (receivedMs < olderThanMs) this.batches.delete(id);
+    return { observations: observationsBefore - this.observationEnds.length, heartbeats, events };
+  }
+
+  sizeBytes(): number {
+    return 0;
+  }
+
+  close(): void {
+    // nothing to release
+  }
+}
