@@ -22,6 +22,7 @@ import { formatProblem, type ConfigProblem } from '../common/config/load.js';
 import { formatDuration } from '../common/config/units.js';
 import { readSecretFile } from '../common/runtime/config-file.js';
 import { isoFromMs } from '../common/time/iso.js';
+import { MAX_TEXT_BYTES } from '../common/json/text-limits.js';
 import { applyHotReload } from '../common/config/hot-reload.js';
 import { unauthenticatedEventRoutes, type DetectorConfig } from './config/schema.js';
 import { createDetectorMetrics, type DetectorMetrics } from './metrics/metrics.js';
@@ -221,7 +222,7 @@ export class DetectorApp {
       now: this.now,
       clockSkewMs: () => this.rt.config.ingest.clock_skew,
       maxObservationSpanMs: () => this.rt.config.ingest.max_observation_span,
-      maxDecodedBytes: () => this.rt.config.ingest.max_body_bytes * 16,
+      maxDecodedBytes: () => Math.min(this.rt.config.ingest.max_body_bytes * 16, MAX_TEXT_BYTES),
     });
     this.ingest = createIngestServer({
       routes: {
@@ -266,6 +267,7 @@ export class DetectorApp {
       this.watcher = new CloudTrailWatcher({
         dir: c.cloudtrail.watch_dir,
         intervalMs: c.cloudtrail.poll_interval,
+        maxFileBytes: c.cloudtrail.max_file_bytes,
         store,
         engine: this.engine,
         metrics,

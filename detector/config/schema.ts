@@ -16,6 +16,7 @@ import {
   url,
 } from '../../common/config/schema-helpers.js';
 import { isLoopbackHost } from '../../common/cidr/ip.js';
+import { MAX_TEXT_BYTES } from '../../common/json/text-limits.js';
 
 const gateway = z.strictObject({
   id: z
@@ -34,9 +35,16 @@ const store = z.strictObject({
   path: z.string().min(1).default('/var/lib/egress-witness/detector.db'),
   retention: positiveDuration.default(8 * 3_600_000),
 });
+const textBudget = (what: string) =>
+  size.refine(
+    (n) => n > 0 && n <= MAX_TEXT_BYTES,
+    `must be more than 0 and at most ${MAX_TEXT_BYTES / 1024 / 1024}MiB: ${what} must fit one JavaScript string with room to parse it`,
+  );
 const cloudtrail = z.strictObject({
   watch_dir: nullablePath,
   poll_interval: positiveDuration.default(10_000),
+  /** A log file larger than this, or that decompresses to more, is refused (marked failed) without being read whole. */
+  max_file_bytes: textBudget('a log file').default(MAX_TEXT_BYTES),
 });
 const correlation = z.strictObject({
   window: positiveDuration.default(300_000),
@@ -130,7 +138,7 @@ const guardduty = z
     }
   });
 const ingest = z.strictObject({
-  max_body_bytes: size.default(8 * 1024 * 1024),
+  max_body_bytes: textBudget('a body').default(8 * 1024 * 1024),
   /** Requests in progress, all routes together. */
   max_concurrent: positiveInt('max_concurrent').default(32),
   /** Of those, per gateway on /v1/telemetry (taken only once the gateway and signature header check out). */

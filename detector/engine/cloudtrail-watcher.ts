@@ -9,13 +9,18 @@
  * processed is counted and skipped (the engine never throws). A file the
  * daemon began reading MAX_ATTEMPTS times without finishing (it stopped the
  * process each time) is quarantined the same way instead of read in a loop.
+ * Reading is bounded by cloudtrail.max_file_bytes: a larger file is refused on
+ * its size alone, and a .json.gz is inflated as a stream that stops at the
+ * budget (a gzip bomb costs the budget, not its claimed size); the records of
+ * a file are decided in slices that let the event loop serve ingest between.
  *
  *   scan ─▶ settled? ─▶ done before? ─▶ attempt n (durable) ─┬─ n > MAX_ATTEMPTS ─▶ failed (quarantined)
  *                                                           └─ read ─▶ records ─▶ engine ─▶ processed | failed
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { readTextBounded } from '../../common/io/bounded-read.js';
 import type { Logger } from '../../common/log/logger.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
 import type { DetectorStore } from '../store/store.js';
@@ -25,7 +30,8 @@ import { parseCloudTrailFile } from '../cloudtrail/parse.js';
 const SETTLE_MS = 2_000;
 /** Starts without a finish before a file is quarantined: survives a crash or two for another reason. */
 export const MAX_FILE_ATTEMPTS = 3;
-const MAX_FILE_BYTES = 512 * 1024 * 1024;
+/** Records decided between two turns of the event loop. */
+const RECORDS_PER_SLICE = 1_000;
 
 export async function* cloudTrailFiles(dir: string, depth = 0): AsyncGenerator<string> {
   if (depth > 12) return;
@@ -45,25 +51,11 @@ export async function* cloudTrailFiles(dir: string, depth = 0): AsyncGenerator<s
   }
 }
 
-/** A file's text, gunzipped when it starts with the gzip magic; bounded in size. */
-export async function readTextMaybeGzip(path: string): Promise<string> {
-  let buf: Buffer = await readFile(path);
-  if (buf.length > MAX_FILE_BYTES) throw new Error(`larger than ${MAX_FILE_BYTES} bytes`);
-  if (buf[0] === 0x1f && buf[1] === 0x8b) {
-    try {
-      buf = gunzipSync(buf, { maxOutputLength: 4 * MAX_FILE_BYTES });
-    } catch (err) {
-      throw new Error(`not valid gzip: ${(err as Error).message}`, { cause: err });
-    }
-  }
-  return buf.toString('utf8');
-}
-
-/** Reads one CloudTrail log file (gzip or plain) into its records. */
-export async function readCloudTrailFile(path: string): Promise<{ records: unknown[] } | { error: string }> {
+/** Reads one CloudTrail log file (gzip or plain, at most `maxBytes` read or inflated) into its records. */
+export async function readCloudTrailFile(path: string, maxBytes: number): Promise<{ records: unknown[] } | { error: string }> {
   let text: string;
   try {
-    text = await readTextMaybeGzip(path);
+    text = await readTextBounded(path, maxBytes);
   } catch (err) {
     return { error: (err as Error).message };
   }
@@ -78,6 +70,8 @@ export class CloudTrailWatcher {
     private readonly opts: {
       dir: string;
       intervalMs: number;
+      /** cloudtrail.max_file_bytes */
+      maxFileBytes: number;
       store: DetectorStore;
       engine: CorrelationEngine;
       metrics: DetectorMetrics;
@@ -123,12 +117,13 @@ export class CloudTrailWatcher {
     const attempt = store.fileAttempt(path, size, mtimeMs, this.opts.now());
     if (attempt > MAX_FILE_ATTEMPTS)
       return this.failed(path, size, mtimeMs, `the detector stopped ${attempt - 1} times while reading this file; quarantined`);
-    const parsed = await readCloudTrailFile(path).catch((err: unknown) => ({ error: (err as Error).message }));
+    const parsed = await readCloudTrailFile(path, this.opts.maxFileBytes).catch((err: unknown) => ({ error: (err as Error).message }));
     if ('error' in parsed) return this.failed(path, size, mtimeMs, parsed.error);
     let invalid = 0;
     let failedRecords = 0;
-    for (const r of parsed.records) {
-      const outcome = engine.processRecord(r, 'trail');
+    for (let i = 0; i < parsed.records.length; i++) {
+      if (i > 0 && i % RECORDS_PER_SLICE === 0) await yieldToEventLoop();
+      const outcome = engine.processRecord(parsed.records[i], 'trail');
       if (outcome === 'invalid') invalid++;
       else if (outcome === 'failed') failedRecords++;
     }

@@ -154,7 +154,7 @@ export function createIngestServer(opts: IngestServerOptions): http.Server {
         }
         if (body.kind === 'timeout') return send(res, route, timeoutAnswer(), true);
         if (body.kind === 'aborted') return;
-        if (route === 'telemetry') return send(res, route, opts.routes.telemetry.handle(req.headers, body.body));
+        if (route === 'telemetry') return send(res, route, await opts.routes.telemetry.handle(req.headers, body.body));
         let value: unknown;
         try {
           value = JSON.parse(body.body.toString('utf8'));

@@ -4,7 +4,7 @@
  * The gateway registry is the detector's own config; what a batch declares
  * about itself (egress CIDRs, record gateway ids) is never trusted.
  */
-import { gunzipSync } from 'node:zlib';
+import { BoundedReadError, gunzipBounded } from '../../common/io/bounded-read.js';
 import type { Logger } from '../../common/log/logger.js';
 import type { CidrSet } from '../../common/cidr/cidr-set.js';
 import { parseSignatureHeader, verifySignature, GATEWAY_HEADER, SIGNATURE_HEADER, BATCH_HEADER } from '../../protocol/signature.js';
@@ -102,7 +102,7 @@ export class TelemetryIngest {
     return { ok: true, gateway: gw };
   }
 
-  handle(headers: Record<string, string | string[] | undefined>, body: Buffer): IngestAnswer {
+  async handle(headers: Record<string, string | string[] | undefined>, body: Buffer): Promise<IngestAnswer> {
     const { metrics, logger } = this.opts;
     const refuse = (status: number, outcome: string, reason: string, extra: Record<string, unknown> = {}): IngestAnswer =>
       this.refuse(headers, status, outcome, reason, extra);
@@ -120,10 +120,11 @@ export class TelemetryIngest {
     let text: Buffer = body;
     const encoding = (header(headers, 'content-encoding') ?? 'identity').toLowerCase();
     if (encoding === 'gzip') {
+      // Inflated as a stream off the event loop, stopped the moment it passes the budget.
       try {
-        text = gunzipSync(body, { maxOutputLength: this.opts.maxDecodedBytes() });
+        text = await gunzipBounded(body, this.opts.maxDecodedBytes());
       } catch (err) {
-        const tooBig = (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE';
+        const tooBig = err instanceof BoundedReadError && err.failure.kind === 'too-large';
         return tooBig
           ? refuse(413, 'too_large', `decompressed body exceeds ${this.opts.maxDecodedBytes()} bytes`)
           : refuse(400, 'invalid', 'body is not valid gzip');

@@ -8,7 +8,6 @@
  *   telemetry ─▶ MemoryStore ◀─ DecisionPipeline ◀─ CloudTrail records, then GuardDuty findings
  *                                   └─▶ decisions (one line each), findings (--findings)
  */
-import { readFile } from 'node:fs/promises';
 import { stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -18,9 +17,10 @@ import type { DetectorConfig } from '../config/schema.js';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../common/log/logger.js';
 import { packageVersion } from '../../common/runtime/version.js';
-import { unwrapEventBridge } from '../cloudtrail/parse.js';
+import { parseCloudTrailFile, unwrapEventBridge } from '../cloudtrail/parse.js';
+import { readTextBounded } from '../../common/io/bounded-read.js';
 import type { Decision } from '../correlate/decide.js';
-import { cloudTrailFiles, readCloudTrailFile, readTextMaybeGzip } from '../engine/cloudtrail-watcher.js';
+import { cloudTrailFiles } from '../engine/cloudtrail-watcher.js';
 import { DecisionPipeline } from '../engine/pipeline.js';
 import { createDetectorMetrics } from '../metrics/metrics.js';
 import { MemoryStore } from '../store/memory-store.js';
@@ -64,12 +64,11 @@ async function expand(paths: string[]): Promise<string[]> {
   return out;
 }
 
-/** CloudTrail records from a log file, an EventBridge event/array, or JSON lines of either. */
-async function readCloudTrailRecords(path: string): Promise<unknown[]> {
-  const file = await readCloudTrailFile(path);
+/** CloudTrail records from a log file, an EventBridge event/array, or JSON lines of either (gzip or not, at most `maxBytes`). */
+async function readCloudTrailRecords(path: string, maxBytes: number): Promise<unknown[]> {
+  const text = await readTextBounded(path, maxBytes);
+  const file = parseCloudTrailFile(text);
   if ('records' in file) return file.records;
-  if (file.error.startsWith('not valid gzip') || file.error.startsWith('larger than')) throw new Error(file.error);
-  const text = await readTextMaybeGzip(path);
   try {
     return unwrapEventBridge(JSON.parse(text) as unknown);
   } catch {
@@ -86,9 +85,9 @@ async function readCloudTrailRecords(path: string): Promise<unknown[]> {
   }
 }
 
-/** GuardDuty findings from JSON lines, arrays, EventBridge events or bare findings. */
-async function readGuardDutyFindings(path: string): Promise<unknown[]> {
-  const text = (await readFile(path, 'utf8')).trim();
+/** GuardDuty findings from JSON lines, arrays, EventBridge events or bare findings (gzip or not, at most `maxBytes`). */
+async function readGuardDutyFindings(path: string, maxBytes: number): Promise<unknown[]> {
+  const text = (await readTextBounded(path, maxBytes)).trim();
   try {
     const v = JSON.parse(text) as unknown;
     if (Array.isArray(v)) return v as unknown[];
@@ -219,7 +218,7 @@ export async function replay(config: DetectorConfig, o: ReplayOptions, io: Repla
     for (const path of await expand(o.cloudtrail)) {
       let records: unknown[];
       try {
-        records = await readCloudTrailRecords(path);
+        records = await readCloudTrailRecords(path, config.cloudtrail.max_file_bytes);
       } catch (err) {
         summary.failedFiles.push(`${path}: ${(err as Error).message}`);
         continue;
@@ -239,7 +238,7 @@ export async function replay(config: DetectorConfig, o: ReplayOptions, io: Repla
       summary.findings = findingIds.size;
     }
     for (const path of o.guardduty) {
-      for (const raw of await readGuardDutyFindings(path)) {
+      for (const raw of await readGuardDutyFindings(path, config.cloudtrail.max_file_bytes)) {
         const r = await pipeline.guardduty.process(raw);
         if (r.kind !== 'decided') {
           summary.guardduty[r.kind] = (summary.guardduty[r.kind] ?? 0) + 1;

@@ -27,7 +27,7 @@ describe('detector config: defaults', () => {
       admin: { listen: { host: '127.0.0.1', port: 9465, text: '127.0.0.1:9465' } },
       store: { path: '/var/lib/egress-witness/detector.db', retention: 8 * 3_600_000 },
       gateways: [],
-      cloudtrail: { watch_dir: null, poll_interval: 10_000 },
+      cloudtrail: { watch_dir: null, poll_interval: 10_000, max_file_bytes: 256 * 1024 * 1024 },
       aws_ip_ranges: null,
       correlation: { window: 300_000, grace: 600_000, heartbeat_stale: 120_000, endpoint_attestation: 'accept' },
       findings: { file: null, webhook: null, security_hub: null },
@@ -125,6 +125,14 @@ describe('detector config: defaults', () => {
     ).toEqual([
       'findings.security_hub.product_arn: expected a Security Hub product ARN, e.g. "arn:aws:securityhub:us-east-1:123456789012:product/123456789012/default" (line 2, column 78)',
     ]);
+  });
+
+  it('bounds text budgets by what one string can hold: cloudtrail.max_file_bytes and ingest.max_body_bytes at most 256MiB', () => {
+    expect(problems('cloudtrail: {max_file_bytes: 512MiB}\ningest: {max_body_bytes: 1GiB}\n')).toEqual([
+      'cloudtrail.max_file_bytes: must be more than 0 and at most 256MiB: a log file must fit one JavaScript string with room to parse it (line 1, column 30)',
+      'ingest.max_body_bytes: must be more than 0 and at most 256MiB: a body must fit one JavaScript string with room to parse it (line 2, column 26)',
+    ]);
+    expect(load('cloudtrail: {max_file_bytes: 64MiB}\n').cloudtrail.max_file_bytes).toBe(64 * 1024 * 1024);
   });
 
   it('accepts JSON input', () => {
