@@ -25,7 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTopology, netnsGate, waitForLine, type NsHost, type Topology } from '../helpers/netns.js';
+import { createTopology, netnsSkipReason, waitForLine, type NsHost, type Topology } from '../helpers/netns.js';
 import {
   COUNTING_LISTENER,
   FAKE_AWS,
@@ -85,9 +85,9 @@ function runWithEnv(
   });
 }
 
-const skip = netnsGate('the transparent listener end to end in network namespaces', ['nft']);
+const unavailable = netnsSkipReason(['nft']);
 
-describe.skipIf(skip)('transparent interception end to end: the agent on a routed gateway', () => {
+describe('transparent interception end to end: the agent on a routed gateway', () => {
   let net: Topology;
   let tmp: string;
   let aws: ChildProcess;
@@ -96,6 +96,8 @@ describe.skipIf(skip)('transparent interception end to end: the agent on a route
   let inspectCaPaths: { certPath: string; keyPath: string };
 
   beforeAll(async () => {
+    if (unavailable)
+      throw new Error(`network namespaces are needed here: ${unavailable} (run the suite as root with iproute2 and nftables, as CI does)`);
     for (const f of [bin, join(root, 'native/original-dst/build/Release/original_dst.node')])
       if (!existsSync(f)) throw new Error(`${f} is missing: run "npm run build" and "npm run build:native" (npm test does both)`);
     tmp = await mkdtemp(join(tmpdir(), 'egress-witness-transparent-e2e-'));

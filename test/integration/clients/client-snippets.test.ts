@@ -113,19 +113,19 @@ describe('AWS SDK for JavaScript v3', () => {
     expect(await attributed(key)).toMatchObject({ mode: 'inspect', action: 'GetCallerIdentity', aws: { service: 'sts' } });
   });
 
-  it.skipIf(!nodeHasProxyEnv)(
-    `Node.js ≥ 24.5, https.Agent proxyEnv: attributed through the agent (this run: Node.js ${process.versions.node})`,
-    async () => {
-      expectInGuide('js-sdk-v3-node24.mjs');
-      const { key, env } = credentials();
-      const { stdout } = await run(process.execPath, [join(SNIPPETS, 'js-sdk-v3-node24.mjs')], {
-        env: clientEnv({ ...env, NODE_EXTRA_CA_CERTS: caPath }),
-        timeout: 30_000,
-      });
-      expect(JSON.parse(stdout)).toMatchObject({ Account: '123456789012' });
-      expect(await attributed(key)).toMatchObject({ mode: 'inspect', action: 'GetCallerIdentity' });
-    },
-  );
+  it(`Node.js ≥ 24.5, https.Agent proxyEnv: attributed through the agent where the running Node.js has it (this run: Node.js ${process.versions.node})`, async () => {
+    expectInGuide('js-sdk-v3-node24.mjs');
+    expect(guide).toContain('24.5');
+    // Older Node.js lines ignore proxyEnv: the snippet's call would not pass the agent, so only the guide is checked there.
+    if (!nodeHasProxyEnv) return;
+    const { key, env } = credentials();
+    const { stdout } = await run(process.execPath, [join(SNIPPETS, 'js-sdk-v3-node24.mjs')], {
+      env: clientEnv({ ...env, NODE_EXTRA_CA_CERTS: caPath }),
+      timeout: 30_000,
+    });
+    expect(JSON.parse(stdout)).toMatchObject({ Account: '123456789012' });
+    expect(await attributed(key)).toMatchObject({ mode: 'inspect', action: 'GetCallerIdentity' });
+  });
 });
 
 /** Each distinct client found among `candidates` (by its `--version`-like answer), so v1 and v2 both run where both exist. */
