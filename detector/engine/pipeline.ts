@@ -8,29 +8,12 @@
  *                                                         ├─▶ store (decisions, findings, events seen) ─▶ sinks
  *   GuardDuty finding ─▶ guardduty (GuardDutyProcessor) ──┘
  */
-import type { Logger } from '../../common/log/logger.js';
-import type { CloudTrailEvent } from '../cloudtrail/parse.js';
-import type { CompiledRegistry, CorrelationPolicy, Decision } from '../correlate/decide.js';
-import type { FindingsSink } from '../findings/findings-sink.js';
 import type { GuardDutyApi } from '../guardduty/guardduty-api.js';
-import type { DetectorMetrics } from '../metrics/metrics.js';
-import type { DetectorStore } from '../store/store.js';
-import { CorrelationEngine } from './correlation-engine.js';
+import { CorrelationEngine, type EngineOptions } from './correlation-engine.js';
 import { GuardDutyProcessor } from './guardduty-processor.js';
 
-export interface PipelineOptions {
-  store: DetectorStore;
-  registry: () => CompiledRegistry;
-  policy: () => CorrelationPolicy;
-  graceMs: () => number;
-  sink: Pick<FindingsSink, 'emit'>;
-  metrics: DetectorMetrics;
-  logger: Logger;
-  now: () => number;
-  /** Called inside the transaction that raised or updated a finding (the Security Hub outbox). */
-  findingChanged?: (findingId: string) => void;
-  /** Told every final CloudTrail decision (see CorrelationEngine). */
-  decided?: (decision: Decision, event: CloudTrailEvent) => void;
+/** The engine's options, and the GuardDuty side that shares its store, sink and clock. */
+export interface PipelineOptions extends EngineOptions {
   guardduty: {
     mode: () => 'report' | 'archive';
     /** The detector and region whose findings are read and archived. */
