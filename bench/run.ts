@@ -163,7 +163,7 @@ async function runTable(args: BenchArgs, scenarios: Scenario[]): Promise<number>
     `\nMachine: ${m.cores} cores, ${(m.memoryMiB / 1024).toFixed(1)} GiB, Node ${m.node}, ${m.platform} ${m.kernel}; fd hard limit ${fdLimit}. Run time ${seconds.toFixed(0)} s.\n`,
   );
   process.stdout.write(
-    'Ratios are value ÷ reference (for latency and RSS, below 1 is better). CPU in % of one core: client = load generator (measured window), proxy = the proxy process and its helpers, server = fake AWS server, other = the rest of the machine (other people’s work: high values mean a disturbed figure).\n',
+    'Ratios are value ÷ reference (for latency and RSS, below 1 is better). CPU in % of one core: client = load generator (measured window), proxy = the proxy process and its helpers, server = fake AWS server, other = the rest of the machine (other processes: high values mean a disturbed figure).\n',
   );
 
   const full = !args.quick && !args.only;

@@ -2,6 +2,8 @@
  * Command-line options of `npm run bench -- …`. Unknown options fail fast
  * with the usage text, so a typo never silently runs the full suite.
  */
+import { parseArgs as parseArgv } from 'node:util';
+import { parseDuration } from '../../common/config/units.js';
 
 export interface BenchArgs {
   /** Seconds-long smoke run: one short run per figure, small sizes. */
@@ -39,74 +41,53 @@ export const USAGE = `usage: npm run bench -- [options]
 /** `--soak` without a duration. */
 export const DEFAULT_SOAK_MS = 30 * 60_000;
 
-/** "10m", "90s", "1h", "500ms" or bare seconds → ms. */
-export function parseDuration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) throw new Error(`not a duration: "${text}" (use e.g. 10m, 90s)`);
-  const n = Number(m[1]);
-  const unit = m[2] ?? 's';
-  const factor = unit === 'ms' ? 1 : unit === 's' ? 1_000 : unit === 'm' ? 60_000 : 3_600_000;
-  return Math.round(n * factor);
+/** A duration option's value in ms: "10m", "90s", "1h30m", "500ms" or bare seconds. */
+function duration(flag: string, text: string): number {
+  const ms = parseDuration(text);
+  if (ms === null) throw new Error(`${flag}: not a duration: "${text}" (use e.g. 10m, 90s)`);
+  return ms;
+}
+
+/** A comma-separated list option's value: "a, b,,c" → ["a", "b", "c"]. */
+function listValue(text: string): string[] {
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 export function parseArgs(argv: readonly string[]): BenchArgs {
-  let quick = false;
-  let only: string[] | null = null;
-  let soakMs: number | null = null;
-  let profile = false;
-  let agentLogLevel = 'info';
-  let out: string | null = null;
-  let list = false;
-  let help = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    switch (flag) {
-      case '--quick':
-        quick = true;
-        break;
-      case '--only':
-        only = value()
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean);
-        break;
-      case '--soak': {
-        // The duration is optional: "--soak", "--soak 10m", "--soak=10m".
-        const next = inline ?? argv[i + 1];
-        if (next !== undefined && !next.startsWith('--')) {
-          soakMs = parseDuration(next);
-          if (inline === undefined) i++;
-        } else soakMs ??= DEFAULT_SOAK_MS;
-        break;
-      }
-      case '--duration':
-        soakMs = parseDuration(value());
-        break;
-      case '--profile':
-        profile = true;
-        break;
-      case '--agent-log-level':
-        agentLogLevel = value();
-        break;
-      case '--out':
-        out = value();
-        break;
-      case '--list':
-        list = true;
-        break;
-      case '--help':
-      case '-h':
-        help = true;
-        break;
-      default:
-        throw new Error(`unknown option "${arg}"`);
-    }
-  }
-  return { quick, only, soakMs, profile, agentLogLevel, out, list, help };
+  // --soak takes an optional duration ("--soak", "--soak 10m", "--soak=10m"), which node:util's
+  // parser does not model: a bare --soak becomes --soak=<default> before parsing.
+  const normalised = argv.map((arg, i) => {
+    const next = argv[i + 1];
+    return arg === '--soak' && (next === undefined || next.startsWith('-')) ? `--soak=${DEFAULT_SOAK_MS}ms` : arg;
+  });
+  const { values } = parseArgv({
+    args: normalised,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      quick: { type: 'boolean' },
+      only: { type: 'string' },
+      soak: { type: 'string' },
+      duration: { type: 'string' },
+      profile: { type: 'boolean' },
+      'agent-log-level': { type: 'string' },
+      out: { type: 'string' },
+      list: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const soakText = values.duration ?? values.soak;
+  return {
+    quick: values.quick ?? false,
+    only: values.only === undefined ? null : listValue(values.only),
+    soakMs: soakText === undefined ? null : duration(values.duration !== undefined ? '--duration' : '--soak', soakText),
+    profile: values.profile ?? false,
+    agentLogLevel: values['agent-log-level'] ?? 'info',
+    out: values.out ?? null,
+    list: values.list ?? false,
+    help: values.help ?? false,
+  };
 }

@@ -28,7 +28,7 @@ export interface Row {
   proxyCpuPct?: number | null;
   /** The fake AWS server's CPU, % of one core. */
   serverCpuPct?: number | null;
-  /** CPU used by everything else on the machine meanwhile (% of one core): other people's work disturbs the figure. */
+  /** CPU used by everything else on the machine meanwhile (% of one core): unrelated processes disturb the figure. */
   otherCpuPct?: number | null;
   note?: string;
   ratios?: { direct: number | null; squid: number | null; squidBump: number | null };

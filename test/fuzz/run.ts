@@ -4,6 +4,7 @@
  * reproduces. Prints cases/s and the slowest case per target; exits 1 when a
  * target fails, printing the seed, the path and the command that replays it.
  */
+import { parseArgs as parseArgv } from 'node:util';
 import fc from 'fast-check';
 import { FUZZ_TARGETS } from './properties/index.js';
 import { propertyOf, type AnyFuzzTarget } from './lib/target.js';
@@ -28,60 +29,41 @@ interface Args {
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = {
-    runs: 100_000,
-    seed: Math.floor(Math.random() * 2 ** 31),
-    only: null,
-    path: null,
-    maxCaseMs: 1_000,
-    list: false,
-    help: false,
+  const { values } = parseArgv({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      runs: { type: 'string' },
+      seed: { type: 'string' },
+      only: { type: 'string' },
+      path: { type: 'string' },
+      'max-case-ms': { type: 'string' },
+      list: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const integer = (flag: string, text: string | undefined, min: number, fallback: number): number => {
+    if (text === undefined) return fallback;
+    const n = Number(text);
+    if (!/^-?\d+$/.test(text) || !Number.isSafeInteger(n) || n < min) throw new Error(`--${flag} needs an integer ≥ ${min}, got "${text}"`);
+    return n;
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    const integer = (min: number): number => {
-      const text = value();
-      const n = Number(text);
-      if (!/^-?\d+$/.test(text) || !Number.isSafeInteger(n) || n < min) throw new Error(`${flag} needs an integer ≥ ${min}, got "${text}"`);
-      return n;
-    };
-    switch (flag) {
-      case '--runs':
-        args.runs = integer(1);
-        break;
-      case '--seed':
-        args.seed = integer(-(2 ** 31));
-        break;
-      case '--only':
-        args.only = value()
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean);
-        break;
-      case '--path':
-        args.path = value();
-        break;
-      case '--max-case-ms':
-        args.maxCaseMs = integer(1);
-        break;
-      case '--list':
-        args.list = true;
-        break;
-      case '--help':
-      case '-h':
-        args.help = true;
-        break;
-      default:
-        throw new Error(`unknown option "${arg}"`);
-    }
-  }
-  return args;
+  return {
+    runs: integer('runs', values.runs, 1, 100_000),
+    seed: integer('seed', values.seed, -(2 ** 31), Math.floor(Math.random() * 2 ** 31)),
+    only:
+      values.only === undefined
+        ? null
+        : values.only
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean),
+    path: values.path ?? null,
+    maxCaseMs: integer('max-case-ms', values['max-case-ms'], 1, 1_000),
+    list: values.list ?? false,
+    help: values.help ?? false,
+  };
 }
 
 function selectTargets(only: readonly string[] | null): AnyFuzzTarget[] {

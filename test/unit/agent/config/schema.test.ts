@@ -1,25 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { formatProblem, loadConfigText } from '../../../../common/config/load.js';
-import { agentConfigSchema, type AgentConfig } from '../../../../agent/config/schema.js';
+import { loadConfigText } from '../../../../common/config/load.js';
+import { agentConfigSchema } from '../../../../agent/config/schema.js';
+import { MINIMAL_AGENT_CONFIG, agentConfigText } from '../../../helpers/config-text.js';
+const { load, problems } = agentConfigText;
 
-const MINIMAL = `gateway:
-  id: gw-test
-  egress_cidrs: [203.0.113.0/28]
-networks:
-  - name: lab
-    cidrs: [10.0.0.0/8]
-`;
-
-function load(text: string): AgentConfig {
-  const r = loadConfigText(text, agentConfigSchema);
-  if (!r.ok) throw new Error(r.problems.map(formatProblem).join('\n'));
-  return r.value;
-}
-
-function problems(text: string): string[] {
-  const r = loadConfigText(text, agentConfigSchema);
-  return r.ok ? [] : r.problems.map(formatProblem);
-}
+const MINIMAL = MINIMAL_AGENT_CONFIG;
 
 describe('agent config: defaults', () => {
   it('fills every section from a minimal file', () => {

@@ -1,28 +1,11 @@
 /** The `transparent:` section: absent by default, `listen` required inside it, every problem as `path: reason`. */
 import { describe, expect, it } from 'vitest';
-import { formatProblem, loadConfigText } from '../../../../common/config/load.js';
 import { applyHotReload } from '../../../../common/config/hot-reload.js';
-import { agentConfigSchema, type AgentConfig } from '../../../../agent/config/schema.js';
 import { AGENT_HOT_KEYS } from '../../../../agent/app.js';
+import { MINIMAL_AGENT_CONFIG, agentConfigText } from '../../../helpers/config-text.js';
+const { load, problems } = agentConfigText;
 
-const MINIMAL = `gateway:
-  id: gw-test
-  egress_cidrs: [203.0.113.0/28]
-networks:
-  - name: lab
-    cidrs: [10.0.0.0/8]
-`;
-
-function load(text: string): AgentConfig {
-  const r = loadConfigText(text, agentConfigSchema);
-  if (!r.ok) throw new Error(r.problems.map(formatProblem).join('\n'));
-  return r.value;
-}
-
-function problems(text: string): string[] {
-  const r = loadConfigText(text, agentConfigSchema);
-  return r.ok ? [] : r.problems.map(formatProblem);
-}
+const MINIMAL = MINIMAL_AGENT_CONFIG;
 
 describe('agent config: transparent', () => {
   it('is absent by default (no transparent listener)', () => {

@@ -1,17 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatProblem, loadConfigText } from '../../../../common/config/load.js';
-import { detectorConfigSchema, type DetectorConfig } from '../../../../detector/config/schema.js';
-
-function load(text: string): DetectorConfig {
-  const r = loadConfigText(text, detectorConfigSchema);
-  if (!r.ok) throw new Error(r.problems.map(formatProblem).join('\n'));
-  return r.value;
-}
-
-function problems(text: string): string[] {
-  const r = loadConfigText(text, detectorConfigSchema);
-  return r.ok ? [] : r.problems.map(formatProblem);
-}
+import { detectorConfigText } from '../../../helpers/config-text.js';
+const { load, problems } = detectorConfigText;
 
 const GATEWAY = `gateways:
   - id: gw-dc1
