@@ -210,6 +210,7 @@ export class AgentApp {
         flushIntervalMs: c.telemetry.flush_interval,
         heartbeatIntervalMs: c.telemetry.heartbeat_interval,
         aggregator: this.aggregator,
+        beforeDrain: () => this.path?.reportLive(),
         sinks: this.sinksFor(c),
         spoolStats: () => this.shipping?.stats() ?? { batches: 0, bytes: 0 },
         extraCounts: () => ({ activeTunnels: this.path?.activeTunnels ?? 0 }),

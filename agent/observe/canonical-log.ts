@@ -1,7 +1,9 @@
 /**
  * One canonical log line and the per-observation metrics for every tunnel
  * close and forwarded request. Keys are masked; nothing secret is in an
- * observation to begin with.
+ * observation to begin with. A long tunnel's windows reported while it lives
+ * count their bytes and nothing else; its line, at close, carries the whole
+ * tunnel's bytes and duration.
  */
 import type { Logger } from '../../common/log/logger.js';
 import { maskAccessKeyId } from '../../common/log/redact.js';
@@ -13,6 +15,8 @@ export function canonicalLogObserver(logger: Logger, metrics: AgentMetrics): Obs
     observe(e) {
       metrics.tunnelBytes.inc({ direction: 'up' }, e.bytesUp);
       metrics.tunnelBytes.inc({ direction: 'down' }, e.bytesDown);
+      if (e.connection && !e.connection.final) return;
+      const whole = e.connection ?? { startedAt: e.startedAt, bytesUp: e.bytesUp, bytesDown: e.bytesDown };
       if (e.aws) metrics.awsRequests.inc({ service: serviceLabel(e.aws.service), mode: e.mode });
       if (!logger.isLevelEnabled('info')) return;
       const refused =
@@ -35,9 +39,9 @@ export function canonicalLogObserver(logger: Logger, metrics: AgentMetrics): Obs
           key: e.key ? maskAccessKeyId(e.key.accessKeyId) : null,
           action: e.action,
           status: e.status,
-          bytes_up: e.bytesUp,
-          bytes_down: e.bytesDown,
-          duration_ms: e.endedAt - e.startedAt,
+          bytes_up: whole.bytesUp,
+          bytes_down: whole.bytesDown,
+          duration_ms: e.endedAt - whole.startedAt,
           outcome: e.outcome,
           reason: e.reason,
         },

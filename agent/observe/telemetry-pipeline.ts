@@ -21,6 +21,8 @@ export interface PipelineOptions {
   flushIntervalMs: number;
   heartbeatIntervalMs: number;
   aggregator: Aggregator;
+  /** Runs before each flush takes the aggregator's window: live tunnels report theirs into it. */
+  beforeDrain?: () => void;
   sinks: RecordSink[];
   spoolStats: () => { batches: number; bytes: number };
   extraCounts: () => Record<string, number>;
@@ -81,6 +83,7 @@ export class TelemetryPipeline {
   }
 
   private async flushOnce(forceHeartbeat: boolean): Promise<void> {
+    this.opts.beforeDrain?.();
     const records: TelemetryRecord[] = this.opts.aggregator.drain();
     if (this.heartbeatDue || forceHeartbeat) {
       this.heartbeatDue = false;

@@ -27,6 +27,7 @@ import { actionReader } from '../aws/describe-request.js';
 import { connectFirst, resolveTarget, type Candidate, type DialDeps } from './dialer.js';
 import { failureAnswer, failureHeaders, failureLabel, type ProxyFailure } from './failures.js';
 import { Tunnel } from './tunnel.js';
+import { LIVE_REPORT_INTERVAL_MS, ReportWindow } from './report-window.js';
 import { HttpForwarder } from './http-forward.js';
 import type { ConnectionContext, Drainable, InspectSummary, ProxySettings, TunnelEntry } from './connection-types.js';
 
@@ -50,6 +51,15 @@ export interface PathOptions {
   upstreamTimeoutMs?: number;
   maxSocketsPerOrigin: number;
   keepAliveTimeoutMs: number;
+  /** How old a live tunnel's report window must be before reportLive() reports it (report-window.ts). */
+  liveReportIntervalMs?: number;
+}
+
+type TunnelBase = Omit<ObservationEvent, 'endedAt' | 'outcome' | 'reason' | 'bytesUp' | 'bytesDown' | 'status' | 'key' | 'action'>;
+
+interface LiveTunnel {
+  base: TunnelBase;
+  window: ReportWindow;
 }
 
 type Base = Omit<ObservationEvent, 'endedAt' | 'outcome' | 'reason' | 'bytesUp' | 'bytesDown' | 'status' | 'resolvedIp' | 'key' | 'action'>;
@@ -61,7 +71,7 @@ type Dialled =
 
 export class ConnectionPath {
   private settingsNow: ProxySettings;
-  private readonly tunnels = new Set<Tunnel>();
+  private readonly tunnels = new Map<Tunnel, LiveTunnel>();
   private readonly inspecting = new Set<net.Socket>();
   private pendingConnects = 0;
   private readonly drainController = new AbortController();
@@ -219,29 +229,66 @@ export class ConnectionPath {
     return { kind: 'tunnel', upstream: dial.socket, ip: dial.ip, originalIp };
   }
 
-  private async runTunnel(
-    client: net.Socket,
-    upstream: net.Socket,
-    head: Buffer,
-    base: Omit<ObservationEvent, 'endedAt' | 'outcome' | 'reason' | 'bytesUp' | 'bytesDown' | 'status' | 'key' | 'action'>,
-  ): Promise<void> {
+  private async runTunnel(client: net.Socket, upstream: net.Socket, head: Buffer, base: TunnelBase): Promise<void> {
     const tunnel = new Tunnel(client, upstream, { idleTimeoutMs: this.settingsNow.idleTimeoutMs, now: this.opts.now, head });
-    this.tunnels.add(tunnel);
+    const live: LiveTunnel = { base, window: new ReportWindow(base.startedAt) };
+    this.tunnels.set(tunnel, live);
     this.opts.metrics.tunnelsActive.set(this.activeTunnels);
     const result = await tunnel.finished;
     this.tunnels.delete(tunnel);
     this.opts.metrics.tunnelsActive.set(this.activeTunnels);
+    const common = { status: null, key: null, action: null, outcome: result.outcome, reason: result.reason };
+    if (live.window.reported === 0) {
+      // Never reported while it lived: one observation, the whole tunnel.
+      this.opts.observer.observe({
+        ...base,
+        ...common,
+        endedAt: result.endedAt,
+        bytesUp: result.bytesUp,
+        bytesDown: result.bytesDown,
+      });
+      return;
+    }
+    const w = live.window.take(result.endedAt, result.bytesUp, result.bytesDown);
     this.opts.observer.observe({
       ...base,
-      endedAt: result.endedAt,
-      outcome: result.outcome,
-      reason: result.reason,
-      bytesUp: result.bytesUp,
-      bytesDown: result.bytesDown,
-      status: null,
-      key: null,
-      action: null,
+      ...common,
+      startedAt: w.startedAt,
+      endedAt: w.endedAt,
+      bytesUp: w.bytesUp,
+      bytesDown: w.bytesDown,
+      connection: { startedAt: base.startedAt, bytesUp: result.bytesUp, bytesDown: result.bytesDown, final: true },
     });
+  }
+
+  /**
+   * Reports every live tunnel whose report window is at least the live-report
+   * interval old: that window's bytes and times, outcome `ok` (the tunnel is
+   * still up), and opens the next window. Called before each telemetry flush,
+   * so a tunnel open for hours gives one observation per window instead of a
+   * single one, at close, spanning hours (report-window.ts).
+   */
+  reportLive(): void {
+    const now = this.opts.now();
+    const interval = this.opts.liveReportIntervalMs ?? LIVE_REPORT_INTERVAL_MS;
+    for (const [tunnel, live] of this.tunnels) {
+      if (!live.window.due(now, interval)) continue;
+      const bytes = tunnel.bytes;
+      const w = live.window.take(now, bytes.up, bytes.down);
+      this.opts.observer.observe({
+        ...live.base,
+        startedAt: w.startedAt,
+        endedAt: w.endedAt,
+        bytesUp: w.bytesUp,
+        bytesDown: w.bytesDown,
+        outcome: 'ok',
+        reason: null,
+        status: null,
+        key: null,
+        action: null,
+        connection: { startedAt: live.base.startedAt, bytesUp: bytes.up, bytesDown: bytes.down, final: false },
+      });
+    }
   }
 
   private async inspect(
@@ -378,7 +425,7 @@ export class ConnectionPath {
       for (const l of listeners) l.closeIdle();
     }
     const remaining = this.activeTunnels;
-    for (const t of this.tunnels) t.abort('drained');
+    for (const t of this.tunnels.keys()) t.abort('drained');
     for (const s of this.inspecting) s.destroy();
     for (const l of listeners) l.closeAll();
     let timer: NodeJS.Timeout | undefined;

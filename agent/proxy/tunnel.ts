@@ -39,6 +39,11 @@ export class Tunnel {
     return this.done;
   }
 
+  /** Bytes carried so far, client → upstream and back (the totals the result will carry). */
+  get bytes(): { up: number; down: number } {
+    return { up: this.upstream.bytesWritten, down: this.upstream.bytesRead };
+  }
+
   /** Ends the tunnel now (drain deadline, shutdown). */
   abort(outcome: 'idle_timeout' | 'drained'): void {
     if (this.closed) return;

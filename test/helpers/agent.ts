@@ -68,7 +68,7 @@ function merge(base: Record<string, unknown>, over: Record<string, unknown>): Re
 /** Raw (snake_case, YAML-shaped) config overrides. */
 export async function startAgent(
   raw: Record<string, unknown> = {},
-  opts: { dial?: RecordingDial; logLevel?: 'info' | 'debug' } = {},
+  opts: { dial?: RecordingDial; logLevel?: 'info' | 'debug'; now?: () => number } = {},
 ): Promise<TestAgent> {
   const dir = mkdtempSync(join(tmpdir(), 'ew-agent-'));
   const base = {
@@ -82,7 +82,13 @@ export async function startAgent(
   if (!parsed.ok) throw new Error(`test config invalid: ${JSON.stringify(parsed.problems)}`);
   const logs = logSink(opts.logLevel ?? 'info');
   const dial = opts.dial ?? recordingDial();
-  const app = new AgentApp(parsed.value, { logger: logs.logger, version: '0.0.0-test', nodeVersion: process.versions.node, dial });
+  const app = new AgentApp(parsed.value, {
+    logger: logs.logger,
+    version: '0.0.0-test',
+    nodeVersion: process.versions.node,
+    dial,
+    ...(opts.now ? { now: opts.now } : {}),
+  });
   const addrs = await app.start();
   const obsFile = join(dir, 'observations.ndjson');
   let stopped = false;
