@@ -4,6 +4,7 @@
  * contract with operators: add keys, never rename them.
  */
 import { z } from 'zod';
+import { TELEMETRY_PATH } from '../../protocol/telemetry-status.js';
 import { parseIp } from '../../common/cidr/ip.js';
 import {
   cidr,
@@ -102,8 +103,24 @@ const upstream = z.strictObject({
   keep_alive_timeout: positiveDuration.default(4_000),
 });
 
+/** The detector takes telemetry at POST /v1/telemetry: a URL without that path would pass here and 404 forever. */
+const detectorUrl = url(['http', 'https']).superRefine((v, ctx) => {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    return; // reported by url()
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return; // likewise
+  if (u.pathname !== TELEMETRY_PATH)
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${v}" does not have the path ${TELEMETRY_PATH}: the detector takes telemetry there and only there (e.g. "${u.protocol}//${u.host}${TELEMETRY_PATH}")`,
+    });
+});
+
 const telemetry = z.strictObject({
-  detector_url: url(['http', 'https']).nullable().default(null),
+  detector_url: detectorUrl.nullable().default(null),
   secret_file: nullablePath,
   file: nullablePath,
   spool_dir: z.string().min(1).default('/var/lib/egress-witness/spool'),

@@ -1,29 +1,28 @@
 /**
  * Sends spooled batches to the detector, a few at a time, and removes a
- * batch only when the detector acknowledged it (2xx). Failures back off
- * globally (a down detector is down for every batch) with jitter, honouring
- * Retry-After; permanent refusals go to the dead-letter folder; 401/403 keep
- * retrying slowly and loudly, since they mean a key mismatch.
+ * batch only when the detector acknowledged it (2xx). The detector's answer
+ * is read with the wire contract (protocol/telemetry-status.ts): failures
+ * back off globally (a down detector is down for every batch) with jitter,
+ * honouring Retry-After; refusals of the batch's content go to the
+ * dead-letter folder; refusals of the configuration (a signature that does
+ * not verify, an unknown gateway id, a URL without /v1/telemetry) keep every
+ * batch and are logged at error level naming the key to fix — slowly for the
+ * signature (a key mismatch), with the capped backoff for the rest.
  *
- *   spool.take() ─▶ sign(t, body) ─▶ POST ─┬─ success ─────▶ spool.ack()
- *                                          ├─ retryable ───▶ spool.release(), pause(backoff | Retry-After)
- *                                          ├─ unauthorized ▶ spool.release(), pause(slow), error log + metric
- *                                          ├─ 413 ─────────▶ split in two: spool.appendMany(halves), spool.ack()  (one record: ↓)
- *                                          └─ permanent ───▶ spool.deadLetter()
+ *   spool.take() ─▶ sign(t, body) ─▶ POST ─┬─ delivered ────▶ spool.ack()
+ *                                          ├─ retry ────────▶ spool.release(), pause(backoff | Retry-After)
+ *                                          ├─ permanent ────▶ spool.release(), pause(slow | backoff), error log naming the fix + metric
+ *                                          ├─ drop (413) ───▶ split in two: spool.appendMany(halves), spool.ack()  (one record: ↓)
+ *                                          └─ drop-batch ───▶ spool.deadLetter()
  */
 import { Agent, request } from 'undici';
 import type { Logger } from '../../common/log/logger.js';
 import { signatureHeader, BATCH_HEADER, GATEWAY_HEADER, SIGNATURE_HEADER } from '../../protocol/signature.js';
 import type { AgentMetrics } from '../metrics/metrics.js';
 import { trustedSecureContext } from '../tls/trust-store.js';
-import {
-  classifyNetworkError,
-  classifyResponse,
-  nextDelayMs,
-  DEFAULT_BACKOFF,
-  type BackoffPolicy,
-  type SendOutcome,
-} from '../../common/delivery/retry-policy.js';
+import { nextDelayMs, DEFAULT_BACKOFF, type BackoffPolicy } from '../../common/delivery/retry-policy.js';
+import { REFUSAL_HEADER } from '../../protocol/telemetry-status.js';
+import { answerResult, describeFailure, errorResult, speaksTls, type SendResult } from './send-failures.js';
 import { splitBatch } from './split-batch.js';
 import type { Spool } from './spool.js';
 import type { SpoolEntry } from './spool-types.js';
@@ -55,8 +54,12 @@ export class Shipper {
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
   private readonly sends = new Set<Promise<void>>();
+  private readonly url: URL;
+  /** Whether the detector's listener speaks TLS, once asked (an http:// URL whose connections are dropped). */
+  private tlsProbe: Promise<boolean> | null = null;
 
   constructor(private readonly opts: ShipperOptions) {
+    this.url = new URL(opts.url);
     this.dispatcher = new Agent({
       connections: Math.max(1, opts.maxInFlight),
       keepAliveTimeout: 4_000,
@@ -99,7 +102,7 @@ export class Shipper {
 
   private async send(entry: SpoolEntry): Promise<void> {
     const started = this.opts.now();
-    let outcome: SendOutcome;
+    let result: SendResult;
     /** The start of the detector's answer when it refused: it says why (bad signature, invalid batch…). */
     let detail = '';
     try {
@@ -117,15 +120,19 @@ export class Shipper {
         },
       });
       const text = await res.body.text().catch(() => '');
-      outcome = classifyResponse(res.statusCode, { 'retry-after': headerValue(res.headers['retry-after']) }, this.opts.now());
-      if (outcome.kind !== 'success') detail = text.slice(0, 200);
+      const refusal = headerValue(res.headers[REFUSAL_HEADER]);
+      const retryAfter = headerValue(res.headers['retry-after']);
+      result = answerResult(res.statusCode, { ...(refusal ? { refusal } : {}), ...(retryAfter ? { retryAfter } : {}) }, this.opts.now());
+      if (result.outcome.kind !== 'success') detail = text.slice(0, 200);
+      else this.tlsProbe = null;
     } catch (err) {
-      outcome = classifyNetworkError(err);
+      result = await errorResult(err, this.url, () => (this.tlsProbe ??= speaksTls(this.url)));
     }
+    const outcome = result.outcome;
     this.opts.metrics.telemetrySendDuration.observe((this.opts.now() - started) / 1000);
     this.opts.metrics.telemetryBatches.inc({ outcome: outcome.kind });
     try {
-      await this.settle(entry, outcome, detail);
+      await this.settle(entry, result, detail);
     } catch (err) {
       // The spool could not record the outcome (disk full, I/O error, directory gone). The batch
       // stays in the spool and is sent again later; the proxy is never affected.
@@ -144,8 +151,9 @@ export class Shipper {
     this.opts.onChange?.();
   }
 
-  private async settle(entry: SpoolEntry, outcome: SendOutcome, detail: string): Promise<void> {
+  private async settle(entry: SpoolEntry, result: SendResult, detail: string): Promise<void> {
     const log = this.opts.logger;
+    const outcome = result.outcome;
     switch (outcome.kind) {
       case 'success':
         this.consecutiveFailures = 0;
@@ -163,6 +171,7 @@ export class Shipper {
         );
         return;
       case 'unauthorized':
+      case 'misconfigured':
       case 'retryable': {
         this.opts.spool.release(entry.id);
         const delay = nextDelayMs(
@@ -172,24 +181,21 @@ export class Shipper {
           this.opts.random ?? Math.random,
         );
         this.pausedUntil = Math.max(this.pausedUntil, this.opts.now() + delay);
-        if (outcome.kind === 'unauthorized') {
-          log.error(
-            { event: 'telemetry_unauthorized', status: outcome.status, retry_in_ms: delay, detail },
-            "detector rejected the batch signature: telemetry.secret_file does not match the detector's key for this gateway",
-          );
-        } else {
-          log.warn(
-            {
-              event: 'telemetry_retry',
-              batch_id: entry.id,
-              reason: outcome.reason,
-              detail,
-              retry_in_ms: delay,
-              attempt: entry.attempts + 1,
-            },
-            'telemetry send failed; will retry',
-          );
-        }
+        const report = describeFailure(result, { url: this.url, gatewayId: this.opts.gatewayId });
+        log[report.level](
+          {
+            event: report.event,
+            batch_id: entry.id,
+            ...(outcome.kind === 'retryable' ? { reason: outcome.reason } : { status: outcome.status }),
+            ...(result.refusal ? { refusal: result.refusal } : {}),
+            ...(result.problem ? { problem: result.problem } : {}),
+            ...(report.fix ? { fix: report.fix } : {}),
+            detail,
+            retry_in_ms: delay,
+            attempt: entry.attempts + 1,
+          },
+          report.message,
+        );
         return;
       }
     }

@@ -23,7 +23,12 @@ export type SendOutcome =
   | { kind: 'success' }
   | { kind: 'retryable'; reason: string; retryAfterMs?: number }
   | { kind: 'permanent'; reason: string; status: number }
-  | { kind: 'unauthorized'; status: number };
+  | { kind: 'unauthorized'; status: number }
+  /**
+   * The destination refuses every item alike until an operator fixes a config key (a wrong URL
+   * path, an unknown sender id): nothing is given up, the sender retries with the capped backoff.
+   */
+  | { kind: 'misconfigured'; reason: string; status: number };
 
 export interface BackoffPolicy {
   /** Delay before the first retry, before jitter. */
@@ -133,7 +138,8 @@ function utc(...parts: [string?, string?, string?, string?, string?, string?]): 
  * Delay before the next try. `attempt` counts the failed sends so far,
  * this one included (1 for the first retry). Retryable: exponential
  * initialMs·multiplier^(attempt−1) capped at maxMs, with jitter, and never
- * sooner than the server's retryAfterMs. Unauthorized: policy.unauthorizedMs.
+ * sooner than the server's retryAfterMs; misconfigured: the same curve, with no
+ * Retry-After. Unauthorized: policy.unauthorizedMs.
  * Success and permanent: 0 (nothing to wait for; permanent is not retried).
  */
 export function nextDelayMs(policy: BackoffPolicy, attempt: number, outcome: SendOutcome, random: () => number): number {
@@ -143,12 +149,14 @@ export function nextDelayMs(policy: BackoffPolicy, attempt: number, outcome: Sen
       return 0;
     case 'unauthorized':
       return policy.unauthorizedMs;
+    case 'misconfigured':
     case 'retryable': {
       const n = Number.isFinite(attempt) ? Math.max(1, Math.floor(attempt)) : 1;
       const base = policy.initialMs <= 0 ? 0 : Math.min(policy.maxMs, policy.initialMs * policy.multiplier ** (n - 1));
       const jitter = clamp01(policy.jitter);
       const delay = Math.floor(base * (1 - jitter) + base * jitter * clamp01(random()));
-      const floor = outcome.retryAfterMs === undefined ? 0 : Math.ceil(Math.min(Math.max(0, outcome.retryAfterMs), MAX_RETRY_AFTER_MS));
+      const retryAfterMs = outcome.kind === 'retryable' ? outcome.retryAfterMs : undefined;
+      const floor = retryAfterMs === undefined ? 0 : Math.ceil(Math.min(Math.max(0, retryAfterMs), MAX_RETRY_AFTER_MS));
       return Math.max(delay, floor);
     }
   }

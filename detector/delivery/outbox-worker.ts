@@ -168,6 +168,7 @@ function describe(o: SendOutcome): string {
       return `unauthorized (${o.status})`;
     case 'permanent':
     case 'retryable':
+    case 'misconfigured':
       return o.reason;
   }
 }

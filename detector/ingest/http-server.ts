@@ -25,7 +25,8 @@ import type { Logger } from '../../common/log/logger.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
 import { discardBody, readBody } from './read-body.js';
 import { Slots, type SlotPool } from './slots.js';
-import type { IngestAnswer, TelemetryIngest } from './telemetry-ingest.js';
+import { INGEST_REFUSAL_HEADER, ingestBatchLabel, type IngestFailure } from '../failures/detector-failures.js';
+import { failureAnswer, type IngestAnswer, type TelemetryIngest } from './telemetry-ingest.js';
 
 export interface IngestRoutes {
   telemetry: TelemetryIngest;
@@ -80,6 +81,7 @@ export function createIngestServer(opts: IngestServerOptions): http.Server {
     if (res.headersSent || res.destroyed) return;
     const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
     if (a.retryAfterSeconds !== undefined) headers['retry-after'] = String(a.retryAfterSeconds);
+    if (a.refusal !== undefined) headers[INGEST_REFUSAL_HEADER] = a.refusal;
     if (close) headers.connection = 'close';
     res.writeHead(a.status, headers).end(`${JSON.stringify(a.body)}\n`);
   };
@@ -91,10 +93,7 @@ export function createIngestServer(opts: IngestServerOptions): http.Server {
     void discardBody(req, limit, deadlineAt).then((r) => (r === 'aborted' ? undefined : send(res, route, a, true)));
   };
 
-  const timeoutAnswer = (): IngestAnswer => ({
-    status: 408,
-    body: { error: `request body not received within ${opts.limits().bodyTimeoutMs} ms (ingest.body_timeout)` },
-  });
+  const timeoutAnswer = (): IngestAnswer => failureAnswer({ kind: 'body-timeout', timeoutMs: opts.limits().bodyTimeoutMs });
 
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const limits = opts.limits();
@@ -102,17 +101,10 @@ export function createIngestServer(opts: IngestServerOptions): http.Server {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz' && req.method === 'GET') return send(res, 'healthz', { status: 200, body: { ok: true } });
     const route = routeOf(path);
-    if (!route)
-      return refuse(
-        req,
-        res,
-        'other',
-        { status: 404, body: { error: 'not found: POST /v1/telemetry, /v1/cloudtrail or /v1/guardduty' } },
-        deadlineAt,
-      );
+    if (!route) return refuse(req, res, 'other', failureAnswer({ kind: 'not-found' }), deadlineAt);
     if (req.method !== 'POST') {
       res.setHeader('allow', 'POST');
-      return refuse(req, res, route, { status: 405, body: { error: 'method not allowed' } }, deadlineAt);
+      return refuse(req, res, route, failureAnswer({ kind: 'method-not-allowed' }), deadlineAt);
     }
 
     let pool: SlotPool;
@@ -121,29 +113,24 @@ export function createIngestServer(opts: IngestServerOptions): http.Server {
       if (!admitted.ok) return refuse(req, res, route, admitted.answer, deadlineAt);
       pool = { kind: 'gateway', id: admitted.gateway.id };
     } else {
-      if (!bearerOk(req, opts.token()))
-        return refuse(req, res, route, { status: 401, body: { error: 'missing or wrong bearer token (ingest.token_file)' } }, deadlineAt);
+      if (!bearerOk(req, opts.token())) return refuse(req, res, route, failureAnswer({ kind: 'bad-token' }), deadlineAt);
       pool = { kind: 'events' };
     }
 
-    const tooLarge = (): IngestAnswer => {
-      if (route === 'telemetry') opts.metrics.ingestBatches.inc({ outcome: 'too_large' });
-      return { status: 413, body: { error: `body exceeds ${limits.maxBodyBytes} bytes (ingest.max_body_bytes)` } };
+    /** A refusal counted as a telemetry batch outcome when it is one. */
+    const batchFailure = (f: IngestFailure): IngestAnswer => {
+      const label = ingestBatchLabel(f);
+      if (route === 'telemetry' && label !== null) opts.metrics.ingestBatches.inc({ outcome: label });
+      return failureAnswer(f);
     };
+    const tooLarge = (): IngestAnswer => batchFailure({ kind: 'too-large', limitBytes: limits.maxBodyBytes, decoded: false });
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limits.maxBodyBytes) return refuse(req, res, route, tooLarge(), deadlineAt);
 
     const release = slots.tryAcquire(pool);
     if (!release) {
-      if (route === 'telemetry') opts.metrics.ingestBatches.inc({ outcome: 'overloaded' });
       const which = pool.kind === 'gateway' ? `gateway ${pool.id}` : 'the event routes';
-      return refuse(
-        req,
-        res,
-        route,
-        { status: 503, body: { error: `overloaded (${which}), retry later` }, retryAfterSeconds: 1 },
-        deadlineAt,
-      );
+      return refuse(req, res, route, batchFailure({ kind: 'overloaded', pool: which }), deadlineAt);
     }
     void (async () => {
       try {
@@ -159,13 +146,13 @@ export function createIngestServer(opts: IngestServerOptions): http.Server {
         try {
           value = JSON.parse(body.body.toString('utf8'));
         } catch {
-          return send(res, route, { status: 400, body: { error: 'body is not valid JSON' } });
+          return send(res, route, failureAnswer({ kind: 'malformed', reason: 'body is not valid JSON' }));
         }
         const counts = route === 'cloudtrail' ? opts.routes.cloudtrail(value) : await opts.routes.guardduty(asArray(value));
         return send(res, route, { status: 200, body: { accepted: true, ...counts } });
       } catch (err) {
         opts.logger.error({ event: 'ingest_error', route, err }, 'ingest request failed');
-        send(res, route, { status: 500, body: { error: 'internal error' } });
+        send(res, route, failureAnswer({ kind: 'internal-error' }));
       } finally {
         release();
       }

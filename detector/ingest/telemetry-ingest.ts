@@ -10,6 +10,8 @@ import type { CidrSet } from '../../common/cidr/cidr-set.js';
 import { parseSignatureHeader, verifySignature, GATEWAY_HEADER, SIGNATURE_HEADER, BATCH_HEADER } from '../../protocol/signature.js';
 import { validateBatch } from '../../protocol/telemetry.js';
 import { screenRecords } from '../../protocol/time-bounds.js';
+import type { TelemetryRefusal } from '../../protocol/telemetry-status.js';
+import { ingestAnswer, ingestBatchLabel, type IngestFailure } from '../failures/detector-failures.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
 import type { DetectorStore } from '../store/store.js';
 
@@ -25,6 +27,20 @@ export interface IngestAnswer {
   status: number;
   body: Record<string, unknown>;
   retryAfterSeconds?: number;
+  /** Sent as X-Egress-Witness-Error (protocol/telemetry-status.ts): what the client should make of a refusal. */
+  refusal?: TelemetryRefusal;
+}
+
+/** The HTTP answer to an ingest failure: status, refusal header, Retry-After and `error` from the one table. */
+export function failureAnswer(f: IngestFailure, extraBody: Record<string, unknown> = {}): IngestAnswer {
+  const a = ingestAnswer(f);
+  const answer: IngestAnswer = { status: a.status, body: { ...extraBody, error: a.error } };
+  if (a.refusal !== null) {
+    answer.refusal = a.refusal;
+    answer.body.refusal = a.refusal;
+  }
+  if (a.retryAfterSeconds !== undefined) answer.retryAfterSeconds = a.retryAfterSeconds;
+  return answer;
 }
 
 export interface TelemetryIngestOptions {
@@ -43,8 +59,8 @@ function header(headers: Record<string, string | string[] | undefined>, name: st
   return Array.isArray(v) ? v[0] : v;
 }
 
-function signatureReason(reason: 'missing' | 'malformed' | 'stale' | 'mismatch'): string {
-  return `signature ${reason}${reason === 'stale' ? ' (timestamp outside the clock-skew window: check the clocks)' : ''}`;
+function signatureFailure(reason: 'missing' | 'malformed' | 'stale' | 'mismatch'): IngestFailure {
+  return reason === 'stale' ? { kind: 'stale-signature' } : { kind: 'bad-signature', why: reason };
 }
 
 export class TelemetryIngest {
@@ -53,14 +69,11 @@ export class TelemetryIngest {
 
   constructor(private readonly opts: TelemetryIngestOptions) {}
 
-  private refuse(
-    headers: Record<string, string | string[] | undefined>,
-    status: number,
-    outcome: string,
-    reason: string,
-    extra: Record<string, unknown> = {},
-  ): IngestAnswer {
-    this.opts.metrics.ingestBatches.inc({ outcome });
+  private refuse(headers: Record<string, string | string[] | undefined>, failure: IngestFailure): IngestAnswer {
+    const answer = failureAnswer(failure, { accepted: false });
+    const outcome = ingestBatchLabel(failure);
+    if (outcome !== null) this.opts.metrics.ingestBatches.inc({ outcome });
+    const reason = answer.body.error as string;
     this.opts.logger.warn(
       {
         event: 'telemetry_rejected',
@@ -68,11 +81,11 @@ export class TelemetryIngest {
         reason,
         gateway_id: header(headers, GATEWAY_HEADER)?.slice(0, 63) ?? null,
         batch_id: header(headers, BATCH_HEADER)?.slice(0, 64) ?? null,
-        ...extra,
+        refusal: answer.refusal,
       },
       `telemetry batch rejected: ${reason}`,
     );
-    return { status, body: { accepted: false, error: reason } };
+    return answer;
   }
 
   /**
@@ -85,8 +98,8 @@ export class TelemetryIngest {
     const gatewayId = header(headers, GATEWAY_HEADER);
     const gw = gatewayId ? this.opts.gateways().get(gatewayId) : undefined;
     if (!gw) {
-      const reason = gatewayId ? `unknown gateway "${gatewayId.slice(0, 63)}"` : `missing ${GATEWAY_HEADER} header`;
-      return { ok: false, answer: this.refuse(headers, 401, 'unauthorized', reason) };
+      const failure: IngestFailure = gatewayId ? { kind: 'unknown-gateway', gatewayId } : { kind: 'missing-gateway' };
+      return { ok: false, answer: this.refuse(headers, failure) };
     }
     const signature = header(headers, SIGNATURE_HEADER);
     const parsed = parseSignatureHeader(signature);
@@ -98,14 +111,14 @@ export class TelemetryIngest {
         : Math.abs(Math.floor(this.opts.now() / 1000) - parsed.t) > skew
           ? 'stale'
           : null;
-    if (problem !== null) return { ok: false, answer: this.refuse(headers, 401, 'unauthorized', signatureReason(problem)) };
+    if (problem !== null) return { ok: false, answer: this.refuse(headers, signatureFailure(problem)) };
     return { ok: true, gateway: gw };
   }
 
   async handle(headers: Record<string, string | string[] | undefined>, body: Buffer): Promise<IngestAnswer> {
     const { metrics, logger } = this.opts;
-    const refuse = (status: number, outcome: string, reason: string, extra: Record<string, unknown> = {}): IngestAnswer =>
-      this.refuse(headers, status, outcome, reason, extra);
+    const refuse = (failure: IngestFailure): IngestAnswer => this.refuse(headers, failure);
+    const malformed = (reason: string): IngestAnswer => refuse({ kind: 'malformed', reason });
     const admitted = this.admit(headers);
     if (!admitted.ok) return admitted.answer;
     const gw = admitted.gateway;
@@ -116,7 +129,7 @@ export class TelemetryIngest {
       Math.floor(this.opts.now() / 1000),
       Math.floor(this.opts.clockSkewMs() / 1000),
     );
-    if (!check.ok) return refuse(401, 'unauthorized', signatureReason(check.reason));
+    if (!check.ok) return refuse(signatureFailure(check.reason));
     let text: Buffer = body;
     const encoding = (header(headers, 'content-encoding') ?? 'identity').toLowerCase();
     if (encoding === 'gzip') {
@@ -126,26 +139,24 @@ export class TelemetryIngest {
       } catch (err) {
         const tooBig = err instanceof BoundedReadError && err.failure.kind === 'too-large';
         return tooBig
-          ? refuse(413, 'too_large', `decompressed body exceeds ${this.opts.maxDecodedBytes()} bytes`)
-          : refuse(400, 'invalid', 'body is not valid gzip');
+          ? refuse({ kind: 'too-large', limitBytes: this.opts.maxDecodedBytes(), decoded: true })
+          : malformed('body is not valid gzip');
       }
     } else if (encoding !== 'identity') {
-      return refuse(400, 'invalid', `unsupported content-encoding "${encoding.slice(0, 20)}"`);
+      return malformed(`unsupported content-encoding "${encoding.slice(0, 20)}"`);
     }
     let value: unknown;
     try {
       value = JSON.parse(text.toString('utf8'));
     } catch {
-      return refuse(400, 'invalid', 'body is not valid JSON');
+      return malformed('body is not valid JSON');
     }
     const v = validateBatch(value);
-    if (!v.ok) return refuse(400, 'invalid', v.reason);
+    if (!v.ok) return malformed(v.reason);
     const batch = v.batch;
-    if (batch.gatewayId !== gw.id)
-      return refuse(400, 'invalid', `batch gatewayId "${batch.gatewayId}" does not match the signing gateway "${gw.id}"`);
+    if (batch.gatewayId !== gw.id) return malformed(`batch gatewayId "${batch.gatewayId}" does not match the signing gateway "${gw.id}"`);
     const headerBatch = header(headers, BATCH_HEADER);
-    if (headerBatch !== undefined && headerBatch !== batch.batchId)
-      return refuse(400, 'invalid', 'X-Egress-Witness-Batch does not match batchId');
+    if (headerBatch !== undefined && headerBatch !== batch.batchId) return malformed('X-Egress-Witness-Batch does not match batchId');
     const widened = batch.egressCidrs.filter((c) => !gw.egressCidrs.coversCidr(c));
     if (widened.length > 0) {
       metrics.declaredCidrsIgnored.inc({ gateway: gw.id });
@@ -175,9 +186,10 @@ export class TelemetryIngest {
     try {
       result = this.opts.store.ingestBatch(gw.id, { ...batch, records }, this.opts.now());
     } catch (err) {
-      metrics.ingestBatches.inc({ outcome: 'store_error' });
+      const failure: IngestFailure = { kind: 'store-unavailable' };
+      metrics.ingestBatches.inc({ outcome: ingestBatchLabel(failure)! });
       logger.error({ event: 'store_failed', err, gateway_id: gw.id }, 'could not store a telemetry batch; the agent will retry');
-      return { status: 503, body: { accepted: false, error: 'store unavailable' }, retryAfterSeconds: 5 };
+      return failureAnswer(failure, { accepted: false });
     }
     if (result.kind === 'duplicate') {
       metrics.ingestBatches.inc({ outcome: 'duplicate' });

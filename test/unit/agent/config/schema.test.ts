@@ -134,6 +134,17 @@ describe('agent config: cross-field rules', () => {
     ).toBe('/etc/ew/gw.key');
   });
 
+  it('refuses a telemetry.detector_url without the /v1/telemetry path (the detector would answer 404 to every batch)', () => {
+    const secret = '  secret_file: /etc/ew/gw.key\n';
+    expect(problems(`${MINIMAL}telemetry:\n  detector_url: https://detector.example.internal:8443\n${secret}`)).toEqual([
+      'telemetry.detector_url: "https://detector.example.internal:8443" does not have the path /v1/telemetry: the detector takes telemetry there and only there (e.g. "https://detector.example.internal:8443/v1/telemetry") (line 8, column 17)',
+    ]);
+    for (const bad of ['https://detector:8443/v1/cloudtrail', 'https://detector:8443/v1/telemetry/', 'https://detector:8443/'])
+      expect(problems(`${MINIMAL}telemetry:\n  detector_url: ${bad}\n${secret}`)).toHaveLength(1);
+    const ok = 'https://detector:8443/v1/telemetry';
+    expect(load(`${MINIMAL}telemetry:\n  detector_url: ${ok}\n${secret}`).telemetry.detector_url).toBe(ok);
+  });
+
   it('refuses a proxy that would admit nobody, but accepts allowed_clients without networks', () => {
     expect(problems('gateway: {id: gw-a, egress_cidrs: [203.0.113.1]}\n')).toEqual([
       'networks: no routed networks and no proxy.allowed_clients: the proxy would admit nobody (line 1, column 1)',

@@ -1,0 +1,101 @@
+// The detector's failure union: each ingest failure has one answer, and the agent's reading of
+// that answer (the same wire contract) is what the failure means — the two sides cannot drift.
+import { describe, expect, it } from 'vitest';
+import { classifyTelemetryAnswer } from '../../../../protocol/telemetry-status.js';
+import {
+  failureLevel,
+  failureMessage,
+  ingestAnswer,
+  ingestBatchLabel,
+  type DetectorFailure,
+  type IngestFailure,
+} from '../../../../detector/failures/detector-failures.js';
+
+const INGEST: readonly IngestFailure[] = [
+  { kind: 'unknown-gateway', gatewayId: 'gw-other' },
+  { kind: 'missing-gateway' },
+  { kind: 'bad-signature', why: 'mismatch' },
+  { kind: 'stale-signature' },
+  { kind: 'bad-token' },
+  { kind: 'too-large', limitBytes: 1024, decoded: false },
+  { kind: 'malformed', reason: 'body is not valid JSON' },
+  { kind: 'overloaded', pool: 'gateway gw1' },
+  { kind: 'store-unavailable' },
+  { kind: 'body-timeout', timeoutMs: 10_000 },
+  { kind: 'not-found' },
+  { kind: 'method-not-allowed' },
+  { kind: 'internal-error' },
+];
+
+describe('detector failures', () => {
+  it('answers every telemetry refusal so that the agent reads it as meant', () => {
+    const read = Object.fromEntries(
+      INGEST.map((f) => {
+        const a = ingestAnswer(f);
+        return [
+          f.kind,
+          { status: a.status, action: classifyTelemetryAnswer(a.status, a.refusal ?? undefined).action, retryAfter: a.retryAfterSeconds },
+        ];
+      }),
+    );
+    expect(read).toEqual({
+      'unknown-gateway': { status: 401, action: 'permanent', retryAfter: undefined },
+      'missing-gateway': { status: 401, action: 'permanent', retryAfter: undefined },
+      'bad-signature': { status: 401, action: 'permanent', retryAfter: undefined },
+      'stale-signature': { status: 401, action: 'permanent', retryAfter: undefined },
+      'bad-token': { status: 401, action: 'permanent', retryAfter: undefined },
+      'too-large': { status: 413, action: 'drop-batch', retryAfter: undefined },
+      malformed: { status: 400, action: 'drop-batch', retryAfter: undefined },
+      overloaded: { status: 503, action: 'retry', retryAfter: 1 },
+      'store-unavailable': { status: 503, action: 'retry', retryAfter: 5 },
+      'body-timeout': { status: 408, action: 'retry', retryAfter: undefined },
+      'not-found': { status: 404, action: 'permanent', retryAfter: undefined },
+      'method-not-allowed': { status: 405, action: 'permanent', retryAfter: undefined },
+      'internal-error': { status: 500, action: 'retry', retryAfter: undefined },
+    });
+  });
+
+  it('names the refusal in the header, except on the event routes own bearer-token refusal', () => {
+    expect(ingestAnswer({ kind: 'unknown-gateway', gatewayId: 'gw-other' })).toEqual({
+      status: 401,
+      refusal: 'unknown-gateway',
+      error: 'unknown gateway "gw-other"',
+    });
+    expect(ingestAnswer({ kind: 'bad-token' }).refusal).toBeNull();
+  });
+
+  it('keeps the batch outcome labels the metric has always had', () => {
+    expect(Object.fromEntries(INGEST.map((f) => [f.kind, ingestBatchLabel(f)]))).toEqual({
+      'unknown-gateway': 'unauthorized',
+      'missing-gateway': 'unauthorized',
+      'bad-signature': 'unauthorized',
+      'stale-signature': 'unauthorized',
+      'bad-token': null,
+      'too-large': 'too_large',
+      malformed: 'invalid',
+      overloaded: 'overloaded',
+      'store-unavailable': 'store_error',
+      'body-timeout': null,
+      'not-found': null,
+      'method-not-allowed': null,
+      'internal-error': null,
+    });
+  });
+
+  it('gives every failure a level and a message; messages name the key where a key fixes it', () => {
+    const others: DetectorFailure[] = [
+      { kind: 'cloudtrail-file-too-large', path: '/ct/a.json.gz', limitBytes: 10 },
+      { kind: 'delivery-misconfigured', sink: 'webhook', reason: 'http-404', fix: 'findings.webhook' },
+      { kind: 'delivery-retry', sink: 'webhook', reason: 'ECONNREFUSED', attempt: 2, retryInMs: 2_000 },
+    ];
+    for (const f of [...INGEST, ...others]) {
+      expect(['warn', 'error']).toContain(failureLevel(f));
+      expect(failureMessage(f).length).toBeGreaterThan(5);
+    }
+    expect(failureMessage({ kind: 'too-large', limitBytes: 1024, decoded: false })).toContain('ingest.max_body_bytes');
+    expect(failureMessage(others[0]!)).toContain('cloudtrail.max_file_bytes');
+    expect(failureMessage(others[1]!)).toContain('findings.webhook');
+    expect(failureLevel({ kind: 'store-unavailable' })).toBe('error');
+    expect(failureLevel({ kind: 'malformed', reason: 'x' })).toBe('warn');
+  });
+});
