@@ -10,8 +10,7 @@
  *                                   └─ outbox (in the deciding transaction) ─(after commit)─▶ Security Hub
  *   finding resolution (every 30 s): late telemetry attests a finding's occurrences ─▶ finding archived, same sinks
  */
-import { mkdirSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type http from 'node:http';
 import type { Registry } from 'prom-client';
@@ -26,7 +25,7 @@ import { MAX_TEXT_BYTES } from '../common/json/text-limits.js';
 import { applyHotReload } from '../common/config/hot-reload.js';
 import { unauthenticatedEventRoutes, type DetectorConfig } from './config/schema.js';
 import { createDetectorMetrics, type DetectorMetrics } from './metrics/metrics.js';
-import { SqliteStore } from './store/sqlite-store.js';
+import { openStore } from './store/open-store.js';
 import type { DetectorStore } from './store/store.js';
 import type { CompiledRegistry, CorrelationPolicy } from './correlate/decide.js';
 import { unwrapEventBridge } from './cloudtrail/parse.js';
@@ -175,8 +174,7 @@ export class DetectorApp {
     const c = this.config;
     const { logger, metrics } = { logger: this.deps.logger, metrics: this.metrics };
     this.rt = await buildRuntime(c);
-    mkdirSync(dirname(c.store.path), { recursive: true });
-    const store = (this.store = new SqliteStore(c.store.path));
+    const store = (this.store = openStore(c.store, { createDirectory: true }));
     const sink = (this.sink = new FindingsSink({ file: c.findings.file, webhook: c.findings.webhook, metrics, logger }));
     const findingChanged = this.startSecurityHub(c, store);
     const gd = c.guardduty;

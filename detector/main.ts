@@ -14,7 +14,8 @@ import type { Output } from '../common/runtime/output.js';
 import { detectorConfigSchema } from './config/schema.js';
 import { preflightDetector } from './preflight.js';
 import { DetectorApp } from './app.js';
-import { SqliteStore } from './store/sqlite-store.js';
+import { openStore } from './store/open-store.js';
+import type { DetectorStore } from './store/store.js';
 
 async function loadChecked(configPath: string) {
   const loaded = await readConfigFile(configPath, detectorConfigSchema);
@@ -67,9 +68,9 @@ export async function listDecisions(
     out.stderr(`detector decisions: --since must be a duration like 1h (got "${o.since}") and --limit a positive integer\n`);
     return 2;
   }
-  let store: SqliteStore;
+  let store: DetectorStore;
   try {
-    store = new SqliteStore(loaded.value.store.path);
+    store = openStore(loaded.value.store);
   } catch (err) {
     out.stderr(`detector decisions: cannot open the store ${loaded.value.store.path}: ${(err as Error).message}\n`);
     return 1;

@@ -220,8 +220,7 @@ export class MemoryStore implements DetectorStore {
   }
 
   addPending(p: PendingEvent): void {
-    const old = this.pending.get(p.eventId);
-    this.put(this.pending, p.eventId, old ? { ...old, dueMs: p.dueMs } : { ...p, raw: copy(p.raw) });
+    this.put(this.pending, p.eventId, { ...p, raw: copy(p.raw) });
   }
 
   duePending(nowMs: number, limit: number): PendingEvent[] {
