@@ -9,11 +9,11 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../common/log/logger.js';
 import { createRegistry } from '../common/metrics/registry.js';
-import { createAdminServer, listen, closeServer } from '../common/admin/admin-server.js';
+import { createAdminServer, listenAt, closeServer } from '../common/admin/admin-server.js';
 import type { ConfigProblem } from '../common/config/load.js';
 import { formatProblem } from '../common/config/load.js';
 import { formatDuration } from '../common/config/units.js';
-import { applyHotReload } from '../common/config/hot-reload.js';
+import { applyHotReload, restartNeededMessage } from '../common/config/hot-reload.js';
 import type { AgentConfig } from './config/schema.js';
 import { createAgentMetrics, type AgentMetrics } from './metrics/metrics.js';
 import { ForwardProxy } from './proxy/proxy-server.js';
@@ -161,7 +161,7 @@ export class AgentApp {
 
   async start(): Promise<AgentAddresses> {
     const c = this.config;
-    const adminAddr = await listen(this.admin, c.admin.listen.host, c.admin.listen.port);
+    const adminAddr = await listenAt('admin.listen', this.admin, c.admin.listen.host, c.admin.listen.port);
     try {
       this.inspector = c.inspect ? await buildInspector(c, this.inspectorDeps()) : null;
       this.shipping = await buildTelemetryShipping(c, {
@@ -194,7 +194,7 @@ export class AgentApp {
         maxHeaderBytes: c.proxy.max_header_bytes,
         headerTimeoutMs: c.proxy.header_timeout,
       });
-      const proxyAddr = await listen(this.proxy.server, c.proxy.listen.host, c.proxy.listen.port);
+      const proxyAddr = await listenAt('proxy.listen', this.proxy.server, c.proxy.listen.host, c.proxy.listen.port);
       const transparentAddr = c.transparent ? await this.startTransparent(c.transparent, c) : null;
       this.self = [
         { ip: c.proxy.listen.host, port: proxyAddr.port },
@@ -235,7 +235,8 @@ export class AgentApp {
       );
       return this.addresses;
     } catch (err) {
-      await this.stop(0).catch(() => undefined);
+      // Undo what started, quietly: the caller logs start_failed, and "stopped" would read as if it ran.
+      await this.stop(0, { quiet: true }).catch(() => undefined);
       throw err;
     }
   }
@@ -262,7 +263,7 @@ export class AgentApp {
       now: this.now,
       headerTimeoutMs: c.proxy.header_timeout,
     });
-    return listen(this.transparent.server, t.listen.host, t.listen.port, TRANSPARENT_BACKLOG);
+    return listenAt('transparent.listen', this.transparent.server, t.listen.host, t.listen.port, TRANSPARENT_BACKLOG);
   }
 
   private inspectorDeps() {
@@ -333,19 +334,16 @@ export class AgentApp {
     });
     this.markReload(true);
     if (needsRestart.length > 0)
-      this.logger.warn(
-        { event: 'reload_partial', keys_needing_restart: needsRestart },
-        `configuration reloaded; ${needsRestart.join(', ')} keep their running values until a restart`,
-      );
+      this.logger.warn({ event: 'reload_partial', keys_needing_restart: needsRestart }, restartNeededMessage(needsRestart));
     else this.logger.info({ event: 'reloaded', ...effectiveSettings(next) }, 'configuration reloaded');
     return true;
   }
 
   /** Drains tunnels up to `drainMs`, flushes telemetry, closes everything. */
-  async stop(drainMs = this.config.proxy.drain_timeout): Promise<void> {
+  async stop(drainMs = this.config.proxy.drain_timeout, o: { quiet?: boolean } = {}): Promise<void> {
     this.listening = false;
     if (this.path && this.proxy) {
-      this.logger.info({ event: 'draining', active_tunnels: this.path.activeTunnels, deadline_ms: drainMs }, 'draining');
+      if (!o.quiet) this.logger.info({ event: 'draining', active_tunnels: this.path.activeTunnels, deadline_ms: drainMs }, 'draining');
       const listeners = this.transparent ? [this.proxy, this.transparent] : [this.proxy];
       const { remaining } = await this.path.drain(this.now() + drainMs, listeners);
       if (remaining > 0)
@@ -355,7 +353,7 @@ export class AgentApp {
     await this.pipeline?.stop();
     await this.shipping?.stop();
     await closeServer(this.admin);
-    this.logger.info({ event: 'stopped' }, 'egress-witness agent stopped');
+    if (!o.quiet) this.logger.info({ event: 'stopped' }, 'egress-witness agent stopped');
   }
 }
 

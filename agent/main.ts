@@ -6,17 +6,18 @@
  *   SIGTERM / SIGINT → drain (stop accepting, tunnels finish until the deadline), exit 0
  *   second SIGTERM / SIGINT → exit at once
  */
-import { readConfigFile } from '../common/runtime/config-file.js';
+import { readConfigFileOf } from '../common/runtime/config-file.js';
 import { formatProblems } from '../common/config/load.js';
 import { createLogger } from '../common/log/logger.js';
 import { packageVersion } from '../common/runtime/version.js';
 import { superviseDaemon } from '../common/runtime/daemon.js';
 import { agentConfigSchema } from './config/schema.js';
+import { AGENT_FILE, DETECTOR_FILE } from '../common/config/kinds.js';
 import { preflightAgent } from './preflight.js';
 import { AgentApp } from './app.js';
 
 export async function runAgent(configPath: string, opts: { logLevel?: string } = {}): Promise<number> {
-  const loaded = await readConfigFile(configPath, agentConfigSchema);
+  const loaded = await readConfigFileOf(configPath, agentConfigSchema, AGENT_FILE, DETECTOR_FILE, 'egress-witness agent');
   if (!loaded.ok) {
     process.stderr.write(formatProblems(`${configPath}: invalid configuration`, loaded.problems));
     return 1;
@@ -44,7 +45,7 @@ export async function runAgent(configPath: string, opts: { logLevel?: string } =
   return superviseDaemon(
     {
       reload: async () => {
-        const next = await readConfigFile(configPath, agentConfigSchema);
+        const next = await readConfigFileOf(configPath, agentConfigSchema, AGENT_FILE, DETECTOR_FILE, 'egress-witness agent');
         const pre = next.ok ? await preflightAgent(next.value) : [];
         await app.reload(next.ok && pre.length > 0 ? { ok: false, problems: pre } : next);
       },

@@ -7,6 +7,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { packageVersion } from '../common/runtime/version.js';
 import { InvalidArgumentError } from 'commander';
 import { LOG_LEVELS } from '../common/log/levels.js';
+import { parseDuration } from '../common/config/units.js';
 import { AWS_PERMITTED_DOMAINS, DEFAULT_COMMON_NAME, DEFAULT_VALIDITY_DAYS } from '../agent/tls/ca-defaults.js';
 
 // Commands load their code when they run: `--version` and `--help` stay fast.
@@ -19,6 +20,21 @@ const load = {
   ca: () => import('./commands/ca.js'),
   replay: () => import('./commands/replay.js'),
 };
+
+/** A duration such as 30m, 1h or 7d, in milliseconds (a usage error otherwise). */
+function durationOption(value: string): number {
+  const ms = parseDuration(value);
+  if (ms === null || ms <= 0) throw new InvalidArgumentError(`expected a duration like 30m, 1h, 1h30m or 7d, got "${value}"`);
+  return ms;
+}
+
+/** Text of `min`-`max` characters matching `re` (a usage error otherwise). */
+function textOption(re: RegExp, what: string) {
+  return (value: string): string => {
+    if (!re.test(value)) throw new InvalidArgumentError(`expected ${what}, got "${value}"`);
+    return value;
+  };
+}
 
 function intOption(min: number, max: number) {
   return (value: string): string => {
@@ -74,9 +90,13 @@ SIGTERM/SIGINT drain and exit 0; a second one exits at once.`,
   const det = p
     .command('detector')
     .description('run the central detector, or query its store')
+    .usage('[run] --config <file> | decisions --config <file> [options]')
     .addHelpText(
       'after',
       `
+Options of "detector run" (the default command):
+  -c, --config <file>  detector configuration file (YAML)
+
 Examples:
   egress-witness detector --config /etc/egress-witness/detector.yaml
   egress-witness detector decisions --config /etc/egress-witness/detector.yaml --since 1h --disposition finding`,
@@ -98,7 +118,7 @@ Examples:
     .command('decisions')
     .description('list stored decisions (CloudTrail events and GuardDuty findings) with their evidence, as JSON lines')
     .requiredOption('-c, --config <file>', 'detector configuration file (YAML)')
-    .option('--since <duration>', 'only decisions newer than this (e.g. 1h, 30m)', '24h')
+    .option('--since <duration>', 'only decisions newer than this (e.g. 30m, 1h, 7d)', durationOption, 86_400_000)
     .addOption(new Option('--disposition <d>', 'only this disposition').choices(['ignored', 'suppressed', 'finding', 'archive', 'keep']))
     .option('--limit <n>', 'at most this many', intOption(1, 1_000_000), '1000')
     .addHelpText(
@@ -107,10 +127,10 @@ Examples:
 Examples:
   egress-witness detector decisions --config /etc/egress-witness/detector.yaml --since 1h --disposition suppressed`,
     )
-    .action(async (o: { config: string; since: string; disposition?: string; limit: string }) => {
+    .action(async (o: { config: string; since: number; disposition?: string; limit: string }) => {
       process.exitCode = await (
         await load.detector()
-      ).listDecisions(o.config, { since: o.since, disposition: o.disposition ?? null, limit: Number(o.limit) }, out);
+      ).listDecisions(o.config, { sinceMs: o.since, disposition: o.disposition ?? null, limit: Number(o.limit) }, out);
     });
 
   p.command('check-config')
@@ -135,7 +155,12 @@ Examples:
     .addOption(new Option('--format <format>', 'output format').choices(['json', 'cli']).default('json'))
     .option('--expand', 'list single addresses for CIDRs of at most 50 addresses')
     .option('--detector-id <id>', 'GuardDuty detector id to put in the rule')
-    .option('--name <name>', 'filter name (3-64 of A-Z a-z 0-9 . _ -)', 'egress-witness-gateway-cidrs')
+    .option(
+      '--name <name>',
+      'filter name (3-64 of A-Z a-z 0-9 . _ -)',
+      textOption(/^[A-Za-z0-9._-]{3,64}$/, '3-64 of A-Z a-z 0-9 . _ - (no spaces)'),
+      'egress-witness-gateway-cidrs',
+    )
     .option('--rank <n>', 'filter rank (1 = evaluated first)', intOption(1, 100), '1')
     .addHelpText(
       'after',
@@ -200,7 +225,7 @@ Examples:
     .description('create an inspection CA (ECDSA P-256) for TLS inspection of AWS endpoints')
     .requiredOption('-o, --out <dir>', 'folder to write ca.pem and ca-key.pem into')
     .option('--force', 'overwrite existing files')
-    .option('--name <cn>', 'CA common name', DEFAULT_COMMON_NAME)
+    .option('--name <cn>', 'CA common name', textOption(/^.{1,64}$/s, '1-64 characters'), DEFAULT_COMMON_NAME)
     .option('--validity-days <n>', 'CA validity in days', intOption(1, 3650), String(DEFAULT_VALIDITY_DAYS))
     .option('--domains <list>', 'comma-separated DNS name constraints (empty = none)', AWS_PERMITTED_DOMAINS.join(','))
     .addHelpText(
@@ -218,7 +243,8 @@ Examples:
     .description('offline forensics: correlate CloudTrail files (and GuardDuty findings) with agent NDJSON telemetry')
     .requiredOption('-c, --config <file>', 'detector configuration file (gateways, correlation)')
     .option('--cloudtrail <files...>', 'CloudTrail log files (.json or .json.gz, {"Records":[...]})')
-    .option('--telemetry <files...>', 'agent NDJSON files (telemetry.file sink format)')
+    .option('--telemetry <files...>', 'agent NDJSON files (telemetry.file sink format): the evidence')
+    .option('--no-telemetry', 'decide without evidence, on purpose: every decision about a gateway address says no evidence was given')
     .option('--guardduty <files...>', 'GuardDuty findings (JSON lines, arrays, EventBridge events or bare findings)')
     .option('--findings', 'print the aggregated findings instead of one decision per record')
     .option('--quiet', 'no progress on stderr')
@@ -228,13 +254,17 @@ Examples:
 Examples:
   egress-witness replay --config detector.yaml --cloudtrail logs/*.json.gz --telemetry gw1.ndjson
   egress-witness replay --config detector.yaml --cloudtrail logs/ --telemetry gw1.ndjson --findings
-  egress-witness replay --config detector.yaml --guardduty findings.json --cloudtrail logs/*.json.gz --telemetry gw1.ndjson`,
+  egress-witness replay --config detector.yaml --guardduty findings.json --cloudtrail logs/*.json.gz --telemetry gw1.ndjson
+  egress-witness replay --config detector.yaml --cloudtrail logs/ --no-telemetry
+
+Output: one decision record per line, as "detector decisions" prints them (docs/detection.md#decision-records).
+Without agent telemetry there is no evidence, so replay needs --telemetry, or --no-telemetry to say so.`,
     )
     .action(
       async (o: {
         config: string;
         cloudtrail?: string[];
-        telemetry?: string[];
+        telemetry?: string[] | false;
         guardduty?: string[];
         findings?: boolean;
         quiet?: boolean;

@@ -16,13 +16,13 @@ import type http from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../common/log/logger.js';
 import { createRegistry } from '../common/metrics/registry.js';
-import { createAdminServer, listen, closeServer } from '../common/admin/admin-server.js';
+import { createAdminServer, listenAt, closeServer } from '../common/admin/admin-server.js';
 import { formatProblem, type ConfigProblem } from '../common/config/load.js';
 import { formatDuration } from '../common/config/units.js';
 import { readSecretFile } from '../common/runtime/config-file.js';
 import { isoFromMs } from '../common/time/iso.js';
 import { MAX_TEXT_BYTES } from '../common/json/text-limits.js';
-import { applyHotReload } from '../common/config/hot-reload.js';
+import { applyHotReload, restartNeededMessage } from '../common/config/hot-reload.js';
 import { unauthenticatedEventRoutes, type DetectorConfig } from './config/schema.js';
 import { createDetectorMetrics, type DetectorMetrics } from './metrics/metrics.js';
 import { openStore } from './store/open-store.js';
@@ -259,8 +259,8 @@ export class DetectorApp {
       metrics,
       logger,
     });
-    const ingestAddr = await listen(this.ingest, c.listen.host, c.listen.port);
-    const adminAddr = await listen(this.admin, c.admin.listen.host, c.admin.listen.port);
+    const ingestAddr = await listenAt('listen', this.ingest, c.listen.host, c.listen.port);
+    const adminAddr = await listenAt('admin.listen', this.admin, c.admin.listen.host, c.admin.listen.port);
     if (c.cloudtrail.watch_dir) {
       this.watcher = new CloudTrailWatcher({
         dir: c.cloudtrail.watch_dir,
@@ -445,10 +445,7 @@ export class DetectorApp {
       this.markReload(true);
       this.warnIfUnauthenticated(effective);
       if (needsRestart.length > 0)
-        log.warn(
-          { event: 'reload_partial', keys_needing_restart: needsRestart },
-          `configuration reloaded; ${needsRestart.join(', ')} keep their running values until a restart`,
-        );
+        log.warn({ event: 'reload_partial', keys_needing_restart: needsRestart }, restartNeededMessage(needsRestart));
       else log.info({ event: 'reloaded', gateways: result.value.gateways.map((g) => g.id) }, 'configuration reloaded');
       return true;
     } catch (err) {

@@ -4,9 +4,9 @@
  *
  *   SIGHUP → reload (keep the old config on error); SIGTERM/SIGINT → stop accepting, close the store, exit 0
  */
-import { readConfigFile } from '../common/runtime/config-file.js';
+import { readConfigFileOf } from '../common/runtime/config-file.js';
+import { AGENT_FILE, DETECTOR_FILE } from '../common/config/kinds.js';
 import { formatProblems } from '../common/config/load.js';
-import { parseDuration } from '../common/config/units.js';
 import { createLogger } from '../common/log/logger.js';
 import { packageVersion } from '../common/runtime/version.js';
 import { superviseDaemon } from '../common/runtime/daemon.js';
@@ -16,9 +16,11 @@ import { preflightDetector } from './preflight.js';
 import { DetectorApp } from './app.js';
 import { openStore } from './store/open-store.js';
 import type { DetectorStore } from './store/store.js';
+import { decisionRecord } from './decisions/record.js';
+import { storeFileProblem } from './decisions/store-file.js';
 
 async function loadChecked(configPath: string) {
-  const loaded = await readConfigFile(configPath, detectorConfigSchema);
+  const loaded = await readConfigFileOf(configPath, detectorConfigSchema, DETECTOR_FILE, AGENT_FILE, 'egress-witness detector');
   if (!loaded.ok) return loaded;
   const pre = await preflightDetector(loaded.value);
   return pre.length > 0 ? { ok: false as const, problems: pre } : loaded;
@@ -52,34 +54,34 @@ export async function runDetector(configPath: string): Promise<number> {
   );
 }
 
-/** `egress-witness detector decisions`: stored decisions as JSON lines, newest first. */
+/** `egress-witness detector decisions`: stored decisions as decision records (JSON lines), newest first. */
 export async function listDecisions(
   configPath: string,
-  o: { since: string; disposition: string | null; limit: number },
+  o: { sinceMs: number; disposition: string | null; limit: number },
   out: Output,
 ): Promise<number> {
-  const loaded = await readConfigFile(configPath, detectorConfigSchema);
+  const loaded = await readConfigFileOf(configPath, detectorConfigSchema, DETECTOR_FILE, AGENT_FILE, 'detector decisions');
   if (!loaded.ok) {
-    out.stderr(formatProblems(`${configPath}: invalid configuration`, loaded.problems));
+    out.stderr(formatProblems(`${configPath}: invalid detector configuration`, loaded.problems));
     return 1;
   }
-  const since = parseDuration(o.since);
-  if (since === null || !Number.isInteger(o.limit) || o.limit < 1) {
-    out.stderr(`detector decisions: --since must be a duration like 1h (got "${o.since}") and --limit a positive integer\n`);
-    return 2;
+  const path = loaded.value.store.path;
+  // Never create a store here: a wrong path would print nothing and leave an empty database behind.
+  const missing = await storeFileProblem(path);
+  if (missing !== null) {
+    out.stderr(`detector decisions: store.path ${missing} (set in ${configPath})\n`);
+    return 1;
   }
   let store: DetectorStore;
   try {
     store = openStore(loaded.value.store);
   } catch (err) {
-    out.stderr(`detector decisions: cannot open the store ${loaded.value.store.path}: ${(err as Error).message}\n`);
+    out.stderr(`detector decisions: store.path ${path}: cannot open the store: ${(err as Error).message} (set in ${configPath})\n`);
     return 1;
   }
   try {
-    for (const d of store.listDecisions({ sinceMs: Date.now() - since, disposition: o.disposition, limit: o.limit })) {
-      out.stdout(
-        `${JSON.stringify({ kind: d.kind, id: d.subjectId, time: new Date(d.timeMs).toISOString(), decidedAt: new Date(d.decidedMs).toISOString(), disposition: d.disposition, rule: d.rule, accessKeyId: d.accessKeyId, sourceIp: d.sourceIp, gatewayId: d.gatewayId, detail: d.detail })}\n`,
-      );
+    for (const d of store.listDecisions({ sinceMs: Date.now() - o.sinceMs, disposition: o.disposition, limit: o.limit })) {
+      out.stdout(`${JSON.stringify(decisionRecord(d))}\n`);
     }
   } finally {
     store.close();

@@ -1,23 +1,56 @@
 /** `egress-witness replay`: offline correlation of CloudTrail files and GuardDuty findings with agent telemetry. */
+import { stat } from 'node:fs/promises';
 import { formatProblems } from '../../common/config/load.js';
-import { readConfigFile } from '../../common/runtime/config-file.js';
+import { AGENT_FILE, DETECTOR_FILE } from '../../common/config/kinds.js';
+import { readConfigFileOf } from '../../common/runtime/config-file.js';
 import type { Output } from '../../common/runtime/output.js';
 import { detectorConfigSchema } from '../../detector/config/schema.js';
 import { replay } from '../../detector/replay/replay.js';
 
-export async function replayCommand(
-  o: { config: string; cloudtrail?: string[]; telemetry?: string[]; guardduty?: string[]; findings?: boolean; quiet?: boolean },
-  out: Output,
-): Promise<number> {
+export const NO_EVIDENCE = 'no evidence given (replay --no-telemetry)';
+
+export interface ReplayCommandOptions {
+  config: string;
+  cloudtrail?: string[];
+  /** false: --no-telemetry, deciding without evidence on purpose. */
+  telemetry?: string[] | false;
+  guardduty?: string[];
+  findings?: boolean;
+  quiet?: boolean;
+}
+
+export async function replayCommand(o: ReplayCommandOptions, out: Output): Promise<number> {
   if (!o.cloudtrail?.length && !o.guardduty?.length) {
     out.stderr('replay: give --cloudtrail FILE… and/or --guardduty FILE… (with --telemetry FILE… as the evidence)\n');
     return 2;
   }
-  const loaded = await readConfigFile(o.config, detectorConfigSchema);
+  if (o.telemetry === undefined) {
+    out.stderr(
+      "replay: no evidence given: add --telemetry FILE… (the agents' NDJSON, telemetry.file), or --no-telemetry to decide without it " +
+        '(every event from a gateway address then becomes a gateway-unverified finding, every GuardDuty finding for one is kept)\n',
+    );
+    return 2;
+  }
+  const noEvidence = o.telemetry === false;
+  const loaded = await readConfigFileOf(o.config, detectorConfigSchema, DETECTOR_FILE, AGENT_FILE, 'replay');
   if (!loaded.ok) {
     out.stderr(formatProblems(`${o.config}: invalid detector configuration`, loaded.problems));
     return 1;
   }
+  const missing = await missingInputs([
+    ...(o.cloudtrail ?? []).map((p) => ({ flag: '--cloudtrail', path: p, folder: true })),
+    ...(o.telemetry || []).map((p) => ({ flag: '--telemetry', path: p, folder: false })),
+    ...(o.guardduty ?? []).map((p) => ({ flag: '--guardduty', path: p, folder: false })),
+  ]);
+  if (missing.length > 0) {
+    for (const m of missing) out.stderr(`replay: ${m}\n`);
+    return 1;
+  }
+  if (noEvidence)
+    out.stderr(
+      'replay: --no-telemetry: no evidence given: events from a gateway address are decided as if the gateway had been silent ' +
+        "(gateway-unverified findings), GuardDuty findings for one are kept (gateway-silent); each such decision's reason says so\n",
+    );
   let buffer = '';
   const flush = (): void => {
     if (buffer) out.stdout(buffer);
@@ -27,10 +60,10 @@ export async function replayCommand(
   try {
     const s = await replay(
       loaded.value,
-      { cloudtrail: o.cloudtrail ?? [], telemetry: o.telemetry ?? [], guardduty: o.guardduty ?? [], findings: o.findings ?? false },
+      { cloudtrail: o.cloudtrail ?? [], telemetry: o.telemetry || [], guardduty: o.guardduty ?? [], findings: o.findings ?? false },
       {
         line: (text) => {
-          buffer += `${text}\n`;
+          buffer += `${noEvidence && !o.findings ? markNoEvidence(text) : text}\n`;
           if (buffer.length > 1 << 20) flush();
         },
         progress: (text) => {
@@ -54,4 +87,33 @@ export async function replayCommand(
     out.stderr(`replay: ${(err as Error).message}\n`);
     return 1;
   }
+}
+
+/** A decision about a gateway address, decided without telemetry, says so in its reason. */
+function markNoEvidence(line: string): string {
+  const r = JSON.parse(line) as { gatewayId?: unknown; detail?: { reason?: unknown } };
+  if (r.gatewayId === null || r.gatewayId === undefined || !r.detail) return line;
+  r.detail.reason = `${NO_EVIDENCE}: ${String(r.detail.reason)}`;
+  return JSON.stringify(r);
+}
+
+/** Each input that cannot be read, as a sentence naming the flag and the file. */
+async function missingInputs(inputs: { flag: string; path: string; folder: boolean }[]): Promise<string[]> {
+  const problems: string[] = [];
+  for (const i of inputs) {
+    try {
+      const s = await stat(i.path);
+      if (s.isDirectory() && !i.folder) problems.push(`${i.flag} ${i.path} is a folder; give the files in it`);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      problems.push(
+        code === 'ENOENT'
+          ? `${i.flag} ${i.path}: no such file${i.folder ? ' or folder' : ''}`
+          : code === 'EACCES'
+            ? `${i.flag} ${i.path}: permission denied`
+            : `${i.flag} ${i.path}: ${(err as Error).message}`,
+      );
+    }
+  }
+  return problems;
 }

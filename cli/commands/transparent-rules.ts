@@ -1,7 +1,8 @@
 /** `egress-witness transparent-rules`: the nftables (or iptables) redirect for the transparent listener. */
 import { readFile } from 'node:fs/promises';
 import { formatProblems } from '../../common/config/load.js';
-import { readConfigFile, describeFileError } from '../../common/runtime/config-file.js';
+import { readConfigFileOf, describeFileError } from '../../common/runtime/config-file.js';
+import { AGENT_FILE, DETECTOR_FILE } from '../../common/config/kinds.js';
 import { parseAwsIpRanges } from '../../common/cidr/aws-ip-ranges.js';
 import { agentConfigSchema } from '../../agent/config/schema.js';
 import { transparentRules, type RulesDestinations, type RulesFormat } from '../../agent/net/transparent-rules.js';
@@ -15,17 +16,18 @@ export interface TransparentRulesOptions {
 }
 
 export async function transparentRulesCommand(o: TransparentRulesOptions, out: Output): Promise<number> {
-  const fail = (message: string) => {
+  const fail = (message: string, code = 1) => {
     out.stderr(`transparent-rules: ${message}\n`);
-    return 1;
+    return code;
   };
   if ((o.awsIpRanges === undefined) === (o.allDestinations !== true))
     return fail(
       o.allDestinations
         ? 'give either --aws-ip-ranges or --all-destinations, not both'
         : 'give --aws-ip-ranges FILE (AWS ip-ranges.json) to redirect connections to AWS, or --all-destinations',
+      2,
     );
-  const loaded = await readConfigFile(o.config, agentConfigSchema);
+  const loaded = await readConfigFileOf(o.config, agentConfigSchema, AGENT_FILE, DETECTOR_FILE, 'transparent-rules');
   if (!loaded.ok) {
     out.stderr(formatProblems(`${o.config}: invalid agent configuration`, loaded.problems));
     return 1;

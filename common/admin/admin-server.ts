@@ -70,6 +70,36 @@ export function listen(server: http.Server | NetServer, host: string, port: numb
   });
 }
 
+/**
+ * `listen` for the listener configured under `key` (e.g. `admin.listen`): an address in use,
+ * not on this host, or a privileged port becomes an error that names the key to change.
+ */
+export async function listenAt(
+  key: string,
+  server: http.Server | NetServer,
+  host: string,
+  port: number,
+  backlog?: number,
+): Promise<AddressInfo> {
+  try {
+    return await listen(server, host, port, backlog);
+  } catch (err) {
+    throw new Error(listenErrorMessage(key, host, port, err), { cause: err });
+  }
+}
+
+export function listenErrorMessage(key: string, host: string, port: number, err: unknown): string {
+  const code = (err as { code?: string }).code;
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  if (code === 'EADDRINUSE')
+    return `${key}: ${where} is already in use by another process (EADDRINUSE); stop that process or set ${key} to a free address`;
+  if (code === 'EADDRNOTAVAIL')
+    return `${key}: ${host} is not an address of this host (EADDRNOTAVAIL); set ${key} to one of its addresses, 127.0.0.1 or 0.0.0.0`;
+  if (code === 'EACCES')
+    return `${key}: ${where} needs privileges to bind (EACCES; ports below 1024 need CAP_NET_BIND_SERVICE); set ${key} to a port above 1023`;
+  return `${key}: cannot listen on ${where}: ${(err as Error).message}`;
+}
+
 export function closeServer(server: http.Server | NetServer): Promise<void> {
   return new Promise((resolve) => {
     if (!server.listening) return resolve();

@@ -17,6 +17,12 @@ export interface ConfigProblem {
   readonly column?: number;
 }
 
+/** A kind of configuration file (agent, detector) and the top-level sections that only it has. */
+export interface ConfigKind {
+  readonly name: string;
+  readonly markers: readonly string[];
+}
+
 export type ConfigResult<T> = { ok: true; value: T } | { ok: false; problems: ConfigProblem[] };
 
 export function formatPath(path: readonly PropertyKey[]): string {

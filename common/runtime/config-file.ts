@@ -1,7 +1,7 @@
 /** Reads a YAML config file and validates it, turning I/O errors into config problems. */
 import { readFile, stat } from 'node:fs/promises';
 import type { z } from 'zod';
-import { documentToJs, loadConfigText, parseYaml, type ConfigResult } from '../config/load.js';
+import { documentToJs, loadConfigText, parseYaml, type ConfigKind, type ConfigResult } from '../config/load.js';
 
 export async function readConfigFile<S extends z.ZodType>(path: string, schema: S): Promise<ConfigResult<z.output<S>>> {
   let text: string;
@@ -11,6 +11,42 @@ export async function readConfigFile<S extends z.ZodType>(path: string, schema: 
     return { ok: false, problems: [{ path: '', message: describeFileError(path, err) }] };
   }
   return loadConfigText(text, schema);
+}
+
+/**
+ * `readConfigFile` for a command that needs a `want` file: given an `other` file (it has some of
+ * `other`'s sections and none of `want`'s) it says so in one problem, instead of listing every
+ * section as an unknown key.
+ */
+export async function readConfigFileOf<S extends z.ZodType>(
+  path: string,
+  schema: S,
+  want: ConfigKind,
+  other: ConfigKind,
+  command: string,
+): Promise<ConfigResult<z.output<S>>> {
+  const keys = await readTopLevelKeys(path);
+  if (keys.ok) {
+    const theirs = keys.keys.filter((k) => other.markers.includes(k));
+    if (theirs.length > 0 && !keys.keys.some((k) => want.markers.includes(k)))
+      return {
+        ok: false,
+        problems: [
+          {
+            path: '',
+            message: `this is ${article(other.name)} ${other.name} configuration file (it has ${theirs
+              .slice(0, 3)
+              .map((k) => `"${k}"`)
+              .join(', ')}${theirs.length > 3 ? ', …' : ''}), but ${command} needs ${article(want.name)} ${want.name} configuration file`,
+          },
+        ],
+      };
+  }
+  return readConfigFile(path, schema);
+}
+
+function article(word: string): string {
+  return /^[aeiou]/i.test(word) ? 'an' : 'a';
 }
 
 /** Top-level keys of a YAML file (to tell agent from detector files), or the syntax problems. */

@@ -17,9 +17,12 @@ import type { DetectorConfig } from '../config/schema.js';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../common/log/logger.js';
 import { packageVersion } from '../../common/runtime/version.js';
-import { parseCloudTrailFile, unwrapEventBridge } from '../cloudtrail/parse.js';
+import { parseCloudTrailFile, unwrapEventBridge, type CloudTrailEvent } from '../cloudtrail/parse.js';
 import { readTextBounded } from '../../common/io/bounded-read.js';
 import type { Decision } from '../correlate/decide.js';
+import { parseGuardDutyFinding, type GuardDutyDecision } from '../guardduty/decide.js';
+import { wireFinding } from '../guardduty/wire-shape.js';
+import { cloudTrailDecisionRow, decisionRecord, guardDutyDecisionRow } from '../decisions/record.js';
 import { cloudTrailFiles } from '../engine/cloudtrail-watcher.js';
 import { DecisionPipeline } from '../engine/pipeline.js';
 import { createDetectorMetrics } from '../metrics/metrics.js';
@@ -138,20 +141,18 @@ async function loadTelemetry(
   return { records, invalid };
 }
 
-export function decisionLine(d: Decision): string {
-  return JSON.stringify({
-    eventId: d.eventId,
-    eventTime: d.eventTime,
-    accessKeyId: d.accessKeyId,
-    sourceIPAddress: d.sourceIPAddress,
-    disposition: d.disposition,
-    rule: d.rule,
-    severity: d.severity,
-    gatewayId: d.gatewayId,
-    instanceId: d.instanceId,
-    reason: d.reason,
-    evidence: d.disposition === 'suppressed' || d.evidence.length > 0 ? d.evidence : undefined,
-  });
+/** A CloudTrail decision as a decision record line (docs/decision-record.schema.json), as `detector decisions` prints it. */
+export function decisionLine(d: Decision, eventTimeMs: number, decidedMs: number): string {
+  return JSON.stringify(decisionRecord(cloudTrailDecisionRow(d, eventTimeMs, decidedMs)));
+}
+
+/** A GuardDuty decision as a decision record line, with the subject and time the daemon stores it under. */
+export function guardDutyDecisionLine(d: GuardDutyDecision, raw: unknown, decidedMs: number): string {
+  const parsed = parseGuardDutyFinding(wireFinding(raw));
+  const f = parsed.kind === 'finding' ? parsed.finding : null;
+  const subjectId = f ? `${f.id}@${f.updatedAt ?? f.eventLastSeen ?? ''}` : d.findingId;
+  const timeMs = Date.parse(f?.eventLastSeen ?? '') || decidedMs;
+  return JSON.stringify(decisionRecord(guardDutyDecisionRow(d, subjectId, timeMs, decidedMs)));
 }
 
 /**
@@ -161,7 +162,7 @@ export function decisionLine(d: Decision): string {
 export async function replayPipeline(
   config: DetectorConfig,
   store: MemoryStore,
-  hooks: { decided: (d: Decision) => void; findingChanged: (findingId: string) => void },
+  hooks: { decided: (d: Decision, event: CloudTrailEvent) => void; findingChanged: (findingId: string) => void },
 ): Promise<DecisionPipeline> {
   const { registry, policy } = await buildCorrelationContext(config);
   return new DecisionPipeline({
@@ -206,11 +207,11 @@ export async function replay(config: DetectorConfig, o: ReplayOptions, io: Repla
     findingChanged: (id) => findingIds.add(id),
     // Told each decision the daemon makes, so a record repeated (in one file or across files) is
     // decided once; a record not made with instance credentials is told as ignored each time it comes.
-    decided: (d) => {
+    decided: (d, event) => {
       summary.cloudtrailRecords++;
       const k = `${d.disposition}/${d.rule}`;
       summary.decisions[k] = (summary.decisions[k] ?? 0) + 1;
-      if (printDecisions) io.line(decisionLine(d));
+      if (printDecisions) io.line(decisionLine(d, event.eventTimeMs, Date.now()));
       if (summary.cloudtrailRecords % 100_000 === 0) io.progress(`cloudtrail: ${summary.cloudtrailRecords} records decided`);
     },
   });
@@ -246,19 +247,7 @@ export async function replay(config: DetectorConfig, o: ReplayOptions, io: Repla
         }
         const d = r.decision;
         summary.guardduty[`${d.decision}/${d.reason}`] = (summary.guardduty[`${d.decision}/${d.reason}`] ?? 0) + 1;
-        io.line(
-          JSON.stringify({
-            findingId: d.findingId,
-            accessKeyId: d.accessKeyId,
-            remoteIp: d.remoteIp,
-            decision: d.decision,
-            reason: d.reason,
-            gatewayId: d.gatewayId,
-            spanStart: d.spanStart,
-            spanEnd: d.spanEnd,
-            evidence: d.evidence,
-          }),
-        );
+        io.line(guardDutyDecisionLine(d, raw, Date.now()));
       }
     }
   } finally {

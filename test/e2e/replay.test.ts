@@ -213,18 +213,39 @@ describe('replay: one line per CloudTrail record', () => {
     run = await replay('--config', configPath, '--cloudtrail', trailGz, trailPlain, '--telemetry', telemetryPath);
   });
 
-  it('exits 0 and prints each valid record once, with the decision fields', () => {
+  it('exits 0 and prints each valid record once, as a decision record', () => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.lines).toHaveLength(10);
-    for (const l of run.lines)
-      expect(Object.keys(l)).toEqual(
-        expect.arrayContaining(['eventId', 'eventTime', 'accessKeyId', 'sourceIPAddress', 'disposition', 'rule', 'gatewayId']),
+    for (const l of run.lines) {
+      expect(Object.keys(l)).toEqual([
+        'version',
+        'kind',
+        'id',
+        'time',
+        'decidedAt',
+        'disposition',
+        'rule',
+        'accessKeyId',
+        'sourceIp',
+        'gatewayId',
+        'detail',
+      ]);
+      expect(l).toMatchObject({
+        version: 1,
+        kind: 'cloudtrail',
+        id: l.detail.eventId,
+        disposition: l.detail.disposition,
+        rule: l.detail.rule,
+      });
+      expect(Object.keys(l.detail)).toEqual(
+        expect.arrayContaining(['eventId', 'eventTime', 'accessKeyId', 'sourceIPAddress', 'disposition', 'rule', 'gatewayId', 'reason']),
       );
-    expect(new Set(run.lines.map((l) => String(l.eventId))).size).toBe(10);
+    }
+    expect(new Set(run.lines.map((l) => String(l.id))).size).toBe(10);
   });
 
   it('decides like the daemon: attested with evidence, endpoint-attested, unverified, unattested, inside AWS, external, aws-internal', () => {
-    const by = (id: string) => run.lines.find((l) => l.eventId === id)!;
+    const by = (id: string) => run.lines.find((l) => l.id === id)!.detail;
     expect(by(ids.attested!)).toMatchObject({
       eventTime: '2024-05-01T12:01:07Z',
       accessKeyId: KEY,
@@ -247,7 +268,7 @@ describe('replay: one line per CloudTrail record', () => {
     expect(by(ids.endpoint!)).toMatchObject({ disposition: 'suppressed', rule: 'endpoint-attested', gatewayId: 'gw2' });
     expect(by(ids.endpoint!).evidence[0]).toMatchObject({ gatewayId: 'gw2', mode: 'tunnel', service: 'sts', region: 'us-east-1' });
     expect(by(ids.silent!)).toMatchObject({ disposition: 'finding', rule: 'gateway-unverified', gatewayId: 'gw3', severity: 5 });
-    expect(by(ids.silent!).evidence).toBeUndefined();
+    expect(by(ids.silent!).evidence).toEqual([]);
     expect(by(ids.unattested!)).toMatchObject({ disposition: 'finding', rule: 'gateway-unattested', gatewayId: 'gw1', severity: 8 });
     expect(by(ids.inside!)).toMatchObject({ disposition: 'ignored', rule: 'inside-aws', gatewayId: null });
     expect(by(ids.stolen0!)).toMatchObject({ disposition: 'finding', rule: 'external', gatewayId: null, accessKeyId: STOLEN });
@@ -310,12 +331,15 @@ describe('replay --guardduty', () => {
     const r = await replay('--config', configPath, '--guardduty', GD_FINDINGS, '--cloudtrail', trailPlain, '--telemetry', telemetryPath);
     expect(r.code, r.stderr).toBe(0);
     const fixture = (JSON.parse(readFileSync(GD_FINDINGS, 'utf8')) as { findings: { id: string }[] }).findings;
-    expect(r.lines.map((l) => String(l.findingId))).toEqual(fixture.map((f) => f.id));
-    for (const l of r.lines)
-      expect(Object.keys(l)).toEqual(
+    expect(r.lines.map((l) => String(l.detail.findingId))).toEqual(fixture.map((f) => f.id));
+    for (const l of r.lines) {
+      expect(l).toMatchObject({ version: 1, kind: 'guardduty', disposition: l.detail.decision, rule: l.detail.reason });
+      expect(String(l.id).startsWith(`${l.detail.findingId}@`)).toBe(true);
+      expect(Object.keys(l.detail)).toEqual(
         expect.arrayContaining(['findingId', 'accessKeyId', 'remoteIp', 'decision', 'reason', 'gatewayId', 'evidence']),
       );
-    const by = (prefix: string) => r.lines.find((l) => (l.findingId as string).startsWith(prefix))!;
+    }
+    const by = (prefix: string) => r.lines.find((l) => (l.detail.findingId as string).startsWith(prefix))!.detail;
     expect(by('a7ec')).toMatchObject({
       accessKeyId: 'ASIAGDATTESTED234567',
       remoteIp: GW1_IP,
@@ -332,7 +356,7 @@ describe('replay --guardduty', () => {
     expect(by('e5f7')).toMatchObject({ decision: 'keep', reason: 'unrouted-client', gatewayId: 'gw1' });
     expect(by('f6a8')).toMatchObject({ decision: 'keep', reason: 'malformed', accessKeyId: null, remoteIp: null });
     expect(by('1a2b')).toMatchObject({ decision: 'keep', reason: 'not-outside-aws-type' });
-    expect(r.lines.some((l) => 'eventId' in l)).toBe(false);
+    expect(r.lines.some((l) => l.kind !== 'guardduty')).toBe(false);
     expect(r.stderr).toMatch(/GuardDuty \{.*"archive\/attested":1.*\}\n$/);
   });
 });
@@ -374,7 +398,7 @@ describe('replay: bad input', () => {
     await writeFile(bad, 'gateways:\n  - id: GW_1\n    egress_cidrs: [203.0.113.0/33]\n    secret_file: /x\n');
     const [none, r] = await Promise.all([
       replay('--config', configPath, '--telemetry', telemetryPath),
-      replay('--config', bad, '--cloudtrail', trailGz),
+      replay('--config', bad, '--cloudtrail', trailGz, '--no-telemetry'),
     ]);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/give --cloudtrail/);

@@ -14,11 +14,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../common/log/logger.js';
 import { validateBatch, validateRecord, type Heartbeat, type Observation } from '../../../protocol/telemetry.js';
 import type { DetectorConfig } from '../../../detector/config/schema.js';
-import type { Decision } from '../../../detector/correlate/decide.js';
 import { buildCorrelationContext } from '../../../detector/correlation-context.js';
 import { DecisionPipeline } from '../../../detector/engine/pipeline.js';
 import { createDetectorMetrics } from '../../../detector/metrics/metrics.js';
-import { decisionLine, replay } from '../../../detector/replay/replay.js';
+import { replay } from '../../../detector/replay/replay.js';
+import { decisionRecord } from '../../../detector/decisions/record.js';
 import { SqliteStore } from '../../../detector/store/sqlite-store.js';
 import {
   AWS_RANGES_FIXTURE,
@@ -229,12 +229,19 @@ async function daemonDecisions(config: DetectorConfig, corpus: Corpus, dir: stri
     }
     const cloudtrail = new Map<string, unknown>();
     for (const d of store.listDecisions({ sinceMs: 0, disposition: null, limit: 100_000 }))
-      if (d.kind === 'cloudtrail') cloudtrail.set(d.subjectId, JSON.parse(decisionLine(d.detail as Decision)));
+      if (d.kind === 'cloudtrail') cloudtrail.set(d.subjectId, undecided(JSON.parse(JSON.stringify(decisionRecord(d))) as JsonDoc));
     return { cloudtrail, notInstance, guardduty, pendingHeld };
   } finally {
     pipeline.close();
     store.close();
   }
+}
+
+/** A decision record without its decidedAt: the one field the daemon and replay cannot share. */
+function undecided(r: JsonDoc): JsonDoc {
+  const { decidedAt, ...rest } = r;
+  expect(typeof decidedAt).toBe('string');
+  return rest;
 }
 
 function gdLine(d: { findingId: string; accessKeyId: unknown; remoteIp: unknown; decision: unknown; reason: unknown } & JsonDoc) {
@@ -299,9 +306,9 @@ describe('replay and the daemon decide alike', () => {
         const stored = new Map(daemon.cloudtrail);
         const ignored: string[] = [];
         for (const l of lines) {
-          const id = String(l.eventId);
+          const id = String(l.id);
           rules.add(String(l.rule));
-          if (stored.has(id) && JSON.stringify(stored.get(id)) === JSON.stringify(l)) stored.delete(id);
+          if (stored.has(id) && JSON.stringify(stored.get(id)) === JSON.stringify(undecided(l))) stored.delete(id);
           else {
             expect(l, `event ${id}: not what the daemon stored`).toMatchObject({ disposition: 'ignored', rule: 'not-instance-credential' });
             ignored.push(id);
@@ -311,8 +318,8 @@ describe('replay and the daemon decide alike', () => {
         expect(ignored).toEqual(daemon.notInstance);
 
         const gd = await replayLines(config, corpus, dir, true);
-        for (const l of gd) gdReasons.add(String(l.reason));
-        expect(JSON.parse(JSON.stringify(gd))).toEqual(daemon.guardduty);
+        for (const l of gd) gdReasons.add(String(l.rule));
+        expect(gd.map((l) => l.detail as JsonDoc)).toEqual(daemon.guardduty);
         await rm(dir, { recursive: true, force: true });
       }),
       { numRuns: 40, seed: 20240501 },

@@ -83,9 +83,9 @@ describe('egress-witness transparent-rules', () => {
       ['--all-destinations', '--aws-ip-ranges', 'x.json'],
       'transparent-rules: give either --aws-ip-ranges or --all-destinations, not both\n',
     ],
-  ])('refuses %j: exit 1', async (extra, message) => {
+  ])('refuses %j as a usage error: exit 2', async (extra, message) => {
     const r = await run(['transparent-rules', '--config', file('agent.yaml'), ...extra]);
-    expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({ code: 1, stdout: '', stderr: message });
+    expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({ code: 2, stdout: '', stderr: message });
   });
 
   it('refuses a config without a transparent section, saying what to add', async () => {
