@@ -147,5 +147,13 @@ export function validateConfig<S extends z.ZodType>(
     }
     problems.push({ path: formatPath(issue.path), message: issue.message, ...locate(issue.path, false) });
   }
-  return { ok: false, problems };
+  return { ok: false, problems: inLineOrder(problems) };
+}
+
+/** Problems as they appear in the file: by line and column (stable), those without a position first. */
+export function inLineOrder(problems: readonly ConfigProblem[]): ConfigProblem[] {
+  return problems
+    .map((p, i) => ({ p, i }))
+    .sort((a, b) => (a.p.line ?? 0) - (b.p.line ?? 0) || (a.p.column ?? 0) - (b.p.column ?? 0) || a.i - b.i)
+    .map((x) => x.p);
 }

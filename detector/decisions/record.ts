@@ -151,3 +151,14 @@ export function guardDutyDecisionRow(d: GuardDutyDecision, subjectId: string, ti
     detail: d,
   };
 }
+
+/** docs/decision-record.schema.json: the record as JSON Schema (a test holds the file to this). */
+export function decisionRecordJsonSchema(): Record<string, unknown> {
+  const { $schema, ...rest } = z.toJSONSchema(decisionRecordSchema, { target: 'draft-2020-12' });
+  return {
+    $schema,
+    $id: `urn:egress-witness:decision-record:${DECISION_RECORD_VERSION}`,
+    title: `egress-witness decision record, version ${DECISION_RECORD_VERSION}`,
+    ...rest,
+  };
+}

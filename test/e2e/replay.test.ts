@@ -6,7 +6,7 @@
  * one line per GuardDuty finding; progress and summary on stderr; bad input
  * reported clearly. `npm test` builds dist/ first.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateRecord, type Heartbeat, type Observation } from '../../protocol/telemetry.js';
+import { decisionRecordJsonSchema, decisionRecordSchema } from '../../detector/decisions/record.js';
+import { SqliteStore } from '../../detector/store/sqlite-store.js';
 import {
   AWS_RANGES_FIXTURE,
   cloudTrailFixture,
@@ -406,5 +408,157 @@ describe('replay: bad input', () => {
     expect(r.stderr).toMatch(/invalid detector configuration/);
     expect(r.stderr).toMatch(/gateways\[0\]\.id: /);
     expect(r.stderr).toMatch(/gateways\[0\]\.egress_cidrs\[0\]: /);
+  });
+});
+
+/** The jq filters docs/detection.md#decision-records shows, in the order it shows them. */
+function documentedJqFilters(): string[] {
+  const text = readFileSync(join(root, 'docs/detection.md'), 'utf8');
+  const section = text.slice(text.indexOf('## Decision records'), text.indexOf('## GuardDuty findings'));
+  return [...section.matchAll(/\| jq (-[a-z]+) '([^']+)'/g)].map((m) => `${m[1]} ${m[2]}`);
+}
+
+/** What each documented filter computes, in JavaScript: checked against jq below and on the outputs. */
+const JQ_EQUIVALENTS: Record<string, (lines: JsonDoc[]) => unknown[]> = {
+  '-c select(.disposition == "finding" or .disposition == "keep") | {id, rule, sourceIp, gatewayId, reason: .detail.reason}': (lines) =>
+    lines
+      .filter((l) => l.disposition === 'finding' || l.disposition === 'keep')
+      .map((l) => ({ id: l.id, rule: l.rule, sourceIp: l.sourceIp, gatewayId: l.gatewayId, reason: l.detail.reason })),
+  '-c select(.disposition == "suppressed") | {id, gatewayId, evidence: [.detail.evidence[] | {gatewayId, clientIp, network}]}': (lines) =>
+    lines
+      .filter((l) => l.disposition === 'suppressed')
+      .map((l) => ({
+        id: l.id,
+        gatewayId: l.gatewayId,
+        evidence: (l.detail.evidence as JsonDoc[]).map((e) => ({ gatewayId: e.gatewayId, clientIp: e.clientIp, network: e.network })),
+      })),
+  '-sc group_by(.rule) | map({rule: .[0].rule, n: length})': (lines) => {
+    const by = new Map<string, number>();
+    for (const l of [...lines].sort((a, b) => String(a.rule).localeCompare(String(b.rule))))
+      by.set(String(l.rule), (by.get(String(l.rule)) ?? 0) + 1);
+    return [[...by].map(([rule, n]) => ({ rule, n }))];
+  },
+};
+
+function jq(filter: string, input: string): unknown[] {
+  const [flag, ...rest] = filter.split(' ');
+  const out = execFileSync('jq', [flag!, rest.join(' ')], { input, encoding: 'utf8' });
+  return out
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as unknown);
+}
+
+describe('one decision record: replay and detector decisions print the same shape', () => {
+  let cloudtrail: Run;
+  let guardduty: Run;
+  let stored: JsonDoc[];
+  beforeAll(async () => {
+    [cloudtrail, guardduty] = await Promise.all([
+      replay('--config', configPath, '--cloudtrail', trailGz, trailPlain, '--telemetry', telemetryPath, '--quiet'),
+      replay('--config', configPath, '--guardduty', GD_FINDINGS, '--cloudtrail', trailPlain, '--telemetry', telemetryPath, '--quiet'),
+    ]);
+    // The daemon's store, holding exactly these decisions, read back by `detector decisions`.
+    const dbPath = join(tmp, 'records.db');
+    const store = new SqliteStore(dbPath);
+    for (const l of [...cloudtrail.lines, ...guardduty.lines])
+      store.saveDecision({
+        kind: l.kind,
+        subjectId: l.id,
+        timeMs: Date.parse(l.time),
+        decidedMs: Date.parse(l.decidedAt),
+        disposition: l.disposition,
+        rule: l.rule,
+        accessKeyId: l.accessKeyId,
+        sourceIp: l.sourceIp,
+        gatewayId: l.gatewayId,
+        detail: l.detail,
+      });
+    store.close();
+    const storeConfig = join(tmp, 'records.yaml');
+    await writeFile(storeConfig, `${readFileSync(configPath, 'utf8')}store: {path: ${dbPath}}\n`);
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, [bin, 'detector', 'decisions', '--config', storeConfig, '--since', '1h'], (err, stdout, stderr) =>
+        err ? reject(new Error(stderr)) : resolve(stdout),
+      ),
+    );
+    stored = out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as JsonDoc);
+  });
+
+  it('every line of both outputs is a version 1 decision record, as docs/decision-record.schema.json says', () => {
+    const all = [...cloudtrail.lines, ...guardduty.lines, ...stored];
+    expect(cloudtrail.lines).toHaveLength(10);
+    expect(all.length).toBe(2 * (10 + guardduty.lines.length));
+    for (const l of all) expect(decisionRecordSchema.strict().safeParse(l)).toMatchObject({ success: true });
+    expect(JSON.parse(readFileSync(join(root, 'docs/decision-record.schema.json'), 'utf8'))).toEqual(decisionRecordJsonSchema());
+  });
+
+  it('detector decisions prints, field for field and in the same order, what replay printed', () => {
+    const byId = new Map(stored.map((l) => [String(l.id), l]));
+    for (const l of [...cloudtrail.lines, ...guardduty.lines]) {
+      expect(JSON.stringify(byId.get(String(l.id)))).toBe(JSON.stringify(l));
+    }
+  });
+
+  it('the jq filters of docs/detection.md work on both outputs: no null reason, the evidence where it is', () => {
+    const filters = documentedJqFilters();
+    expect(filters.sort()).toEqual(Object.keys(JQ_EQUIVALENTS).sort());
+    for (const [name, lines] of [
+      ['replay', [...cloudtrail.lines, ...guardduty.lines]],
+      ['detector decisions', stored],
+    ] as [string, JsonDoc[]][]) {
+      const input = lines.map((l) => JSON.stringify(l)).join('\n');
+      for (const f of filters) {
+        const got = jq(f, input);
+        expect(got, `${name}: ${f}`).toEqual(JQ_EQUIVALENTS[f]!(lines));
+        expect(got.length, `${name}: ${f}`).toBeGreaterThan(0);
+      }
+      const kept = jq(
+        filters.find((f) => f.includes('reason'))!,
+        input,
+      ) as JsonDoc[];
+      expect(kept.some((k) => k.reason === null || k.reason === undefined)).toBe(false);
+      expect(kept.map((k) => k.rule)).toEqual(expect.arrayContaining(['external', 'gateway-unverified', 'external-use-seen']));
+    }
+  });
+});
+
+describe('replay without telemetry', () => {
+  it('refuses without --telemetry or --no-telemetry: exit 2, saying no evidence was given', async () => {
+    const r = await replay('--config', configPath, '--cloudtrail', trailGz);
+    expect(r.code).toBe(2);
+    expect(r.lines).toEqual([]);
+    expect(r.stderr).toMatch(/^replay: no evidence given: add --telemetry FILE… .*, or --no-telemetry to decide without it/);
+  });
+
+  it('--no-telemetry: a notice on stderr, and every decision about a gateway address says no evidence was given', async () => {
+    const r = await replay('--config', configPath, '--cloudtrail', trailGz, '--no-telemetry');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/^replay: --no-telemetry: no evidence given: /);
+    const gateway = r.lines.filter((l) => l.gatewayId !== null);
+    expect(gateway.length).toBeGreaterThan(0);
+    for (const l of gateway) expect(String(l.detail.reason)).toMatch(/^no evidence given \(replay --no-telemetry\): /);
+    for (const l of r.lines.filter((x) => x.gatewayId === null)) expect(String(l.detail.reason)).not.toMatch(/no evidence given/);
+    expect(r.lines.filter((l) => l.rule === 'attested')).toEqual([]);
+  });
+});
+
+describe('replay: errors that name the fix', () => {
+  it('a missing input is a sentence naming the flag and the file, not an errno', async () => {
+    const r = await replay('--config', configPath, '--cloudtrail', 'nope.json.gz', '--telemetry', telemetryPath);
+    expect(r).toMatchObject({ code: 1, stdout: '', stderr: 'replay: --cloudtrail nope.json.gz: no such file or folder\n' });
+  });
+
+  it('an agent configuration file: says so, instead of listing every section as unknown', async () => {
+    const agent = join(tmp, 'agent.yaml');
+    await writeFile(agent, readFileSync(join(root, 'config/agent.example.yaml'), 'utf8'));
+    const r = await replay('--config', agent, '--cloudtrail', trailGz, '--telemetry', telemetryPath);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `${agent}: invalid detector configuration\n  (file): this is an agent configuration file (it has "gateway", "networks", "proxy", …), but replay needs a detector configuration file\n`,
+    );
   });
 });
