@@ -247,7 +247,7 @@ describe('replay: one line per CloudTrail record', () => {
   });
 
   it('decides like the daemon: attested with evidence, endpoint-attested, unverified, unattested, inside AWS, external, aws-internal', () => {
-    const by = (id: string) => run.lines.find((l) => l.id === id)!.detail;
+    const by = (id: string): JsonDoc => run.lines.find((l) => l.id === id)!.detail as JsonDoc;
     expect(by(ids.attested!)).toMatchObject({
       eventTime: '2024-05-01T12:01:07Z',
       accessKeyId: KEY,
@@ -341,7 +341,7 @@ describe('replay --guardduty', () => {
         expect.arrayContaining(['findingId', 'accessKeyId', 'remoteIp', 'decision', 'reason', 'gatewayId', 'evidence']),
       );
     }
-    const by = (prefix: string) => r.lines.find((l) => (l.detail.findingId as string).startsWith(prefix))!.detail;
+    const by = (prefix: string): JsonDoc => r.lines.find((l) => (l.detail.findingId as string).startsWith(prefix))!.detail as JsonDoc;
     expect(by('a7ec')).toMatchObject({
       accessKeyId: 'ASIAGDATTESTED234567',
       remoteIp: GW1_IP,
@@ -521,7 +521,7 @@ describe('one decision record: replay and detector decisions print the same shap
         input,
       ) as JsonDoc[];
       expect(kept.some((k) => k.reason === null || k.reason === undefined)).toBe(false);
-      expect(kept.map((k) => k.rule)).toEqual(expect.arrayContaining(['external', 'gateway-unverified', 'external-use-seen']));
+      expect(kept.map((k): unknown => k.rule)).toEqual(expect.arrayContaining(['external', 'gateway-unverified', 'external-use-seen']));
     }
   });
 });
