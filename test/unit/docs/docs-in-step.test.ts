@@ -8,7 +8,7 @@
  * are read with the TypeScript compiler, so a new member fails here until the
  * docs mention it.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
@@ -343,6 +343,7 @@ describe('links between the pages', () => {
         if (/^[a-z]+:/.test(target)) continue;
         const [path, anchor] = target.split('#') as [string, string | undefined];
         const targetFile = path === '' ? file : relative(docsDir, resolve(docsDir, dirname(file), path));
+        if (!targetFile.endsWith('.md') && anchor === undefined && existsSync(join(docsDir, targetFile))) continue; // e.g. a JSON Schema
         if (!files.includes(targetFile)) {
           broken.push(`${file}: ${target} (no such page)`);
           continue;

@@ -24,9 +24,9 @@ const expected: Record<string, string[]> = {
     'proxy.listen: "localhost" is not a listen address (use "host:port", "[::1]:port" or ":port") (line 9, column 11)',
     'proxy.allowed_ports[0]: port must be 1-65535 (line 10, column 19)',
     'proxy.allowed_ports[2]: port must be 1-65535 (line 10, column 27)',
-    'proxy.max_tunnels: expected max_tunnels to be an integer (line 13, column 16)',
     'proxy.connect_timeout: "10 seconds" is not a duration (use ms, s, m, h, d: "10s", "5m", "1h30m") (line 11, column 20)',
     'proxy.max_header_bytes: "1PiB" is not a size (use B, KiB, MiB, GiB or KB, MB, GB: "1GiB") (line 12, column 21)',
+    'proxy.max_tunnels: expected max_tunnels to be an integer (line 13, column 16)',
     'upstream.resolve.localhost: "localhost:443" is not "ip:port" (use "127.0.0.1:8443" or "[::1]:8443") (line 16, column 16)',
     'telemetry.detector_url: "ftp://detector.example.internal/" must use http or https (line 18, column 17)',
     'telemetry.egress_check_url: "not a url" is not a URL (line 20, column 21)',
@@ -48,8 +48,8 @@ const expected: Record<string, string[]> = {
   'agent-wrong-types.yaml': [
     'networks[0].cidrs: expected a list of CIDRs, got "10.0.0.0/8" (line 6, column 12)',
     'networks[1].name: required: the network name, e.g. "vpc-prod" (line 7, column 5)',
-    'proxy.allowed_clients[0]: expected a CIDR string, got true (line 10, column 21)',
     'proxy.max_tunnels: expected max_tunnels to be positive (line 9, column 16)',
+    'proxy.allowed_clients[0]: expected a CIDR string, got true (line 10, column 21)',
     'proxy.idle_timeout: expected a duration like "10s" or "5m", got ["5m"] (line 11, column 17)',
     'telemetry.observe_all: Invalid input: expected boolean, received string (line 13, column 16)',
     'telemetry.max_in_flight: expected max_in_flight to be positive (line 14, column 18)',
@@ -81,14 +81,14 @@ const expected: Record<string, string[]> = {
     "gateways[1].secret_file: required: the HMAC key file shared with this gateway's agent (line 6, column 5)",
   ],
   'detector-unknown-keys.yaml': [
-    'findings.webook: unknown key "webook" (line 6, column 3)',
     'correlaton: unknown key "correlaton" (line 2, column 1)',
+    'findings.webook: unknown key "webook" (line 6, column 3)',
   ],
   'detector-security-hub.yaml': [
+    'findings.security_hub.product_arn: names region eu-west-1, but findings.security_hub.region is us-east-1: BatchImportFindings takes a product of its own region (line 5, column 18)',
     'findings.security_hub.account_id: expected a 12-digit AWS account id in quotes, e.g. "012345678901" (line 6, column 17)',
     'findings.security_hub.endpoint: "securityhub.local" is not a URL (line 7, column 15)',
     'findings.security_hub.color: unknown key "color" (line 8, column 5)',
-    'findings.security_hub.product_arn: names region eu-west-1, but findings.security_hub.region is us-east-1: BatchImportFindings takes a product of its own region (line 5, column 18)',
   ],
 };
 

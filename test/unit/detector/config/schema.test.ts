@@ -169,8 +169,8 @@ describe('detector config: rules', () => {
 
   it("requires each gateway's egress CIDRs and secret file", () => {
     expect(problems('gateways:\n  - id: gw-a\n    egress_cidrs: []\n')).toEqual([
-      'gateways[0].egress_cidrs: at least one egress CIDR is required (line 3, column 19)',
       "gateways[0].secret_file: required: the HMAC key file shared with this gateway's agent (line 2, column 5)",
+      'gateways[0].egress_cidrs: at least one egress CIDR is required (line 3, column 19)',
     ]);
   });
 
@@ -187,8 +187,8 @@ describe('detector config: rules', () => {
 
   it('rejects unknown keys at every level, by name', () => {
     expect(problems('gateway: {}\ngateways:\n  - {id: gw-a, egress_cidrs: [203.0.113.1], secret_file: /x, color: red}\n')).toEqual([
-      'gateways[0].color: unknown key "color" (line 3, column 62)',
       'gateway: unknown key "gateway" (line 1, column 1)',
+      'gateways[0].color: unknown key "color" (line 3, column 62)',
     ]);
   });
 
