@@ -23,8 +23,8 @@ import { TransparentListener } from './transparent/transparent-listener.js';
 import { loadOriginalDestinationReader, type OriginalDestinationReader } from './transparent/original-destination.js';
 import { buildProxySettings } from './settings.js';
 import { Aggregator } from './observe/model/aggregator.js';
-import { fanOut, type Observer } from './observe/model/observation.js';
-import { canonicalLogObserver } from './observe/canonical-log.js';
+import type { RequestRecorder } from './observe/model/request-record.js';
+import { requestRecorder } from './observe/canonical-log.js';
 import { TelemetryPipeline } from './observe/telemetry-pipeline.js';
 import { NdjsonFileSink } from './observe/ndjson-file-sink.js';
 import type { RecordSink } from './observe/record-sink.js';
@@ -100,8 +100,8 @@ export class AgentApp {
   private addresses: AgentAddresses | null = null;
   /** The agent's own listen addresses, which the destination policy refuses. */
   private self: { ip: string; port: number }[] = [];
-  /** Where every observation goes: the canonical log line and metrics, then the aggregator. */
-  private readonly observer: Observer;
+  /** Where every connection's and request's record goes: its decision line, its metrics, its observation. */
+  private readonly recorder: RequestRecorder;
 
   constructor(
     config: AgentConfig,
@@ -119,7 +119,7 @@ export class AgentApp {
       observeAll: config.telemetry.observe_all,
       onDrop: (reason) => this.metrics.observationsDropped.inc({ reason }),
     });
-    this.observer = fanOut([canonicalLogObserver(this.logger, this.metrics), this.aggregator]);
+    this.recorder = requestRecorder(this.logger, this.metrics, this.aggregator);
     this.admin = createAdminServer({
       registry: this.registry,
       readiness: () => ({
@@ -179,7 +179,7 @@ export class AgentApp {
       if (c.transparent) this.self.push({ ip: c.transparent.listen.host, port: c.transparent.listen.port });
       this.path = new ConnectionPath({
         settings: buildProxySettings(c, this.self, this.inspector?.inspector ?? null),
-        observer: this.observer,
+        recorder: this.recorder,
         metrics: this.metrics,
         logger: this.logger,
         deps: this.deps.dial ?? systemDialDeps,
@@ -266,18 +266,13 @@ export class AgentApp {
     return listenAt('transparent.listen', this.transparent.server, t.listen.host, t.listen.port, TRANSPARENT_BACKLOG);
   }
 
+  /** The inspector's destination policy is passed in by the connection path (Inspector.usePolicy), on start and on every reload. */
   private inspectorDeps() {
-    const policy = () => {
-      const live = this.path?.settings;
-      if (!live) throw new Error('the proxy is not running');
-      return { policy: live.policy, overrides: live.overrides };
-    };
     return {
       metrics: this.metrics,
       logger: this.logger,
-      observer: this.observer,
+      recorder: this.recorder,
       now: this.now,
-      policy,
       ...(this.deps.dial ? { dial: this.deps.dial } : {}),
     };
   }

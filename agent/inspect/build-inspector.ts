@@ -4,12 +4,12 @@ import { Agent } from 'undici';
 import type { Logger } from '../../common/log/logger.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { AgentMetrics } from '../metrics/metrics.js';
-import type { Observer } from '../observe/model/observation.js';
-import { HostPatternSet, type ResolveOverrides } from '../net/resolve-overrides.js';
-import type { DestinationPolicy } from '../net/address-policy.js';
+import type { RequestRecorder } from '../observe/model/request-record.js';
+import { HostPatternSet } from '../net/resolve-overrides.js';
 import { readCaFiles } from '../tls/ca-files.js';
 import { LeafMinter } from '../tls/leaf-minter.js';
 import { systemDialDeps, type DialDeps } from '../proxy/dialer.js';
+import type { LivePolicy } from '../proxy/connection-types.js';
 import { TlsInspector } from './inspector.js';
 import { policyConnector } from './upstream-connector.js';
 
@@ -24,11 +24,9 @@ export async function buildInspector(
   deps: {
     metrics: AgentMetrics;
     logger: Logger;
-    observer: Observer;
+    recorder: RequestRecorder;
     now: () => number;
     dial?: DialDeps;
-    /** The proxy's live destination policy and overrides: upstream connections follow reloads. */
-    policy: () => { policy: DestinationPolicy; overrides: ResolveOverrides };
   },
 ): Promise<InspectorHandle> {
   const inspect = c.inspect;
@@ -41,14 +39,15 @@ export async function buildInspector(
     keepAliveTimeout: c.upstream.keep_alive_timeout,
     keepAliveMaxTimeout: c.upstream.keep_alive_timeout,
     pipelining: 1,
+    // The policy the connection path passed in last (usePolicy): upstream connections follow reloads.
     connect: policyConnector({
-      policy: deps.policy,
+      policy: (): LivePolicy => inspector.policy(),
       deps: deps.dial ?? systemDialDeps,
       extraCa,
       connectTimeoutMs: c.proxy.connect_timeout,
     }),
   });
-  const inspector = new TlsInspector({
+  const inspector: TlsInspector = new TlsInspector({
     hosts: new HostPatternSet(inspect.hosts),
     passthrough: new HostPatternSet(inspect.passthrough),
     passthroughOnFailure: inspect.passthrough_on_failure,
@@ -56,7 +55,7 @@ export async function buildInspector(
     passthroughMaxEntries: inspect.passthrough_max_entries,
     minter,
     dispatcher,
-    observer: deps.observer,
+    recorder: deps.recorder,
     metrics: deps.metrics,
     logger: deps.logger,
     now: deps.now,

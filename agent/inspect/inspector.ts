@@ -18,11 +18,11 @@ import tls from 'node:tls';
 import type net from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../../common/log/logger.js';
-import { serviceLabel, type AgentMetrics } from '../metrics/metrics.js';
-import { statusClass, type Observer } from '../observe/model/observation.js';
+import type { AgentMetrics } from '../metrics/metrics.js';
+import { newRecord, type RequestRecorder } from '../observe/model/request-record.js';
 import type { HostPatternSet } from '../net/resolve-overrides.js';
 import type { LeafMinter } from '../tls/leaf-minter.js';
-import type { Inspector, InspectContext, InspectSummary } from '../proxy/connection-types.js';
+import type { Inspector, InspectContext, InspectSummary, LivePolicy } from '../proxy/connection-types.js';
 import { peekClientHello } from './peek-client-hello.js';
 import { actionReader, describeRequest } from '../aws/describe-request.js';
 import { classifyEndpoint, type AwsEndpoint } from '../aws/endpoint.js';
@@ -74,7 +74,8 @@ export interface InspectorOptions {
   passthroughMaxEntries: number;
   minter: LeafMinter;
   dispatcher: Dispatcher;
-  observer: Observer;
+  /** Where each decrypted request's record goes. */
+  recorder: RequestRecorder;
   metrics: AgentMetrics;
   logger: Logger;
   now: () => number;
@@ -88,6 +89,8 @@ interface ConnState {
   ctx: InspectContext;
   /** Classified once per connection; every request on it goes to the same host. */
   endpoint: AwsEndpoint | null;
+  /** Decrypted requests so far. */
+  requests: number;
 }
 
 export class TlsInspector implements Inspector {
@@ -97,6 +100,7 @@ export class TlsInspector implements Inspector {
   private readonly conns = new WeakMap<net.Socket, ConnState>();
   private open = 0;
   private retired: (() => void) | null = null;
+  private live: LivePolicy | null = null;
 
   constructor(private readonly opts: InspectorOptions) {
     this.autoPassthrough = new PassthroughMemory({
@@ -119,6 +123,16 @@ export class TlsInspector implements Inspector {
       void this.onRequest(req, res);
     });
     this.server.on('clientError', (_err: Error, socket: net.Socket) => socket.destroy());
+  }
+
+  usePolicy(live: LivePolicy): void {
+    this.live = live;
+  }
+
+  /** The destination policy for a new upstream connection (the connector asks on every one). */
+  policy(): LivePolicy {
+    if (this.live === null) throw new Error('the inspector has no destination policy yet');
+    return this.live;
   }
 
   wants(host: string, port: number, clientIp: string): boolean {
@@ -154,29 +168,6 @@ export class TlsInspector implements Inspector {
     );
   }
 
-  private observeFailure(ctx: InspectContext, cause: InterceptFailureCause): void {
-    this.opts.observer.observe({
-      startedAt: ctx.startedAt,
-      endedAt: this.opts.now(),
-      clientIp: ctx.clientIp,
-      network: ctx.network,
-      mode: 'inspect',
-      capture: ctx.capture,
-      host: ctx.target.host,
-      port: ctx.target.port,
-      resolvedIp: null,
-      originalIp: ctx.originalIp,
-      aws: ctx.aws,
-      key: null,
-      action: null,
-      bytesUp: 0,
-      bytesDown: 0,
-      outcome: 'tls_intercept_failed',
-      reason: cause,
-      status: null,
-    });
-  }
-
   /**
    * Takes one CONNECT from its first byte to its end. The connection counts as open for the whole
    * call — ClientHello peek included — so a retired inspector closes its upstream pool only after
@@ -194,9 +185,10 @@ export class TlsInspector implements Inspector {
   private async handleOpen(client: net.Socket, head: Buffer, ctx: InspectContext): Promise<InspectSummary> {
     const peek = await peekClientHello(client, head, this.opts.handshakeTimeoutMs);
     if (peek.hello === null) {
-      if (peek.cause === 'timeout') this.interceptFailed(ctx, 'hello-timeout');
       client.destroy();
-      return { kind: 'done' };
+      if (peek.cause !== 'timeout') return { kind: 'done', requests: 0, failure: null };
+      this.interceptFailed(ctx, 'hello-timeout');
+      return { kind: 'done', requests: 0, failure: 'hello-timeout' };
     }
     const hello = peek.hello;
     if (hello.kind === 'not-tls') return { kind: 'tunnel', head: peek.bytes };
@@ -234,12 +226,12 @@ export class TlsInspector implements Inspector {
       const readBefore = client.bytesRead;
       const secure = new tls.TLSSocket(client, { isServer: true, secureContext: context, ALPNProtocols: ['http/1.1'] });
       let established = false;
-      let failed = false;
+      let failed: InterceptFailureCause | null = null;
+      const state: ConnState = { ctx, endpoint: classifyEndpoint(ctx.target.host), requests: 0 };
       const fail = (cause: InterceptFailureCause, detail: string, rejected?: PassthroughCause): void => {
-        failed = true;
+        failed = cause;
         clearTimeout(handshakeTimer);
         this.interceptFailed(ctx, cause, detail, rejected);
-        this.observeFailure(ctx, cause);
       };
       const handshakeTimer = setTimeout(() => {
         if (!established && !failed) {
@@ -250,7 +242,7 @@ export class TlsInspector implements Inspector {
       secure.once('secure', () => {
         established = true;
         clearTimeout(handshakeTimer);
-        this.conns.set(secure, { ctx, endpoint: classifyEndpoint(ctx.target.host) });
+        this.conns.set(secure, state);
         secure.setTimeout(this.opts.idleTimeoutMs, () => secure.destroy());
         this.server.emit('connection', secure);
       });
@@ -271,7 +263,7 @@ export class TlsInspector implements Inspector {
           else fail('client-closed', 'closed during the handshake');
         }
         if (!established && !client.destroyed) client.destroy();
-        resolve({ kind: 'done' });
+        resolve({ kind: 'done', requests: state.requests, failure: failed });
       });
       client.once('close', () => secure.destroy());
       // The proxy's sockets allow half-open; a client that hangs up mid-handshake must not linger.
@@ -287,8 +279,10 @@ export class TlsInspector implements Inspector {
       res.writeHead(500).end();
       return;
     }
+    state.requests++;
     const { ctx, endpoint } = state;
-    const startedAt = this.opts.now();
+    const record = newRecord('inspected', 'inspect', { ...ctx, startedAt: this.opts.now() }, ctx.target, ctx.aws);
+    record.originalIp = ctx.originalIp;
     const d = describeRequest({
       method: req.method ?? 'GET',
       target: req.url ?? '/',
@@ -307,31 +301,19 @@ export class TlsInspector implements Inspector {
       peekBody: reader.peek,
     });
     if (result.upstreamMs !== null) this.opts.metrics.upstreamDuration.observe(result.upstreamMs / 1000);
-    const aws = d.aws ?? ctx.aws;
-    this.opts.metrics.inspectedRequests.inc({
-      service: serviceLabel(aws?.service),
-      status_class: (result.status !== null ? statusClass(result.status) : null) ?? 'none',
-    });
-    this.opts.observer.observe({
-      startedAt,
-      endedAt: this.opts.now(),
-      clientIp: ctx.clientIp,
-      network: ctx.network,
-      mode: 'inspect',
-      capture: ctx.capture,
-      host: ctx.target.host,
-      port: ctx.target.port,
-      resolvedIp: null,
-      originalIp: ctx.originalIp,
-      aws,
-      key: d.key,
-      action: reader.action(),
-      bytesUp: result.bytesUp,
-      bytesDown: result.bytesDown,
-      outcome: result.failure ? failureAnswer(result.failure).outcome : 'ok',
-      reason: result.failure ? failureAnswer(result.failure).reason : null,
-      status: result.status,
-    });
+    record.endedAt = this.opts.now();
+    record.aws = d.aws ?? ctx.aws;
+    record.key = d.key;
+    record.action = reader.action();
+    record.bytesUp = result.bytesUp;
+    record.bytesDown = result.bytesDown;
+    record.status = result.status;
+    if (result.failure) {
+      const a = failureAnswer(result.failure);
+      record.outcome = a.outcome;
+      record.reason = a.reason;
+    }
+    this.opts.recorder.record(record);
   }
 
   /** Stops for good once the connections it holds have ended (after a reload replaced it); `onIdle` runs once. */

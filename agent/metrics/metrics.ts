@@ -100,7 +100,7 @@ export function createAgentMetrics(registry: Registry, build: { version: string;
     ...createDaemonMetrics(registry, build),
     proxyRequests: new Counter({
       name: 'egress_witness_proxy_requests_total',
-      help: 'Proxy requests by kind (connect, http, invalid; transparent for redirected TLS connections, transparent_http for requests on redirected plain-HTTP connections) and outcome.',
+      help: 'Proxy connections and requests by kind (connect, http, invalid; transparent for redirected connections, transparent_http for requests on redirected plain-HTTP connections; inspected for decrypted requests) and how they ended.',
       labelNames: ['kind', 'outcome'],
       registers: r,
     }),

@@ -1,57 +1,103 @@
 /**
- * One canonical log line and the per-observation metrics for every tunnel
- * close and forwarded request. Keys are masked; nothing secret is in an
- * observation to begin with. A long tunnel's windows reported while it lives
- * count their bytes and nothing else; its line, at close, carries the whole
- * tunnel's bytes and duration.
+ * The one place a connection's or request's record becomes what the agent
+ * says about it: one canonical decision line, one egress_witness_proxy_requests
+ * increment (denied_total too for a policy refusal), and at most one
+ * observation — or, for a long-lived tunnel, one per report window, whose
+ * bytes count as they are reported while the line and the increment wait
+ * for the close. Keys are masked; nothing secret is in a record to begin with.
+ *
+ *   listener / connection path / inspector ──record()──▶ line + proxy_requests + observation ──▶ aggregator
+ *   live tunnel ─────────────────────────────window()──▶ observation (+ bytes)
  */
 import type { Logger } from '../../common/log/logger.js';
 import { maskAccessKeyId } from '../../common/log/redact.js';
 import { serviceLabel, type AgentMetrics } from '../metrics/metrics.js';
-import type { Observer } from './model/observation.js';
+import { statusClass, type Observer } from './model/observation.js';
+import { observationOf, type RecordWindow, type RequestRecord, type RequestRecorder } from './model/request-record.js';
 
-export function canonicalLogObserver(logger: Logger, metrics: AgentMetrics): Observer {
+/** The decision line's `event`. */
+export type DecisionEvent = 'refused' | 'intercept_failed' | 'tunnel_closed' | 'inspected_closed' | 'request';
+
+export function decisionEvent(r: RequestRecord): DecisionEvent {
+  if (r.outcome === 'tls_intercept_failed') return 'intercept_failed';
+  if (
+    r.kind === 'invalid' ||
+    r.host === null ||
+    r.outcome === 'denied' ||
+    r.outcome === 'dns_error' ||
+    r.outcome === 'connect_error' ||
+    r.outcome === 'connect_timeout'
+  )
+    return 'refused';
+  if (r.mode === 'tunnel') return 'tunnel_closed';
+  if (r.kind === 'connect' || r.kind === 'transparent') return 'inspected_closed';
+  return 'request';
+}
+
+function message(event: DecisionEvent, r: RequestRecord): string {
+  switch (event) {
+    case 'refused':
+      return `${r.mode === 'http' ? 'request' : r.capture === 'transparent' ? 'redirected connection' : 'CONNECT'} refused`;
+    case 'intercept_failed':
+      return 'TLS interception failed; nothing was forwarded';
+    case 'tunnel_closed':
+      return 'tunnel closed';
+    case 'inspected_closed':
+      return 'inspected connection closed';
+    case 'request':
+      return `${r.mode === 'inspect' ? 'inspected' : 'plain HTTP'} request forwarded`;
+  }
+}
+
+export function requestRecorder(logger: Logger, metrics: AgentMetrics, observer: Observer): RequestRecorder {
+  const observe = (r: RequestRecord, window: RecordWindow | null): void => {
+    const o = observationOf(r, window);
+    if (o === null) return;
+    metrics.tunnelBytes.inc({ direction: 'up' }, o.bytesUp);
+    metrics.tunnelBytes.inc({ direction: 'down' }, o.bytesDown);
+    observer.observe(o);
+  };
   return {
-    observe(e) {
-      metrics.tunnelBytes.inc({ direction: 'up' }, e.bytesUp);
-      metrics.tunnelBytes.inc({ direction: 'down' }, e.bytesDown);
-      if (e.connection && !e.connection.final) return;
-      const whole = e.connection ?? { startedAt: e.startedAt, bytesUp: e.bytesUp, bytesDown: e.bytesDown };
-      if (e.aws) metrics.awsRequests.inc({ service: serviceLabel(e.aws.service), mode: e.mode });
+    window(r, window) {
+      observe(r, window);
+    },
+    record(r) {
+      metrics.proxyRequests.inc({ kind: r.kind, outcome: r.outcome });
+      if (r.denied !== null) metrics.denied.inc({ reason: r.denied });
+      if (r.observed && r.host !== null && r.aws) metrics.awsRequests.inc({ service: serviceLabel(r.aws.service), mode: r.mode });
+      if (r.kind === 'inspected')
+        metrics.inspectedRequests.inc({
+          service: serviceLabel(r.aws?.service),
+          status_class: (r.status !== null ? statusClass(r.status) : null) ?? 'none',
+        });
+      observe(r, r.lastWindow ?? null);
       if (!logger.isLevelEnabled('info')) return;
-      const refused =
-        e.outcome === 'denied' || e.outcome === 'dns_error' || e.outcome === 'connect_error' || e.outcome === 'connect_timeout';
-      const interceptFailed = e.outcome === 'tls_intercept_failed';
-      const event = refused ? 'refused' : interceptFailed ? 'intercept_failed' : e.mode === 'tunnel' ? 'tunnel_closed' : 'request';
+      const event = decisionEvent(r);
       logger.info(
         {
           event,
-          mode: e.mode,
-          capture: e.capture,
-          client_ip: e.clientIp,
-          network: e.network,
-          host: e.host,
-          port: e.port,
-          resolved_ip: e.resolvedIp,
-          original_ip: e.originalIp,
-          aws_service: e.aws?.service ?? null,
-          aws_region: e.aws?.region ?? null,
-          key: e.key ? maskAccessKeyId(e.key.accessKeyId) : null,
-          action: e.action,
-          status: e.status,
-          bytes_up: whole.bytesUp,
-          bytes_down: whole.bytesDown,
-          duration_ms: e.endedAt - whole.startedAt,
-          outcome: e.outcome,
-          reason: e.reason,
+          kind: r.kind,
+          mode: r.mode,
+          capture: r.capture,
+          client_ip: r.clientIp,
+          network: r.network,
+          host: r.host,
+          port: r.port,
+          resolved_ip: r.resolvedIp,
+          original_ip: r.originalIp,
+          aws_service: r.aws?.service ?? null,
+          aws_region: r.aws?.region ?? null,
+          key: r.key ? maskAccessKeyId(r.key.accessKeyId) : null,
+          action: r.action,
+          status: r.status,
+          bytes_up: r.bytesUp,
+          bytes_down: r.bytesDown,
+          duration_ms: r.endedAt - r.startedAt,
+          outcome: r.outcome,
+          reason: r.reason,
+          ...(r.requests !== undefined ? { requests: r.requests } : {}),
         },
-        refused
-          ? `${e.mode === 'http' ? 'request' : e.capture === 'transparent' ? 'redirected connection' : 'CONNECT'} refused`
-          : interceptFailed
-            ? 'TLS interception failed; nothing was forwarded'
-            : event === 'request'
-              ? `${e.mode === 'inspect' ? 'inspected' : 'plain HTTP'} request forwarded`
-              : 'tunnel closed',
+        message(event, r),
       );
     },
   };

@@ -3,8 +3,10 @@
  * target, whichever listener it came through: an explicit CONNECT or
  * absolute-form request (proxy-server.ts), or a connection the kernel
  * redirected (transparent-listener.ts). Decide, dial, tunnel or inspect,
- * record — one proxy-requests increment, at most one observation per tunnel
- * or request (and so one canonical line), whichever way in.
+ * and fill in the connection's one record (observe/model/request-record.ts),
+ * refusals included, handed to the recorder once when it ends: one decision
+ * line, one proxy-requests increment, at most one observation (a long-lived
+ * tunnel: one per report window), whichever way in.
  *
  *   tunnel(): draining? ─▶ tunnel cap ─▶ resolve + check every address ─┬─ inspect? ─▶ inspector ─▶ (tunnel on fallback)
  *                 │503          │503              │403 / 502 / 504    └─ dial the checked address ─▶ Tunnel ─▶ observe
@@ -21,11 +23,10 @@ import type { Logger } from '../../common/log/logger.js';
 import { canonicalIp } from '../../common/cidr/ip.js';
 import type { AbsoluteTarget, Target } from '../net/authority.js';
 import type { AgentMetrics } from '../metrics/metrics.js';
-import type { ObservationEvent, Observer } from '../observe/model/observation.js';
-import type { Outcome } from '../../protocol/telemetry.js';
+import { newRecord, type RequestRecord, type RequestRecorder } from '../observe/model/request-record.js';
 import { actionReader } from '../aws/describe-request.js';
 import { connectFirst, resolveTarget, type Candidate, type DialDeps } from './dialer.js';
-import { failureAnswer, failureHeaders, failureLabel, type ProxyFailure } from './failures.js';
+import { deniedLabel, failureAnswer, failureHeaders, type ProxyFailure } from './failures.js';
 import { Tunnel } from './tunnel.js';
 import { LIVE_REPORT_INTERVAL_MS, ReportWindow } from './report-window.js';
 import { HttpForwarder } from './http-forward.js';
@@ -43,7 +44,7 @@ export type {
 
 export interface PathOptions {
   settings: ProxySettings;
-  observer: Observer;
+  recorder: RequestRecorder;
   metrics: AgentMetrics;
   logger: Logger;
   deps: DialDeps;
@@ -55,19 +56,15 @@ export interface PathOptions {
   liveReportIntervalMs?: number;
 }
 
-type TunnelBase = Omit<ObservationEvent, 'endedAt' | 'outcome' | 'reason' | 'bytesUp' | 'bytesDown' | 'status' | 'key' | 'action'>;
-
-interface LiveTunnel {
-  base: TunnelBase;
-  window: ReportWindow;
-}
-
-type Base = Omit<ObservationEvent, 'endedAt' | 'outcome' | 'reason' | 'bytesUp' | 'bytesDown' | 'status' | 'resolvedIp' | 'key' | 'action'>;
-
 type Dialled =
   | { kind: 'refuse'; failure: ProxyFailure; originalIp: string | null }
   | { kind: 'inspect'; candidates: Candidate[]; originalIp: string | null }
   | { kind: 'tunnel'; upstream: net.Socket; ip: string; originalIp: string | null };
+
+interface LiveTunnel {
+  record: RequestRecord;
+  window: ReportWindow;
+}
 
 export class ConnectionPath {
   private settingsNow: ProxySettings;
@@ -79,6 +76,7 @@ export class ConnectionPath {
 
   constructor(private readonly opts: PathOptions) {
     this.settingsNow = opts.settings;
+    opts.settings.inspector?.usePolicy({ policy: opts.settings.policy, overrides: opts.settings.overrides });
     // Every dial in flight listens for the drain signal: thousands at once is normal, not a leak.
     setMaxListeners(0, this.drainController.signal);
     this.forwarder = new HttpForwarder({
@@ -93,8 +91,10 @@ export class ConnectionPath {
     return this.settingsNow;
   }
 
+  /** New settings; the inspector they carry gets their destination policy for its upstream connections. */
   setSettings(settings: ProxySettings): void {
     this.settingsNow = settings;
+    settings.inspector?.usePolicy({ policy: settings.policy, overrides: settings.overrides });
   }
 
   get activeTunnels(): number {
@@ -105,28 +105,20 @@ export class ConnectionPath {
     return this.drainController.signal.aborted;
   }
 
-  /** Counts a refusal (one proxy_requests increment; denied_total for policy refusals). */
-  countRefusal(kind: 'connect' | 'transparent' | 'http' | 'transparent_http' | 'invalid', failure: ProxyFailure): void {
-    this.opts.metrics.proxyRequests.inc({ kind, outcome: failureAnswer(failure).outcome });
-    if (failure.kind === 'destination-denied' || failure.kind === 'client-not-allowed' || failure.kind === 'tunnel-limit')
-      this.opts.metrics.denied.inc({ reason: failureLabel(failure) });
+  /** Fills a refusal into the record and hands it over; the caller answers the client. */
+  refused(record: RequestRecord, failure: ProxyFailure): void {
+    const a = failureAnswer(failure);
+    record.endedAt = this.opts.now();
+    record.outcome = a.outcome;
+    record.reason = a.reason;
+    record.status = a.status;
+    record.denied = deniedLabel(failure);
+    this.opts.recorder.record(record);
   }
 
-  private observeRefusal(base: Base, failure: ProxyFailure, originalIp: string | null): void {
-    const a = failureAnswer(failure);
-    this.opts.observer.observe({
-      ...base,
-      originalIp,
-      endedAt: this.opts.now(),
-      outcome: a.outcome,
-      reason: a.reason,
-      bytesUp: 0,
-      bytesDown: 0,
-      status: a.status,
-      resolvedIp: null,
-      key: null,
-      action: null,
-    });
+  /** Hands over a record the caller has filled in (a redirected connection closed before it could be routed). */
+  record(record: RequestRecord): void {
+    this.opts.recorder.record(record);
   }
 
   /**
@@ -142,29 +134,18 @@ export class ConnectionPath {
     return want ?? original.address;
   }
 
-  /** An admitted client's tunnel to `target`: cap, policy, inspect or dial, pipe, observe. */
+  /** An admitted client's tunnel to `target`: cap, policy, inspect or dial, pipe, record. */
   async tunnel(client: net.Socket, head: Buffer, target: Target, ctx: ConnectionContext, entry: TunnelEntry): Promise<void> {
     const settings = this.settingsNow;
-    if (this.draining) return this.refuse(client, entry, { kind: 'draining' });
+    const record = newRecord(entry.kind, 'tunnel', ctx, target, settings.classify(target.host));
+    if (this.draining) return this.refuse(client, entry, record, { kind: 'draining' });
     if (this.activeTunnels + this.pendingConnects >= settings.maxTunnels) {
       this.opts.logger.warn(
         { event: 'tunnel_limit', client_ip: ctx.clientIp, capture: ctx.capture, max_tunnels: settings.maxTunnels },
         'tunnel limit reached',
       );
-      return this.refuse(client, entry, { kind: 'tunnel-limit' });
+      return this.refuse(client, entry, record, { kind: 'tunnel-limit' });
     }
-    const aws = settings.classify(target.host);
-    const base: Base = {
-      startedAt: ctx.startedAt,
-      clientIp: ctx.clientIp,
-      network: ctx.network,
-      mode: 'tunnel',
-      capture: ctx.capture,
-      originalIp: null,
-      host: target.host,
-      port: target.port,
-      aws,
-    };
     this.pendingConnects++;
     let next: Dialled;
     try {
@@ -172,29 +153,28 @@ export class ConnectionPath {
     } finally {
       this.pendingConnects--;
     }
-    if (next.kind === 'refuse') {
-      this.observeRefusal(base, next.failure, next.originalIp);
-      return this.refuse(client, entry, next.failure);
-    }
+    record.originalIp = next.originalIp;
+    if (next.kind === 'refuse') return this.refuse(client, entry, record, next.failure);
     if (next.originalIp !== null) this.opts.metrics.transparentOriginalMismatch.inc();
-    const observed: Base = { ...base, originalIp: next.originalIp };
-    if (next.kind === 'inspect' && settings.inspector) {
+    if (next.kind === 'inspect') {
       entry.established(client);
-      this.opts.metrics.proxyRequests.inc({ kind: entry.kind, outcome: 'ok' });
-      return this.inspect(settings, client, head, next.candidates, target, ctx, observed);
+      return this.inspect(settings, client, head, next.candidates, target, ctx, record);
     }
-    if (next.kind !== 'tunnel') return;
+    record.resolvedIp = next.ip;
     if (client.destroyed) {
+      // The client left while the agent dialled: nothing was carried.
       next.upstream.destroy();
-      return;
+      record.endedAt = this.opts.now();
+      record.outcome = 'client_error';
+      record.reason = 'client-error';
+      return this.opts.recorder.record(record);
     }
     entry.established(client);
-    this.opts.metrics.proxyRequests.inc({ kind: entry.kind, outcome: 'ok' });
-    await this.runTunnel(client, next.upstream, head, { ...observed, resolvedIp: next.ip });
+    await this.runTunnel(client, next.upstream, head, record);
   }
 
-  private refuse(client: net.Socket, entry: TunnelEntry, failure: ProxyFailure): void {
-    this.countRefusal(entry.kind, failure);
+  private refuse(client: net.Socket, entry: TunnelEntry, record: RequestRecord, failure: ProxyFailure): void {
+    this.refused(record, failure);
     entry.refuse(client, failure);
   }
 
@@ -211,54 +191,29 @@ export class ConnectionPath {
       return { kind: 'inspect', candidates: resolution.candidates, originalIp };
     const dialStart = this.opts.now();
     const dial = await connectFirst(resolution.candidates, settings.connectTimeoutMs, this.opts.deps, this.drainController.signal);
-    if (!dial.ok) {
-      this.opts.logger.info(
-        {
-          event: 'connect_failed',
-          client_ip: ctx.clientIp,
-          host: target.host,
-          port: target.port,
-          capture: ctx.capture,
-          reason: failureAnswer(dial.failure).reason,
-        },
-        'upstream connect failed',
-      );
-      return { kind: 'refuse', failure: dial.failure, originalIp };
-    }
+    if (!dial.ok) return { kind: 'refuse', failure: dial.failure, originalIp };
     this.opts.metrics.connectDuration.observe((this.opts.now() - dialStart) / 1000);
     return { kind: 'tunnel', upstream: dial.socket, ip: dial.ip, originalIp };
   }
 
-  private async runTunnel(client: net.Socket, upstream: net.Socket, head: Buffer, base: TunnelBase): Promise<void> {
+  private async runTunnel(client: net.Socket, upstream: net.Socket, head: Buffer, record: RequestRecord): Promise<void> {
+    record.mode = 'tunnel';
+    record.observed = true;
     const tunnel = new Tunnel(client, upstream, { idleTimeoutMs: this.settingsNow.idleTimeoutMs, now: this.opts.now, head });
-    const live: LiveTunnel = { base, window: new ReportWindow(base.startedAt) };
+    const live: LiveTunnel = { record, window: new ReportWindow(record.startedAt) };
     this.tunnels.set(tunnel, live);
     this.opts.metrics.tunnelsActive.set(this.activeTunnels);
     const result = await tunnel.finished;
     this.tunnels.delete(tunnel);
     this.opts.metrics.tunnelsActive.set(this.activeTunnels);
-    const common = { status: null, key: null, action: null, outcome: result.outcome, reason: result.reason };
-    if (live.window.reported === 0) {
-      // Never reported while it lived: one observation, the whole tunnel.
-      this.opts.observer.observe({
-        ...base,
-        ...common,
-        endedAt: result.endedAt,
-        bytesUp: result.bytesUp,
-        bytesDown: result.bytesDown,
-      });
-      return;
-    }
-    const w = live.window.take(result.endedAt, result.bytesUp, result.bytesDown);
-    this.opts.observer.observe({
-      ...base,
-      ...common,
-      startedAt: w.startedAt,
-      endedAt: w.endedAt,
-      bytesUp: w.bytesUp,
-      bytesDown: w.bytesDown,
-      connection: { startedAt: base.startedAt, bytesUp: result.bytesUp, bytesDown: result.bytesDown, final: true },
-    });
+    record.endedAt = result.endedAt;
+    record.outcome = result.outcome;
+    record.reason = result.reason;
+    record.bytesUp = result.bytesUp;
+    record.bytesDown = result.bytesDown;
+    // Reported in windows while it lived: the last window goes with the record, the rest already went.
+    if (live.window.reported > 0) record.lastWindow = live.window.take(result.endedAt, result.bytesUp, result.bytesDown);
+    this.opts.recorder.record(record);
   }
 
   /**
@@ -275,19 +230,7 @@ export class ConnectionPath {
       if (!live.window.due(now, interval)) continue;
       const bytes = tunnel.bytes;
       const w = live.window.take(now, bytes.up, bytes.down);
-      this.opts.observer.observe({
-        ...live.base,
-        startedAt: w.startedAt,
-        endedAt: w.endedAt,
-        bytesUp: w.bytesUp,
-        bytesDown: w.bytesDown,
-        outcome: 'ok',
-        reason: null,
-        status: null,
-        key: null,
-        action: null,
-        connection: { startedAt: live.base.startedAt, bytesUp: bytes.up, bytesDown: bytes.down, final: false },
-      });
+      this.opts.recorder.window({ ...live.record, endedAt: now, bytesUp: bytes.up, bytesDown: bytes.down }, w);
     }
   }
 
@@ -298,12 +241,27 @@ export class ConnectionPath {
     candidates: Candidate[],
     target: Target,
     ctx: ConnectionContext,
-    base: Base,
+    record: RequestRecord,
   ): Promise<void> {
     // The live inspector, not the one read before the dial: a reload during the dial may have retired
     // that one (it closes its upstream pool once its last connection has ended).
     const inspector = this.settingsNow.inspector ?? settings.inspector;
-    if (!inspector) return;
+    // Its decrypted requests are records of their own; the connection is observed only if interception fails.
+    record.mode = 'inspect';
+    record.observed = false;
+    const readBefore = client.bytesRead - head.length;
+    const writtenBefore = client.bytesWritten;
+    const carried = (): void => {
+      record.bytesUp = client.bytesRead - readBefore;
+      record.bytesDown = client.bytesWritten - writtenBefore;
+    };
+    if (!inspector) {
+      client.destroy();
+      record.endedAt = this.opts.now();
+      record.outcome = 'client_error';
+      record.reason = 'inspector-gone';
+      return this.opts.recorder.record(record);
+    }
     this.inspecting.add(client);
     this.opts.metrics.tunnelsActive.set(this.activeTunnels);
     let summary: InspectSummary;
@@ -312,38 +270,55 @@ export class ConnectionPath {
         clientIp: ctx.clientIp,
         network: ctx.network,
         capture: ctx.capture,
-        originalIp: base.originalIp,
+        originalIp: record.originalIp,
         target,
         candidates,
-        aws: base.aws,
+        aws: record.aws,
         startedAt: ctx.startedAt,
       });
     } catch (err) {
       this.opts.logger.error({ event: 'inspect_error', err, host: target.host }, 'inspection failed');
       client.destroy();
-      summary = { kind: 'done' };
+      summary = { kind: 'done', requests: 0, failure: 'inspect-error' };
     } finally {
       this.inspecting.delete(client);
       this.opts.metrics.tunnelsActive.set(this.activeTunnels);
     }
-    if (summary.kind === 'tunnel' && !client.destroyed) {
-      // The client would not accept interception (pinning, h2-only): fall back to a plain tunnel.
-      this.pendingConnects++;
-      const dial = await connectFirst(candidates, this.settingsNow.connectTimeoutMs, this.opts.deps, this.drainController.signal).finally(
-        () => this.pendingConnects--,
-      );
-      if (!dial.ok) {
-        client.destroy();
-        this.observeRefusal(base, dial.failure, base.originalIp);
-        return;
+    if (summary.kind === 'done') {
+      carried();
+      record.endedAt = this.opts.now();
+      record.requests = summary.requests;
+      if (summary.failure !== null) {
+        record.outcome = 'tls_intercept_failed';
+        record.reason = summary.failure;
+        record.observed = true;
       }
-      await this.runTunnel(client, dial.socket, summary.head, { ...base, resolvedIp: dial.ip });
+      return this.opts.recorder.record(record);
     }
+    // The client would not accept interception (pinning, h2-only): fall back to a plain tunnel.
+    record.mode = 'tunnel';
+    record.observed = true;
+    if (client.destroyed) {
+      record.endedAt = this.opts.now();
+      record.outcome = 'client_error';
+      record.reason = 'client-error';
+      return this.opts.recorder.record(record);
+    }
+    this.pendingConnects++;
+    const dial = await connectFirst(candidates, this.settingsNow.connectTimeoutMs, this.opts.deps, this.drainController.signal).finally(
+      () => this.pendingConnects--,
+    );
+    if (!dial.ok) {
+      client.destroy();
+      return this.refused(record, dial.failure);
+    }
+    record.resolvedIp = dial.ip;
+    await this.runTunnel(client, dial.socket, summary.head, record);
   }
 
   /**
    * One plain-HTTP request of an admitted client to `target` (whose `path`
-   * is origin-form): policy, forward to the checked address, observe. Every
+   * is origin-form): policy, forward to the checked address, record. Every
    * answer, refusals included, is an HTTP response.
    */
   async http(
@@ -354,18 +329,8 @@ export class ConnectionPath {
     kind: 'http' | 'transparent_http',
   ): Promise<void> {
     const settings = this.settingsNow;
-    if (this.draining) return this.reply(req, res, { kind: 'draining' }, kind);
-    const base: Base = {
-      startedAt: ctx.startedAt,
-      clientIp: ctx.clientIp,
-      network: ctx.network,
-      mode: 'http',
-      capture: ctx.capture,
-      originalIp: null,
-      host: target.host,
-      port: target.port,
-      aws: settings.classify(target.host),
-    };
+    const record = newRecord(kind, 'http', ctx, target, settings.classify(target.host));
+    if (this.draining) return this.reply(req, res, record, { kind: 'draining' });
     const resolution = await resolveTarget(target, {
       overrides: settings.overrides,
       policy: settings.policy,
@@ -373,11 +338,11 @@ export class ConnectionPath {
       lookupTimeoutMs: settings.connectTimeoutMs,
     });
     if (!resolution.ok) {
-      this.observeRefusal(base, resolution.failure, this.originalIpFor(ctx, null));
-      return this.reply(req, res, resolution.failure, kind);
+      record.originalIp = this.originalIpFor(ctx, null);
+      return this.reply(req, res, record, resolution.failure);
     }
-    const originalIp = this.originalIpFor(ctx, resolution.candidates);
-    if (originalIp !== null) this.opts.metrics.transparentOriginalMismatch.inc();
+    record.originalIp = this.originalIpFor(ctx, resolution.candidates);
+    if (record.originalIp !== null) this.opts.metrics.transparentOriginalMismatch.inc();
     const candidate = resolution.candidates[0] as Candidate;
     const described = settings.describeHttp(req, target.path, target.host);
     const reader = actionReader(described);
@@ -385,28 +350,26 @@ export class ConnectionPath {
     if (described.aws && !described.key) this.opts.metrics.unattributedRequests.inc({ reason: described.unattributed ?? 'unsigned' });
     req.url = target.path;
     const result = await this.forwarder.forward(req, res, candidate.ip, candidate.port, settings.connectTimeoutMs);
-    const outcome: Outcome = result.failure ? failureAnswer(result.failure).outcome : 'ok';
-    this.opts.metrics.proxyRequests.inc({ kind, outcome });
-    this.opts.observer.observe({
-      ...base,
-      originalIp,
-      aws: described.aws,
-      key: described.key,
-      action: reader.action(),
-      endedAt: this.opts.now(),
-      resolvedIp: candidate.ip,
-      bytesUp: result.bytesUp,
-      bytesDown: result.bytesDown,
-      outcome,
-      reason: result.failure ? failureAnswer(result.failure).reason : null,
-      status: result.status,
-    });
+    record.aws = described.aws;
+    record.key = described.key;
+    record.action = reader.action();
+    record.endedAt = this.opts.now();
+    record.resolvedIp = candidate.ip;
+    record.bytesUp = result.bytesUp;
+    record.bytesDown = result.bytesDown;
+    record.status = result.status;
+    if (result.failure) {
+      const a = failureAnswer(result.failure);
+      record.outcome = a.outcome;
+      record.reason = a.reason;
+    }
+    this.opts.recorder.record(record);
   }
 
-  /** An HTTP refusal: counted, answered with the reason header, the connection closed after it. */
-  reply(req: http.IncomingMessage, res: http.ServerResponse, failure: ProxyFailure, kind: 'http' | 'transparent_http' | 'invalid'): void {
+  /** An HTTP refusal: recorded, answered with the reason header, the connection closed after it. */
+  reply(req: http.IncomingMessage, res: http.ServerResponse, record: RequestRecord, failure: ProxyFailure): void {
     const a = failureAnswer(failure);
-    this.countRefusal(kind, failure);
+    this.refused(record, failure);
     res.shouldKeepAlive = false;
     res.writeHead(a.status, failureHeaders(failure)).end(`${a.reason}\n`);
     req.resume();

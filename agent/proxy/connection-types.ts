@@ -14,11 +14,19 @@ import type { Capture } from '../../protocol/telemetry.js';
 import type { Candidate } from './dialer.js';
 import type { ProxyFailure } from './failures.js';
 
+/** The destination policy upstream connections follow, as the proxy's settings carry it. */
+export interface LivePolicy {
+  policy: DestinationPolicy;
+  overrides: ResolveOverrides;
+}
+
 /** Hands an admitted, policy-checked tunnel to TLS inspection. */
 export interface Inspector {
   /** Whether to intercept this client's tunnel to host:port (the automatic passthrough list is per client). */
   wants(host: string, port: number, clientIp: string): boolean;
   handle(client: net.Socket, head: Buffer, ctx: InspectContext): Promise<InspectSummary>;
+  /** The policy its upstream connections follow from now on; the connection path passes each new one in. */
+  usePolicy(live: LivePolicy): void;
 }
 
 export interface InspectContext {
@@ -33,8 +41,13 @@ export interface InspectContext {
   startedAt: number;
 }
 
-/** What the inspector reports when it gives up on interception and wants a plain tunnel. */
-export type InspectSummary = { kind: 'done' } | { kind: 'tunnel'; head: Buffer };
+/**
+ * How an inspected connection ended: `done` after its decrypted requests
+ * (each a record of its own), `failure` the interception failure cause when
+ * nothing could be forwarded; or `tunnel`: interception given up, carry the
+ * bytes read so far (`head`) through a plain tunnel.
+ */
+export type InspectSummary = { kind: 'done'; requests: number; failure: string | null } | { kind: 'tunnel'; head: Buffer };
 
 /** What SIGHUP may change; swapped atomically, and a connection keeps the settings it started with. */
 export interface ProxySettings {

@@ -20,21 +20,41 @@ export type DestinationDenyReason =
   | 'ipv4-embedded'
   | 'invalid'
   | 'self';
+/** Every destination-denied reason, checked complete by the compiler. */
+export const DESTINATION_DENY_REASONS = Object.keys({
+  'port-not-allowed': true,
+  loopback: true,
+  unspecified: true,
+  'link-local': true,
+  metadata: true,
+  private: true,
+  cgnat: true,
+  ula: true,
+  multicast: true,
+  broadcast: true,
+  reserved: true,
+  'ipv4-embedded': true,
+  invalid: true,
+  self: true,
+} satisfies Record<DestinationDenyReason, true>) as DestinationDenyReason[];
+
+export type BadRequestReason =
+  'origin-form' | 'bad-authority' | 'bad-url' | 'unsupported-scheme' | 'header-too-large' | 'header-timeout' | 'malformed' | 'no-host';
+/** Every bad-request reason, checked complete by the compiler. */
+export const BAD_REQUEST_REASONS = Object.keys({
+  'origin-form': true,
+  'bad-authority': true,
+  'bad-url': true,
+  'unsupported-scheme': true,
+  'header-too-large': true,
+  'header-timeout': true,
+  malformed: true,
+  'no-host': true,
+} satisfies Record<BadRequestReason, true>) as BadRequestReason[];
 
 export type ProxyFailure =
   | { kind: 'client-not-allowed' }
-  | {
-      kind: 'bad-request';
-      reason:
-        | 'origin-form'
-        | 'bad-authority'
-        | 'bad-url'
-        | 'unsupported-scheme'
-        | 'header-too-large'
-        | 'header-timeout'
-        | 'malformed'
-        | 'no-host';
-    }
+  | { kind: 'bad-request'; reason: BadRequestReason }
   | { kind: 'destination-denied'; reason: DestinationDenyReason }
   | { kind: 'dns-failure'; code: string }
   | { kind: 'connect-refused' }
@@ -45,6 +65,36 @@ export type ProxyFailure =
   | { kind: 'upstream-timeout' }
   | { kind: 'tunnel-limit' }
   | { kind: 'draining' };
+
+/** Every failure kind, checked complete by the compiler (a new kind without an entry does not build). */
+const FAILURE_KINDS: Record<ProxyFailure['kind'], true> = {
+  'client-not-allowed': true,
+  'bad-request': true,
+  'destination-denied': true,
+  'dns-failure': true,
+  'connect-refused': true,
+  unreachable: true,
+  'connect-timeout': true,
+  'upstream-error': true,
+  'upstream-tls': true,
+  'upstream-timeout': true,
+  'tunnel-limit': true,
+  draining: true,
+};
+
+/** A failure's case name: its kind, with the reason for bad requests and denied destinations (`bad-request:no-host`). */
+export function failureCase(f: ProxyFailure): string {
+  return f.kind === 'bad-request' || f.kind === 'destination-denied' ? `${f.kind}:${f.reason}` : f.kind;
+}
+
+/** Every case the union can express, one name each (the proxy's exit paths are tested case by case). */
+export const PROXY_FAILURE_CASES: readonly string[] = (Object.keys(FAILURE_KINDS) as ProxyFailure['kind'][]).flatMap((kind) =>
+  kind === 'bad-request'
+    ? BAD_REQUEST_REASONS.map((r) => `${kind}:${r}`)
+    : kind === 'destination-denied'
+      ? DESTINATION_DENY_REASONS.map((r) => `${kind}:${r}`)
+      : [kind],
+);
 
 export interface FailureAnswer {
   status: number;
@@ -175,4 +225,9 @@ export function tlsAlertRecord(f: ProxyFailure): Buffer {
 /** Metric label for a failure (bounded). */
 export function failureLabel(f: ProxyFailure): string {
   return f.kind === 'destination-denied' ? f.reason : f.kind === 'bad-request' ? f.reason : f.kind;
+}
+
+/** egress_witness_denied_total's `reason` for a policy refusal (client, destination, tunnel cap); null for the rest. */
+export function deniedLabel(f: ProxyFailure): string | null {
+  return f.kind === 'destination-denied' || f.kind === 'client-not-allowed' || f.kind === 'tunnel-limit' ? failureLabel(f) : null;
 }

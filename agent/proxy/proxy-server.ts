@@ -5,13 +5,15 @@
  * (connection-path.ts), which the transparent listener uses too.
  *
  *   accept ─▶ admit client ─▶ parse target ─▶ ConnectionPath.tunnel() / .http()
- *                 │ 403            │ 400
+ *                 │ 403            │ 400          (each refusal here is a record too: one line, one increment)
  *   drain: stop accepting → wait for tunnels until the deadline → close the rest
  */
 import http from 'node:http';
 import type net from 'node:net';
 import type { Logger } from '../../common/log/logger.js';
 import { parseAbsoluteUrl, parseConnectAuthority } from '../net/authority.js';
+import { newRecord, type RecordOrigin } from '../observe/model/request-record.js';
+import type { Admission } from '../net/client-admission.js';
 import { rawFailureResponse, type ProxyFailure } from './failures.js';
 import type { ConnectionPath } from './connection-path.js';
 import type { TunnelEntry } from './connection-types.js';
@@ -96,30 +98,26 @@ export class ForwardProxy {
     socket.resume();
   }
 
+  /** Who a request came from, as admission saw them (a refused client has no network). */
+  private origin(admission: Admission, startedAt: number): RecordOrigin {
+    return { startedAt, clientIp: admission.clientIp, network: admission.admitted ? admission.network : null, capture: 'explicit' };
+  }
+
   private async onConnect(req: http.IncomingMessage, client: net.Socket, head: Buffer): Promise<void> {
     const adopted = this.adopted.get(client);
     if (adopted) return adopted.connect(req, client);
     const startedAt = this.opts.now();
     client.on('error', () => undefined); // ECONNRESET/EPIPE from a client must never crash the agent
     const admission = this.path.settings.admission.admit(client.remoteAddress);
-    if (!admission.admitted) {
-      this.opts.logger.warn(
-        { event: 'client_denied', client_ip: admission.clientIp, request: 'CONNECT' },
-        'client not in proxy.allowed_clients',
-      );
-      this.path.countRefusal('connect', { kind: 'client-not-allowed' });
-      return CONNECT_ENTRY.refuse(client, { kind: 'client-not-allowed' });
-    }
-    if (this.path.draining) {
-      this.path.countRefusal('connect', { kind: 'draining' });
-      return CONNECT_ENTRY.refuse(client, { kind: 'draining' });
-    }
+    const who = this.origin(admission, startedAt);
+    const refuse = (kind: 'connect' | 'invalid', failure: ProxyFailure): void => {
+      this.path.refused(newRecord(kind, 'tunnel', who, null, null), failure);
+      CONNECT_ENTRY.refuse(client, failure);
+    };
+    if (!admission.admitted) return refuse('connect', { kind: 'client-not-allowed' });
+    if (this.path.draining) return refuse('connect', { kind: 'draining' });
     const target = parseConnectAuthority(req.url ?? '');
-    if (!target) {
-      const failure: ProxyFailure = { kind: 'bad-request', reason: 'bad-authority' };
-      this.path.countRefusal('invalid', failure);
-      return CONNECT_ENTRY.refuse(client, failure);
-    }
+    if (!target) return refuse('invalid', { kind: 'bad-request', reason: 'bad-authority' });
     const ctx = {
       startedAt,
       clientIp: admission.clientIp,
@@ -135,17 +133,14 @@ export class ForwardProxy {
     if (adopted) return adopted.request(req, res);
     const startedAt = this.opts.now();
     const admission = this.path.settings.admission.admit(req.socket.remoteAddress);
-    if (!admission.admitted) {
-      this.opts.logger.warn(
-        { event: 'client_denied', client_ip: admission.clientIp, request: req.method },
-        'client not in proxy.allowed_clients',
-      );
-      return this.path.reply(req, res, { kind: 'client-not-allowed' }, 'http');
-    }
+    const who = this.origin(admission, startedAt);
+    const reply = (kind: 'http' | 'invalid', failure: ProxyFailure): void =>
+      this.path.reply(req, res, newRecord(kind, 'http', who, null, null), failure);
+    if (!admission.admitted) return reply('http', { kind: 'client-not-allowed' });
     const url = req.url ?? '';
-    if (url.startsWith('/') || url === '*') return this.path.reply(req, res, { kind: 'bad-request', reason: 'origin-form' }, 'invalid');
+    if (url.startsWith('/') || url === '*') return reply('invalid', { kind: 'bad-request', reason: 'origin-form' });
     const parsed = parseAbsoluteUrl(url);
-    if ('error' in parsed) return this.path.reply(req, res, { kind: 'bad-request', reason: parsed.error }, 'invalid');
+    if ('error' in parsed) return reply('invalid', { kind: 'bad-request', reason: parsed.error });
     const ctx = {
       startedAt,
       clientIp: admission.clientIp,
@@ -164,7 +159,8 @@ export class ForwardProxy {
       socket.destroy();
       return;
     }
-    this.path.countRefusal('invalid', failure);
+    const who = this.origin(this.path.settings.admission.admit(socket.remoteAddress), this.opts.now());
+    this.path.refused(newRecord('invalid', 'http', who, null, null), failure);
     CONNECT_ENTRY.refuse(socket, failure);
   }
 

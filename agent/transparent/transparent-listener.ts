@@ -13,23 +13,25 @@
  *            peek first bytes (proxy.header_timeout)
  *              ├─ ClientHello with SNI ─▶ ConnectionPath.tunnel()  (refusal: a TLS alert, then close)
  *              ├─ HTTP request line ────▶ HTTP server ─▶ per request: Host ─▶ ConnectionPath.http()
- *              └─ no SNI / timeout / neither TLS nor HTTP ─▶ closed, counted by reason,
- *                                                              logged at most once per client per minute
+ *              └─ no SNI / timeout / neither TLS nor HTTP ─▶ closed, counted by reason
+ *
+ * Every connection ends in a record (observe/model/request-record.ts), those
+ * closed before they could be routed too: one decision line each.
  */
 import type http from 'node:http';
 import net from 'node:net';
 import type { Logger } from '../../common/log/logger.js';
-import { KeyedRateLimit } from '../../common/log/keyed-rate-limit.js';
 import type { AgentMetrics } from '../metrics/metrics.js';
 import { normalizeHost, parseAbsoluteUrl, parseHostHeader, type AbsoluteTarget } from '../net/authority.js';
 import type { ConnectionPath } from '../proxy/connection-path.js';
 import type { ConnectionContext, Drainable, TunnelEntry } from '../proxy/connection-types.js';
-import { rawFailureResponse, tlsAlertRecord, type ProxyFailure } from '../proxy/failures.js';
+import { failureAnswer, rawFailureResponse, tlsAlertRecord, type ProxyFailure } from '../proxy/failures.js';
+import { newRecord, type RecordOrigin } from '../observe/model/request-record.js';
 import type { AdoptedConnection, ForwardProxy } from '../proxy/proxy-server.js';
 import { peekClientHello } from '../inspect/peek-client-hello.js';
 import type { OriginalDestinationReader } from './original-destination.js';
 
-/** Why a redirected connection was closed before it could be routed (the metric's `reason`). */
+/** Why a redirected connection was closed before it could be routed (the metric's `reason`, the record's). */
 export type TransparentRejectReason =
   'no-sni' | 'bad-sni' | 'malformed-hello' | 'header-timeout' | 'not-tls-or-http' | 'malformed-http' | 'no-host' | 'client-closed';
 
@@ -46,8 +48,6 @@ export interface TransparentListenerOptions {
 
 const HTTPS_PORT = 443;
 const HTTP_PORT = 80;
-const REJECTION_LOG_INTERVAL_MS = 60_000;
-const REJECTION_LOG_MAX_CLIENTS = 10_000;
 
 /** A redirected TLS connection is answered in TLS: nothing when the tunnel is up, a fatal alert when refused. */
 const TRANSPARENT_TLS_ENTRY: TunnelEntry = {
@@ -69,11 +69,9 @@ export class TransparentListener implements Drainable {
   readonly server: net.Server;
   private readonly peeking = new Set<net.Socket>();
   private readonly contexts = new WeakMap<net.Socket, ConnectionContext>();
-  private readonly rejectionLog: KeyedRateLimit;
   private readonly httpHandlers: AdoptedConnection;
 
   constructor(private readonly opts: TransparentListenerOptions) {
-    this.rejectionLog = new KeyedRateLimit({ intervalMs: REJECTION_LOG_INTERVAL_MS, maxKeys: REJECTION_LOG_MAX_CLIENTS, now: opts.now });
     // Half-open allowed: a client's FIN ends only its direction of the tunnel.
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => void this.onConnection(socket));
     this.httpHandlers = {
@@ -95,18 +93,17 @@ export class TransparentListener implements Drainable {
   private async onConnection(socket: net.Socket): Promise<void> {
     const startedAt = this.opts.now();
     socket.on('error', () => undefined); // resets from a client must never crash the agent
-    if (this.path.draining) {
-      socket.destroy();
-      return;
-    }
     const admission = this.path.settings.admission.admit(socket.remoteAddress);
-    if (!admission.admitted) {
-      this.path.countRefusal('transparent', { kind: 'client-not-allowed' });
-      this.logOnce(
-        admission.clientIp,
-        { event: 'client_denied', client_ip: admission.clientIp, request: 'redirected' },
-        'client not in proxy.allowed_clients',
-      );
+    const who: RecordOrigin = {
+      startedAt,
+      clientIp: admission.clientIp,
+      network: admission.admitted ? admission.network : null,
+      capture: 'transparent',
+    };
+    if (!admission.admitted || this.path.draining) {
+      this.path.refused(newRecord('transparent', 'tunnel', who, null, null), {
+        kind: admission.admitted ? 'draining' : 'client-not-allowed',
+      });
       socket.destroy();
       return;
     }
@@ -152,8 +149,10 @@ export class TransparentListener implements Drainable {
     const ctx: ConnectionContext = { ...conn, startedAt: this.opts.now() };
     const target = this.httpTarget(req, ctx);
     if (target === null) {
-      this.count('no-host', ctx.clientIp, ctx);
-      return this.path.reply(req, res, { kind: 'bad-request', reason: 'no-host' }, 'transparent_http');
+      this.opts.metrics.transparentRejected.inc({ reason: 'no-host' });
+      const record = newRecord('transparent_http', 'http', ctx, null, null);
+      record.originalIp = ctx.originalDestination?.address ?? null;
+      return this.path.reply(req, res, record, { kind: 'bad-request', reason: 'no-host' });
     }
     await this.path.http(req, res, target, ctx, 'transparent_http');
   }
@@ -171,39 +170,30 @@ export class TransparentListener implements Drainable {
   }
 
   /**
-   * Closes a connection that cannot be routed: counted by reason, logged at
-   * most once per client per minute. `failure` given: the client spoke HTTP,
-   * so it gets an HTTP answer first.
+   * Closes a connection that cannot be routed: counted by reason, recorded
+   * (one decision line). `failure` given: the client spoke HTTP, so it gets
+   * an HTTP answer first.
    */
   private reject(socket: net.Socket, reason: TransparentRejectReason, failure: ProxyFailure | null, known?: ConnectionContext): void {
     const ctx = known ?? this.contexts.get(socket);
-    this.count(reason, ctx?.clientIp ?? socket.remoteAddress ?? 'unknown', ctx ?? null);
+    this.opts.metrics.transparentRejected.inc({ reason });
+    const who: RecordOrigin = ctx ?? {
+      startedAt: this.opts.now(),
+      clientIp: socket.remoteAddress ?? 'unknown',
+      network: null,
+      capture: 'transparent',
+    };
+    const record = newRecord(failure !== null ? 'transparent_http' : 'transparent', failure !== null ? 'http' : 'tunnel', who, null, null);
+    record.endedAt = this.opts.now();
+    record.originalIp = ctx?.originalDestination?.address ?? null;
+    record.outcome = 'client_error';
+    record.reason = reason;
+    record.status = failure !== null ? failureAnswer(failure).status : null;
+    record.bytesUp = socket.bytesRead;
+    this.path.record(record);
     if (failure !== null && socket.writable) socket.end(rawFailureResponse(failure));
     else socket.destroy();
     socket.destroySoon?.();
-  }
-
-  private count(reason: TransparentRejectReason, clientIp: string, ctx: ConnectionContext | null): void {
-    this.opts.metrics.transparentRejected.inc({ reason });
-    // A client that connects and leaves without a byte is no news (health checks, port scans).
-    if (reason === 'client-closed') return;
-    this.logOnce(
-      clientIp,
-      {
-        event: 'transparent_rejected',
-        reason,
-        client_ip: clientIp,
-        network: ctx?.network ?? null,
-        original_ip: ctx?.originalDestination?.address ?? null,
-        original_port: ctx?.originalDestination?.port ?? null,
-      },
-      `redirected connection closed (${reason}); further ones from this client are counted, not logged, for a minute`,
-    );
-  }
-
-  private logOnce(clientIp: string, fields: Record<string, unknown>, msg: string): void {
-    const pass = this.rejectionLog.take(clientIp);
-    if (pass !== null) this.opts.logger.warn({ ...fields, suppressed: pass.suppressed }, msg);
   }
 
   /**

@@ -282,8 +282,12 @@ describe('transparent interception end to end: the agent on a routed gateway', (
       expect(await agent.metric('egress_witness_transparent_rejected_total{reason="no-sni"}')).toBe(1);
       expect(await agent.metric('egress_witness_transparent_rejected_total{reason="not-tls-or-http"}')).toBe(1);
       await new Promise((r) => setTimeout(r, 400)); // the agent writes its log in batches (at most 250 ms late)
-      // One warning for this client within the minute, however many connections it wastes.
-      expect(agent.log.filter((l) => l.event === 'transparent_rejected' && l.client_ip === net.client.v4)).toHaveLength(1);
+      // One decision line per connection, with the reason.
+      expect(
+        agent.log
+          .filter((l) => l.event === 'refused' && l.client_ip === net.client.v4 && l.outcome === 'client_error')
+          .map((l) => l.reason),
+      ).toEqual(['no-sni', 'not-tls-or-http']);
       expect(await sdk('sts', fakeCaFile)).toEqual({ account: '123456789012' });
     });
 

@@ -1,6 +1,6 @@
 /**
- * What the proxy reports when a tunnel closes or a request completes (and,
- * for a long-lived tunnel, once per report window while it lives). The
+ * What the agent observes of a tunnel or request (or of one report window of
+ * a long-lived tunnel), derived from its record (request-record.ts). The
  * proxy hands these to an `Observer` and knows nothing of where they go.
  */
 import type { Outcome, ObservationMode, KeyKind, Capture } from '../../../protocol/telemetry.js';
@@ -50,13 +50,6 @@ export interface ObservationEvent {
   reason: string | null;
   /** Upstream HTTP status (inspect and http modes). */
   status: number | null;
-  /**
-   * Set when this event is one report window of a tunnel that lived across
-   * several (proxy/report-window.ts): the times and bytes above are the
-   * window's; these are the whole tunnel's so far. `final` on the window
-   * reported at close, false on the windows reported while it lives.
-   */
-  connection?: { startedAt: number; bytesUp: number; bytesDown: number; final: boolean };
 }
 
 export interface Observer {

@@ -167,12 +167,14 @@ describe('destination policy (CONNECT)', () => {
 });
 
 describe('client admission', () => {
-  it('a client outside allowed_clients gets 403 client-not-allowed and a log line', async () => {
+  it('a client outside allowed_clients gets 403 client-not-allowed and a decision line', async () => {
     const r = await connectTunnel(agent.proxyPort, `echo.example.test:${echoPort}`, { localAddress: '127.0.0.2' });
     r.socket.destroy();
     expect(r.status).toBe(403);
     expect(r.headers['x-egress-witness-error']).toBe('client-not-allowed');
-    expect(agent.logs.find('client_denied').some((l) => l.client_ip === '127.0.0.2')).toBe(true);
+    expect(agent.logs.find('refused').filter((l) => l.client_ip === '127.0.0.2')).toEqual([
+      expect.objectContaining({ kind: 'connect', outcome: 'denied', reason: 'client-not-allowed', host: null }),
+    ]);
     const plain = await rawExchange(agent.proxyPort, `GET http://web.example.test/ HTTP/1.1\r\nHost: web.example.test\r\n\r\n`, {
       localAddress: '127.0.0.2',
     });

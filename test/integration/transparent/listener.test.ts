@@ -4,7 +4,7 @@
  * destination recorded, so ports default to 443 / 80). They take the same
  * path as CONNECT — admission, the destination policy on the SNI / Host
  * name, the tunnel cap, drain, observation — and what cannot be routed is
- * closed, counted by reason and logged at most once per client per minute.
+ * closed, counted by reason, and has its decision line like any refusal.
  * The kernel redirect itself, with original destinations, is tested in
  * test/e2e/transparent-netns.test.ts.
  */
@@ -262,9 +262,9 @@ describe('transparent listener: a forged SNI reaches only what its name resolves
   });
 });
 
-describe('transparent listener: what cannot be routed is closed, counted by reason, logged once per client per minute', () => {
+describe('transparent listener: what cannot be routed is closed, counted by reason, one decision line each', () => {
   const rejected = (reason: string) => metric('egress_witness_transparent_rejected_total', `reason="${reason}"`);
-  const rejectionLines = (clientIp: string) => agent.logs.find('transparent_rejected').filter((l) => l.client_ip === clientIp);
+  const rejectionLines = (clientIp: string) => agent.logs.find('refused').filter((l) => l.client_ip === clientIp);
 
   it('a ClientHello without SNI', async () => {
     const before = await rejected('no-sni');
@@ -272,12 +272,19 @@ describe('transparent listener: what cannot be routed is closed, counted by reas
     expect(r.ok).toBe(false);
     expect(await rejected('no-sni')).toBe(before + 1);
     expect(rejectionLines('127.0.0.6')).toEqual([
-      expect.objectContaining({ level: 'warn', reason: 'no-sni', network: 'lab', original_ip: null, suppressed: 0 }),
+      expect.objectContaining({
+        kind: 'transparent',
+        outcome: 'client_error',
+        reason: 'no-sni',
+        network: 'lab',
+        host: null,
+        original_ip: null,
+      }),
     ]);
     expect(await observationsOf('127.0.0.6')).toEqual([]);
   });
 
-  it('bytes that are neither TLS nor HTTP, many times from one client: every one counted, one line', async () => {
+  it('bytes that are neither TLS nor HTTP, many times from one client: every one counted, one line each', async () => {
     const before = await rejected('not-tls-or-http');
     for (let i = 0; i < 5; i++) {
       const r = await sendRaw('127.0.0.7', Buffer.from([0x00, 0x01, 0x02, 0xff, 0x10, 0x20]));
@@ -285,7 +292,7 @@ describe('transparent listener: what cannot be routed is closed, counted by reas
     }
     expect(await sendRaw('127.0.0.7', 'ssh-2.0-OpenSSH_9.2\r\n')).toMatchObject({ received: Buffer.alloc(0) });
     expect(await rejected('not-tls-or-http')).toBe(before + 6);
-    expect(rejectionLines('127.0.0.7')).toHaveLength(1);
+    expect(rejectionLines('127.0.0.7')).toHaveLength(6);
   });
 
   it('a handshake that never comes, or stops halfway (proxy.header_timeout)', async () => {
@@ -297,7 +304,7 @@ describe('transparent listener: what cannot be routed is closed, counted by reas
     expect(partial[0]).toBe(0x16);
     await sendRaw('127.0.0.8', partial);
     expect(await rejected('header-timeout')).toBe(before + 2);
-    expect(rejectionLines('127.0.0.8')).toHaveLength(1);
+    expect(rejectionLines('127.0.0.8')).toHaveLength(2);
   });
 
   it('plain HTTP without a Host gets 400 no-host; a malformed request 400 malformed', async () => {
@@ -332,7 +339,7 @@ describe('transparent listener: what cannot be routed is closed, counted by reas
     expect(await rejected('header-timeout')).toBe(before);
     await Promise.all(closed);
     expect(await rejected('header-timeout')).toBe(before + N);
-    expect(rejectionLines('127.0.0.10')).toHaveLength(1);
+    expect(rejectionLines('127.0.0.10')).toHaveLength(N);
     await stsCall('127.0.0.11');
     await until('the tunnels to close', () => agent.app.status().active_tunnels === 0);
     const obs = await observationsOf('127.0.0.11');
