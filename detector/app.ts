@@ -7,7 +7,7 @@
  *   ingest ─▶ store ◀─ correlation engine ◀─ CloudTrail (watch_dir, /v1/cloudtrail)
  *                          │        └─ pending (grace) ─ tick every second
  *                          └─▶ decisions, findings (file, webhook) ; GuardDuty (/v1/guardduty, poll) ─▶ archive
- *                                   └─ outbox (in the deciding transaction) ─(after commit)─▶ Security Hub
+ *                                   └─ outbox (in the deciding transaction) ─(after commit)─▶ Security Hub, findings webhook
  *   finding resolution (every 30 s): late telemetry attests a finding's occurrences ─▶ finding archived, same sinks
  */
 import { readFileSync } from 'node:fs';
@@ -40,6 +40,7 @@ import { sdkGuardDutyApi, type GuardDutyApi } from './guardduty/guardduty-api.js
 import { buildCorrelationContext } from './correlation-context.js';
 import { DEFAULT_BACKOFF, type BackoffPolicy } from '../common/delivery/retry-policy.js';
 import { OutboxWorker } from './delivery/outbox-worker.js';
+import { WEBHOOK_SINK, WebhookOutboxSink, recordWebhookOutcome } from './findings/webhook-delivery.js';
 import { FindingResolution, RESOLUTION_INTERVAL_MS } from './engine/finding-resolution.js';
 import { defaultProductArn } from './securityhub/asff.js';
 import { sdkSecurityHubApi, type SecurityHubApi } from './securityhub/securityhub-api.js';
@@ -57,6 +58,8 @@ export interface DetectorDeps {
   securityHubApi?: SecurityHubApi;
   /** Retry timing of the Security Hub export (default: the shipper's, 1 s doubling to 60 s, 5 min when unauthorized). */
   securityHubBackoff?: Partial<BackoffPolicy>;
+  /** Retry timing of the findings webhook (default: the shipper's). */
+  webhookBackoff?: Partial<BackoffPolicy>;
   /** How often findings are re-examined for resolution (default 30 s). */
   findingResolutionIntervalMs?: number;
 }
@@ -116,6 +119,8 @@ export class DetectorApp {
   private api: GuardDutyApi | null = null;
   private securityHubApi: SecurityHubApi | null = null;
   private outbox: OutboxWorker | null = null;
+  private webhookOutbox: OutboxWorker | null = null;
+  private webhookSink: WebhookOutboxSink | null = null;
   private resolution: FindingResolution | null = null;
   private watcher: CloudTrailWatcher | null = null;
   private ingest: http.Server | null = null;
@@ -151,6 +156,7 @@ export class DetectorApp {
       pending_decisions: this.store?.pendingCount() ?? 0,
       guardduty_mode: this.config.guardduty.mode,
       ...(this.outbox && this.store ? { security_hub_outbox: this.store.deliveryBacklog(SECURITY_HUB_SINK) } : {}),
+      ...(this.webhookOutbox && this.store ? { webhook_outbox: this.store.deliveryBacklog(WEBHOOK_SINK) } : {}),
     };
   }
 
@@ -175,8 +181,13 @@ export class DetectorApp {
     const { logger, metrics } = { logger: this.deps.logger, metrics: this.metrics };
     this.rt = await buildRuntime(c);
     const store = (this.store = openStore(c.store, { createDirectory: true }));
-    const sink = (this.sink = new FindingsSink({ file: c.findings.file, webhook: c.findings.webhook, metrics, logger }));
-    const findingChanged = this.startSecurityHub(c, store);
+    const sink = (this.sink = new FindingsSink({ file: c.findings.file, webhook: c.findings.webhook, metrics, logger, now: this.now }));
+    const securityHubChanged = this.startSecurityHub(c, store);
+    const webhookChanged = this.startWebhook(c, store);
+    const findingChanged = (findingId: string): void => {
+      securityHubChanged(findingId);
+      webhookChanged(findingId);
+    };
     const gd = c.guardduty;
     this.api =
       this.deps.guarddutyApi !== undefined
@@ -277,6 +288,7 @@ export class DetectorApp {
     this.every(1_000, () => this.engine?.tick());
     this.every(this.deps.findingResolutionIntervalMs ?? RESOLUTION_INTERVAL_MS, () => this.resolution?.sweep());
     this.outbox?.start();
+    this.webhookOutbox?.start();
     this.every(5_000, () => this.refreshGauges());
     this.every(60_000, () => this.prune());
     if (gd.poll_interval !== null) {
@@ -363,6 +375,29 @@ export class DetectorApp {
     return (findingId) => {
       store.enqueueDelivery(SECURITY_HUB_SINK, findingId, this.now());
       outbox.wake();
+    };
+  }
+
+  /**
+   * With findings.webhook: its outbox worker, and the hook that queues a changed finding in the
+   * deciding transaction (delivered after the commit, in the finding's state then).
+   */
+  private startWebhook(c: DetectorConfig, store: DetectorStore): (findingId: string) => void {
+    const url = c.findings.webhook;
+    if (!url) return () => undefined;
+    const { logger, metrics } = { logger: this.deps.logger, metrics: this.metrics };
+    const sink = (this.webhookSink = new WebhookOutboxSink({ url, store, metrics, logger, now: this.now }));
+    const worker = (this.webhookOutbox = new OutboxWorker({
+      store,
+      sink,
+      policy: { ...DEFAULT_BACKOFF, ...this.deps.webhookBackoff },
+      logger,
+      now: this.now,
+      onSettled: (s, outcome) => recordWebhookOutcome(metrics, logger, s, outcome, s.item.itemId),
+    }));
+    return (findingId) => {
+      store.enqueueDelivery(WEBHOOK_SINK, findingId, this.now());
+      worker.wake();
     };
   }
 
@@ -465,6 +500,10 @@ export class DetectorApp {
     this.api?.close();
     await this.outbox?.stop();
     this.outbox = null;
+    await this.webhookOutbox?.stop();
+    this.webhookOutbox = null;
+    await this.webhookSink?.close();
+    this.webhookSink = null;
     this.securityHubApi?.close();
     await this.sink?.close();
     this.store?.close();

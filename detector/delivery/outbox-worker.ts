@@ -1,38 +1,30 @@
 /**
  * Delivers one sink's rows of the store's outbox: side effects that must
  * survive a restart, sent after the transaction that queued them committed.
- * Generic over the sink (the Security Hub export is the first); the retry
- * policy is the one the agent's shipper uses (common/delivery/retry-policy.ts).
+ * The loop, the backoff and the outcome handling are the common delivery
+ * engine's (common/delivery/delivery-engine.ts); this file is the store's
+ * outbox as the engine's queue port. Sinks: the Security Hub export and the
+ * findings webhook.
  *
  *   decide ─ transaction { store decision, finding, outbox row } ─ commit ─▶ wake()
  *                                                                             │
- *   cycle: due rows (≤ sink.maxBatch, longest due first) ─▶ sink.deliver ─┬─ answered, per item:
- *                                                                         │    delivered ─▶ ack (row gone unless a newer version came)
- *                                                                         │    retryable ─▶ due again at now + backoff(attempts) (Retry-After honoured)
- *                                                                         │    permanent ─▶ parked as failed until the item changes
- *                                                                         └─ call failed ─▶ every row due again at now + backoff,
- *                                                                                            the sink paused as long (one outage, one backoff)
+ *   engine cycle: due rows (≤ sink.maxBatch) ─▶ sink.deliver ─▶ delivered ─▶ ack (row gone unless a newer version came)
+ *                                                              retry ─────▶ due again at now + backoff (Retry-After honoured)
+ *                                                              failed ────▶ parked as failed until the item changes
  *
- * One cycle at a time; a row is never in two cycles. A crash between the
- * sink's answer and the ack sends the row again after the restart: sinks must
- * take a repeat of the same version as a no-op (Security Hub does: the same
- * UpdatedAt changes nothing).
+ * A crash between the sink's answer and the ack sends the row again after the
+ * restart: sinks must take a repeat of the same version as a no-op (Security
+ * Hub does: the same UpdatedAt changes nothing; webhook receivers get the
+ * finding's same state again, keyed by its id).
  */
 import type { Logger } from '../../common/log/logger.js';
-import { nextDelayMs, type BackoffPolicy, type SendOutcome } from '../../common/delivery/retry-policy.js';
+import type { BackoffPolicy, SendOutcome } from '../../common/delivery/retry-policy.js';
+import { DeliveryEngine, type DeliveryQueue, type DeliveryTarget, type Settlement } from '../../common/delivery/delivery-engine.js';
 import type { DetectorStore, QueuedDelivery } from '../store/store.js';
 
-export type DeliveryResult =
-  /** The sink answered; an item missing from `items` was delivered. */
-  | { kind: 'answered'; items: ReadonlyMap<string, SendOutcome> }
-  /** Nothing was delivered: every item waits (retryable or unauthorized). */
-  | { kind: 'failed'; outcome: SendOutcome };
+export type { DeliveryResult } from '../../common/delivery/delivery-engine.js';
 
-export interface OutboxSink {
-  readonly name: string;
-  readonly maxBatch: number;
-  deliver(items: readonly QueuedDelivery[], signal: AbortSignal): Promise<DeliveryResult>;
-}
+export type OutboxSink = DeliveryTarget<QueuedDelivery>;
 
 export interface OutboxWorkerOptions {
   store: DetectorStore;
@@ -45,130 +37,40 @@ export interface OutboxWorkerOptions {
   idlePollMs?: number;
   /** After every cycle (gauges). */
   afterCycle?: () => void;
+  /** Every settled row (metrics). */
+  onSettled?: (s: Settlement<QueuedDelivery>, outcome: SendOutcome) => void;
 }
 
-export class OutboxWorker {
-  private timer: NodeJS.Timeout | null = null;
-  private inflight: Promise<void> | null = null;
-  private again = false;
-  private stopped = false;
-  private pausedUntil = 0;
-  private consecutiveFailures = 0;
-  private readonly abort = new AbortController();
+/** One sink's rows of the store's outbox, as a delivery queue. */
+export class StoreOutboxQueue implements DeliveryQueue<QueuedDelivery> {
+  constructor(
+    private readonly store: DetectorStore,
+    private readonly sink: string,
+  ) {}
 
-  constructor(private readonly opts: OutboxWorkerOptions) {}
-
-  start(): void {
-    this.schedule(0);
+  due(nowMs: number, limit: number): QueuedDelivery[] {
+    return this.store.dueDeliveries(this.sink, nowMs, limit);
   }
 
-  /** Something was queued (and committed): look now, or right after the cycle in flight. */
-  wake(): void {
-    if (this.stopped) return;
-    if (this.inflight) this.again = true;
-    else this.schedule(Math.max(0, this.pausedUntil - this.opts.now()));
-  }
-
-  /** Waits up to `timeoutMs` for the cycle in flight, then aborts it; rows not acknowledged stay queued. */
-  async stop(timeoutMs = 5_000): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    const inflight = this.inflight;
-    if (!inflight) return;
-    let t: NodeJS.Timeout | undefined;
-    await Promise.race([inflight, new Promise<void>((r) => (t = setTimeout(r, timeoutMs)))]);
-    clearTimeout(t);
-    this.abort.abort();
-    await inflight;
-  }
-
-  private schedule(delayMs: number): void {
-    if (this.stopped) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.inflight = this.cycle()
-        .catch((err: unknown) => {
-          // The store failed (disk full, locked): back off like a failed call rather than spin on the same rows.
-          this.consecutiveFailures++;
-          const outcome = { kind: 'retryable', reason: 'cycle-error' } as const;
-          this.pausedUntil =
-            this.opts.now() + nextDelayMs(this.opts.policy, this.consecutiveFailures, outcome, this.opts.random ?? Math.random);
-          this.opts.logger.error({ event: 'outbox_cycle_failed', sink: this.opts.sink.name, err }, 'outbox delivery cycle failed');
-        })
-        .finally(() => {
-          this.inflight = null;
-          this.opts.afterCycle?.();
-          this.scheduleNext();
-        });
-    }, delayMs);
-    this.timer.unref();
-  }
-
-  private scheduleNext(): void {
-    if (this.stopped) return;
-    const now = this.opts.now();
-    const pause = Math.max(0, this.pausedUntil - now);
-    if (this.again) {
-      this.again = false;
-      return this.schedule(pause);
-    }
-    const next = this.opts.store.nextDeliveryMs(this.opts.sink.name);
-    const idle = this.opts.idlePollMs ?? 30_000;
-    this.schedule(Math.min(idle, next === null ? idle : Math.max(pause, next - now)));
-  }
-
-  private async cycle(): Promise<void> {
-    const { store, sink, policy } = this.opts;
-    const random = this.opts.random ?? Math.random;
-    if (this.opts.now() < this.pausedUntil) return;
-    const due = store.dueDeliveries(sink.name, this.opts.now(), sink.maxBatch);
-    if (due.length === 0) return;
-    if (due.length === sink.maxBatch) this.again = true; // more may be due
-    let result: DeliveryResult;
-    try {
-      result = await sink.deliver(due, this.abort.signal);
-    } catch (err) {
-      this.opts.logger.error({ event: 'outbox_sink_failed', sink: sink.name, err }, 'outbox sink failed; its items wait for a retry');
-      result = { kind: 'failed', outcome: { kind: 'retryable', reason: 'sink-error' } };
-    }
-    const now = this.opts.now();
-    if (result.kind === 'failed') {
-      this.consecutiveFailures++;
-      const delay = nextDelayMs(policy, this.consecutiveFailures, result.outcome, random);
-      this.pausedUntil = now + delay;
-      this.again = false;
-      const reason = describe(result.outcome);
-      store.transaction(() => {
-        for (const d of due) store.retryDelivery(sink.name, d.itemId, d.version, d.attempts + 1, now + delay, reason);
-      });
-      return;
-    }
-    this.consecutiveFailures = 0;
+  settle(settlements: readonly Settlement<QueuedDelivery>[]): void {
+    const { store, sink } = this;
     store.transaction(() => {
-      for (const d of due) {
-        const outcome = result.items.get(d.itemId) ?? { kind: 'success' };
-        if (outcome.kind === 'success') store.ackDelivery(sink.name, d.itemId, d.version);
-        else if (outcome.kind === 'permanent') store.failDelivery(sink.name, d.itemId, d.version, d.attempts + 1, describe(outcome));
-        else {
-          const next = now + nextDelayMs(policy, d.attempts + 1, outcome, random);
-          store.retryDelivery(sink.name, d.itemId, d.version, d.attempts + 1, next, describe(outcome));
-        }
+      for (const s of settlements) {
+        const d = s.item;
+        if (s.kind === 'delivered') store.ackDelivery(sink, d.itemId, d.version);
+        else if (s.kind === 'failed') store.failDelivery(sink, d.itemId, d.version, s.attempts, s.reason);
+        else store.retryDelivery(sink, d.itemId, d.version, s.attempts, s.atMs, s.reason);
       }
     });
   }
+
+  nextDueMs(): number | null {
+    return this.store.nextDeliveryMs(this.sink);
+  }
 }
 
-function describe(o: SendOutcome): string {
-  switch (o.kind) {
-    case 'success':
-      return 'success';
-    case 'unauthorized':
-      return `unauthorized (${o.status})`;
-    case 'permanent':
-    case 'retryable':
-    case 'misconfigured':
-      return o.reason;
+export class OutboxWorker extends DeliveryEngine<QueuedDelivery> {
+  constructor(opts: OutboxWorkerOptions) {
+    super({ ...opts, queue: new StoreOutboxQueue(opts.store, opts.sink.name), target: opts.sink });
   }
 }

@@ -1,47 +1,73 @@
 /**
  * Where findings go: appended to `findings.file` as JSON lines (the latest
  * line for an id is its current state) and posted to `findings.webhook`.
- * The webhook queue is bounded and retried with backoff; it never blocks
- * correlation. Delivery is at-least-once while the process runs; the file
- * and the store are the durable record.
+ *
+ * The webhook delivery of findings is durable: the deciding transaction
+ * queues it in the store's outbox and webhook-delivery.ts sends it after the
+ * commit, so `emit` only writes the file for them. GuardDuty's kept findings
+ * (`{"kind":"guardduty-kept",…}`) are not held by the store: `emit` queues
+ * them in memory (bounded, oldest dropped first) for the same delivery
+ * engine, at-least-once while the process runs.
  */
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Agent, request } from 'undici';
 import type { Logger } from '../../common/log/logger.js';
+import { DEFAULT_BACKOFF, type BackoffPolicy } from '../../common/delivery/retry-policy.js';
+import { DeliveryEngine, MemoryQueue, type MemoryItem } from '../../common/delivery/delivery-engine.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
+import { postDocument, recordWebhookOutcome, webhookDispatcher } from './webhook-delivery.js';
 
 export interface FindingsSinkOptions {
   file: string | null;
   webhook: string | null;
   metrics: DetectorMetrics;
   logger: Logger;
+  now?: () => number;
   maxQueue?: number;
   maxAttempts?: number;
-  baseDelayMs?: number;
+  backoff?: BackoffPolicy;
 }
 
-interface Delivery {
-  body: string;
-  attempts: number;
+/** Documents that are not findings of the store (and so not on the outbox). */
+function notInStore(doc: unknown): boolean {
+  return typeof doc === 'object' && doc !== null && (doc as { kind?: unknown }).kind === 'guardduty-kept';
 }
 
 export class FindingsSink {
   private fileChain: Promise<void> = Promise.resolve();
   private dirReady = false;
-  private readonly queue: Delivery[] = [];
-  private sending = false;
-  private timer: NodeJS.Timeout | null = null;
-  private readonly dispatcher: Agent | null;
-  private stopped = false;
+  private readonly queue: MemoryQueue<string> | null = null;
+  private readonly engine: DeliveryEngine<MemoryItem<string>> | null = null;
+  private readonly dispatcher: ReturnType<typeof webhookDispatcher> | null = null;
 
   constructor(private readonly opts: FindingsSinkOptions) {
-    this.dispatcher = opts.webhook
-      ? new Agent({ connections: 2, headersTimeout: 15_000, bodyTimeout: 15_000, connect: { timeout: 10_000 } })
-      : null;
+    const url = opts.webhook;
+    if (!url) return;
+    const now = opts.now ?? Date.now;
+    const dispatcher = (this.dispatcher = webhookDispatcher());
+    this.queue = new MemoryQueue<string>(opts.maxQueue ?? 10_000, () => opts.metrics.webhookDeliveries.inc({ outcome: 'dropped' }));
+    this.engine = new DeliveryEngine<MemoryItem<string>>({
+      queue: this.queue,
+      target: {
+        name: 'webhook-memory',
+        maxBatch: 1,
+        deliver: async (items, signal) => {
+          const outcome = await postDocument(dispatcher, url, items[0]!.payload, now, signal);
+          if (outcome.kind === 'success') return { kind: 'answered', items: new Map() };
+          if (outcome.kind === 'permanent') return { kind: 'answered', items: new Map([[items[0]!.itemId, outcome]]) };
+          return { kind: 'failed', outcome };
+        },
+      },
+      policy: opts.backoff ?? DEFAULT_BACKOFF,
+      maxAttempts: opts.maxAttempts ?? 8,
+      logger: opts.logger,
+      now,
+      onSettled: (s, outcome) => recordWebhookOutcome(opts.metrics, opts.logger, s, outcome, 'guardduty-kept'),
+    });
+    this.engine.start();
   }
 
-  /** Queues one finding (or an enriched GuardDuty decision) for the file and the webhook. */
+  /** Writes one finding (or an enriched GuardDuty decision) to the file; a GuardDuty kept finding also goes to the webhook. */
   emit(doc: unknown, opts: { webhook?: boolean } = {}): Promise<void> {
     const line = JSON.stringify(doc);
     if (this.opts.file) {
@@ -58,79 +84,24 @@ export class FindingsSink {
         }
       });
     }
-    if (this.opts.webhook && opts.webhook !== false) {
-      if (this.queue.length >= (this.opts.maxQueue ?? 10_000)) {
-        this.queue.shift();
-        this.opts.metrics.webhookDeliveries.inc({ outcome: 'dropped' });
-      }
-      this.queue.push({ body: line, attempts: 0 });
-      this.pump();
+    if (this.queue && this.engine && opts.webhook !== false && notInStore(doc)) {
+      this.queue.push(line, (this.opts.now ?? Date.now)());
+      this.engine.wake();
     }
     return this.fileChain;
   }
 
-  private pump(): void {
-    if (this.sending || this.stopped || this.timer || this.queue.length === 0) return;
-    this.sending = true;
-    void this.sendNext().finally(() => {
-      this.sending = false;
-      this.pump();
-    });
-  }
-
-  private async sendNext(): Promise<void> {
-    const d = this.queue[0];
-    if (!d || !this.opts.webhook || !this.dispatcher) return;
-    let ok: boolean;
-    let permanent = false;
-    try {
-      const res = await request(this.opts.webhook, {
-        method: 'POST',
-        dispatcher: this.dispatcher,
-        body: d.body,
-        headers: { 'content-type': 'application/json' },
-      });
-      await res.body.dump();
-      ok = res.statusCode >= 200 && res.statusCode < 300;
-      permanent = res.statusCode >= 400 && res.statusCode < 500 && res.statusCode !== 408 && res.statusCode !== 429;
-    } catch {
-      ok = false;
-    }
-    if (ok) {
-      this.queue.shift();
-      this.opts.metrics.webhookDeliveries.inc({ outcome: 'delivered' });
-      return;
-    }
-    d.attempts++;
-    if (permanent || d.attempts >= (this.opts.maxAttempts ?? 8)) {
-      this.queue.shift();
-      this.opts.metrics.webhookDeliveries.inc({ outcome: 'failed' });
-      this.opts.logger.error(
-        { event: 'webhook_gave_up', attempts: d.attempts },
-        'findings webhook: giving up on one delivery (the finding is in findings.file and the store)',
-      );
-      return;
-    }
-    this.opts.metrics.webhookDeliveries.inc({ outcome: 'retried' });
-    const delay = Math.min(60_000, (this.opts.baseDelayMs ?? 500) * 2 ** (d.attempts - 1)) * (0.5 + Math.random() / 2);
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.pump();
-    }, delay);
-    this.timer.unref();
-  }
-
   get pendingDeliveries(): number {
-    return this.queue.length;
+    return this.queue?.size ?? 0;
   }
 
-  /** Waits for file writes and (up to `timeoutMs`) for queued deliveries. */
+  /** Waits for file writes and (up to `timeoutMs`) for queued in-memory deliveries. */
   async close(timeoutMs = 5_000): Promise<void> {
     await this.fileChain;
-    const end = Date.now() + timeoutMs;
-    while (this.queue.length > 0 && !this.timer && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.engine) {
+      await this.engine.drain(timeoutMs);
+      await this.engine.stop(0);
+    }
     await this.dispatcher?.close().catch(() => undefined);
   }
 }

@@ -1,7 +1,8 @@
 /**
  * `findings.webhook`: a loopback receiver that fails twice (500) and then
  * accepts gets the finding, in GuardDuty's shape, after retries; a permanent
- * refusal (400) is not retried.
+ * refusal (400) is not retried; a finding not yet delivered when the detector
+ * stops is delivered after the restart (the store's outbox holds it).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -133,5 +134,24 @@ describe('findings webhook', () => {
     ]);
     expect(await h.metric('egress_witness_detector_webhook_deliveries_total', { outcome: 'failed' })).toBe(1);
     expect(h.logs.find('webhook_gave_up')).toHaveLength(1);
+  });
+
+  it('a finding the receiver has not taken yet survives a restart and is delivered after it, once', async () => {
+    answers = Array.from({ length: 1_000 }, () => 503);
+    hits.length = 0;
+    const key = newAccessKeyId();
+    const t = Math.floor(Date.now() / 1000) * 1000 - 30_000;
+    await h.postJson('/v1/cloudtrail', [cloudTrailEventBridge(cloudTrailRecord({ key, sourceIp: EXTERNAL_IP, time: t }))]);
+    await waitFor(() => hits.length >= 1, 'a refused delivery');
+    expect(h.app.status().webhook_outbox).toMatchObject({ pending: 1 });
+    await h.restart();
+    answers = [];
+    await waitFor(() => hits.some((x) => x.status === 200), 'the delivery after the restart', 10_000);
+    await sleep(300);
+    const taken = hits.filter((x) => x.status === 200);
+    expect(taken).toHaveLength(1);
+    expect(taken[0]!.body.resource.accessKeyDetails.accessKeyId).toBe(key);
+    expect(h.app.status().webhook_outbox).toMatchObject({ pending: 0 });
+    expect(await h.metric('egress_witness_detector_webhook_deliveries_total', { outcome: 'delivered' })).toBe(1);
   });
 });

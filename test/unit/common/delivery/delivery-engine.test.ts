@@ -1,0 +1,131 @@
+// The common delivery engine over an in-memory queue: each attempt's outcome decides the item's
+// fate (delivered, retried with its attempts counted, failed), a failed call retries the whole
+// cycle, maxAttempts gives an item up, a full queue drops its oldest, and stop() leaves what was
+// not settled in the queue. Zero backoff: the assertions are about outcomes, never timing.
+import { describe, expect, it } from 'vitest';
+import {
+  DeliveryEngine,
+  MemoryQueue,
+  type DeliveryResult,
+  type MemoryItem,
+  type Settlement,
+} from '../../../../common/delivery/delivery-engine.js';
+import type { BackoffPolicy, SendOutcome } from '../../../../common/delivery/retry-policy.js';
+import { logSink } from '../../../helpers/log-sink.js';
+
+const ZERO: BackoffPolicy = { initialMs: 0, maxMs: 0, multiplier: 1, jitter: 0, unauthorizedMs: 0 };
+
+function rig(answer: (payload: string, attempt: number) => SendOutcome | 'throw', opts: { maxAttempts?: number; maxBatch?: number } = {}) {
+  const queue = new MemoryQueue<string>(100);
+  const calls: string[] = [];
+  const settled: { kind: Settlement<MemoryItem<string>>['kind']; payload: string; attempts: number; reason?: string }[] = [];
+  const tries = new Map<string, number>();
+  const engine = new DeliveryEngine<MemoryItem<string>>({
+    queue,
+    target: {
+      name: 'test',
+      maxBatch: opts.maxBatch ?? 10,
+      deliver: (items): Promise<DeliveryResult> => {
+        const map = new Map<string, SendOutcome>();
+        for (const it of items) {
+          calls.push(it.payload);
+          const n = (tries.get(it.payload) ?? 0) + 1;
+          tries.set(it.payload, n);
+          const a = answer(it.payload, n);
+          if (a === 'throw') return Promise.reject(new Error('target broke'));
+          if (a.kind === 'retryable' && it.payload.startsWith('down')) return Promise.resolve({ kind: 'failed', outcome: a });
+          if (a.kind !== 'success') map.set(it.itemId, a);
+        }
+        return Promise.resolve({ kind: 'answered', items: map });
+      },
+    },
+    policy: ZERO,
+    logger: logSink().logger,
+    now: Date.now,
+    idlePollMs: 10,
+    ...(opts.maxAttempts ? { maxAttempts: opts.maxAttempts } : {}),
+    onSettled: (s) =>
+      settled.push({
+        kind: s.kind,
+        payload: s.item.payload,
+        attempts: s.kind === 'delivered' ? s.item.attempts : s.attempts,
+        ...(s.kind === 'delivered' ? {} : { reason: s.reason }),
+      }),
+  });
+  return { queue, engine, calls, settled };
+}
+
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(cond()).toBe(true);
+}
+
+describe('DeliveryEngine', () => {
+  it('delivers, retries a retryable item with its attempts counted, and parks a permanent refusal', async () => {
+    const r = rig((p, n) =>
+      p === 'bad'
+        ? { kind: 'permanent', reason: 'http-400', status: 400 }
+        : p === 'flaky' && n < 3
+          ? { kind: 'retryable', reason: 'http-503' }
+          : { kind: 'success' },
+    );
+    for (const p of ['ok', 'bad', 'flaky']) r.queue.push(p, Date.now());
+    r.engine.start();
+    await until(() => r.queue.size === 0);
+    await r.engine.stop();
+    expect(r.settled).toEqual([
+      { kind: 'delivered', payload: 'ok', attempts: 0 },
+      { kind: 'failed', payload: 'bad', attempts: 1, reason: 'http-400' },
+      { kind: 'retry', payload: 'flaky', attempts: 1, reason: 'http-503' },
+      { kind: 'retry', payload: 'flaky', attempts: 2, reason: 'http-503' },
+      { kind: 'delivered', payload: 'flaky', attempts: 2 },
+    ]);
+  });
+
+  it('a failed call (no answer) retries every item of the cycle; a throwing target counts as one', async () => {
+    const r = rig((_p, n) => (n === 1 ? { kind: 'retryable', reason: 'ECONNREFUSED' } : n === 2 ? 'throw' : { kind: 'success' }), {
+      maxBatch: 1,
+    });
+    r.queue.push('down-1', Date.now());
+    r.engine.start();
+    await until(() => r.queue.size === 0);
+    await r.engine.stop();
+    expect(r.settled.map((s) => [s.kind, s.reason ?? null])).toEqual([
+      ['retry', 'ECONNREFUSED'],
+      ['retry', 'sink-error'],
+      ['delivered', null],
+    ]);
+  });
+
+  it('gives an item up after maxAttempts, and a misconfigured destination is retried like an outage until then', async () => {
+    const r = rig(() => ({ kind: 'misconfigured', reason: 'http-404', status: 404 }), { maxAttempts: 3 });
+    r.queue.push('x', Date.now());
+    r.engine.start();
+    await until(() => r.queue.size === 0);
+    await r.engine.stop();
+    expect(r.settled.map((s) => [s.kind, s.attempts])).toEqual([
+      ['retry', 1],
+      ['retry', 2],
+      ['failed', 3],
+    ]);
+    expect(r.settled[2]!.reason).toBe('gave up after 3 attempts: http-404');
+  });
+
+  it('a full memory queue drops its oldest item', () => {
+    const dropped: string[] = [];
+    const q = new MemoryQueue<string>(2, (i) => dropped.push(i.payload));
+    for (const p of ['a', 'b', 'c']) q.push(p, 0);
+    expect(dropped).toEqual(['a']);
+    expect(q.due(0, 10).map((i) => i.payload)).toEqual(['b', 'c']);
+  });
+
+  it('stop() leaves undelivered items in the queue', async () => {
+    const r = rig(() => ({ kind: 'retryable', reason: 'http-503' }));
+    r.queue.push('stays', Date.now());
+    r.engine.start();
+    await until(() => r.calls.length >= 1);
+    await r.engine.stop();
+    expect(r.queue.size).toBe(1);
+    expect(r.settled.every((s) => s.kind === 'retry')).toBe(true);
+  });
+});
