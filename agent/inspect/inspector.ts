@@ -27,7 +27,8 @@ import { peekClientHello } from './peek-client-hello.js';
 import { actionReader, describeRequest } from '../aws/describe-request.js';
 import { classifyEndpoint, type AwsEndpoint } from '../aws/endpoint.js';
 import { forwardInspected } from './forward-request.js';
-import { failureAnswer } from '../proxy/failures.js';
+import { failureAnswer, rawFailureResponse } from '../proxy/failures.js';
+import { clientErrorFailure } from '../proxy/proxy-server.js';
 import { PassthroughMemory } from './passthrough-memory.js';
 
 export type InterceptFailureCause =
@@ -114,15 +115,22 @@ export class TlsInspector implements Inspector {
       keepAliveTimeout: opts.idleTimeoutMs,
       requestTimeout: 0,
       headersTimeout: opts.headersTimeoutMs,
+      // Node checks header deadlines on this interval (default 30 s): keep it well under the timeout.
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(opts.headersTimeoutMs / 4))),
       noDelay: true,
     });
+    // This server never listens (connections are handed to it), and Node starts the timer that
+    // enforces headersTimeout only on 'listening': without this, a client that sends part of a
+    // request head and then trickles or waits is held until the idle timeout, however slow.
+    // close() (retire) stops the timer again.
+    this.server.emit('listening');
     this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => void this.onRequest(req, res));
     // Answer "100 Continue" ourselves (undici refuses an Expect header) and stream the body on unchanged.
     this.server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
       res.writeContinue();
       void this.onRequest(req, res);
     });
-    this.server.on('clientError', (_err: Error, socket: net.Socket) => socket.destroy());
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => this.onClientError(err, socket));
   }
 
   usePolicy(live: LivePolicy): void {
@@ -271,6 +279,26 @@ export class TlsInspector implements Inspector {
         if (!established) secure.destroy();
       });
     });
+  }
+
+  /** A decrypted request head that timed out, was too large or did not parse: answered, recorded, closed. */
+  private onClientError(err: NodeJS.ErrnoException, socket: net.Socket): void {
+    const failure = clientErrorFailure(err, socket);
+    const state = this.conns.get(socket);
+    if (failure === null || !state) {
+      socket.destroy();
+      return;
+    }
+    const a = failureAnswer(failure);
+    const record = newRecord('invalid', 'inspect', state.ctx, null, null);
+    record.endedAt = this.opts.now();
+    record.originalIp = state.ctx.originalIp;
+    record.outcome = a.outcome;
+    record.reason = a.reason;
+    record.status = a.status;
+    this.opts.recorder.record(record);
+    socket.end(rawFailureResponse(failure));
+    socket.destroySoon?.();
   }
 
   private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
