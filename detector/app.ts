@@ -393,7 +393,7 @@ export class DetectorApp {
       policy: { ...DEFAULT_BACKOFF, ...this.deps.webhookBackoff },
       logger,
       now: this.now,
-      onSettled: (s, outcome) => recordWebhookOutcome(metrics, logger, s, outcome, s.item.itemId),
+      onSettled: (s, outcome) => recordWebhookOutcome(metrics, logger, s, outcome, s.item.itemId, this.now),
     }));
     return (findingId) => {
       store.enqueueDelivery(WEBHOOK_SINK, findingId, this.now());

@@ -34,8 +34,8 @@ export type CloudTrailInputFailure =
 export type DeliveryFailure =
   /** Not delivered this time; tried again after a backoff. */
   | { kind: 'delivery-retry'; sink: string; reason: string; attempt: number; retryInMs: number }
-  /** Refused for good (the item itself): parked until the item changes. */
-  | { kind: 'delivery-refused'; sink: string; reason: string }
+  /** Refused for good (the item itself), or given up after the attempts allowed. */
+  | { kind: 'delivery-refused'; sink: string; reason: string; kept: string }
   /** The destination's configuration is wrong (every item alike): retried until fixed. */
   | { kind: 'delivery-misconfigured'; sink: string; reason: string; fix: string };
 
@@ -148,8 +148,8 @@ export function failureMessage(f: DetectorFailure): string {
     case 'delivery-retry':
       return `${f.sink}: delivery failed (${f.reason}); attempt ${f.attempt}, retrying in ${Math.round(f.retryInMs / 1000)} s`;
     case 'delivery-refused':
-      return `${f.sink}: delivery refused for good (${f.reason}); kept as failed until the item changes`;
+      return `${f.sink}: giving up on one delivery (${f.reason}); ${f.kept}`;
     case 'delivery-misconfigured':
-      return `${f.sink}: every delivery is refused (${f.reason}): check ${f.fix}`;
+      return `${f.sink}: every delivery is refused (${f.reason}): check ${f.fix}; nothing is dropped, deliveries are retried`;
   }
 }

@@ -62,7 +62,7 @@ export class FindingsSink {
       maxAttempts: opts.maxAttempts ?? 8,
       logger: opts.logger,
       now,
-      onSettled: (s, outcome) => recordWebhookOutcome(opts.metrics, opts.logger, s, outcome, 'guardduty-kept'),
+      onSettled: (s, outcome) => recordWebhookOutcome(opts.metrics, opts.logger, s, outcome, 'guardduty-kept', now),
     });
     this.engine.start();
   }

@@ -19,6 +19,7 @@ import type { Logger } from '../../common/log/logger.js';
 import { classifyNetworkError, parseRetryAfterMs, type SendOutcome } from '../../common/delivery/retry-policy.js';
 import type { DeliveryResult, Settlement } from '../../common/delivery/delivery-engine.js';
 import type { OutboxSink } from '../delivery/outbox-worker.js';
+import { failureLabel, failureLevel, failureMessage, type DetectorFailure } from '../failures/detector-failures.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
 import type { DetectorStore, QueuedDelivery } from '../store/store.js';
 
@@ -66,36 +67,45 @@ export async function postDocument(
   }
 }
 
-/** Counts and logs one webhook attempt's outcome (both queues). */
+/** Counts and logs one webhook attempt's outcome (both queues); the words come from the detector's failure union. */
 export function recordWebhookOutcome(
   metrics: DetectorMetrics,
   logger: Logger,
   s: Settlement<{ itemId: string; attempts: number }>,
   outcome: SendOutcome,
   what: string,
+  now: () => number = Date.now,
 ): void {
+  const log = (event: string, f: DetectorFailure, fields: Record<string, unknown>): void =>
+    logger[failureLevel(f)]({ event, item: what, failure: failureLabel(f), ...fields }, failureMessage(f));
+  const sink = 'findings webhook';
   switch (s.kind) {
     case 'delivered':
       metrics.webhookDeliveries.inc({ outcome: 'delivered' });
       return;
-    case 'retry':
+    case 'retry': {
       metrics.webhookDeliveries.inc({ outcome: 'retried' });
+      const fields = { reason: s.reason, attempt: s.attempts, retry_at: new Date(s.atMs).toISOString() };
       if (outcome.kind === 'misconfigured' || outcome.kind === 'unauthorized')
-        logger.error(
-          { event: 'webhook_misconfigured', item: what, reason: s.reason, attempt: s.attempts, retry_at: new Date(s.atMs).toISOString() },
-          `findings webhook refuses every delivery (${s.reason}): check findings.webhook (URL, path, the receiver's access rules); the finding is kept and sent again`,
+        log(
+          'webhook_misconfigured',
+          { kind: 'delivery-misconfigured', sink, reason: s.reason, fix: "findings.webhook (URL, path, the receiver's access rules)" },
+          fields,
         );
       else
-        logger.warn(
-          { event: 'webhook_retry', item: what, reason: s.reason, attempt: s.attempts, retry_at: new Date(s.atMs).toISOString() },
-          'findings webhook: delivery failed; will retry',
+        log(
+          'webhook_retry',
+          { kind: 'delivery-retry', sink, reason: s.reason, attempt: s.attempts, retryInMs: Math.max(0, s.atMs - now()) },
+          fields,
         );
       return;
+    }
     case 'failed':
       metrics.webhookDeliveries.inc({ outcome: 'failed' });
-      logger.error(
-        { event: 'webhook_gave_up', item: what, reason: s.reason, attempts: s.attempts },
-        'findings webhook: giving up on one delivery (the finding is in findings.file and the store)',
+      log(
+        'webhook_gave_up',
+        { kind: 'delivery-refused', sink, reason: s.reason, kept: 'the finding is in findings.file and the store' },
+        { reason: s.reason, attempts: s.attempts },
       );
       return;
   }

@@ -154,4 +154,22 @@ describe('findings webhook', () => {
     expect(h.app.status().webhook_outbox).toMatchObject({ pending: 0 });
     expect(await h.metric('egress_witness_detector_webhook_deliveries_total', { outcome: 'delivered' })).toBe(1);
   });
+
+  it('a 404 from the receiver is configuration: retried, never given up, and the error names findings.webhook', async () => {
+    answers = [404, 200];
+    hits.length = 0;
+    const gaveUp = h.logs.find('webhook_gave_up').length;
+    const key = newAccessKeyId();
+    const t = Math.floor(Date.now() / 1000) * 1000 - 30_000;
+    await h.postJson('/v1/cloudtrail', [cloudTrailEventBridge(cloudTrailRecord({ key, sourceIp: EXTERNAL_IP, time: t }))]);
+    await waitFor(() => hits.some((x) => x.status === 200), 'the delivery after the 404', 10_000);
+    expect(hits.map((x): unknown[] => [x.status, x.body.resource.accessKeyDetails.accessKeyId])).toEqual([
+      [404, key],
+      [200, key],
+    ]);
+    const line = h.logs.find('webhook_misconfigured')[0]!;
+    expect(line).toMatchObject({ level: 'error', reason: 'http-404', failure: 'delivery-misconfigured' });
+    expect(line.msg).toContain('check findings.webhook');
+    expect(h.logs.find('webhook_gave_up')).toHaveLength(gaveUp);
+  });
 });
