@@ -61,6 +61,39 @@ export function parseCloudTrailFile(text: string): { records: unknown[] } | { er
 }
 
 /**
+ * CloudTrail records from any file an operator may hold: a log file as CloudTrail writes it
+ * (`{"Records":[…]}`), one EventBridge event or an array of them (as `POST /v1/cloudtrail`
+ * takes), bare records, or JSON lines of any of these. The watch directory and `replay
+ * --cloudtrail` read files with this. A JSON line that does not parse is kept as text (an
+ * invalid record, counted); a file with no JSON at all, or an object that is none of these,
+ * is an error.
+ */
+export function parseCloudTrailInput(text: string): { records: unknown[] } | { error: string } {
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch {
+    const lines = body.split('\n').filter((l) => l.trim() !== '');
+    const records: unknown[] = [];
+    let parsed = 0;
+    for (const l of lines) {
+      try {
+        records.push(...unwrapEventBridge(JSON.parse(l) as unknown));
+        parsed++;
+      } catch {
+        records.push(l);
+      }
+    }
+    return parsed > 0 && lines.length > 1 ? { records } : parseCloudTrailFile(body);
+  }
+  if (Array.isArray(value)) return { records: unwrapEventBridge(value) };
+  if (isObject(value) && !('Records' in value) && ('detail-type' in value || 'eventID' in value || 'eventVersion' in value))
+    return { records: unwrapEventBridge(value) };
+  return parseCloudTrailFile(body);
+}
+
+/**
  * Accepts one EventBridge event, an array of them, or bare CloudTrail records
  * (alone or in an array), and returns the records. Envelopes of another
  * detail-type (console sign-in, service events…) are skipped; anything that is

@@ -25,7 +25,7 @@ import type { Logger } from '../../common/log/logger.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
 import type { DetectorStore } from '../store/store.js';
 import type { CorrelationEngine } from './correlation-engine.js';
-import { parseCloudTrailFile } from '../cloudtrail/parse.js';
+import { parseCloudTrailInput } from '../cloudtrail/parse.js';
 
 const SETTLE_MS = 2_000;
 /** Starts without a finish before a file is quarantined: survives a crash or two for another reason. */
@@ -51,7 +51,7 @@ export async function* cloudTrailFiles(dir: string, depth = 0): AsyncGenerator<s
   }
 }
 
-/** Reads one CloudTrail log file (gzip or plain, at most `maxBytes` read or inflated) into its records. */
+/** Reads one CloudTrail file (a log file, EventBridge events or JSON lines; gzip or plain, at most `maxBytes` read or inflated) into its records. */
 export async function readCloudTrailFile(path: string, maxBytes: number): Promise<{ records: unknown[] } | { error: string }> {
   let text: string;
   try {
@@ -59,7 +59,7 @@ export async function readCloudTrailFile(path: string, maxBytes: number): Promis
   } catch (err) {
     return { error: (err as Error).message };
   }
-  return parseCloudTrailFile(text);
+  return parseCloudTrailInput(text);
 }
 
 export class CloudTrailWatcher {

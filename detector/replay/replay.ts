@@ -17,7 +17,7 @@ import type { DetectorConfig } from '../config/schema.js';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../common/log/logger.js';
 import { packageVersion } from '../../common/runtime/version.js';
-import { parseCloudTrailFile, unwrapEventBridge, type CloudTrailEvent } from '../cloudtrail/parse.js';
+import { parseCloudTrailInput, type CloudTrailEvent } from '../cloudtrail/parse.js';
 import { readTextBounded } from '../../common/io/bounded-read.js';
 import type { Decision } from '../correlate/decide.js';
 import { parseGuardDutyFinding, type GuardDutyDecision } from '../guardduty/decide.js';
@@ -67,25 +67,11 @@ async function expand(paths: string[]): Promise<string[]> {
   return out;
 }
 
-/** CloudTrail records from a log file, an EventBridge event/array, or JSON lines of either (gzip or not, at most `maxBytes`). */
+/** CloudTrail records from a file as the watch directory reads it (gzip or not, at most `maxBytes`). */
 async function readCloudTrailRecords(path: string, maxBytes: number): Promise<unknown[]> {
-  const text = await readTextBounded(path, maxBytes);
-  const file = parseCloudTrailFile(text);
-  if ('records' in file) return file.records;
-  try {
-    return unwrapEventBridge(JSON.parse(text) as unknown);
-  } catch {
-    const out: unknown[] = [];
-    for (const l of text.split('\n')) {
-      if (!l.trim()) continue;
-      try {
-        out.push(...unwrapEventBridge(JSON.parse(l) as unknown));
-      } catch {
-        out.push(l);
-      }
-    }
-    return out;
-  }
+  const file = parseCloudTrailInput(await readTextBounded(path, maxBytes));
+  if ('error' in file) throw new Error(file.error);
+  return file.records;
 }
 
 /** GuardDuty findings from JSON lines, arrays, EventBridge events or bare findings (gzip or not, at most `maxBytes`). */

@@ -238,6 +238,50 @@ describe('agent start failures', () => {
   });
 });
 
+describe('the watch directory reads what replay --cloudtrail reads', () => {
+  it('an EventBridge-shaped file in cloudtrail.watch_dir is decided, as replay decides it', async () => {
+    const watch = join(tmp, 'watch');
+    await mkdir(watch, { recursive: true });
+    await writeFile(join(watch, 'events.json'), readFileSync(join(root, 'test/fixtures/cloudtrail/eventbridge-events.json')));
+    const file = join(tmp, 'watching-detector.yaml');
+    await writeFile(
+      file,
+      `listen: 127.0.0.1:0\nadmin: {listen: "127.0.0.1:0"}\nstore: {path: ${join(tmp, 'watch.db')}}\ncloudtrail: {watch_dir: ${watch}, poll_interval: 200ms}\n`,
+    );
+    const replayed = await run(['replay', '--config', file, '--cloudtrail', join(watch, 'events.json'), '--no-telemetry', '--quiet']);
+    expect(replayed.code, replayed.stderr).toBe(0);
+    const expected = replayed.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { id: string; disposition: string; rule: string })
+      .filter((d) => d.rule !== 'not-instance-credential')
+      .map((d) => ({ id: d.id, disposition: d.disposition, rule: d.rule }));
+    expect(expected.length).toBeGreaterThan(0);
+
+    const daemon = spawn(process.execPath, [bin, 'detector', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    daemon.stdout.on('data', (d: Buffer) => (log += d.toString()));
+    try {
+      for (let i = 0; !events(log).some((l) => l.event === 'cloudtrail_file_processed' || l.event === 'cloudtrail_file_failed'); i++) {
+        if (i > 200 || daemon.exitCode !== null) throw new Error(`the detector did not read the file:\n${log}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(events(log).map((l) => l.event)).not.toContain('cloudtrail_file_failed');
+      const listed = await run(['detector', 'decisions', '--config', file]);
+      expect(listed.code, listed.stderr).toBe(0);
+      const decided = listed.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { id: string; disposition: string; rule: string })
+        .map((d) => ({ id: d.id, disposition: d.disposition, rule: d.rule }));
+      expect(decided.sort((a, b) => a.id.localeCompare(b.id))).toEqual(expected.sort((a, b) => a.id.localeCompare(b.id)));
+    } finally {
+      daemon.kill('SIGTERM');
+      await new Promise((r) => daemon.once('close', r));
+    }
+  });
+});
+
 describe('reload_partial', () => {
   it('reads as English for one key and for several', () => {
     expect(restartNeededMessage(['telemetry.max_in_flight'])).toBe(

@@ -6,6 +6,7 @@ import {
   instanceIdOf,
   normalizeRecord,
   parseCloudTrailFile,
+  parseCloudTrailInput,
   unwrapEventBridge,
   type CloudTrailEvent,
 } from '../../../../detector/cloudtrail/parse.js';
@@ -151,6 +152,33 @@ describe('parseCloudTrailFile', () => {
   ])('rejects %s', (text, message) => {
     const r = parseCloudTrailFile(text);
     expect('error' in r && r.error).toMatch(message);
+  });
+});
+
+describe('parseCloudTrailInput: what the watch directory and replay --cloudtrail read', () => {
+  const events = fixture('eventbridge-events') as unknown as Record<string, unknown>[];
+  const names = (r: { records: unknown[] } | { error: string }) =>
+    'records' in r ? r.records.map((x) => (x as { eventName?: string }).eventName ?? x) : r.error;
+
+  it('a log file, an EventBridge array, one event, bare records, and JSON lines of events give the same records', () => {
+    const log = { Records: events.filter((e) => e['detail-type'] === 'AWS API Call via CloudTrail').map((e) => e['detail']) };
+    expect(names(parseCloudTrailInput(JSON.stringify(log)))).toEqual(['GetCallerIdentity', 'GetObject']);
+    expect(names(parseCloudTrailInput(JSON.stringify(events)))).toEqual(['GetCallerIdentity', 'GetObject']);
+    expect(names(parseCloudTrailInput(JSON.stringify(events[0])))).toEqual(['GetCallerIdentity']);
+    expect(names(parseCloudTrailInput(JSON.stringify(log.Records)))).toEqual(['GetCallerIdentity', 'GetObject']);
+    expect(names(parseCloudTrailInput(JSON.stringify(log.Records[0])))).toEqual(['GetCallerIdentity']);
+    expect(names(parseCloudTrailInput(`\ufeff${events.map((e) => JSON.stringify(e)).join('\n')}\n`))).toEqual([
+      'GetCallerIdentity',
+      'GetObject',
+    ]);
+  });
+
+  it('keeps a JSON line that does not parse as text (an invalid record), and refuses what is no CloudTrail at all', () => {
+    expect(names(parseCloudTrailInput(`${JSON.stringify(events[0])}\n{"truncated": \n`))).toEqual(['GetCallerIdentity', '{"truncated": ']);
+    expect(names(parseCloudTrailInput('not json'))).toMatch(/^not JSON/);
+    expect(names(parseCloudTrailInput('{"Records": [ {"eventVersion": "1.11", '))).toMatch(/^not JSON/);
+    expect(names(parseCloudTrailInput('{"records":[]}'))).toMatch(/"Records" is missing/);
+    expect(names(parseCloudTrailInput('{"Records":{}}'))).toMatch(/"Records" is missing or not an array/);
   });
 });
 
