@@ -19,6 +19,7 @@ const load = {
   transparentRules: () => import('./commands/transparent-rules.js'),
   ca: () => import('./commands/ca.js'),
   replay: () => import('./commands/replay.js'),
+  doctor: () => import('./commands/doctor.js'),
 };
 
 /** A duration such as 30m, 1h or 7d, in milliseconds (a usage error otherwise). */
@@ -62,6 +63,7 @@ Examples:
   egress-witness agent --config /etc/egress-witness/agent.yaml
   egress-witness detector --config /etc/egress-witness/detector.yaml
   egress-witness check-config /etc/egress-witness/agent.yaml
+  egress-witness doctor --config /etc/egress-witness/agent.yaml
   egress-witness suppression-rule --config /etc/egress-witness/agent.yaml --format cli
   egress-witness transparent-rules --config /etc/egress-witness/agent.yaml --aws-ip-ranges ip-ranges.json
   egress-witness <command> --help
@@ -147,6 +149,27 @@ Examples:
     )
     .action(async (file: string) => {
       process.exitCode = await (await load.checkConfig()).checkConfigCommand(file, out);
+    });
+
+  p.command('doctor')
+    .description('check an agent or detector setup: files, listen ports, TLS, the detector (a signed heartbeat), clocks')
+    .requiredOption('-c, --config <file>', 'agent or detector configuration file (YAML)')
+    .addHelpText(
+      'after',
+      `
+One line per check: ok, warn or FAIL, with the fix. Exit 1 when a check fails.
+Agent: the configuration, the referenced files, proxy.listen / admin.listen / transparent.listen,
+the inspection CA and its key, and the detector: one signed heartbeat to telemetry.detector_url
+(TLS trust through upstream.ca_file, the signature, gateway.id) and the clock difference.
+Detector: the configuration, the referenced files, listen / admin.listen, tls.cert and tls.key,
+and store.path.
+
+Examples:
+  egress-witness doctor --config /etc/egress-witness/agent.yaml
+  egress-witness doctor --config /etc/egress-witness/detector.yaml`,
+    )
+    .action(async (o: { config: string }) => {
+      process.exitCode = await (await load.doctor()).doctorCommand(o, out);
     });
 
   p.command('suppression-rule')

@@ -36,7 +36,7 @@ describe('egress-witness CLI: usage', () => {
     const r = await runOnce(['--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Usage: egress-witness /);
-    for (const c of ['agent', 'detector', 'check-config', 'suppression-rule', 'transparent-rules', 'ca', 'replay'])
+    for (const c of ['agent', 'detector', 'check-config', 'doctor', 'suppression-rule', 'transparent-rules', 'ca', 'replay'])
       expect(r.stdout).toMatch(new RegExp(`^  ${c}\\b`, 'm'));
   });
 
@@ -45,6 +45,7 @@ describe('egress-witness CLI: usage', () => {
     'detector run',
     'detector decisions',
     'check-config',
+    'doctor',
     'suppression-rule',
     'transparent-rules',
     'ca init',
