@@ -156,7 +156,7 @@ describe('parseCloudTrailFile', () => {
 });
 
 describe('parseCloudTrailInput: what the watch directory and replay --cloudtrail read', () => {
-  const events = fixture('eventbridge-events') as unknown as Record<string, unknown>[];
+  const events = fixture('eventbridge-events') as Record<string, unknown>[];
   const names = (r: { records: unknown[] } | { error: string }) =>
     'records' in r ? r.records.map((x) => (x as { eventName?: string }).eventName ?? x) : r.error;
 
