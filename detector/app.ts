@@ -26,7 +26,7 @@ import { applyHotReload, restartNeededMessage } from '../common/config/hot-reloa
 import { unauthenticatedEventRoutes, type DetectorConfig } from './config/schema.js';
 import { createDetectorMetrics, type DetectorMetrics } from './metrics/metrics.js';
 import { openStore } from './store/open-store.js';
-import type { DetectorStore } from './store/store.js';
+import type { DetectorStore, StoreTx } from './store/store.js';
 import type { CompiledRegistry, CorrelationPolicy } from './correlate/decide.js';
 import { unwrapEventBridge } from './cloudtrail/parse.js';
 import { CloudTrailWatcher } from './engine/cloudtrail-watcher.js';
@@ -126,6 +126,8 @@ export class DetectorApp {
   private ingest: http.Server | null = null;
   private readonly admin: http.Server;
   private timers: NodeJS.Timeout[] = [];
+  /** Periodic tasks running now (stop waits for them before it closes the store). */
+  private readonly periodic = new Set<Promise<void>>();
   private listening = false;
   private readonly now: () => number;
 
@@ -146,17 +148,20 @@ export class DetectorApp {
     });
   }
 
-  status(): Record<string, unknown> {
+  async status(): Promise<Record<string, unknown>> {
+    const store = this.store;
+    const gateways = [];
+    for (const g of this.config.gateways) {
+      const last = (await store?.lastHeartbeatMs(g.id, this.heartbeatHorizon())) ?? null;
+      gateways.push({ id: g.id, last_heartbeat: last === null ? null : isoFromMs(last) });
+    }
     return {
       version: this.deps.version,
-      gateways: this.config.gateways.map((g) => {
-        const last = this.store?.lastHeartbeatMs(g.id, this.heartbeatHorizon()) ?? null;
-        return { id: g.id, last_heartbeat: last === null ? null : isoFromMs(last) };
-      }),
-      pending_decisions: this.store?.pendingCount() ?? 0,
+      gateways,
+      pending_decisions: (await store?.pendingCount()) ?? 0,
       guardduty_mode: this.config.guardduty.mode,
-      ...(this.outbox && this.store ? { security_hub_outbox: this.store.deliveryBacklog(SECURITY_HUB_SINK) } : {}),
-      ...(this.webhookOutbox && this.store ? { webhook_outbox: this.store.deliveryBacklog(WEBHOOK_SINK) } : {}),
+      ...(this.outbox && store ? { security_hub_outbox: await store.deliveryBacklog(SECURITY_HUB_SINK) } : {}),
+      ...(this.webhookOutbox && store ? { webhook_outbox: await store.deliveryBacklog(WEBHOOK_SINK) } : {}),
     };
   }
 
@@ -184,9 +189,9 @@ export class DetectorApp {
     const sink = (this.sink = new FindingsSink({ file: c.findings.file, webhook: c.findings.webhook, metrics, logger, now: this.now }));
     const securityHubChanged = this.startSecurityHub(c, store);
     const webhookChanged = this.startWebhook(c, store);
-    const findingChanged = (findingId: string): void => {
-      securityHubChanged(findingId);
-      webhookChanged(findingId);
+    const findingChanged = async (tx: StoreTx, findingId: string): Promise<void> => {
+      await securityHubChanged(tx, findingId);
+      await webhookChanged(tx, findingId);
     };
     const gd = c.guardduty;
     this.api =
@@ -236,10 +241,11 @@ export class DetectorApp {
     this.ingest = createIngestServer({
       routes: {
         telemetry,
-        cloudtrail: (value) => {
+        cloudtrail: async (value) => {
           const counts: Record<string, number> = { records: 0 };
-          for (const r of unwrapEventBridge(value)) {
-            const o = this.engine?.processRecord(r, 'pushed') ?? 'invalid';
+          const records = unwrapEventBridge(value);
+          const outcomes = this.engine ? await this.engine.processBatch(records, 'pushed') : records.map(() => 'invalid');
+          for (const o of outcomes) {
             counts.records = (counts.records ?? 0) + 1;
             counts[o] = (counts[o] ?? 0) + 1;
           }
@@ -295,7 +301,7 @@ export class DetectorApp {
       void this.guardduty.poll();
       this.every(gd.poll_interval, () => void this.guardduty?.poll());
     }
-    this.refreshGauges();
+    await this.refreshGauges();
     this.markReload(true);
     this.listening = true;
     logger.info(
@@ -350,9 +356,9 @@ export class DetectorApp {
    * With findings.security_hub: the export's outbox worker, and the hook that queues a changed finding
    * in the deciding transaction (the worker only runs after it committed). Without: a no-op hook.
    */
-  private startSecurityHub(c: DetectorConfig, store: DetectorStore): (findingId: string) => void {
+  private startSecurityHub(c: DetectorConfig, store: DetectorStore): (tx: StoreTx, findingId: string) => Promise<void> {
     const sh = c.findings.security_hub;
-    if (!sh) return () => undefined;
+    if (!sh) return () => Promise.resolve();
     const { logger, metrics } = { logger: this.deps.logger, metrics: this.metrics };
     const api = (this.securityHubApi =
       this.deps.securityHubApi ??
@@ -370,10 +376,14 @@ export class DetectorApp {
       policy: { ...DEFAULT_BACKOFF, ...this.deps.securityHubBackoff },
       logger,
       now: this.now,
-      afterCycle: () => this.refreshOutboxGauges(),
+      afterCycle: () =>
+        void this.refreshOutboxGauges().catch((err: unknown) =>
+          this.deps.logger.error({ event: 'timer_failed', err }, 'could not refresh the outbox gauges'),
+        ),
     }));
-    return (findingId) => {
-      store.enqueueDelivery(SECURITY_HUB_SINK, findingId, this.now());
+    return async (tx, findingId) => {
+      await tx.enqueueDelivery(SECURITY_HUB_SINK, findingId, this.now());
+      // The worker's store reads wait for this transaction to commit.
       outbox.wake();
     };
   }
@@ -382,9 +392,9 @@ export class DetectorApp {
    * With findings.webhook: its outbox worker, and the hook that queues a changed finding in the
    * deciding transaction (delivered after the commit, in the finding's state then).
    */
-  private startWebhook(c: DetectorConfig, store: DetectorStore): (findingId: string) => void {
+  private startWebhook(c: DetectorConfig, store: DetectorStore): (tx: StoreTx, findingId: string) => Promise<void> {
     const url = c.findings.webhook;
-    if (!url) return () => undefined;
+    if (!url) return () => Promise.resolve();
     const { logger, metrics } = { logger: this.deps.logger, metrics: this.metrics };
     const sink = (this.webhookSink = new WebhookOutboxSink({ url, store, metrics, logger, now: this.now }));
     const worker = (this.webhookOutbox = new OutboxWorker({
@@ -395,42 +405,53 @@ export class DetectorApp {
       now: this.now,
       onSettled: (s, outcome) => recordWebhookOutcome(metrics, logger, s, outcome, s.item.itemId, this.now),
     }));
-    return (findingId) => {
-      store.enqueueDelivery(WEBHOOK_SINK, findingId, this.now());
+    return async (tx, findingId) => {
+      await tx.enqueueDelivery(WEBHOOK_SINK, findingId, this.now());
       worker.wake();
     };
   }
 
-  private refreshOutboxGauges(): void {
+  private async refreshOutboxGauges(): Promise<void> {
     if (!this.store || !this.outbox) return;
-    const b = this.store.deliveryBacklog(SECURITY_HUB_SINK);
+    const b = await this.store.deliveryBacklog(SECURITY_HUB_SINK);
     this.metrics.securityhubQueued.set({ state: 'pending' }, b.pending);
     this.metrics.securityhubQueued.set({ state: 'failed' }, b.failed);
     this.metrics.securityhubOldestPending.set(b.oldestPendingMs === null ? 0 : Math.max(0, (this.now() - b.oldestPendingMs) / 1000));
   }
 
-  private every(ms: number, fn: () => void): void {
+  /** Runs `fn` every `ms`; a run still going when the next is due is not overlapped (the next is skipped). */
+  private every(ms: number, fn: () => unknown): void {
+    let running: Promise<void> | null = null;
     const t = setInterval(() => {
-      try {
-        fn();
-      } catch (err) {
-        this.deps.logger.error({ event: 'timer_failed', err }, 'periodic task failed');
-      }
+      if (running) return;
+      const run = Promise.resolve()
+        .then(fn)
+        .then(
+          () => undefined,
+          (err: unknown) => this.deps.logger.error({ event: 'timer_failed', err }, 'periodic task failed'),
+        )
+        .finally(() => {
+          running = null;
+          this.periodic.delete(run);
+        });
+      running = run;
+      this.periodic.add(run);
     }, ms);
     t.unref();
     this.timers.push(t);
   }
 
-  refreshGauges(): void {
-    if (!this.store) return;
+  async refreshGauges(): Promise<void> {
+    const store = this.store;
+    if (!store) return;
     const now = this.now();
     for (const g of this.config.gateways) {
-      const last = this.store.lastHeartbeatMs(g.id, this.heartbeatHorizon());
+      const last = await store.lastHeartbeatMs(g.id, this.heartbeatHorizon());
       if (last !== null) this.metrics.gatewayHeartbeatAge.set({ gateway: g.id }, Math.max(0, (now - last) / 1000));
     }
-    this.metrics.storeBytes.set(this.store.sizeBytes());
-    this.metrics.pendingDecisions.set(this.store.pendingCount());
-    this.refreshOutboxGauges();
+    this.metrics.storeBytes.set(await store.sizeBytes());
+    this.metrics.pendingDecisions.set(await store.pendingCount());
+    await this.refreshOutboxGauges();
   }
 
   /** Heartbeats later than this are not believed (ingest rejects them; a store from an older version may hold some). */
@@ -438,9 +459,9 @@ export class DetectorApp {
     return this.now() + this.rt.config.ingest.clock_skew;
   }
 
-  private prune(): void {
+  private async prune(): Promise<void> {
     if (!this.store) return;
-    const r = this.store.prune(this.now() - this.rt.config.store.retention);
+    const r = await this.store.prune(this.now() - this.rt.config.store.retention);
     if (r.observations + r.heartbeats + r.events > 0)
       this.deps.logger.info({ event: 'pruned', ...r }, 'pruned evidence older than store.retention');
   }
@@ -494,6 +515,8 @@ export class DetectorApp {
     this.listening = false;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    // A periodic task still running finishes before the store closes.
+    await Promise.all(this.periodic);
     if (this.ingest) await closeServer(this.ingest);
     await this.watcher?.stop();
     this.guardduty?.close();
@@ -506,7 +529,7 @@ export class DetectorApp {
     this.webhookSink = null;
     this.securityHubApi?.close();
     await this.sink?.close();
-    this.store?.close();
+    await this.store?.close();
     this.store = null;
     await closeServer(this.admin);
     this.deps.logger.info({ event: 'stopped' }, 'egress-witness detector stopped');

@@ -80,11 +80,11 @@ export async function listDecisions(
     return 1;
   }
   try {
-    for (const d of store.listDecisions({ sinceMs: Date.now() - o.sinceMs, disposition: o.disposition, limit: o.limit })) {
+    for (const d of await store.listDecisions({ sinceMs: Date.now() - o.sinceMs, disposition: o.disposition, limit: o.limit })) {
       out.stdout(`${JSON.stringify(decisionRecord(d))}\n`);
     }
   } finally {
-    store.close();
+    await store.close();
   }
   return 0;
 }

@@ -15,7 +15,7 @@ export interface Readiness {
 export interface AdminServerOptions {
   registry: Registry;
   readiness: () => Readiness;
-  /** Extra read-only JSON endpoints, e.g. `/status`. */
+  /** Extra read-only JSON endpoints, e.g. `/status` (answered when the promise, if any, resolves). */
   routes?: Record<string, () => unknown>;
 }
 
@@ -44,7 +44,12 @@ export function createAdminServer(opts: AdminServerOptions): http.Server {
     }
     const route = path !== undefined ? opts.routes?.[path] : undefined;
     if (route) {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(route())}\n`);
+      Promise.resolve()
+        .then(route)
+        .then(
+          (value) => res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(value)}\n`),
+          (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${path} failed: ${String(err)}\n`),
+        );
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz or /readyz\n');

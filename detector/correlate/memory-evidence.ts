@@ -9,10 +9,16 @@
  * Observations whose client is in no routed network (network null) are kept:
  * the unrouted-client rule depends on them. The gateway id passed to
  * `addRecord` (the authenticated sender) wins over the one in the record.
+ * Every observation is indexed with its outcome; whether it attests is
+ * decided when it is read (`attests`), as the SQLite store does.
+ *
+ * The SQLite store builds one of these per batch as its evidence snapshot
+ * (addKeySighting, addEndpointSighting, addLiveness), so the daemon and
+ * replay answer the rules with the same code.
  */
 import type { Heartbeat, Observation } from '../../protocol/telemetry.js';
 import { SpanIndex } from './span-index.js';
-import { ATTESTING_OUTCOMES, type EvidenceView, type Sighting } from './types.js';
+import { attests, type EvidenceView, type Sighting } from './types.js';
 
 /**
  * Liveness spans closer than this are merged. A gateway's records a second
@@ -59,10 +65,6 @@ export class MemoryEvidence implements EvidenceView {
     const last = Date.parse(record.lastSeen);
     if (!Number.isFinite(first) || !Number.isFinite(last)) return false;
     const i = this.strings;
-    if (!ATTESTING_OUTCOMES.has(record.outcome)) {
-      indexFor(this.liveness, gatewayId).addMerged(Math.min(first, last), Math.max(first, last), true, LIVENESS_JOIN_MS);
-      return true;
-    }
     this.addSighting({
       gatewayId: i.get(gatewayId),
       clientIp: i.get(record.clientIp),
@@ -77,15 +79,32 @@ export class MemoryEvidence implements EvidenceView {
       accessKeyId: i.get(record.accessKeyId),
       mode: record.mode,
       capture: record.capture ?? 'explicit',
+      outcome: i.get(record.outcome),
     });
     return true;
   }
 
+  /** One observation: liveness of its gateway, and a sighting of its key and of its endpoint. */
   addSighting(s: Sighting): void {
     this.sightings++;
-    indexFor(this.liveness, s.gatewayId).addMerged(s.firstSeenMs, s.lastSeenMs, true, LIVENESS_JOIN_MS);
+    this.addLiveness(s.gatewayId, s.firstSeenMs, s.lastSeenMs);
+    this.addKeySighting(s);
+    this.addEndpointSighting(s);
+  }
+
+  /** A sighting answered by keySightings only (a snapshot fetches the two kinds apart). */
+  addKeySighting(s: Sighting): void {
     if (s.accessKeyId !== null) indexFor(this.byKey, s.accessKeyId).add(s.firstSeenMs, s.lastSeenMs, s);
+  }
+
+  /** A sighting answered by endpointSightings only. */
+  addEndpointSighting(s: Sighting): void {
     if (s.service !== null) indexFor(this.byEndpoint, endpointKey(s.gatewayId, s.service, s.region)).add(s.firstSeenMs, s.lastSeenMs, s);
+  }
+
+  /** The gateway sent something over [fromMs, toMs]. */
+  addLiveness(gatewayId: string, fromMs: number, toMs: number): void {
+    indexFor(this.liveness, gatewayId).addMerged(Math.min(fromMs, toMs), Math.max(fromMs, toMs), true, LIVENESS_JOIN_MS);
   }
 
   /** Forgets evidence that ended before `olderThanMs` (retention). */
@@ -95,11 +114,11 @@ export class MemoryEvidence implements EvidenceView {
   }
 
   keySightings(accessKeyId: string, fromMs: number, toMs: number): Sighting[] {
-    return this.byKey.get(accessKeyId)?.overlapping(fromMs, toMs) ?? [];
+    return this.byKey.get(accessKeyId)?.overlapping(fromMs, toMs, attests) ?? [];
   }
 
   endpointSightings(gatewayId: string, service: string, region: string | null, fromMs: number, toMs: number): Sighting[] {
-    return this.byEndpoint.get(endpointKey(gatewayId, service, region))?.overlapping(fromMs, toMs) ?? [];
+    return this.byEndpoint.get(endpointKey(gatewayId, service, region))?.overlapping(fromMs, toMs, attests) ?? [];
   }
 
   heartbeatNear(gatewayId: string, fromMs: number, toMs: number): boolean {

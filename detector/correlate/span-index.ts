@@ -63,11 +63,11 @@ export class SpanIndex<T> {
     return removed;
   }
 
-  /** Items whose span overlaps [from, to] (inclusive), in start order. */
-  overlapping(from: number, to: number): T[] {
+  /** Items whose span overlaps [from, to] (inclusive), in start order; only those `keep` accepts, when given. */
+  overlapping(from: number, to: number, keep?: (item: T) => boolean): T[] {
     const out: T[] = [];
     this.scan(from, to, (item) => {
-      out.push(item);
+      if (keep === undefined || keep(item)) out.push(item);
       return false;
     });
     return out;

@@ -36,6 +36,11 @@ export interface Sighting {
   mode: 'tunnel' | 'inspect' | 'http';
   /** How the connection reached the gateway's agent: a proxy request, or the kernel's redirect. */
   capture: 'explicit' | 'transparent';
+  /**
+   * How the call ended, as the agent reported it (null: a row stored before outcomes were kept,
+   * which attests when it did then). Whether it attests is decided on read (`attests`).
+   */
+  outcome: string | null;
 }
 
 /** A sighting as recorded with a decision. */
@@ -93,9 +98,11 @@ export interface CompiledRegistry {
 }
 
 /**
- * Read access to stored telemetry; implemented over SQLite by the daemon and
- * in memory (MemoryEvidence) for replay and tests. Ranges are inclusive and
- * a sighting qualifies when its [firstSeen, lastSeen] span overlaps them.
+ * The evidence the rules read, synchronously: a snapshot the store fetched
+ * for a batch of events (`EvidenceNeeds`), or the whole in-memory index
+ * (MemoryEvidence) for replay and tests. Ranges are inclusive and a sighting
+ * qualifies when its [firstSeen, lastSeen] span overlaps them. Only sightings
+ * that attest (`attests`) are answered; every observation shows liveness.
  */
 export interface EvidenceView {
   /** Sightings of the key by any gateway, from routed and unrouted clients alike. */
@@ -130,3 +137,25 @@ export { OUTSIDE_AWS_FINDING_TYPE } from '../../common/guardduty/suppression-rul
  * gateway was watching, not that the key or endpoint was used through it.
  */
 export const ATTESTING_OUTCOMES: ReadonlySet<string> = new Set(['ok', 'client_error', 'upstream_error', 'idle_timeout', 'drained']);
+
+/**
+ * Whether a stored sighting attests, decided when it is read: a row kept long ago gets the
+ * current answer. A row from before outcomes were stored (null) was kept only when it attested.
+ */
+export function attests(s: Pick<Sighting, 'outcome'>): boolean {
+  return s.outcome === null || ATTESTING_OUTCOMES.has(s.outcome);
+}
+
+/**
+ * What a batch of decisions may read, fetched by the store in a bounded number of queries before
+ * the pure rules run (correlate/evidence-needs.ts builds it). Ranges are inclusive; the snapshot
+ * may hold more than asked for, never less.
+ */
+export interface EvidenceNeeds {
+  /** Sightings of these keys overlapping [fromMs, toMs]. */
+  keys: { accessKeyId: string; fromMs: number; toMs: number }[];
+  /** Sightings of these endpoints by these gateways overlapping [fromMs, toMs]. */
+  endpoints: { gatewayId: string; service: string; region: string | null; fromMs: number; toMs: number }[];
+  /** Whether these gateways sent anything in [fromMs, toMs]. */
+  liveness: { gatewayId: string; fromMs: number; toMs: number }[];
+}

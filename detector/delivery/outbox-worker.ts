@@ -48,23 +48,23 @@ export class StoreOutboxQueue implements DeliveryQueue<QueuedDelivery> {
     private readonly sink: string,
   ) {}
 
-  due(nowMs: number, limit: number): QueuedDelivery[] {
+  due(nowMs: number, limit: number): Promise<QueuedDelivery[]> {
     return this.store.dueDeliveries(this.sink, nowMs, limit);
   }
 
-  settle(settlements: readonly Settlement<QueuedDelivery>[]): void {
+  async settle(settlements: readonly Settlement<QueuedDelivery>[]): Promise<void> {
     const { store, sink } = this;
-    store.transaction(() => {
+    await store.withTransaction(async (tx) => {
       for (const s of settlements) {
         const d = s.item;
-        if (s.kind === 'delivered') store.ackDelivery(sink, d.itemId, d.version);
-        else if (s.kind === 'failed') store.failDelivery(sink, d.itemId, d.version, s.attempts, s.reason);
-        else store.retryDelivery(sink, d.itemId, d.version, s.attempts, s.atMs, s.reason);
+        if (s.kind === 'delivered') await tx.ackDelivery(sink, d.itemId, d.version);
+        else if (s.kind === 'failed') await tx.failDelivery(sink, d.itemId, d.version, s.attempts, s.reason);
+        else await tx.retryDelivery(sink, d.itemId, d.version, s.attempts, s.atMs, s.reason);
       }
     });
   }
 
-  nextDueMs(): number | null {
+  nextDueMs(): Promise<number | null> {
     return this.store.nextDeliveryMs(this.sink);
   }
 }

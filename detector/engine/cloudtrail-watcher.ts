@@ -103,31 +103,33 @@ export class CloudTrailWatcher {
         continue;
       }
       if (this.opts.now() - st.mtimeMs < SETTLE_MS) continue;
-      if (this.opts.store.fileProcessed(path, st.size, st.mtimeMs)) continue;
+      if (await this.opts.store.fileProcessed(path, st.size, st.mtimeMs)) continue;
       try {
         await this.processFile(path, st.size, st.mtimeMs);
       } catch (err) {
-        this.failed(path, st.size, st.mtimeMs, `processing failed: ${(err as Error).message}`);
+        await this.failed(path, st.size, st.mtimeMs, `processing failed: ${(err as Error).message}`);
       }
     }
   }
 
   private async processFile(path: string, size: number, mtimeMs: number): Promise<void> {
     const { store, engine, metrics, logger } = this.opts;
-    const attempt = store.fileAttempt(path, size, mtimeMs, this.opts.now());
+    const attempt = await store.fileAttempt(path, size, mtimeMs, this.opts.now());
     if (attempt > MAX_FILE_ATTEMPTS)
       return this.failed(path, size, mtimeMs, `the detector stopped ${attempt - 1} times while reading this file; quarantined`);
     const parsed = await readCloudTrailFile(path, this.opts.maxFileBytes).catch((err: unknown) => ({ error: (err as Error).message }));
     if ('error' in parsed) return this.failed(path, size, mtimeMs, parsed.error);
     let invalid = 0;
     let failedRecords = 0;
-    for (let i = 0; i < parsed.records.length; i++) {
-      if (i > 0 && i % RECORDS_PER_SLICE === 0) await yieldToEventLoop();
-      const outcome = engine.processRecord(parsed.records[i], 'trail');
-      if (outcome === 'invalid') invalid++;
-      else if (outcome === 'failed') failedRecords++;
+    // A slice at a time: one evidence read per slice, and ingest keeps answering in between.
+    for (let i = 0; i < parsed.records.length; i += RECORDS_PER_SLICE) {
+      if (i > 0) await yieldToEventLoop();
+      for (const outcome of await engine.processBatch(parsed.records.slice(i, i + RECORDS_PER_SLICE), 'trail')) {
+        if (outcome === 'invalid') invalid++;
+        else if (outcome === 'failed') failedRecords++;
+      }
     }
-    store.markFileProcessed(path, size, mtimeMs, parsed.records.length, invalid + failedRecords, this.opts.now());
+    await store.markFileProcessed(path, size, mtimeMs, parsed.records.length, invalid + failedRecords, this.opts.now());
     metrics.cloudtrailFiles.inc({ outcome: 'processed' });
     logger.info(
       { event: 'cloudtrail_file_processed', path, records: parsed.records.length, invalid, failed: failedRecords },
@@ -136,10 +138,10 @@ export class CloudTrailWatcher {
   }
 
   /** Marks a file failed with its reason: it is not read again unless it is rewritten. */
-  private failed(path: string, size: number, mtimeMs: number, reason: string): void {
+  private async failed(path: string, size: number, mtimeMs: number, reason: string): Promise<void> {
     this.opts.metrics.cloudtrailFiles.inc({ outcome: 'failed' });
     this.opts.logger.error({ event: 'cloudtrail_file_failed', path, reason }, `cannot read CloudTrail file ${path}: ${reason}`);
-    this.opts.store.markFileProcessed(path, size, mtimeMs, 0, 0, this.opts.now(), reason);
+    await this.opts.store.markFileProcessed(path, size, mtimeMs, 0, 0, this.opts.now(), reason);
   }
 
   async stop(): Promise<void> {

@@ -3,16 +3,21 @@
  * files or EventBridge) is normalized, judged against the copy of its eventID
  * kept so far (event-identity.ts: a copy from the trail supersedes a pushed
  * one that differs; other disagreements are recorded and dropped) and decided
- * by the pure rules over the store's evidence. A finding whose evidence may
+ * by the pure rules over an evidence snapshot. Records come in batches (a
+ * file, a POST): the evidence the batch may need (evidence-needs.ts) is read
+ * once, before any record is decided, and each record is then judged and
+ * decided in a transaction of its own. A finding whose evidence may
  * still be on its way waits in `pending` for the grace period and is decided
  * again then; suppressions and ignores are final at once.
  *
- *   record ─▶ normalize ─▶ judge copy ─┬─ new ────────────────────────────────────┐
- *                                      ├─ duplicate ─▶ (note a more trusted origin)│
- *                                      ├─ conflict ─▶ record, drop                 │
- *                                      └─ supersede ─▶ record, withdraw the old ───┴▶ decide ─┬─ ignored / suppressed ─▶ store decision
- *                                                      decision and pending row               └─ finding ─┬─ within grace ─▶ pending ─(tick)─▶ decide again
- *                                                                                                         └─ final ─▶ store decision, merge finding, sinks
+ *   batch ─▶ normalize all ─▶ evidence snapshot (bounded queries) ─▶ for each record, in a transaction:
+ *
+ *   record ─▶ judge copy ─┬─ new ────────────────────────────────────┐
+ *                         ├─ duplicate ─▶ (note a more trusted origin)│
+ *                         ├─ conflict ─▶ record, drop                 │
+ *                         └─ supersede ─▶ record, withdraw the old ───┴▶ decide ─┬─ ignored / suppressed ─▶ store decision
+ *                                         decision and pending row               └─ finding ─┬─ within grace ─▶ pending ─(tick)─▶ decide again
+ *                                                                                            └─ final ─▶ store decision, merge finding, sinks
  */
 import type { Logger } from '../../common/log/logger.js';
 import { boundDepth } from '../../common/json/bounded-depth.js';
@@ -26,11 +31,13 @@ import {
   type CorrelationContext,
   type CorrelationPolicy,
   type Decision,
+  type EvidenceView,
 } from '../correlate/decide.js';
+import { evidenceNeeds } from '../correlate/evidence-needs.js';
 import { findingContextOf, findingFromDecision, mergeFinding, type Finding } from '../findings/shape.js';
 import type { FindingsSink } from '../findings/findings-sink.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
-import type { DetectorStore } from '../store/store.js';
+import type { DetectorStore, StoreTx } from '../store/store.js';
 import { laterIso, RESOLVABLE_RULES } from './finding-resolution.js';
 
 export type RecordOutcome = 'decided' | 'pending' | 'invalid' | 'duplicate' | 'conflict' | 'not-instance-credential' | 'failed';
@@ -44,8 +51,8 @@ export interface EngineOptions {
   metrics: DetectorMetrics;
   logger: Logger;
   now: () => number;
-  /** Called inside the transaction that raised or updated a finding (the Security Hub outbox). */
-  findingChanged?: (findingId: string) => void;
+  /** Called inside the transaction that raised or updated a finding, with its handle (the Security Hub outbox). */
+  findingChanged?: (tx: StoreTx, findingId: string) => Promise<void>;
   /**
    * Told every final decision, once per event, in the order they are made (replay prints them):
    * stored ones after they are saved, and the "not instance credentials" ignores the daemon counts
@@ -59,49 +66,80 @@ export class CorrelationEngine {
 
   constructor(private readonly opts: EngineOptions) {}
 
-  /**
-   * Never throws: a record nested too deep is kept in a truncated form (counted), and a record
-   * whose processing fails anyway is counted as `failed` and skipped, so one record can neither
-   * stop the daemon nor the records after it.
-   */
-  processRecord(input: unknown, origin: EventOrigin): RecordOutcome {
-    const { value: raw, truncated } = boundDepth(input);
-    if (truncated) this.opts.metrics.truncatedRecords.inc({ input: 'cloudtrail' });
-    try {
-      return this.processBounded(raw, origin);
-    } catch (err) {
-      this.opts.metrics.cloudtrailRecords.inc({ outcome: 'failed' });
-      this.opts.logger.error({ event: 'cloudtrail_record_failed', event_id: eventIdOf(raw), err }, 'could not process a CloudTrail record');
-      return 'failed';
-    }
+  /** One record: a batch of one (see processBatch). */
+  async processRecord(input: unknown, origin: EventOrigin): Promise<RecordOutcome> {
+    const [outcome] = await this.processBatch([input], origin);
+    return outcome ?? 'failed';
   }
 
-  private processBounded(raw: unknown, origin: EventOrigin): RecordOutcome {
-    const n = normalizeRecord(raw);
-    if (n.kind === 'invalid') {
-      this.opts.metrics.cloudtrailRecords.inc({ outcome: 'invalid' });
-      this.opts.logger.debug({ event: 'cloudtrail_record_invalid', reason: n.reason }, 'skipped an invalid CloudTrail record');
-      return 'invalid';
+  /**
+   * Decides a batch of records in order, one outcome per record. The evidence for the whole batch
+   * is read first, in a bounded number of queries; then each record is judged and decided in a
+   * transaction of its own. Never throws: a record nested too deep is kept in a truncated form
+   * (counted), and a record whose processing fails anyway is counted as `failed` and skipped, so one
+   * record can neither stop the daemon nor the records after it.
+   */
+  async processBatch(inputs: readonly unknown[], origin: EventOrigin): Promise<RecordOutcome[]> {
+    const { metrics, logger } = this.opts;
+    const outcomes: RecordOutcome[] = new Array<RecordOutcome>(inputs.length).fill('failed');
+    const work: { i: number; raw: unknown; event: CloudTrailEvent }[] = [];
+    for (let i = 0; i < inputs.length; i++) {
+      const { value: raw, truncated } = boundDepth(inputs[i]);
+      if (truncated) metrics.truncatedRecords.inc({ input: 'cloudtrail' });
+      try {
+        const n = normalizeRecord(raw);
+        if (n.kind === 'invalid') {
+          metrics.cloudtrailRecords.inc({ outcome: 'invalid' });
+          logger.debug({ event: 'cloudtrail_record_invalid', reason: n.reason }, 'skipped an invalid CloudTrail record');
+          outcomes[i] = 'invalid';
+          continue;
+        }
+        work.push({ i, raw, event: n.event });
+      } catch (err) {
+        this.failed(raw, err);
+      }
     }
-    const event = n.event;
+    if (work.length === 0) return outcomes;
+    const ctx = await this.context(work.map((w) => w.event).filter((e) => instanceCredentialKind(e) !== 'other'));
+    for (const { i, raw, event } of work) {
+      try {
+        outcomes[i] = await this.processEvent(event, raw, origin, ctx);
+      } catch (err) {
+        this.failed(raw, err);
+      }
+    }
+    return outcomes;
+  }
+
+  private failed(raw: unknown, err: unknown): void {
+    this.opts.metrics.cloudtrailRecords.inc({ outcome: 'failed' });
+    this.opts.logger.error({ event: 'cloudtrail_record_failed', event_id: eventIdOf(raw), err }, 'could not process a CloudTrail record');
+  }
+
+  private async processEvent(event: CloudTrailEvent, raw: unknown, origin: EventOrigin, ctx: CorrelationContext): Promise<RecordOutcome> {
     this.noteEventTime(event.eventTimeMs);
     if (instanceCredentialKind(event) === 'other') {
       this.opts.metrics.cloudtrailRecords.inc({ outcome: 'not_instance_credential' });
-      this.opts.decided?.(decide(event, this.context()), event);
+      this.opts.decided?.(decide(event, ctx), event);
       return 'not-instance-credential';
     }
     // Kept copy, conflict record, pending row or decision and finding commit together: a crash
     // cannot leave an event marked as seen but never decided.
-    const outcome = this.opts.store.transaction(() => this.judgeAndDecide(event, raw, origin));
+    const outcome = await this.opts.store.withTransaction((tx) => this.judgeAndDecide(tx, event, raw, origin, ctx));
     this.opts.metrics.cloudtrailRecords.inc({ outcome: outcome === 'pending' ? 'decided' : outcome });
     return outcome;
   }
 
-  private judgeAndDecide(event: CloudTrailEvent, raw: unknown, origin: EventOrigin): 'decided' | 'pending' | 'duplicate' | 'conflict' {
-    const store = this.opts.store;
+  private async judgeAndDecide(
+    tx: StoreTx,
+    event: CloudTrailEvent,
+    raw: unknown,
+    origin: EventOrigin,
+    ctx: CorrelationContext,
+  ): Promise<'decided' | 'pending' | 'duplicate' | 'conflict'> {
     const fingerprint = eventFingerprint(event);
     const summary = copySummary(event, origin);
-    const kept = store.keptCopy(event.eventId);
+    const kept = await tx.keptCopy(event.eventId);
     const verdict = judgeCopy(kept, { origin, fingerprint });
     const row = {
       eventId: event.eventId,
@@ -116,39 +154,43 @@ export class CorrelationEngine {
     };
     switch (verdict.kind) {
       case 'new':
-        store.recordEvent(row);
-        return this.decideEvent(event, raw, false);
+        await tx.recordEvent(row);
+        return this.decideEvent(tx, event, raw, false, ctx);
       case 'adopt':
-        store.vouchForEvent(event.eventId, origin, fingerprint, summary);
+        await tx.vouchForEvent(event.eventId, origin, fingerprint, summary);
         return 'duplicate';
       case 'duplicate':
-        if (verdict.promote) store.vouchForEvent(event.eventId, origin, fingerprint, summary);
+        if (verdict.promote) await tx.vouchForEvent(event.eventId, origin, fingerprint, summary);
         return 'duplicate';
       case 'conflict':
-        this.conflict(event.eventId, 'rejected', kept?.summary ?? {}, summary, fingerprint, null);
+        await this.conflict(tx, event.eventId, 'rejected', kept?.summary ?? {}, summary, fingerprint, null);
         return 'conflict';
       case 'supersede': {
         // The more trusted copy is decided as if it came first: what the other copy was decided
         // (or is waiting for) goes; a finding it raised already stays in the findings.
-        const withdrawn = store.takeDecision('cloudtrail', event.eventId);
-        store.removePending(event.eventId);
-        store.replaceEvent(row);
-        this.conflict(event.eventId, 'superseded', summary, kept?.summary ?? {}, kept?.fingerprint ?? '', withdrawn);
-        return this.decideEvent(event, raw, false);
+        const withdrawn = await tx.takeDecision('cloudtrail', event.eventId);
+        await tx.removePending(event.eventId);
+        await tx.replaceEvent(row);
+        await this.conflict(tx, event.eventId, 'superseded', summary, kept?.summary ?? {}, kept?.fingerprint ?? '', withdrawn);
+        return this.decideEvent(tx, event, raw, false, ctx);
       }
     }
   }
 
-  private conflict(
+  private async conflict(
+    tx: StoreTx,
     eventId: string,
     resolution: 'superseded' | 'rejected',
     kept: Record<string, unknown>,
     dropped: Record<string, unknown>,
     droppedFingerprint: string,
     supersededDecision: { disposition: string; rule: string } | null,
-  ): void {
-    const { store, metrics, logger } = this.opts;
-    store.recordEventConflict({ eventId, detectedMs: this.opts.now(), resolution, kept, dropped, supersededDecision }, droppedFingerprint);
+  ): Promise<void> {
+    const { metrics, logger } = this.opts;
+    await tx.recordEventConflict(
+      { eventId, detectedMs: this.opts.now(), resolution, kept, dropped, supersededDecision },
+      droppedFingerprint,
+    );
     metrics.cloudtrailConflicts.inc({ resolution });
     const shown = (c: Record<string, unknown>) => ({
       ...c,
@@ -182,11 +224,17 @@ export class CorrelationEngine {
     }
   }
 
-  private decideEvent(event: CloudTrailEvent, raw: unknown, final: boolean): 'decided' | 'pending' {
-    const decision = decide(event, this.context());
+  private async decideEvent(
+    tx: StoreTx,
+    event: CloudTrailEvent,
+    raw: unknown,
+    final: boolean,
+    ctx: CorrelationContext,
+  ): Promise<'decided' | 'pending'> {
+    const decision = decide(event, ctx);
     const now = this.opts.now();
     if (!final && isProvisional(decision, now, event.eventTimeMs, this.opts.graceMs())) {
-      this.opts.store.addPending({
+      await tx.addPending({
         eventId: event.eventId,
         eventTimeMs: event.eventTimeMs,
         dueMs: event.eventTimeMs + this.opts.graceMs(),
@@ -194,17 +242,22 @@ export class CorrelationEngine {
       });
       return 'pending'; // the pending gauge is refreshed by tick(), every second
     }
-    this.finalize(decision, event, now);
+    await this.finalize(tx, decision, event, now);
     return 'decided';
   }
 
-  private context(): CorrelationContext {
-    return { registry: this.opts.registry(), evidence: this.opts.store, policy: this.opts.policy() };
+  /** The registry and policy of now, and the evidence these events may need, read once. */
+  private async context(events: readonly CloudTrailEvent[]): Promise<CorrelationContext> {
+    const registry = this.opts.registry();
+    const policy = this.opts.policy();
+    const evidence: EvidenceView =
+      events.length === 0 ? NO_EVIDENCE : await this.opts.store.evidenceSnapshot(evidenceNeeds(events, registry, policy));
+    return { registry, evidence, policy };
   }
 
-  private finalize(decision: Decision, event: CloudTrailEvent, now: number): void {
-    const { store, metrics, logger } = this.opts;
-    const stored = store.saveDecision({
+  private async finalize(tx: StoreTx, decision: Decision, event: CloudTrailEvent, now: number): Promise<void> {
+    const { metrics, logger } = this.opts;
+    const stored = await tx.saveDecision({
       kind: 'cloudtrail',
       subjectId: decision.eventId,
       timeMs: event.eventTimeMs,
@@ -237,39 +290,49 @@ export class CorrelationEngine {
     metrics.findingsRaised.inc({ rule: decision.rule });
     const nowIso = new Date(now).toISOString();
     const fresh = findingFromDecision(decision, event, findingContextOf(event, nowIso));
-    const existing = store.getFinding(fresh.id) as Finding | null;
+    const existing = (await tx.getFinding(fresh.id)) as Finding | null;
     const merged = existing ? { ...mergeFinding(existing, fresh), updatedAt: laterIso(now, existing.updatedAt) } : fresh;
-    store.putFinding(merged.id, merged, now);
+    await tx.putFinding(merged.id, merged, now);
     if (RESOLVABLE_RULES.has(decision.rule))
-      store.addFindingOccurrence({ eventId: event.eventId, findingId: merged.id, eventTimeMs: event.eventTimeMs, event }, now);
-    this.opts.findingChanged?.(merged.id);
+      await tx.addFindingOccurrence({ eventId: event.eventId, findingId: merged.id, eventTimeMs: event.eventTimeMs, event }, now);
+    await this.opts.findingChanged?.(tx, merged.id);
     void this.opts.sink.emit(merged);
   }
 
   /** Decides again the findings whose grace period has ended (by `nowMs`: replay ends every grace period at once). */
-  tick(limit = 1_000, nowMs = this.opts.now()): number {
-    const due = this.opts.store.duePending(nowMs, limit);
-    for (const p of due) {
+  async tick(limit = 1_000, nowMs = this.opts.now()): Promise<number> {
+    const { store, metrics, logger } = this.opts;
+    const due = await store.duePending(nowMs, limit);
+    const events = due.map((p) => {
+      const n = normalizeRecord(p.raw);
+      return n.kind === 'event' ? n.event : null;
+    });
+    const ctx = await this.context(events.filter((e) => e !== null));
+    for (const [i, p] of due.entries()) {
+      const event = events[i] ?? null;
       try {
-        this.opts.store.transaction(() => {
-          const n = normalizeRecord(p.raw);
-          if (n.kind === 'event') this.decideEvent(n.event, p.raw, true);
-          this.opts.store.removePending(p.eventId);
+        await store.withTransaction(async (tx) => {
+          if (event !== null) await this.decideEvent(tx, event, p.raw, true, ctx);
+          await tx.removePending(p.eventId);
         });
       } catch (err) {
         // Dropped, not retried: a row that fails once would fail on every tick and hold up the rest.
-        this.opts.store.removePending(p.eventId);
-        this.opts.metrics.cloudtrailRecords.inc({ outcome: 'failed' });
-        this.opts.logger.error(
-          { event: 'cloudtrail_record_failed', event_id: p.eventId, err },
-          'could not decide a pending CloudTrail record',
-        );
+        await store.removePending(p.eventId);
+        metrics.cloudtrailRecords.inc({ outcome: 'failed' });
+        logger.error({ event: 'cloudtrail_record_failed', event_id: p.eventId, err }, 'could not decide a pending CloudTrail record');
       }
     }
-    this.opts.metrics.pendingDecisions.set(this.opts.store.pendingCount());
+    metrics.pendingDecisions.set(await store.pendingCount());
     return due.length;
   }
 }
+
+/** The evidence of a batch that needs none (no instance credentials in it). */
+const NO_EVIDENCE: EvidenceView = {
+  keySightings: () => [],
+  endpointSightings: () => [],
+  heartbeatNear: () => false,
+};
 
 function originOf(summary: Record<string, unknown>): string {
   return typeof summary.origin === 'string' ? summary.origin : 'earlier';

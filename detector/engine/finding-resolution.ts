@@ -11,7 +11,7 @@
  * their source is no gateway's, which no telemetry can change.
  *
  *   finding (rules above) ─▶ occurrence kept (normalised event) ── pruned with the evidence (store.retention): final
- *   sweep (every 30 s): unresolved occurrences, least recently checked first ─▶ decide() again
+ *   sweep (every 30 s): unresolved occurrences, least recently checked first ─▶ their evidence, read once ─▶ decide() again
  *     └─ not a finding ─▶ occurrence resolved ─▶ every kept occurrence resolved, and every occurrence kept?
  *          └─ transaction { finding archived + resolution + later updatedAt, outbox } ─ commit ─▶ file, webhook
  *
@@ -21,10 +21,11 @@ import type { Logger } from '../../common/log/logger.js';
 import { isoFromMs } from '../../common/time/iso.js';
 import type { CloudTrailEvent } from '../cloudtrail/parse.js';
 import { decide, type CompiledRegistry, type CorrelationPolicy, type Decision, type RuleName } from '../correlate/decide.js';
+import { evidenceNeeds } from '../correlate/evidence-needs.js';
 import type { FindingsSink } from '../findings/findings-sink.js';
 import type { Finding } from '../findings/shape.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
-import type { DetectorStore } from '../store/store.js';
+import type { DetectorStore, FindingOccurrence, StoreTx } from '../store/store.js';
 
 /** Rules whose findings late telemetry can overturn. */
 export const RESOLVABLE_RULES: ReadonlySet<RuleName> = new Set<RuleName>(['unrouted-client', 'gateway-unverified', 'gateway-unattested']);
@@ -39,8 +40,8 @@ export interface FindingResolutionOptions {
   /** Occurrences older than this have lost their evidence to pruning: not re-examined. */
   retentionMs: () => number;
   sink: FindingsSink;
-  /** Called inside the transaction that changed a finding (the Security Hub outbox). */
-  findingChanged: (findingId: string) => void;
+  /** Called inside the transaction that changed a finding, with its handle (the Security Hub outbox). */
+  findingChanged: (tx: StoreTx, findingId: string) => Promise<void>;
   metrics: DetectorMetrics;
   logger: Logger;
   now: () => number;
@@ -56,12 +57,14 @@ export class FindingResolution {
   constructor(private readonly opts: FindingResolutionOptions) {}
 
   /** Re-examines up to `limit` occurrences; returns the findings resolved. Never throws. */
-  sweep(limit = 500): number {
+  async sweep(limit = 500): Promise<number> {
     const { store, logger } = this.opts;
     const now = this.opts.now();
     let resolved: { finding: Finding; decision: Decision }[];
     try {
-      resolved = store.transaction(() => this.resolveIn(store.occurrencesToRecheck(now - this.opts.retentionMs(), limit), now));
+      resolved = await store.withTransaction(async (tx) =>
+        this.resolveIn(tx, await tx.occurrencesToRecheck(now - this.opts.retentionMs(), limit), now),
+      );
     } catch (err) {
       logger.error({ event: 'finding_resolution_failed', err }, 'could not re-examine findings');
       return 0;
@@ -85,12 +88,11 @@ export class FindingResolution {
     return resolved.length;
   }
 
-  private resolveIn(
-    occurrences: ReturnType<DetectorStore['occurrencesToRecheck']>,
-    now: number,
-  ): { finding: Finding; decision: Decision }[] {
-    const { store } = this.opts;
-    const ctx = { registry: this.opts.registry(), evidence: store, policy: this.opts.policy() };
+  private async resolveIn(tx: StoreTx, occurrences: FindingOccurrence[], now: number): Promise<{ finding: Finding; decision: Decision }[]> {
+    const registry = this.opts.registry();
+    const policy = this.opts.policy();
+    const events = occurrences.map((o) => o.event as CloudTrailEvent);
+    const ctx = { registry, evidence: await tx.evidenceSnapshot(evidenceNeeds(events, registry, policy)), policy };
     const touched = new Map<string, { decision: Decision; eventTimeMs: number }>();
     for (const o of occurrences) {
       let d: Decision;
@@ -98,19 +100,19 @@ export class FindingResolution {
         d = decide(o.event as CloudTrailEvent, ctx);
       } catch (err) {
         this.opts.logger.error({ event: 'finding_resolution_failed', event_id: o.eventId, err }, 'could not decide an occurrence again');
-        store.markOccurrenceChecked(o.eventId, now, false);
+        await tx.markOccurrenceChecked(o.eventId, now, false);
         continue;
       }
       const isResolved = d.disposition !== 'finding';
-      store.markOccurrenceChecked(o.eventId, now, isResolved);
+      await tx.markOccurrenceChecked(o.eventId, now, isResolved);
       const prev = touched.get(o.findingId);
       if (isResolved && (!prev || o.eventTimeMs >= prev.eventTimeMs)) touched.set(o.findingId, { decision: d, eventTimeMs: o.eventTimeMs });
     }
     const out: { finding: Finding; decision: Decision }[] = [];
     for (const [findingId, { decision }] of touched) {
-      const f = store.getFinding(findingId) as Finding | null;
+      const f = (await tx.getFinding(findingId)) as Finding | null;
       if (f === null || f.service.archived) continue;
-      const counts = store.occurrenceCounts(findingId);
+      const counts = await tx.occurrenceCounts(findingId);
       // Every occurrence must be resolved, and every one kept (older ones were pruned, or raised before they were kept).
       if (counts.unresolved > 0 || counts.stored < f.service.count) continue;
       const updatedAt = laterIso(now, f.updatedAt);
@@ -123,8 +125,8 @@ export class FindingResolution {
           resolution: { resolvedAt: updatedAt, rule: decision.rule, reason: decision.reason, evidence: decision.evidence },
         },
       };
-      store.putFinding(findingId, finding, now);
-      this.opts.findingChanged(findingId);
+      await tx.putFinding(findingId, finding, now);
+      await this.opts.findingChanged(tx, findingId);
       out.push({ finding, decision });
     }
     return out;

@@ -21,11 +21,17 @@
 import type { Logger } from '../../common/log/logger.js';
 import { boundDepth } from '../../common/json/bounded-depth.js';
 import { maskAccessKeyId } from '../../common/log/redact.js';
-import type { CompiledRegistry, CorrelationPolicy } from '../correlate/types.js';
+import type { CompiledRegistry, CorrelationPolicy, EvidenceView } from '../correlate/types.js';
 import type { FindingsSink } from '../findings/findings-sink.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
-import type { DetectorStore } from '../store/store.js';
-import { parseGuardDutyFinding, decideGuardDutyFinding, type GuardDutyDecision, type GuardDutyFindingView } from '../guardduty/decide.js';
+import type { DetectorStore, StoreOps } from '../store/store.js';
+import {
+  parseGuardDutyFinding,
+  decideGuardDutyFinding,
+  type CloudTrailUse,
+  type GuardDutyDecision,
+  type GuardDutyFindingView,
+} from '../guardduty/decide.js';
 import type { GuardDutyApi } from '../guardduty/guardduty-api.js';
 import { wireFinding } from '../guardduty/wire-shape.js';
 
@@ -189,11 +195,11 @@ export class GuardDutyProcessor {
       return parsed;
     }
     const f = parsed.finding;
-    const recorded = this.record(f);
+    const recorded = await this.record(f);
     if (recorded === null) {
       // Decided already (report mode earlier, or an archive call that failed before a restart):
       // archive now if the decision was "archive" and it has not happened yet.
-      if (this.opts.store.decisionOf('guardduty', subjectOf(f)) === 'archive') await this.archiveIfDue(f.id);
+      if ((await this.opts.store.decisionOf('guardduty', subjectOf(f))) === 'archive') await this.archiveIfDue(f.id);
       return { kind: 'seen' };
     }
     if (recorded.decision === 'archive') await this.archiveIfDue(f.id);
@@ -203,36 +209,79 @@ export class GuardDutyProcessor {
     return { kind: 'decided', decision: recorded };
   }
 
-  private decide(f: GuardDutyFindingView): GuardDutyDecision {
-    const store = this.opts.store;
+  /**
+   * The pure decision over what it may read, fetched first: the key's sightings over the widened
+   * span, its gateways' liveness at both ends, the CloudTrail uses of the key and the detector's own
+   * findings for it.
+   */
+  private async decide(f: GuardDutyFindingView, store: StoreOps): Promise<GuardDutyDecision> {
+    const registry = this.opts.registry();
+    const policy = this.opts.policy();
+    const key = f.accessKeyId;
+    const first = Date.parse(f.eventFirstSeen ?? '');
+    const last = Date.parse(f.eventLastSeen ?? '');
+    const w = policy.windowMs;
+    const stale = policy.heartbeatStaleMs;
+    let evidence: EvidenceView = NO_EVIDENCE;
+    let uses: CloudTrailUse[] = [];
+    let own = 0;
+    const remoteIp = f.remoteIp;
+    const read = key !== null && remoteIp !== null && Number.isFinite(first) && Number.isFinite(last) && last >= first;
+    if (read) {
+      const gateways = gatewaysOf(registry, remoteIp);
+      evidence = await store.evidenceSnapshot({
+        keys: [{ accessKeyId: key, fromMs: first - w, toMs: last + w }],
+        endpoints: [],
+        liveness: gateways.flatMap((g) => [
+          { gatewayId: g.id, fromMs: first - stale, toMs: first + stale },
+          { gatewayId: g.id, fromMs: last - stale, toMs: last + stale },
+        ]),
+      });
+      uses = await store.cloudTrailUses(key, first - w, last + w);
+      own = await store.findingsForKey(key, first - w, last + w);
+    }
+    const outside = (what: string) => new Error(`GuardDuty decision asked for ${what} outside what was read`);
     return decideGuardDutyFinding(f, {
-      registry: this.opts.registry(),
-      evidence: store,
-      policy: this.opts.policy(),
-      cloudTrailUses: (key, from, to) => store.cloudTrailUses(key, from, to),
-      ownFindings: (key, from, to) => store.findingsForKey(key, from, to),
+      registry,
+      evidence,
+      policy,
+      cloudTrailUses: (k, from, to) => {
+        if (!read || k !== key || from < first - w || to > last + w) throw outside('CloudTrail uses');
+        return uses.filter((u) => {
+          const t = Date.parse(u.eventTime);
+          return t >= from && t <= to;
+        });
+      },
+      ownFindings: (k, from, to) => {
+        if (!read || k !== key || from !== first - w || to !== last + w) throw outside('own findings');
+        return own;
+      },
     });
   }
 
   /** Decides and stores a version of a finding not decided before; null when it was. */
-  private record(f: GuardDutyFindingView): GuardDutyDecision | null {
-    const { metrics, logger, store } = this.opts;
+  private async record(f: GuardDutyFindingView): Promise<GuardDutyDecision | null> {
+    const { metrics, logger } = this.opts;
     const subjectId = subjectOf(f);
-    if (store.decisionOf('guardduty', subjectId) !== null) return null;
-    const decision = this.decide(f);
     const now = this.opts.now();
-    store.saveDecision({
-      kind: 'guardduty',
-      subjectId,
-      timeMs: Date.parse(f.eventLastSeen ?? '') || now,
-      decidedMs: now,
-      disposition: decision.decision,
-      rule: decision.reason,
-      accessKeyId: decision.accessKeyId,
-      sourceIp: decision.remoteIp,
-      gatewayId: decision.gatewayId,
-      detail: decision,
+    const decision = await this.opts.store.withTransaction(async (tx) => {
+      if ((await tx.decisionOf('guardduty', subjectId)) !== null) return null;
+      const d = await this.decide(f, tx);
+      await tx.saveDecision({
+        kind: 'guardduty',
+        subjectId,
+        timeMs: Date.parse(f.eventLastSeen ?? '') || now,
+        decidedMs: now,
+        disposition: d.decision,
+        rule: d.reason,
+        accessKeyId: d.accessKeyId,
+        sourceIp: d.remoteIp,
+        gatewayId: d.gatewayId,
+        detail: d,
+      });
+      return d;
     });
+    if (decision === null) return null;
     metrics.guarddutyFindings.inc({ decision: decision.decision, reason: decision.reason });
     logger.info(
       {
@@ -252,7 +301,7 @@ export class GuardDutyProcessor {
 
   private async archiveIfDue(findingId: string): Promise<void> {
     const { metrics, logger, store } = this.opts;
-    if (this.opts.mode() !== 'archive' || store.guardDutyArchived(findingId)) return;
+    if (this.opts.mode() !== 'archive' || (await store.guardDutyArchived(findingId))) return;
     if (!this.target()) {
       metrics.guarddutyArchiveCalls.inc({ outcome: 'not_configured' });
       logger.error(
@@ -272,7 +321,7 @@ export class GuardDutyProcessor {
   private async archive(job: ArchiveJob): Promise<void> {
     const { metrics, logger, store } = this.opts;
     const target = this.target();
-    if (!target || store.guardDutyArchived(job.findingId)) {
+    if (!target || (await store.guardDutyArchived(job.findingId))) {
       this.archiving.delete(job.findingId);
       return;
     }
@@ -281,7 +330,7 @@ export class GuardDutyProcessor {
       const verdict = await this.confirmForArchive(job.findingId, target);
       if (verdict === 'archive') {
         await this.opts.api!.archive(target.detectorId, target.region, [job.findingId]);
-        store.markGuardDutyArchived([job.findingId], this.opts.now());
+        await store.markGuardDutyArchived([job.findingId], this.opts.now());
         metrics.guarddutyArchiveCalls.inc({ outcome: 'success' });
         logger.info(
           { event: 'guardduty_archived', finding_id: job.findingId },
@@ -339,10 +388,10 @@ export class GuardDutyProcessor {
     if (parsed.kind === 'invalid') return withdraw(`GuardDuty's copy cannot be read: ${parsed.reason}`);
     const f = parsed.finding;
     if (f.archived === true) {
-      store.markGuardDutyArchived([findingId], this.opts.now());
+      await store.markGuardDutyArchived([findingId], this.opts.now());
       return 'archived';
     }
-    const decision = this.record(f) ?? this.decide(f);
+    const decision = (await this.record(f)) ?? (await this.decide(f, store));
     return decision.decision === 'archive' ? 'archive' : withdraw(`GuardDuty's current copy is kept (${decision.reason})`);
   }
 
@@ -379,6 +428,18 @@ export class GuardDutyProcessor {
     if (this.retryTimer) clearTimeout(this.retryTimer);
   }
 }
+
+/** The gateways whose CIDRs hold the address; none for an address that cannot be read (decided as malformed). */
+function gatewaysOf(registry: CompiledRegistry, address: string): readonly { id: string }[] {
+  try {
+    return registry.gatewaysFor(address);
+  } catch {
+    return [];
+  }
+}
+
+/** The evidence of a finding that needs none (decided on its shape alone). */
+const NO_EVIDENCE: EvidenceView = { keySightings: () => [], endpointSightings: () => [], heartbeatNear: () => false };
 
 /** A finding is decided once per version: GuardDuty updates it (updatedAt) when activity repeats. */
 function subjectOf(f: GuardDutyFindingView): string {

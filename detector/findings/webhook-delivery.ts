@@ -130,7 +130,7 @@ export class WebhookOutboxSink implements OutboxSink {
   async deliver(items: readonly QueuedDelivery[], signal: AbortSignal): Promise<DeliveryResult> {
     const outcomes = new Map<string, SendOutcome>();
     for (const item of items) {
-      const finding = this.opts.store.getFinding(item.itemId);
+      const finding = await this.opts.store.getFinding(item.itemId);
       if (finding === null) {
         outcomes.set(item.itemId, { kind: 'permanent', status: 0, reason: 'finding not in the store' });
         continue;

@@ -30,7 +30,7 @@ import { failureAnswer, type IngestAnswer, type TelemetryIngest } from './teleme
 
 export interface IngestRoutes {
   telemetry: TelemetryIngest;
-  cloudtrail: (value: unknown) => Record<string, number>;
+  cloudtrail: (value: unknown) => Promise<Record<string, number>>;
   guardduty: (values: unknown[]) => Promise<Record<string, number>>;
 }
 
@@ -148,7 +148,7 @@ export function createIngestServer(opts: IngestServerOptions): http.Server {
         } catch {
           return send(res, route, failureAnswer({ kind: 'malformed', reason: 'body is not valid JSON' }));
         }
-        const counts = route === 'cloudtrail' ? opts.routes.cloudtrail(value) : await opts.routes.guardduty(asArray(value));
+        const counts = route === 'cloudtrail' ? await opts.routes.cloudtrail(value) : await opts.routes.guardduty(asArray(value));
         return send(res, route, { status: 200, body: { accepted: true, ...counts } });
       } catch (err) {
         opts.logger.error({ event: 'ingest_error', route, err }, 'ingest request failed');

@@ -184,7 +184,7 @@ export class TelemetryIngest {
     const records = screened.accepted;
     let result;
     try {
-      result = this.opts.store.ingestBatch(gw.id, { ...batch, records }, this.opts.now());
+      result = await this.opts.store.ingestBatch(gw.id, { ...batch, records }, this.opts.now());
     } catch (err) {
       const failure: IngestFailure = { kind: 'store-unavailable' };
       metrics.ingestBatches.inc({ outcome: ingestBatchLabel(failure)! });

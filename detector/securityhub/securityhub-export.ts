@@ -43,7 +43,7 @@ export class SecurityHubExport implements OutboxSink {
     const outcomes = new Map<string, SendOutcome>();
     const batch: { itemId: string; finding: Finding }[] = [];
     for (const item of items) {
-      const finding = this.opts.store.getFinding(item.itemId) as Finding | null;
+      const finding = (await this.opts.store.getFinding(item.itemId)) as Finding | null;
       if (finding === null) {
         // Findings are never deleted; a row for an unknown id is dropped rather than tried for ever.
         this.opts.logger.error(

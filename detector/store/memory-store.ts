@@ -4,19 +4,23 @@
  * Nothing survives the process. Evidence is a MemoryEvidence (span indexes);
  * everything else is maps.
  *
- * Transactions: writes made inside `transaction(fn)` are undone when `fn`
- * throws (an undo log), so a failing record leaves nothing half-written, as
- * with SQLite. Values cross the boundary as copies (JSON, like SQLite's text
- * columns): what a caller changes afterwards is not what the store keeps.
+ * Transactions: writes made between begin and rollback are undone (an undo
+ * log), so a failing record leaves nothing half-written, as with SQLite;
+ * SerialStore runs one transaction at a time, as it does for SQLite. Values
+ * cross the boundary as copies (JSON, like SQLite's text columns): what a
+ * caller changes afterwards is not what the store keeps.
+ *
+ * The evidence snapshot is the whole index: it is in memory already.
  */
 import type { Heartbeat, Observation, TelemetryBatch } from '../../protocol/telemetry.js';
 import { MemoryEvidence } from '../correlate/memory-evidence.js';
-import type { Sighting } from '../correlate/types.js';
+import type { EvidenceNeeds, EvidenceView, Sighting } from '../correlate/types.js';
 import type { CloudTrailUse } from '../guardduty/decide.js';
 import type { EventOrigin } from '../correlate/event-identity.js';
+import { SerialStore } from './serial-store.js';
 import type {
   DeliveryBacklog,
-  DetectorStore,
+  TransactionalEngine,
   EventConflict,
   KeptEvent,
   StoredEvent,
@@ -37,14 +41,14 @@ interface FileRow {
 type EventRow = StoredEvent;
 
 interface ConflictRow {
-  conflict: string;
+  conflict: EventConflict;
   detectedMs: number;
   seq: number;
 }
 
 interface DecisionRow extends Omit<StoredDecision, 'detail'> {
   seq: number;
-  detail: string;
+  detail: unknown;
 }
 
 interface OutboxRow {
@@ -61,15 +65,43 @@ interface OccurrenceRow {
   eventId: string;
   findingId: string;
   eventTimeMs: number;
-  event: string;
+  event: unknown;
   checkedMs: number;
   resolved: boolean;
   seq: number;
 }
 
 const copy = <T>(v: T): T => (v === undefined ? v : (JSON.parse(JSON.stringify(v)) as T));
+const same = <T>(v: T): T => v;
 
-export class MemoryStore implements DetectorStore {
+export interface MemoryStoreOptions {
+  /**
+   * false: values are kept and handed out as they are, not copied. Only for a caller that never
+   * changes a value after handing it over or being handed it (the decision pipeline builds every
+   * finding and decision anew): replay, where copying was most of the time spent.
+   */
+  copyValues?: boolean;
+}
+
+/** The store in memory, as a DetectorStore. */
+export class MemoryStore extends SerialStore<MemoryEngine> {
+  constructor(o: MemoryStoreOptions = {}) {
+    super(new MemoryEngine(o.copyValues ?? true));
+  }
+
+  /** The evidence index (replay loads telemetry into it before deciding anything). */
+  get evidence(): MemoryEvidence {
+    return this.engine.evidence;
+  }
+
+  /** Indexes one telemetry record from an authenticated gateway; false when its times cannot be read. */
+  addRecord(gatewayId: string, record: Observation | Heartbeat): boolean {
+    return this.engine.addRecord(gatewayId, record);
+  }
+}
+
+/** The synchronous operations over maps (MemoryStore serialises them). */
+export class MemoryEngine implements TransactionalEngine {
   readonly evidence = new MemoryEvidence();
   private readonly batches = new Map<string, number>();
   private readonly heartbeats = new Map<string, number[]>();
@@ -81,12 +113,18 @@ export class MemoryStore implements DetectorStore {
   private readonly conflicts = new Map<string, ConflictRow>();
   private readonly pending = new Map<string, PendingEvent>();
   private readonly decisions = new Map<string, DecisionRow>();
-  private readonly findings = new Map<string, string>();
+  private readonly findings = new Map<string, unknown>();
   private readonly archived = new Map<string, number>();
   private readonly outbox = new Map<string, OutboxRow>();
   private readonly occurrences = new Map<string, OccurrenceRow>();
   private seq = 0;
   private undo: (() => void)[] | null = null;
+  /** How a value crosses the boundary: a JSON copy (like SQLite's text columns), or as it is. */
+  private readonly copy: <T>(v: T) => T;
+
+  constructor(copyValues: boolean) {
+    this.copy = copyValues ? copy : same;
+  }
 
   /** Indexes one telemetry record from an authenticated gateway; false when its times cannot be read. */
   addRecord(gatewayId: string, record: Observation | Heartbeat): boolean {
@@ -106,6 +144,10 @@ export class MemoryStore implements DetectorStore {
     this.batches.set(id, receivedMs);
     for (const r of batch.records) this.addRecord(gatewayId, r);
     return { kind: 'stored', records: batch.records.length };
+  }
+
+  evidenceSnapshot(_needs: EvidenceNeeds): EvidenceView {
+    return this.evidence;
   }
 
   keySightings(accessKeyId: string, fromMs: number, toMs: number): Sighting[] {
@@ -156,7 +198,7 @@ export class MemoryStore implements DetectorStore {
 
   recordEvent(e: StoredEvent): boolean {
     if (this.events.has(e.eventId)) return false;
-    this.keepEvent(copy(e));
+    this.keepEvent({ ...e, summary: this.copy(e.summary) });
     return true;
   }
 
@@ -179,22 +221,22 @@ export class MemoryStore implements DetectorStore {
 
   keptCopy(eventId: string): KeptEvent | null {
     const e = this.events.get(eventId);
-    return e === undefined ? null : { origin: e.origin, fingerprint: e.fingerprint, summary: copy(e.summary) };
+    return e === undefined ? null : { origin: e.origin, fingerprint: e.fingerprint, summary: this.copy(e.summary) };
   }
 
   replaceEvent(e: StoredEvent): void {
-    this.keepEvent(copy(e));
+    this.keepEvent({ ...e, summary: this.copy(e.summary) });
   }
 
   vouchForEvent(eventId: string, origin: EventOrigin, fingerprint: string, summary: Record<string, unknown>): void {
     const e = this.events.get(eventId);
-    if (e !== undefined) this.keepEvent({ ...e, origin, fingerprint, summary: copy(summary) });
+    if (e !== undefined) this.keepEvent({ ...e, origin, fingerprint, summary: this.copy(summary) });
   }
 
   recordEventConflict(c: EventConflict, droppedFingerprint: string): boolean {
     const id = `${c.eventId}\n${droppedFingerprint}`;
     if (this.conflicts.has(id)) return false;
-    this.put(this.conflicts, id, { conflict: JSON.stringify(c), detectedMs: c.detectedMs, seq: ++this.seq });
+    this.put(this.conflicts, id, { conflict: this.copy(c), detectedMs: c.detectedMs, seq: ++this.seq });
     return true;
   }
 
@@ -203,7 +245,7 @@ export class MemoryStore implements DetectorStore {
       .filter((c) => c.detectedMs >= filter.sinceMs)
       .sort((a, b) => b.detectedMs - a.detectedMs || b.seq - a.seq)
       .slice(0, filter.limit)
-      .map((c) => JSON.parse(c.conflict) as EventConflict);
+      .map((c) => this.copy(c.conflict));
   }
 
   cloudTrailUses(accessKeyId: string, fromMs: number, toMs: number): CloudTrailUse[] {
@@ -220,7 +262,7 @@ export class MemoryStore implements DetectorStore {
   }
 
   addPending(p: PendingEvent): void {
-    this.put(this.pending, p.eventId, { ...p, raw: copy(p.raw) });
+    this.put(this.pending, p.eventId, { ...p, raw: this.copy(p.raw) });
   }
 
   duePending(nowMs: number, limit: number): PendingEvent[] {
@@ -228,7 +270,7 @@ export class MemoryStore implements DetectorStore {
       .filter((p) => p.dueMs <= nowMs)
       .sort((a, b) => a.dueMs - b.dueMs)
       .slice(0, limit)
-      .map((p) => ({ ...p, raw: copy(p.raw) }));
+      .map((p) => ({ ...p, raw: this.copy(p.raw) }));
   }
 
   removePending(eventId: string): void {
@@ -242,7 +284,7 @@ export class MemoryStore implements DetectorStore {
   saveDecision(d: StoredDecision): boolean {
     const id = `${d.kind}\n${d.subjectId}`;
     if (this.decisions.has(id)) return false;
-    this.put(this.decisions, id, { ...d, seq: ++this.seq, detail: JSON.stringify(d.detail) });
+    this.put(this.decisions, id, { ...d, seq: ++this.seq, detail: this.copy(d.detail) });
     return true;
   }
 
@@ -265,17 +307,18 @@ export class MemoryStore implements DetectorStore {
     return n;
   }
 
-  transaction<T>(fn: () => T): T {
-    if (this.undo) return fn(); // nested: part of the outer transaction
-    const undo: (() => void)[] = (this.undo = []);
-    try {
-      return fn();
-    } catch (err) {
-      for (let i = undo.length - 1; i >= 0; i--) undo[i]!();
-      throw err;
-    } finally {
-      this.undo = null;
-    }
+  begin(): void {
+    this.undo = [];
+  }
+
+  commit(): void {
+    this.undo = null;
+  }
+
+  rollback(): void {
+    const undo = this.undo ?? [];
+    this.undo = null;
+    for (let i = undo.length - 1; i >= 0; i--) undo[i]!();
   }
 
   listDecisions(filter: { sinceMs: number; disposition: string | null; limit: number }): StoredDecision[] {
@@ -283,16 +326,16 @@ export class MemoryStore implements DetectorStore {
       .filter((d) => d.decidedMs >= filter.sinceMs && (filter.disposition === null || d.disposition === filter.disposition))
       .sort((a, b) => b.decidedMs - a.decidedMs || b.seq - a.seq)
       .slice(0, filter.limit)
-      .map(({ seq: _seq, detail, ...d }) => ({ ...d, detail: JSON.parse(detail) as unknown }));
+      .map(({ seq: _seq, detail, ...d }) => ({ ...d, detail: this.copy(detail) }));
   }
 
   getFinding(id: string): unknown {
     const f = this.findings.get(id);
-    return f === undefined ? null : (JSON.parse(f) as unknown);
+    return f === undefined ? null : this.copy(f);
   }
 
   putFinding(id: string, finding: unknown): void {
-    this.put(this.findings, id, JSON.stringify(finding));
+    this.put(this.findings, id, this.copy(finding));
   }
 
   guardDutyArchived(findingId: string): boolean {
@@ -379,7 +422,7 @@ export class MemoryStore implements DetectorStore {
       eventId: o.eventId,
       findingId: o.findingId,
       eventTimeMs: o.eventTimeMs,
-      event: JSON.stringify(o.event),
+      event: this.copy(o.event),
       checkedMs: nowMs,
       resolved: false,
       seq: ++this.seq,
@@ -391,7 +434,7 @@ export class MemoryStore implements DetectorStore {
       .filter((o) => !o.resolved && o.eventTimeMs >= sinceMs)
       .sort((a, b) => a.checkedMs - b.checkedMs || a.seq - b.seq)
       .slice(0, limit)
-      .map((o) => ({ eventId: o.eventId, findingId: o.findingId, eventTimeMs: o.eventTimeMs, event: JSON.parse(o.event) as unknown }));
+      .map((o) => ({ eventId: o.eventId, findingId: o.findingId, eventTimeMs: o.eventTimeMs, event: this.copy(o.event) }));
   }
 
   markOccurrenceChecked(eventId: string, nowMs: number, resolved: boolean): void {

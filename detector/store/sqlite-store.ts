@@ -1,7 +1,10 @@
 /**
  * The embedded store: one SQLite file in WAL mode (better-sqlite3, synchronous
- * and fast). Writes commit before the call returns; `synchronous=FULL` makes
- * a commit survive power loss, which is what "stored before 2xx" promises.
+ * and fast) behind the asynchronous DetectorStore (SerialStore queues the
+ * operations and runs each transaction between an explicit BEGIN IMMEDIATE and
+ * its COMMIT or ROLLBACK). Writes commit before the promise resolves;
+ * `synchronous=FULL` makes a commit survive power loss, which is what "stored
+ * before 2xx" promises.
  *
  *   batches ──┬─ observations (key, endpoint and gateway indexes) ─┐
  *             └─ heartbeats ───────────────────────────────────────┴─▶ EvidenceView for correlation
@@ -11,12 +14,14 @@
 import Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
 import type { TelemetryBatch } from '../../protocol/telemetry.js';
-import { ATTESTING_OUTCOMES, type Sighting } from '../correlate/types.js';
+import { MemoryEvidence } from '../correlate/memory-evidence.js';
+import { ATTESTING_OUTCOMES, type EvidenceNeeds, type EvidenceView, type Sighting } from '../correlate/types.js';
 import type { CloudTrailUse } from '../guardduty/decide.js';
 import type { EventOrigin } from '../correlate/event-identity.js';
+import { SerialStore } from './serial-store.js';
 import type {
   DeliveryBacklog,
-  DetectorStore,
+  TransactionalEngine,
   EventConflict,
   FindingOccurrence,
   IngestResult,
@@ -34,9 +39,9 @@ CREATE TABLE IF NOT EXISTS batches (gateway_id TEXT NOT NULL, batch_id TEXT NOT 
 CREATE TABLE IF NOT EXISTS observations (
   id INTEGER PRIMARY KEY, gateway_id TEXT NOT NULL, access_key_id TEXT, service TEXT, region TEXT, host TEXT NOT NULL,
   client_ip TEXT NOT NULL, network TEXT, mode TEXT NOT NULL, action TEXT, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, count INTEGER NOT NULL,
-  attests INTEGER NOT NULL, capture TEXT NOT NULL DEFAULT 'explicit');
-CREATE INDEX IF NOT EXISTS observations_key ON observations (access_key_id, first_ms) WHERE access_key_id IS NOT NULL AND attests = 1;
-CREATE INDEX IF NOT EXISTS observations_endpoint ON observations (gateway_id, service, region, first_ms) WHERE attests = 1;
+  attests INTEGER NOT NULL, capture TEXT NOT NULL DEFAULT 'explicit', outcome TEXT);
+CREATE INDEX IF NOT EXISTS observations_by_key ON observations (access_key_id, first_ms) WHERE access_key_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS observations_by_endpoint ON observations (gateway_id, service, region, first_ms);
 CREATE INDEX IF NOT EXISTS observations_gateway ON observations (gateway_id, last_ms);
 CREATE TABLE IF NOT EXISTS heartbeats (gateway_id TEXT NOT NULL, time_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS heartbeats_gateway ON heartbeats (gateway_id, time_ms);
@@ -68,7 +73,7 @@ CREATE TABLE IF NOT EXISTS outbox (sink TEXT NOT NULL, item_id TEXT NOT NULL, ve
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (sink, failed, next_ms);
 `;
 
-const SCHEMA_VERSION = '5';
+const SCHEMA_VERSION = '6';
 /** The schema version this detector writes (and upgrades older files to). */
 export const STORE_SCHEMA_VERSION = SCHEMA_VERSION;
 
@@ -96,7 +101,23 @@ const MIGRATIONS: Readonly<Record<string, string>> = {
         ALTER TABLE events ADD COLUMN fingerprint TEXT;
         ALTER TABLE events ADD COLUMN seen_ms INTEGER;
         ALTER TABLE events ADD COLUMN summary TEXT;`,
+  // 5 → 6: observations keep their outcome and whether one attests is decided on read (an old row
+  // gets the current answer); rows from before keep only the answer given then (attests).
+  '5': `ALTER TABLE observations ADD COLUMN outcome TEXT;
+        DROP INDEX IF EXISTS observations_key;
+        DROP INDEX IF EXISTS observations_endpoint;`,
 };
+
+/**
+ * Rows that attest, by the current outcomes (`attests` in correlate/types.ts, in SQL); a row from before
+ * outcomes were kept has only the answer of its time.
+ */
+const ATTESTING = `(outcome IN (${[...ATTESTING_OUTCOMES].map((o) => `'${o}'`).join(', ')}) OR (outcome IS NULL AND attests = 1))`;
+
+/** Keys per evidence query (padded to a power of two, so a handful of statements serve every batch). */
+const KEYS_PER_QUERY = 256;
+/** Keys whose ranges start further apart than this go to separate queries (a batch spanning hours). */
+const KEY_QUERY_SPREAD_MS = 3_600_000;
 
 interface ObservationRow {
   gateway_id: string;
@@ -108,6 +129,7 @@ interface ObservationRow {
   network: string | null;
   mode: string;
   capture: string;
+  outcome: string | null;
   action: string | null;
   first_ms: number;
   last_ms: number;
@@ -129,16 +151,24 @@ function toSighting(r: ObservationRow): Sighting {
     accessKeyId: r.access_key_id,
     mode: r.mode as Sighting['mode'],
     capture: r.capture === 'transparent' ? 'transparent' : 'explicit',
+    outcome: r.outcome,
   };
 }
 
-export class SqliteStore implements DetectorStore {
+/** The SQLite file as a DetectorStore. */
+export class SqliteStore extends SerialStore<SqliteEngine> {
+  constructor(readonly path: string) {
+    super(new SqliteEngine(path));
+  }
+}
+
+/** The synchronous operations over one SQLite file (SqliteStore serialises them). */
+export class SqliteEngine implements TransactionalEngine {
   private readonly db: Database.Database;
   /** Longest observation span stored: lets span queries use the first_ms index (first_ms ≥ from − maxSpan). */
   private maxSpanMs: number;
   private readonly stmt;
-  /** One transaction wrapper, built once: it runs on every CloudTrail record. */
-  private readonly run: (fn: () => unknown) => unknown;
+  private readonly keyQueries = new Map<number, Database.Statement>();
 
   constructor(readonly path: string) {
     this.db = new Database(path);
@@ -151,23 +181,28 @@ export class SqliteStore implements DetectorStore {
     this.db.exec(SCHEMA);
     this.maxSpanMs = (this.db.prepare('SELECT COALESCE(MAX(last_ms - first_ms), 0) AS m FROM observations').get() as { m: number }).m;
     const db = this.db;
-    this.run = db.transaction((fn: () => unknown) => fn());
     this.stmt = {
+      begin: db.prepare('BEGIN IMMEDIATE'),
+      commit: db.prepare('COMMIT'),
+      rollback: db.prepare('ROLLBACK'),
       insertBatch: db.prepare(
         'INSERT INTO batches (gateway_id, batch_id, sequence, received_ms, records) VALUES (?, ?, ?, ?, ?) ON CONFLICT (gateway_id, batch_id) DO NOTHING',
       ),
       insertObservation: db.prepare(
-        'INSERT INTO observations (gateway_id, access_key_id, service, region, host, client_ip, network, mode, action, first_ms, last_ms, count, attests, capture) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO observations (gateway_id, access_key_id, service, region, host, client_ip, network, mode, action, first_ms, last_ms, count, attests, capture, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       insertHeartbeat: db.prepare('INSERT INTO heartbeats (gateway_id, time_ms) VALUES (?, ?)'),
-      keySightings: db.prepare(
-        'SELECT * FROM observations WHERE access_key_id = ? AND attests = 1 AND first_ms >= ? AND first_ms <= ? AND last_ms >= ? ORDER BY first_ms LIMIT 500',
-      ),
       endpointSightings: db.prepare(
-        'SELECT * FROM observations WHERE gateway_id = ? AND service = ? AND region IS ? AND attests = 1 AND first_ms >= ? AND first_ms <= ? AND last_ms >= ? ORDER BY first_ms LIMIT 500',
+        `SELECT * FROM observations WHERE gateway_id = ? AND service = ? AND region IS ? AND first_ms >= ? AND first_ms <= ? AND last_ms >= ? AND ${ATTESTING} ORDER BY first_ms`,
       ),
-      heartbeatNear: db.prepare('SELECT 1 FROM heartbeats WHERE gateway_id = ? AND time_ms BETWEEN ? AND ? LIMIT 1'),
-      observationNear: db.prepare('SELECT 1 FROM observations WHERE gateway_id = ? AND last_ms >= ? AND first_ms <= ? LIMIT 1'),
+      // Liveness by the second: spans starting in one second leave gaps under a second, which the
+      // in-memory index joins too (memory-evidence.ts), so both answer alike.
+      heartbeatSpans: db.prepare(
+        'SELECT MIN(time_ms) AS a, MAX(time_ms) AS b FROM heartbeats WHERE gateway_id = ? AND time_ms BETWEEN ? AND ? GROUP BY time_ms / 1000 ORDER BY a',
+      ),
+      observationSpans: db.prepare(
+        'SELECT MIN(first_ms) AS a, MAX(last_ms) AS b FROM observations WHERE gateway_id = ? AND last_ms >= ? AND first_ms <= ? GROUP BY first_ms / 1000 ORDER BY a',
+      ),
       lastHeartbeat: db.prepare('SELECT MAX(time_ms) AS t FROM heartbeats WHERE gateway_id = ? AND time_ms <= ?'),
       fileGet: db.prepare('SELECT size, mtime_ms, done FROM cloudtrail_files WHERE path = ?'),
       filePut: db.prepare(
@@ -269,6 +304,7 @@ export class SqliteStore implements DetectorStore {
           r.count,
           ATTESTING_OUTCOMES.has(r.outcome) ? 1 : 0,
           r.capture ?? 'explicit',
+          r.outcome,
         );
       }
       return { kind: 'stored', records: batch.records.length };
@@ -276,20 +312,74 @@ export class SqliteStore implements DetectorStore {
     return tx.immediate();
   }
 
+  evidenceSnapshot(needs: EvidenceNeeds): EvidenceView {
+    const ev = new MemoryEvidence();
+    const span = this.maxSpanMs;
+    // Keys: a few IN queries per batch, keys grouped by when they are needed.
+    const keys = [...needs.keys].sort((a, b) => a.fromMs - b.fromMs);
+    for (let i = 0; i < keys.length;) {
+      const first = keys[i]!;
+      let from = first.fromMs;
+      let to = first.toMs;
+      let j = i + 1;
+      while (j < keys.length && j - i < KEYS_PER_QUERY && keys[j]!.fromMs - first.fromMs <= KEY_QUERY_SPREAD_MS) j++;
+      const ids = keys.slice(i, j).map((k) => {
+        if (k.fromMs < from) from = k.fromMs;
+        if (k.toMs > to) to = k.toMs;
+        return k.accessKeyId;
+      });
+      const size = 2 ** Math.ceil(Math.log2(ids.length));
+      while (ids.length < size) ids.push(ids[0]!);
+      for (const r of this.keyQuery(size).all(...ids, from - span, to, from) as ObservationRow[]) ev.addKeySighting(toSighting(r));
+      i = j;
+    }
+    for (const e of needs.endpoints) {
+      const rows = this.stmt.endpointSightings.all(e.gatewayId, e.service, e.region, e.fromMs - span, e.toMs, e.fromMs) as ObservationRow[];
+      for (const r of rows) ev.addEndpointSighting(toSighting(r));
+    }
+    for (const l of needs.liveness) {
+      for (const q of [this.stmt.heartbeatSpans, this.stmt.observationSpans]) {
+        for (const r of q.all(l.gatewayId, l.fromMs, l.toMs) as { a: number; b: number }[]) ev.addLiveness(l.gatewayId, r.a, r.b);
+      }
+    }
+    return ev;
+  }
+
+  /** Attesting sightings of `size` keys (a list padded by repeating a key) in a range. */
+  private keyQuery(size: number): Database.Statement {
+    let q = this.keyQueries.get(size);
+    if (q === undefined) {
+      q = this.db.prepare(
+        `SELECT * FROM observations WHERE access_key_id IN (${Array(size).fill('?').join(', ')}) AND first_ms >= ? AND first_ms <= ? AND last_ms >= ? AND ${ATTESTING} ORDER BY first_ms`,
+      );
+      this.keyQueries.set(size, q);
+    }
+    return q;
+  }
+
   keySightings(accessKeyId: string, fromMs: number, toMs: number): Sighting[] {
-    return (this.stmt.keySightings.all(accessKeyId, fromMs - this.maxSpanMs, toMs, fromMs) as ObservationRow[]).map(toSighting);
+    return this.evidenceSnapshot({ keys: [{ accessKeyId, fromMs, toMs }], endpoints: [], liveness: [] }).keySightings(
+      accessKeyId,
+      fromMs,
+      toMs,
+    );
   }
 
   endpointSightings(gatewayId: string, service: string, region: string | null, fromMs: number, toMs: number): Sighting[] {
-    return (this.stmt.endpointSightings.all(gatewayId, service, region, fromMs - this.maxSpanMs, toMs, fromMs) as ObservationRow[]).map(
-      toSighting,
+    return this.evidenceSnapshot({ keys: [], endpoints: [{ gatewayId, service, region, fromMs, toMs }], liveness: [] }).endpointSightings(
+      gatewayId,
+      service,
+      region,
+      fromMs,
+      toMs,
     );
   }
 
   heartbeatNear(gatewayId: string, fromMs: number, toMs: number): boolean {
-    return (
-      this.stmt.heartbeatNear.get(gatewayId, fromMs, toMs) !== undefined ||
-      this.stmt.observationNear.get(gatewayId, fromMs, toMs) !== undefined
+    return this.evidenceSnapshot({ keys: [], endpoints: [], liveness: [{ gatewayId, fromMs, toMs }] }).heartbeatNear(
+      gatewayId,
+      fromMs,
+      toMs,
     );
   }
 
@@ -417,8 +507,16 @@ export class SqliteStore implements DetectorStore {
     return (this.stmt.findingsForKey.get(accessKeyId, fromMs, toMs) as { n: number }).n;
   }
 
-  transaction<T>(fn: () => T): T {
-    return this.run(fn) as T;
+  begin(): void {
+    this.stmt.begin.run();
+  }
+
+  commit(): void {
+    this.stmt.commit.run();
+  }
+
+  rollback(): void {
+    if (this.db.inTransaction) this.stmt.rollback.run();
   }
 
   addPending(p: PendingEvent): void {

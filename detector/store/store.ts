@@ -3,11 +3,25 @@
  * default can be replaced (PostgreSQL for several detectors behind a load
  * balancer: ingest is stateless over the store).
  *
- * Lifecycle contract: every write method is durable when it returns (the
- * ingest endpoint answers 2xx only after `ingestBatch` returned).
+ * Every operation answers with a promise. The embedded backends (SQLite,
+ * memory) implement the synchronous `StoreEngine` and are wrapped by
+ * `SerialStore` (serial-store.ts), which queues operations so a transaction
+ * is never interleaved with anything else; a networked backend implements
+ * `DetectorStore` directly.
+ *
+ * Lifecycle contract: every write method is durable when its promise
+ * resolves (the ingest endpoint answers 2xx only after `ingestBatch`
+ * resolved). Writes made through the handle `withTransaction` passes commit
+ * together when the callback's promise resolves, and none do when it
+ * rejects. Inside a transaction use only its handle: an operation on the
+ * store itself waits for the transaction to end.
+ *
+ * Evidence is read for a batch at a time: `evidenceSnapshot(needs)` fetches
+ * what the rules may read (correlate/evidence-needs.ts) in a bounded number
+ * of queries and answers them synchronously, so the rules stay pure.
  */
 import type { TelemetryBatch } from '../../protocol/telemetry.js';
-import type { EvidenceView } from '../correlate/types.js';
+import type { EvidenceNeeds, EvidenceView, Sighting } from '../correlate/types.js';
 import type { CloudTrailUse } from '../guardduty/decide.js';
 import type { EventOrigin } from '../correlate/event-identity.js';
 
@@ -91,7 +105,20 @@ export interface FindingOccurrence {
   event: unknown;
 }
 
-export interface DetectorStore extends EvidenceView {
+/**
+ * The store's operations, synchronous: what an embedded backend implements. `StoreOps` is the same
+ * list answering with promises; the documentation of each operation is here.
+ */
+export interface StoreEngine {
+  /** The evidence a batch of decisions may read (see EvidenceNeeds), answered synchronously. */
+  evidenceSnapshot(needs: EvidenceNeeds): EvidenceView;
+  /** Sightings of the key overlapping [from, to] that attest (as a snapshot answers them). */
+  keySightings(accessKeyId: string, fromMs: number, toMs: number): Sighting[];
+  /** Sightings of one endpoint by one gateway that attest; `region` matches exactly (null = global endpoint). */
+  endpointSightings(gatewayId: string, service: string, region: string | null, fromMs: number, toMs: number): Sighting[];
+  /** Whether the gateway sent anything (heartbeat or observation) in [from, to]. */
+  heartbeatNear(gatewayId: string, fromMs: number, toMs: number): boolean;
+
   ingestBatch(gatewayId: string, batch: TelemetryBatch, receivedMs: number): IngestResult;
   /** The newest heartbeat time of a gateway, not later than `notAfterMs` when given (a stored time from the future never counts as recent). */
   lastHeartbeatMs(gatewayId: string, notAfterMs?: number): number | null;
@@ -144,8 +171,6 @@ export interface DetectorStore extends EvidenceView {
   takeDecision(kind: StoredDecision['kind'], subjectId: string): { disposition: string; rule: string } | null;
   /** How many of the detector's own findings name this key in [from, to] (by event time). */
   findingsForKey(accessKeyId: string, fromMs: number, toMs: number): number;
-  /** Runs `fn` atomically: every write in it commits together or not at all. */
-  transaction<T>(fn: () => T): T;
   listDecisions(filter: { sinceMs: number; disposition: string | null; limit: number }): StoredDecision[];
 
   getFinding(id: string): unknown;
@@ -182,5 +207,78 @@ export interface DetectorStore extends EvidenceView {
 
   prune(olderThanMs: number): { observations: number; heartbeats: number; events: number };
   sizeBytes(): number;
+}
+
+/** The operations of a store, answering with promises. */
+export type StoreOps = { [K in keyof StoreEngine]: (...args: Parameters<StoreEngine[K]>) => Promise<ReturnType<StoreEngine[K]>> };
+
+/** A transaction's handle: the store's operations, all part of the transaction. */
+export type StoreTx = StoreOps;
+
+export interface DetectorStore extends StoreOps {
+  /**
+   * Runs `fn` atomically: every write through `tx` commits together when `fn` resolves, or none
+   * does when it rejects (the rejection is passed on). Transactions run one at a time.
+   */
+  withTransaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** The synchronous engine an embedded backend wraps (serial-store.ts): its operations and explicit transactions. */
+export interface TransactionalEngine extends StoreEngine {
+  begin(): void;
+  commit(): void;
+  rollback(): void;
   close(): void;
 }
+
+/** Every operation of StoreEngine, by name: the wrapper builds one method per name. */
+export const STORE_OPERATIONS = [
+  'evidenceSnapshot',
+  'keySightings',
+  'endpointSightings',
+  'heartbeatNear',
+  'ingestBatch',
+  'lastHeartbeatMs',
+  'fileProcessed',
+  'fileAttempt',
+  'markFileProcessed',
+  'recordEvent',
+  'keptCopy',
+  'replaceEvent',
+  'vouchForEvent',
+  'recordEventConflict',
+  'listEventConflicts',
+  'cloudTrailUses',
+  'addPending',
+  'duePending',
+  'removePending',
+  'pendingCount',
+  'saveDecision',
+  'decisionOf',
+  'takeDecision',
+  'findingsForKey',
+  'listDecisions',
+  'getFinding',
+  'putFinding',
+  'guardDutyArchived',
+  'markGuardDutyArchived',
+  'enqueueDelivery',
+  'dueDeliveries',
+  'ackDelivery',
+  'retryDelivery',
+  'failDelivery',
+  'nextDeliveryMs',
+  'deliveryBacklog',
+  'addFindingOccurrence',
+  'occurrencesToRecheck',
+  'markOccurrenceChecked',
+  'occurrenceCounts',
+  'prune',
+  'sizeBytes',
+] as const satisfies readonly (keyof StoreEngine)[];
+
+/** Compile-time check: the list names every operation. */
+type Unlisted = Exclude<keyof StoreEngine, (typeof STORE_OPERATIONS)[number]>;
+const everyOperationListed: [Unlisted] extends [never] ? true : Unlisted = true;
+void everyOperationListed;

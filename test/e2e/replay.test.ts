@@ -462,7 +462,7 @@ describe('one decision record: replay and detector decisions print the same shap
     const dbPath = join(tmp, 'records.db');
     const store = new SqliteStore(dbPath);
     for (const l of [...cloudtrail.lines, ...guardduty.lines])
-      store.saveDecision({
+      await store.saveDecision({
         kind: l.kind,
         subjectId: l.id,
         timeMs: Date.parse(l.time),
@@ -474,7 +474,7 @@ describe('one decision record: replay and detector decisions print the same shap
         gatewayId: l.gatewayId,
         detail: l.detail,
       });
-    store.close();
+    await store.close();
     const storeConfig = join(tmp, 'records.yaml');
     await writeFile(storeConfig, `${readFileSync(configPath, 'utf8')}store: {path: ${dbPath}}\n`);
     const out = await new Promise<string>((resolve, reject) =>

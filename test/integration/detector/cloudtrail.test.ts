@@ -47,12 +47,12 @@ afterAll(async () => {
   await h?.cleanup();
 });
 
-function decisionFor(eventId: string) {
-  return h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 10_000 }).find((d) => d.subjectId === eventId) ?? null;
+async function decisionFor(eventId: string) {
+  return (await h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 10_000 })).find((d) => d.subjectId === eventId) ?? null;
 }
 
-function decisionCount(): number {
-  return h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 100_000 }).length;
+async function decisionCount(): Promise<number> {
+  return (await h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 100_000 })).length;
 }
 
 /** Writes a file and backdates it past the watcher's settle time. */
@@ -108,19 +108,19 @@ describe('cloudtrail.watch_dir', () => {
     );
     expect(await h.metric('egress_witness_detector_cloudtrail_files_total', { outcome: 'failed' })).toBe(failedBefore + 3);
     expect(await h.metric('egress_witness_detector_cloudtrail_records_total', { outcome: 'invalid' })).toBe(invalidBefore + garbage.length);
-    expect(decisionFor(a.eventID)).toMatchObject({ disposition: 'finding', rule: 'external' });
-    expect(decisionFor(b.eventID)).toMatchObject({ disposition: 'finding', rule: 'external' });
-    expect(decisionFor(internal.eventID)).toMatchObject({ disposition: 'ignored', rule: 'aws-internal' });
+    expect(await decisionFor(a.eventID)).toMatchObject({ disposition: 'finding', rule: 'external' });
+    expect(await decisionFor(b.eventID)).toMatchObject({ disposition: 'finding', rule: 'external' });
+    expect(await decisionFor(internal.eventID)).toMatchObject({ disposition: 'ignored', rule: 'aws-internal' });
 
     // Several more scans later nothing was read again, and the .txt file was never read.
-    const decisions = decisionCount();
+    const decisions = await decisionCount();
     const processed = await h.metric('egress_witness_detector_cloudtrail_files_total', { outcome: 'processed' });
     await sleep(700);
     expect(processedLogs(gz)).toHaveLength(1);
     expect(processedLogs(plain)).toHaveLength(1);
     expect(h.logs.find('cloudtrail_file_failed').filter((l) => l.path === broken)).toHaveLength(1);
     expect(await h.metric('egress_witness_detector_cloudtrail_files_total', { outcome: 'processed' })).toBe(processed);
-    expect(decisionCount()).toBe(decisions);
+    expect(await decisionCount()).toBe(decisions);
     expect(h.logs.lines.some((l) => typeof l.path === 'string' && l.path.endsWith('README.txt'))).toBe(false);
   });
 
@@ -134,7 +134,7 @@ describe('cloudtrail.watch_dir', () => {
     const past = new Date(Date.now() - 60_000);
     await utimes(path, past, past);
     await waitFor(() => processedLogs(path).length === 1, 'the settled file processed');
-    expect(decisionFor(r.eventID)).toMatchObject({ rule: 'external' });
+    expect(await decisionFor(r.eventID)).toMatchObject({ rule: 'external' });
   });
 });
 
@@ -191,7 +191,12 @@ describe('POST /v1/cloudtrail (EventBridge)', () => {
     const a = await h.postJson('/v1/cloudtrail', cloudTrailEventBridge(r), AUTH);
     expect(a.status, a.text).toBe(200);
     expect(a.json).toEqual({ accepted: true, records: 1, decided: 1 });
-    expect(decisionFor(r.eventID)).toMatchObject({ kind: 'cloudtrail', disposition: 'finding', rule: 'external', sourceIp: EXTERNAL_IP });
+    expect(await decisionFor(r.eventID)).toMatchObject({
+      kind: 'cloudtrail',
+      disposition: 'finding',
+      rule: 'external',
+      sourceIp: EXTERNAL_IP,
+    });
   });
 
   it('accepts an array, skips other detail-types, and counts duplicates and invalid records', async () => {
@@ -201,7 +206,7 @@ describe('POST /v1/cloudtrail (EventBridge)', () => {
     const a = await h.postJson('/v1/cloudtrail', events, AUTH);
     expect(a.status, a.text).toBe(200);
     expect(a.json).toEqual({ accepted: true, records: 2, decided: 2 });
-    for (const e of apiCalls) expect(decisionFor(e.detail.eventID)).not.toBeNull();
+    for (const e of apiCalls) expect(await decisionFor(e.detail.eventID)).not.toBeNull();
 
     const again = await h.postJson(
       '/v1/cloudtrail',
@@ -219,7 +224,7 @@ describe('POST /v1/cloudtrail (EventBridge)', () => {
     expect((await h.postJson('/v1/cloudtrail', cloudTrailEventBridge(r), { authorization: `Bearer ${TOKEN}x` })).status).toBe(401);
     expect((await h.postJson('/v1/cloudtrail', cloudTrailEventBridge(r), { authorization: TOKEN })).status).toBe(401);
     expect((await h.postJson('/v1/guardduty', {}, {})).status).toBe(401);
-    expect(decisionFor(r.eventID)).toBeNull();
+    expect(await decisionFor(r.eventID)).toBeNull();
 
     const notJson = await fetch(h.url('/v1/cloudtrail'), {
       method: 'POST',

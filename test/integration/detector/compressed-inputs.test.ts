@@ -43,8 +43,8 @@ function failedWith(path: string) {
   return h.logs.find('cloudtrail_file_failed').find((l) => l.path === path);
 }
 
-function decisionFor(eventId: string) {
-  return h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 10_000 }).find((d) => d.subjectId === eventId) ?? null;
+async function decisionFor(eventId: string) {
+  return (await h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 10_000 })).find((d) => d.subjectId === eventId) ?? null;
 }
 
 describe('watch directory: bombs and giants', () => {
@@ -75,7 +75,7 @@ describe('watch directory: bombs and giants', () => {
     expect(failedWith(bomb)).toMatchObject({ reason: `decompresses to more than ${BUDGET} bytes` });
     expect(failedWith(giant)).toMatchObject({ reason: `larger than ${BUDGET} bytes` });
     expect(await h.metric('egress_witness_detector_cloudtrail_files_total', { outcome: 'failed' })).toBe(failedBefore + 2);
-    expect(decisionFor(record.eventID)).toMatchObject({ disposition: 'finding', rule: 'external' });
+    expect(await decisionFor(record.eventID)).toMatchObject({ disposition: 'finding', rule: 'external' });
     // Peak resident memory (KiB) grew by far less than either file claims.
     expect(process.resourceUsage().maxRSS - peakBefore).toBeLessThan(256 * 1024);
     const a = await h.signedPost(h.batch('gw1', [heartbeat('gw1', Date.now())]));

@@ -68,12 +68,12 @@ function key(): string {
   return k;
 }
 
-function decisionFor(eventId: string) {
-  return h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 100_000 }).find((d) => d.subjectId === eventId) ?? null;
+async function decisionFor(eventId: string) {
+  return (await h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 100_000 })).find((d) => d.subjectId === eventId) ?? null;
 }
 
 async function decided(eventId: string) {
-  return waitFor(() => decisionFor(eventId), `the decision on ${eventId}`);
+  return waitFor(async () => await decisionFor(eventId), `the decision on ${eventId}`);
 }
 
 async function postRecords(...records: JsonDoc[]) {
@@ -220,8 +220,8 @@ describe('the decision table, one row each, through the daemon', () => {
     if (row.disposition === 'suppressed') expect(detail.evidence.length).toBeGreaterThan(0);
 
     const findings = await (row.disposition === 'finding'
-      ? waitFor(async () => ((await findingsOfKey(k)).length > 0 ? findingsOfKey(k) : null), 'the finding in findings.file')
-      : findingsOfKey(k));
+      ? waitFor(async () => ((await findingsOfKey(k)).length > 0 ? await findingsOfKey(k) : null), 'the finding in findings.file')
+      : await findingsOfKey(k));
     if (row.disposition !== 'finding') {
       expect(findings).toEqual([]);
       return;
@@ -244,14 +244,14 @@ describe('the decision table, one row each, through the daemon', () => {
       },
       egressWitness: { rule: row.rule, disposition: 'finding', eventIds: [record.eventID] },
     });
-    expect(h.app.db.getFinding(findings[0]!.id as string)).toEqual(findings[0]);
+    expect(await h.app.db.getFinding(findings[0]!.id as string)).toEqual(findings[0]);
   });
 
   it('does not decide (or store) credentials that are not an instance role', async () => {
     const before = await h.metric('egress_witness_detector_cloudtrail_records_total', { outcome: 'not_instance_credential' });
     const r = cloudTrailRecord({ fixture: 'iam-user-akia', time: past() });
     expect(await postRecords(r)).toEqual({ records: 1, 'not-instance-credential': 1 });
-    expect(decisionFor(r.eventID)).toBeNull();
+    expect(await decisionFor(r.eventID)).toBeNull();
     expect(await h.metric('egress_witness_detector_cloudtrail_records_total', { outcome: 'not_instance_credential' })).toBe(before + 1);
   });
 
@@ -326,8 +326,8 @@ describe('edges', () => {
     const rLate = cloudTrailRecord({ key: late, sourceIp: GW1_IP, time: now });
     const rNever = cloudTrailRecord({ key: never, sourceIp: GW1_IP, time: now });
     expect(await postRecords(rLate, rNever)).toEqual({ records: 2, pending: 2 });
-    expect(h.app.db.pendingCount()).toBeGreaterThanOrEqual(2);
-    expect(decisionFor(rLate.eventID)).toBeNull();
+    expect(await h.app.db.pendingCount()).toBeGreaterThanOrEqual(2);
+    expect(await decisionFor(rLate.eventID)).toBeNull();
 
     await h.ingest('gw1', [observation({ accessKeyId: late, at: now - 2_000, span: 2_000 })]);
     const dLate = await decided(rLate.eventID);
@@ -338,7 +338,7 @@ describe('edges', () => {
     expect(dNever.decidedMs).toBeGreaterThanOrEqual(now + GRACE_MS);
     await waitFor(async () => (await findingsOfKey(never)).length === 1, 'the finding for the unattested key');
     expect(await findingsOfKey(late)).toEqual([]);
-    await waitFor(() => h.app.db.pendingCount() === 0, 'no pending decision left');
+    await waitFor(async () => (await h.app.db.pendingCount()) === 0, 'no pending decision left');
   });
 
   it('repeats of one key and source aggregate into one finding with a count and the span', async () => {

@@ -51,12 +51,12 @@ afterAll(async () => {
   await h?.cleanup();
 });
 
-function decisionFor(eventId: string) {
-  return h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 10_000 }).find((d) => d.subjectId === eventId) ?? null;
+async function decisionFor(eventId: string) {
+  return (await h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 10_000 })).find((d) => d.subjectId === eventId) ?? null;
 }
 
-function conflictsOf(eventId: string) {
-  return h.app.db.listEventConflicts({ sinceMs: 0, limit: 1_000 }).filter((c) => c.eventId === eventId);
+async function conflictsOf(eventId: string) {
+  return (await h.app.db.listEventConflicts({ sinceMs: 0, limit: 1_000 })).filter((c) => c.eventId === eventId);
 }
 
 async function conflicts(resolution: string): Promise<number> {
@@ -97,16 +97,16 @@ describe('a pushed copy and the trail copy of one event', () => {
     const before = await conflicts('superseded');
 
     expect(await pushed(forged)).toEqual({ accepted: true, records: 1, decided: 1 });
-    expect(decisionFor(real.eventID)).toMatchObject({ disposition: 'ignored', rule: 'aws-internal' });
+    expect(await decisionFor(real.eventID)).toMatchObject({ disposition: 'ignored', rule: 'aws-internal' });
 
     await fromTrail(real);
-    expect(decisionFor(real.eventID)).toMatchObject({ disposition: 'finding', rule: 'external', sourceIp: EXTERNAL_IP });
+    expect(await decisionFor(real.eventID)).toMatchObject({ disposition: 'finding', rule: 'external', sourceIp: EXTERNAL_IP });
     await waitFor(() => findingsFor(key).length === 1, 'the finding in findings.file');
     expect(findingsFor(key)[0]).toMatchObject({
       service: { action: { awsApiCallAction: { remoteIpDetails: { ipAddressV4: EXTERNAL_IP } } } },
     });
     expect(await conflicts('superseded')).toBe(before + 1);
-    expect(conflictsOf(real.eventID)).toEqual([
+    expect(await conflictsOf(real.eventID)).toEqual([
       expect.objectContaining({
         eventId: real.eventID,
         resolution: 'superseded',
@@ -128,14 +128,14 @@ describe('a pushed copy and the trail copy of one event', () => {
     const key = newAccessKeyId();
     const real = cloudTrailRecord({ key, sourceIp: EXTERNAL_IP, time: Date.now() - 60_000 });
     await fromTrail(real);
-    expect(decisionFor(real.eventID)).toMatchObject({ disposition: 'finding', rule: 'external' });
+    expect(await decisionFor(real.eventID)).toMatchObject({ disposition: 'finding', rule: 'external' });
     const before = await conflicts('rejected');
     // A copy from the gateway's address with a sighting to go with it: would be suppressed if believed.
     await h.ingest('gw1', [observation({ accessKeyId: key, at: Date.now() - 62_000, span: 4_000 })]);
     expect(await pushed({ ...real, sourceIPAddress: GW1_IP })).toEqual({ accepted: true, records: 1, conflict: 1 });
-    expect(decisionFor(real.eventID)).toMatchObject({ disposition: 'finding', rule: 'external', sourceIp: EXTERNAL_IP });
+    expect(await decisionFor(real.eventID)).toMatchObject({ disposition: 'finding', rule: 'external', sourceIp: EXTERNAL_IP });
     expect(await conflicts('rejected')).toBe(before + 1);
-    expect(conflictsOf(real.eventID)).toEqual([
+    expect(await conflictsOf(real.eventID)).toEqual([
       expect.objectContaining({
         resolution: 'rejected',
         kept: expect.objectContaining({ origin: 'trail', sourceIPAddress: EXTERNAL_IP }),
@@ -148,12 +148,12 @@ describe('a pushed copy and the trail copy of one event', () => {
   it('the same content pushed, then from the trail: one decision, no conflict, and the trail now vouches for the kept copy', async () => {
     const real = cloudTrailRecord({ key: newAccessKeyId(), sourceIp: EXTERNAL_IP, time: Date.now() - 60_000 });
     expect(await pushed(real)).toMatchObject({ decided: 1 });
-    expect(h.app.db.keptCopy(real.eventID)).toMatchObject({ origin: 'pushed' });
-    const decidedAt = decisionFor(real.eventID)!.decidedMs;
+    expect(await h.app.db.keptCopy(real.eventID)).toMatchObject({ origin: 'pushed' });
+    const decidedAt = (await decisionFor(real.eventID))!.decidedMs;
     await fromTrail(real);
-    expect(decisionFor(real.eventID)!.decidedMs).toBe(decidedAt);
-    expect(conflictsOf(real.eventID)).toEqual([]);
-    expect(h.app.db.keptCopy(real.eventID)).toMatchObject({ origin: 'trail' });
+    expect((await decisionFor(real.eventID))!.decidedMs).toBe(decidedAt);
+    expect(await conflictsOf(real.eventID)).toEqual([]);
+    expect(await h.app.db.keptCopy(real.eventID)).toMatchObject({ origin: 'trail' });
     // And a second push of it is the plain duplicate it always was.
     expect(await pushed(real)).toEqual({ accepted: true, records: 1, duplicate: 1 });
   });
@@ -165,12 +165,12 @@ describe('a pushed copy and the trail copy of one event', () => {
     await h.ingest('gw1', [observation({ accessKeyId: key, at: now - 2_000, span: 2_000 })]);
     expect(await pushed({ ...real, sourceIPAddress: EXTERNAL_IP })).toMatchObject({ pending: 1 });
     await fromTrail(real);
-    expect(decisionFor(real.eventID)).toMatchObject({ disposition: 'suppressed', rule: 'attested', sourceIp: GW1_IP });
-    expect(conflictsOf(real.eventID)).toEqual([expect.objectContaining({ resolution: 'superseded', supersededDecision: null })]);
+    expect(await decisionFor(real.eventID)).toMatchObject({ disposition: 'suppressed', rule: 'attested', sourceIp: GW1_IP });
+    expect(await conflictsOf(real.eventID)).toEqual([expect.objectContaining({ resolution: 'superseded', supersededDecision: null })]);
     // Past the pushed copy's due time (eventTime + 4 s grace) and a few ticks: nothing from it surfaces.
     await sleep(Math.max(0, now + 6_000 - Date.now()));
-    expect(decisionFor(real.eventID)).toMatchObject({ disposition: 'suppressed', rule: 'attested' });
+    expect(await decisionFor(real.eventID)).toMatchObject({ disposition: 'suppressed', rule: 'attested' });
     expect(findingsFor(key)).toEqual([]);
-    expect(h.app.db.pendingCount()).toBe(0);
+    expect(await h.app.db.pendingCount()).toBe(0);
   });
 });

@@ -158,12 +158,12 @@ async function rig(mode: 'archive' | 'report'): Promise<Rig> {
   return { h, fake, firstPoll: fake.calls.slice(from), firstPollCount };
 }
 
-function guardDutyDecisions(h: DetectorHarness) {
-  return h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 1000 }).filter((d) => d.kind === 'guardduty');
+async function guardDutyDecisions(h: DetectorHarness) {
+  return (await h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 1000 })).filter((d) => d.kind === 'guardduty');
 }
 
-function latestDecisionOf(h: DetectorHarness, findingId: string): GuardDutyDecision | null {
-  const d = guardDutyDecisions(h).find((x) => x.subjectId.startsWith(`${findingId}@`));
+async function latestDecisionOf(h: DetectorHarness, findingId: string): Promise<GuardDutyDecision | null> {
+  const d = (await guardDutyDecisions(h)).find((x) => x.subjectId.startsWith(`${findingId}@`));
   return d ? (d.detail as GuardDutyDecision) : null;
 }
 
@@ -275,11 +275,11 @@ describe('guardduty.mode: archive', () => {
     expect(r.firstPoll.every((c) => c.status === 200)).toBe(true);
   });
 
-  it('decides every finding with its reason and evidence', () => {
+  it('decides every finding with its reason and evidence', async () => {
     for (const [id, [decision, reason, gatewayId]] of Object.entries(EXPECTED)) {
-      expect({ id, ...latestDecisionOf(r.h, id) }, id).toMatchObject({ id, findingId: id, decision, reason, gatewayId });
+      expect({ id, ...(await latestDecisionOf(r.h, id)) }, id).toMatchObject({ id, findingId: id, decision, reason, gatewayId });
     }
-    const attested = latestDecisionOf(r.h, ID.attested)!;
+    const attested = (await latestDecisionOf(r.h, ID.attested))!;
     expect(attested.evidence.start[0]).toMatchObject({ gatewayId: 'gw1', clientIp: '10.20.3.4', network: 'vpc-prod' });
     expect(attested.evidence.end[0]).toMatchObject({ gatewayId: 'gw1', clientIp: '10.20.3.4', network: 'vpc-prod' });
     expect(attested).toMatchObject({
@@ -288,12 +288,12 @@ describe('guardduty.mode: archive', () => {
       spanStart: '2024-05-01T12:01:07.000Z',
       spanEnd: '2024-05-01T12:41:07.000Z',
     });
-    expect(latestDecisionOf(r.h, ID.external)!.evidence.externalEvents).toEqual([
+    expect((await latestDecisionOf(r.h, ID.external))!.evidence.externalEvents).toEqual([
       expect.objectContaining({ sourceIPAddress: EXTERNAL_IP }),
     ]);
-    expect(latestDecisionOf(r.h, ID.unrouted)!.evidence.start[0]).toMatchObject({ clientIp: '192.168.77.7', network: null });
-    expect(latestDecisionOf(r.h, ID.otherType)).toBeNull();
-    expect(latestDecisionOf(r.h, ID.archived)).toBeNull();
+    expect((await latestDecisionOf(r.h, ID.unrouted))!.evidence.start[0]).toMatchObject({ clientIp: '192.168.77.7', network: null });
+    expect(await latestDecisionOf(r.h, ID.otherType)).toBeNull();
+    expect(await latestDecisionOf(r.h, ID.archived)).toBeNull();
   });
 
   it('archives exactly the attested finding via ArchiveFindings, right after reading it back from the configured detector', async () => {
@@ -308,7 +308,7 @@ describe('guardduty.mode: archive', () => {
       status: 200,
     });
     expect(r.fake.finding(ID.attested)!.service.archived).toBe(true);
-    expect(r.h.app.db.guardDutyArchived(ID.attested)).toBe(true);
+    expect(await r.h.app.db.guardDutyArchived(ID.attested)).toBe(true);
     expect(await r.h.metric('egress_witness_detector_guardduty_archive_calls_total', { outcome: 'success' })).toBe(1);
     expect(await r.h.metric('egress_witness_detector_guardduty_findings_total', { decision: 'archive', reason: 'attested' })).toBe(1);
     for (const reason of ['external-use-seen', 'gateway-silent', 'not-a-gateway-address', 'unrouted-client', 'malformed']) {
@@ -318,10 +318,10 @@ describe('guardduty.mode: archive', () => {
   });
 
   it('is idempotent: a second poll archives nothing new, nor does a redelivery of the archived finding', async () => {
-    const decisionsBefore = guardDutyDecisions(r.h).length;
+    const decisionsBefore = (await guardDutyDecisions(r.h)).length;
     expect(await r.h.app.guarddutyProcessor.poll()).toBe(LISTED.length - 1);
     expect(r.fake.archivedIds()).toEqual([ID.attested]);
-    expect(guardDutyDecisions(r.h)).toHaveLength(decisionsBefore);
+    expect(await guardDutyDecisions(r.h)).toHaveLength(decisionsBefore);
 
     // GuardDuty updated the finding (new updatedAt) and EventBridge delivers it again.
     const again = structuredClone(ALL.find((f) => f.id === ID.attested)!);
@@ -331,7 +331,7 @@ describe('guardduty.mode: archive', () => {
     const a = await r.h.postJson('/v1/guardduty', guardDutyEventBridge(again));
     expect(a.status, a.text).toBe(200);
     expect(a.json).toEqual({ accepted: true, findings: 1, archive: 1 });
-    expect(guardDutyDecisions(r.h)).toHaveLength(decisionsBefore + 1);
+    expect(await guardDutyDecisions(r.h)).toHaveLength(decisionsBefore + 1);
     await sleep(50);
     expect(r.fake.archivedIds()).toEqual([ID.attested]);
     expect(await r.h.metric('egress_witness_detector_guardduty_archive_calls_total', { outcome: 'success' })).toBe(1);
@@ -354,17 +354,17 @@ describe('guardduty.mode: archive', () => {
       skippedBefore + 2,
     );
     expect(await r.h.metric('egress_witness_detector_guardduty_archive_calls_total', { outcome: 'failure' })).toBe(1);
-    expect(r.h.app.db.guardDutyArchived(ID.eventBridge)).toBe(false);
+    expect(await r.h.app.db.guardDutyArchived(ID.eventBridge)).toBe(false);
     // The fake records the call before the detector has read the answer and marked the finding.
     await waitFor(
-      () => r.fake.archivedIds().includes(ID.eventBridge) && r.h.app.db.guardDutyArchived(ID.eventBridge),
+      async () => r.fake.archivedIds().includes(ID.eventBridge) && (await r.h.app.db.guardDutyArchived(ID.eventBridge)),
       'the retried ArchiveFindings',
       8_000,
     );
     expect(r.fake.archivedIds()).toEqual([ID.attested, ID.eventBridge]);
-    expect(r.h.app.db.guardDutyArchived(ID.eventBridge)).toBe(true);
+    expect(await r.h.app.db.guardDutyArchived(ID.eventBridge)).toBe(true);
     expect(await r.h.metric('egress_witness_detector_guardduty_archive_calls_total', { outcome: 'success' })).toBe(2);
-    expect(latestDecisionOf(r.h, ID.eventBridge)).toMatchObject({
+    expect(await latestDecisionOf(r.h, ID.eventBridge)).toMatchObject({
       decision: 'archive',
       reason: 'attested',
       gatewayId: 'gw1',
@@ -383,7 +383,7 @@ describe('guardduty.mode: archive', () => {
     r.fake.failNext('ArchiveFindings', 400, 'BadRequestException');
     const a = await r.h.postJson('/v1/guardduty', guardDutyEventBridge(finding));
     expect(a.json).toMatchObject({ archive: 1 });
-    expect(r.h.app.db.guardDutyArchived(finding.id as string)).toBe(false);
+    expect(await r.h.app.db.guardDutyArchived(finding.id as string)).toBe(false);
     await r.h.restart();
     await r.h.app.guarddutyProcessor.poll();
     await sleep(100);
@@ -404,26 +404,26 @@ describe('guardduty.mode: report', () => {
   it('decides the same way but archives nothing', async () => {
     expect(r.firstPollCount).toBe(LISTED.length);
     for (const [id, [decision, reason, gatewayId]] of Object.entries(EXPECTED)) {
-      expect({ id, ...latestDecisionOf(r.h, id) }, id).toMatchObject({ id, decision, reason, gatewayId });
+      expect({ id, ...(await latestDecisionOf(r.h, id)) }, id).toMatchObject({ id, decision, reason, gatewayId });
     }
     r.fake.put(EVENTBRIDGE.detail);
     const a = await r.h.postJson('/v1/guardduty', [EVENTBRIDGE]);
     expect(a.json).toEqual({ accepted: true, findings: 1, archive: 1 });
     // Polled later, the same finding (same updatedAt) is not decided twice.
-    const decisions = guardDutyDecisions(r.h).length;
+    const decisions = (await guardDutyDecisions(r.h)).length;
     expect(await r.h.app.guarddutyProcessor.poll()).toBe(LISTED.length + 1);
-    expect(guardDutyDecisions(r.h)).toHaveLength(decisions);
+    expect(await guardDutyDecisions(r.h)).toHaveLength(decisions);
     await sleep(50);
     expect(r.fake.calls.filter((c) => c.op === 'ArchiveFindings')).toEqual([]);
     expect(r.fake.finding(ID.attested)!.service.archived).toBe(false);
-    expect(r.h.app.db.guardDutyArchived(ID.attested)).toBe(false);
+    expect(await r.h.app.db.guardDutyArchived(ID.attested)).toBe(false);
     expect(await r.h.metric('egress_witness_detector_guardduty_findings_total', { decision: 'archive', reason: 'attested' })).toBe(2);
     expect(await r.h.metric('egress_witness_detector_guardduty_archive_calls_total')).toBe(0);
     expect(r.h.logs.find('guardduty_decision').every((l) => l.mode === 'report')).toBe(true);
   });
 
-  it('lists GuardDuty decisions with `detector decisions --disposition keep`-style store queries', () => {
-    const keep = r.h.app.db.listDecisions({ sinceMs: 0, disposition: 'keep', limit: 100 }).filter((d) => d.kind === 'guardduty');
+  it('lists GuardDuty decisions with `detector decisions --disposition keep`-style store queries', async () => {
+    const keep = (await r.h.app.db.listDecisions({ sinceMs: 0, disposition: 'keep', limit: 100 })).filter((d) => d.kind === 'guardduty');
     expect(keep.map((d) => d.rule).sort()).toEqual([
       'external-use-seen',
       'gateway-silent',
@@ -445,7 +445,9 @@ describe('guardduty.mode: report', () => {
     ]);
     const ct = cloudTrailRecord({ key, sourceIp: '10.9.9.9', time: FIRST + 15 * MIN });
     await r.h.postJson('/v1/cloudtrail', ct);
-    const own = r.h.app.db.listDecisions({ sinceMs: 0, disposition: 'finding', limit: 1000 }).find((d) => d.subjectId === ct.eventID);
+    const own = (await r.h.app.db.listDecisions({ sinceMs: 0, disposition: 'finding', limit: 1000 })).find(
+      (d) => d.subjectId === ct.eventID,
+    );
     expect(own).toMatchObject({ disposition: 'finding', rule: 'external', sourceIp: '10.9.9.9' });
     const finding = structuredClone(ALL.find((f) => f.id === ID.attested)!);
     finding.id = '5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b';
@@ -460,7 +462,7 @@ describe('guardduty.mode: report', () => {
   it('switching report → archive archives the attested findings still active in GuardDuty', async () => {
     const raw = JSON.parse(readFileSync(r.h.configPath, 'utf8')) as JsonDoc;
     expect(await r.h.app.reload({ ok: true, value: validDetectorConfig(deepMerge(raw, { guardduty: { mode: 'archive' } })) })).toBe(true);
-    expect(r.h.app.status()).toMatchObject({ guardduty_mode: 'archive' });
+    expect(await r.h.app.status()).toMatchObject({ guardduty_mode: 'archive' });
     await r.h.app.guarddutyProcessor.poll();
     await sleep(100);
     expect(r.fake.archivedIds()).toEqual(expect.arrayContaining([ID.attested, ID.eventBridge]));
@@ -507,7 +509,7 @@ describe("GuardDuty's word only (archive mode)", () => {
     const a = await r.h.postJson('/v1/guardduty', guardDutyEventBridge(forgedCopy(id)));
     expect(a.status, a.text).toBe(200);
     expect(a.json).toEqual({ accepted: true, findings: 1, keep: 1 });
-    expect(latestDecisionOf(r.h, id)).toMatchObject({
+    expect(await latestDecisionOf(r.h, id)).toMatchObject({
       findingId: id,
       decision: 'keep',
       reason: 'not-a-gateway-address',
@@ -515,11 +517,9 @@ describe("GuardDuty's word only (archive mode)", () => {
       remoteIp: EXTERNAL_IP,
     });
     // The decision is stored under GuardDuty's version, not the one the poster claimed.
-    expect(
-      guardDutyDecisions(r.h)
-        .filter((d) => d.subjectId.startsWith(`${id}@`))
-        .map((d) => d.subjectId),
-    ).toEqual([`${id}@${ALL.find((x) => x.id === ID.notGateway)!.updatedAt}`]);
+    expect((await guardDutyDecisions(r.h)).filter((d) => d.subjectId.startsWith(`${id}@`)).map((d) => d.subjectId)).toEqual([
+      `${id}@${ALL.find((x) => x.id === ID.notGateway)!.updatedAt}`,
+    ]);
     await sleep(100);
     const calls = r.fake.calls.slice(from);
     expect(calls.map((c): unknown[] => [c.op, c.detectorId, c.body.findingIds])).toEqual([['GetFindings', DETECTOR_ID, [id]]]);
@@ -543,7 +543,7 @@ describe("GuardDuty's word only (archive mode)", () => {
     ]);
     expect(r.fake.calls[from]!.authorization).toMatch(/\/us-east-1\/guardduty\/aws4_request, /);
     expect(await readBacks('not_found')).toBe(notFoundBefore + 1);
-    expect(latestDecisionOf(r.h, unknown)).toBeNull();
+    expect(await latestDecisionOf(r.h, unknown)).toBeNull();
     expect(r.h.logs.find('guardduty_finding_unconfirmed').at(-1)).toMatchObject({ finding_id: unknown, why: 'not_found' });
 
     const real = '9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f';
@@ -555,7 +555,7 @@ describe("GuardDuty's word only (archive mode)", () => {
     const b = await r.h.postJson('/v1/guardduty', guardDutyEventBridge(attested));
     expect(b.json).toEqual({ accepted: true, findings: 1, unconfirmed: 1 });
     expect(await readBacks('failed')).toBe(failedBefore + 1);
-    expect(latestDecisionOf(r.h, real)).toBeNull();
+    expect(await latestDecisionOf(r.h, real)).toBeNull();
     expect(await r.h.metric('egress_witness_detector_guardduty_findings_total', { decision: 'keep', reason: 'unconfirmed' })).toBe(
       keptBefore + 2,
     );
@@ -577,8 +577,8 @@ describe("GuardDuty's word only (archive mode)", () => {
     r.fake.put(updated);
     await waitFor(() => r.h.logs.find('guardduty_archive_withdrawn').some((l) => l.finding_id === id), 'the withdrawn archive', 8_000);
     expect(r.fake.archivedIds()).not.toContain(id);
-    expect(r.h.app.db.guardDutyArchived(id)).toBe(false);
-    expect(latestDecisionOf(r.h, id)).toMatchObject({ decision: 'keep', reason: 'not-a-gateway-address', remoteIp: EXTERNAL_IP });
+    expect(await r.h.app.db.guardDutyArchived(id)).toBe(false);
+    expect(await latestDecisionOf(r.h, id)).toMatchObject({ decision: 'keep', reason: 'not-a-gateway-address', remoteIp: EXTERNAL_IP });
     expect(await r.h.metric('egress_witness_detector_guardduty_archive_calls_total', { outcome: 'withdrawn' })).toBe(1);
   });
 });

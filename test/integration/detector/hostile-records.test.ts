@@ -65,8 +65,8 @@ afterAll(async () => {
   await h?.cleanup();
 });
 
-function decisionFor(eventId: string) {
-  return h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 10_000 }).find((d) => d.subjectId === eventId) ?? null;
+async function decisionFor(eventId: string) {
+  return (await h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 10_000 })).find((d) => d.subjectId === eventId) ?? null;
 }
 
 async function writeSettled(path: string, content: string): Promise<void> {
@@ -104,10 +104,10 @@ describe('a CloudTrail record nested thousands of levels deep', () => {
     await waitFor(() => processed(first).length === 1 && processed(second).length === 1, 'both files processed');
     expect(processed(first)[0]).toMatchObject({ records: 2, invalid: 0, failed: 0 });
     expect(await h.metric('egress_witness_detector_truncated_records_total', { input: 'cloudtrail' })).toBe(truncatedBefore + 1);
-    expect(decisionFor(next.eventID)).toMatchObject({ disposition: 'finding', rule: 'external' });
-    expect(decisionFor(later.eventID)).toMatchObject({ disposition: 'finding', rule: 'external' });
+    expect(await decisionFor(next.eventID)).toMatchObject({ disposition: 'finding', rule: 'external' });
+    expect(await decisionFor(later.eventID)).toMatchObject({ disposition: 'finding', rule: 'external' });
     await stillServing();
-    const decided = await waitFor(() => decisionFor(deep.eventID), 'the deep record decided after its grace period', 10_000);
+    const decided = await waitFor(async () => await decisionFor(deep.eventID), 'the deep record decided after its grace period', 10_000);
     expect(decided).toMatchObject({ disposition: 'finding', rule: 'external', sourceIp: EXTERNAL_IP });
     await stillServing();
 
@@ -130,8 +130,8 @@ describe('a CloudTrail record nested thousands of levels deep', () => {
     const a = await httpRequest(h.ports.ingest, 'POST', '/v1/cloudtrail', AUTH, Buffer.from(body));
     expect(a.status, a.text).toBe(200);
     expect(a.json).toEqual({ accepted: true, records: 2, pending: 1, decided: 1 });
-    expect(decisionFor(plain.eventID)).toMatchObject({ disposition: 'finding', rule: 'external' });
-    await waitFor(() => decisionFor(deep.eventID), 'the deep record decided after its grace period', 10_000);
+    expect(await decisionFor(plain.eventID)).toMatchObject({ disposition: 'finding', rule: 'external' });
+    await waitFor(async () => await decisionFor(deep.eventID), 'the deep record decided after its grace period', 10_000);
     await stillServing();
   });
 });
@@ -183,8 +183,8 @@ describe('a file that stopped the daemon while it was being read', () => {
         await mkdir(dirname(storePath), { recursive: true });
         const store = new SqliteStore(storePath);
         const st = await stat(stuck);
-        for (let i = 0; i < MAX_FILE_ATTEMPTS; i++) store.fileAttempt(stuck, st.size, st.mtimeMs, Date.now());
-        store.close();
+        for (let i = 0; i < MAX_FILE_ATTEMPTS; i++) await store.fileAttempt(stuck, st.size, st.mtimeMs, Date.now());
+        await store.close();
         return { cloudtrail: { watch_dir: watch, poll_interval: '150ms' } };
       },
     });

@@ -41,8 +41,8 @@ function sightingOf(key: string, at = Date.now() - 5_000) {
   return observation({ accessKeyId: key, at, span: 2_000 });
 }
 
-function sightings(key: string) {
-  return h.app.db.keySightings(key, Date.now() - WIDE, Date.now() + WIDE);
+async function sightings(key: string) {
+  return await h.app.db.keySightings(key, Date.now() - WIDE, Date.now() + WIDE);
 }
 
 function expectRefused(a: HttpAnswer, status: number, reason: RegExp): void {
@@ -60,7 +60,7 @@ describe('POST /v1/telemetry: accepted batches', () => {
     const a = await h.signedPost(batch);
     expect(a.status, a.text).toBe(200);
     expect(a.json).toEqual({ accepted: true, duplicate: false, batchId: batch.batchId, records: 2 });
-    const s = sightings(key);
+    const s = await sightings(key);
     expect(s).toHaveLength(1);
     expect(s[0]).toMatchObject({
       gatewayId: 'gw1',
@@ -72,7 +72,7 @@ describe('POST /v1/telemetry: accepted batches', () => {
       mode: 'inspect',
       count: 3,
     });
-    expect(h.app.db.lastHeartbeatMs('gw1')).toBe(new Date(new Date(hbAt).toISOString()).getTime());
+    expect(await h.app.db.lastHeartbeatMs('gw1')).toBe(new Date(new Date(hbAt).toISOString()).getTime());
     expect(await h.metric('egress_witness_detector_ingested_batches_total', { outcome: 'stored' })).toBe(before + 1);
     expect(await h.metric('egress_witness_detector_ingested_records_total', { type: 'observation' })).toBeGreaterThanOrEqual(1);
   });
@@ -81,7 +81,7 @@ describe('POST /v1/telemetry: accepted batches', () => {
     const key = newAccessKeyId();
     const a = await h.signedPost(h.batch('gw1', [observation({ accessKeyId: key, gatewayId: 'gw4', at: Date.now() - 3_000 })]));
     expect(a.status, a.text).toBe(200);
-    expect(sightings(key).map((s) => s.gatewayId)).toEqual(['gw1']);
+    expect((await sightings(key)).map((s) => s.gatewayId)).toEqual(['gw1']);
   });
 
   it('acknowledges a duplicate batch id with duplicate: true and stores it once', async () => {
@@ -96,7 +96,7 @@ describe('POST /v1/telemetry: accepted batches', () => {
     // The same batchId with other content (a resend is byte-identical; this is not) is still not stored twice.
     const altered = await h.signedPost({ ...batch, records: [sightingOf(key), sightingOf(key)] });
     expect(altered.json).toMatchObject({ duplicate: true });
-    expect(sightings(key)).toHaveLength(1);
+    expect(await sightings(key)).toHaveLength(1);
     expect(await h.metric('egress_witness_detector_ingested_batches_total', { outcome: 'duplicate' })).toBe(before + 2);
   });
 
@@ -109,10 +109,10 @@ describe('POST /v1/telemetry: accepted batches', () => {
     const a = await h.signedPost(reused);
     expect(a.status, a.text).toBe(200);
     expect(a.json).toEqual({ accepted: true, duplicate: false, batchId: first.batchId, records: 1 });
-    expect(sightings(key4).map((s) => s.gatewayId)).toEqual(['gw4']);
+    expect((await sightings(key4)).map((s) => s.gatewayId)).toEqual(['gw4']);
     expect((await h.signedPost(reused)).json).toMatchObject({ accepted: true, duplicate: true });
-    expect(sightings(key4)).toHaveLength(1);
-    expect(sightings(key1)).toHaveLength(1);
+    expect(await sightings(key4)).toHaveLength(1);
+    expect(await sightings(key1)).toHaveLength(1);
   });
 
   it('ignores egress CIDRs a batch declares beyond its configured ones: stored, logged, counted, never used', async () => {
@@ -121,7 +121,7 @@ describe('POST /v1/telemetry: accepted batches', () => {
     const before = await h.metric('egress_witness_detector_declared_cidrs_ignored_total', { gateway: 'gw1' });
     const a = await h.signedPost(batch);
     expect(a.status, a.text).toBe(200);
-    expect(sightings(key)).toHaveLength(1);
+    expect(await sightings(key)).toHaveLength(1);
     expect(await h.metric('egress_witness_detector_declared_cidrs_ignored_total', { gateway: 'gw1' })).toBe(before + 1);
     const log = h.logs.find('declared_cidrs_ignored').at(-1);
     expect(log).toMatchObject({ gateway_id: 'gw1', declared: ['198.51.100.0/24', '0.0.0.0/0'] });
@@ -131,7 +131,8 @@ describe('POST /v1/telemetry: accepted batches', () => {
     const ct = await h.postJson('/v1/cloudtrail', record);
     expect(ct.status, ct.text).toBe(200);
     const d = await waitFor(
-      () => h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 1000 }).find((x) => x.subjectId === record.eventID),
+      async () =>
+        (await h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 1000 })).find((x) => x.subjectId === record.eventID),
       'the decision',
     );
     expect(d).toMatchObject({ disposition: 'finding', rule: 'external', gatewayId: null, sourceIp: EXTERNAL_IP });
@@ -139,7 +140,7 @@ describe('POST /v1/telemetry: accepted batches', () => {
     const ok = cloudTrailRecord({ key, sourceIp: GW1_IP, time: Date.now() - 10_000 });
     await h.postJson('/v1/cloudtrail', ok);
     const d2 = await waitFor(
-      () => h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 1000 }).find((x) => x.subjectId === ok.eventID),
+      async () => (await h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 1000 })).find((x) => x.subjectId === ok.eventID),
       'the decision',
     );
     expect(d2).toMatchObject({ disposition: 'suppressed', rule: 'attested', gatewayId: 'gw1' });
@@ -155,7 +156,7 @@ describe('POST /v1/telemetry: refused batches store nothing', () => {
     expectRefused(await h.signedPost(batch, { secret: h.secrets.get('gw4')! }), 401, /signature mismatch/);
     expectRefused(await h.signedPost(batch, { tamper: 'signature' }), 401, /signature mismatch/);
     expectRefused(await h.signedPost(batch, { tamper: 'body' }), 401, /signature mismatch/);
-    expect(sightings(key)).toHaveLength(0);
+    expect(await sightings(key)).toHaveLength(0);
     expect(await h.metric('egress_witness_detector_ingested_batches_total', { outcome: 'unauthorized' })).toBe(before + 4);
     expect(h.logs.find('telemetry_rejected').at(-1)).toMatchObject({ outcome: 'unauthorized', gateway_id: 'gw1', batch_id: batch.batchId });
   });
@@ -166,7 +167,7 @@ describe('POST /v1/telemetry: refused batches store nothing', () => {
     const now = Math.floor(Date.now() / 1000);
     expectRefused(await h.signedPost(batch, { t: now - 600 }), 401, /stale/);
     expectRefused(await h.signedPost(batch, { t: now + 600 }), 401, /stale/);
-    expect(sightings(key)).toHaveLength(0);
+    expect(await sightings(key)).toHaveLength(0);
     // Within the skew window the same batch is fine.
     expect((await h.signedPost(batch, { t: now - 60 })).status).toBe(200);
   });
@@ -187,7 +188,7 @@ describe('POST /v1/telemetry: refused batches store nothing', () => {
     expectRefused(noGw, 401, /missing x-egress-witness-gateway/);
     const noSig = await rawPost('/v1/telemetry', body, { 'content-encoding': 'gzip', 'x-egress-witness-gateway': 'gw1' });
     expectRefused(noSig, 401, /signature missing/);
-    expect(sightings(key)).toHaveLength(0);
+    expect(await sightings(key)).toHaveLength(0);
   });
 
   it('413 for a body over ingest.max_body_bytes, declared or streamed', async () => {
@@ -221,7 +222,7 @@ describe('POST /v1/telemetry: refused batches store nothing', () => {
     const badKey = h.batch('gw1', [{ ...sightingOf(key), accessKeyId: 'asia-lower-case' }]);
     expectRefused(await h.signedPost(badKey), 400, /^records\[0\]\.accessKeyId: not an access key id/);
     expectRefused(await h.signedPost(h.batch('gw1', [], { schemaVersion: 99 })), 400, /schemaVersion 99 is not supported/);
-    expect(sightings(key)).toHaveLength(0);
+    expect(await sightings(key)).toHaveLength(0);
   });
 
   it('400 when the batch names another gateway than the one that signed it, or another batch id than its header', async () => {
@@ -230,7 +231,7 @@ describe('POST /v1/telemetry: refused batches store nothing', () => {
     expectRefused(await h.signedPost(forGw4, { gatewayId: 'gw1' }), 400, /batch gatewayId "gw4" does not match the signing gateway "gw1"/);
     const b = h.batch('gw1', [sightingOf(key)]);
     expectRefused(await h.signedPost(b, { batchHeader: 'another-batch-id' }), 400, /does not match batchId/);
-    expect(sightings(key)).toHaveLength(0);
+    expect(await sightings(key)).toHaveLength(0);
   });
 
   it('only POST on known paths', async () => {
@@ -296,7 +297,7 @@ describe('overload', () => {
     expect(busy.headers['retry-after']).toBe('1');
     expect(busy.json.error).toMatch(/overloaded/);
     expect(await small.metric('egress_witness_detector_ingested_batches_total', { outcome: 'overloaded' })).toBeGreaterThanOrEqual(1);
-    expect(small.app.db.keySightings(key, 0, Date.now() + 1e9)).toHaveLength(0);
+    expect(await small.app.db.keySightings(key, 0, Date.now() + 1e9)).toHaveLength(0);
 
     held.destroy();
     const ok = await waitFor(

@@ -212,28 +212,29 @@ async function daemonDecisions(config: DetectorConfig, corpus: Corpus, dir: stri
         records: mine,
       });
       if (!batch.ok) throw new Error(batch.reason);
-      store.ingestBatch(gatewayId, batch.batch, clock);
+      await store.ingestBatch(gatewayId, batch.batch, clock);
     }
     /** Records the daemon counts as not made with instance credentials (decided, never stored). */
     const notInstance: string[] = [];
+    // One record at a time, each its own evidence read (replay decides the whole file as one batch).
     for (const r of cloudTrail(corpus))
-      if (pipeline.cloudtrail.processRecord(r, 'trail') === 'not-instance-credential') notInstance.push(String(r.eventID));
-    const pendingHeld = store.pendingCount();
+      if ((await pipeline.cloudtrail.processRecord(r, 'trail')) === 'not-instance-credential') notInstance.push(String(r.eventID));
+    const pendingHeld = await store.pendingCount();
     clock = lastEvent + config.correlation.grace + MIN;
-    pipeline.cloudtrail.tick();
-    expect(store.pendingCount()).toBe(0);
+    await pipeline.cloudtrail.tick();
+    expect(await store.pendingCount()).toBe(0);
     const guardduty: JsonDoc[] = [];
     for (const f of corpus.findings.map(finding)) {
       const r = await pipeline.guardduty.process(f);
       if (r.kind === 'decided') guardduty.push(JSON.parse(JSON.stringify(gdLine(r.decision))) as JsonDoc);
     }
     const cloudtrail = new Map<string, unknown>();
-    for (const d of store.listDecisions({ sinceMs: 0, disposition: null, limit: 100_000 }))
+    for (const d of await store.listDecisions({ sinceMs: 0, disposition: null, limit: 100_000 }))
       if (d.kind === 'cloudtrail') cloudtrail.set(d.subjectId, undecided(JSON.parse(JSON.stringify(decisionRecord(d))) as JsonDoc));
     return { cloudtrail, notInstance, guardduty, pendingHeld };
   } finally {
     pipeline.close();
-    store.close();
+    await store.close();
   }
 }
 

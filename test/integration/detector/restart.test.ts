@@ -48,8 +48,8 @@ async function writeSettled(path: string, content: Buffer): Promise<void> {
   await utimes(path, past, past);
 }
 
-const allDecisions = () => h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 100_000 });
-const decisionFor = (id: string) => allDecisions().find((d) => d.subjectId === id) ?? null;
+const allDecisions = async () => await h.app.db.listDecisions({ sinceMs: 0, disposition: null, limit: 100_000 });
+const decisionFor = async (id: string) => (await allDecisions()).find((d) => d.subjectId === id) ?? null;
 
 describe('restart on the same store', () => {
   it('loses nothing stored, reads no file twice, and finalises pending decisions', async () => {
@@ -65,29 +65,29 @@ describe('restart on the same store', () => {
     const external = cloudTrailRecord({ key: stranger, sourceIp: EXTERNAL_IP, time: t });
     await writeSettled(fileA, gzipSync(JSON.stringify({ Records: [attested, external] })));
     await waitFor(() => h.logs.find('cloudtrail_file_processed').length === 1, 'file A processed');
-    expect(decisionFor(attested.eventID)).toMatchObject({ disposition: 'suppressed', rule: 'attested' });
-    expect(decisionFor(external.eventID)).toMatchObject({ disposition: 'finding', rule: 'external' });
+    expect(await decisionFor(attested.eventID)).toMatchObject({ disposition: 'suppressed', rule: 'attested' });
+    expect(await decisionFor(external.eventID)).toMatchObject({ disposition: 'finding', rule: 'external' });
 
     // A call of this very second: a provisional finding, waiting for late telemetry.
     const now = Math.floor(Date.now() / 1000) * 1000;
     const waiting = cloudTrailRecord({ key: pendingKey, sourceIp: EXTERNAL_IP, time: now });
     const posted = await h.postJson('/v1/cloudtrail', cloudTrailEventBridge(waiting));
     expect(posted.json).toMatchObject({ records: 1, pending: 1 });
-    expect(h.app.db.pendingCount()).toBe(1);
-    const decisionsBefore = allDecisions().length;
-    const findingBefore = h.app.db.getFinding(findingIdOf(external.eventID));
+    expect(await h.app.db.pendingCount()).toBe(1);
+    const decisionsBefore = (await allDecisions()).length;
+    const findingBefore = await h.app.db.getFinding(await findingIdOf(external.eventID));
     expect(findingBefore).not.toBeNull();
 
     await h.restart();
     expect(h.logs.find('started')).toHaveLength(1);
 
     // Stored telemetry is still there and still attests.
-    expect(h.app.db.keySightings(seen, t - 60_000, t + 60_000)).toEqual([
+    expect(await h.app.db.keySightings(seen, t - 60_000, t + 60_000)).toEqual([
       expect.objectContaining({ gatewayId: 'gw1', accessKeyId: seen, clientIp: '10.20.3.4' }),
     ]);
-    expect(h.app.db.lastHeartbeatMs('gw1')).toBe(t);
-    expect(h.app.db.pendingCount()).toBe(1);
-    expect(h.app.db.getFinding(findingIdOf(external.eventID))).toEqual(findingBefore);
+    expect(await h.app.db.lastHeartbeatMs('gw1')).toBe(t);
+    expect(await h.app.db.pendingCount()).toBe(1);
+    expect(await h.app.db.getFinding(await findingIdOf(external.eventID))).toEqual(findingBefore);
 
     // File B arrives after the restart: the watcher works, and file A is not read again.
     const fileB = join(h.config.cloudtrail.watch_dir!, 'AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/25/b.json');
@@ -97,18 +97,22 @@ describe('restart on the same store', () => {
     await sleep(400);
     expect(h.logs.find('cloudtrail_file_processed').map((l) => l.path)).toEqual([fileB]);
     expect(await h.metric('egress_witness_detector_cloudtrail_files_total', { outcome: 'processed' })).toBe(1);
-    expect(decisionFor(afterRestart.eventID)).toMatchObject({ disposition: 'suppressed', rule: 'attested', gatewayId: 'gw1' });
+    expect(await decisionFor(afterRestart.eventID)).toMatchObject({ disposition: 'suppressed', rule: 'attested', gatewayId: 'gw1' });
 
     // The same events again (EventBridge redelivery) are duplicates, not new decisions.
     const again = await h.postJson('/v1/cloudtrail', [attested, external, waiting].map(cloudTrailEventBridge));
     expect(again.json).toMatchObject({ records: 3, duplicate: 3 });
 
     // The provisional finding is finalised by the new process once its grace period ends.
-    const d = await waitFor(() => decisionFor(waiting.eventID), 'the pending decision finalised after the restart', GRACE_MS + 5_000);
+    const d = await waitFor(
+      async () => await decisionFor(waiting.eventID),
+      'the pending decision finalised after the restart',
+      GRACE_MS + 5_000,
+    );
     expect(d).toMatchObject({ disposition: 'finding', rule: 'external', accessKeyId: pendingKey });
     expect(d.decidedMs).toBeGreaterThanOrEqual(now + GRACE_MS);
-    expect(h.app.db.pendingCount()).toBe(0);
-    expect(allDecisions()).toHaveLength(decisionsBefore + 2);
+    expect(await h.app.db.pendingCount()).toBe(0);
+    expect(await allDecisions()).toHaveLength(decisionsBefore + 2);
     expect(
       h.logs
         .find('decision')
@@ -119,7 +123,7 @@ describe('restart on the same store', () => {
 });
 
 /** The id of the finding an external decision was folded into (stable per key, source and rule). */
-function findingIdOf(eventId: string): string {
-  const d = decisionFor(eventId)!;
+async function findingIdOf(eventId: string): Promise<string> {
+  const d = (await decisionFor(eventId))!;
   return findingId(d.accessKeyId, d.sourceIp!, d.rule as RuleName);
 }

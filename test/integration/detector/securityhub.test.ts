@@ -195,7 +195,7 @@ describe('Security Hub export', () => {
     await waitFor(() => fake.finding(asffIdOf(good, externalIp(2), 'external')) !== undefined, 'the other one imported');
     // The worker ran again, and did not send the refused finding again.
     expect(fake.calls.map((c) => c.ids)).toEqual([[badId], [asffIdOf(good, externalIp(2), 'external')]]);
-    h.app.refreshGauges();
+    await h.app.refreshGauges();
     expect(await h.metric('egress_witness_detector_securityhub_queued_findings', { state: 'failed' })).toBe(1);
     expect(h.logs.find('securityhub_finding_failed')).toMatchObject([{ error_code: 'InvalidInput', retry: false }]);
 
@@ -233,12 +233,12 @@ describe('Security Hub export', () => {
       async () => (await h.metric('egress_witness_detector_securityhub_imports_total', { outcome: 'failure' })) >= 1,
       'tried after the restart',
     );
-    expect(h.app.status()).toMatchObject({ security_hub_outbox: { pending: 2, failed: 0 } });
+    expect(await h.app.status()).toMatchObject({ security_hub_outbox: { pending: 2, failed: 0 } });
 
     await fake.up();
     const [idA, idB] = [asffIdOf(a, externalIp(1), 'external'), asffIdOf(b, externalIp(2), 'external')];
     await waitFor(() => fake.finding(idA) !== undefined && fake.finding(idB) !== undefined, 'both imported after Security Hub came back');
-    await waitFor(() => (h.app.status().security_hub_outbox as { pending: number }).pending === 0, 'the outbox empty');
+    await waitFor(async () => ((await h.app.status()).security_hub_outbox as { pending: number }).pending === 0, 'the outbox empty');
     expect(fake.finding(idA)!.versions).toHaveLength(1);
     expect(fake.finding(idA)!.current.ProductFields['egress-witness/count']).toBe('2');
     expect(fake.finding(idB)!.versions).toHaveLength(1);

@@ -4,10 +4,9 @@
  * replay uses. A backend is one line in BACKENDS; what one does and the
  * other does not is a bug in one of them.
  *
- * Every store call is awaited: the contract holds whether a backend answers
- * at once or later.
+ * Every operation answers with a promise; transactions run one at a time
+ * and roll back when their callback rejects.
  */
-/* eslint-disable @typescript-eslint/await-thenable, @typescript-eslint/require-await -- the store answers synchronously until its interface returns promises */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +14,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Heartbeat, Observation, TelemetryBatch } from '../../../protocol/telemetry.js';
 import { MemoryStore } from '../../../detector/store/memory-store.js';
 import { openStore } from '../../../detector/store/open-store.js';
-import type { DetectorStore, StoredDecision, StoredEvent } from '../../../detector/store/store.js';
+import type { DetectorStore, StoredDecision, StoredEvent, StoreTx } from '../../../detector/store/store.js';
 
 interface Backend {
   name: string;
@@ -173,6 +172,7 @@ describe.each(BACKENDS)('DetectorStore contract: $name', (backend) => {
           accessKeyId: KEY,
           mode: 'inspect',
           capture: 'transparent',
+          outcome: 'ok',
         },
       ]);
     });
@@ -544,11 +544,14 @@ describe.each(BACKENDS)('DetectorStore contract: $name', (backend) => {
 
   describe('transactions', () => {
     it('commit together', async () => {
-      await store.transaction(() => {
-        store.recordEvent(storedEvent());
-        store.saveDecision(decision());
-        store.enqueueDelivery('sink', 'f-1', T0);
-      });
+      expect(
+        await store.withTransaction(async (tx) => {
+          await tx.recordEvent(storedEvent());
+          await tx.saveDecision(decision());
+          await tx.enqueueDelivery('sink', 'f-1', T0);
+          return 'done';
+        }),
+      ).toBe('done');
       expect(await store.keptCopy('e-1')).not.toBeNull();
       expect(await store.decisionOf('cloudtrail', 'e-1')).toBe('finding');
       expect(await store.deliveryBacklog('sink')).toMatchObject({ pending: 1 });
@@ -559,25 +562,27 @@ describe.each(BACKENDS)('DetectorStore contract: $name', (backend) => {
       await store.addPending({ eventId: 'e-0', eventTimeMs: T0, dueMs: T0, raw: {} });
       await store.enqueueDelivery('sink', 'f-0', T0);
       await store.putFinding('f-0', { v: 1 }, T0);
-      const body = () => {
-        store.recordEvent(storedEvent());
-        store.replaceEvent(storedEvent({ eventId: 'e-0', fingerprint: 'fp-replaced', accessKeyId: KEY2 }));
-        store.saveDecision(decision());
-        store.removePending('e-0');
-        store.addPending({ eventId: 'e-1', eventTimeMs: T0, dueMs: T0, raw: {} });
-        store.putFinding('f-0', { v: 2 }, T0);
-        store.putFinding('f-1', { v: 1 }, T0);
-        store.enqueueDelivery('sink', 'f-0', T0 + 1);
-        store.enqueueDelivery('sink', 'f-1', T0 + 1);
-        store.recordEventConflict(
+      const body = async (tx: StoreTx) => {
+        await tx.recordEvent(storedEvent());
+        await tx.replaceEvent(storedEvent({ eventId: 'e-0', fingerprint: 'fp-replaced', accessKeyId: KEY2 }));
+        await tx.saveDecision(decision());
+        await tx.removePending('e-0');
+        await tx.addPending({ eventId: 'e-1', eventTimeMs: T0, dueMs: T0, raw: {} });
+        await tx.putFinding('f-0', { v: 2 }, T0);
+        await tx.putFinding('f-1', { v: 1 }, T0);
+        await tx.enqueueDelivery('sink', 'f-0', T0 + 1);
+        await tx.enqueueDelivery('sink', 'f-1', T0 + 1);
+        await tx.recordEventConflict(
           { eventId: 'e-0', detectedMs: T0, resolution: 'rejected', kept: {}, dropped: {}, supersededDecision: null },
           'fp',
         );
-        store.addFindingOccurrence({ eventId: 'e-1', findingId: 'f-1', eventTimeMs: T0, event: {} }, T0);
-        store.markGuardDutyArchived(['gd-1'], T0);
+        await tx.addFindingOccurrence({ eventId: 'e-1', findingId: 'f-1', eventTimeMs: T0, event: {} }, T0);
+        await tx.markGuardDutyArchived(['gd-1'], T0);
+        // What the transaction wrote, it reads back before it ends.
+        expect(await tx.getFinding('f-0')).toEqual({ v: 2 });
         throw new Error('boom');
       };
-      await expect(async () => store.transaction(body)).rejects.toThrow('boom');
+      await expect(store.withTransaction(body)).rejects.toThrow('boom');
       expect(await store.keptCopy('e-1')).toBeNull();
       expect(await store.keptCopy('e-0')).toMatchObject({ fingerprint: 'fp-pushed' });
       expect((await store.cloudTrailUses(KEY, T0, T0)).map((u) => u.eventId)).toEqual(['e-0']);
@@ -591,6 +596,92 @@ describe.each(BACKENDS)('DetectorStore contract: $name', (backend) => {
       expect(await store.listEventConflicts({ sinceMs: 0, limit: 10 })).toEqual([]);
       expect(await store.occurrenceCounts('f-1')).toEqual({ stored: 0, unresolved: 0 });
       expect(await store.guardDutyArchived('gd-1')).toBe(false);
+    });
+
+    it('two transactions never interleave: the second begins after the first ended', async () => {
+      const steps: string[] = [];
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const first = store.withTransaction(async (tx) => {
+        steps.push('first begins');
+        await tx.putFinding('f-1', { by: 'first' }, T0);
+        await gate;
+        steps.push('first ends');
+        throw new Error('first fails');
+      });
+      const second = store.withTransaction(async (tx) => {
+        steps.push('second begins');
+        const seen = await tx.getFinding('f-1');
+        await tx.putFinding('f-2', { saw: seen }, T0);
+        steps.push('second ends');
+      });
+      // Let every queued step run: the second must still be waiting for the first.
+      for (let i = 0; i < 20; i++) await Promise.resolve();
+      expect(steps).toEqual(['first begins']);
+      release();
+      await expect(first).rejects.toThrow('first fails');
+      await second;
+      expect(steps).toEqual(['first begins', 'first ends', 'second begins', 'second ends']);
+      // The second did not see the first's rolled-back write.
+      expect(await store.getFinding('f-2')).toEqual({ saw: null });
+      expect(await store.getFinding('f-1')).toBeNull();
+    });
+
+    it('an operation outside a transaction waits for the open one, and is not rolled back with it', async () => {
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const failing = store.withTransaction(async (tx) => {
+        await tx.putFinding('f-1', { v: 'rolled back' }, T0);
+        await gate;
+        throw new Error('boom');
+      });
+      const outside = store.ingestBatch('gw-a', batch('batch-0001', [observation()]), T0);
+      const read = store.getFinding('f-1');
+      for (let i = 0; i < 20; i++) await Promise.resolve();
+      release();
+      await expect(failing).rejects.toThrow('boom');
+      expect(await outside).toEqual({ kind: 'stored', records: 1 });
+      expect(await read).toBeNull();
+      expect(await store.keySightings(KEY, T0, T0)).toHaveLength(1);
+    });
+
+    it('a handle used after its transaction ended is refused', async () => {
+      let kept: StoreTx | null = null;
+      await store.withTransaction(async (tx) => {
+        kept = tx;
+        await tx.pendingCount();
+      });
+      await expect(kept!.putFinding('f-1', {}, T0)).rejects.toThrow(/transaction already ended/);
+      expect(await store.getFinding('f-1')).toBeNull();
+    });
+  });
+
+  describe('evidence snapshot', () => {
+    it('answers what it was asked for, as the store does, in one read', async () => {
+      await store.ingestBatch(
+        'gw-a',
+        batch('batch-0001', [
+          observation({ at: T0 }),
+          observation({ at: T0 + MIN, accessKeyId: KEY2 }),
+          observation({ at: T0, mode: 'tunnel', accessKeyId: null }),
+          observation({ at: T0, accessKeyId: KEY2, outcome: 'denied' }),
+          heartbeat(T0 + 2 * MIN),
+        ]),
+        T0,
+      );
+      const snap = await store.evidenceSnapshot({
+        keys: [
+          { accessKeyId: KEY, fromMs: T0 - MIN, toMs: T0 + MIN },
+          { accessKeyId: KEY2, fromMs: T0 - MIN, toMs: T0 + 2 * MIN },
+        ],
+        endpoints: [{ gatewayId: 'gw-a', service: 'sts', region: 'us-east-1', fromMs: T0 - MIN, toMs: T0 + MIN }],
+        liveness: [{ gatewayId: 'gw-a', fromMs: T0 - 5 * MIN, toMs: T0 + 5 * MIN }],
+      });
+      expect(snap.keySightings(KEY, T0 - MIN, T0 + MIN)).toEqual(await store.keySightings(KEY, T0 - MIN, T0 + MIN));
+      expect(snap.keySightings(KEY2, T0 - MIN, T0 + 2 * MIN).map((s) => s.outcome)).toEqual(['ok']);
+      expect(snap.endpointSightings('gw-a', 'sts', 'us-east-1', T0 - MIN, T0 + MIN)).toHaveLength(3);
+      expect(snap.heartbeatNear('gw-a', T0 + 2 * MIN, T0 + 2 * MIN)).toBe(true);
+      expect(snap.heartbeatNear('gw-a', T0 + 3 * MIN, T0 + 4 * MIN)).toBe(false);
     });
   });
 });

@@ -27,8 +27,8 @@ function spanning(key: string, firstMs: number, lastMs: number) {
   return observation({ accessKeyId: key, firstSeen: new Date(firstMs).toISOString(), lastSeen: new Date(lastMs).toISOString() });
 }
 
-function sightings(key: string) {
-  return h.app.db.keySightings(key, -WIDE, YEAR_2099 + WIDE);
+async function sightings(key: string) {
+  return await h.app.db.keySightings(key, -WIDE, YEAR_2099 + WIDE);
 }
 
 async function rejected(reason: string): Promise<number> {
@@ -66,8 +66,8 @@ describe('telemetry time bounds', () => {
       records: 2,
       rejected: { first_after_last: 1, in_future: 3, span_too_long: 1 },
     });
-    expect(sightings(good)).toHaveLength(1);
-    for (const key of [backwards, forever, ancient, ahead]) expect(sightings(key), key).toEqual([]);
+    expect(await sightings(good)).toHaveLength(1);
+    for (const key of [backwards, forever, ancient, ahead]) expect(await sightings(key), key).toEqual([]);
     expect(await rejected('first_after_last')).toBe(before.first_after_last + 1);
     expect(await rejected('in_future')).toBe(before.in_future + 3);
     expect(await rejected('span_too_long')).toBe(before.span_too_long + 1);
@@ -86,11 +86,11 @@ describe('telemetry time bounds', () => {
     const a = await h.signedPost(h.batch('gw4', [heartbeat('gw4', YEAR_2099)]));
     expect(a.status, a.text).toBe(200);
     expect(a.json).toMatchObject({ records: 0, rejected: { in_future: 1 } });
-    h.app.refreshGauges();
+    await h.app.refreshGauges();
     const age = await h.metric('egress_witness_detector_gateway_last_heartbeat_age_seconds', { gateway: 'gw4' });
     expect(age).toBeGreaterThanOrEqual(89);
-    expect(h.app.status().gateways).toContainEqual({ id: 'gw4', last_heartbeat: new Date(last).toISOString() });
-    expect(h.app.db.lastHeartbeatMs('gw4')).toBe(last);
+    expect((await h.app.status()).gateways).toContainEqual({ id: 'gw4', last_heartbeat: new Date(last).toISOString() });
+    expect(await h.app.db.lastHeartbeatMs('gw4')).toBe(last);
   });
 
   it('a batch that is malformed is still refused whole', async () => {

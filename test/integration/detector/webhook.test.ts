@@ -143,7 +143,7 @@ describe('findings webhook', () => {
     const t = Math.floor(Date.now() / 1000) * 1000 - 30_000;
     await h.postJson('/v1/cloudtrail', [cloudTrailEventBridge(cloudTrailRecord({ key, sourceIp: EXTERNAL_IP, time: t }))]);
     await waitFor(() => hits.length >= 1, 'a refused delivery');
-    expect(h.app.status().webhook_outbox).toMatchObject({ pending: 1 });
+    expect((await h.app.status()).webhook_outbox).toMatchObject({ pending: 1 });
     await h.restart();
     answers = [];
     await waitFor(() => hits.some((x) => x.status === 200), 'the delivery after the restart', 10_000);
@@ -151,7 +151,7 @@ describe('findings webhook', () => {
     const taken = hits.filter((x) => x.status === 200);
     expect(taken).toHaveLength(1);
     expect(taken[0]!.body.resource.accessKeyDetails.accessKeyId).toBe(key);
-    expect(h.app.status().webhook_outbox).toMatchObject({ pending: 0 });
+    expect((await h.app.status()).webhook_outbox).toMatchObject({ pending: 0 });
     expect(await h.metric('egress_witness_detector_webhook_deliveries_total', { outcome: 'delivered' })).toBe(1);
   });
 

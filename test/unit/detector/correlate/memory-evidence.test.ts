@@ -34,6 +34,7 @@ describe('MemoryEvidence', () => {
         accessKeyId: KEY,
         mode: 'inspect',
         capture: 'explicit',
+        outcome: 'ok',
       },
     ]);
   });

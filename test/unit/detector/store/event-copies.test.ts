@@ -23,7 +23,7 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  store.close();
+  await store.close();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -43,29 +43,29 @@ function copy(over: Partial<StoredEvent> = {}): StoredEvent {
 }
 
 describe('kept copies of events', () => {
-  it('keeps the first copy of an ID, and replaces it only when told to', () => {
-    expect(store.recordEvent(copy())).toBe(true);
-    expect(store.recordEvent(copy({ origin: 'trail', fingerprint: 'fp-trail' }))).toBe(false);
-    expect(store.keptCopy('e-1')).toEqual({
+  it('keeps the first copy of an ID, and replaces it only when told to', async () => {
+    expect(await store.recordEvent(copy())).toBe(true);
+    expect(await store.recordEvent(copy({ origin: 'trail', fingerprint: 'fp-trail' }))).toBe(false);
+    expect(await store.keptCopy('e-1')).toEqual({
       origin: 'pushed',
       fingerprint: 'fp-pushed',
       summary: { origin: 'pushed', sourceIPAddress: 'AWS Internal' },
     });
-    store.replaceEvent(copy({ origin: 'trail', fingerprint: 'fp-trail', sourceIp: '198.51.100.200', summary: { origin: 'trail' } }));
-    expect(store.keptCopy('e-1')).toMatchObject({ origin: 'trail', fingerprint: 'fp-trail' });
-    expect(store.cloudTrailUses('ASIAY34FZKBOKMUTVV7A', 0, NOW).map((u) => u.sourceIPAddress)).toEqual(['198.51.100.200']);
-    expect(store.keptCopy('e-2')).toBeNull();
+    await store.replaceEvent(copy({ origin: 'trail', fingerprint: 'fp-trail', sourceIp: '198.51.100.200', summary: { origin: 'trail' } }));
+    expect(await store.keptCopy('e-1')).toMatchObject({ origin: 'trail', fingerprint: 'fp-trail' });
+    expect((await store.cloudTrailUses('ASIAY34FZKBOKMUTVV7A', 0, NOW)).map((u) => u.sourceIPAddress)).toEqual(['198.51.100.200']);
+    expect(await store.keptCopy('e-2')).toBeNull();
   });
 
-  it('a copy dated long ago stays for store.retention after it arrived, then goes', () => {
-    store.recordEvent(copy({ eventTimeMs: 0, seenMs: NOW }));
-    expect(store.prune(NOW - 8 * HOUR).events).toBe(0);
-    expect(store.keptCopy('e-1')).not.toBeNull();
-    expect(store.prune(NOW + 1).events).toBe(1);
-    expect(store.keptCopy('e-1')).toBeNull();
+  it('a copy dated long ago stays for store.retention after it arrived, then goes', async () => {
+    await store.recordEvent(copy({ eventTimeMs: 0, seenMs: NOW }));
+    expect((await store.prune(NOW - 8 * HOUR)).events).toBe(0);
+    expect(await store.keptCopy('e-1')).not.toBeNull();
+    expect((await store.prune(NOW + 1)).events).toBe(1);
+    expect(await store.keptCopy('e-1')).toBeNull();
   });
 
-  it('records a conflict once per dropped copy, newest first', () => {
+  it('records a conflict once per dropped copy, newest first', async () => {
     const c = (detectedMs: number) => ({
       eventId: 'e-1',
       detectedMs,
@@ -74,22 +74,22 @@ describe('kept copies of events', () => {
       dropped: { origin: 'pushed' },
       supersededDecision: null,
     });
-    expect(store.recordEventConflict(c(NOW), 'fp-a')).toBe(true);
-    expect(store.recordEventConflict(c(NOW + 1), 'fp-a')).toBe(false);
+    expect(await store.recordEventConflict(c(NOW), 'fp-a')).toBe(true);
+    expect(await store.recordEventConflict(c(NOW + 1), 'fp-a')).toBe(false);
     expect(
-      store.recordEventConflict(
+      await store.recordEventConflict(
         { ...c(NOW + 2), resolution: 'superseded', supersededDecision: { disposition: 'ignored', rule: 'aws-internal' } },
         'fp-b',
       ),
     ).toBe(true);
-    expect(store.listEventConflicts({ sinceMs: 0, limit: 10 })).toEqual([
+    expect(await store.listEventConflicts({ sinceMs: 0, limit: 10 })).toEqual([
       { ...c(NOW + 2), resolution: 'superseded', supersededDecision: { disposition: 'ignored', rule: 'aws-internal' } },
       c(NOW),
     ]);
   });
 
-  it('takes a decision out and says what it was', () => {
-    store.saveDecision({
+  it('takes a decision out and says what it was', async () => {
+    await store.saveDecision({
       kind: 'cloudtrail',
       subjectId: 'e-1',
       timeMs: NOW,
@@ -101,8 +101,8 @@ describe('kept copies of events', () => {
       gatewayId: null,
       detail: {},
     });
-    expect(store.takeDecision('cloudtrail', 'e-1')).toEqual({ disposition: 'ignored', rule: 'aws-internal' });
-    expect(store.decisionOf('cloudtrail', 'e-1')).toBeNull();
-    expect(store.takeDecision('cloudtrail', 'e-1')).toBeNull();
+    expect(await store.takeDecision('cloudtrail', 'e-1')).toEqual({ disposition: 'ignored', rule: 'aws-internal' });
+    expect(await store.decisionOf('cloudtrail', 'e-1')).toBeNull();
+    expect(await store.takeDecision('cloudtrail', 'e-1')).toBeNull();
   });
 });

@@ -59,30 +59,30 @@ function schemaVersion(): string {
 }
 
 describe('store schema upgrade', () => {
-  it('upgrades a version-1 file: processed files stay processed, and failures and attempts are recorded', () => {
+  it('upgrades a version-1 file: processed files stay processed, and failures and attempts are recorded', async () => {
     writeV1();
     const store = new SqliteStore(path);
     try {
-      expect(store.fileProcessed('/trail/a.json.gz', 100, 5_000)).toBe(true);
-      expect(store.fileAttempt('/trail/b.json', 10, 1_000, 7_000)).toBe(1);
-      expect(store.fileAttempt('/trail/b.json', 10, 1_000, 7_001)).toBe(2);
-      expect(store.fileProcessed('/trail/b.json', 10, 1_000)).toBe(false);
+      expect(await store.fileProcessed('/trail/a.json.gz', 100, 5_000)).toBe(true);
+      expect(await store.fileAttempt('/trail/b.json', 10, 1_000, 7_000)).toBe(1);
+      expect(await store.fileAttempt('/trail/b.json', 10, 1_000, 7_001)).toBe(2);
+      expect(await store.fileProcessed('/trail/b.json', 10, 1_000)).toBe(false);
       // A rewritten file starts counting again.
-      expect(store.fileAttempt('/trail/b.json', 11, 1_500, 7_002)).toBe(1);
-      store.markFileProcessed('/trail/b.json', 11, 1_500, 0, 0, 7_003, 'not JSON');
-      expect(store.fileProcessed('/trail/b.json', 11, 1_500)).toBe(true);
+      expect(await store.fileAttempt('/trail/b.json', 11, 1_500, 7_002)).toBe(1);
+      await store.markFileProcessed('/trail/b.json', 11, 1_500, 0, 0, 7_003, 'not JSON');
+      expect(await store.fileProcessed('/trail/b.json', 11, 1_500)).toBe(true);
     } finally {
-      store.close();
+      await store.close();
     }
     expect(Number(schemaVersion())).toBeGreaterThan(1);
     const db = new Database(path, { readonly: true });
     expect(db.prepare('SELECT failure FROM cloudtrail_files WHERE path = ?').get('/trail/b.json')).toEqual({ failure: 'not JSON' });
     db.close();
     // Opening again changes nothing.
-    new SqliteStore(path).close();
+    await new SqliteStore(path).close();
   });
 
-  it('upgrades the batch ids to one namespace per gateway: a stored batch stays a duplicate for its gateway only', () => {
+  it('upgrades the batch ids to one namespace per gateway: a stored batch stays a duplicate for its gateway only', async () => {
     writeV1();
     const batch = (gatewayId: string): TelemetryBatch => ({
       schemaVersion: 1,
@@ -96,14 +96,14 @@ describe('store schema upgrade', () => {
     });
     const store = new SqliteStore(path);
     try {
-      expect(store.ingestBatch('gw-a', batch('gw-a'), 8_000)).toEqual({ kind: 'duplicate' });
-      expect(store.ingestBatch('gw-b', batch('gw-b'), 8_000)).toEqual({ kind: 'stored', records: 1 });
-      expect(store.ingestBatch('gw-b', batch('gw-b'), 8_001)).toEqual({ kind: 'duplicate' });
-      expect(store.lastHeartbeatMs('gw-b')).toBe(Date.parse('2026-11-25T12:00:00.000Z'));
+      expect(await store.ingestBatch('gw-a', batch('gw-a'), 8_000)).toEqual({ kind: 'duplicate' });
+      expect(await store.ingestBatch('gw-b', batch('gw-b'), 8_000)).toEqual({ kind: 'stored', records: 1 });
+      expect(await store.ingestBatch('gw-b', batch('gw-b'), 8_001)).toEqual({ kind: 'duplicate' });
+      expect(await store.lastHeartbeatMs('gw-b')).toBe(Date.parse('2026-11-25T12:00:00.000Z'));
       // Pruning still finds the batches by age.
-      store.prune(8_000);
+      await store.prune(8_000);
     } finally {
-      store.close();
+      await store.close();
     }
     expect(schemaVersion()).toBe(STORE_SCHEMA_VERSION);
     const db = new Database(path, { readonly: true });
@@ -123,7 +123,7 @@ describe('store schema upgrade', () => {
 });
 
 describe('store schema upgrade: events gain their origin', () => {
-  it('an event kept by an older detector is taken over by its next copy without a decision; the schema is current', () => {
+  it('an event kept by an older detector is taken over by its next copy without a decision; the schema is current', async () => {
     writeV1();
     const db = new Database(path);
     db.prepare('INSERT INTO events (event_id, access_key_id, source_ip, event_time_ms, vpc_endpoint_id) VALUES (?, ?, ?, ?, ?)').run(
@@ -136,23 +136,23 @@ describe('store schema upgrade: events gain their origin', () => {
     db.close();
     const store = new SqliteStore(path);
     try {
-      expect(store.keptCopy('e-old')).toEqual({ origin: null, fingerprint: null, summary: null });
-      expect(store.cloudTrailUses('ASIAY34FZKBOKMUTVV7A', 0, 2_000)).toEqual([
+      expect(await store.keptCopy('e-old')).toEqual({ origin: null, fingerprint: null, summary: null });
+      expect(await store.cloudTrailUses('ASIAY34FZKBOKMUTVV7A', 0, 2_000)).toEqual([
         expect.objectContaining({ eventId: 'e-old', sourceIPAddress: '198.51.100.200' }),
       ]);
-      store.vouchForEvent('e-old', 'trail', 'fp', { origin: 'trail' });
-      expect(store.keptCopy('e-old')).toEqual({ origin: 'trail', fingerprint: 'fp', summary: { origin: 'trail' } });
+      await store.vouchForEvent('e-old', 'trail', 'fp', { origin: 'trail' });
+      expect(await store.keptCopy('e-old')).toEqual({ origin: 'trail', fingerprint: 'fp', summary: { origin: 'trail' } });
       // Rows without an arrival time age out by their event time, as before.
-      expect(store.prune(2_000).events).toBe(1);
+      expect((await store.prune(2_000)).events).toBe(1);
     } finally {
-      store.close();
+      await store.close();
     }
     expect(schemaVersion()).toBe(STORE_SCHEMA_VERSION);
   });
 });
 
 describe('store schema upgrade: observations gain capture', () => {
-  it('a file from before capture (version 2) keeps its observations, read as explicit; new ones keep their capture', () => {
+  it('a file from before capture (version 2) keeps its observations, read as explicit; new ones keep their capture', async () => {
     // A version-2 file: version 1 plus its upgrade, holding one observation from before capture existed.
     const db = new Database(path);
     db.exec(V1);
@@ -180,13 +180,13 @@ describe('store schema upgrade: observations gain capture', () => {
     db.close();
     const store = new SqliteStore(path);
     try {
-      const legacy = store.keySightings('ASIAY34FZKBOKMUTVV7A', 0, 10_000);
+      const legacy = await store.keySightings('ASIAY34FZKBOKMUTVV7A', 0, 10_000);
       expect(legacy.map((s) => s.capture)).toEqual(['explicit']);
-      store.ingestBatch('gw-a', transparentBatch(), 20_000);
-      const all = store.keySightings('ASIAY34FZKBOKMUTVV7A', 0, 1e15);
+      await store.ingestBatch('gw-a', transparentBatch(), 20_000);
+      const all = await store.keySightings('ASIAY34FZKBOKMUTVV7A', 0, 1e15);
       expect(all.map((s) => s.capture)).toEqual(['explicit', 'transparent']);
     } finally {
-      store.close();
+      await store.close();
     }
     expect(schemaVersion()).toBe(STORE_SCHEMA_VERSION);
   });

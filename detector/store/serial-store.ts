@@ -1,0 +1,93 @@
+/**
+ * An embedded, synchronous store engine (SQLite through better-sqlite3, or
+ * memory) behind the asynchronous DetectorStore: every operation and every
+ * transaction takes one lock in turn, so nothing runs between a
+ * transaction's BEGIN and its COMMIT or ROLLBACK except that transaction.
+ *
+ *   op ───────────────▶ lock ─▶ engine.op() ─▶ release
+ *   withTransaction ──▶ lock ─▶ BEGIN ─▶ await fn(tx) ─┬─ resolves ─▶ COMMIT ───┬─▶ release
+ *                                 (tx ops: engine.op())  └─ rejects ─▶ ROLLBACK ─┘
+ *
+ * Without the lock, a write arriving while a transaction awaits (a telemetry
+ * batch during a CloudTrail record) would run inside that transaction on the
+ * one connection and be rolled back with it.
+ */
+import { STORE_OPERATIONS, type DetectorStore, type StoreOps, type StoreTx, type TransactionalEngine } from './store.js';
+
+/** A FIFO lock for async work. */
+export class AsyncLock {
+  private held = false;
+  private readonly waiting: (() => void)[] = [];
+
+  async run<T>(fn: () => T | Promise<T>): Promise<T> {
+    if (this.held) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.held = true;
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      // Handed over while still held: nothing can slip in between.
+      if (next !== undefined) next();
+      else this.held = false;
+    }
+  }
+}
+
+type Operation = (...args: unknown[]) => unknown;
+
+// The operations are built per name in the constructor; this declares them on the class.
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type, @typescript-eslint/no-unused-vars
+export interface SerialStore<E extends TransactionalEngine> extends StoreOps {}
+
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export class SerialStore<E extends TransactionalEngine> implements DetectorStore {
+  private readonly lock = new AsyncLock();
+  private closed = false;
+  /** The prototype of every transaction's handle: its operations go straight to the engine while it is the open one. */
+  private readonly handle: Record<string, Operation> = {};
+  private openTx: StoreTx | null = null;
+
+  constructor(protected readonly engine: E) {
+    const self = this as unknown as Record<string, Operation>;
+    const ops = engine as unknown as Record<string, Operation>;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the handle's methods need both the store and the handle (their `this`)
+    const store = this;
+    for (const name of STORE_OPERATIONS) {
+      const op = (ops[name] as Operation).bind(engine);
+      self[name] = (...args: unknown[]) => this.lock.run(() => op(...args));
+      this.handle[name] = function (this: StoreTx, ...args: unknown[]) {
+        if (store.openTx !== this)
+          return Promise.reject(new Error(`store transaction already ended: ${name} must run in a transaction of its own`));
+        try {
+          return Promise.resolve(op(...args));
+        } catch (err) {
+          return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+        }
+      };
+    }
+  }
+
+  async withTransaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    return this.lock.run(async () => {
+      const tx = Object.create(this.handle) as StoreTx;
+      this.openTx = tx;
+      this.engine.begin();
+      try {
+        const result = await fn(tx);
+        this.openTx = null;
+        this.engine.commit();
+        return result;
+      } catch (err) {
+        this.openTx = null;
+        this.engine.rollback();
+        throw err;
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.lock.run(() => this.engine.close());
+  }
+}
