@@ -2,7 +2,8 @@
 import { formatProblems } from '../../common/config/load.js';
 import { preflightAgent } from '../../agent/preflight.js';
 import { preflightDetector } from '../../detector/preflight.js';
-import { loadAnyConfig } from './load-any-config.js';
+import { loadAnyConfig, type AnyConfig } from './load-any-config.js';
+import { isLoopbackHost } from '../../common/cidr/ip.js';
 import type { Output } from '../../common/runtime/output.js';
 
 export async function checkConfigCommand(file: string, out: Output): Promise<number> {
@@ -27,6 +28,7 @@ export async function checkConfigCommand(file: string, out: Output): Promise<num
     );
     return 1;
   }
+  for (const w of warnings(v)) out.stderr(`warning: ${w}\n`);
   if (v.kind === 'agent') {
     const c = v.config;
     const telemetry =
@@ -46,4 +48,26 @@ export async function checkConfigCommand(file: string, out: Output): Promise<num
     );
   }
   return 0;
+}
+
+const TLS_RECIPE = 'docs/operations.md#detector-tls-in-five-commands';
+
+/** Valid, but worth a second look: printed on stderr, the exit code stays 0. */
+function warnings(v: AnyConfig): string[] {
+  const out: string[] = [];
+  if (v.kind === 'agent') {
+    const url = v.config.telemetry.detector_url;
+    const u = url === null ? null : new URL(url);
+    if (u && u.protocol === 'http:' && !isLoopbackHost(u.hostname.replace(/^\[|\]$/g, '')))
+      out.push(
+        `telemetry.detector_url: http:// to another host: telemetry (access key ids, client addresses) crosses the network in clear; give the detector tls.cert and tls.key and use https:// (${TLS_RECIPE})`,
+      );
+  } else {
+    const c = v.config;
+    if (c.tls.cert === null && !isLoopbackHost(c.listen.host))
+      out.push(
+        `listen: ${c.listen.text} is reachable from other hosts without TLS: telemetry and the bearer token cross the network in clear; set tls.cert and tls.key (${TLS_RECIPE})`,
+      );
+  }
+  return out;
 }

@@ -161,6 +161,27 @@ describe('the wrong kind of configuration file', () => {
   });
 });
 
+describe('check-config warnings (exit 0, on stderr)', () => {
+  it('an agent shipping over http:// to another host is told to use TLS', async () => {
+    const secret = join(tmp, 'warn.key');
+    await writeFile(secret, 'check-config-warning-secret-0123456789\n', { mode: 0o600 });
+    const file = join(tmp, 'http-agent.yaml');
+    await writeFile(
+      file,
+      `gateway: {id: gw-test, egress_cidrs: [203.0.113.0/28]}\nnetworks: [{name: lab, cidrs: [10.0.0.0/8]}]\ntelemetry: {detector_url: "http://detector.example.internal:8443/v1/telemetry", secret_file: ${secret}}\n`,
+    );
+    const r = await run(['check-config', file]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('agent configuration OK');
+    expect(r.stderr).toBe(
+      'warning: telemetry.detector_url: http:// to another host: telemetry (access key ids, client addresses) crosses the network in clear; give the detector tls.cert and tls.key and use https:// (docs/operations.md#detector-tls-in-five-commands)\n',
+    );
+    const loopback = join(tmp, 'http-loopback-agent.yaml');
+    await writeFile(loopback, readFileSync(file, 'utf8').replace('detector.example.internal', '127.0.0.1'));
+    expect(await run(['check-config', loopback])).toMatchObject({ code: 0, stderr: '' });
+  });
+});
+
 describe('check-config lists problems in line order', () => {
   it('an unknown key on line 1 comes before a bad value on line 2', async () => {
     const file = join(tmp, 'order.yaml');
