@@ -19,6 +19,7 @@
  *                                                                                  └─ keep ─▶ webhook (optional)
  */
 import type { Logger } from '../../common/log/logger.js';
+import { nextDelayMs, type BackoffPolicy } from '../../common/delivery/retry-policy.js';
 import { boundDepth } from '../../common/json/bounded-depth.js';
 import { maskAccessKeyId } from '../../common/log/redact.js';
 import type { CompiledRegistry, CorrelationPolicy, EvidenceView } from '../correlate/types.js';
@@ -73,6 +74,11 @@ interface ArchiveJob {
 }
 
 const MAX_ARCHIVE_ATTEMPTS = 6;
+
+/** ArchiveFindings retries: the shared retry policy, 2 s doubling to 5 min, no jitter (one call per finding). */
+function archiveBackoff(initialMs: number): BackoffPolicy {
+  return { initialMs, maxMs: 300_000, multiplier: 2, jitter: 0, unauthorizedMs: 300_000 };
+}
 
 function findingIdOf(value: unknown): string | null {
   const id = value && typeof value === 'object' ? (value as { id?: unknown }).id : undefined;
@@ -397,7 +403,12 @@ export class GuardDutyProcessor {
 
   private scheduleRetry(attempt: number): void {
     if (this.retryTimer) return;
-    const delay = Math.min(300_000, (this.opts.retryBaseMs ?? 2_000) * 2 ** (attempt - 1));
+    const delay = nextDelayMs(
+      archiveBackoff(this.opts.retryBaseMs ?? 2_000),
+      attempt,
+      { kind: 'retryable', reason: 'archive-failed' },
+      Math.random,
+    );
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       const jobs = this.retries.splice(0);
