@@ -9,6 +9,8 @@ import { InvalidArgumentError } from 'commander';
 import { LOG_LEVELS } from '../common/log/levels.js';
 import { parseDuration } from '../common/config/units.js';
 import { AWS_PERMITTED_DOMAINS, DEFAULT_COMMON_NAME, DEFAULT_VALIDITY_DAYS } from '../agent/tls/ca-defaults.js';
+import type { ReplayCommandOptions } from './commands/replay.js';
+import type { BackfillCommandOptions } from './commands/backfill.js';
 
 // Commands load their code when they run: `--version` and `--help` stay fast.
 const load = {
@@ -20,6 +22,7 @@ const load = {
   ca: () => import('./commands/ca.js'),
   replay: () => import('./commands/replay.js'),
   doctor: () => import('./commands/doctor.js'),
+  backfill: () => import('./commands/backfill.js'),
 };
 
 /** A duration such as 30m, 1h or 7d, in milliseconds (a usage error otherwise). */
@@ -115,6 +118,29 @@ Examples:
     )
     .action(async (o: { config: string }) => {
       process.exitCode = await (await load.detector()).runDetector(o.config);
+    });
+  det
+    .command('backfill')
+    .description("decide a trail's log files for a time range, read from its bucket, into the store (as the daemon would have)")
+    .requiredOption('-c, --config <file>', 'detector configuration file (YAML)')
+    .requiredOption('--s3 <url>', "the trail's bucket: s3://BUCKET/PREFIX/")
+    .requiredOption('--since <when>', 'from this date, time or duration ago (2026-11-01, 2026-11-01T12:00:00Z, 7d)')
+    .option('--until <when>', 'up to this date, time or duration ago (default: now)')
+    .option('--region <region>', "the bucket's region (default: cloudtrail.sqs.region, AWS_REGION, or us-east-1)")
+    .option('--role-arn <arn>', 'a role to assume for reading (default: cloudtrail.sqs.role_arn)')
+    .option('--concurrency <n>', 'log files fetched at once (1 to 64)', '8')
+    .option('--quiet', 'no progress on stderr')
+    .addHelpText(
+      'after',
+      `
+Records already decided are recognised by event ID and left alone; the daemon may run meanwhile.
+Exit 1 when a log file could not be read (each is named on stderr).
+
+Examples:
+  egress-witness detector backfill --config /etc/egress-witness/detector.yaml --s3 s3://org-trail/AWSLogs/ --since 2026-11-01 --until 2026-11-08`,
+    )
+    .action(async (o: BackfillCommandOptions) => {
+      process.exitCode = await (await load.backfill()).backfillCommand(o, out, process.stderr.isTTY === true);
     });
   det
     .command('decisions')
@@ -269,6 +295,12 @@ Examples:
     .option('--telemetry <files...>', 'agent NDJSON files (telemetry.file sink format): the evidence')
     .option('--no-telemetry', 'decide without evidence, on purpose: every decision about a gateway address says no evidence was given')
     .option('--guardduty <files...>', 'GuardDuty findings (JSON lines, arrays, EventBridge events or bare findings)')
+    .option('--s3 <url>', "a trail's bucket: s3://BUCKET/PREFIX/ (its log files between --since and --until are read)")
+    .option('--since <when>', 'with --s3: from this date, time or duration ago (2026-11-01, 2026-11-01T12:00:00Z, 7d)')
+    .option('--until <when>', 'with --s3: up to this date, time or duration ago (default: now)')
+    .option('--region <region>', "with --s3: the bucket's region (default: cloudtrail.sqs.region, AWS_REGION, or us-east-1)")
+    .option('--role-arn <arn>', 'with --s3: a role to assume for reading (default: cloudtrail.sqs.role_arn)')
+    .option('--concurrency <n>', 'with --s3: log files fetched at once (1 to 64)', '8')
     .option('--findings', 'print the aggregated findings instead of one decision per record')
     .option('--quiet', 'no progress on stderr')
     .addHelpText(
@@ -279,22 +311,14 @@ Examples:
   egress-witness replay --config detector.yaml --cloudtrail logs/ --telemetry gw1.ndjson --findings
   egress-witness replay --config detector.yaml --guardduty findings.json --cloudtrail logs/*.json.gz --telemetry gw1.ndjson
   egress-witness replay --config detector.yaml --cloudtrail logs/ --no-telemetry
+  egress-witness replay --config detector.yaml --s3 s3://org-trail/AWSLogs/ --since 2026-11-01 --until 2026-11-02 --telemetry gw1.ndjson
 
 Output: one decision record per line, as "detector decisions" prints them (docs/detection.md#decision-records).
 Without agent telemetry there is no evidence, so replay needs --telemetry, or --no-telemetry to say so.`,
     )
-    .action(
-      async (o: {
-        config: string;
-        cloudtrail?: string[];
-        telemetry?: string[] | false;
-        guardduty?: string[];
-        findings?: boolean;
-        quiet?: boolean;
-      }) => {
-        process.exitCode = await (await load.replay()).replayCommand(o, out);
-      },
-    );
+    .action(async (o: ReplayCommandOptions) => {
+      process.exitCode = await (await load.replay()).replayCommand(o, out, process.stderr.isTTY === true);
+    });
   return p;
 }
 

@@ -30,6 +30,9 @@ import type { DetectorStore, StoreTx } from './store/store.js';
 import type { CompiledRegistry, CorrelationPolicy } from './correlate/decide.js';
 import { unwrapEventBridge } from './cloudtrail/parse.js';
 import { CloudTrailWatcher } from './engine/cloudtrail-watcher.js';
+import { decideRecords } from './engine/decide-records.js';
+import { SqsTrailSource } from './trail/sqs-source.js';
+import { sdkTrailApi, type TrailApi } from './trail/trail-api.js';
 import type { CorrelationEngine } from './engine/correlation-engine.js';
 import { DecisionPipeline } from './engine/pipeline.js';
 import { FindingsSink } from './findings/findings-sink.js';
@@ -123,6 +126,8 @@ export class DetectorApp {
   private webhookSink: WebhookOutboxSink | null = null;
   private resolution: FindingResolution | null = null;
   private watcher: CloudTrailWatcher | null = null;
+  private trailApi: TrailApi | null = null;
+  private sqsTrail: SqsTrailSource | null = null;
   private ingest: http.Server | null = null;
   private readonly admin: http.Server;
   private timers: NodeJS.Timeout[] = [];
@@ -291,6 +296,28 @@ export class DetectorApp {
       });
       this.watcher.start();
     }
+    if (c.cloudtrail.sqs) {
+      const q = c.cloudtrail.sqs;
+      const engine = this.engine;
+      this.trailApi = sdkTrailApi({ region: q.region, roleArn: q.role_arn });
+      this.sqsTrail = new SqsTrailSource({
+        queueUrl: q.queue_url,
+        maxMessages: q.max_messages,
+        waitSeconds: q.wait_time / 1000,
+        visibilitySeconds: q.visibility_timeout / 1000,
+        concurrency: q.concurrency,
+        maxFileBytes: c.cloudtrail.max_file_bytes,
+        api: this.trailApi,
+        decide: async (records) => {
+          const r = await decideRecords(engine, records, 'trail');
+          return { records: r.records, rejected: r.invalid + r.failed };
+        },
+        metrics,
+        logger,
+        now: this.now,
+      });
+      this.sqsTrail.start();
+    }
     this.every(1_000, () => this.engine?.tick());
     this.every(this.deps.findingResolutionIntervalMs ?? RESOLUTION_INTERVAL_MS, () => this.resolution?.sweep());
     this.outbox?.start();
@@ -314,6 +341,7 @@ export class DetectorApp {
         retention: formatDuration(c.store.retention),
         gateways: c.gateways.map((g) => `${g.id}=${g.egress_cidrs.join(',')}${g.inspect ? '' : ' (tunnel-only)'}`),
         cloudtrail_watch_dir: c.cloudtrail.watch_dir,
+        cloudtrail_sqs: c.cloudtrail.sqs?.queue_url ?? null,
         aws_ip_ranges: c.aws_ip_ranges,
         correlation: {
           window: formatDuration(c.correlation.window),
@@ -519,6 +547,8 @@ export class DetectorApp {
     await Promise.all(this.periodic);
     if (this.ingest) await closeServer(this.ingest);
     await this.watcher?.stop();
+    await this.sqsTrail?.stop();
+    this.trailApi?.close();
     this.guardduty?.close();
     this.api?.close();
     await this.outbox?.stop();

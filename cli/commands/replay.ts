@@ -6,10 +6,12 @@ import { readConfigFileOf } from '../../common/runtime/config-file.js';
 import type { Output } from '../../common/runtime/output.js';
 import { detectorConfigSchema } from '../../detector/config/schema.js';
 import { replay } from '../../detector/replay/replay.js';
+import type { TrailFile } from '../../detector/trail/backfill.js';
+import { openTrailRange, trailRange, type TrailRangeOptions } from './trail-range.js';
 
 export const NO_EVIDENCE = 'no evidence given (replay --no-telemetry)';
 
-export interface ReplayCommandOptions {
+export interface ReplayCommandOptions extends TrailRangeOptions {
   config: string;
   cloudtrail?: string[];
   /** false: --no-telemetry, deciding without evidence on purpose. */
@@ -19,9 +21,16 @@ export interface ReplayCommandOptions {
   quiet?: boolean;
 }
 
-export async function replayCommand(o: ReplayCommandOptions, out: Output): Promise<number> {
-  if (!o.cloudtrail?.length && !o.guardduty?.length) {
-    out.stderr('replay: give --cloudtrail FILE… and/or --guardduty FILE… (with --telemetry FILE… as the evidence)\n');
+export async function replayCommand(o: ReplayCommandOptions, out: Output, tty = false): Promise<number> {
+  if (!o.cloudtrail?.length && !o.guardduty?.length && !o.s3) {
+    out.stderr(
+      'replay: give --cloudtrail FILE…, --s3 s3://BUCKET/PREFIX/ and/or --guardduty FILE… (with --telemetry FILE… as the evidence)\n',
+    );
+    return 2;
+  }
+  const range = o.s3 ? trailRange(o) : null;
+  if (range && 'error' in range) {
+    out.stderr(`replay: ${range.error}\n`);
     return 2;
   }
   if (o.telemetry === undefined) {
@@ -51,6 +60,16 @@ export async function replayCommand(o: ReplayCommandOptions, out: Output): Promi
       'replay: --no-telemetry: no evidence given: events from a gateway address are decided as if the gateway had been silent ' +
         "(gateway-unverified findings), GuardDuty findings for one are kept (gateway-silent); each such decision's reason says so\n",
     );
+  const c = loaded.value;
+  let trail: { files: AsyncIterable<TrailFile>; close: () => void } | null = null;
+  if (range) {
+    const opened = await openTrailRange('replay', range, c, o, out, tty);
+    if ('error' in opened) {
+      out.stderr(`replay: ${opened.error}\n`);
+      return 1;
+    }
+    trail = opened;
+  }
   let buffer = '';
   const flush = (): void => {
     if (buffer) out.stdout(buffer);
@@ -59,8 +78,14 @@ export async function replayCommand(o: ReplayCommandOptions, out: Output): Promi
   const started = Date.now();
   try {
     const s = await replay(
-      loaded.value,
-      { cloudtrail: o.cloudtrail ?? [], telemetry: o.telemetry || [], guardduty: o.guardduty ?? [], findings: o.findings ?? false },
+      c,
+      {
+        cloudtrail: o.cloudtrail ?? [],
+        telemetry: o.telemetry || [],
+        guardduty: o.guardduty ?? [],
+        findings: o.findings ?? false,
+        ...(trail ? { trailFiles: trail.files } : {}),
+      },
       {
         line: (text) => {
           buffer += `${noEvidence && !o.findings ? markNoEvidence(text) : text}\n`;
@@ -86,6 +111,8 @@ export async function replayCommand(o: ReplayCommandOptions, out: Output): Promi
     flush();
     out.stderr(`replay: ${(err as Error).message}\n`);
     return 1;
+  } finally {
+    trail?.close();
   }
 }
 

@@ -96,3 +96,25 @@ export async function readFileBounded(path: string, budget: number): Promise<Buf
 export async function readTextBounded(path: string, budget: number): Promise<string> {
   return (await readFileBounded(path, budget)).toString('utf8');
 }
+
+/**
+ * A stream's bytes (an object body from the network) — gunzipped when it starts with the gzip
+ * magic — at most `budget` of them; reading stops as soon as the budget is passed.
+ */
+export async function readStreamBounded(stream: Readable, budget: number): Promise<Buffer> {
+  const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const first = await it.next();
+  if (first.done) return Buffer.alloc(0);
+  const rest: AsyncIterable<Buffer> = {
+    async *[Symbol.asyncIterator]() {
+      yield first.value;
+      for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+    },
+  };
+  try {
+    // A gzip magic split over two chunks is not worth a special case: a body's first chunk is larger.
+    return isGzip(first.value) ? await gunzipBounded(Readable.from(rest), budget) : await collect(rest, budget, false);
+  } finally {
+    stream.destroy();
+  }
+}

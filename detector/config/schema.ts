@@ -40,7 +40,44 @@ const textBudget = (what: string) =>
     (n) => n > 0 && n <= MAX_TEXT_BYTES,
     `must be more than 0 and at most ${MAX_TEXT_BYTES / 1024 / 1024}MiB: ${what} must fit one JavaScript string with room to parse it`,
   );
+const SQS_QUEUE_URL = /^https?:\/\/[^/\s]+\/\d{12}\/[A-Za-z0-9_-]{1,80}(\.fifo)?$/;
+/** `cloudtrail.sqs`: the trail's bucket read through S3 event notifications on an SQS queue. */
+const cloudtrailSqs = z.strictObject({
+  queue_url: z
+    .string({
+      error: required(
+        'the URL of the queue the bucket notifies, e.g. https://sqs.us-east-1.amazonaws.com/123456789012/trail-events',
+        'a string',
+      ),
+    })
+    .regex(SQS_QUEUE_URL, 'expected a queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/trail-events'),
+  region: z
+    .string({ error: required('the region of the queue, e.g. "us-east-1"', 'a string') })
+    .regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'expected an AWS region such as "us-east-1"'),
+  /** Assumed (STS AssumeRole) for SQS and S3: a bucket and queue in another account. */
+  role_arn: z
+    .string()
+    .regex(
+      /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/,
+      'expected a role ARN such as arn:aws:iam::123456789012:role/trail-reader',
+    )
+    .nullable()
+    .default(null),
+  max_messages: z.number().int().min(1, 'must be 1 to 10 (an SQS limit)').max(10, 'must be 1 to 10 (an SQS limit)').default(10),
+  /** Long polling: how long one ReceiveMessage waits for a message. */
+  wait_time: duration.refine((ms) => ms <= 20_000 && ms % 1000 === 0, 'must be whole seconds, at most 20s (an SQS limit)').default(20_000),
+  /** How long a received message stays hidden from other readers; extended while its objects are read. */
+  visibility_timeout: positiveDuration
+    .refine((ms) => ms >= 2_000 && ms <= 12 * 3_600_000 && ms % 1000 === 0, 'must be whole seconds, from 2s to 12h')
+    .default(300_000),
+  /** Log files fetched and decided at once. */
+  concurrency: positiveInt('concurrency')
+    .refine((n) => n <= 64, 'must be at most 64')
+    .default(4),
+});
+
 const cloudtrail = z.strictObject({
+  sqs: cloudtrailSqs.nullable().default(null),
   watch_dir: nullablePath,
   poll_interval: positiveDuration.default(10_000),
   /** A log file larger than this, or that decompresses to more, is refused (marked failed) without being read whole. */

@@ -19,19 +19,17 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { readTextBounded } from '../../common/io/bounded-read.js';
 import type { Logger } from '../../common/log/logger.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
 import type { DetectorStore } from '../store/store.js';
 import type { CorrelationEngine } from './correlation-engine.js';
+import { decideRecords } from './decide-records.js';
 import { parseCloudTrailInput } from '../cloudtrail/parse.js';
 
 const SETTLE_MS = 2_000;
 /** Starts without a finish before a file is quarantined: survives a crash or two for another reason. */
 export const MAX_FILE_ATTEMPTS = 3;
-/** Records decided between two turns of the event loop. */
-const RECORDS_PER_SLICE = 1_000;
 
 export async function* cloudTrailFiles(dir: string, depth = 0): AsyncGenerator<string> {
   if (depth > 12) return;
@@ -119,16 +117,7 @@ export class CloudTrailWatcher {
       return this.failed(path, size, mtimeMs, `the detector stopped ${attempt - 1} times while reading this file; quarantined`);
     const parsed = await readCloudTrailFile(path, this.opts.maxFileBytes).catch((err: unknown) => ({ error: (err as Error).message }));
     if ('error' in parsed) return this.failed(path, size, mtimeMs, parsed.error);
-    let invalid = 0;
-    let failedRecords = 0;
-    // A slice at a time: one evidence read per slice, and ingest keeps answering in between.
-    for (let i = 0; i < parsed.records.length; i += RECORDS_PER_SLICE) {
-      if (i > 0) await yieldToEventLoop();
-      for (const outcome of await engine.processBatch(parsed.records.slice(i, i + RECORDS_PER_SLICE), 'trail')) {
-        if (outcome === 'invalid') invalid++;
-        else if (outcome === 'failed') failedRecords++;
-      }
-    }
+    const { invalid, failed: failedRecords } = await decideRecords(engine, parsed.records, 'trail');
     await store.markFileProcessed(path, size, mtimeMs, parsed.records.length, invalid + failedRecords, this.opts.now());
     metrics.cloudtrailFiles.inc({ outcome: 'processed' });
     logger.info(

@@ -17,6 +17,12 @@ export interface DetectorMetrics extends DaemonMetrics {
   cloudtrailConflicts: Counter<'resolution'>;
   truncatedRecords: Counter<'input'>;
   cloudtrailNewestEvent: Gauge;
+  sqsMessages: Counter<'outcome'>;
+  sqsReceiveErrors: Counter;
+  sqsOldestMessageAge: Gauge;
+  s3Objects: Counter<'outcome'>;
+  s3Bytes: Counter;
+  s3ObjectsInFlight: Gauge;
   decisions: Counter<'disposition' | 'rule'>;
   findingsRaised: Counter<'rule'>;
   pendingDecisions: Gauge;
@@ -96,6 +102,38 @@ export function createDetectorMetrics(registry: Registry, build: { version: stri
     cloudtrailNewestEvent: new Gauge({
       name: 'egress_witness_detector_cloudtrail_newest_event_timestamp_seconds',
       help: 'eventTime of the newest valid CloudTrail record read, in Unix seconds (0: none yet); time() minus it is the CloudTrail lag.',
+      registers: r,
+    }),
+    sqsMessages: new Counter({
+      name: 'egress_witness_detector_cloudtrail_sqs_messages_total',
+      help: 'SQS messages of cloudtrail.sqs, by outcome (received; deleted: every object decided; test: s3:TestEvent, deleted; invalid: not a notification, left for the redrive policy; failed: an object could not be read or decided, left to come back).',
+      labelNames: ['outcome'],
+      registers: r,
+    }),
+    sqsReceiveErrors: new Counter({
+      name: 'egress_witness_detector_cloudtrail_sqs_receive_errors_total',
+      help: 'ReceiveMessage calls of cloudtrail.sqs that failed (retried with backoff).',
+      registers: r,
+    }),
+    sqsOldestMessageAge: new Gauge({
+      name: 'egress_witness_detector_cloudtrail_sqs_oldest_message_age_seconds',
+      help: 'Age (now - SentTimestamp) of the oldest message in the last non-empty receive: how far the detector is behind the bucket.',
+      registers: r,
+    }),
+    s3Objects: new Counter({
+      name: 'egress_witness_detector_cloudtrail_s3_objects_total',
+      help: 'CloudTrail objects named by cloudtrail.sqs notifications, by outcome (processed, skipped: digest or not a log file, poison: unreadable content, failed: transient).',
+      labelNames: ['outcome'],
+      registers: r,
+    }),
+    s3Bytes: new Counter({
+      name: 'egress_witness_detector_cloudtrail_s3_bytes_total',
+      help: 'Bytes of CloudTrail log text read from S3 (after gunzip).',
+      registers: r,
+    }),
+    s3ObjectsInFlight: new Gauge({
+      name: 'egress_witness_detector_cloudtrail_s3_objects_in_flight',
+      help: 'CloudTrail objects being fetched and decided now (at most cloudtrail.sqs.concurrency).',
       registers: r,
     }),
     decisions: new Counter({

@@ -27,7 +27,9 @@ import { cloudTrailFiles } from '../engine/cloudtrail-watcher.js';
 import { DecisionPipeline } from '../engine/pipeline.js';
 import { createDetectorMetrics } from '../metrics/metrics.js';
 import { MemoryStore } from '../store/memory-store.js';
+import type { DetectorStore } from '../store/store.js';
 import { buildCorrelationContext } from '../correlation-context.js';
+import type { TrailFile } from '../trail/backfill.js';
 
 export interface ReplayIo {
   line(text: string): void;
@@ -39,6 +41,8 @@ export interface ReplayOptions {
   telemetry: string[];
   guardduty: string[];
   findings: boolean;
+  /** Log files read from a trail's bucket (`--s3`), decided after the local ones. */
+  trailFiles?: AsyncIterable<TrailFile>;
 }
 
 export interface ReplaySummary {
@@ -147,7 +151,7 @@ export function guardDutyDecisionLine(d: GuardDutyDecision, raw: unknown, decide
  */
 export async function replayPipeline(
   config: DetectorConfig,
-  store: MemoryStore,
+  store: DetectorStore,
   hooks: { decided: (d: Decision, event: CloudTrailEvent) => void; findingChanged: (findingId: string) => void },
 ): Promise<DecisionPipeline> {
   const { registry, policy } = await buildCorrelationContext(config);
@@ -209,6 +213,15 @@ export async function replay(
       if (summary.cloudtrailRecords % 100_000 === 0) io.progress(`cloudtrail: ${summary.cloudtrailRecords} records decided`);
     },
   });
+  const decideFile = async (records: readonly unknown[]): Promise<void> => {
+    summary.files++;
+    const decideStart = performance.now();
+    // The whole file is one batch: its evidence is read once (in memory, the index itself).
+    for (const outcome of await pipeline.cloudtrail.processBatch(records, 'trail')) {
+      if (outcome === 'invalid' || outcome === 'failed') summary.cloudtrailInvalid++;
+    }
+    summary.correlateMs += performance.now() - decideStart;
+  };
   try {
     for (const path of await expand(o.cloudtrail)) {
       let records: unknown[];
@@ -218,13 +231,11 @@ export async function replay(
         summary.failedFiles.push(`${path}: ${(err as Error).message}`);
         continue;
       }
-      summary.files++;
-      const decideStart = performance.now();
-      // The whole file is one batch: its evidence is read once (in memory, the index itself).
-      for (const outcome of await pipeline.cloudtrail.processBatch(records, 'trail')) {
-        if (outcome === 'invalid' || outcome === 'failed') summary.cloudtrailInvalid++;
-      }
-      summary.correlateMs += performance.now() - decideStart;
+      await decideFile(records);
+    }
+    for await (const { key, read } of o.trailFiles ?? []) {
+      if (read.kind === 'failed') summary.failedFiles.push(`${key}: ${read.reason}`);
+      else await decideFile(read.records);
     }
     // Events dated after now are findings held for their grace period: end it.
     await pipeline.cloudtrail.tick(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);

@@ -16,7 +16,7 @@ describe('detector config: defaults', () => {
       admin: { listen: { host: '127.0.0.1', port: 9465, text: '127.0.0.1:9465' } },
       store: { path: '/var/lib/egress-witness/detector.db', retention: 8 * 3_600_000 },
       gateways: [],
-      cloudtrail: { watch_dir: null, poll_interval: 10_000, max_file_bytes: 256 * 1024 * 1024 },
+      cloudtrail: { sqs: null, watch_dir: null, poll_interval: 10_000, max_file_bytes: 256 * 1024 * 1024 },
       aws_ip_ranges: null,
       correlation: { window: 300_000, grace: 600_000, heartbeat_stale: 120_000, endpoint_attestation: 'accept' },
       findings: { file: null, webhook: null, security_hub: null },
