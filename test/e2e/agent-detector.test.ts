@@ -8,13 +8,13 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync, existsSync
 import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { STSClient, GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { createTestCa } from '../helpers/pki.js';
 import { startFakeAws, type FakeAws } from '../helpers/fake-aws.js';
 import { TunnelAgent } from '../helpers/tunnel-agent.js';
+import { freePort } from '../helpers/telemetry-receiver.js';
 
 const CLI = resolve('dist/cli/main.js');
 const KEY = 'ASIAY34FZKBOKMUTVV7A';
@@ -28,14 +28,6 @@ let dir: string;
 let fake: FakeAws;
 const children: ChildProcess[] = [];
 const ports: Record<string, number> = {};
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 function start(args: string[], log: string): ChildProcess {
   const out = join(dir, log);

@@ -10,7 +10,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +27,7 @@ import {
   waitFor,
   type JsonDoc,
 } from '../helpers/detector.js';
+import { freePort } from '../helpers/telemetry-receiver.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const BUCKET = 'org-trail-logs';
@@ -38,14 +38,6 @@ let dir: string;
 let fake: FakeTrail;
 const children: ChildProcess[] = [];
 let adminPort = 0;
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 function startDetector(): ChildProcess {
   const child = spawn(process.execPath, [CLI, 'detector', '--config', join(dir, 'detector.yaml')], {

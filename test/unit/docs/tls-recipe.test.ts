@@ -7,12 +7,12 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import { freePort } from '../../helpers/telemetry-receiver.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const bin = join(root, 'dist/cli/main.js');
@@ -47,14 +47,6 @@ function recipe(): { sh: string[]; yaml: string[] } {
     sh: blocks.filter((b) => b[1] === 'sh').map((b) => b[2]!),
     yaml: blocks.filter((b) => b[1] === 'yaml').map((b) => b[2]!),
   };
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
 }
 
 /** The recipe's paths moved into the scratch folder, its names to loopback. */
