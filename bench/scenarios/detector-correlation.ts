@@ -14,6 +14,7 @@ import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { benchCloudTrailRecord } from '../lib/cloudtrail-record.js';
 import type { Scenario } from '../lib/scenario.js';
 
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
@@ -72,30 +73,16 @@ function cloudTrail(m: number, keys: number): Buffer {
   for (let i = 0; i < m; i++) {
     const t = T0 + Math.floor((i * SPAN_MS) / m);
     const k = key((i * 7) % keys);
-    records.push({
-      eventVersion: '1.11',
-      eventTime: new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-      eventSource: 'sts.amazonaws.com',
-      eventName: 'GetCallerIdentity',
-      awsRegion: 'us-east-1',
-      sourceIPAddress: i % 10 === 0 ? '198.51.100.7' : '203.0.113.5',
-      userAgent: 'aws-sdk-js/3',
-      eventID: `bench-${i}`,
-      requestID: `r-${i}`,
-      recipientAccountId: '123456789012',
-      userIdentity: {
-        type: 'AssumedRole',
-        principalId: 'AROAEXAMPLE:i-0a1b2c3d4e5f60718',
-        arn: 'arn:aws:sts::123456789012:assumed-role/app/i-0a1b2c3d4e5f60718',
-        accountId: '123456789012',
+    records.push(
+      benchCloudTrailRecord({
+        eventId: `bench-${i}`,
+        requestId: `r-${i}`,
+        eventTimeMs: t,
         accessKeyId: k,
-        sessionContext: {
-          sessionIssuer: { type: 'Role', arn: 'arn:aws:iam::123456789012:role/app', userName: 'app' },
-          attributes: { creationDate: new Date(t).toISOString() },
-          ec2RoleDelivery: '2.0',
-        },
-      },
-    });
+        sourceIp: i % 10 === 0 ? '198.51.100.7' : '203.0.113.5',
+        sessionCreatedMs: t,
+      }),
+    );
   }
   return gzipSync(JSON.stringify({ Records: records }));
 }

@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import YAML from 'yaml';
-import { startFakeTrail } from '../servers/fake-trail.js';
+import { fakeTrailEnv, startFakeTrail } from '../servers/fake-trail.js';
+import { benchCloudTrailRecord } from '../lib/cloudtrail-record.js';
 import { scrape } from '../lib/prom-text.js';
 import { cpuMs, freePort, sleep, spawnLogged, stopChild, waitForPort } from '../lib/proc.js';
 import type { BenchContext, Scenario } from '../lib/scenario.js';
@@ -26,31 +27,17 @@ const BUCKET = 'bench-org-trail';
 function logFile(records: number, at: number): Buffer {
   const out = [];
   for (let i = 0; i < records; i++) {
-    out.push({
-      eventVersion: '1.11',
-      eventTime: new Date(at - (i % 600) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-      eventSource: 'sts.amazonaws.com',
-      eventName: 'GetCallerIdentity',
-      awsRegion: 'us-east-1',
-      // 90 % from the gateway (no telemetry here: unattested, pending the grace period), 10 % outside.
-      sourceIPAddress: i % 10 === 0 ? '198.51.100.7' : '203.0.113.5',
-      userAgent: 'aws-sdk-js/3',
-      eventID: randomUUID(),
-      requestID: randomUUID(),
-      recipientAccountId: '123456789012',
-      userIdentity: {
-        type: 'AssumedRole',
-        principalId: 'AROAEXAMPLE:i-0a1b2c3d4e5f60718',
-        arn: 'arn:aws:sts::123456789012:assumed-role/app/i-0a1b2c3d4e5f60718',
-        accountId: '123456789012',
+    out.push(
+      benchCloudTrailRecord({
+        eventId: randomUUID(),
+        requestId: randomUUID(),
+        eventTimeMs: at - (i % 600) * 1000,
         accessKeyId: `ASIA${String(i % 5_000).padStart(16, 'Q')}`,
-        sessionContext: {
-          sessionIssuer: { type: 'Role', arn: 'arn:aws:iam::123456789012:role/app', userName: 'app' },
-          attributes: { creationDate: new Date(at - 3_600_000).toISOString() },
-          ec2RoleDelivery: '2.0',
-        },
-      },
-    });
+        // 90 % from the gateway (no telemetry here: unattested, pending the grace period), 10 % outside.
+        sourceIp: i % 10 === 0 ? '198.51.100.7' : '203.0.113.5',
+        sessionCreatedMs: at - 3_600_000,
+      }),
+    );
   }
   return gzipSync(JSON.stringify({ Records: out }), { level: 6 });
 }
@@ -134,11 +121,7 @@ const scenario: Scenario = {
         { sqs: { queue_url: fake.queueUrl, region: 'us-east-1', wait_time: '1s', concurrency: 4 } },
         {
           ...process.env,
-          AWS_ENDPOINT_URL_SQS: fake.endpoint,
-          AWS_ENDPOINT_URL_S3: fake.endpoint,
-          AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
-          AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
-          AWS_EC2_METADATA_DISABLED: 'true',
+          ...fakeTrailEnv(fake.endpoint),
         },
         () => (fake.calls.get('ReceiveMessage') ?? 0) > 0,
         () => Promise.resolve(fake.depth() === 0),

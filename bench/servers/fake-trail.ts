@@ -47,6 +47,17 @@ export interface FakeTrail {
   close(): Promise<void>;
 }
 
+/** What points the AWS SDK at the fake (both services) with throwaway credentials and no instance metadata. */
+export function fakeTrailEnv(endpoint: string): Record<string, string> {
+  return {
+    AWS_ENDPOINT_URL_SQS: endpoint,
+    AWS_ENDPOINT_URL_S3: endpoint,
+    AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
+    AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+    AWS_EC2_METADATA_DISABLED: 'true',
+  };
+}
+
 export interface FakeTrailOptions {
   /** Receives before a message moves to the dead-letter list (the redrive policy). */
   maxReceiveCount?: number;

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startFakeTrail, type FakeTrail } from '../../bench/servers/fake-trail.js';
+import { fakeTrailEnv, startFakeTrail, type FakeTrail } from '../../bench/servers/fake-trail.js';
 import {
   AWS_RANGES_FIXTURE,
   EXTERNAL_IP,
@@ -44,11 +44,7 @@ function startDetector(): ChildProcess {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: {
       ...process.env,
-      AWS_ENDPOINT_URL_SQS: fake.endpoint,
-      AWS_ENDPOINT_URL_S3: fake.endpoint,
-      AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
-      AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
-      AWS_EC2_METADATA_DISABLED: 'true',
+      ...fakeTrailEnv(fake.endpoint),
     },
   });
   children.push(child);

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeTrail, type FakeTrail } from '../../bench/servers/fake-trail.js';
+import { fakeTrailEnv, startFakeTrail, type FakeTrail } from '../../bench/servers/fake-trail.js';
 import { EXTERNAL_IP, cloudTrailRecord, type JsonDoc } from '../helpers/detector.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -59,10 +59,7 @@ function cli(...args: string[]): Promise<{ code: number | null; stdout: string; 
         maxBuffer: 16 << 20,
         env: {
           ...process.env,
-          AWS_ENDPOINT_URL_S3: fake.endpoint,
-          AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
-          AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
-          AWS_EC2_METADATA_DISABLED: 'true',
+          ...fakeTrailEnv(fake.endpoint),
         },
       },
       (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),

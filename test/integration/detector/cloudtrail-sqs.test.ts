@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeTrail, type FakeTrail } from '../../../bench/servers/fake-trail.js';
+import { fakeTrailEnv, startFakeTrail, type FakeTrail } from '../../../bench/servers/fake-trail.js';
 import {
   AWS_RANGES_FIXTURE,
   INSIDE_AWS_IP,
@@ -66,21 +66,9 @@ function decidedIds(): Set<string> {
 
 beforeAll(async () => {
   fake = await startFakeTrail({ maxReceiveCount: 2 });
-  for (const k of [
-    'AWS_ENDPOINT_URL_SQS',
-    'AWS_ENDPOINT_URL_S3',
-    'AWS_ACCESS_KEY_ID',
-    'AWS_SECRET_ACCESS_KEY',
-    'AWS_EC2_METADATA_DISABLED',
-  ])
-    saved[k] = process.env[k];
-  Object.assign(process.env, {
-    AWS_ENDPOINT_URL_SQS: fake.endpoint,
-    AWS_ENDPOINT_URL_S3: fake.endpoint,
-    AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
-    AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
-    AWS_EC2_METADATA_DISABLED: 'true',
-  });
+  const env = fakeTrailEnv(fake.endpoint);
+  for (const k of Object.keys(env)) saved[k] = process.env[k];
+  Object.assign(process.env, env);
   shmDir = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/ew-sqs-') : null;
   h = await startDetector({
     config: async (dir) => {
