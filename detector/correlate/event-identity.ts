@@ -14,7 +14,7 @@
  * Trust, lowest first: pushed < trail. A copy kept by an older detector has no
  * fingerprint: the next copy is taken as its identity without a decision.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { CloudTrailEvent } from '../cloudtrail/parse.js';
 
 export const EVENT_ORIGINS = ['pushed', 'trail'] as const;
@@ -81,7 +81,7 @@ export function eventFingerprint(e: CloudTrailEvent): string {
     id.sessionIssuerArn,
     id.sessionCreationDate,
   ];
-  return createHash('sha256').update(JSON.stringify(fields)).digest('base64url');
+  return hash('sha256', JSON.stringify(fields), 'base64url');
 }
 
 /** The fields of a copy worth showing in a conflict record (no request or response parameters). */

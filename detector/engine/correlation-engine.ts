@@ -74,15 +74,18 @@ export class CorrelationEngine {
 
   /**
    * Decides a batch of records in order, one outcome per record. The evidence for the whole batch
-   * is read first, in a bounded number of queries; then each record is judged and decided in a
-   * transaction of its own. Never throws: a record nested too deep is kept in a truncated form
-   * (counted), and a record whose processing fails anyway is counted as `failed` and skipped, so one
-   * record can neither stop the daemon nor the records after it.
+   * is read first, in a bounded number of queries; then the records are judged and decided in one
+   * transaction, each in a savepoint of its own, and what the decisions tell the world (metrics,
+   * the decision log lines, the sink, `decided`) happens once that transaction has committed. Never
+   * throws: a record nested too deep is kept in a truncated form (counted), and a record whose
+   * processing fails anyway is undone alone, counted as `failed` and skipped, so one record can
+   * neither stop the daemon nor the records after it. When the batch's transaction cannot commit,
+   * its records are decided again one transaction each, so only the records that fail alone fail.
    */
   async processBatch(inputs: readonly unknown[], origin: EventOrigin): Promise<RecordOutcome[]> {
     const { metrics, logger } = this.opts;
     const outcomes: RecordOutcome[] = new Array<RecordOutcome>(inputs.length).fill('failed');
-    const work: { i: number; raw: unknown; event: CloudTrailEvent }[] = [];
+    const work: Work[] = [];
     for (let i = 0; i < inputs.length; i++) {
       const { value: raw, truncated } = boundDepth(inputs[i]);
       if (truncated) metrics.truncatedRecords.inc({ input: 'cloudtrail' });
@@ -101,33 +104,67 @@ export class CorrelationEngine {
     }
     if (work.length === 0) return outcomes;
     const ctx = await this.context(work.map((w) => w.event).filter((e) => instanceCredentialKind(e) !== 'other'));
-    for (const { i, raw, event } of work) {
-      try {
-        outcomes[i] = await this.processEvent(event, raw, origin, ctx);
-      } catch (err) {
-        this.failed(raw, err);
-      }
-    }
+    for (const w of work) this.noteEventTime(w.event.eventTimeMs);
+    if (!(await this.decideTogether(work, origin, ctx, outcomes)))
+      for (const w of work) await this.decideTogether([w], origin, ctx, outcomes);
     return outcomes;
+  }
+
+  /**
+   * Decides `work` in one transaction, a savepoint per record, and then tells what was decided;
+   * false, with nothing told, when the transaction did not commit.
+   */
+  private async decideTogether(
+    work: readonly Work[],
+    origin: EventOrigin,
+    ctx: CorrelationContext,
+    outcomes: RecordOutcome[],
+  ): Promise<boolean> {
+    const told: Effects = [];
+    const results = new Map<number, RecordOutcome>();
+    try {
+      await this.opts.store.withTransaction(async (tx) => {
+        for (const { i, raw, event } of work) {
+          if (instanceCredentialKind(event) === 'other') {
+            told.push(() => {
+              this.opts.metrics.cloudtrailRecords.inc({ outcome: 'not_instance_credential' });
+              this.opts.decided?.(decide(event, ctx), event);
+            });
+            results.set(i, 'not-instance-credential');
+            continue;
+          }
+          // Kept copy, conflict record, pending row or decision and finding commit together: a crash
+          // cannot leave an event marked as seen but never decided.
+          const effects: Effects = [];
+          try {
+            const outcome = await tx.savepoint((part) => this.judgeAndDecide(part, event, raw, origin, ctx, effects));
+            told.push(...effects, () => this.opts.metrics.cloudtrailRecords.inc({ outcome: outcome === 'pending' ? 'decided' : outcome }));
+            results.set(i, outcome);
+          } catch (err) {
+            told.push(() => this.failed(raw, err));
+            results.set(i, 'failed');
+          }
+        }
+      });
+    } catch (err) {
+      if (work.length === 1) {
+        this.failed(work[0]!.raw, err);
+        return true;
+      }
+      this.opts.logger.warn(
+        { event: 'cloudtrail_batch_retried', records: work.length, err },
+        'could not commit a batch of CloudTrail records: deciding them one transaction each',
+      );
+      return false;
+    }
+    for (const [i, outcome] of results) outcomes[i] = outcome;
+    for (const tell of told) tell();
+    return true;
   }
 
   private failed(raw: unknown, err: unknown): void {
     this.opts.metrics.cloudtrailRecords.inc({ outcome: 'failed' });
     this.opts.logger.error({ event: 'cloudtrail_record_failed', event_id: eventIdOf(raw), err }, 'could not process a CloudTrail record');
-  }
-
-  private async processEvent(event: CloudTrailEvent, raw: unknown, origin: EventOrigin, ctx: CorrelationContext): Promise<RecordOutcome> {
-    this.noteEventTime(event.eventTimeMs);
-    if (instanceCredentialKind(event) === 'other') {
-      this.opts.metrics.cloudtrailRecords.inc({ outcome: 'not_instance_credential' });
-      this.opts.decided?.(decide(event, ctx), event);
-      return 'not-instance-credential';
-    }
-    // Kept copy, conflict record, pending row or decision and finding commit together: a crash
-    // cannot leave an event marked as seen but never decided.
-    const outcome = await this.opts.store.withTransaction((tx) => this.judgeAndDecide(tx, event, raw, origin, ctx));
-    this.opts.metrics.cloudtrailRecords.inc({ outcome: outcome === 'pending' ? 'decided' : outcome });
-    return outcome;
   }
 
   private async judgeAndDecide(
@@ -136,6 +173,7 @@ export class CorrelationEngine {
     raw: unknown,
     origin: EventOrigin,
     ctx: CorrelationContext,
+    effects: Effects,
   ): Promise<'decided' | 'pending' | 'duplicate' | 'conflict'> {
     const fingerprint = eventFingerprint(event);
     const summary = copySummary(event, origin);
@@ -155,7 +193,7 @@ export class CorrelationEngine {
     switch (verdict.kind) {
       case 'new':
         await tx.recordEvent(row);
-        return this.decideEvent(tx, event, raw, false, ctx);
+        return this.decideEvent(tx, event, raw, false, ctx, effects);
       case 'adopt':
         await tx.vouchForEvent(event.eventId, origin, fingerprint, summary);
         return 'duplicate';
@@ -163,7 +201,7 @@ export class CorrelationEngine {
         if (verdict.promote) await tx.vouchForEvent(event.eventId, origin, fingerprint, summary);
         return 'duplicate';
       case 'conflict':
-        await this.conflict(tx, event.eventId, 'rejected', kept?.summary ?? {}, summary, fingerprint, null);
+        await this.conflict(tx, event.eventId, 'rejected', kept?.summary ?? {}, summary, fingerprint, null, effects);
         return 'conflict';
       case 'supersede': {
         // The more trusted copy is decided as if it came first: what the other copy was decided
@@ -171,8 +209,8 @@ export class CorrelationEngine {
         const withdrawn = await tx.takeDecision('cloudtrail', event.eventId);
         await tx.removePending(event.eventId);
         await tx.replaceEvent(row);
-        await this.conflict(tx, event.eventId, 'superseded', summary, kept?.summary ?? {}, kept?.fingerprint ?? '', withdrawn);
-        return this.decideEvent(tx, event, raw, false, ctx);
+        await this.conflict(tx, event.eventId, 'superseded', summary, kept?.summary ?? {}, kept?.fingerprint ?? '', withdrawn, effects);
+        return this.decideEvent(tx, event, raw, false, ctx, effects);
       }
     }
   }
@@ -185,12 +223,23 @@ export class CorrelationEngine {
     dropped: Record<string, unknown>,
     droppedFingerprint: string,
     supersededDecision: { disposition: string; rule: string } | null,
+    effects: Effects,
   ): Promise<void> {
-    const { metrics, logger } = this.opts;
     await tx.recordEventConflict(
       { eventId, detectedMs: this.opts.now(), resolution, kept, dropped, supersededDecision },
       droppedFingerprint,
     );
+    effects.push(() => this.logConflict(eventId, resolution, kept, dropped, supersededDecision));
+  }
+
+  private logConflict(
+    eventId: string,
+    resolution: 'superseded' | 'rejected',
+    kept: Record<string, unknown>,
+    dropped: Record<string, unknown>,
+    supersededDecision: { disposition: string; rule: string } | null,
+  ): void {
+    const { metrics, logger } = this.opts;
     metrics.cloudtrailConflicts.inc({ resolution });
     const shown = (c: Record<string, unknown>) => ({
       ...c,
@@ -230,6 +279,7 @@ export class CorrelationEngine {
     raw: unknown,
     final: boolean,
     ctx: CorrelationContext,
+    effects: Effects,
   ): Promise<'decided' | 'pending'> {
     const decision = decide(event, ctx);
     const now = this.opts.now();
@@ -242,7 +292,7 @@ export class CorrelationEngine {
       });
       return 'pending'; // the pending gauge is refreshed by tick(), every second
     }
-    await this.finalize(tx, decision, event, now);
+    await this.finalize(tx, decision, event, now, effects);
     return 'decided';
   }
 
@@ -255,8 +305,7 @@ export class CorrelationEngine {
     return { registry, evidence, policy };
   }
 
-  private async finalize(tx: StoreTx, decision: Decision, event: CloudTrailEvent, now: number): Promise<void> {
-    const { metrics, logger } = this.opts;
+  private async finalize(tx: StoreTx, decision: Decision, event: CloudTrailEvent, now: number, effects: Effects): Promise<void> {
     const stored = await tx.saveDecision({
       kind: 'cloudtrail',
       subjectId: decision.eventId,
@@ -270,6 +319,25 @@ export class CorrelationEngine {
       detail: decision,
     });
     if (!stored) return;
+    effects.push(() => this.tellDecision(decision, event));
+    if (decision.disposition !== 'finding') return;
+    const nowIso = new Date(now).toISOString();
+    const fresh = findingFromDecision(decision, event, findingContextOf(event, nowIso));
+    const existing = (await tx.getFinding(fresh.id)) as Finding | null;
+    const merged = existing ? { ...mergeFinding(existing, fresh), updatedAt: laterIso(now, existing.updatedAt) } : fresh;
+    await tx.putFinding(merged.id, merged, now);
+    if (RESOLVABLE_RULES.has(decision.rule))
+      await tx.addFindingOccurrence({ eventId: event.eventId, findingId: merged.id, eventTimeMs: event.eventTimeMs, event }, now);
+    await this.opts.findingChanged?.(tx, merged.id);
+    effects.push(() => {
+      this.opts.metrics.findingsRaised.inc({ rule: decision.rule });
+      void this.opts.sink.emit(merged);
+    });
+  }
+
+  /** A decision committed: counted, logged, and told to `decided`. */
+  private tellDecision(decision: Decision, event: CloudTrailEvent): void {
+    const { metrics, logger } = this.opts;
     this.opts.decided?.(decision, event);
     metrics.decisions.inc({ disposition: decision.disposition, rule: decision.rule });
     logger.info(
@@ -286,17 +354,6 @@ export class CorrelationEngine {
       },
       decision.reason,
     );
-    if (decision.disposition !== 'finding') return;
-    metrics.findingsRaised.inc({ rule: decision.rule });
-    const nowIso = new Date(now).toISOString();
-    const fresh = findingFromDecision(decision, event, findingContextOf(event, nowIso));
-    const existing = (await tx.getFinding(fresh.id)) as Finding | null;
-    const merged = existing ? { ...mergeFinding(existing, fresh), updatedAt: laterIso(now, existing.updatedAt) } : fresh;
-    await tx.putFinding(merged.id, merged, now);
-    if (RESOLVABLE_RULES.has(decision.rule))
-      await tx.addFindingOccurrence({ eventId: event.eventId, findingId: merged.id, eventTimeMs: event.eventTimeMs, event }, now);
-    await this.opts.findingChanged?.(tx, merged.id);
-    void this.opts.sink.emit(merged);
   }
 
   /** Decides again the findings whose grace period has ended (by `nowMs`: replay ends every grace period at once). */
@@ -308,24 +365,54 @@ export class CorrelationEngine {
       return n.kind === 'event' ? n.event : null;
     });
     const ctx = await this.context(events.filter((e) => e !== null));
-    for (const [i, p] of due.entries()) {
-      const event = events[i] ?? null;
-      try {
-        await store.withTransaction(async (tx) => {
-          if (event !== null) await this.decideEvent(tx, event, p.raw, true, ctx);
-          await tx.removePending(p.eventId);
-        });
-      } catch (err) {
-        // Dropped, not retried: a row that fails once would fail on every tick and hold up the rest.
-        await store.removePending(p.eventId);
-        metrics.cloudtrailRecords.inc({ outcome: 'failed' });
-        logger.error({ event: 'cloudtrail_record_failed', event_id: p.eventId, err }, 'could not decide a pending CloudTrail record');
-      }
+    // One transaction, a savepoint per row; told after the commit. A row that fails is dropped, not
+    // retried: it would fail on every tick and hold up the rest.
+    const told: Effects = [];
+    try {
+      await store.withTransaction(async (tx) => {
+        for (const [i, p] of due.entries()) {
+          const event = events[i] ?? null;
+          const effects: Effects = [];
+          try {
+            await tx.savepoint(async (part) => {
+              if (event !== null) await this.decideEvent(part, event, p.raw, true, ctx, effects);
+              await part.removePending(p.eventId);
+            });
+            told.push(...effects);
+          } catch (err) {
+            await tx.removePending(p.eventId);
+            told.push(() => this.pendingFailed(p.eventId, err));
+          }
+        }
+      });
+    } catch (err) {
+      // Not committed: every row stays pending for the next tick.
+      logger.error(
+        { event: 'cloudtrail_pending_failed', rows: due.length, err },
+        'could not commit the decisions of pending CloudTrail records',
+      );
+      return 0;
     }
+    for (const tell of told) tell();
     metrics.pendingDecisions.set(await store.pendingCount());
     return due.length;
   }
+
+  private pendingFailed(eventId: string, err: unknown): void {
+    this.opts.metrics.cloudtrailRecords.inc({ outcome: 'failed' });
+    this.opts.logger.error({ event: 'cloudtrail_record_failed', event_id: eventId, err }, 'could not decide a pending CloudTrail record');
+  }
 }
+
+/** A batch's record: its place in the batch, as it came, and normalized. */
+interface Work {
+  i: number;
+  raw: unknown;
+  event: CloudTrailEvent;
+}
+
+/** What committed decisions tell the world (metrics, log lines, the sink, `decided`), in order, once committed. */
+type Effects = (() => void)[];
 
 /** The evidence of a batch that needs none (no instance credentials in it). */
 const NO_EVIDENCE: EvidenceView = {

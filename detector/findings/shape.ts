@@ -5,7 +5,7 @@
  * source address and rule, as GuardDuty aggregates repeat activity.
  * Documented in docs/findings.md.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { parseIp } from '../../common/cidr/ip.js';
 import type { CloudTrailEvent } from '../cloudtrail/parse.js';
 import { OUTSIDE_AWS_FINDING_TYPE, type Decision, type Disposition, type Evidence, type RuleName } from '../correlate/types.js';
@@ -182,10 +182,7 @@ function withoutResolution(w: Finding['egressWitness']): Finding['egressWitness'
 
 /** sha256 over key, source and rule: the same misuse keeps one finding id across restarts. */
 export function findingId(accessKeyId: string | null, sourceIPAddress: string, rule: RuleName): string {
-  return createHash('sha256')
-    .update(`${accessKeyId ?? ''}\n${sourceIPAddress}\n${rule}`)
-    .digest('hex')
-    .slice(0, 32);
+  return hash('sha256', `${accessKeyId ?? ''}\n${sourceIPAddress}\n${rule}`, 'hex').slice(0, 32);
 }
 
 export function partitionOf(region: string): string {

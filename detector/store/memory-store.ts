@@ -119,6 +119,8 @@ export class MemoryEngine implements TransactionalEngine {
   private readonly occurrences = new Map<string, OccurrenceRow>();
   private seq = 0;
   private undo: (() => void)[] | null = null;
+  /** The length of the undo log when each open savepoint began, innermost last. */
+  private readonly marks: number[] = [];
   /** How a value crosses the boundary: a JSON copy (like SQLite's text columns), or as it is. */
   private readonly copy: <T>(v: T) => T;
 
@@ -309,6 +311,7 @@ export class MemoryEngine implements TransactionalEngine {
 
   begin(): void {
     this.undo = [];
+    this.marks.length = 0;
   }
 
   commit(): void {
@@ -319,6 +322,22 @@ export class MemoryEngine implements TransactionalEngine {
     const undo = this.undo ?? [];
     this.undo = null;
     for (let i = undo.length - 1; i >= 0; i--) undo[i]!();
+  }
+
+  savepoint(): void {
+    if (this.undo === null) throw new Error('a savepoint needs a transaction');
+    this.marks.push(this.undo.length);
+  }
+
+  releaseSavepoint(): void {
+    this.marks.pop();
+  }
+
+  rollbackToSavepoint(): void {
+    const mark = this.marks.pop() ?? 0;
+    const undo = this.undo ?? [];
+    for (let i = undo.length - 1; i >= mark; i--) undo[i]!();
+    undo.length = mark;
   }
 
   listDecisions(filter: { sinceMs: number; disposition: string | null; limit: number }): StoredDecision[] {

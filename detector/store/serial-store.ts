@@ -7,6 +7,8 @@
  *   op ───────────────▶ lock ─▶ engine.op() ─▶ release
  *   withTransaction ──▶ lock ─▶ BEGIN ─▶ await fn(tx) ─┬─ resolves ─▶ COMMIT ───┬─▶ release
  *                                 (tx ops: engine.op())  └─ rejects ─▶ ROLLBACK ─┘
+ *   tx.savepoint ─▶ SAVEPOINT ─▶ await fn(tx) ─┬─ resolves ─▶ RELEASE
+ *                                              └─ rejects ─▶ ROLLBACK TO, RELEASE ─▶ rejects
  *
  * Without the lock, a write arriving while a transaction awaits (a telemetry
  * batch during a CloudTrail record) would run inside that transaction on the
@@ -46,6 +48,8 @@ export class SerialStore<E extends TransactionalEngine> implements DetectorStore
   /** The prototype of every transaction's handle: its operations go straight to the engine while it is the open one. */
   private readonly handle: Record<string, Operation> = {};
   private openTx: StoreTx | null = null;
+  /** Savepoints open in the transaction, innermost last. */
+  private savepoints = 0;
 
   constructor(protected readonly engine: E) {
     const self = this as unknown as Record<string, Operation>;
@@ -65,12 +69,38 @@ export class SerialStore<E extends TransactionalEngine> implements DetectorStore
         }
       };
     }
+    this.handle.savepoint = async function (this: StoreTx, fn: unknown) {
+      if (store.openTx !== this) throw new Error('store transaction already ended: savepoint must run in a transaction of its own');
+      return store.runSavepoint(this, fn as (tx: StoreTx) => Promise<unknown>);
+    };
+  }
+
+  private async runSavepoint<T>(tx: StoreTx, fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    const depth = ++this.savepoints;
+    this.engine.savepoint();
+    const ended = () => {
+      // Another savepoint begun beside this one and still open would be ended in its place.
+      if (this.savepoints !== depth) throw new Error('savepoints of one transaction must run one at a time');
+      this.savepoints--;
+    };
+    let result: T;
+    try {
+      result = await fn(tx);
+    } catch (err) {
+      ended();
+      this.engine.rollbackToSavepoint();
+      throw err;
+    }
+    ended();
+    this.engine.releaseSavepoint();
+    return result;
   }
 
   async withTransaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
     return this.lock.run(async () => {
       const tx = Object.create(this.handle) as StoreTx;
       this.openTx = tx;
+      this.savepoints = 0;
       this.engine.begin();
       try {
         const result = await fn(tx);

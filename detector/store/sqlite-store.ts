@@ -185,6 +185,9 @@ export class SqliteEngine implements TransactionalEngine {
       begin: db.prepare('BEGIN IMMEDIATE'),
       commit: db.prepare('COMMIT'),
       rollback: db.prepare('ROLLBACK'),
+      savepoint: db.prepare('SAVEPOINT part'),
+      release: db.prepare('RELEASE part'),
+      rollbackTo: db.prepare('ROLLBACK TO part'),
       insertBatch: db.prepare(
         'INSERT INTO batches (gateway_id, batch_id, sequence, received_ms, records) VALUES (?, ?, ?, ?, ?) ON CONFLICT (gateway_id, batch_id) DO NOTHING',
       ),
@@ -517,6 +520,20 @@ export class SqliteEngine implements TransactionalEngine {
 
   rollback(): void {
     if (this.db.inTransaction) this.stmt.rollback.run();
+  }
+
+  // Savepoints of one name nest: RELEASE and ROLLBACK TO act on the innermost one.
+  savepoint(): void {
+    this.stmt.savepoint.run();
+  }
+
+  releaseSavepoint(): void {
+    this.stmt.release.run();
+  }
+
+  rollbackToSavepoint(): void {
+    this.stmt.rollbackTo.run();
+    this.stmt.release.run();
   }
 
   addPending(p: PendingEvent): void {

@@ -213,7 +213,15 @@ export interface StoreEngine {
 export type StoreOps = { [K in keyof StoreEngine]: (...args: Parameters<StoreEngine[K]>) => Promise<ReturnType<StoreEngine[K]>> };
 
 /** A transaction's handle: the store's operations, all part of the transaction. */
-export type StoreTx = StoreOps;
+export type StoreTx = StoreOps & {
+  /**
+   * Runs `fn` as a part of the transaction that can fail alone: when its promise rejects, the
+   * writes made since it began are undone and the rejection is passed on, and the transaction goes
+   * on; when it resolves, its writes stay, to commit with the rest. Savepoints nest; the savepoints
+   * of one transaction run one at a time (await each before the next begins).
+   */
+  savepoint<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+};
 
 export interface DetectorStore extends StoreOps {
   /**
@@ -229,6 +237,12 @@ export interface TransactionalEngine extends StoreEngine {
   begin(): void;
   commit(): void;
   rollback(): void;
+  /** Marks the transaction's state (savepoints nest: each release or rollback ends the innermost one). */
+  savepoint(): void;
+  /** Ends the innermost savepoint, keeping its writes. */
+  releaseSavepoint(): void;
+  /** Ends the innermost savepoint, undoing the writes made since it began. */
+  rollbackToSavepoint(): void;
   close(): void;
 }
 

@@ -645,6 +645,86 @@ describe.each(BACKENDS)('DetectorStore contract: $name', (backend) => {
       expect(await store.keySightings(KEY, T0, T0)).toHaveLength(1);
     });
 
+    it('a savepoint that fails undoes only its own writes; the transaction goes on and commits the rest', async () => {
+      await store.putFinding('f-0', { v: 1 }, T0);
+      const seen = await store.withTransaction(async (tx) => {
+        await tx.recordEvent(storedEvent({ eventId: 'e-0' }));
+        expect(
+          await tx.savepoint(async (part) => {
+            await part.saveDecision(decision({ subjectId: 'e-0' }));
+            return 'kept';
+          }),
+        ).toBe('kept');
+        await expect(
+          tx.savepoint(async (part) => {
+            await part.recordEvent(storedEvent({ eventId: 'e-1' }));
+            await part.putFinding('f-0', { v: 2 }, T0);
+            await part.addPending({ eventId: 'e-1', eventTimeMs: T0, dueMs: T0, raw: {} });
+            await part.enqueueDelivery('sink', 'f-0', T0);
+            expect(await part.getFinding('f-0')).toEqual({ v: 2 });
+            throw new Error('this record fails');
+          }),
+        ).rejects.toThrow('this record fails');
+        // After the failed part, the transaction sees its state from before that part began.
+        const finding = await tx.getFinding('f-0');
+        await tx.recordEvent(storedEvent({ eventId: 'e-2' }));
+        return finding;
+      });
+      expect(seen).toEqual({ v: 1 });
+      expect(await store.keptCopy('e-0')).not.toBeNull();
+      expect(await store.decisionOf('cloudtrail', 'e-0')).toBe('finding');
+      expect(await store.keptCopy('e-1')).toBeNull();
+      expect(await store.keptCopy('e-2')).not.toBeNull();
+      expect(await store.getFinding('f-0')).toEqual({ v: 1 });
+      expect(await store.pendingCount()).toBe(0);
+      expect(await store.deliveryBacklog('sink')).toMatchObject({ pending: 0 });
+    });
+
+    it('savepoints nest: an inner failure keeps the outer part; the transaction failing undoes every part', async () => {
+      await store.withTransaction(async (tx) => {
+        await tx.savepoint(async (outer) => {
+          await outer.putFinding('f-outer', { v: 1 }, T0);
+          await expect(
+            outer.savepoint(async (inner) => {
+              await inner.putFinding('f-inner', { v: 1 }, T0);
+              throw new Error('inner fails');
+            }),
+          ).rejects.toThrow('inner fails');
+          await outer.savepoint(async (inner) => inner.putFinding('f-inner-2', { v: 1 }, T0));
+        });
+      });
+      expect(await store.getFinding('f-outer')).toEqual({ v: 1 });
+      expect(await store.getFinding('f-inner')).toBeNull();
+      expect(await store.getFinding('f-inner-2')).toEqual({ v: 1 });
+
+      await expect(
+        store.withTransaction(async (tx) => {
+          await tx.savepoint(async (part) => part.putFinding('f-late', { v: 1 }, T0));
+          throw new Error('the transaction fails');
+        }),
+      ).rejects.toThrow('the transaction fails');
+      expect(await store.getFinding('f-late')).toBeNull();
+    });
+
+    it('two savepoints of one transaction open at once are refused, and the transaction with them', async () => {
+      await expect(
+        store.withTransaction(async (tx) => {
+          let release!: () => void;
+          const gate = new Promise<void>((resolve) => (release = resolve));
+          const first = tx.savepoint(async (part) => {
+            await part.putFinding('f-1', {}, T0);
+            await gate;
+          });
+          const second = tx.savepoint(async (part) => part.putFinding('f-2', {}, T0));
+          release();
+          await Promise.allSettled([first, second]);
+          await first;
+        }),
+      ).rejects.toThrow(/one at a time/);
+      expect(await store.getFinding('f-1')).toBeNull();
+      expect(await store.getFinding('f-2')).toBeNull();
+    });
+
     it('a handle used after its transaction ended is refused', async () => {
       let kept: StoreTx | null = null;
       await store.withTransaction(async (tx) => {
