@@ -5,12 +5,13 @@
  * one that differs; other disagreements are recorded and dropped) and decided
  * by the pure rules over an evidence snapshot. Records come in batches (a
  * file, a POST): the evidence the batch may need (evidence-needs.ts) is read
- * once, before any record is decided, and each record is then judged and
- * decided in a transaction of its own. A finding whose evidence may
+ * once, before any record is decided, and the records are then judged and
+ * decided in one transaction, a savepoint each (a record that fails is undone alone); what the
+ * decisions tell the world happens after the commit. A finding whose evidence may
  * still be on its way waits in `pending` for the grace period and is decided
  * again then; suppressions and ignores are final at once.
  *
- *   batch ─▶ normalize all ─▶ evidence snapshot (bounded queries) ─▶ for each record, in a transaction:
+ *   batch ─▶ normalize all ─▶ evidence snapshot (bounded queries) ─▶ one transaction; for each record, in a savepoint:
  *
  *   record ─▶ judge copy ─┬─ new ────────────────────────────────────┐
  *                         ├─ duplicate ─▶ (note a more trusted origin)│

@@ -1,6 +1,6 @@
 /**
  * The records of one CloudTrail log file through the engine, a slice at a
- * time: one evidence read per slice, and the event loop serves ingest
+ * time: one evidence read and one transaction per slice, and the event loop serves ingest
  * between slices, so a large file never stalls the daemon. Shared by every
  * source of log files (the watch directory, the bucket through SQS,
  * backfill).

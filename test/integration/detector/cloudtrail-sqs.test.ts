@@ -104,7 +104,7 @@ describe('cloudtrail.sqs', () => {
       fake.putObject(BUCKET, key, logFile(PER_FILE, eventIds));
       sent.push(fake.notify(BUCKET, [key]));
     }
-    await waitFor(() => fake.deleted.length >= FILES || null, 'every message deleted', 150_000, 200);
+    await waitFor(() => fake.deleted.length >= FILES || null, 'every message deleted', 400_000, 200);
     expect(new Set(fake.deleted)).toEqual(new Set(sent));
     const decided = decidedIds();
     expect(decided.size).toBe(FILES * PER_FILE);
@@ -114,7 +114,7 @@ describe('cloudtrail.sqs', () => {
     expect(await h.metric('egress_witness_detector_cloudtrail_sqs_messages_total', { outcome: 'deleted' })).toBe(FILES);
     expect(await h.metric('egress_witness_detector_cloudtrail_s3_bytes_total')).toBeGreaterThan(FILES * PER_FILE * 500);
     expect(fake.depth()).toBe(0);
-  }, 180_000);
+  }, 450_000);
 
   it('reads SNS-wrapped and CloudTrail-notification messages, deletes the test event, and skips digests and other keys', async () => {
     const ids: string[] = [];
