@@ -38,7 +38,7 @@ import { DecisionPipeline } from './engine/pipeline.js';
 import { FindingsSink } from './findings/findings-sink.js';
 import { TelemetryIngest, type GatewayKey } from './ingest/telemetry-ingest.js';
 import { createIngestServer } from './ingest/http-server.js';
-import type { GuardDutyProcessor } from './engine/guardduty-processor.js';
+import { GUARDDUTY_ARCHIVE_SINK, type GuardDutyProcessor } from './engine/guardduty-processor.js';
 import { sdkGuardDutyApi, type GuardDutyApi } from './guardduty/guardduty-api.js';
 import { buildCorrelationContext } from './correlation-context.js';
 import { DEFAULT_BACKOFF, type BackoffPolicy } from '../common/delivery/retry-policy.js';
@@ -167,6 +167,9 @@ export class DetectorApp {
       guardduty_mode: this.config.guardduty.mode,
       ...(this.outbox && store ? { security_hub_outbox: await store.deliveryBacklog(SECURITY_HUB_SINK) } : {}),
       ...(this.webhookOutbox && store ? { webhook_outbox: await store.deliveryBacklog(WEBHOOK_SINK) } : {}),
+      ...(this.config.guardduty.mode === 'archive' && store
+        ? { guardduty_archive_outbox: await store.deliveryBacklog(GUARDDUTY_ARCHIVE_SINK) }
+        : {}),
     };
   }
 
@@ -322,6 +325,7 @@ export class DetectorApp {
     this.every(this.deps.findingResolutionIntervalMs ?? RESOLUTION_INTERVAL_MS, () => this.resolution?.sweep());
     this.outbox?.start();
     this.webhookOutbox?.start();
+    this.guardduty.start();
     this.every(5_000, () => this.refreshGauges());
     this.every(60_000, () => this.prune());
     if (gd.poll_interval !== null) {
@@ -549,7 +553,7 @@ export class DetectorApp {
     await this.watcher?.stop();
     await this.sqsTrail?.stop();
     this.trailApi?.close();
-    this.guardduty?.close();
+    await this.guardduty?.stop();
     this.api?.close();
     await this.outbox?.stop();
     this.outbox = null;

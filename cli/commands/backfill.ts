@@ -78,7 +78,7 @@ export async function backfillCommand(o: BackfillCommandOptions, out: Output, tt
     out.stderr(`detector backfill: ${(err as Error).message}\n`);
     return 1;
   } finally {
-    pipeline.close();
+    await pipeline.close();
     trail.close();
     await store.close();
   }

@@ -145,26 +145,46 @@ export class DeliveryEngine<I extends QueuedItem> {
     return delay;
   }
 
+  /**
+   * Runs a cycle now, after the one in flight, and resolves once it settled: for a caller that
+   * answers only after the delivery was tried (the archive call behind POST /v1/guardduty). A
+   * paused target stays paused.
+   */
+  async runNow(): Promise<void> {
+    while (this.inflight) await this.inflight;
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.runCycle();
+  }
+
   private schedule(delayMs: number): void {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = null;
-      this.inflight = this.cycle()
-        .catch((err: unknown) => {
-          this.backOff({ kind: 'retryable', reason: 'cycle-error' });
-          this.opts.logger.error({ event: 'outbox_cycle_failed', sink: this.opts.target.name, err }, 'delivery cycle failed');
-        })
-        .finally(() => {
-          this.inflight = null;
-          this.opts.afterCycle?.();
-          void this.scheduleNext().catch((err: unknown) => {
-            this.opts.logger.error({ event: 'outbox_cycle_failed', sink: this.opts.target.name, err }, 'delivery cycle failed');
-            this.schedule(this.opts.idlePollMs ?? 30_000);
-          });
-        });
+      void this.runCycle();
     }, delayMs);
     this.timer.unref();
+  }
+
+  /** One cycle, the only one in flight; the next is scheduled when it ends. */
+  private runCycle(): Promise<void> {
+    const run = this.cycle()
+      .catch((err: unknown) => {
+        this.backOff({ kind: 'retryable', reason: 'cycle-error' });
+        this.opts.logger.error({ event: 'outbox_cycle_failed', sink: this.opts.target.name, err }, 'delivery cycle failed');
+      })
+      .finally(() => {
+        this.inflight = null;
+        this.opts.afterCycle?.();
+        void this.scheduleNext().catch((err: unknown) => {
+          this.opts.logger.error({ event: 'outbox_cycle_failed', sink: this.opts.target.name, err }, 'delivery cycle failed');
+          this.schedule(this.opts.idlePollMs ?? 30_000);
+        });
+      });
+    this.inflight = run;
+    return run;
   }
 
   private async scheduleNext(): Promise<void> {

@@ -35,6 +35,8 @@ export interface OutboxWorkerOptions {
   random?: () => number;
   /** Look at the outbox at least this often even without a wake-up (default 30 s). */
   idlePollMs?: number;
+  /** Give a row up (failed) once this many attempts failed (default: never). */
+  maxAttempts?: number;
   /** After every cycle (gauges). */
   afterCycle?: () => void;
   /** Every settled row (metrics). */

@@ -2,7 +2,9 @@
  * The user's own GuardDuty findings: decide each one (pure rule in
  * decide.ts), record the decision, and in `archive` mode archive exactly the
  * attested ones — idempotently (the store remembers what was archived) and
- * with retries. Kept findings can go to the webhook, enriched with the reason
+ * durably: the archive decision queues the finding in the store's outbox in the
+ * transaction that records it, and the common delivery engine makes the call,
+ * retries it with backoff and survives a restart. Kept findings can go to the webhook, enriched with the reason
  * and the evidence.
  *
  * Only GuardDuty's word counts: a finding is decided on content read with
@@ -14,18 +16,20 @@
  * ArchiveFindings call the finding is read back again and decided again.
  *
  *   poll (GetFindings) ──────────────────────────────┐
- *   push ─▶ id ─▶ GetFindings (configured) ─┬─ found ─┴▶ decide ─▶ store decision ─┬─ archive ─▶ re-read ─▶ decide ─▶ ArchiveFindings (retry queue)
+ *   push ─▶ id ─▶ GetFindings (configured) ─┬─ found ─┴▶ decide ─▶ store decision ─┬─ archive + outbox row ─(commit)─▶ re-read ─▶ decide ─▶ ArchiveFindings
  *                                           └─ not found / failed / not configured ─▶ keep (unconfirmed, counted)
  *                                                                                  └─ keep ─▶ webhook (optional)
  */
 import type { Logger } from '../../common/log/logger.js';
-import { nextDelayMs, type BackoffPolicy } from '../../common/delivery/retry-policy.js';
+import type { BackoffPolicy, SendOutcome } from '../../common/delivery/retry-policy.js';
+import type { DeliveryResult, Settlement } from '../../common/delivery/delivery-engine.js';
 import { boundDepth } from '../../common/json/bounded-depth.js';
 import { maskAccessKeyId } from '../../common/log/redact.js';
 import type { CompiledRegistry, CorrelationPolicy, EvidenceView } from '../correlate/types.js';
 import type { FindingsSink } from '../findings/findings-sink.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
-import type { DetectorStore, StoreOps } from '../store/store.js';
+import { OutboxWorker } from '../delivery/outbox-worker.js';
+import type { DetectorStore, QueuedDelivery, StoreOps } from '../store/store.js';
 import {
   parseGuardDutyFinding,
   decideGuardDutyFinding,
@@ -49,8 +53,12 @@ export interface GuardDutyProcessorOptions {
   metrics: DetectorMetrics;
   logger: Logger;
   now: () => number;
+  /** The first retry of a failed archive call (default 2 s; doubling to 5 min). */
   retryBaseMs?: number;
 }
+
+/** The outbox sink of ArchiveFindings calls. */
+export const GUARDDUTY_ARCHIVE_SINK = 'guardduty-archive';
 
 /** Why a finding could not be read back from GuardDuty. */
 export type ReadBackFailure = 'not_found' | 'failed' | 'not_configured';
@@ -68,12 +76,10 @@ interface Target {
   detectorId: string;
 }
 
-interface ArchiveJob {
-  findingId: string;
-  attempts: number;
-}
-
+/** Tries of one finding's archive call before it is given up (parked; a later poll queues it again). */
 const MAX_ARCHIVE_ATTEMPTS = 6;
+/** ArchiveFindings takes at most 50 ids per call. */
+const ARCHIVE_BATCH = 50;
 
 /** ArchiveFindings retries: the shared retry policy, 2 s doubling to 5 min, no jitter (one call per finding). */
 function archiveBackoff(initialMs: number): BackoffPolicy {
@@ -86,12 +92,32 @@ function findingIdOf(value: unknown): string | null {
 }
 
 export class GuardDutyProcessor {
-  private readonly retries: ArchiveJob[] = [];
-  /** Findings with an ArchiveFindings call in flight or queued for retry: never two at once. */
-  private readonly archiving = new Set<string>();
-  private retryTimer: NodeJS.Timeout | null = null;
+  /** The ArchiveFindings calls, from the outbox; none without a GuardDuty API (replay). */
+  private readonly archiver: OutboxWorker | null;
+  /**
+   * Findings this process queued in the outbox and that are not settled yet: a poll that lists one
+   * again does not queue it again (which would make it due at once, whatever its backoff).
+   */
+  private readonly queued = new Set<string>();
 
-  constructor(private readonly opts: GuardDutyProcessorOptions) {}
+  constructor(private readonly opts: GuardDutyProcessorOptions) {
+    this.archiver = opts.api
+      ? new OutboxWorker({
+          store: opts.store,
+          sink: { name: GUARDDUTY_ARCHIVE_SINK, maxBatch: ARCHIVE_BATCH, deliver: (items) => this.archiveQueued(items) },
+          policy: archiveBackoff(opts.retryBaseMs ?? 2_000),
+          maxAttempts: MAX_ARCHIVE_ATTEMPTS,
+          logger: opts.logger,
+          now: opts.now,
+          onSettled: (s, outcome) => this.archiveSettled(s, outcome),
+        })
+      : null;
+  }
+
+  /** Starts the archive calls' delivery (what the outbox holds from before a restart is due at once). */
+  start(): void {
+    this.archiver?.start();
+  }
 
   private target(): Target | null {
     const t = this.opts.target();
@@ -201,14 +227,14 @@ export class GuardDutyProcessor {
       return parsed;
     }
     const f = parsed.finding;
-    const recorded = await this.record(f);
+    const recorded = await this.record(f, this.archiveQueueable());
     if (recorded === null) {
-      // Decided already (report mode earlier, or an archive call that failed before a restart):
-      // archive now if the decision was "archive" and it has not happened yet.
-      if ((await this.opts.store.decisionOf('guardduty', subjectOf(f))) === 'archive') await this.archiveIfDue(f.id);
+      // Decided already (in report mode, or an archive call given up on): archive now if the
+      // decision was "archive" and it has not happened yet.
+      if ((await this.opts.store.decisionOf('guardduty', subjectOf(f))) === 'archive') await this.archiveIfDue(f.id, false);
       return { kind: 'seen' };
     }
-    if (recorded.decision === 'archive') await this.archiveIfDue(f.id);
+    if (recorded.decision === 'archive') await this.archiveIfDue(f.id, true);
     if (recorded.decision === 'keep' && this.opts.webhookKept()) {
       void this.opts.sink.emit({ kind: 'guardduty-kept', finding: parsed.body, egressWitness: recorded });
     }
@@ -265,8 +291,11 @@ export class GuardDutyProcessor {
     });
   }
 
-  /** Decides and stores a version of a finding not decided before; null when it was. */
-  private async record(f: GuardDutyFindingView): Promise<GuardDutyDecision | null> {
+  /**
+   * Decides and stores a version of a finding not decided before; null when it was. With `queue`, an
+   * archive decision queues the archive call in the same transaction.
+   */
+  private async record(f: GuardDutyFindingView, queue: boolean): Promise<GuardDutyDecision | null> {
     const { metrics, logger } = this.opts;
     const subjectId = subjectOf(f);
     const now = this.opts.now();
@@ -285,9 +314,11 @@ export class GuardDutyProcessor {
         gatewayId: d.gatewayId,
         detail: d,
       });
+      if (queue && d.decision === 'archive') await tx.enqueueDelivery(GUARDDUTY_ARCHIVE_SINK, f.id, now);
       return d;
     });
     if (decision === null) return null;
+    if (queue && decision.decision === 'archive') this.queued.add(f.id);
     metrics.guarddutyFindings.inc({ decision: decision.decision, reason: decision.reason });
     logger.info(
       {
@@ -305,9 +336,19 @@ export class GuardDutyProcessor {
     return decision;
   }
 
-  private async archiveIfDue(findingId: string): Promise<void> {
+  /** Whether an archive decision made now can be queued: archive mode, a GuardDuty API and a target. */
+  private archiveQueueable(): boolean {
+    return this.archiver !== null && this.opts.mode() === 'archive' && this.target() !== null;
+  }
+
+  /**
+   * After an archive decision: the call is made now, through the outbox (the answer to a push waits
+   * for it). `queued` says the deciding transaction queued it; otherwise (a finding decided before)
+   * it is queued here unless this process queued it already or it is archived.
+   */
+  private async archiveIfDue(findingId: string, queued: boolean): Promise<void> {
     const { metrics, logger, store } = this.opts;
-    if (this.opts.mode() !== 'archive' || (await store.guardDutyArchived(findingId))) return;
+    if (this.opts.mode() !== 'archive' || this.archiver === null) return;
     if (!this.target()) {
       metrics.guarddutyArchiveCalls.inc({ outcome: 'not_configured' });
       logger.error(
@@ -316,69 +357,91 @@ export class GuardDutyProcessor {
       );
       return;
     }
-    if (this.archiving.has(findingId)) return; // a call or a queued retry is already on it
-    await this.archive({ findingId, attempts: 0 });
+    if (!queued) {
+      if (this.queued.has(findingId) || (await store.guardDutyArchived(findingId))) return;
+      await store.enqueueDelivery(GUARDDUTY_ARCHIVE_SINK, findingId, this.opts.now());
+      this.queued.add(findingId);
+    }
+    await this.archiver.runNow();
   }
 
   /**
-   * One archive attempt: read the finding back, decide on what GuardDuty says now, and only then
-   * call ArchiveFindings. A failed call (or read) is retried with backoff, up to 6 attempts.
+   * The outbox's archive calls: each finding is read back from the configured detector and decided
+   * again on what GuardDuty says now, and only the ones still to archive go into one ArchiveFindings
+   * call. A failed read or call leaves its findings for a retry.
    */
-  private async archive(job: ArchiveJob): Promise<void> {
+  private async archiveQueued(items: readonly QueuedDelivery[]): Promise<DeliveryResult> {
     const { metrics, logger, store } = this.opts;
-    const target = this.target();
-    if (!target || (await store.guardDutyArchived(job.findingId))) {
-      this.archiving.delete(job.findingId);
-      return;
-    }
-    this.archiving.add(job.findingId);
-    try {
-      const verdict = await this.confirmForArchive(job.findingId, target);
-      if (verdict === 'archive') {
-        await this.opts.api!.archive(target.detectorId, target.region, [job.findingId]);
-        await store.markGuardDutyArchived([job.findingId], this.opts.now());
-        metrics.guarddutyArchiveCalls.inc({ outcome: 'success' });
-        logger.info(
-          { event: 'guardduty_archived', finding_id: job.findingId },
-          `archived GuardDuty finding ${job.findingId}: the gateway attested the key`,
-        );
-      }
-    } catch (err) {
-      metrics.guarddutyArchiveCalls.inc({ outcome: 'failure' });
-      job.attempts++;
-      if (job.attempts >= MAX_ARCHIVE_ATTEMPTS) {
-        this.archiving.delete(job.findingId);
-        logger.error(
-          { event: 'guardduty_archive_failed', finding_id: job.findingId, err: (err as Error).message },
-          'ArchiveFindings keeps failing; giving up on this finding (it stays active)',
-        );
-        return;
-      }
-      logger.warn(
-        { event: 'guardduty_archive_retry', finding_id: job.findingId, attempt: job.attempts, err: (err as Error).message },
-        'ArchiveFindings failed; will retry',
+    const answered = new Map<string, SendOutcome>();
+    if (this.opts.mode() !== 'archive') {
+      logger.info(
+        { event: 'guardduty_archive_withdrawn', findings: items.length, reason: 'guardduty.mode is report' },
+        `not archiving ${items.length} queued GuardDuty finding(s): guardduty.mode is report`,
       );
-      this.retries.push(job);
-      this.scheduleRetry(job.attempts);
-      return; // still ours: the retry queue holds it
+      return { kind: 'answered', items: answered };
     }
-    this.archiving.delete(job.findingId);
-  }
-
-  /**
-   * GuardDuty's current word on a finding about to be archived: read back from the configured
-   * detector (throws when the read fails, so the attempt is retried) and decided again — a new
-   * version is recorded as such. Anything but "archive" withdraws the call.
-   */
-  private async confirmForArchive(findingId: string, target: Target): Promise<'archive' | 'withdrawn' | 'archived'> {
-    const { metrics, logger, store } = this.opts;
+    const target = this.target();
+    if (!target) {
+      metrics.guarddutyArchiveCalls.inc({ outcome: 'not_configured' }, items.length);
+      return { kind: 'failed', outcome: { kind: 'retryable', reason: 'guardduty.detector_id and guardduty.region are not set' } };
+    }
+    const ids: string[] = [];
+    for (const { itemId } of items) if (!(await store.guardDutyArchived(itemId))) ids.push(itemId);
+    if (ids.length === 0) return { kind: 'answered', items: answered };
+    const retry = (why: string, err: unknown) => {
+      metrics.guarddutyArchiveCalls.inc({ outcome: 'failure' }, ids.length);
+      const reason = `${why}: ${(err as Error).message}`;
+      for (const id of ids) answered.set(id, { kind: 'retryable', reason });
+      return { kind: 'answered' as const, items: answered };
+    };
     let got: unknown[];
     try {
-      got = await this.opts.api!.getFindings(target.detectorId, target.region, [findingId]);
+      got = await this.opts.api!.getFindings(target.detectorId, target.region, ids);
     } catch (err) {
-      metrics.guarddutyReadBacks.inc({ outcome: 'failed' });
-      throw err;
+      metrics.guarddutyReadBacks.inc({ outcome: 'failed' }, ids.length);
+      return retry('GetFindings failed', err);
     }
+    const toArchive: string[] = [];
+    for (const id of ids) if ((await this.confirmForArchive(id, got)) === 'archive') toArchive.push(id);
+    if (toArchive.length === 0) return { kind: 'answered', items: answered };
+    try {
+      await this.opts.api!.archive(target.detectorId, target.region, toArchive);
+    } catch (err) {
+      ids.splice(0, ids.length, ...toArchive);
+      return retry('ArchiveFindings failed', err);
+    }
+    await store.markGuardDutyArchived(toArchive, this.opts.now());
+    metrics.guarddutyArchiveCalls.inc({ outcome: 'success' }, toArchive.length);
+    for (const id of toArchive)
+      logger.info({ event: 'guardduty_archived', finding_id: id }, `archived GuardDuty finding ${id}: the gateway attested the key`);
+    return { kind: 'answered', items: answered };
+  }
+
+  private archiveSettled(s: Settlement<QueuedDelivery>, outcome: SendOutcome): void {
+    const { logger } = this.opts;
+    const findingId = s.item.itemId;
+    if (s.kind === 'retry') {
+      logger.warn(
+        { event: 'guardduty_archive_retry', finding_id: findingId, attempt: s.attempts, err: s.reason },
+        'ArchiveFindings failed; will retry',
+      );
+      return;
+    }
+    this.queued.delete(findingId);
+    if (s.kind === 'failed')
+      logger.error(
+        { event: 'guardduty_archive_failed', finding_id: findingId, err: s.reason, outcome: outcome.kind },
+        'ArchiveFindings keeps failing; giving up on this finding until a poll lists it again (it stays active)',
+      );
+  }
+
+  /**
+   * GuardDuty's current word on a finding about to be archived, from what GetFindings returned
+   * from the configured detector, decided again (a new version is recorded as such). Anything but
+   * "archive" withdraws the call.
+   */
+  private async confirmForArchive(findingId: string, got: readonly unknown[]): Promise<'archive' | 'withdrawn' | 'archived'> {
+    const { metrics, logger, store } = this.opts;
     const raw = got.find((f) => findingIdOf(f) === findingId);
     const parsed = raw === undefined ? null : parseGuardDutyFinding(wireFinding(boundDepth(raw).value));
     metrics.guarddutyReadBacks.inc({ outcome: parsed === null ? 'not_found' : 'confirmed' });
@@ -397,26 +460,8 @@ export class GuardDutyProcessor {
       await store.markGuardDutyArchived([findingId], this.opts.now());
       return 'archived';
     }
-    const decision = (await this.record(f)) ?? (await this.decide(f, store));
+    const decision = (await this.record(f, false)) ?? (await this.decide(f, store));
     return decision.decision === 'archive' ? 'archive' : withdraw(`GuardDuty's current copy is kept (${decision.reason})`);
-  }
-
-  private scheduleRetry(attempt: number): void {
-    if (this.retryTimer) return;
-    const delay = nextDelayMs(
-      archiveBackoff(this.opts.retryBaseMs ?? 2_000),
-      attempt,
-      { kind: 'retryable', reason: 'archive-failed' },
-      Math.random,
-    );
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      const jobs = this.retries.splice(0);
-      void (async () => {
-        for (const j of jobs) await this.archive(j);
-      })().catch((err: unknown) => this.opts.logger.error({ event: 'guardduty_archive_failed', err }, 'ArchiveFindings retry failed'));
-    }, delay);
-    this.retryTimer.unref();
   }
 
   /** One poll: list the active OutsideAWS findings of the configured detector and decide each. */
@@ -435,8 +480,9 @@ export class GuardDutyProcessor {
     }
   }
 
-  close(): void {
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+  /** Stops the archive calls: one in flight finishes (bounded); what is queued stays in the outbox. */
+  async stop(): Promise<void> {
+    await this.archiver?.stop();
   }
 }
 

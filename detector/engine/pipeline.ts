@@ -47,7 +47,8 @@ export class DecisionPipeline {
     this.guardduty = new GuardDutyProcessor({ ...shared, ...o.guardduty });
   }
 
-  close(): void {
-    this.guardduty.close();
+  /** Stops what runs in the background (the GuardDuty archive calls); what is queued stays queued. */
+  async close(): Promise<void> {
+    await this.guardduty.stop();
   }
 }

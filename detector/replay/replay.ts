@@ -256,7 +256,7 @@ export async function replay(
       }
     }
   } finally {
-    pipeline.close();
+    await pipeline.close();
   }
   return summary;
 }

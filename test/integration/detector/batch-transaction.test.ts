@@ -69,7 +69,7 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  pipeline.close();
+  await pipeline.close();
   await store.close();
   await rm(dir, { recursive: true, force: true });
 });

@@ -389,6 +389,26 @@ describe('guardduty.mode: archive', () => {
     await sleep(100);
     expect(r.fake.archivedIds()).toContain(finding.id);
   });
+
+  it("a failed archive call waits in the store's outbox: after a restart it is made with no poll listing the finding", async () => {
+    const finding = structuredClone(EVENTBRIDGE.detail) as JsonDoc;
+    const id = '6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c';
+    finding.id = id;
+    r.fake.put(finding);
+    r.fake.failNext('ArchiveFindings', 400, 'BadRequestException');
+    const a = await r.h.postJson('/v1/guardduty', guardDutyEventBridge(finding));
+    expect(a.json).toMatchObject({ archive: 1 });
+    expect(await r.h.app.db.guardDutyArchived(id)).toBe(false);
+    expect(await r.h.app.status()).toMatchObject({ guardduty_archive_outbox: { pending: 1, failed: 0 } });
+    expect(r.h.logs.find('guardduty_archive_retry').at(-1)).toMatchObject({ finding_id: id, attempt: 1 });
+    // The start-up poll after the restart fails: only the outbox can make the call.
+    r.fake.failNext('ListFindings', 400, 'BadRequestException');
+    await r.h.restart();
+    await waitFor(async () => r.h.app.db.guardDutyArchived(id), 'the queued archive call after the restart', 8_000);
+    expect(r.fake.archivedIds()).toContain(id);
+    expect(await r.h.metric('egress_witness_detector_guardduty_polls_total', { outcome: 'failure' })).toBe(1);
+    expect(await r.h.app.status()).toMatchObject({ guardduty_archive_outbox: { pending: 0, failed: 0 } });
+  });
 });
 
 describe('guardduty.mode: report', () => {

@@ -233,7 +233,7 @@ async function daemonDecisions(config: DetectorConfig, corpus: Corpus, dir: stri
       if (d.kind === 'cloudtrail') cloudtrail.set(d.subjectId, undecided(JSON.parse(JSON.stringify(decisionRecord(d))) as JsonDoc));
     return { cloudtrail, notInstance, guardduty, pendingHeld };
   } finally {
-    pipeline.close();
+    await pipeline.close();
     await store.close();
   }
 }

@@ -128,4 +128,23 @@ describe('DeliveryEngine', () => {
     expect(r.queue.size).toBe(1);
     expect(r.settled.every((s) => s.kind === 'retry')).toBe(true);
   });
+
+  it('runNow() tries what is due and resolves once it settled, one cycle at a time', async () => {
+    const r = rig(() => ({ kind: 'success' }));
+    r.engine.start();
+    r.queue.push('first', Date.now());
+    await r.engine.runNow();
+    expect(r.settled).toEqual([{ kind: 'delivered', payload: 'first', attempts: 0 }]);
+    // Two callers at once: each waits for the cycle in flight; every item is tried once.
+    r.queue.push('second', Date.now());
+    const both = Promise.all([r.engine.runNow(), r.engine.runNow()]);
+    r.queue.push('third', Date.now());
+    await both;
+    expect(r.calls).toEqual(['first', 'second', 'third']);
+    expect(r.queue.size).toBe(0);
+    await r.engine.stop();
+    r.queue.push('after stop', Date.now());
+    await r.engine.runNow();
+    expect(r.calls).not.toContain('after stop');
+  });
 });
