@@ -21,6 +21,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readTextBounded } from '../../common/io/bounded-read.js';
 import type { Logger } from '../../common/log/logger.js';
+import { cloudTrailFailureEvent, failureLevel, failureMessage, type CloudTrailInputFailure } from '../failures/detector-failures.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
 import type { DetectorStore } from '../store/store.js';
 import type { CorrelationEngine } from './correlation-engine.js';
@@ -129,7 +130,8 @@ export class CloudTrailWatcher {
   /** Marks a file failed with its reason: it is not read again unless it is rewritten. */
   private async failed(path: string, size: number, mtimeMs: number, reason: string): Promise<void> {
     this.opts.metrics.cloudtrailFiles.inc({ outcome: 'failed' });
-    this.opts.logger.error({ event: 'cloudtrail_file_failed', path, reason }, `cannot read CloudTrail file ${path}: ${reason}`);
+    const failure: CloudTrailInputFailure = { kind: 'cloudtrail-file-failed', path, reason };
+    this.opts.logger[failureLevel(failure)]({ event: cloudTrailFailureEvent(failure), path, reason }, failureMessage(failure));
     await this.opts.store.markFileProcessed(path, size, mtimeMs, 0, 0, this.opts.now(), reason);
   }
 

@@ -6,7 +6,7 @@
  * the agent's shipper reads with the same table.
  *
  *   ingest refusals      ─▶ HTTP answer (status, X-Egress-Witness-Error, Retry-After) + batches metric label + warn
- *   CloudTrail input     ─▶ file marked failed + records metric label + error
+ *   CloudTrail input     ─▶ file marked failed / object and message left to the queue + log event and level + message
  *   delivery failures    ─▶ retried or parked in the outbox + deliveries metric label + warn / error
  */
 import { REFUSAL_HEADER, TELEMETRY_REFUSALS, type TelemetryRefusal } from '../../protocol/telemetry-status.js';
@@ -27,9 +27,14 @@ export type IngestFailure =
   | { kind: 'internal-error' };
 
 export type CloudTrailInputFailure =
-  | { kind: 'cloudtrail-file-unreadable'; path: string; reason: string }
-  | { kind: 'cloudtrail-file-too-large'; path: string; limitBytes: number }
-  | { kind: 'cloudtrail-file-invalid'; path: string; reason: string };
+  /** A file of cloudtrail.watch_dir that cannot be read or decided: marked failed, not read again unless rewritten. */
+  | { kind: 'cloudtrail-file-failed'; path: string; reason: string }
+  /** A log file in the bucket whose content is unusable (corrupt, not JSON, too large, gone): its message goes to the DLQ. */
+  | { kind: 'cloudtrail-object-poison'; bucket: string; key: string; reason: string }
+  /** A log file in the bucket that could not be read or decided this time: read again when its message is visible. */
+  | { kind: 'cloudtrail-object-failed'; bucket: string; key: string; reason: string }
+  /** A queue message that is not an S3 notification: left for the redrive policy. */
+  | { kind: 'cloudtrail-message-invalid'; reason: string };
 
 export type DeliveryFailure =
   /** Not delivered this time; tried again after a backoff. */
@@ -90,6 +95,20 @@ export function ingestBatchLabel(f: IngestFailure): string | null {
   }
 }
 
+/** The log event of a CloudTrail input failure (the names operators alert on). */
+export function cloudTrailFailureEvent(f: CloudTrailInputFailure): string {
+  switch (f.kind) {
+    case 'cloudtrail-file-failed':
+      return 'cloudtrail_file_failed';
+    case 'cloudtrail-object-poison':
+      return 'cloudtrail_object_poison';
+    case 'cloudtrail-object-failed':
+      return 'cloudtrail_object_failed';
+    case 'cloudtrail-message-invalid':
+      return 'cloudtrail_sqs_message_invalid';
+  }
+}
+
 /** Metric label of any failure (bounded: the kind). */
 export function failureLabel(f: DetectorFailure): string {
   return f.kind;
@@ -99,9 +118,9 @@ export function failureLevel(f: DetectorFailure): 'warn' | 'error' {
   switch (f.kind) {
     case 'store-unavailable':
     case 'internal-error':
-    case 'cloudtrail-file-unreadable':
-    case 'cloudtrail-file-too-large':
-    case 'cloudtrail-file-invalid':
+    case 'cloudtrail-file-failed':
+    case 'cloudtrail-object-poison':
+    case 'cloudtrail-object-failed':
     case 'delivery-refused':
     case 'delivery-misconfigured':
       return 'error';
@@ -139,12 +158,14 @@ export function failureMessage(f: DetectorFailure): string {
       return 'method not allowed';
     case 'internal-error':
       return 'internal error';
-    case 'cloudtrail-file-unreadable':
-      return `cannot read CloudTrail file ${f.path}: ${f.reason}`;
-    case 'cloudtrail-file-too-large':
-      return `CloudTrail file ${f.path} exceeds ${f.limitBytes} bytes (cloudtrail.max_file_bytes); marked failed`;
-    case 'cloudtrail-file-invalid':
-      return `CloudTrail file ${f.path} is not a CloudTrail log: ${f.reason}`;
+    case 'cloudtrail-file-failed':
+      return `cannot read CloudTrail file ${f.path}: ${f.reason}; marked failed, read again only if it is rewritten`;
+    case 'cloudtrail-object-poison':
+      return `cannot read CloudTrail object s3://${f.bucket}/${f.key}: ${f.reason}; its message is left for the queue's redrive policy (dead-letter queue)`;
+    case 'cloudtrail-object-failed':
+      return `could not read CloudTrail object s3://${f.bucket}/${f.key}: ${f.reason}; it is read again when its message is visible again`;
+    case 'cloudtrail-message-invalid':
+      return `an SQS message that is not an S3 notification (${f.reason}); left for the queue's redrive policy`;
     case 'delivery-retry':
       return `${f.sink}: delivery failed (${f.reason}); attempt ${f.attempt}, retrying in ${Math.round(f.retryInMs / 1000)} s`;
     case 'delivery-refused':

@@ -26,6 +26,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_BACKOFF, classifyNetworkError, nextDelayMs } from '../../common/delivery/retry-policy.js';
 import type { Logger } from '../../common/log/logger.js';
+import { cloudTrailFailureEvent, failureLevel, failureMessage, type CloudTrailInputFailure } from '../failures/detector-failures.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
 import { isCloudTrailLogKey, parseQueueMessage, type S3ObjectRef } from './s3-notification.js';
 import type { ReceivedMessage, TrailApi } from './trail-api.js';
@@ -153,7 +154,7 @@ export class SqsTrailSource {
   }
 
   private async handle(m: ReceivedMessage): Promise<void> {
-    const { logger, metrics } = this.o;
+    const { metrics } = this.o;
     const parsed = parseQueueMessage(m.body);
     if (parsed.kind === 'test') {
       metrics.sqsMessages.inc({ outcome: 'test' });
@@ -161,10 +162,7 @@ export class SqsTrailSource {
       return;
     }
     if (parsed.kind === 'invalid') {
-      logger.warn(
-        { event: 'cloudtrail_sqs_message_invalid', message_id: m.id, receive_count: m.receiveCount, reason: parsed.reason },
-        `an SQS message that is not an S3 notification (${parsed.reason}); left for the queue's redrive policy`,
-      );
+      this.failed({ kind: 'cloudtrail-message-invalid', reason: parsed.reason }, { message_id: m.id, receive_count: m.receiveCount });
       await this.retryLater(m, 'invalid');
       return;
     }
@@ -189,18 +187,14 @@ export class SqsTrailSource {
       const read = await this.o.api.readObject(ref, this.o.maxFileBytes);
       if (read.kind === 'failed') {
         this.o.metrics.s3Objects.inc({ outcome: read.poison ? 'poison' : 'failed' });
-        this.o.logger.error(
+        this.failed(
           {
-            event: read.poison ? 'cloudtrail_object_poison' : 'cloudtrail_object_failed',
+            kind: read.poison ? 'cloudtrail-object-poison' : 'cloudtrail-object-failed',
             bucket: ref.bucket,
             key: ref.key,
-            message_id: m.id,
-            receive_count: m.receiveCount,
             reason: read.reason,
           },
-          read.poison
-            ? `cannot read CloudTrail object s3://${ref.bucket}/${ref.key}: ${read.reason}; its message is left for the queue's redrive policy (dead-letter queue)`
-            : `could not read CloudTrail object s3://${ref.bucket}/${ref.key}: ${read.reason}; it is read again when its message is visible again`,
+          { message_id: m.id, receive_count: m.receiveCount },
         );
         return false;
       }
@@ -214,15 +208,21 @@ export class SqsTrailSource {
       return true;
     } catch (err) {
       this.o.metrics.s3Objects.inc({ outcome: 'failed' });
-      this.o.logger.error(
-        { event: 'cloudtrail_object_failed', bucket: ref.bucket, key: ref.key, err },
-        `could not process CloudTrail object s3://${ref.bucket}/${ref.key}`,
+      this.failed(
+        { kind: 'cloudtrail-object-failed', bucket: ref.bucket, key: ref.key, reason: `processing failed: ${(err as Error).message}` },
+        { message_id: m.id, receive_count: m.receiveCount, err },
       );
       return false;
     } finally {
       this.o.metrics.s3ObjectsInFlight.set(--this.objectsInFlight);
       this.slots.release();
     }
+  }
+
+  /** Logs a failure of an object or a message, as the detector's failure table says (level, event, message). */
+  private failed(f: CloudTrailInputFailure, context: Record<string, unknown>): void {
+    const { kind: _kind, ...fields } = f;
+    this.o.logger[failureLevel(f)]({ event: cloudTrailFailureEvent(f), ...fields, ...context }, failureMessage(f));
   }
 
   /** Extends the message's visibility at half its timeout until cleared: a slow object stays ours. */

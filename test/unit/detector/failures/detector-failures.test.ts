@@ -3,10 +3,13 @@
 import { describe, expect, it } from 'vitest';
 import { classifyTelemetryAnswer } from '../../../../protocol/telemetry-status.js';
 import {
+  cloudTrailFailureEvent,
+  failureLabel,
   failureLevel,
   failureMessage,
   ingestAnswer,
   ingestBatchLabel,
+  type CloudTrailInputFailure,
   type DetectorFailure,
   type IngestFailure,
 } from '../../../../detector/failures/detector-failures.js';
@@ -84,7 +87,7 @@ describe('detector failures', () => {
 
   it('gives every failure a level and a message; messages name the key where a key fixes it', () => {
     const others: DetectorFailure[] = [
-      { kind: 'cloudtrail-file-too-large', path: '/ct/a.json.gz', limitBytes: 10 },
+      { kind: 'cloudtrail-file-failed', path: '/ct/a.json.gz', reason: 'larger than cloudtrail.max_file_bytes (10 bytes)' },
       { kind: 'delivery-misconfigured', sink: 'webhook', reason: 'http-404', fix: 'findings.webhook' },
       { kind: 'delivery-retry', sink: 'webhook', reason: 'ECONNREFUSED', attempt: 2, retryInMs: 2_000 },
     ];
@@ -93,9 +96,39 @@ describe('detector failures', () => {
       expect(failureMessage(f).length).toBeGreaterThan(5);
     }
     expect(failureMessage({ kind: 'too-large', limitBytes: 1024, decoded: false })).toContain('ingest.max_body_bytes');
-    expect(failureMessage(others[0]!)).toContain('cloudtrail.max_file_bytes');
+    expect(failureMessage(others[0]!)).toContain('/ct/a.json.gz');
     expect(failureMessage(others[1]!)).toContain('findings.webhook');
     expect(failureLevel({ kind: 'store-unavailable' })).toBe('error');
     expect(failureLevel({ kind: 'malformed', reason: 'x' })).toBe('warn');
+  });
+
+  it('CloudTrail inputs: each failure has its log event, its level, and a message that says what happens to the input', () => {
+    const cases: [CloudTrailInputFailure, string, 'warn' | 'error', RegExp][] = [
+      [
+        { kind: 'cloudtrail-file-failed', path: '/ct/b.json', reason: 'not JSON' },
+        'cloudtrail_file_failed',
+        'error',
+        /read again only if it is rewritten/,
+      ],
+      [
+        { kind: 'cloudtrail-object-poison', bucket: 'trail', key: 'AWSLogs/x.json.gz', reason: 'corrupt gzip' },
+        'cloudtrail_object_poison',
+        'error',
+        /s3:\/\/trail\/AWSLogs\/x\.json\.gz.*dead-letter queue/,
+      ],
+      [
+        { kind: 'cloudtrail-object-failed', bucket: 'trail', key: 'AWSLogs/y.json.gz', reason: 'AccessDenied' },
+        'cloudtrail_object_failed',
+        'error',
+        /AccessDenied; it is read again when its message is visible again/,
+      ],
+      [{ kind: 'cloudtrail-message-invalid', reason: 'no Records' }, 'cloudtrail_sqs_message_invalid', 'warn', /redrive policy/],
+    ];
+    for (const [f, event, level, message] of cases) {
+      expect(cloudTrailFailureEvent(f)).toBe(event);
+      expect(failureLevel(f)).toBe(level);
+      expect(failureMessage(f)).toMatch(message);
+      expect(failureLabel(f)).toBe(f.kind);
+    }
   });
 });
