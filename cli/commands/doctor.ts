@@ -229,7 +229,7 @@ async function heartbeatCheck(c: AgentConfig, url: URL, report: Report, timeoutM
             ? {
                 status: 'warn',
                 name: 'clock',
-                detail: `this host's clock is ${Math.round(skew / 1000)} s ${skew > 0 ? 'ahead of' : 'behind'} the detector's: run NTP on both (the detector refuses signatures beyond its ingest.clock_skew, and correlation matches times)`,
+                detail: `this host's clock is ${Math.round(Math.abs(skew) / 1000)} s ${skew > 0 ? 'ahead of' : 'behind'} the detector's: run NTP on both (the detector refuses signatures beyond its ingest.clock_skew, and correlation matches times)`,
               }
             : { status: 'ok', name: 'clock', detail: `within ${Math.max(1, Math.ceil(Math.abs(skew) / 1000))} s of the detector's` },
         );

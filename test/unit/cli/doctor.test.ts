@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestCa } from '../../helpers/pki.js';
-import { freePort } from '../../helpers/telemetry-receiver.js';
+import { freePort, startTelemetryReceiver } from '../../helpers/telemetry-receiver.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const bin = join(root, 'dist/cli/main.js');
@@ -190,6 +190,35 @@ describe('egress-witness doctor, agent', () => {
       `FAIL  config: gateway.egress_cidrs[0]: "203.0.113.0/33" is not a valid CIDR (line 1, column 38)\n` +
         `${file}: fix the configuration first (egress-witness check-config ${file} lists the same problems)\n`,
     );
+  });
+});
+
+describe('egress-witness doctor, the clock', () => {
+  it('a detector whose Date is 90 s off: a warning naming NTP and ingest.clock_skew, either way; the exit code stays 0', async () => {
+    // A loopback server speaking the detector's ingest contract (signature checked, batch validated), its clock skewed.
+    const receiver = await startTelemetryReceiver({ secret: Buffer.from(SECRET.trim()) });
+    try {
+      for (const [offset, word] of [
+        [90_000, 'behind'],
+        [-90_000, 'ahead of'],
+      ] as const) {
+        receiver.script({ status: 200, headers: { date: new Date(Date.now() + offset).toUTCString() }, body: '{"accepted":true}' });
+        const r = await run(['doctor', '--config', await agentConfig(`skew${offset}`, { url: receiver.url, ca: false })]);
+        expect(r.code, r.stdout).toBe(0);
+        expect(line(r, 'detector')).toBe(`ok    detector: http://127.0.0.1:${receiver.port} accepted a signed heartbeat from gateway gw-doc`);
+        expect(line(r, 'clock')).toMatch(
+          new RegExp(
+            `^warn  clock: this host's clock is (8[89]|9[0-2]) s ${word} the detector's: run NTP on both \\(the detector refuses signatures beyond its ingest\\.clock_skew, and correlation matches times\\)$`,
+          ),
+        );
+        expect(r.stdout).toMatch(/\nall checks passed \(1 warning\)\n$/);
+      }
+      // The heartbeats were signed and valid: the server took them as the detector would have.
+      expect(receiver.attempts.map((a) => a.outcome)).toEqual(['scripted', 'scripted']);
+      expect(receiver.verifierDisagreements).toBe(0);
+    } finally {
+      await receiver.stop();
+    }
   });
 });
 
