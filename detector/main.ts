@@ -69,7 +69,7 @@ export async function listDecisions(
   // Never create a store here: a wrong path would print nothing and leave an empty database behind.
   const missing = await storeFileProblem(path);
   if (missing !== null) {
-    out.stderr(`detector decisions: store.path ${missing} (set in ${configPath})\n`);
+    out.stderr(`detector decisions: store.path ${missing} (set in ${configPath}; docs/configuration.md#listen-tls-admin-store)\n`);
     return 1;
   }
   let store: DetectorStore;

@@ -125,27 +125,27 @@ export function describeFailure(r: SendResult, ctx: { url: URL; gatewayId: strin
   switch (r.problem) {
     case 'tls-untrusted':
       return misconfigured(
-        `the detector's TLS certificate at ${where} is not trusted: add the CA that issued it to the file named by upstream.ca_file (the agent trusts it for the detector too); ${kept}`,
+        `the detector's TLS certificate at ${where} is not trusted: add the CA that issued it to the file named by upstream.ca_file (the agent trusts it for the detector too) (docs/operations.md#detector-tls-in-five-commands); ${kept}`,
         'upstream.ca_file',
       );
     case 'tls-expired':
       return misconfigured(
-        `the detector's TLS certificate at ${where} is expired or not yet valid: renew the detector's tls.cert; ${kept}`,
+        `the detector's TLS certificate at ${where} is expired or not yet valid: renew the detector's tls.cert (docs/operations.md#detector-tls-in-five-commands); ${kept}`,
         'tls.cert (detector)',
       );
     case 'tls-wrong-name':
       return misconfigured(
-        `the detector's TLS certificate does not name "${ctx.url.hostname}": telemetry.detector_url must use a host name the certificate carries; ${kept}`,
+        `the detector's TLS certificate does not name "${ctx.url.hostname}": telemetry.detector_url must use a host name the certificate carries (docs/operations.md#detector-tls-in-five-commands); ${kept}`,
         'telemetry.detector_url',
       );
     case 'plain-http-to-tls':
       return misconfigured(
-        `the detector at ${where} speaks TLS: telemetry.detector_url must start with https:// (it says http://); ${kept}`,
+        `the detector at ${where} speaks TLS: telemetry.detector_url must start with https:// (it says http://; docs/operations.md#detector-tls-in-five-commands); ${kept}`,
         'telemetry.detector_url',
       );
     case 'tls-to-plain-http':
       return misconfigured(
-        `the detector at ${where} does not speak TLS: use http:// in telemetry.detector_url, or give the detector tls.cert and tls.key; ${kept}`,
+        `the detector at ${where} does not speak TLS: use http:// in telemetry.detector_url, or give the detector tls.cert and tls.key (docs/operations.md#detector-tls-in-five-commands); ${kept}`,
         'telemetry.detector_url',
       );
     case null:
@@ -171,12 +171,12 @@ export function describeFailure(r: SendResult, ctx: { url: URL; gatewayId: strin
     case 'misconfigured':
       if (r.refusal === 'unknown-gateway' || r.refusal === 'missing-gateway')
         return misconfigured(
-          `the detector does not know gateway "${ctx.gatewayId}" (gateway.id): add it to the detector's gateways list (gateways[].id, with this gateway's secret) and reload the detector, or correct gateway.id; ${kept}`,
+          `the detector does not know gateway "${ctx.gatewayId}" (gateway.id): add it to the detector's gateways list (gateways[].id, with this gateway's secret) and reload the detector, or correct gateway.id (docs/configuration.md#gateways); ${kept}`,
           'gateway.id',
         );
       if (o.status === 404 || o.status === 405)
         return misconfigured(
-          `the detector answered ${o.status} at ${ctx.url.pathname}: telemetry.detector_url must name its telemetry endpoint, e.g. ${ctx.url.protocol}//${ctx.url.host}${TELEMETRY_PATH}; ${kept}`,
+          `the detector answered ${o.status} at ${ctx.url.pathname}: telemetry.detector_url must name its telemetry endpoint, e.g. ${ctx.url.protocol}//${ctx.url.host}${TELEMETRY_PATH} (docs/configuration.md#telemetry); ${kept}`,
           'telemetry.detector_url',
         );
       return misconfigured(`the detector refuses every batch (${o.reason}); ${kept}`, 'telemetry.detector_url');

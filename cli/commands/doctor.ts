@@ -96,7 +96,7 @@ async function listenCheck(key: string, address: { host: string; port: number },
         ? {
             status: 'warn',
             name: key,
-            detail: `${where} is in use: fine if the ${daemon} itself is running; otherwise stop the process that holds it or set ${key} to a free address`,
+            detail: `${where} is in use: fine if the ${daemon} itself is running; otherwise stop the process that holds it or set ${key} to a free address (docs/configuration.md#listen-addresses)`,
           }
         : { status: 'FAIL', name: key, detail: listenErrorMessage(key, address.host, address.port, err) },
     );

@@ -135,7 +135,7 @@ async function missingInputs(inputs: { flag: string; path: string; folder: boole
       const code = (err as { code?: string }).code;
       problems.push(
         code === 'ENOENT'
-          ? `${i.flag} ${i.path}: no such file${i.folder ? ' or folder' : ''}`
+          ? `${i.flag} ${i.path}: no such file${i.folder ? ' or folder' : ''} (docs/operations.md#4-replay-offline-forensics)`
           : code === 'EACCES'
             ? `${i.flag} ${i.path}: permission denied`
             : `${i.flag} ${i.path}: ${(err as Error).message}`,

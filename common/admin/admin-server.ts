@@ -93,15 +93,18 @@ export async function listenAt(
   }
 }
 
+/** Where the listen addresses and these errors are documented. */
+const LISTEN_DOC = 'docs/configuration.md#listen-addresses';
+
 export function listenErrorMessage(key: string, host: string, port: number, err: unknown): string {
   const code = (err as { code?: string }).code;
   const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   if (code === 'EADDRINUSE')
-    return `${key}: ${where} is already in use by another process (EADDRINUSE); stop that process or set ${key} to a free address`;
+    return `${key}: ${where} is already in use by another process (EADDRINUSE); stop that process or set ${key} to a free address (${LISTEN_DOC})`;
   if (code === 'EADDRNOTAVAIL')
-    return `${key}: ${host} is not an address of this host (EADDRNOTAVAIL); set ${key} to one of its addresses, 127.0.0.1 or 0.0.0.0`;
+    return `${key}: ${host} is not an address of this host (EADDRNOTAVAIL); set ${key} to one of its addresses, 127.0.0.1 or 0.0.0.0 (${LISTEN_DOC})`;
   if (code === 'EACCES')
-    return `${key}: ${where} needs privileges to bind (EACCES; ports below 1024 need CAP_NET_BIND_SERVICE); set ${key} to a port above 1023`;
+    return `${key}: ${where} needs privileges to bind (EACCES; ports below 1024 need CAP_NET_BIND_SERVICE); set ${key} to a port above 1023 (${LISTEN_DOC})`;
   return `${key}: cannot listen on ${where}: ${(err as Error).message}`;
 }
 

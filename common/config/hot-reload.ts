@@ -68,6 +68,6 @@ export function applyHotReload<T extends object>(running: T, next: T, hot: reado
 /** The reload_partial message: "a keeps its running value", "a, b keep their running values". */
 export function restartNeededMessage(keys: readonly string[]): string {
   return keys.length === 1
-    ? `configuration reloaded; ${keys[0]} keeps its running value until a restart`
-    : `configuration reloaded; ${keys.join(', ')} keep their running values until a restart`;
+    ? `configuration reloaded; ${keys[0]} keeps its running value until a restart (docs/configuration.md#what-sighup-reloads)`
+    : `configuration reloaded; ${keys.join(', ')} keep their running values until a restart (docs/configuration.md#what-sighup-reloads)`;
 }

@@ -37,7 +37,9 @@ export async function readConfigFileOf<S extends z.ZodType>(
             message: `this is ${article(other.name)} ${other.name} configuration file (it has ${theirs
               .slice(0, 3)
               .map((k) => `"${k}"`)
-              .join(', ')}${theirs.length > 3 ? ', …' : ''}), but ${command} needs ${article(want.name)} ${want.name} configuration file`,
+              .join(
+                ', ',
+              )}${theirs.length > 3 ? ', …' : ''}), but ${command} needs ${article(want.name)} ${want.name} configuration file (docs/configuration.md#${want.name}-file)`,
           },
         ],
       };

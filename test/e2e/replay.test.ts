@@ -549,7 +549,11 @@ describe('replay without telemetry', () => {
 describe('replay: errors that name the fix', () => {
   it('a missing input is a sentence naming the flag and the file, not an errno', async () => {
     const r = await replay('--config', configPath, '--cloudtrail', 'nope.json.gz', '--telemetry', telemetryPath);
-    expect(r).toMatchObject({ code: 1, stdout: '', stderr: 'replay: --cloudtrail nope.json.gz: no such file or folder\n' });
+    expect(r).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr: 'replay: --cloudtrail nope.json.gz: no such file or folder (docs/operations.md#4-replay-offline-forensics)\n',
+    });
   });
 
   it('an agent configuration file: says so, instead of listing every section as unknown', async () => {
@@ -558,7 +562,7 @@ describe('replay: errors that name the fix', () => {
     const r = await replay('--config', agent, '--cloudtrail', trailGz, '--telemetry', telemetryPath);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(
-      `${agent}: invalid detector configuration\n  (file): this is an agent configuration file (it has "gateway", "networks", "proxy", …), but replay needs a detector configuration file\n`,
+      `${agent}: invalid detector configuration\n  (file): this is an agent configuration file (it has "gateway", "networks", "proxy", …), but replay needs a detector configuration file (docs/configuration.md#detector-file)\n`,
     );
   });
 });

@@ -77,6 +77,7 @@ describe('shipper errors that name the fix', () => {
     expect(line).toMatchObject({ level: 'error', status: 401, refusal: 'unknown-gateway', fix: 'gateway.id' });
     expect(line.msg).toContain('does not know gateway "gw-other" (gateway.id)');
     expect(line.msg).toContain("detector's gateways list");
+    expect(line.msg).toContain('or correct gateway.id (docs/configuration.md#gateways); batches stay in the spool');
     expect(line.msg).not.toContain('secret_file');
     expect(line.retry_in_ms as number).toBeLessThanOrEqual(60_000);
     expect(agent.logs.find('telemetry_unauthorized')).toEqual([]);
@@ -91,6 +92,7 @@ describe('shipper errors that name the fix', () => {
     expect(line.reason).toMatch(/CERT|VERIFY/);
     expect(line.msg).toContain("the detector's TLS certificate at 127.0.0.1:");
     expect(line.msg).toContain('upstream.ca_file');
+    expect(line.msg).toContain('(docs/operations.md#detector-tls-in-five-commands); batches stay in the spool');
   });
 
   it('http:// against the TLS listener says the detector speaks TLS and to use https://', async () => {
@@ -98,7 +100,9 @@ describe('shipper errors that name the fix', () => {
     await waitFor(() => misconfigured(agent) !== undefined, 'the misconfiguration logged');
     const line = misconfigured(agent)!;
     expect(line).toMatchObject({ level: 'error', problem: 'plain-http-to-tls', fix: 'telemetry.detector_url' });
-    expect(line.msg).toContain('speaks TLS: telemetry.detector_url must start with https://');
+    expect(line.msg).toContain(
+      'speaks TLS: telemetry.detector_url must start with https:// (it says http://; docs/operations.md#detector-tls-in-five-commands); batches stay',
+    );
   });
 
   it('a 404 from the detector is a clear error naming telemetry.detector_url; the batch stays', async () => {
@@ -134,7 +138,7 @@ describe('shipper errors that name the fix', () => {
       const line = logs.find('telemetry_misconfigured')[0]!;
       expect(line).toMatchObject({ level: 'error', status: 404, refusal: 'not-found', fix: 'telemetry.detector_url' });
       expect(line.msg).toContain(
-        `telemetry.detector_url must name its telemetry endpoint, e.g. https://127.0.0.1:${detector.ports.ingest}/v1/telemetry`,
+        `telemetry.detector_url must name its telemetry endpoint, e.g. https://127.0.0.1:${detector.ports.ingest}/v1/telemetry (docs/configuration.md#telemetry); batches stay`,
       );
       expect(line.retry_in_ms as number).toBeLessThanOrEqual(60_000);
       expect(spool.stats().batches).toBe(1);

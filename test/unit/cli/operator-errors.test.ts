@@ -84,7 +84,7 @@ describe('detector decisions', () => {
       stdout: '',
       stderr:
         `detector decisions: store.path data/detector.db does not exist: the detector creates it when it first starts; ` +
-        `a relative path is resolved from the current directory, here ${join(tmp, 'data/detector.db')}: give the absolute path the detector uses (set in ${config})\n`,
+        `a relative path is resolved from the current directory, here ${join(tmp, 'data/detector.db')}: give the absolute path the detector uses (set in ${config}; docs/configuration.md#listen-tls-admin-store)\n`,
     });
     expect(existsSync(join(tmp, 'data'))).toBe(false);
   });
@@ -147,7 +147,7 @@ describe('the wrong kind of configuration file', () => {
       stdout: '',
       stderr:
         'config/detector.example.yaml: invalid configuration\n' +
-        '  (file): this is a detector configuration file (it has "listen", "tls", "store", …), but egress-witness agent needs an agent configuration file\n',
+        '  (file): this is a detector configuration file (it has "listen", "tls", "store", …), but egress-witness agent needs an agent configuration file (docs/configuration.md#agent-file)\n',
     });
   });
 
@@ -156,6 +156,7 @@ describe('the wrong kind of configuration file', () => {
       const r = await run([...args, '--config', 'config/agent.example.yaml']);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain('(file): this is an agent configuration file (it has "gateway", "networks", "proxy", …), but ');
+      expect(r.stderr).toContain(' needs a detector configuration file (docs/configuration.md#detector-file)\n');
       expect(r.stderr).not.toContain('unknown key');
     }
   });
@@ -215,7 +216,7 @@ describe('a listen address in use names its key', () => {
       expect(log.map((l) => l.event)).not.toContain('stopped');
       const failed = log.find((l) => l.event === 'start_failed');
       expect(failed?.msg).toBe(
-        `agent failed to start: ${key}: 127.0.0.1:${port} is already in use by another process (EADDRINUSE); stop that process or set ${key} to a free address`,
+        `agent failed to start: ${key}: 127.0.0.1:${port} is already in use by another process (EADDRINUSE); stop that process or set ${key} to a free address (docs/configuration.md#listen-addresses)`,
       );
     }
   });
@@ -232,7 +233,7 @@ describe('a listen address in use names its key', () => {
       expect(r.code).toBe(1);
       const failed = events(r.stdout).find((l) => l.event === 'start_failed');
       expect(failed?.msg).toBe(
-        `detector failed to start: ${key}: 127.0.0.1:${port} is already in use by another process (EADDRINUSE); stop that process or set ${key} to a free address`,
+        `detector failed to start: ${key}: 127.0.0.1:${port} is already in use by another process (EADDRINUSE); stop that process or set ${key} to a free address (docs/configuration.md#listen-addresses)`,
       );
     }
   });
@@ -306,10 +307,10 @@ describe('the watch directory reads what replay --cloudtrail reads', () => {
 describe('reload_partial', () => {
   it('reads as English for one key and for several', () => {
     expect(restartNeededMessage(['telemetry.max_in_flight'])).toBe(
-      'configuration reloaded; telemetry.max_in_flight keeps its running value until a restart',
+      'configuration reloaded; telemetry.max_in_flight keeps its running value until a restart (docs/configuration.md#what-sighup-reloads)',
     );
     expect(restartNeededMessage(['proxy.listen', 'telemetry.max_in_flight'])).toBe(
-      'configuration reloaded; proxy.listen, telemetry.max_in_flight keep their running values until a restart',
+      'configuration reloaded; proxy.listen, telemetry.max_in_flight keep their running values until a restart (docs/configuration.md#what-sighup-reloads)',
     );
   });
 });
