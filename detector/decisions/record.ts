@@ -152,6 +152,10 @@ export function guardDutyDecisionRow(d: GuardDutyDecision, subjectId: string, ti
   };
 }
 
+/** What the findings file shares with the record, said in the JSON Schema too (docs/findings.md has the table). */
+export const FINDINGS_OVERLAP =
+  "The findings file (findings.file, replay --findings) shares these fields: a finding's egressWitness holds disposition, rule, accessKeyId, sourceIp and gatewayId under these names with these values, and detail.reason and detail.evidence as reason and evidence, all of its latest occurrence, whose id is the last of egressWitness.eventIds; a guardduty-kept line's egressWitness is a GuardDuty record's detail unchanged. See docs/findings.md#findings-and-decision-records.";
+
 /** docs/decision-record.schema.json: the record as JSON Schema (a test holds the file to this). */
 export function decisionRecordJsonSchema(): Record<string, unknown> {
   const { $schema, ...rest } = z.toJSONSchema(decisionRecordSchema, { target: 'draft-2020-12' });
@@ -159,6 +163,7 @@ export function decisionRecordJsonSchema(): Record<string, unknown> {
     $schema,
     $id: `urn:egress-witness:decision-record:${DECISION_RECORD_VERSION}`,
     title: `egress-witness decision record, version ${DECISION_RECORD_VERSION}`,
+    $comment: FINDINGS_OVERLAP,
     ...rest,
   };
 }

@@ -4,6 +4,13 @@
  * under `egressWitness`. Repeats merge into one finding per access key,
  * source address and rule, as GuardDuty aggregates repeat activity.
  * Documented in docs/findings.md.
+ *
+ * Where a finding and the decision record (detector/decisions/record.ts) hold
+ * the same fact, `egressWitness` holds it under the record's name with the
+ * record's value — `disposition`, `rule`, `accessKeyId`, `sourceIp`,
+ * `gatewayId` (null for none), and `reason` and `evidence` as in its
+ * `detail` — all of the latest occurrence, whose event id is the last of
+ * `eventIds` (docs/findings.md#findings-and-decision-records).
  */
 import { hash } from 'node:crypto';
 import { parseIp } from '../../common/cidr/ip.js';
@@ -55,7 +62,10 @@ export interface Finding {
     schema: typeof FINDING_SCHEMA;
     rule: RuleName;
     disposition: Disposition;
-    gatewayId?: string;
+    /** The decision record's `accessKeyId`, `sourceIp` and `gatewayId` of the latest occurrence. */
+    accessKeyId: string | null;
+    sourceIp: string;
+    gatewayId: string | null;
     evidence: Evidence[];
     reason: string;
     eventIds: string[];
@@ -131,7 +141,9 @@ export function findingFromDecision(decision: Decision, event: CloudTrailEvent, 
       schema: FINDING_SCHEMA,
       rule: decision.rule,
       disposition: decision.disposition,
-      ...(decision.gatewayId !== null ? { gatewayId: decision.gatewayId } : {}),
+      accessKeyId: decision.accessKeyId,
+      sourceIp: decision.sourceIPAddress,
+      gatewayId: decision.gatewayId,
       evidence: decision.evidence,
       reason: decision.reason,
       eventIds: [decision.eventId],

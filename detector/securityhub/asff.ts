@@ -144,7 +144,7 @@ function productFields(f: Finding): Record<string, string> {
     'egress-witness/findingId': f.id,
     'egress-witness/rule': w.rule,
     'egress-witness/reason': w.reason,
-    'egress-witness/gatewayId': w.gatewayId,
+    'egress-witness/gatewayId': w.gatewayId ?? undefined,
     'egress-witness/count': String(f.service.count),
     'egress-witness/accountId': f.accountId,
     'egress-witness/region': f.region,
