@@ -181,6 +181,17 @@ describe('egress-witness doctor, agent', () => {
     );
   });
 
+  it('a listen address that is not this host’s: FAIL naming the key, the fix and the doc section', async () => {
+    // 192.0.2.1 (TEST-NET-1) is no address of this host: binding it fails at once, nothing is sent.
+    const file = await agentConfig('not-here', { url: `http://127.0.0.1:${await freePort()}/v1/telemetry` });
+    await writeFile(file, readFileSync(file, 'utf8').replace('proxy: {listen: "127.0.0.1:0"}', 'proxy: {listen: "192.0.2.1:3128"}'));
+    const r = await run(['doctor', '--config', file]);
+    expect(r.code).toBe(1);
+    expect(line(r, 'proxy.listen')).toBe(
+      'FAIL  proxy.listen: proxy.listen: 192.0.2.1 is not an address of this host (EADDRNOTAVAIL); set proxy.listen to one of its addresses, 127.0.0.1 or 0.0.0.0 (docs/configuration.md#listen-addresses)',
+    );
+  });
+
   it('an invalid file: every problem, and no further checks', async () => {
     const file = join(tmp, 'invalid.yaml');
     await writeFile(file, 'gateway: {id: gw-doc, egress_cidrs: [203.0.113.0/33]}\nnetworks: [{name: lab, cidrs: [127.0.0.0/8]}]\n');
