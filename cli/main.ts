@@ -295,6 +295,10 @@ Examples:
     .option('--telemetry <files...>', 'agent NDJSON files (telemetry.file sink format): the evidence')
     .option('--no-telemetry', 'decide without evidence, on purpose: every decision about a gateway address says no evidence was given')
     .option('--guardduty <files...>', 'GuardDuty findings (JSON lines, arrays, EventBridge events or bare findings)')
+    .option(
+      '--inventory <files...>',
+      'instance inventory: describe-instances JSON or [{"instanceId","privateIps"}] lists (default: the config\'s inventory.files)',
+    )
     .option('--s3 <url>', "a trail's bucket: s3://BUCKET/PREFIX/ (its log files between --since and --until are read)")
     .option('--since <when>', 'with --s3: from this date, time or duration ago (2026-11-01, 2026-11-01T12:00:00Z, 7d)')
     .option('--until <when>', 'with --s3: up to this date, time or duration ago (default: now)')
@@ -310,6 +314,7 @@ Examples:
   egress-witness replay --config detector.yaml --cloudtrail logs/*.json.gz --telemetry gw1.ndjson
   egress-witness replay --config detector.yaml --cloudtrail logs/ --telemetry gw1.ndjson --findings
   egress-witness replay --config detector.yaml --guardduty findings.json --cloudtrail logs/*.json.gz --telemetry gw1.ndjson
+  egress-witness replay --config detector.yaml --cloudtrail logs/ --telemetry gw1.ndjson --inventory instances-2026-11-01.json
   egress-witness replay --config detector.yaml --cloudtrail logs/ --no-telemetry
   egress-witness replay --config detector.yaml --s3 s3://org-trail/AWSLogs/ --since 2026-11-01 --until 2026-11-02 --telemetry gw1.ndjson
 

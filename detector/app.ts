@@ -48,6 +48,8 @@ import { FindingResolution, RESOLUTION_INTERVAL_MS } from './engine/finding-reso
 import { defaultProductArn } from './securityhub/asff.js';
 import { sdkSecurityHubApi, type SecurityHubApi } from './securityhub/securityhub-api.js';
 import { SECURITY_HUB_SINK, SecurityHubExport } from './securityhub/securityhub-export.js';
+import { Inventory } from './inventory/inventory.js';
+import type { Ec2InventoryApi } from './inventory/ec2-api.js';
 
 export interface DetectorDeps {
   logger: Logger;
@@ -65,6 +67,10 @@ export interface DetectorDeps {
   webhookBackoff?: Partial<BackoffPolicy>;
   /** How often findings are re-examined for resolution (default 30 s). */
   findingResolutionIntervalMs?: number;
+  /** The EC2 calls of inventory.ec2 (default: the SDK). */
+  ec2Api?: (endpoint: string | null) => Ec2InventoryApi;
+  /** How often inventory files are checked for a change (default 5 s). */
+  inventoryFileCheckMs?: number;
 }
 
 interface Runtime {
@@ -102,6 +108,7 @@ export const DETECTOR_HOT_KEYS: readonly string[] = [
   'gateways',
   'aws_ip_ranges',
   'correlation',
+  'inventory',
   'store.retention',
   'guardduty.mode',
   'guardduty.region',
@@ -125,6 +132,7 @@ export class DetectorApp {
   private webhookOutbox: OutboxWorker | null = null;
   private webhookSink: WebhookOutboxSink | null = null;
   private resolution: FindingResolution | null = null;
+  private inventoryState: Inventory | null = null;
   private watcher: CloudTrailWatcher | null = null;
   private trailApi: TrailApi | null = null;
   private sqsTrail: SqsTrailSource | null = null;
@@ -184,6 +192,12 @@ export class DetectorApp {
     return this.engine;
   }
 
+  /** The instance inventory (files and EC2 polling). */
+  get inventory(): Inventory {
+    if (!this.inventoryState) throw new Error('detector not started');
+    return this.inventoryState;
+  }
+
   get guarddutyProcessor(): GuardDutyProcessor {
     if (!this.guardduty) throw new Error('detector not started');
     return this.guardduty;
@@ -193,6 +207,16 @@ export class DetectorApp {
     const c = this.config;
     const { logger, metrics } = { logger: this.deps.logger, metrics: this.metrics };
     this.rt = await buildRuntime(c);
+    const inventory = new Inventory(c.inventory, {
+      metrics,
+      logger,
+      now: this.now,
+      retentionMs: () => this.rt.config.store.retention,
+      ...(this.deps.ec2Api ? { ec2Api: this.deps.ec2Api } : {}),
+      ...(this.deps.inventoryFileCheckMs ? { fileCheckMs: this.deps.inventoryFileCheckMs } : {}),
+    });
+    await inventory.load();
+    this.inventoryState = inventory;
     const store = (this.store = openStore(c.store, { createDirectory: true }));
     const sink = (this.sink = new FindingsSink({ file: c.findings.file, webhook: c.findings.webhook, metrics, logger, now: this.now }));
     const securityHubChanged = this.startSecurityHub(c, store);
@@ -210,6 +234,7 @@ export class DetectorApp {
       store,
       registry: () => this.rt.registry,
       policy: () => this.rt.policy,
+      inventory: () => inventory.view(),
       graceMs: () => this.rt.config.correlation.grace,
       sink,
       metrics,
@@ -229,6 +254,7 @@ export class DetectorApp {
       store,
       registry: () => this.rt.registry,
       policy: () => this.rt.policy,
+      inventory: () => inventory.view(),
       retentionMs: () => this.rt.config.store.retention,
       sink,
       findingChanged,
@@ -321,6 +347,7 @@ export class DetectorApp {
       });
       this.sqsTrail.start();
     }
+    inventory.start();
     this.every(1_000, () => this.engine?.tick());
     this.every(this.deps.findingResolutionIntervalMs ?? RESOLUTION_INTERVAL_MS, () => this.resolution?.sweep());
     this.outbox?.start();
@@ -347,6 +374,12 @@ export class DetectorApp {
         cloudtrail_watch_dir: c.cloudtrail.watch_dir,
         cloudtrail_sqs: c.cloudtrail.sqs?.queue_url ?? null,
         aws_ip_ranges: c.aws_ip_ranges,
+        inventory: {
+          files: c.inventory.files,
+          ec2: c.inventory.ec2 ? { regions: c.inventory.ec2.regions, accounts_through_roles: c.inventory.ec2.role_arns.length } : null,
+          translated_networks: c.inventory.translated_networks,
+          instances: inventory.size.current,
+        },
         correlation: {
           window: formatDuration(c.correlation.window),
           grace: formatDuration(c.correlation.grace),
@@ -529,6 +562,7 @@ export class DetectorApp {
       }
       this.rt = await buildRuntime(effective);
       this.config = effective;
+      await this.inventoryState?.reconfigure(effective.inventory);
       log.level = effective.log.level;
       this.markReload(true);
       this.warnIfUnauthenticated(effective);
@@ -550,6 +584,7 @@ export class DetectorApp {
     // A periodic task still running finishes before the store closes.
     await Promise.all(this.periodic);
     if (this.ingest) await closeServer(this.ingest);
+    await this.inventoryState?.stop();
     await this.watcher?.stop();
     await this.sqsTrail?.stop();
     this.trailApi?.close();

@@ -1,7 +1,8 @@
-/** File checks for the detector config (secrets private, TLS files readable), run by check-config and at start. */
+/** File checks for the detector config (secrets private, TLS and inventory files readable), run by check-config and at start. */
 import type { ConfigProblem } from '../common/config/load.js';
 import { checkPrivateFile, checkReadableFile, checkSecretFile } from '../common/runtime/config-file.js';
 import type { DetectorConfig } from './config/schema.js';
+import { readInventoryFile } from './inventory/files.js';
 
 export async function preflightDetector(c: DetectorConfig): Promise<ConfigProblem[]> {
   const problems: ConfigProblem[] = [];
@@ -14,6 +15,18 @@ export async function preflightDetector(c: DetectorConfig): Promise<ConfigProble
   if (c.tls.key) add('tls.key', await checkPrivateFile(c.tls.key, 'the TLS key', true));
   if (c.ingest.token_file) add('ingest.token_file', await checkSecretFile(c.ingest.token_file, 'the ingest bearer token'));
   if (c.aws_ip_ranges) add('aws_ip_ranges', await checkReadableFile(c.aws_ip_ranges));
+  for (const [i, path] of c.inventory.files.entries()) {
+    const readable = await checkReadableFile(path);
+    add(`inventory.files[${i}]`, readable);
+    if (readable.ok)
+      add(
+        `inventory.files[${i}]`,
+        await readInventoryFile(path).then(
+          () => ({ ok: true }) as const,
+          (err: unknown) => ({ ok: false, message: `${path}: ${(err as Error).message}` }) as const,
+        ),
+      );
+  }
   if (c.guardduty.ca_file) add('guardduty.ca_file', await checkReadableFile(c.guardduty.ca_file));
   const sh = c.findings.security_hub;
   if (sh?.ca_file) add('findings.security_hub.ca_file', await checkReadableFile(sh.ca_file));

@@ -7,9 +7,12 @@ export interface BenchRecordSpec {
   sourceIp: string;
   /** When the role session began. */
   sessionCreatedMs: number;
+  /** The instance the role session is named after (default i-0a1b2c3d4e5f60718). */
+  instanceId?: string;
 }
 
 export function benchCloudTrailRecord(r: BenchRecordSpec): Record<string, unknown> {
+  const instance = r.instanceId ?? 'i-0a1b2c3d4e5f60718';
   return {
     eventVersion: '1.11',
     eventTime: new Date(r.eventTimeMs).toISOString().replace(/\.\d{3}Z$/, 'Z'),
@@ -23,8 +26,8 @@ export function benchCloudTrailRecord(r: BenchRecordSpec): Record<string, unknow
     recipientAccountId: '123456789012',
     userIdentity: {
       type: 'AssumedRole',
-      principalId: 'AROAEXAMPLE:i-0a1b2c3d4e5f60718',
-      arn: 'arn:aws:sts::123456789012:assumed-role/app/i-0a1b2c3d4e5f60718',
+      principalId: `AROAEXAMPLE:${instance}`,
+      arn: `arn:aws:sts::123456789012:assumed-role/app/${instance}`,
       accountId: '123456789012',
       accessKeyId: r.accessKeyId,
       sessionContext: {

@@ -17,6 +17,7 @@ export interface ReplayCommandOptions extends TrailRangeOptions {
   /** false: --no-telemetry, deciding without evidence on purpose. */
   telemetry?: string[] | false;
   guardduty?: string[];
+  inventory?: string[];
   findings?: boolean;
   quiet?: boolean;
 }
@@ -50,6 +51,7 @@ export async function replayCommand(o: ReplayCommandOptions, out: Output, tty = 
     ...(o.cloudtrail ?? []).map((p) => ({ flag: '--cloudtrail', path: p, folder: true })),
     ...(o.telemetry || []).map((p) => ({ flag: '--telemetry', path: p, folder: false })),
     ...(o.guardduty ?? []).map((p) => ({ flag: '--guardduty', path: p, folder: false })),
+    ...(o.inventory ?? []).map((p) => ({ flag: '--inventory', path: p, folder: false })),
   ]);
   if (missing.length > 0) {
     for (const m of missing) out.stderr(`replay: ${m}\n`);
@@ -84,6 +86,7 @@ export async function replayCommand(o: ReplayCommandOptions, out: Output, tty = 
         telemetry: o.telemetry || [],
         guardduty: o.guardduty ?? [],
         findings: o.findings ?? false,
+        ...(o.inventory ? { inventory: o.inventory } : {}),
         ...(trail ? { trailFiles: trail.files } : {}),
       },
       {
@@ -100,6 +103,7 @@ export async function replayCommand(o: ReplayCommandOptions, out: Output, tty = 
     if (!o.quiet) {
       out.stderr(
         `replay: ${s.telemetryRecords} telemetry records (${s.telemetryInvalid} invalid) loaded in ${(s.telemetryMs / 1000).toFixed(1)} s, ` +
+          (s.inventoryInstances > 0 ? `${s.inventoryInstances} instances in the inventory, ` : '') +
           `${s.cloudtrailRecords} CloudTrail records from ${s.files} files (${s.cloudtrailInvalid} invalid) correlated in ${(s.correlateMs / 1000).toFixed(1)} s ` +
           `(${s.correlateMs > 0 ? Math.round(s.cloudtrailRecords / (s.correlateMs / 1000)) : 0} records/s); total ${((Date.now() - started) / 1000).toFixed(1)} s; ` +
           `decisions ${JSON.stringify(s.decisions)}${o.findings ? `; ${s.findings} findings` : ''}${o.guardduty?.length ? `; GuardDuty ${JSON.stringify(s.guardduty)}` : ''}\n`,

@@ -90,6 +90,31 @@ const correlation = z.strictObject({
   endpoint_attestation: z.enum(['accept', 'flag']).default('accept'),
 });
 const AWS_REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+
+/** `inventory.ec2`: DescribeInstances over these regions, in this account and through each role. */
+const inventoryEc2 = z.strictObject({
+  regions: z
+    .array(z.string().regex(AWS_REGION, 'expected an AWS region such as "us-east-1"'), {
+      error: required('the regions whose instances are listed, e.g. ["us-east-1"]', 'a list of regions'),
+    })
+    .min(1, 'at least one region is required'),
+  /** Assumed (STS AssumeRole) one by one: the instances of other accounts. Empty: the detector's own credentials only. */
+  role_arns: z.array(z.string().regex(ROLE_ARN, 'expected a role ARN such as arn:aws:iam::123456789012:role/inventory-reader')).default([]),
+  /** How often every region is listed again. */
+  refresh: positiveDuration.refine((ms) => ms >= 10_000, 'must be at least 10s').default(300_000),
+  /** Endpoint override (VPC endpoints, tests); null = the SDK's own (AWS_ENDPOINT_URL_EC2, or AWS's for the region). */
+  endpoint: url(['http', 'https']).nullable().default(null),
+});
+
+/** Which private addresses belong to which instance: instance binding (docs/detection.md#instance-binding). */
+const inventory = z.strictObject({
+  /** describe-instances JSON or lists of {instanceId, privateIps}; read again when they change and on SIGHUP. */
+  files: z.array(z.string().min(1, 'expected a file path')).default([]),
+  ec2: inventoryEc2.nullable().default(null),
+  /** Agent network names (networks[].name) whose clients are NAT-ed before the gateway: no binding is checked for them. */
+  translated_networks: z.array(z.string().min(1, 'expected a network name')).default([]),
+});
 /** arn:PARTITION:securityhub:REGION:ACCOUNT?:product/COMPANY/PRODUCT (AWS's own products have no account). */
 const PRODUCT_ARN = /^arn:(aws|aws-cn|aws-us-gov):securityhub:([a-z0-9-]+):(\d{12})?:product\/[A-Za-z0-9._-]+\/[A-Za-z0-9._-]+$/;
 
@@ -205,6 +230,7 @@ export const detectorConfigSchema = z
     cloudtrail: cloudtrail.default(() => cloudtrail.parse({})),
     aws_ip_ranges: nullablePath,
     correlation: correlation.default(() => correlation.parse({})),
+    inventory: inventory.default(() => inventory.parse({})),
     findings: findings.default(() => findings.parse({})),
     guardduty: guardduty.default(() => guardduty.parse({})),
     ingest: ingest.default(() => ingest.parse({})),

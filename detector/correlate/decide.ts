@@ -10,13 +10,15 @@
  * | 2 | aws-internal            | ignored     | source is an AWS service name or "AWS Internal"             |
  * | 3 | vpc-endpoint            | ignored     | private source with a vpcEndpointId                         |
  * | 4 | inside-aws              | ignored     | source in AWS's published ranges                            |
- * | 5 | attested                | suppressed  | gateway G's address, G saw the key from a routed client     |
- * | 6 | endpoint-attested       | suppressed  | tunnel-only G saw the service/region from a routed client   |
+ * | 5 | wrong-client            | finding 8   | G's address, G saw the key only from routed clients that    |
+ * |   |                         |             | were not the key's instance then (inventory knows it)       |
+ * | 6 | attested                | suppressed  | gateway G's address, G saw the key from a routed client     |
+ * | 7 | endpoint-attested       | suppressed  | tunnel-only G saw the service/region from a routed client   |
  * |   |                         | finding 8   | … as gateway-unattested when the policy says 'flag'         |
- * | 7 | unrouted-client         | finding 8   | G saw the key, only from clients in no routed network       |
- * | 8 | gateway-unverified      | finding 5   | G's address, G silent around the event                      |
- * | 9 | gateway-unattested      | finding 8   | G's address, G alive, key not seen                          |
- * |10 | external                | finding 8   | any other source                                            |
+ * | 8 | unrouted-client         | finding 8   | G saw the key, only from clients in no routed network       |
+ * | 9 | gateway-unverified      | finding 5   | G's address, G silent around the event                      |
+ * |10 | gateway-unattested      | finding 8   | G's address, G alive, key not seen                          |
+ * |11 | external                | finding 8   | any other source                                            |
  */
 import { instanceIdOf, type CloudTrailEvent } from '../cloudtrail/parse.js';
 import { buildRuleInput, type CorrelationContext, type CorrelationRule, type Verdict } from './rule.js';
@@ -30,18 +32,21 @@ import { insideAwsRule } from './rules/inside-aws.js';
 import { notInstanceCredentialRule } from './rules/not-instance-credential.js';
 import { unroutedClientRule } from './rules/unrouted-client.js';
 import { vpcEndpointRule } from './rules/vpc-endpoint.js';
+import { wrongClientRule } from './rules/wrong-client.js';
 import type { Decision } from './types.js';
 
 export { compileRegistry } from './registry.js';
 export { isProvisional } from './grace.js';
 export type { CorrelationContext } from './rule.js';
 export type * from './types.js';
+export { EMPTY_INVENTORY } from './types.js';
 
 export const CORRELATION_RULES: readonly CorrelationRule[] = [
   notInstanceCredentialRule,
   awsInternalRule,
   vpcEndpointRule,
   insideAwsRule,
+  wrongClientRule,
   attestedRule,
   endpointAttestedRule,
   unroutedClientRule,

@@ -7,6 +7,7 @@
 import {
   classifySource,
   instanceCredentialKind,
+  instanceIdOf,
   type CloudTrailEvent,
   type InstanceCredentialKind,
   type SourceClass,
@@ -18,15 +19,19 @@ import type {
   Disposition,
   EvidenceView,
   Evidence,
+  InventoryView,
   RuleName,
   Sighting,
 } from './types.js';
 import { withinWindow } from './evidence.js';
+import { bindingOf, type ClientBinding } from './binding.js';
 
 export interface CorrelationContext {
   registry: CompiledRegistry;
   evidence: EvidenceView;
   policy: CorrelationPolicy;
+  /** Which addresses were which instance's (EMPTY_INVENTORY without one). */
+  inventory: InventoryView;
 }
 
 export interface RuleInput {
@@ -35,12 +40,17 @@ export interface RuleInput {
   readonly source: SourceClass;
   readonly evidence: EvidenceView;
   readonly policy: CorrelationPolicy;
+  readonly inventory: InventoryView;
   /** Gateways whose configured CIDRs contain the source; several when CIDRs overlap. */
   readonly gateways: readonly CompiledGateway[];
   /** Sightings of the event's key by any gateway within windowMs of eventTime (empty without a key). */
   keySightings(): Sighting[];
   /** Whether the gateway sent anything within heartbeatStaleMs of eventTime. */
   gatewayAlive(gatewayId: string): boolean;
+  /** The instance the key belongs to (the role session's name), or null. */
+  readonly keyInstanceId: string | null;
+  /** How a client that presented the key relates to the key's instance at eventTime (binding.ts). */
+  binding(client: Pick<Sighting, 'clientIp' | 'network'>): ClientBinding;
 }
 
 export interface Verdict {
@@ -65,12 +75,15 @@ export function buildRuleInput(event: CloudTrailEvent, ctx: CorrelationContext):
   const { windowMs, heartbeatStaleMs } = ctx.policy;
   let sightings: Sighting[] | null = null;
   const alive = new Map<string, boolean>();
+  const keyInstanceId = instanceIdOf(event);
+  const bindings = new Map<string, ClientBinding>();
   return {
     event,
     credential: instanceCredentialKind(event),
     source,
     evidence: ctx.evidence,
     policy: ctx.policy,
+    inventory: ctx.inventory,
     gateways: source === 'ip' ? ctx.registry.gatewaysFor(event.sourceIPAddress) : [],
     keySightings(): Sighting[] {
       const key = event.identity.accessKeyId;
@@ -88,6 +101,16 @@ export function buildRuleInput(event: CloudTrailEvent, ctx: CorrelationContext):
         alive.set(gatewayId, v);
       }
       return v;
+    },
+    keyInstanceId,
+    binding(client): ClientBinding {
+      const k = `${client.network ?? ''} ${client.clientIp}`;
+      let b = bindings.get(k);
+      if (b === undefined) {
+        b = bindingOf(client, keyInstanceId, ctx.inventory, t);
+        bindings.set(k, b);
+      }
+      return b;
     },
   };
 }

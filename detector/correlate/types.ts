@@ -12,6 +12,7 @@ export type RuleName =
   | 'aws-internal'
   | 'vpc-endpoint'
   | 'inside-aws'
+  | 'wrong-client'
   | 'attested'
   | 'endpoint-attested'
   | 'unrouted-client'
@@ -60,7 +61,42 @@ export interface Evidence {
   capture: string;
   /** Distance from eventTime to the sighting's span; 0 when inside it. */
   deltaMs: number;
+  /**
+   * How the client relates to the key's own instance at the event's time (the `attested` and
+   * `wrong-client` rules say; absent elsewhere): `instance` the client address was that
+   * instance's, `other` it was not, `unknown` the inventory does not know the key's instance
+   * then, `translated` the client is in a translated network (NAT before the gateway).
+   */
+  binding?: Binding;
+  /** The instance that held the client address at the event's time, when the inventory knows one (with `binding`). */
+  clientInstanceId?: string | null;
 }
+
+export type Binding = 'instance' | 'other' | 'unknown' | 'translated';
+
+/**
+ * Which private addresses belonged to which instance, and when (the detector's inventory:
+ * files and EC2 polling), answered synchronously. Times are epoch ms; the answer is for that
+ * moment, so an address a new instance reuses is not blamed on its previous owner.
+ */
+export interface InventoryView {
+  /** Whether the inventory knows the instance at that time (it held at least one address then). */
+  knows(instanceId: string, atMs: number): boolean;
+  /** The instance that held the address at that time (the latest to take it), or null. */
+  ownerAt(address: string, atMs: number): string | null;
+  /** The instance's addresses at that time, sorted. */
+  addressesAt(instanceId: string, atMs: number): string[];
+  /** Agent networks whose clients are NAT-ed before the gateway: their client addresses bind to nothing. */
+  isTranslated(network: string): boolean;
+}
+
+/** No inventory: every instance is unknown, every binding `unknown`. */
+export const EMPTY_INVENTORY: InventoryView = {
+  knows: () => false,
+  ownerAt: () => null,
+  addressesAt: () => [],
+  isTranslated: () => false,
+};
 
 export interface Decision {
   eventId: string;

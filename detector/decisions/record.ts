@@ -31,6 +31,11 @@ const evidence = z.object({
   mode: z.string(),
   capture: z.string(),
   deltaMs: z.number(),
+  binding: z
+    .enum(['instance', 'other', 'unknown', 'translated'])
+    .optional()
+    .describe("how the client relates to the key's own instance at the event's time (attested, wrong-client)"),
+  clientInstanceId: z.string().nullable().optional().describe('the instance that held the client address then, if known'),
 });
 
 /** `detail` of a CloudTrail decision: what the rules decided (docs/detection.md#decisions). */

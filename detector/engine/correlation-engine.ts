@@ -33,6 +33,8 @@ import {
   type CorrelationPolicy,
   type Decision,
   type EvidenceView,
+  type InventoryView,
+  EMPTY_INVENTORY,
 } from '../correlate/decide.js';
 import { evidenceNeeds } from '../correlate/evidence-needs.js';
 import { findingContextOf, findingFromDecision, mergeFinding, type Finding } from '../findings/shape.js';
@@ -48,6 +50,8 @@ export interface EngineOptions {
   registry: () => CompiledRegistry;
   policy: () => CorrelationPolicy;
   graceMs: () => number;
+  /** The instance inventory of now (none: every binding is unknown). */
+  inventory?: () => InventoryView;
   sink: Pick<FindingsSink, 'emit'>;
   metrics: DetectorMetrics;
   logger: Logger;
@@ -297,13 +301,13 @@ export class CorrelationEngine {
     return 'decided';
   }
 
-  /** The registry and policy of now, and the evidence these events may need, read once. */
+  /** The registry, policy and inventory of now, and the evidence these events may need, read once. */
   private async context(events: readonly CloudTrailEvent[]): Promise<CorrelationContext> {
     const registry = this.opts.registry();
     const policy = this.opts.policy();
     const evidence: EvidenceView =
       events.length === 0 ? NO_EVIDENCE : await this.opts.store.evidenceSnapshot(evidenceNeeds(events, registry, policy));
-    return { registry, evidence, policy };
+    return { registry, evidence, policy, inventory: this.opts.inventory?.() ?? EMPTY_INVENTORY };
   }
 
   private async finalize(tx: StoreTx, decision: Decision, event: CloudTrailEvent, now: number, effects: Effects): Promise<void> {

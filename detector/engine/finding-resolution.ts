@@ -20,7 +20,15 @@
 import type { Logger } from '../../common/log/logger.js';
 import { isoFromMs } from '../../common/time/iso.js';
 import type { CloudTrailEvent } from '../cloudtrail/parse.js';
-import { decide, type CompiledRegistry, type CorrelationPolicy, type Decision, type RuleName } from '../correlate/decide.js';
+import {
+  decide,
+  EMPTY_INVENTORY,
+  type CompiledRegistry,
+  type CorrelationPolicy,
+  type Decision,
+  type InventoryView,
+  type RuleName,
+} from '../correlate/decide.js';
 import { evidenceNeeds } from '../correlate/evidence-needs.js';
 import type { FindingsSink } from '../findings/findings-sink.js';
 import type { Finding } from '../findings/shape.js';
@@ -37,6 +45,8 @@ export interface FindingResolutionOptions {
   store: DetectorStore;
   registry: () => CompiledRegistry;
   policy: () => CorrelationPolicy;
+  /** The instance inventory of now (none: every binding is unknown). */
+  inventory?: () => InventoryView;
   /** Occurrences older than this have lost their evidence to pruning: not re-examined. */
   retentionMs: () => number;
   sink: FindingsSink;
@@ -92,7 +102,8 @@ export class FindingResolution {
     const registry = this.opts.registry();
     const policy = this.opts.policy();
     const events = occurrences.map((o) => o.event as CloudTrailEvent);
-    const ctx = { registry, evidence: await tx.evidenceSnapshot(evidenceNeeds(events, registry, policy)), policy };
+    const evidence = await tx.evidenceSnapshot(evidenceNeeds(events, registry, policy));
+    const ctx = { registry, evidence, policy, inventory: this.opts.inventory?.() ?? EMPTY_INVENTORY };
     const touched = new Map<string, { decision: Decision; eventTimeMs: number }>();
     for (const o of occurrences) {
       let d: Decision;

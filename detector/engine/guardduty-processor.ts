@@ -25,7 +25,13 @@ import type { BackoffPolicy, SendOutcome } from '../../common/delivery/retry-pol
 import type { DeliveryResult, Settlement } from '../../common/delivery/delivery-engine.js';
 import { boundDepth } from '../../common/json/bounded-depth.js';
 import { maskAccessKeyId } from '../../common/log/redact.js';
-import type { CompiledRegistry, CorrelationPolicy, EvidenceView } from '../correlate/types.js';
+import {
+  EMPTY_INVENTORY,
+  type CompiledRegistry,
+  type CorrelationPolicy,
+  type EvidenceView,
+  type InventoryView,
+} from '../correlate/types.js';
 import type { FindingsSink } from '../findings/findings-sink.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
 import { OutboxWorker } from '../delivery/outbox-worker.js';
@@ -44,6 +50,8 @@ export interface GuardDutyProcessorOptions {
   store: DetectorStore;
   registry: () => CompiledRegistry;
   policy: () => CorrelationPolicy;
+  /** The instance inventory of now (none: no binding is checked). */
+  inventory?: () => InventoryView;
   mode: () => 'report' | 'archive';
   /** The detector and region whose findings are read and archived (guardduty.detector_id, guardduty.region). */
   target: () => { region: string | null; detectorId: string | null };
@@ -277,6 +285,7 @@ export class GuardDutyProcessor {
       registry,
       evidence,
       policy,
+      inventory: this.opts.inventory?.() ?? EMPTY_INVENTORY,
       cloudTrailUses: (k, from, to) => {
         if (!read || k !== key || from < first - w || to > last + w) throw outside('CloudTrail uses');
         return uses.filter((u) => {

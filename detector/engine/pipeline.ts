@@ -33,6 +33,7 @@ export class DecisionPipeline {
       store: o.store,
       registry: o.registry,
       policy: o.policy,
+      ...(o.inventory ? { inventory: o.inventory } : {}),
       sink: o.sink,
       metrics: o.metrics,
       logger: o.logger,

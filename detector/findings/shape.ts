@@ -218,6 +218,8 @@ function titleFor(d: Decision, role: string): string {
       return `Credentials of EC2 instance role ${role} used from gateway ${via}'s address without its attestation.`;
     case 'gateway-unverified':
       return `Credentials of EC2 instance role ${role} used from gateway ${via}'s address while the gateway was silent.`;
+    case 'wrong-client':
+      return `Credentials of EC2 instance role ${role} used through gateway ${via} by another routed host than their instance.`;
     case 'unrouted-client':
       return `Credentials of EC2 instance role ${role} used through gateway ${via} by a client outside every routed network.`;
     case 'attested':
@@ -233,6 +235,8 @@ const EXPLANATION: Readonly<Record<RuleName, string>> = {
   'aws-internal': "AWS made the call on the caller's behalf.",
   'vpc-endpoint': 'The call reached AWS through a VPC endpoint from a private address.',
   'inside-aws': 'The source address belongs to AWS.',
+  'wrong-client':
+    "The gateway's agent saw this access key presented only by routed clients whose addresses did not belong to the key's own instance at that time: instance credentials taken from one instance and used from another host behind the gateway.",
   attested: "The gateway's agent saw this access key used by a routed client at that time.",
   'endpoint-attested':
     'The gateway runs tunnel-only: its agent saw a routed client reach this service and region at that time, but cannot see access keys.',

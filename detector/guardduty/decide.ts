@@ -12,6 +12,9 @@
  *     outside every gateway and AWS             else keep external-use-seen
  *   no gateway of R saw K from an unrouted
  *     client in the span                        else keep unrouted-client
+ *   no gateway of R saw K from a routed client
+ *     whose address was another instance's than
+ *     K's (inventory) in the span               else keep wrong-client
  *   a gateway G of R saw K from routed clients
  *     near eventFirstSeen AND eventLastSeen     → archive attested
  *   G silent near either end                    → keep gateway-silent
@@ -21,6 +24,7 @@ import { parseIp } from '../../common/cidr/ip.js';
 import { classifySource } from '../cloudtrail/parse.js';
 import { isPrivateAddress } from '../correlate/address-class.js';
 import { nearestEvidence, withinWindow } from '../correlate/evidence.js';
+import { bindingOf, withBinding } from '../correlate/binding.js';
 import {
   OUTSIDE_AWS_FINDING_TYPE,
   type CompiledGateway,
@@ -28,6 +32,7 @@ import {
   type CorrelationPolicy,
   type Evidence,
   type EvidenceView,
+  type InventoryView,
   type Sighting,
 } from '../correlate/types.js';
 
@@ -37,6 +42,8 @@ export type GuardDutyReason =
   | 'not-attested'
   | 'gateway-silent'
   | 'unrouted-client'
+  /** A routed client presented the key from an address that was not the key's instance's (docs/detection.md#instance-binding). */
+  | 'wrong-client'
   | 'not-a-gateway-address'
   | 'not-outside-aws-type'
   | 'malformed'
@@ -91,6 +98,8 @@ export interface GuardDutyContext {
   registry: CompiledRegistry;
   evidence: EvidenceView;
   policy: CorrelationPolicy;
+  /** Which addresses were which instance's (EMPTY_INVENTORY without one). */
+  inventory: InventoryView;
   /** CloudTrail events signed with the key in [from, to]. */
   cloudTrailUses: (accessKeyId: string, fromMs: number, toMs: number) => CloudTrailUse[];
   /** How many of egress-witness's own findings name the key, by event time in [from, to]. */
@@ -196,6 +205,21 @@ export function decideGuardDutyFinding(f: GuardDutyFindingView, ctx: GuardDutyCo
     });
   }
 
+  const instanceId = keyInstanceOf(f);
+  if (instanceId !== null) {
+    for (const e of ends) {
+      // Each sighting is bound at its own time, clamped into the span.
+      const at = (s: Sighting) => Math.min(Math.max(s.firstSeenMs, first), last);
+      const wrong = e.routed.filter((s) => bindingOf(s, instanceId, ctx.inventory, at(s)).binding === 'other');
+      if (wrong.length === 0) continue;
+      const bind = (atMs: number) => (c: Pick<Sighting, 'clientIp' | 'network'>) => bindingOf(c, instanceId, ctx.inventory, atMs);
+      return keep('wrong-client', e.gateway.id, {
+        start: withBinding(nearestEvidence(wrong, first), bind(first)),
+        end: withBinding(nearestEvidence(wrong, last), bind(last)),
+      });
+    }
+  }
+
   const attested = ends.find((e) => e.start.length > 0 && e.end.length > 0);
   if (attested !== undefined) {
     const evidence = { start: nearestEvidence(attested.start, first), end: nearestEvidence(attested.end, last) };
@@ -227,6 +251,8 @@ interface GatewayEnds {
   end: Sighting[];
   /** Unrouted sightings by this gateway anywhere in the widened span. */
   unrouted: Sighting[];
+  /** Routed sightings by this gateway anywhere in the widened span. */
+  routed: Sighting[];
 }
 
 function endsOf(gateway: CompiledGateway, inSpan: readonly Sighting[], first: number, last: number, w: number): GatewayEnds {
@@ -237,8 +263,18 @@ function endsOf(gateway: CompiledGateway, inSpan: readonly Sighting[], first: nu
     start: routed.filter((s) => withinWindow(s, first, w)),
     end: routed.filter((s) => withinWindow(s, last, w)),
     unrouted: mine.filter((s) => s.network === null),
+    routed,
   };
 }
+
+/** The instance the key belongs to: the role session's name (`AROA…:i-…`), else the finding's instance. */
+function keyInstanceOf(f: GuardDutyFindingView): string | null {
+  const session = f.principalId?.split(':')[1] ?? null;
+  if (session !== null && INSTANCE_ID.test(session)) return session;
+  return f.instanceId !== null && INSTANCE_ID.test(f.instanceId) ? f.instanceId : null;
+}
+
+const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
 
 /**
  * A use of the key that no gateway and no AWS path explains: AWS service

@@ -38,6 +38,9 @@ export interface DetectorMetrics extends DaemonMetrics {
   securityhubFindings: Counter<'outcome'>;
   securityhubQueued: Gauge<'state'>;
   securityhubOldestPending: Gauge;
+  inventoryInstances: Gauge;
+  inventoryReads: Counter<'source' | 'outcome'>;
+  inventoryRejected: Counter<'source'>;
 }
 
 export function createDetectorMetrics(registry: Registry, build: { version: string; nodeVersion: string }): DetectorMetrics {
@@ -45,6 +48,23 @@ export function createDetectorMetrics(registry: Registry, build: { version: stri
   const m: DetectorMetrics = {
     registry,
     ...createDaemonMetrics(registry, build),
+    inventoryInstances: new Gauge({
+      name: 'egress_witness_detector_inventory_instances',
+      help: 'Instances holding an address now by the inventory (files and EC2 polling); their address history is kept besides.',
+      registers: r,
+    }),
+    inventoryReads: new Counter({
+      name: 'egress_witness_detector_inventory_reads_total',
+      help: 'Inventory reads, by source (file, ec2: one region of one account) and outcome (ok, failed: the last good inventory of that source is kept).',
+      labelNames: ['source', 'outcome'],
+      registers: r,
+    }),
+    inventoryRejected: new Counter({
+      name: 'egress_witness_detector_inventory_rejected_entries_total',
+      help: 'Inventory entries left out (no instance id, an address that is not one), by source (file, ec2).',
+      labelNames: ['source'],
+      registers: r,
+    }),
     ingestBatches: new Counter({
       name: 'egress_witness_detector_ingested_batches_total',
       help: 'Telemetry batches received, by outcome (stored, duplicate, invalid, unauthorized, too_large, overloaded, store_error).',

@@ -6,7 +6,10 @@
  * period. Same pipeline, same store contract: the daemon's answer.
  *
  *   telemetry ─▶ MemoryStore ◀─ DecisionPipeline ◀─ CloudTrail records, then GuardDuty findings
- *                                   └─▶ decisions (one line each), findings (--findings)
+ *   inventory files ─▶ address history ─┘   └─▶ decisions (one line each), findings (--findings)
+ *
+ * The inventory is read from `--inventory` files, else from the config's
+ * inventory.files, as the daemon reads them at its start (EC2 is never polled).
  */
 import { stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
@@ -30,6 +33,9 @@ import { MemoryStore } from '../store/memory-store.js';
 import type { DetectorStore } from '../store/store.js';
 import { buildCorrelationContext } from '../correlation-context.js';
 import type { TrailFile } from '../trail/backfill.js';
+import { EMPTY_INVENTORY, type InventoryView } from '../correlate/types.js';
+import { historyFromFiles } from '../inventory/files.js';
+import { inventoryView } from '../inventory/view.js';
 
 export interface ReplayIo {
   line(text: string): void;
@@ -41,6 +47,8 @@ export interface ReplayOptions {
   telemetry: string[];
   guardduty: string[];
   findings: boolean;
+  /** Inventory files (describe-instances JSON or address lists); default: the config's inventory.files. */
+  inventory?: string[];
   /** Log files read from a trail's bucket (`--s3`), decided after the local ones. */
   trailFiles?: AsyncIterable<TrailFile>;
 }
@@ -55,6 +63,8 @@ export interface ReplaySummary {
   guardduty: Record<string, number>;
   files: number;
   failedFiles: string[];
+  /** Instances in the inventory read. */
+  inventoryInstances: number;
   /** Wall time loading telemetry, and deciding CloudTrail records (reading files excluded). */
   telemetryMs: number;
   correlateMs: number;
@@ -153,12 +163,14 @@ export async function replayPipeline(
   config: DetectorConfig,
   store: DetectorStore,
   hooks: { decided: (d: Decision, event: CloudTrailEvent) => void; findingChanged: (findingId: string) => void },
+  inventory: InventoryView = EMPTY_INVENTORY,
 ): Promise<DecisionPipeline> {
   const { registry, policy } = await buildCorrelationContext(config);
   return new DecisionPipeline({
     store,
     registry: () => registry,
     policy: () => policy,
+    inventory: () => inventory,
     graceMs: () => 0,
     sink: { emit: () => Promise.resolve() },
     // Counted but never exported: replay reports through its summary.
@@ -172,6 +184,19 @@ export async function replayPipeline(
     decided: hooks.decided,
     guardduty: { mode: () => 'report', target: () => ({ region: null, detectorId: null }), webhookKept: () => false, api: null },
   });
+}
+
+/** The inventory files read once, as the daemon reads them at its start; entries left out are reported. */
+export async function replayInventory(
+  config: DetectorConfig,
+  paths: readonly string[],
+  io: Pick<ReplayIo, 'progress'>,
+): Promise<{ view: InventoryView; instances: number }> {
+  if (paths.length === 0) return { view: EMPTY_INVENTORY, instances: 0 };
+  const { history, rejected } = await historyFromFiles(paths, Date.now());
+  for (const r of rejected.slice(0, 20)) io.progress(`inventory ${r.path}: left out ${r.reason}`);
+  if (rejected.length > 20) io.progress(`inventory: ${rejected.length - 20} more entries left out`);
+  return { view: inventoryView(history, config.inventory.translated_networks), instances: history.size.instances };
 }
 
 export async function replay(
@@ -190,6 +215,7 @@ export async function replay(
     guardduty: {},
     files: 0,
     failedFiles: [],
+    inventoryInstances: 0,
     telemetryMs: 0,
     correlateMs: 0,
   };
@@ -199,20 +225,27 @@ export async function replay(
   summary.telemetryMs = performance.now() - loadStart;
   summary.telemetryRecords = t.records;
   summary.telemetryInvalid = t.invalid;
+  const inventory = await replayInventory(config, o.inventory ?? config.inventory.files, io);
+  summary.inventoryInstances = inventory.instances;
   const findingIds = new Set<string>();
   const printDecisions = !o.findings && o.guardduty.length === 0;
-  const pipeline = await replayPipeline(config, store, {
-    findingChanged: (id) => findingIds.add(id),
-    // Told each decision the daemon makes, so a record repeated (in one file or across files) is
-    // decided once; a record not made with instance credentials is told as ignored each time it comes.
-    decided: (d, event) => {
-      summary.cloudtrailRecords++;
-      const k = `${d.disposition}/${d.rule}`;
-      summary.decisions[k] = (summary.decisions[k] ?? 0) + 1;
-      if (printDecisions) io.line(decisionLine(d, event.eventTimeMs, Date.now()));
-      if (summary.cloudtrailRecords % 100_000 === 0) io.progress(`cloudtrail: ${summary.cloudtrailRecords} records decided`);
+  const pipeline = await replayPipeline(
+    config,
+    store,
+    {
+      findingChanged: (id) => findingIds.add(id),
+      // Told each decision the daemon makes, so a record repeated (in one file or across files) is
+      // decided once; a record not made with instance credentials is told as ignored each time it comes.
+      decided: (d, event) => {
+        summary.cloudtrailRecords++;
+        const k = `${d.disposition}/${d.rule}`;
+        summary.decisions[k] = (summary.decisions[k] ?? 0) + 1;
+        if (printDecisions) io.line(decisionLine(d, event.eventTimeMs, Date.now()));
+        if (summary.cloudtrailRecords % 100_000 === 0) io.progress(`cloudtrail: ${summary.cloudtrailRecords} records decided`);
+      },
     },
-  });
+    inventory.view,
+  );
   const decideFile = async (records: readonly unknown[]): Promise<void> => {
     summary.files++;
     const decideStart = performance.now();

@@ -47,6 +47,7 @@ const RULE_TYPES: Partial<Record<RuleName, string>> = {
   'gateway-unattested': 'Unusual Behaviors/Network Flow/EgressWitness-GatewayUnattested',
   'gateway-unverified': 'Unusual Behaviors/Network Flow/EgressWitness-GatewayUnverified',
   'unrouted-client': 'Unusual Behaviors/IP address/EgressWitness-UnroutedClient',
+  'wrong-client': 'Unusual Behaviors/IP address/EgressWitness-WrongClient',
 };
 
 export function asffTypes(rule: RuleName): string[] {

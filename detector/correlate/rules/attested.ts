@@ -2,8 +2,12 @@
  * The heart of egress-witness: the source is a gateway's configured address
  * and that gateway saw this very key used by a routed client around the
  * event's time. With overlapping CIDRs any matching gateway may attest; the
- * one with the nearest sighting is recorded.
+ * one with the nearest sighting is recorded. Sightings of the strongest
+ * binding count first (binding.ts): the key's own instance, then a
+ * translated network, then clients the inventory cannot bind. A key seen
+ * only from other instances' addresses never gets here (wrong-client).
  */
+import { BINDING_RANK, withBinding } from '../binding.js';
 import { clockTime, describeClient, distanceMs, maskKey, nearestEvidence, nearestPointMs, nearestSighting } from '../evidence.js';
 import type { CorrelationRule } from '../rule.js';
 import type { Sighting } from '../types.js';
@@ -13,22 +17,29 @@ export const attestedRule: CorrelationRule = {
   disposition: 'suppressed',
   evaluate(input) {
     const t = input.event.eventTimeMs;
+    const perGateway = input.gateways.map((g) => ({
+      gatewayId: g.id,
+      routed: input.keySightings().filter((s) => s.gatewayId === g.id && s.network !== null),
+    }));
+    let strongest = Infinity;
+    for (const { routed } of perGateway) for (const s of routed) strongest = Math.min(strongest, BINDING_RANK[input.binding(s).binding]);
     let best: { gatewayId: string; routed: Sighting[]; nearest: Sighting } | null = null;
-    for (const g of input.gateways) {
-      const routed = input.keySightings().filter((s) => s.gatewayId === g.id && s.network !== null);
+    for (const g of perGateway) {
+      const routed = g.routed.filter((s) => BINDING_RANK[input.binding(s).binding] === strongest);
       const nearest = nearestSighting(routed, t);
       if (nearest !== null && (best === null || distanceMs(nearest, t) < distanceMs(best.nearest, t)))
-        best = { gatewayId: g.id, routed, nearest };
+        best = { gatewayId: g.gatewayId, routed, nearest };
     }
     if (best === null) return null;
     const s = best.nearest;
-    const reason = `gateway ${best.gatewayId} saw key ${maskKey(input.event.identity.accessKeyId)} from ${describeClient(s)} at ${clockTime(nearestPointMs(s, t))}`;
+    const own = input.binding(s).binding === 'instance' ? `, an address of its own instance ${input.keyInstanceId ?? ''}` : '';
+    const reason = `gateway ${best.gatewayId} saw key ${maskKey(input.event.identity.accessKeyId)} from ${describeClient(s)} at ${clockTime(nearestPointMs(s, t))}${own}`;
     return {
       disposition: 'suppressed',
       rule: 'attested',
       severity: null,
       gatewayId: best.gatewayId,
-      evidence: nearestEvidence(best.routed, t),
+      evidence: withBinding(nearestEvidence(best.routed, t), (c) => input.binding(c)),
       reason,
     };
   },

@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import { boundDepth } from '../../../common/json/bounded-depth.js';
 import { MemoryEvidence } from '../../../detector/correlate/memory-evidence.js';
 import { compileRegistry } from '../../../detector/correlate/registry.js';
-import type { CorrelationPolicy } from '../../../detector/correlate/types.js';
+import { EMPTY_INVENTORY, type CorrelationPolicy } from '../../../detector/correlate/types.js';
 import { decideGuardDutyFinding, parseGuardDutyFinding } from '../../../detector/guardduty/decide.js';
 import { toWireShape, wireFinding } from '../../../detector/guardduty/wire-shape.js';
 import { SCHEMA_VERSION } from '../../../protocol/telemetry.js';
@@ -170,6 +170,7 @@ export const guardDutyFindingTarget: FuzzTarget<FindingCase> = {
         registry,
         evidence,
         policy,
+        inventory: EMPTY_INVENTORY,
         cloudTrailUses: () => [],
         ownFindings: () => 0,
       }),

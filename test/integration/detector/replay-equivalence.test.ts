@@ -1,6 +1,7 @@
 /**
  * Forensics give the daemon's answer: for random corpora (CloudTrail events,
- * observations, heartbeats, GuardDuty findings) the decisions the daemon's
+ * observations, heartbeats, GuardDuty findings, an instance inventory file
+ * read by the daemon's Inventory and by `replay --inventory`) the decisions the daemon's
  * pipeline stores in a real SQLite file — telemetry ingested as batches,
  * recent findings held for their grace period and decided when it ends — equal
  * what `replay` prints from the same inputs written as files, record for record.
@@ -18,6 +19,7 @@ import { buildCorrelationContext } from '../../../detector/correlation-context.j
 import { DecisionPipeline } from '../../../detector/engine/pipeline.js';
 import { createDetectorMetrics } from '../../../detector/metrics/metrics.js';
 import { replay } from '../../../detector/replay/replay.js';
+import { Inventory } from '../../../detector/inventory/inventory.js';
 import { decisionRecord } from '../../../detector/decisions/record.js';
 import { SqliteStore } from '../../../detector/store/sqlite-store.js';
 import {
@@ -49,6 +51,11 @@ const FIXTURES = [
   'instance-identity-aws-ec2-instance',
 ];
 const GATEWAY_IDS = DEFAULT_GATEWAYS.map((g) => g.id);
+/** The fixtures' instances (role session names) and one that holds no key here. */
+const INSTANCES = ['i-0a1b2c3d4e5f67890', 'i-0123456789abcdef0', 'i-0fedcba987654321f', 'i-0def4567890abcdef'];
+const CLIENTS = ['10.20.3.4', '10.20.7.7', '10.20.9.9'];
+/** Clients of this network are NAT-ed before the gateway (inventory.translated_networks). */
+const TRANSLATED = 'branch-nat';
 /** Offsets from T0 in seconds: everything happens within 12 minutes (the window is 5). */
 const offset = fc.integer({ min: 0, max: 12 * 60 });
 
@@ -58,6 +65,8 @@ const observationArb = fc.record({
   at: offset,
   span: fc.integer({ min: 0, max: 90 }),
   routed: fc.boolean(),
+  client: fc.constantFrom(...CLIENTS),
+  translated: fc.boolean(),
   tunnel: fc.boolean(),
   service: fc.constantFrom('sts', 'ec2'),
   outcome: fc.constantFrom('ok', 'ok', 'upstream_error', 'denied'),
@@ -69,6 +78,15 @@ const eventArb = fc.record({
   key: fc.constantFrom(...KEYS),
   source: fc.constantFrom(...SOURCES),
   at: offset,
+  /** A routed client that presented the event's key at an inspecting gateway around its time. */
+  presented: fc.option(
+    fc.record({
+      client: fc.constantFrom(...CLIENTS, '10.20.3.4'),
+      translated: fc.boolean(),
+      lag: fc.integer({ min: -60, max: 60 }),
+    }),
+    { freq: 2 },
+  ),
 });
 const findingArb = fc.record({
   id: fc.integer({ min: 0, max: 6 }),
@@ -78,7 +96,16 @@ const findingArb = fc.record({
   first: offset,
   length: fc.integer({ min: 0, max: 20 * 60 }),
 });
+/** An inventory entry: an address of an instance, for all time or for a dated span around the events. */
+const holdingArb = fc.record({
+  instance: fc.constantFrom(...INSTANCES, 'i-0a1b2c3d4e5f67890', 'i-0a1b2c3d4e5f67890'),
+  address: fc.constantFrom(...CLIENTS, '10.20.3.4'),
+  dated: fc.option(fc.record({ from: fc.integer({ min: -30 * 60, max: 12 * 60 }), length: fc.integer({ min: 0, max: 20 * 60 }) }), {
+    freq: 3,
+  }),
+});
 const corpusArb = fc.record({
+  inventory: fc.array(holdingArb, { minLength: 1, maxLength: 6 }),
   observations: fc.array(observationArb, { maxLength: 30 }),
   heartbeats: fc.array(heartbeatArb, { maxLength: 12 }),
   events: fc.array(eventArb, { minLength: 1, maxLength: 25 }),
@@ -97,8 +124,8 @@ function observation(o: ArbValue<typeof observationArb>): Observation {
     firstSeen: iso(T0 + o.at * SEC),
     lastSeen: iso(T0 + (o.at + o.span) * SEC),
     count: 3,
-    clientIp: o.routed ? '10.20.3.4' : '192.168.77.7',
-    network: o.routed ? 'vpc-prod' : null,
+    clientIp: o.routed ? o.client : '192.168.77.7',
+    network: o.routed ? (o.translated ? TRANSLATED : 'vpc-prod') : null,
     mode: tunnel ? 'tunnel' : 'inspect',
     host: `${o.service}.${region}.amazonaws.com`,
     port: 443,
@@ -116,6 +143,31 @@ function observation(o: ArbValue<typeof observationArb>): Observation {
     durationMs: 40,
     outcome: o.outcome,
   };
+}
+
+const GATEWAY_OF: Record<string, string> = { [GW1_IP]: 'gw1', [GW3_IP]: 'gw3', [GW4_IP]: 'gw4' };
+
+/** The corpus's observations, with the clients that presented events' keys (at the gateway of the source, if any). */
+function observations(corpus: Corpus): Observation[] {
+  const presented = corpus.events.flatMap((e) =>
+    e.presented
+      ? [
+          observation({
+            gatewayId: GATEWAY_OF[e.source] ?? 'gw1',
+            key: e.key,
+            at: Math.max(0, e.at + e.presented.lag),
+            span: 5,
+            routed: true,
+            client: e.presented.client,
+            translated: e.presented.translated,
+            tunnel: false,
+            service: 'sts',
+            outcome: 'ok',
+          }),
+        ]
+      : [],
+  );
+  return [...corpus.observations.map(observation), ...presented];
 }
 
 function heartbeat(h: { gatewayId: string; at: number }): Heartbeat {
@@ -171,6 +223,15 @@ function finding(f: ArbValue<typeof findingArb>): JsonDoc {
   };
 }
 
+/** The inventory as an address list file: dated entries are closed spans, the others held throughout. */
+function inventoryFile(corpus: Corpus): JsonDoc[] {
+  return corpus.inventory.map((h) => ({
+    instanceId: h.instance,
+    privateIps: [h.address],
+    ...(h.dated ? { firstSeen: iso(T0 + h.dated.from * SEC), lastSeen: iso(T0 + (h.dated.from + h.dated.length) * SEC) } : {}),
+  }));
+}
+
 function cloudTrail(corpus: Corpus): JsonDoc[] {
   return corpus.events.map((e) =>
     cloudTrailRecord({ fixture: e.fixture, key: e.key, sourceIp: e.source, time: T0 + e.at * SEC, eventId: `evt-${e.id}` }),
@@ -185,19 +246,27 @@ async function daemonDecisions(config: DetectorConfig, corpus: Corpus, dir: stri
   const { registry, policy } = await buildCorrelationContext(config);
   const lastEvent = Math.max(...corpus.events.map((e) => T0 + e.at * SEC));
   let clock = lastEvent + SEC;
+  const metrics = createDetectorMetrics(new Registry(), { version: '0.0.0', nodeVersion: process.version });
+  // The daemon's inventory, as it reads its files at start.
+  const inventory = new Inventory(
+    { files: [join(dir, 'inventory.json')], ec2: null, translated_networks: config.inventory.translated_networks },
+    { metrics, logger, now: () => clock, retentionMs: () => config.store.retention },
+  );
+  await inventory.load();
   const pipeline = new DecisionPipeline({
     store,
     registry: () => registry,
     policy: () => policy,
+    inventory: () => inventory.view(),
     graceMs: () => config.correlation.grace,
     sink: { emit: () => Promise.resolve() },
-    metrics: createDetectorMetrics(new Registry(), { version: '0.0.0', nodeVersion: process.version }),
+    metrics,
     logger,
     now: () => clock,
     guardduty: { mode: () => 'report', target: () => ({ region: null, detectorId: null }), webhookKept: () => false, api: null },
   });
   try {
-    const records = [...corpus.observations.map(observation), ...corpus.heartbeats.map(heartbeat)];
+    const records = [...observations(corpus), ...corpus.heartbeats.map(heartbeat)];
     for (const [i, gatewayId] of GATEWAY_IDS.entries()) {
       const mine = records.filter((r) => r.gatewayId === gatewayId);
       if (mine.length === 0) continue;
@@ -258,6 +327,7 @@ async function replayLines(config: DetectorConfig, corpus: Corpus, dir: string, 
       cloudtrail: [join(dir, 'trail.json')],
       telemetry: [join(dir, 'telemetry.ndjson')],
       guardduty: guardduty ? [join(dir, 'findings.json')] : [],
+      inventory: [join(dir, 'inventory.json')],
       findings: false,
     },
     { line: (text) => lines.push(JSON.parse(text) as JsonDoc), progress: () => undefined },
@@ -276,6 +346,7 @@ beforeAll(async () => {
     aws_ip_ranges: join(tmp, 'ip-ranges.json'),
     correlation: { window: '5m', heartbeat_stale: '2m', grace: '10m' },
     store: { path: join(tmp, 'unused.db') },
+    inventory: { translated_networks: [TRANSLATED] },
   });
 });
 
@@ -289,15 +360,17 @@ describe('replay and the daemon decide alike', () => {
     let heldForGrace = 0;
     const rules = new Set<string>();
     const gdReasons = new Set<string>();
+    const bindings = new Set<string>();
     await fc.assert(
       fc.asyncProperty(corpusArb, async (corpus) => {
         const dir = join(tmp, `run-${run++}`);
         await mkdir(dir);
-        const telemetry = [...corpus.observations.map(observation), ...corpus.heartbeats.map(heartbeat)];
+        const telemetry = [...observations(corpus), ...corpus.heartbeats.map(heartbeat)];
         for (const r of telemetry) expect(validateRecord(JSON.parse(JSON.stringify(r))).ok).toBe(true);
         await writeFile(join(dir, 'telemetry.ndjson'), telemetry.map((r) => JSON.stringify(r)).join('\n') + '\n');
         await writeFile(join(dir, 'trail.json'), JSON.stringify({ Records: cloudTrail(corpus) }));
         await writeFile(join(dir, 'findings.json'), JSON.stringify(corpus.findings.map(finding)));
+        await writeFile(join(dir, 'inventory.json'), JSON.stringify(inventoryFile(corpus)));
 
         const daemon = await daemonDecisions(config, corpus, dir);
         heldForGrace += daemon.pendingHeld;
@@ -309,6 +382,7 @@ describe('replay and the daemon decide alike', () => {
         for (const l of lines) {
           const id = String(l.id);
           rules.add(String(l.rule));
+          for (const e of ((l.detail as JsonDoc).evidence as JsonDoc[]) ?? []) if (e.binding) bindings.add(String(e.binding));
           if (stored.has(id) && JSON.stringify(stored.get(id)) === JSON.stringify(undecided(l))) stored.delete(id);
           else {
             expect(l, `event ${id}: not what the daemon stored`).toMatchObject({ disposition: 'ignored', rule: 'not-instance-credential' });
@@ -328,8 +402,9 @@ describe('replay and the daemon decide alike', () => {
     // The corpora reached the paths that used to differ and the grace period.
     expect(heldForGrace).toBeGreaterThan(0);
     expect([...rules].sort()).toEqual(
-      expect.arrayContaining(['attested', 'aws-internal', 'external', 'gateway-unattested', 'not-instance-credential']),
+      expect.arrayContaining(['attested', 'aws-internal', 'external', 'gateway-unattested', 'not-instance-credential', 'wrong-client']),
     );
+    expect([...bindings].sort()).toEqual(['instance', 'other', 'translated', 'unknown']);
     expect(gdReasons).toContain('external-use-seen');
   }, 120_000);
 });

@@ -9,7 +9,13 @@ import type { Heartbeat, Observation } from '../../../protocol/telemetry.js';
 import { normalizeRecord, type CloudTrailEvent, type CloudTrailIdentity } from '../../../detector/cloudtrail/parse.js';
 import { compileRegistry } from '../../../detector/correlate/registry.js';
 import { MemoryEvidence } from '../../../detector/correlate/memory-evidence.js';
-import type { CompiledRegistry, CorrelationPolicy, GatewayRegistry } from '../../../detector/correlate/types.js';
+import {
+  EMPTY_INVENTORY,
+  type CompiledRegistry,
+  type CorrelationPolicy,
+  type GatewayRegistry,
+  type InventoryView,
+} from '../../../detector/correlate/types.js';
 
 export const T = Date.parse('2024-05-01T12:01:07Z');
 export const KEY = 'ASIAIOSFODNN7EXAMPLE';
@@ -130,7 +136,12 @@ export function evidenceOf(records: (Observation | Heartbeat)[], alive: string[]
 
 export function context(
   records: (Observation | Heartbeat)[] = [],
-  opts: { alive?: string[]; policy?: Partial<CorrelationPolicy>; registry?: CompiledRegistry } = {},
+  opts: { alive?: string[]; policy?: Partial<CorrelationPolicy>; registry?: CompiledRegistry; inventory?: InventoryView } = {},
 ) {
-  return { registry: opts.registry ?? compileRegistry(GATEWAYS), evidence: evidenceOf(records, opts.alive), policy: policy(opts.policy) };
+  return {
+    registry: opts.registry ?? compileRegistry(GATEWAYS),
+    evidence: evidenceOf(records, opts.alive),
+    policy: policy(opts.policy),
+    inventory: opts.inventory ?? EMPTY_INVENTORY,
+  };
 }

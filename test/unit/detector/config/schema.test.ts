@@ -19,6 +19,7 @@ describe('detector config: defaults', () => {
       cloudtrail: { sqs: null, watch_dir: null, poll_interval: 10_000, max_file_bytes: 256 * 1024 * 1024 },
       aws_ip_ranges: null,
       correlation: { window: 300_000, grace: 600_000, heartbeat_stale: 120_000, endpoint_attestation: 'accept' },
+      inventory: { files: [], ec2: null, translated_networks: [] },
       findings: { file: null, webhook: null, security_hub: null },
       guardduty: {
         mode: 'report',

@@ -86,6 +86,8 @@ describe('decide: attested', () => {
           mode: 'inspect',
           capture: 'explicit',
           deltaMs: 10 * SEC,
+          binding: 'unknown',
+          clientInstanceId: null,
         },
       ],
     });

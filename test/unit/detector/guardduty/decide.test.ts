@@ -6,6 +6,9 @@ import {
   type GuardDutyFindingView,
 } from '../../../../detector/guardduty/decide.js';
 import { wireFinding } from '../../../../detector/guardduty/wire-shape.js';
+import type { InventoryView } from '../../../../detector/correlate/types.js';
+import { AddressHistory } from '../../../../detector/inventory/history.js';
+import { inventoryView } from '../../../../detector/inventory/view.js';
 import { context, heartbeat, KEY, keyResource, MIN, observation, SEC, T } from '../scenario.js';
 
 const FIRST = '2024-05-01T12:01:07.000Z';
@@ -68,10 +71,16 @@ function view(raw: unknown = guardDutyFinding()): GuardDutyFindingView {
 /** Routed sightings of KEY at gw1 near both ends of the span, and gw1 alive at both ends. */
 const attestedRecords = () => [observation({ at: T - 30 * SEC }), observation({ at: T_LAST - 40 * SEC }), heartbeat('gw1', T_LAST)];
 
-function gdContext(records = attestedRecords(), uses: CloudTrailUse[] = [], alive = ['gw1', 'gw2'], ownFindingTimes: number[] = []) {
+function gdContext(
+  records = attestedRecords(),
+  uses: CloudTrailUse[] = [],
+  alive = ['gw1', 'gw2'],
+  ownFindingTimes: number[] = [],
+  inventory?: InventoryView,
+) {
   const calls: [number, number][] = [];
   return {
-    ...context(records, { alive }),
+    ...context(records, { alive, ...(inventory ? { inventory } : {}) }),
     calls,
     cloudTrailUses: (key: string, from: number, to: number) => {
       calls.push([from, to]);
@@ -228,6 +237,45 @@ describe('decideGuardDutyFinding', () => {
   it('keeps when an unrouted client used the key mid-span, even if both ends are attested', () => {
     const records = [...attestedRecords(), observation({ at: T + 20 * MIN, network: null, clientIp: '192.168.9.9' })];
     expect(decideGuardDutyFinding(view(), gdContext(records))).toMatchObject({ decision: 'keep', reason: 'unrouted-client' });
+  });
+
+  describe('instance binding', () => {
+    const OWN = 'i-0a1b2c3d4e5f67890';
+    const OTHER = 'i-0def4567890abcdef';
+    const inv = (translated: string[] = []) =>
+      inventoryView(
+        AddressHistory.empty().withSource(
+          'file:t',
+          [
+            { instanceId: OWN, addresses: ['10.20.3.4'], sinceMs: null, untilMs: null },
+            { instanceId: OTHER, addresses: ['10.20.7.7'], sinceMs: null, untilMs: null },
+          ],
+          T - 60 * MIN,
+        ),
+        translated,
+      );
+
+    it("archives a span the key's own instance attests at both ends", () => {
+      expect(decideGuardDutyFinding(view(), gdContext(attestedRecords(), [], undefined, [], inv()))).toMatchObject({
+        decision: 'archive',
+        reason: 'attested',
+      });
+    });
+
+    it('keeps a span that includes a use from another routed host (wrong-client), even with both ends attested', () => {
+      const records = [...attestedRecords(), observation({ at: T + 20 * MIN, clientIp: '10.20.7.7' })];
+      const d = decideGuardDutyFinding(view(), gdContext(records, [], undefined, [], inv()));
+      expect(d).toMatchObject({ decision: 'keep', reason: 'wrong-client', gatewayId: 'gw1' });
+      expect(d.evidence.start[0]).toMatchObject({ clientIp: '10.20.7.7', binding: 'other', clientInstanceId: OTHER });
+    });
+
+    it('a translated network binds to nothing, and without an inventory nothing is checked', () => {
+      const records = [...attestedRecords(), observation({ at: T + 20 * MIN, clientIp: '10.20.7.7' })];
+      expect(decideGuardDutyFinding(view(), gdContext(records, [], undefined, [], inv(['vpc-prod'])))).toMatchObject({
+        decision: 'archive',
+      });
+      expect(decideGuardDutyFinding(view(), gdContext(records))).toMatchObject({ decision: 'archive' });
+    });
   });
 
   it('keeps other finding types and malformed OutsideAWS findings', () => {

@@ -1,0 +1,45 @@
+/**
+ * Instance binding: instance-role credentials belong to one instance (the
+ * role session is named after it), so the routed client that presents them
+ * should be that instance. The inventory says which instance held a client
+ * address at the event's time; a client in a translated network (NAT before
+ * the gateway) shows the NAT's address and binds to nothing.
+ *
+ *   client in a translated network          → translated
+ *   key's instance unknown at the time      → unknown
+ *   client address held by that instance    → instance
+ *   otherwise                               → other (the client's own instance, if known, is named)
+ */
+import type { Binding, Evidence, InventoryView, Sighting } from './types.js';
+
+export interface ClientBinding {
+  binding: Binding;
+  /** The instance that held the client address then; null when none is known (or the address is translated). */
+  clientInstanceId: string | null;
+}
+
+/** Strongest first: the evidence a rule records is of the strongest binding it has. */
+export const BINDING_RANK: Readonly<Record<Binding, number>> = { instance: 0, translated: 1, unknown: 2, other: 3 };
+
+export function bindingOf(
+  client: Pick<Sighting, 'clientIp' | 'network'>,
+  keyInstanceId: string | null,
+  inventory: InventoryView,
+  atMs: number,
+): ClientBinding {
+  if (client.network !== null && inventory.isTranslated(client.network)) return { binding: 'translated', clientInstanceId: null };
+  const owner = inventory.ownerAt(client.clientIp, atMs);
+  if (keyInstanceId === null || !inventory.knows(keyInstanceId, atMs)) return { binding: 'unknown', clientInstanceId: owner };
+  return { binding: owner === keyInstanceId ? 'instance' : 'other', clientInstanceId: owner };
+}
+
+/** The evidence with each client's binding (the same client and network bind alike). */
+export function withBinding(
+  evidence: readonly Evidence[],
+  bind: (client: Pick<Sighting, 'clientIp' | 'network'>) => ClientBinding,
+): Evidence[] {
+  return evidence.map((e) => {
+    const b = bind(e);
+    return { ...e, binding: b.binding, clientInstanceId: b.clientInstanceId };
+  });
+}
