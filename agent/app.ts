@@ -13,7 +13,7 @@ import { createAdminServer, listenAt, closeServer } from '../common/admin/admin-
 import type { ConfigProblem } from '../common/config/load.js';
 import { formatProblem } from '../common/config/load.js';
 import { formatDuration } from '../common/config/units.js';
-import { applyHotReload, restartNeededMessage } from '../common/config/hot-reload.js';
+import { applyHotReload, restartNeededMessage, type ConfigPath } from '../common/config/hot-reload.js';
 import type { AgentConfig } from './config/schema.js';
 import { createAgentMetrics, type AgentMetrics } from './metrics/metrics.js';
 import { ForwardProxy } from './proxy/proxy-server.js';
@@ -56,7 +56,7 @@ export interface AgentAddresses {
  * identity and egress CIDRs, spool and shipping, upstream pools) keeps its
  * running value until a restart, and the reload log line names those keys.
  */
-export const AGENT_HOT_KEYS: readonly string[] = [
+export const AGENT_HOT_KEYS: readonly ConfigPath<AgentConfig>[] = [
   'networks',
   'proxy.allowed_clients',
   'proxy.allowed_ports',

@@ -22,7 +22,7 @@ import { formatDuration } from '../common/config/units.js';
 import { readSecretFile } from '../common/runtime/config-file.js';
 import { isoFromMs } from '../common/time/iso.js';
 import { MAX_TEXT_BYTES } from '../common/json/text-limits.js';
-import { applyHotReload, restartNeededMessage } from '../common/config/hot-reload.js';
+import { applyHotReload, restartNeededMessage, type ConfigPath } from '../common/config/hot-reload.js';
 import { unauthenticatedEventRoutes, type DetectorConfig } from './config/schema.js';
 import { createDetectorMetrics, type DetectorMetrics } from './metrics/metrics.js';
 import { openStore } from './store/open-store.js';
@@ -104,7 +104,7 @@ async function buildRuntime(c: DetectorConfig): Promise<Runtime> {
 }
 
 /** What SIGHUP applies to a running detector; everything else waits for a restart (and the log says which keys). */
-export const DETECTOR_HOT_KEYS: readonly string[] = [
+export const DETECTOR_HOT_KEYS: readonly ConfigPath<DetectorConfig>[] = [
   'gateways',
   'aws_ip_ranges',
   'correlation',

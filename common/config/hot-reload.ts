@@ -7,6 +7,28 @@
 
 type Tree = Record<string, unknown>;
 
+/**
+ * Every dotted path of a config type (`proxy`, `proxy.allowed_ports`, …): a
+ * section (optional or nullable alike) recurses, arrays and scalars are
+ * leaves. Hot-reload key lists are typed with it, so a key that is not in
+ * the schema does not compile.
+ */
+export type ConfigPath<T, Depth extends unknown[] = []> = Depth['length'] extends 5
+  ? never
+  : T extends readonly unknown[]
+    ? never
+    : T extends object
+      ? {
+          [K in keyof T & string]:
+            | K
+            | (NonNullable<T[K]> extends readonly unknown[]
+                ? never
+                : NonNullable<T[K]> extends object
+                  ? `${K}.${ConfigPath<NonNullable<T[K]>, [...Depth, unknown]>}`
+                  : never);
+        }[keyof T & string]
+      : never;
+
 function getPath(obj: unknown, path: readonly string[]): unknown {
   let cur = obj;
   for (const p of path) cur = cur !== null && typeof cur === 'object' ? (cur as Tree)[p] : undefined;
@@ -53,8 +75,12 @@ function parentsPresent(obj: unknown, path: readonly string[]): boolean {
  * A hot key inside a section that is absent (null) before or after the reload
  * does not apply: switching the section on or off needs a restart.
  */
-export function applyHotReload<T extends object>(running: T, next: T, hot: readonly string[]): { effective: T; needsRestart: string[] } {
-  const applied = hot.filter((h) => parentsPresent(running, h.split('.')) && parentsPresent(next, h.split('.')));
+export function applyHotReload<T extends object>(
+  running: T,
+  next: T,
+  hot: readonly ConfigPath<T>[],
+): { effective: T; needsRestart: string[] } {
+  const applied = (hot as readonly string[]).filter((h) => parentsPresent(running, h.split('.')) && parentsPresent(next, h.split('.')));
   const effective = structuredClone(running) as Tree;
   for (const h of applied) setPath(effective, h.split('.'), structuredClone(getPath(next, h.split('.'))));
   const needsRestart = new Set<string>();
