@@ -1,6 +1,12 @@
-/** pino JSON logs (stdout → journald), snake_case keys, with key-name redaction at any depth. */
-import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
-import { redactDeep, REDACTED } from './redact.js';
+/**
+ * pino JSON logs (stdout → journald), snake_case keys, with key-name
+ * redaction at any depth: every line's own fields and every child logger's
+ * bound fields go through the same walk (redact.ts). pino's own `redact`
+ * paths are not used: they name fixed positions, and the guarantee here is
+ * "any key named like a secret, at any depth, errors included" (docs/decisions/0013).
+ */
+import { pino, type Bindings, type ChildLoggerOptions, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
+import { redactDeep } from './redact.js';
 
 export type { Logger } from 'pino';
 
@@ -12,7 +18,7 @@ export interface LoggerOptions {
 }
 
 export function createLogger(opts: LoggerOptions): Logger {
-  return pino(
+  const logger = pino(
     {
       name: opts.name,
       level: opts.level,
@@ -21,14 +27,32 @@ export function createLogger(opts: LoggerOptions): Logger {
       messageKey: 'msg',
       formatters: {
         level: (label) => ({ level: label }),
+        // Every line's own fields, at any depth; errors become plain, redacted objects.
         log: (obj) => redactDeep(obj) as Record<string, unknown>,
       },
-      // The log formatter above redacts every line's own fields at any depth (and turns errors into
-      // plain, redacted objects). Fields bound with child() skip formatters, but not serializers:
-      serializers: childSerializers(),
+      // The formatter above already made errors plain objects (type, message, stack, …): pino's own
+      // err serializer would name them "Object".
+      serializers: { err: (v: unknown) => v },
     },
     opts.destination ?? bufferedStdout(),
   );
+  return redactingChildren(logger);
+}
+
+/**
+ * Fields bound with child() skip the log formatter (pino writes them once,
+ * when the child is made): they are walked here instead. Children inherit
+ * this child() from the root, so grandchildren are covered too.
+ */
+function redactingChildren(root: Logger): Logger {
+  type Child = (this: Logger, bindings: Bindings, options?: ChildLoggerOptions) => Logger;
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with each logger's own `this` below
+  const child = root.child as unknown as Child;
+  const redacting: Child = function (this: Logger, bindings, options) {
+    return child.call(this, redactDeep(bindings) as Bindings, options);
+  };
+  root.child = redacting as unknown as Logger['child'];
+  return root;
 }
 
 /**
@@ -48,28 +72,4 @@ function bufferedStdout(): DestinationStream {
   }, FLUSH_MS);
   timer.unref();
   return dest;
-}
-
-/** Keys redacted when bound on a child logger; objects under them are redacted deeply. */
-const SECRET_KEYS = [
-  'authorization',
-  'proxy-authorization',
-  'x-amz-security-token',
-  'secret',
-  'secret_key',
-  'secretAccessKey',
-  'password',
-  'token',
-  'session_token',
-  'sessionToken',
-  'signature',
-  'cookie',
-];
-const DEEP_KEYS = ['headers', 'req', 'res', 'request', 'response', 'config', 'err', 'error'];
-
-function childSerializers(): Record<string, (v: unknown) => unknown> {
-  const out: Record<string, (v: unknown) => unknown> = {};
-  for (const k of SECRET_KEYS) out[k] = (v) => (v === null || v === undefined ? v : REDACTED);
-  for (const k of DEEP_KEYS) out[k] = (v) => redactDeep(v);
-  return out;
 }
