@@ -28,7 +28,7 @@ const KEYS = 20_000;
 const instanceId = (j: number) => `i-0${j.toString(16).padStart(16, '0')}`;
 const addressOf = (j: number) => `10.${64 + (j >> 16)}.${(j >> 8) & 255}.${j & 255}`;
 /** The client that presents key k: its own instance, or for every 50th key another one. */
-const clientOf = (k: number) => addressOf(k % 50 === 0 ? (k + KEYS) % INSTANCES : k);
+const clientOf = (k: number) => addressOf(k % 50 === 1 ? (k + KEYS) % INSTANCES : k);
 
 function key(i: number): string {
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
