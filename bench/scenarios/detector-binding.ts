@@ -14,12 +14,10 @@
 import { createWriteStream, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { benchCloudTrailRecord } from '../lib/cloudtrail-record.js';
+import { runReplay } from '../lib/replay-run.js';
 import type { Scenario } from '../lib/scenario.js';
 
-const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 const T0 = Date.parse('2026-11-25T00:00:00Z');
 const SPAN_MS = 6 * 3_600_000;
 const INSTANCES = 100_000;
@@ -135,34 +133,14 @@ const scenario: Scenario = {
     await writeLines(join(dir, 'binding-observations.ndjson'), observations, (i) => observation(i, observations));
     writeFileSync(join(dir, 'binding-instances.json'), inventory());
     writeFileSync(join(dir, 'binding-cloudtrail.json.gz'), cloudTrail(events));
-    writeFileSync(
-      join(dir, 'binding-detector.yaml'),
-      'gateways:\n  - id: gw-bench\n    egress_cidrs: [203.0.113.0/28]\n    secret_file: /nonexistent/replay-needs-no-secret\n',
-    );
-    const started = performance.now();
-    const stderr = await new Promise<string>((resolve, reject) => {
-      const child = spawn(
-        process.execPath,
-        [
-          CLI,
-          'replay',
-          '--config',
-          join(dir, 'binding-detector.yaml'),
-          '--cloudtrail',
-          join(dir, 'binding-cloudtrail.json.gz'),
-          '--telemetry',
-          join(dir, 'binding-observations.ndjson'),
-          '--inventory',
-          join(dir, 'binding-instances.json'),
-        ],
-        { stdio: ['ignore', 'ignore', 'pipe'] },
-      );
-      let err = '';
-      child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-      child.on('error', reject);
-      child.on('exit', (code) => (code === 0 ? resolve(err) : reject(new Error(`replay exited ${code}: ${err.slice(-300)}`))));
-    });
-    const wall = (performance.now() - started) / 1000;
+    const { stderr, wallSeconds: wall } = await runReplay(dir, 'binding', [
+      '--cloudtrail',
+      join(dir, 'binding-cloudtrail.json.gz'),
+      '--telemetry',
+      join(dir, 'binding-observations.ndjson'),
+      '--inventory',
+      join(dir, 'binding-instances.json'),
+    ]);
     const m =
       /(\d+) telemetry records \(\d+ invalid\) loaded in [\d.]+ s, (\d+) instances in the inventory, (\d+) CloudTrail records .* correlated in [\d.]+ s \((\d+) records\/s\).*decisions (\{[^}]*\})/.exec(
         stderr,

@@ -12,12 +12,10 @@
 import { createWriteStream, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { benchCloudTrailRecord } from '../lib/cloudtrail-record.js';
+import { runReplay } from '../lib/replay-run.js';
 import type { Scenario } from '../lib/scenario.js';
 
-const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 const T0 = Date.parse('2026-11-25T00:00:00Z');
 const SPAN_MS = 6 * 3_600_000;
 
@@ -99,32 +97,12 @@ const scenario: Scenario = {
     ctx.log(`detector-correlation: writing ${observations} observations and ${events} CloudTrail records`);
     await writeObservations(join(dir, 'replay-observations.ndjson'), observations, keys);
     writeFileSync(join(dir, 'replay-cloudtrail.json.gz'), cloudTrail(events, keys));
-    writeFileSync(
-      join(dir, 'replay-detector.yaml'),
-      'gateways:\n  - id: gw-bench\n    egress_cidrs: [203.0.113.0/28]\n    secret_file: /nonexistent/replay-needs-no-secret\n',
-    );
-    const started = performance.now();
-    const stderr = await new Promise<string>((resolve, reject) => {
-      const child = spawn(
-        process.execPath,
-        [
-          CLI,
-          'replay',
-          '--config',
-          join(dir, 'replay-detector.yaml'),
-          '--cloudtrail',
-          join(dir, 'replay-cloudtrail.json.gz'),
-          '--telemetry',
-          join(dir, 'replay-observations.ndjson'),
-        ],
-        { stdio: ['ignore', 'ignore', 'pipe'] },
-      );
-      let err = '';
-      child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-      child.on('error', reject);
-      child.on('exit', (code) => (code === 0 ? resolve(err) : reject(new Error(`replay exited ${code}: ${err.slice(-300)}`))));
-    });
-    const wall = (performance.now() - started) / 1000;
+    const { stderr, wallSeconds: wall } = await runReplay(dir, 'replay', [
+      '--cloudtrail',
+      join(dir, 'replay-cloudtrail.json.gz'),
+      '--telemetry',
+      join(dir, 'replay-observations.ndjson'),
+    ]);
     const m =
       /(\d+) telemetry records \(\d+ invalid\) loaded in ([\d.]+) s, (\d+) CloudTrail records .* correlated in ([\d.]+) s \((\d+) records\/s\)/.exec(
         stderr,
