@@ -23,6 +23,7 @@ const load = {
   replay: () => import('./commands/replay.js'),
   doctor: () => import('./commands/doctor.js'),
   backfill: () => import('./commands/backfill.js'),
+  migrate: () => import('./commands/migrate.js'),
 };
 
 /** A duration such as 30m, 1h or 7d, in milliseconds (a usage error otherwise). */
@@ -104,7 +105,8 @@ Options of "detector run" (the default command):
 
 Examples:
   egress-witness detector --config /etc/egress-witness/detector.yaml
-  egress-witness detector decisions --config /etc/egress-witness/detector.yaml --since 1h --disposition finding`,
+  egress-witness detector decisions --config /etc/egress-witness/detector.yaml --since 1h --disposition finding
+  egress-witness detector migrate --config /etc/egress-witness/detector.yaml`,
     );
   det
     .command('run', { isDefault: true })
@@ -159,6 +161,23 @@ Examples:
       process.exitCode = await (
         await load.detector()
       ).listDecisions(o.config, { sinceMs: o.since, disposition: o.disposition ?? null, limit: Number(o.limit) }, out);
+    });
+
+  det
+    .command('migrate')
+    .description("bring the store (store.path or store.postgres) to this version's schema; the daemon also does it when it starts")
+    .requiredOption('-c, --config <file>', 'detector configuration file (YAML)')
+    .addHelpText(
+      'after',
+      `
+PostgreSQL: migrations run under an advisory lock, so replicas starting meanwhile wait and migrate
+nothing. A store at a newer schema than this version knows is refused (exit 1).
+
+Examples:
+  egress-witness detector migrate --config /etc/egress-witness/detector.yaml`,
+    )
+    .action(async (o: { config: string }) => {
+      process.exitCode = await (await load.migrate()).migrateCommand(o, out);
     });
 
   p.command('check-config')

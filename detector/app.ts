@@ -71,6 +71,8 @@ export interface DetectorDeps {
   ec2Api?: (endpoint: string | null) => Ec2InventoryApi;
   /** How often inventory files are checked for a change (default 5 s). */
   inventoryFileCheckMs?: number;
+  /** The process's environment, for store.postgres (PGSSLMODE, PGHOST); none by default. */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 interface Runtime {
@@ -217,7 +219,7 @@ export class DetectorApp {
     });
     await inventory.load();
     this.inventoryState = inventory;
-    const store = (this.store = openStore(c.store, { createDirectory: true }));
+    const store = (this.store = await openStore(c.store, { createDirectory: true, postgres: { env: this.deps.env ?? {} } }));
     const sink = (this.sink = new FindingsSink({ file: c.findings.file, webhook: c.findings.webhook, metrics, logger, now: this.now }));
     const securityHubChanged = this.startSecurityHub(c, store);
     const webhookChanged = this.startWebhook(c, store);
@@ -368,7 +370,7 @@ export class DetectorApp {
         listen: c.listen.text,
         tls: c.tls.cert !== null,
         admin_listen: c.admin.listen.text,
-        store: c.store.path,
+        store: c.store.postgres ? 'postgres' : c.store.path,
         retention: formatDuration(c.store.retention),
         gateways: c.gateways.map((g) => `${g.id}=${g.egress_cidrs.join(',')}${g.inspect ? '' : ' (tunnel-only)'}`),
         cloudtrail_watch_dir: c.cloudtrail.watch_dir,

@@ -14,7 +14,7 @@ import type { Output } from '../common/runtime/output.js';
 import { detectorConfigSchema } from './config/schema.js';
 import { preflightDetector } from './preflight.js';
 import { DetectorApp } from './app.js';
-import { openStore } from './store/open-store.js';
+import { openStore, storeKey } from './store/open-store.js';
 import type { DetectorStore } from './store/store.js';
 import { decisionRecord } from './decisions/record.js';
 import { storeFileProblem } from './decisions/store-file.js';
@@ -34,7 +34,7 @@ export async function runDetector(configPath: string): Promise<number> {
   }
   const config = loaded.value;
   const logger = createLogger({ name: 'egress-witness-detector', level: config.log.level });
-  const app = new DetectorApp(config, { logger, version: packageVersion(), nodeVersion: process.versions.node });
+  const app = new DetectorApp(config, { logger, version: packageVersion(), nodeVersion: process.versions.node, env: process.env });
   try {
     await app.start();
   } catch (err) {
@@ -65,18 +65,20 @@ export async function listDecisions(
     out.stderr(formatProblems(`${configPath}: invalid detector configuration`, loaded.problems));
     return 1;
   }
-  const path = loaded.value.store.path;
-  // Never create a store here: a wrong path would print nothing and leave an empty database behind.
-  const missing = await storeFileProblem(path);
-  if (missing !== null) {
-    out.stderr(`detector decisions: store.path ${missing} (set in ${configPath}; docs/configuration.md#listen-tls-admin-store)\n`);
-    return 1;
+  const c = loaded.value.store;
+  if (!c.postgres) {
+    // Never create a store here: a wrong path would print nothing and leave an empty database behind.
+    const missing = await storeFileProblem(c.path);
+    if (missing !== null) {
+      out.stderr(`detector decisions: store.path ${missing} (set in ${configPath}; docs/configuration.md#listen-tls-admin-store)\n`);
+      return 1;
+    }
   }
   let store: DetectorStore;
   try {
-    store = openStore(loaded.value.store);
+    store = await openStore(c, { postgres: { env: process.env } });
   } catch (err) {
-    out.stderr(`detector decisions: store.path ${path}: cannot open the store: ${(err as Error).message} (set in ${configPath})\n`);
+    out.stderr(`detector decisions: ${storeKey(c)}: cannot open the store: ${(err as Error).message} (set in ${configPath})\n`);
     return 1;
   }
   try {

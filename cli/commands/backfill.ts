@@ -14,7 +14,7 @@ import type { Output } from '../../common/runtime/output.js';
 import { detectorConfigSchema } from '../../detector/config/schema.js';
 import { decideRecords } from '../../detector/engine/decide-records.js';
 import { replayPipeline } from '../../detector/replay/replay.js';
-import { openStore } from '../../detector/store/open-store.js';
+import { openStore, storeKey } from '../../detector/store/open-store.js';
 import { openTrailRange, trailRange, type TrailRangeOptions } from './trail-range.js';
 
 export interface BackfillCommandOptions extends TrailRangeOptions {
@@ -39,9 +39,9 @@ export async function backfillCommand(o: BackfillCommandOptions, out: Output, tt
   const c = loaded.value;
   let store;
   try {
-    store = openStore(c.store, { createDirectory: true });
+    store = await openStore(c.store, { createDirectory: true, postgres: { env: process.env } });
   } catch (err) {
-    out.stderr(`detector backfill: cannot open the store (store.path ${c.store.path}): ${(err as Error).message}\n`);
+    out.stderr(`detector backfill: cannot open the store (${storeKey(c.store)}): ${(err as Error).message}\n`);
     return 1;
   }
   const trail = await openTrailRange('detector backfill', range, c, o, out, tty);

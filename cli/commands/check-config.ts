@@ -43,7 +43,7 @@ export async function checkConfigCommand(file: string, out: Output): Promise<num
     const c = v.config;
     out.stdout(
       `${file}: detector configuration OK — ${c.gateways.length} gateway${c.gateways.length === 1 ? '' : 's'}${c.gateways.length ? ` (${c.gateways.map((g) => g.id).join(', ')})` : ''}, ` +
-        `listen ${c.listen.text}${c.tls.cert ? ' (TLS)' : ''}, store ${c.store.path}, GuardDuty ${c.guardduty.mode} mode` +
+        `listen ${c.listen.text}${c.tls.cert ? ' (TLS)' : ''}, store ${c.store.postgres ? 'postgres' : c.store.path}, GuardDuty ${c.guardduty.mode} mode` +
         `${c.findings.security_hub ? `, Security Hub ${c.findings.security_hub.region} (account ${c.findings.security_hub.account_id})` : ''}\n`,
     );
   }

@@ -12,6 +12,7 @@ import {
   nullablePath,
   positiveInt,
   required,
+  show,
   size,
   url,
 } from '../../common/config/schema-helpers.js';
@@ -31,10 +32,55 @@ const gateway = z.strictObject({
 });
 
 const tls = z.strictObject({ cert: nullablePath, key: nullablePath });
-const store = z.strictObject({
-  path: z.string().min(1).default('/var/lib/egress-witness/detector.db'),
-  retention: positiveDuration.default(8 * 3_600_000),
-});
+/** libpq's sslmode values the PostgreSQL store supports (prefer and allow would fall back to clear text). */
+export const SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
+export type SslMode = (typeof SSL_MODES)[number];
+const DEFAULT_STORE_PATH = '/var/lib/egress-witness/detector.db';
+/** `store.postgres`: a database several detectors share (store/postgres-connection.ts). */
+const postgres = z
+  .strictObject({
+    url: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'expected a URL such as postgres://detector@db.example.internal:5432/egress_witness')
+      .nullable()
+      .default(null),
+    url_file: nullablePath,
+    pool_size: positiveInt('pool_size')
+      .refine((n) => n <= 1000, 'must be at most 1000')
+      .default(10),
+    statement_timeout: positiveDuration.default(30_000),
+    sslmode: z
+      .enum(SSL_MODES, { error: (i) => `expected one of ${SSL_MODES.join(', ')}; got ${show(i.input)}` })
+      .nullable()
+      .default(null),
+    ca_file: nullablePath,
+  })
+  .superRefine((p, ctx) => {
+    if (p.url !== null && p.url_file !== null)
+      ctx.addIssue({ code: 'custom', path: ['url_file'], message: 'set store.postgres.url or store.postgres.url_file, not both' });
+    if (p.ca_file !== null && p.sslmode === 'disable')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ca_file'],
+        message: 'ca_file is for TLS: set sslmode to verify-full (or verify-ca), or remove ca_file',
+      });
+  });
+const store = z
+  .strictObject({
+    /** The SQLite file (the default store); not with store.postgres. */
+    path: z.string().min(1).optional(),
+    postgres: postgres.nullable().optional(),
+    retention: positiveDuration.default(8 * 3_600_000),
+  })
+  .superRefine((s, ctx) => {
+    if (s.path !== undefined && s.postgres != null)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['postgres'],
+        message: 'set store.path (SQLite, one detector) or store.postgres (a shared database), not both',
+      });
+  })
+  .transform((s) => ({ path: s.path ?? DEFAULT_STORE_PATH, postgres: s.postgres ?? null, retention: s.retention }));
 const textBudget = (what: string) =>
   size.refine(
     (n) => n > 0 && n <= MAX_TEXT_BYTES,

@@ -1,7 +1,7 @@
 /**
  * The DetectorStore contract, written once and run against every backend:
- * SQLite on real files in a temporary directory, and the in-memory store
- * replay uses. A backend is one line in BACKENDS; what one does and the
+ * SQLite on real files in a temporary directory, the in-memory store replay
+ * uses, and PostgreSQL (a schema of its own per test). A backend is one line in BACKENDS; what one does and the
  * other does not is a bug in one of them.
  *
  * Every operation answers with a promise; transactions run one at a time
@@ -15,16 +15,42 @@ import type { Heartbeat, Observation, TelemetryBatch } from '../../../protocol/t
 import { MemoryStore } from '../../../detector/store/memory-store.js';
 import { openStore } from '../../../detector/store/open-store.js';
 import type { DetectorStore, StoredDecision, StoredEvent, StoreTx } from '../../../detector/store/store.js';
+import { createTestSchema, postgresTestsRun, type TestSchema } from '../../helpers/postgres.js';
 
 interface Backend {
   name: string;
-  open(dir: string): DetectorStore;
+  open(dir: string): Promise<DetectorStore>;
+  /** Releases what `open` made besides the store (a PostgreSQL schema). */
+  cleanup?(): Promise<void>;
 }
 
+let schema: TestSchema | null = null;
 const BACKENDS: Backend[] = [
   { name: 'SqliteStore', open: (dir) => openStore({ path: join(dir, 'store', 'detector.db') }, { createDirectory: true }) },
-  { name: 'MemoryStore', open: () => new MemoryStore() },
+  { name: 'MemoryStore', open: () => Promise.resolve(new MemoryStore()) },
+  ...(postgresTestsRun(import.meta.filename)
+    ? [
+        {
+          name: 'PostgresStore',
+          open: async () => {
+            // A schema per test: each starts from an empty store, as the others do.
+            schema = await createTestSchema(import.meta.filename);
+            return openStore({ path: '', postgres: schema.config() });
+          },
+          cleanup: async () => {
+            await schema?.drop();
+            schema = null;
+          },
+        },
+      ]
+    : []),
 ];
+
+/** Until `ready` holds (at most 5 s), then a few more turns of the event loop for anything queued behind it. */
+async function settle(ready: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !ready(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+}
 
 const T0 = Date.parse('2026-11-27T12:00:00Z');
 const MIN = 60_000;
@@ -120,11 +146,12 @@ describe.each(BACKENDS)('DetectorStore contract: $name', (backend) => {
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ew-store-contract-'));
-    store = backend.open(dir);
+    store = await backend.open(dir);
   });
 
   afterEach(async () => {
     await store.close();
+    await backend.cleanup?.();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -615,8 +642,9 @@ describe.each(BACKENDS)('DetectorStore contract: $name', (backend) => {
         await tx.putFinding('f-2', { saw: seen }, T0);
         steps.push('second ends');
       });
-      // Let every queued step run: the second must still be waiting for the first.
-      for (let i = 0; i < 20; i++) await Promise.resolve();
+      // Let the first begin (a networked store answers BEGIN over a socket) and every queued step run:
+      // the second must still be waiting for the first.
+      await settle(() => steps.length > 0);
       expect(steps).toEqual(['first begins']);
       release();
       await expect(first).rejects.toThrow('first fails');

@@ -84,6 +84,18 @@ const expected: Record<string, string[]> = {
     'correlaton: unknown key "correlaton" (line 2, column 1)',
     'findings.webook: unknown key "webook" (line 6, column 3)',
   ],
+  'detector-store-postgres.yaml': [
+    'store.postgres.url: expected a URL such as postgres://detector@db.example.internal:5432/egress_witness (line 3, column 10)',
+    'store.postgres.pool_size: expected pool_size to be positive (line 5, column 16)',
+    'store.postgres.statement_timeout: "soon" is not a duration (use ms, s, m, h, d: "10s", "5m", "1h30m") (line 6, column 24)',
+    'store.postgres.sslmode: expected one of disable, require, verify-ca, verify-full; got "prefer" (line 7, column 14)',
+    'store.postgres.password: unknown key "password" (line 9, column 5)',
+  ],
+  'detector-store-both.yaml': [
+    'store.postgres: set store.path (SQLite, one detector) or store.postgres (a shared database), not both (line 4, column 5)',
+    'store.postgres.url_file: set store.postgres.url or store.postgres.url_file, not both (line 5, column 15)',
+    'store.postgres.ca_file: ca_file is for TLS: set sslmode to verify-full (or verify-ca), or remove ca_file (line 7, column 14)',
+  ],
   'detector-security-hub.yaml': [
     'findings.security_hub.product_arn: names region eu-west-1, but findings.security_hub.region is us-east-1: BatchImportFindings takes a product of its own region (line 5, column 18)',
     'findings.security_hub.account_id: expected a 12-digit AWS account id in quotes, e.g. "012345678901" (line 6, column 17)',
