@@ -14,7 +14,7 @@ describe('detector config: defaults', () => {
       listen: { host: '127.0.0.1', port: 8443, text: '127.0.0.1:8443' },
       tls: { cert: null, key: null },
       admin: { listen: { host: '127.0.0.1', port: 9465, text: '127.0.0.1:9465' } },
-      store: { path: '/var/lib/egress-witness/detector.db', retention: 8 * 3_600_000 },
+      store: { path: '/var/lib/egress-witness/detector.db', postgres: null, retention: 8 * 3_600_000 },
       gateways: [],
       cloudtrail: { sqs: null, watch_dir: null, poll_interval: 10_000, max_file_bytes: 256 * 1024 * 1024 },
       aws_ip_ranges: null,
