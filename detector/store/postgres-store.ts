@@ -699,6 +699,50 @@ class PostgresOperations implements StoreOps {
   }
 }
 
+/**
+ * A transaction's handle: the operations on its connection, and savepoints (SAVEPOINT, then RELEASE
+ * when the part resolves, or ROLLBACK TO and RELEASE when it rejects: the transaction goes on).
+ */
+class PostgresTransaction extends PostgresOperations implements StoreTx {
+  /** Savepoints open, innermost last. */
+  private depth = 0;
+
+  constructor(
+    exec: Exec,
+    private readonly command: (text: string) => Promise<void>,
+  ) {
+    super(exec);
+  }
+
+  async savepoint<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    const depth = ++this.depth;
+    const name = `ew_part_${depth}`;
+    const ended = () => {
+      // Another savepoint begun beside this one and still open would be ended in its place.
+      if (this.depth !== depth) throw new Error('savepoints of one transaction must run one at a time');
+      this.depth--;
+    };
+    try {
+      await this.command(`SAVEPOINT ${name}`);
+    } catch (err) {
+      this.depth--;
+      throw err;
+    }
+    let result: T;
+    try {
+      result = await fn(this);
+    } catch (err) {
+      ended();
+      await this.command(`ROLLBACK TO SAVEPOINT ${name}`);
+      await this.command(`RELEASE SAVEPOINT ${name}`);
+      throw err;
+    }
+    ended();
+    await this.command(`RELEASE SAVEPOINT ${name}`);
+    return result;
+  }
+}
+
 /** PostgreSQL as a DetectorStore: open it with `PostgresStore.open` (connects and migrates first). */
 export class PostgresStore extends PostgresOperations implements DetectorStore {
   private readonly lock = new AsyncLock();
@@ -744,16 +788,16 @@ export class PostgresStore extends PostgresOperations implements DetectorStore {
     return this.lock.run(async () => {
       const client = await connect(this.pool, this.target);
       let ended = false;
+      const guard = <R>(what: string, run: () => Promise<R>): Promise<R> =>
+        ended ? Promise.reject(new Error(`store transaction already ended: ${what} must run in a transaction of its own`)) : run();
       const exec: Exec = {
-        query: (kind, text, values) => {
-          if (ended) return Promise.reject(new Error(`store transaction already ended: ${kind} must run in a transaction of its own`));
-          return timedQuery(client, this.o.onQuery, kind, text, values);
-        },
+        query: (kind, text, values) => guard(kind, () => timedQuery(client, this.o.onQuery, kind, text, values)),
         atomic: (f) => f(exec),
       };
+      const command = (text: string) => guard('savepoint', () => client.query(text).then(() => undefined));
       return inTransaction(
         client,
-        () => new PostgresOperations(exec),
+        () => new PostgresTransaction(exec, command),
         fn,
         () => (ended = true),
       );
