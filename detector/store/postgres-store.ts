@@ -127,6 +127,15 @@ function statementName(kind: string, text: string): string {
   return name;
 }
 
+/**
+ * Every number the store keeps is a whole count or time in milliseconds (BIGINT); a fractional one (a
+ * retry time with jitter) is rounded to the millisecond instead of refused by the server.
+ */
+function wholeNumbers(v: unknown): unknown {
+  if (typeof v === 'number') return Number.isInteger(v) || !Number.isFinite(v) ? v : Math.round(v);
+  return Array.isArray(v) ? v.map(wholeNumbers) : v;
+}
+
 function timedQuery<R extends pg.QueryResultRow>(
   client: pg.Pool | pg.PoolClient,
   onQuery: ((kind: string, ms: number) => void) | undefined,
@@ -135,7 +144,7 @@ function timedQuery<R extends pg.QueryResultRow>(
   values: unknown[] | undefined,
 ): Promise<pg.QueryResult<R>> {
   const started = performance.now();
-  const q = client.query<R>({ name: statementName(kind, text), text, values });
+  const q = client.query<R>({ name: statementName(kind, text), text, values: values?.map(wholeNumbers) });
   if (onQuery === undefined) return q;
   return q.finally(() => onQuery(kind, performance.now() - started));
 }
