@@ -26,14 +26,19 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of children) {
-    if (c.exitCode === null) {
+  // The agent first: it drains to the detector, which is still there to take what it sends.
+  for (const c of [...children].reverse()) {
+    if (c.exitCode === null && c.signalCode === null) {
+      const closed = new Promise((r) => c.once('close', r));
       c.kill('SIGTERM');
-      await new Promise((r) => c.once('close', r));
+      // A daemon that drains slowly on a loaded machine is killed rather than holding the suite.
+      const killer = setTimeout(() => c.kill('SIGKILL'), 15_000);
+      await closed;
+      clearTimeout(killer);
     }
   }
   await rm(tmp, { recursive: true, force: true });
-});
+}, 60_000);
 
 /** The recipe's section of docs/operations.md: its code blocks by language, in order. */
 function recipe(): { sh: string[]; yaml: string[] } {
