@@ -306,7 +306,8 @@ describe('docs/operations.md cookbook', () => {
       'the observation stored by the detector',
       30_000,
     );
-    expect(ingested).toBeTruthy();
+    expect(ingested).toMatch(/^egress_witness_detector_ingested_batches_total\{outcome="stored"\} [1-9]/m);
+    expect(ingested).not.toMatch(/^egress_witness_detector_ingested_batches_total\{outcome="unauthorized"\} [1-9]/m);
     const check = await run(r3check!);
     expect(check.stdout).toMatch(/^egress_witness_detector_ingested_batches_total\{outcome="stored"\} [1-9]/m);
     const status = check.stdout.split('\n');
