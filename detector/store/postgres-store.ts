@@ -43,6 +43,7 @@ import type {
   StoreOps,
   StoreTx,
 } from './store.js';
+import { toSighting, type ObservationRow as StoredObservationRow } from './observation-row.js';
 
 /** Rows that attest, by the current outcomes (`attests` in correlate/types.ts, in SQL). */
 const ATTESTING = `o.outcome IN (${[...ATTESTING_OUTCOMES].map((o) => `'${o}'`).join(', ')})`;
@@ -67,41 +68,9 @@ interface Exec {
   atomic<T>(fn: (e: Exec) => Promise<T>): Promise<T>;
 }
 
-interface ObservationRow {
+/** An observation row with its id (a sighting read by two needs is added once). */
+interface ObservationRow extends StoredObservationRow {
   id: number;
-  gateway_id: string;
-  access_key_id: string | null;
-  service: string | null;
-  region: string | null;
-  host: string;
-  client_ip: string;
-  network: string | null;
-  mode: string;
-  capture: string;
-  outcome: string;
-  action: string | null;
-  first_ms: number;
-  last_ms: number;
-  count: number;
-}
-
-function toSighting(r: ObservationRow): Sighting {
-  return {
-    gatewayId: r.gateway_id,
-    clientIp: r.client_ip,
-    network: r.network,
-    firstSeenMs: r.first_ms,
-    lastSeenMs: r.last_ms,
-    count: r.count,
-    host: r.host,
-    service: r.service,
-    region: r.region,
-    action: r.action,
-    accessKeyId: r.access_key_id,
-    mode: r.mode as Sighting['mode'],
-    capture: r.capture === 'transparent' ? 'transparent' : 'explicit',
-    outcome: r.outcome,
-  };
 }
 
 const OBSERVATION_COLUMNS =

@@ -31,6 +31,7 @@ import type {
   StoredDecision,
   StoredEvent,
 } from './store.js';
+import { toSighting, type ObservationRow } from './observation-row.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -118,42 +119,6 @@ const ATTESTING = `(outcome IN (${[...ATTESTING_OUTCOMES].map((o) => `'${o}'`).j
 const KEYS_PER_QUERY = 256;
 /** Keys whose ranges start further apart than this go to separate queries (a batch spanning hours). */
 const KEY_QUERY_SPREAD_MS = 3_600_000;
-
-interface ObservationRow {
-  gateway_id: string;
-  access_key_id: string | null;
-  service: string | null;
-  region: string | null;
-  host: string;
-  client_ip: string;
-  network: string | null;
-  mode: string;
-  capture: string;
-  outcome: string | null;
-  action: string | null;
-  first_ms: number;
-  last_ms: number;
-  count: number;
-}
-
-function toSighting(r: ObservationRow): Sighting {
-  return {
-    gatewayId: r.gateway_id,
-    clientIp: r.client_ip,
-    network: r.network,
-    firstSeenMs: r.first_ms,
-    lastSeenMs: r.last_ms,
-    count: r.count,
-    host: r.host,
-    service: r.service,
-    region: r.region,
-    action: r.action,
-    accessKeyId: r.access_key_id,
-    mode: r.mode as Sighting['mode'],
-    capture: r.capture === 'transparent' ? 'transparent' : 'explicit',
-    outcome: r.outcome,
-  };
-}
 
 /** The SQLite file as a DetectorStore. */
 export class SqliteStore extends SerialStore<SqliteEngine> {
