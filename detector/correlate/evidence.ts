@@ -59,6 +59,20 @@ export function nearestSighting(sightings: readonly Sighting[], atMs: number): S
   return best;
 }
 
+/** Per gateway, its sightings: the one gateway whose sighting is nearest to `atMs` (the first on a tie), or null when none has any. */
+export function nearestGateway(
+  groups: Iterable<{ gatewayId: string; sightings: readonly Sighting[] }>,
+  atMs: number,
+): { gatewayId: string; sightings: readonly Sighting[]; nearest: Sighting } | null {
+  let best: { gatewayId: string; sightings: readonly Sighting[]; nearest: Sighting } | null = null;
+  for (const { gatewayId, sightings } of groups) {
+    const nearest = nearestSighting(sightings, atMs);
+    if (nearest !== null && (best === null || distanceMs(nearest, atMs) < distanceMs(best.nearest, atMs)))
+      best = { gatewayId, sightings, nearest };
+  }
+  return best;
+}
+
 /** The point of the sighting's span closest to `atMs`: when the gateway saw it, as near the event as it gets. */
 export function nearestPointMs(s: Sighting, atMs: number): number {
   return Math.min(Math.max(atMs, s.firstSeenMs), s.lastSeenMs);

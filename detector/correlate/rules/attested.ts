@@ -8,9 +8,8 @@
  * only from other instances' addresses never gets here (wrong-client).
  */
 import { BINDING_RANK, withBinding } from '../binding.js';
-import { clockTime, describeClient, distanceMs, maskKey, nearestEvidence, nearestPointMs, nearestSighting } from '../evidence.js';
+import { clockTime, describeClient, maskKey, nearestEvidence, nearestGateway, nearestPointMs } from '../evidence.js';
 import type { CorrelationRule } from '../rule.js';
-import type { Sighting } from '../types.js';
 
 export const attestedRule: CorrelationRule = {
   name: 'attested',
@@ -23,13 +22,13 @@ export const attestedRule: CorrelationRule = {
     }));
     let strongest = Infinity;
     for (const { routed } of perGateway) for (const s of routed) strongest = Math.min(strongest, BINDING_RANK[input.binding(s).binding]);
-    let best: { gatewayId: string; routed: Sighting[]; nearest: Sighting } | null = null;
-    for (const g of perGateway) {
-      const routed = g.routed.filter((s) => BINDING_RANK[input.binding(s).binding] === strongest);
-      const nearest = nearestSighting(routed, t);
-      if (nearest !== null && (best === null || distanceMs(nearest, t) < distanceMs(best.nearest, t)))
-        best = { gatewayId: g.gatewayId, routed, nearest };
-    }
+    const best = nearestGateway(
+      perGateway.map((g) => ({
+        gatewayId: g.gatewayId,
+        sightings: g.routed.filter((s) => BINDING_RANK[input.binding(s).binding] === strongest),
+      })),
+      t,
+    );
     if (best === null) return null;
     const s = best.nearest;
     const own = input.binding(s).binding === 'instance' ? `, an address of its own instance ${input.keyInstanceId ?? ''}` : '';
@@ -39,7 +38,7 @@ export const attestedRule: CorrelationRule = {
       rule: 'attested',
       severity: null,
       gatewayId: best.gatewayId,
-      evidence: withBinding(nearestEvidence(best.routed, t), (c) => input.binding(c)),
+      evidence: withBinding(nearestEvidence(best.sightings, t), (c) => input.binding(c)),
       reason,
     };
   },

@@ -7,7 +7,7 @@
  * the unrouted-client rule: the key evidence outranks the endpoint evidence.
  */
 import { endpointCandidates, type EndpointCandidate } from '../endpoint-of-event.js';
-import { clockTime, describeClient, distanceMs, maskKey, nearestEvidence, nearestPointMs, nearestSighting } from '../evidence.js';
+import { clockTime, describeClient, distanceMs, maskKey, nearestEvidence, nearestGateway, nearestPointMs } from '../evidence.js';
 import type { CorrelationRule } from '../rule.js';
 import { MAX_EVIDENCE, SEVERITY_HIGH, type EvidenceView, type Sighting } from '../types.js';
 
@@ -21,17 +21,14 @@ export const endpointAttestedRule: CorrelationRule = {
     const tunnelOnly = input.gateways.filter((g) => !g.inspect && !input.keySightings().some((s) => s.gatewayId === g.id));
     if (tunnelOnly.length === 0) return null;
     const candidates = endpointCandidates(event);
-    let best: { gatewayId: string; routed: Sighting[]; nearest: Sighting } | null = null;
-    for (const g of tunnelOnly) {
-      const routed = routedEndpointSightings(input.evidence, g.id, candidates, t, w);
-      const nearest = nearestSighting(routed, t);
-      if (nearest !== null && (best === null || distanceMs(nearest, t) < distanceMs(best.nearest, t)))
-        best = { gatewayId: g.id, routed, nearest };
-    }
+    const best = nearestGateway(
+      tunnelOnly.map((g) => ({ gatewayId: g.id, sightings: routedEndpointSightings(input.evidence, g.id, candidates, t, w) })),
+      t,
+    );
     if (best === null) return null;
     const s = best.nearest;
     const what = `${s.service ?? s.host} ${s.region ?? '(global)'}`;
-    const evidence = nearestEvidence(best.routed, t);
+    const evidence = nearestEvidence(best.sightings, t);
     if (policy.endpointAttestation === 'flag') {
       const reason = `tunnel-only gateway ${best.gatewayId} saw ${what} from ${describeClient(s)} at ${clockTime(nearestPointMs(s, t))} but cannot attest key ${maskKey(event.identity.accessKeyId)} (endpoint attestation is set to flag)`;
       return { disposition: 'finding', rule: 'gateway-unattested', severity: SEVERITY_HIGH, gatewayId: best.gatewayId, evidence, reason };

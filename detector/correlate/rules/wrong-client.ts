@@ -10,9 +10,9 @@
  * event to `attested`.
  */
 import { withBinding } from '../binding.js';
-import { clockTime, distanceMs, nearestEvidence, nearestPointMs, nearestSighting } from '../evidence.js';
+import { clockTime, nearestEvidence, nearestGateway, nearestPointMs } from '../evidence.js';
 import type { CorrelationRule } from '../rule.js';
-import { SEVERITY_HIGH, type Sighting } from '../types.js';
+import { SEVERITY_HIGH } from '../types.js';
 
 export const wrongClientRule: CorrelationRule = {
   name: 'wrong-client',
@@ -24,13 +24,10 @@ export const wrongClientRule: CorrelationRule = {
     const ids = new Set(input.gateways.map((g) => g.id));
     const routed = input.keySightings().filter((s) => ids.has(s.gatewayId) && s.network !== null);
     if (routed.length === 0 || routed.some((s) => input.binding(s).binding !== 'other')) return null;
-    let best: { gatewayId: string; mine: Sighting[]; nearest: Sighting } | null = null;
-    for (const g of input.gateways) {
-      const mine = routed.filter((s) => s.gatewayId === g.id);
-      const nearest = nearestSighting(mine, t);
-      if (nearest !== null && (best === null || distanceMs(nearest, t) < distanceMs(best.nearest, t)))
-        best = { gatewayId: g.id, mine, nearest };
-    }
+    const best = nearestGateway(
+      input.gateways.map((g) => ({ gatewayId: g.id, sightings: routed.filter((s) => s.gatewayId === g.id) })),
+      t,
+    );
     if (best === null) return null;
     const s = best.nearest;
     const owner = input.binding(s).clientInstanceId;
@@ -44,7 +41,7 @@ export const wrongClientRule: CorrelationRule = {
       rule: 'wrong-client',
       severity: SEVERITY_HIGH,
       gatewayId: best.gatewayId,
-      evidence: withBinding(nearestEvidence(best.mine, t), (c) => input.binding(c)),
+      evidence: withBinding(nearestEvidence(best.sightings, t), (c) => input.binding(c)),
       reason,
     };
   },
