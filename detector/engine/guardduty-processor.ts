@@ -397,10 +397,11 @@ export class GuardDutyProcessor {
     const ids: string[] = [];
     for (const { itemId } of items) if (!(await store.guardDutyArchived(itemId))) ids.push(itemId);
     if (ids.length === 0) return { kind: 'answered', items: answered };
-    const retry = (why: string, err: unknown) => {
-      metrics.guarddutyArchiveCalls.inc({ outcome: 'failure' }, ids.length);
+    /** The findings of a failed read or call wait for a retry; the others are settled. */
+    const retry = (failed: readonly string[], why: string, err: unknown) => {
+      metrics.guarddutyArchiveCalls.inc({ outcome: 'failure' }, failed.length);
       const reason = `${why}: ${(err as Error).message}`;
-      for (const id of ids) answered.set(id, { kind: 'retryable', reason });
+      for (const id of failed) answered.set(id, { kind: 'retryable', reason });
       return { kind: 'answered' as const, items: answered };
     };
     let got: unknown[];
@@ -408,7 +409,7 @@ export class GuardDutyProcessor {
       got = await this.opts.api!.getFindings(target.detectorId, target.region, ids);
     } catch (err) {
       metrics.guarddutyReadBacks.inc({ outcome: 'failed' }, ids.length);
-      return retry('GetFindings failed', err);
+      return retry(ids, 'GetFindings failed', err);
     }
     const toArchive: string[] = [];
     for (const id of ids) if ((await this.confirmForArchive(id, got)) === 'archive') toArchive.push(id);
@@ -416,8 +417,7 @@ export class GuardDutyProcessor {
     try {
       await this.opts.api!.archive(target.detectorId, target.region, toArchive);
     } catch (err) {
-      ids.splice(0, ids.length, ...toArchive);
-      return retry('ArchiveFindings failed', err);
+      return retry(toArchive, 'ArchiveFindings failed', err);
     }
     await store.markGuardDutyArchived(toArchive, this.opts.now());
     metrics.guarddutyArchiveCalls.inc({ outcome: 'success' }, toArchive.length);
