@@ -11,15 +11,13 @@
  * instance's (wrong-client). 90 % of the events come from the gateway's
  * address, 10 % from outside.
  */
-import { createWriteStream, writeFileSync } from 'node:fs';
-import { gzipSync } from 'node:zlib';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { benchCloudTrailRecord } from '../lib/cloudtrail-record.js';
+import { CORPUS_T0, cloudTrailLog, corpusKey, observationLine, writeLines } from '../lib/replay-corpus.js';
 import { runReplay } from '../lib/replay-run.js';
 import type { Scenario } from '../lib/scenario.js';
 
-const T0 = Date.parse('2026-11-25T00:00:00Z');
-const SPAN_MS = 6 * 3_600_000;
+const SEED = 2_000_003;
 const INSTANCES = 100_000;
 const KEYS = 20_000;
 
@@ -27,58 +25,6 @@ const instanceId = (j: number) => `i-0${j.toString(16).padStart(16, '0')}`;
 const addressOf = (j: number) => `10.${64 + (j >> 16)}.${(j >> 8) & 255}.${j & 255}`;
 /** The client that presents key k: its own instance, or for every 50th key another one. */
 const clientOf = (k: number) => addressOf(k % 50 === 1 ? (k + KEYS) % INSTANCES : k);
-
-function key(i: number): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let s = '';
-  let n = i + 2_000_003;
-  for (let j = 0; j < 16; j++) {
-    s += alphabet[n % 32];
-    n = Math.floor(n / 32) + j * 7;
-  }
-  return `ASIA${s}`;
-}
-
-async function writeLines(path: string, n: number, line: (i: number) => string): Promise<void> {
-  const out = createWriteStream(path);
-  let buf = '';
-  for (let i = 0; i < n; i++) {
-    buf += line(i);
-    if (buf.length > 1 << 20) {
-      if (!out.write(buf)) await new Promise<void>((r) => out.once('drain', () => r()));
-      buf = '';
-    }
-  }
-  await new Promise<void>((resolve) => out.end(buf, () => resolve()));
-}
-
-function observation(i: number, n: number): string {
-  const t = T0 + Math.floor((i * SPAN_MS) / n);
-  const k = i % KEYS;
-  let line = `${JSON.stringify({
-    type: 'observation',
-    schema: 1,
-    gatewayId: 'gw-bench',
-    firstSeen: new Date(t).toISOString(),
-    lastSeen: new Date(t + 2_000).toISOString(),
-    count: 3,
-    clientIp: clientOf(k),
-    network: 'vpc-prod',
-    mode: 'inspect',
-    host: 'sts.us-east-1.amazonaws.com',
-    port: 443,
-    aws: { service: 'sts', region: 'us-east-1', partition: 'aws' },
-    accessKeyId: key(k),
-    keyKind: 'temporary',
-    action: 'GetCallerIdentity',
-    bytesUp: 1_100,
-    bytesDown: 1_200,
-    outcome: 'ok',
-  })}\n`;
-  if (i % 1_000 === 0)
-    line += `${JSON.stringify({ type: 'heartbeat', schema: 1, gatewayId: 'gw-bench', time: new Date(t).toISOString(), agentVersion: 'bench', startedAt: new Date(T0).toISOString(), uptimeSeconds: (t - T0) / 1000, counts: {}, spool: { batches: 0, bytes: 0 } })}\n`;
-  return line;
-}
 
 /** describe-instances output: one reservation per 100 instances, each launched a day before the data. */
 function inventory(): string {
@@ -90,7 +36,7 @@ function inventory(): string {
       instances.push({
         InstanceId: instanceId(j),
         InstanceType: 't3.micro',
-        LaunchTime: new Date(T0 - 86_400_000).toISOString(),
+        LaunchTime: new Date(CORPUS_T0 - 86_400_000).toISOString(),
         PrivateIpAddress: ip,
         State: { Code: 16, Name: 'running' },
         NetworkInterfaces: [{ PrivateIpAddress: ip, PrivateIpAddresses: [{ Primary: true, PrivateIpAddress: ip }], Ipv6Addresses: [] }],
@@ -99,26 +45,6 @@ function inventory(): string {
     reservations.push({ ReservationId: `r-0${r.toString(16).padStart(16, '0')}`, OwnerId: '123456789012', Instances: instances });
   }
   return JSON.stringify({ Reservations: reservations });
-}
-
-function cloudTrail(m: number): Buffer {
-  const records = [];
-  for (let i = 0; i < m; i++) {
-    const t = T0 + Math.floor((i * SPAN_MS) / m);
-    const k = (i * 7) % KEYS;
-    records.push(
-      benchCloudTrailRecord({
-        eventId: `bench-${i}`,
-        requestId: `r-${i}`,
-        eventTimeMs: t,
-        accessKeyId: key(k),
-        sourceIp: i % 10 === 0 ? '198.51.100.7' : '203.0.113.5',
-        sessionCreatedMs: t,
-        instanceId: instanceId(k),
-      }),
-    );
-  }
-  return gzipSync(JSON.stringify({ Records: records }));
 }
 
 const scenario: Scenario = {
@@ -130,9 +56,14 @@ const scenario: Scenario = {
     const events = ctx.args.quick ? 10_000 : 200_000;
     const dir = ctx.tmp;
     ctx.log(`detector-binding: writing ${observations} observations, ${INSTANCES} instances and ${events} CloudTrail records`);
-    await writeLines(join(dir, 'binding-observations.ndjson'), observations, (i) => observation(i, observations));
+    await writeLines(join(dir, 'binding-observations.ndjson'), observations, (i) =>
+      observationLine(i, observations, corpusKey(i % KEYS, SEED), clientOf(i % KEYS)),
+    );
     writeFileSync(join(dir, 'binding-instances.json'), inventory());
-    writeFileSync(join(dir, 'binding-cloudtrail.json.gz'), cloudTrail(events));
+    writeFileSync(
+      join(dir, 'binding-cloudtrail.json.gz'),
+      cloudTrailLog(events, KEYS, (k) => ({ accessKeyId: corpusKey(k, SEED), instanceId: instanceId(k) })),
+    );
     const { stderr, wallSeconds: wall } = await runReplay(dir, 'binding', [
       '--cloudtrail',
       join(dir, 'binding-cloudtrail.json.gz'),
