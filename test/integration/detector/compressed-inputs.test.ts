@@ -70,7 +70,14 @@ describe('watch directory: bombs and giants', () => {
       const a = await h.signedPost(h.batch('gw1', [heartbeat('gw1', Date.now())]));
       expect(a.status, a.text).toBe(200);
     }
-    await waitFor(() => h.logs.find('cloudtrail_file_processed').some((l) => l.path === after), 'the file after them processed');
+    // The three files may settle in different scans: wait for all three outcomes, not only the last file's.
+    await waitFor(
+      () =>
+        failedWith(bomb) !== undefined &&
+        failedWith(giant) !== undefined &&
+        h.logs.find('cloudtrail_file_processed').some((l) => l.path === after),
+      'both refusals logged and the file after them processed',
+    );
 
     expect(failedWith(bomb)).toMatchObject({ reason: `decompresses to more than ${BUDGET} bytes` });
     expect(failedWith(giant)).toMatchObject({ reason: `larger than ${BUDGET} bytes` });
