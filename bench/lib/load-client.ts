@@ -9,6 +9,7 @@ import type {
   RunResult,
   SoakStats,
   KeepAliveJob,
+  PlainKeepAliveJob,
   NewConnectionJob,
   BulkJob,
   BurstJob,
@@ -69,6 +70,9 @@ export class LoadClient {
 
   keepalive(job: Omit<KeepAliveJob, 'kind'>): Promise<RunResult> {
     return this.send({ kind: 'keepalive', ...job });
+  }
+  plainKeepalive(job: Omit<PlainKeepAliveJob, 'kind'>): Promise<RunResult> {
+    return this.send({ kind: 'plain-keepalive', ...job });
   }
   newconn(job: Omit<NewConnectionJob, 'kind'>): Promise<RunResult> {
     return this.send({ kind: 'newconn', ...job });

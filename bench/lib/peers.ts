@@ -20,7 +20,8 @@ import { fileURLToPath } from 'node:url';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import YAML from 'yaml';
 import type { TargetSpec } from '../load/dial.js';
-import { HOLD_HOST, STS_HOST } from '../load/requests.js';
+import type { PlainTarget } from '../load/jobs.js';
+import { HOLD_HOST, PLAIN_HOST, STS_HOST } from '../load/requests.js';
 import type { Pki } from './pki.js';
 import type { FakeAws } from './servers.js';
 import { freePort, hardNofileLimit, isExecutable, spawnLogged, stopChild, waitForPort, sleep, run } from './proc.js';
@@ -56,6 +57,8 @@ export interface RunningPeer {
    * straight to the transparent listener with the AWS name as SNI (no CONNECT); null otherwise.
    */
   readonly redirectTarget: TargetSpec | null;
+  /** Plain HTTP to the fake server's plain port: absolute-form through the proxy, or origin-form direct; null where not measured. */
+  readonly plainTarget: PlainTarget | null;
   /** How progress lines name it (default: `name`). */
   readonly label?: string;
   /** The Host header the client sends. */
@@ -145,6 +148,16 @@ function peerDir(env: PeerEnv, name: string): string {
   return dir;
 }
 
+/** Host and port of the plain-HTTP name, as the absolute-form URL and Host header carry them. */
+function plainAuthority(env: PeerEnv): string {
+  return `${PLAIN_HOST}:${env.fake.httpPort}`;
+}
+
+/** Absolute-form plain HTTP through `proxy` to the fake server's plain port (each proxy maps PLAIN_HOST there). */
+function plainVia(env: PeerEnv, proxy: { host: string; port: number }): PlainTarget {
+  return { connect: proxy, url: `http://${plainAuthority(env)}/`, hostHeader: plainAuthority(env) };
+}
+
 function directPeer(env: PeerEnv): RunningPeer {
   return {
     name: 'direct',
@@ -158,6 +171,7 @@ function directPeer(env: PeerEnv): RunningPeer {
       caPem: env.pki.fakeCa.certPem,
     },
     redirectTarget: null,
+    plainTarget: { connect: { host: '127.0.0.1', port: env.fake.httpPort }, url: '/', hostHeader: plainAuthority(env) },
     hostHeader: STS_HOST,
     holdAuthority: null,
     adminPort: null,
@@ -204,7 +218,7 @@ export async function startAgent(env: PeerEnv, name: 'ew-tunnel' | 'ew-inspect',
     networks: [{ name: 'loopback', cidrs: ['127.0.0.0/8'] }],
     proxy: {
       listen: `127.0.0.1:${port}`,
-      allowed_ports: [443, env.fake.httpsPort, env.fake.holdPort],
+      allowed_ports: [443, env.fake.httpsPort, env.fake.holdPort, env.fake.httpPort],
       allow_destination_cidrs: ['127.0.0.1/32'],
       max_tunnels: 20_000,
       connect_timeout: '10s',
@@ -217,7 +231,11 @@ export async function startAgent(env: PeerEnv, name: 'ew-tunnel' | 'ew-inspect',
     ...(transparentPort !== null ? { transparent: { listen: `127.0.0.1:${transparentPort}`, ports: [443] } } : {}),
     upstream: {
       ca_file: env.pki.fakeCa.certFile,
-      resolve: { '*.amazonaws.com': `127.0.0.1:${env.fake.httpsPort}`, [HOLD_HOST]: `127.0.0.1:${env.fake.holdPort}` },
+      resolve: {
+        '*.amazonaws.com': `127.0.0.1:${env.fake.httpsPort}`,
+        [HOLD_HOST]: `127.0.0.1:${env.fake.holdPort}`,
+        [PLAIN_HOST]: `127.0.0.1:${env.fake.httpPort}`,
+      },
       // Squid keeps idle server connections 60 s (server_idle_pconn_timeout); the agent's default is 4 s,
       // which would make every interleaved run start with a cold upstream pool (see bench/README.md).
       keep_alive_timeout: opts.upstreamKeepAlive ?? '60s',
@@ -262,6 +280,7 @@ export async function startAgent(env: PeerEnv, name: 'ew-tunnel' | 'ew-inspect',
             servername: STS_HOST,
             caPem: opts.inspect ? env.pki.agentCa.certPem : env.pki.fakeCa.certPem,
           },
+    plainTarget: plainVia(env, proxy),
     hostHeader: STS_HOST,
     holdAuthority: opts.inspect ? null : `${HOLD_HOST}:443`,
     adminPort,
@@ -295,7 +314,7 @@ async function startSquid(env: PeerEnv, bump: boolean): Promise<RunningPeer> {
   const name = bump ? 'squid-bump' : 'squid';
   const dir = peerDir(env, name);
   const port = await freePort();
-  writeFileSync(join(dir, 'hosts'), `127.0.0.1 ${STS_HOST} ${HOLD_HOST}\n`);
+  writeFileSync(join(dir, 'hosts'), `127.0.0.1 ${STS_HOST} ${HOLD_HOST} ${PLAIN_HOST}\n`);
   if (bump) {
     copyFileSync(env.pki.squidCa.certFile, join(dir, 'squid-ca.pem'));
     copyFileSync(env.pki.squidCa.keyFile, join(dir, 'squid-ca-key.pem'));
@@ -325,6 +344,7 @@ async function startSquid(env: PeerEnv, bump: boolean): Promise<RunningPeer> {
       caPem: bump ? env.pki.squidCa.certPem : env.pki.fakeCa.certPem,
     },
     redirectTarget: null,
+    plainTarget: bump ? null : plainVia(env, proxy),
     // A bumped request goes where its Host header says: keep the fake server's port in it.
     hostHeader: `${STS_HOST}:${env.fake.httpsPort}`,
     holdAuthority: bump ? null : `${HOLD_HOST}:${env.fake.holdPort}`,
@@ -361,6 +381,7 @@ async function startTinyproxy(env: PeerEnv): Promise<RunningPeer> {
       caPem: env.pki.fakeCa.certPem,
     },
     redirectTarget: null,
+    plainTarget: null,
     hostHeader: STS_HOST,
     holdAuthority: `127.0.0.1:${env.fake.holdPort}`,
     adminPort: null,

@@ -55,6 +55,8 @@ export interface RequestRateSpec {
   p99: boolean;
   /** The unmeasured warm-up run's length, from the preset. */
   warmMs: (p: Preset) => number;
+  /** The peers it measures (default: every peer). */
+  peers?: readonly PeerName[];
   /** One run of the load against a peer. */
   load: (ctx: BenchContext, peer: RunningPeer, window: { warmupMs: number; durationMs: number }) => Promise<RunResult>;
 }
@@ -67,7 +69,7 @@ export function requestRateScenario(spec: RequestRateSpec): Scenario {
     title: spec.title,
     async run(ctx) {
       const p = ctx.preset;
-      const peers = await acquirePeers(ctx, allPeerNames(), requestRateSkipRows(spec.name));
+      const peers = await acquirePeers(ctx, spec.peers ?? allPeerNames(), requestRateSkipRows(spec.name));
       const series = await interleave(
         ctx,
         peers,

@@ -50,13 +50,15 @@ export class FakeAws extends ForkedServer {
     child: ChildProcess,
     readonly httpsPort: number,
     readonly holdPort: number,
+    /** The same answers over plain HTTP (absolute-form rows). */
+    readonly httpPort: number,
   ) {
     super(child);
   }
 
   static async start(certFile: string, keyFile: string, logFile: string): Promise<FakeAws> {
     const { child, ready } = await ForkedServer.forkReady('fake-aws.js', [certFile, keyFile], logFile);
-    return new FakeAws(child, Number(ready.httpsPort), Number(ready.holdPort));
+    return new FakeAws(child, Number(ready.httpsPort), Number(ready.holdPort), Number(ready.httpPort));
   }
 
   stats(): Promise<{ held: number; requests: number; tlsConnections: number }> {

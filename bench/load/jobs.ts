@@ -11,6 +11,22 @@ export interface KeepAliveJob {
   durationMs: number;
 }
 
+/** Where plain-HTTP requests go: TCP to `connect`, request-target `url` (absolute-form through a proxy, `/` direct). */
+export interface PlainTarget {
+  connect: { host: string; port: number };
+  url: string;
+  hostHeader: string;
+}
+
+/** Like KeepAliveJob, in plain HTTP: one keep-alive TCP connection per client, no TLS, no CONNECT. */
+export interface PlainKeepAliveJob {
+  kind: 'plain-keepalive';
+  target: PlainTarget;
+  connections: number;
+  warmupMs: number;
+  durationMs: number;
+}
+
 export interface NewConnectionJob {
   kind: 'newconn';
   target: TargetSpec;
@@ -74,7 +90,16 @@ export interface SoakStopJob {
 }
 
 export type Job =
-  KeepAliveJob | NewConnectionJob | BulkJob | BurstJob | IdleOpenJob | IdleCloseJob | SoakStartJob | SoakStatsJob | SoakStopJob;
+  | KeepAliveJob
+  | PlainKeepAliveJob
+  | NewConnectionJob
+  | BulkJob
+  | BurstJob
+  | IdleOpenJob
+  | IdleCloseJob
+  | SoakStartJob
+  | SoakStatsJob
+  | SoakStopJob;
 
 export interface RunResult {
   /** Requests (or tunnels, or bytes for bulk) completed inside the measured window. */

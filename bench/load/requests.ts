@@ -8,6 +8,8 @@ import { createHash } from 'node:crypto';
 export const STS_HOST = 'sts.us-east-1.amazonaws.com';
 /** The name whose tunnels go to the fake server's "hold" port (accept and keep idle). */
 export const HOLD_HOST = 'sts.eu-west-1.amazonaws.com';
+/** The name plain-HTTP (absolute-form) requests ask for; each proxy maps it to the fake server's plain port. */
+export const PLAIN_HOST = 'sts.us-west-2.amazonaws.com';
 export const SMALL_BYTES = 1024;
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
@@ -39,6 +41,8 @@ export interface StsRequestOptions {
   host?: string;
   keyIndex?: number;
   close?: boolean;
+  /** The request-target: `/` (default), or an absolute URL for a plain-HTTP proxy. */
+  target?: string;
 }
 
 /** POST / with SigV4-looking headers (Authorization, x-amz-date, x-amz-security-token) and a 1 KiB form body. */
@@ -48,7 +52,7 @@ export function stsRequest(opts: StsRequestOptions = {}): Buffer {
   const body = stsForm();
   const token = Buffer.from(hex(`token:${key}`, 300), 'hex').toString('base64');
   const head = [
-    'POST / HTTP/1.1',
+    `POST ${opts.target ?? '/'} HTTP/1.1`,
     `Host: ${host}`,
     'User-Agent: egress-witness-bench/1 aws-sdk-js/3 api/sts',
     'Content-Type: application/x-www-form-urlencoded; charset=utf-8',

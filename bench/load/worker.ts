@@ -5,7 +5,7 @@
  * asked while the soak load runs.
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
-import type net from 'node:net';
+import net from 'node:net';
 import { dial, openTunnel } from './dial.js';
 import { Http1Connection } from './http1.js';
 import { bulkRequest, stsRequest } from './requests.js';
@@ -18,6 +18,8 @@ import type {
   JobReply,
   KeepAliveJob,
   NewConnectionJob,
+  PlainKeepAliveJob,
+  PlainTarget,
   RunResult,
   SoakStartJob,
   SoakStats,
@@ -98,6 +100,62 @@ async function keepalive(job: KeepAliveJob): Promise<RunResult> {
             try {
               if (!c?.usable) {
                 c = new Http1Connection(await dial(job.target));
+                conns[i] = c;
+              }
+              const r = await c.send(request);
+              if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
+              if (r.close) c.destroy();
+              state.record(nowNs() - t0);
+            } catch (err) {
+              state.error(err);
+              c?.destroy();
+              await sleep(5);
+            }
+          }
+        }),
+      job.warmupMs,
+      job.durationMs,
+    );
+  } finally {
+    for (const c of conns) c?.destroy();
+  }
+}
+
+/** A plain TCP connection to `target.connect` (no CONNECT, no TLS). */
+function openPlain(target: PlainTarget, timeoutMs = 10_000): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: target.connect.host, port: target.connect.port, noDelay: true });
+    const timer = setTimeout(() => socket.destroy(new Error('connect timed out')), timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      resolve(socket);
+    });
+    const onError = (err: Error): void => {
+      clearTimeout(timer);
+      reject(err);
+    };
+    socket.once('error', onError);
+  });
+}
+
+async function plainKeepalive(job: PlainKeepAliveJob): Promise<RunResult> {
+  const request = stsRequest({ host: job.target.hostHeader, target: job.target.url });
+  const conns: (Http1Connection | null)[] = [];
+  for (let i = 0; i < job.connections; i += 16) {
+    const wave = await Promise.allSettled(Array.from({ length: Math.min(16, job.connections - i) }, () => openPlain(job.target)));
+    for (const w of wave) conns.push(w.status === 'fulfilled' ? new Http1Connection(w.value) : null);
+  }
+  try {
+    return await measureWindow(
+      (state) =>
+        conns.map(async (_, i) => {
+          while (!state.stopped) {
+            const t0 = nowNs();
+            let c = conns[i] ?? null;
+            try {
+              if (!c?.usable) {
+                c = new Http1Connection(await openPlain(job.target));
                 conns[i] = c;
               }
               const r = await c.send(request);
@@ -362,6 +420,8 @@ async function runJob(job: Job): Promise<unknown> {
   switch (job.kind) {
     case 'keepalive':
       return keepalive(job);
+    case 'plain-keepalive':
+      return plainKeepalive(job);
     case 'newconn':
       return newconn(job);
     case 'bulk':

@@ -7,9 +7,11 @@
  *   GET  /bulk?bytes=N → 200, N bytes streamed with backpressure
  *   PUT  /bulk         → 200 once the body is drained
  *   hold port          → accepts and keeps every connection, silently
+ *   plain HTTP port    → the same answers without TLS (absolute-form plain-HTTP rows)
  *
- * argv: <cert.pem> <key.pem>; it sends {httpsPort, holdPort} over IPC when listening.
+ * argv: <cert.pem> <key.pem>; it sends {httpsPort, holdPort, httpPort} over IPC when listening.
  */
+import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
@@ -28,54 +30,48 @@ const chunk = Buffer.alloc(256 * 1024, 0x61);
 let requests = 0;
 let tlsConnections = 0;
 
-const server = https.createServer(
-  {
-    cert: readFileSync(certFile),
-    key: readFileSync(keyFile),
-    keepAliveTimeout: 120_000,
-    headersTimeout: 60_000,
-    requestTimeout: 0,
-    noDelay: true,
-  },
-  (req, res) => {
-    requests++;
-    const url = req.url ?? '/';
-    if (req.method === 'GET' && url.startsWith('/bulk')) {
-      const total = Number(/bytes=(\d+)/.exec(url)?.[1] ?? 0);
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': total, 'x-amz-request-id': 'bench' });
-      let left = total;
-      const pump = (): void => {
-        while (left > 0) {
-          const n = Math.min(left, chunk.length);
-          left -= n;
-          if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
-            res.once('drain', pump);
-            return;
-          }
+const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+  requests++;
+  const url = req.url ?? '/';
+  if (req.method === 'GET' && url.startsWith('/bulk')) {
+    const total = Number(/bytes=(\d+)/.exec(url)?.[1] ?? 0);
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': total, 'x-amz-request-id': 'bench' });
+    let left = total;
+    const pump = (): void => {
+      while (left > 0) {
+        const n = Math.min(left, chunk.length);
+        left -= n;
+        if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
+          res.once('drain', pump);
+          return;
         }
-        res.end();
-      };
-      pump();
-      req.resume();
+      }
+      res.end();
+    };
+    pump();
+    req.resume();
+    return;
+  }
+  let received = 0;
+  req.on('data', (c: Buffer) => (received += c.length));
+  req.on('end', () => {
+    if (url.startsWith('/bulk')) {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(received).length }).end(String(received));
       return;
     }
-    let received = 0;
-    req.on('data', (c: Buffer) => (received += c.length));
-    req.on('end', () => {
-      if (url.startsWith('/bulk')) {
-        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(received).length }).end(String(received));
-        return;
-      }
-      res
-        .writeHead(200, {
-          'content-type': 'text/xml',
-          'content-length': answer.length,
-          'x-amzn-requestid': '00000000-0000-0000-0000-000000000000',
-        })
-        .end(answer);
-    });
-  },
-);
+    res
+      .writeHead(200, {
+        'content-type': 'text/xml',
+        'content-length': answer.length,
+        'x-amzn-requestid': '00000000-0000-0000-0000-000000000000',
+      })
+      .end(answer);
+  });
+};
+const serverOptions = { keepAliveTimeout: 120_000, headersTimeout: 60_000, requestTimeout: 0, noDelay: true };
+const server = https.createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile), ...serverOptions }, handler);
+const plain = http.createServer(serverOptions, handler);
+plain.on('clientError', (_err, socket) => socket.destroy());
 server.on('clientError', (_err, socket) => socket.destroy());
 server.on('tlsClientError', () => undefined);
 server.on('secureConnection', () => tlsConnections++);
@@ -99,6 +95,13 @@ process.on('disconnect', () => process.exit(0));
 
 server.listen(0, '127.0.0.1', () => {
   hold.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => {
-    process.send?.({ kind: 'ready', httpsPort: (server.address() as AddressInfo).port, holdPort: (hold.address() as AddressInfo).port });
+    plain.listen(0, '127.0.0.1', () => {
+      process.send?.({
+        kind: 'ready',
+        httpsPort: (server.address() as AddressInfo).port,
+        holdPort: (hold.address() as AddressInfo).port,
+        httpPort: (plain.address() as AddressInfo).port,
+      });
+    });
   });
 });
