@@ -22,7 +22,7 @@ const ioModules = [
 const ioPaths = ioModules
   .flatMap((m) => [`node:${m}`, m])
   .map((name) => ({ name, message: 'pure module: no I/O here (inject it instead)' }));
-const ioPackages = ['undici', 'better-sqlite3', 'http-proxy-3', 'pino', 'prom-client'].map((name) => ({
+const ioPackages = ['undici', 'better-sqlite3', 'pino', 'prom-client'].map((name) => ({
   name,
   message: 'pure module: no I/O libraries here',
 }));

@@ -26,7 +26,7 @@ import type { Inspector, InspectContext, InspectSummary, LivePolicy } from '../p
 import { peekClientHello } from './peek-client-hello.js';
 import { actionReader, describeRequest } from '../aws/describe-request.js';
 import { classifyEndpoint, type AwsEndpoint } from '../aws/endpoint.js';
-import { forwardInspected } from './forward-request.js';
+import { forwardRequest } from '../proxy/forward-request.js';
 import { failureAnswer, rawFailureResponse } from '../proxy/failures.js';
 import { clientErrorFailure } from '../proxy/proxy-server.js';
 import { PassthroughMemory } from './passthrough-memory.js';
@@ -320,9 +320,10 @@ export class TlsInspector implements Inspector {
     });
     const reader = actionReader(d);
     if (!d.key) this.opts.metrics.unattributedRequests.inc({ reason: d.unattributed ?? 'unsigned' });
-    const result = await forwardInspected(req, res, {
+    const result = await forwardRequest(req, res, {
       dispatcher: this.opts.dispatcher,
       origin: `https://${ctx.target.host}:${ctx.target.port}`,
+      path: req.url ?? '/',
       now: this.opts.now,
       headersTimeoutMs: this.opts.bodyTimeoutMs,
       bodyTimeoutMs: this.opts.bodyTimeoutMs,
@@ -340,6 +341,9 @@ export class TlsInspector implements Inspector {
       const a = failureAnswer(result.failure);
       record.outcome = a.outcome;
       record.reason = a.reason;
+    } else if (result.clientGone) {
+      record.outcome = 'client_error';
+      record.reason = 'client-error';
     }
     this.opts.recorder.record(record);
   }

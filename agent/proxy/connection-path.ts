@@ -11,7 +11,8 @@
  *   tunnel(): draining? ─▶ tunnel cap ─▶ resolve + check every address ─┬─ inspect? ─▶ inspector ─▶ (tunnel on fallback)
  *                 │503          │503              │403 / 502 / 504    └─ dial the checked address ─▶ Tunnel ─▶ observe
  *                 └──────────────┴─────────────────┴──▶ entry.refuse(): HTTP answer (CONNECT) or TLS alert (redirected)
- *   http():   resolve + check ─▶ forward to the checked address ─▶ observe
+ *   http():   resolve + check every address ─▶ undici, new connections to the checked addresses in order ─▶ observe
+ *                    │403 / 502 / 504 (the answer, nothing dialled)
  *
  * The listeners own admission (the client's address) and target parsing;
  * this file owns the settings, the live tunnels and the drain signal.
@@ -83,6 +84,9 @@ export class ConnectionPath {
       maxSocketsPerOrigin: opts.maxSocketsPerOrigin,
       keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
       upstreamTimeoutMs: opts.upstreamTimeoutMs ?? 120_000,
+      deps: opts.deps,
+      drain: this.drainController.signal,
+      now: opts.now,
     });
   }
 
@@ -93,7 +97,10 @@ export class ConnectionPath {
 
   /** New settings; the inspector they carry gets their destination policy for its upstream connections. */
   setSettings(settings: ProxySettings): void {
+    const policyChanged = settings.policy !== this.settingsNow.policy || settings.overrides !== this.settingsNow.overrides;
     this.settingsNow = settings;
+    // Pooled plain-HTTP connections were checked under the old policy: new requests get new ones.
+    if (policyChanged) this.forwarder.renew();
     settings.inspector?.usePolicy({ policy: settings.policy, overrides: settings.overrides });
   }
 
@@ -343,18 +350,18 @@ export class ConnectionPath {
     }
     record.originalIp = this.originalIpFor(ctx, resolution.candidates);
     if (record.originalIp !== null) this.opts.metrics.transparentOriginalMismatch.inc();
-    const candidate = resolution.candidates[0] as Candidate;
     const described = settings.describeHttp(req, target.path, target.host);
     const reader = actionReader(described);
-    if (reader.peek) req.on('data', reader.peek);
     if (described.aws && !described.key) this.opts.metrics.unattributedRequests.inc({ reason: described.unattributed ?? 'unsigned' });
-    req.url = target.path;
-    const result = await this.forwarder.forward(req, res, candidate.ip, candidate.port, settings.connectTimeoutMs);
+    const result = await this.forwarder.forward(req, res, target, resolution.candidates, {
+      connectTimeoutMs: settings.connectTimeoutMs,
+      peekBody: reader.peek,
+    });
     record.aws = described.aws;
     record.key = described.key;
     record.action = reader.action();
     record.endedAt = this.opts.now();
-    record.resolvedIp = candidate.ip;
+    record.resolvedIp = result.ip;
     record.bytesUp = result.bytesUp;
     record.bytesDown = result.bytesDown;
     record.status = result.status;
@@ -362,6 +369,9 @@ export class ConnectionPath {
       const a = failureAnswer(result.failure);
       record.outcome = a.outcome;
       record.reason = a.reason;
+    } else if (result.clientGone) {
+      record.outcome = 'client_error';
+      record.reason = 'client-error';
     }
     this.opts.recorder.record(record);
   }

@@ -1,98 +1,166 @@
 /**
- * Plain-HTTP forwarding of absolute-form requests (`GET http://host/path`)
- * with http-proxy-3, to the address the policy checked (Host header kept as
- * sent), over a bounded keep-alive pool. Hop-by-hop headers are stripped;
- * everything else — SigV4 signs Host and x-amz-* — passes unchanged.
+ * Plain-HTTP forwarding of absolute-form requests (`GET http://host/path`,
+ * and redirected plain HTTP) through undici, the stack inspected requests
+ * use too (forward-request.ts), over a bounded keep-alive pool per origin.
+ *
+ * undici never picks an address itself: every new upstream connection goes
+ * through this file's connector, which dials the candidates the connection
+ * path resolved and checked for the request (each in order, within the
+ * connect timeout, as CONNECT does: dialer.ts). So the proxy's own addresses,
+ * private ranges and every other refused destination are refused before any
+ * dial, and no second DNS lookup happens between the check and the connect.
+ *
+ *   connection path: resolve + check ─▶ forward(candidates) ─▶ undici Agent ─▶ pool for http://host:port
+ *                                                                  └─ new connection? ─▶ connector ─▶ connectFirst(candidates)
+ *
+ * A pool is keyed by the name and port the client asked for; its connections
+ * go to addresses checked for that name. A reload of the destination policy
+ * starts a new pool set (renew()), so a connection checked under the old
+ * policy carries no request that arrives after it.
  */
-import http from 'node:http';
-import { createProxyServer, type ProxyServer } from 'http-proxy-3';
-import { failureAnswer, failureFromError, failureHeaders, type ProxyFailure } from './failures.js';
-import { HOP_BY_HOP, connectionNamed } from '../net/hop-by-hop.js';
-
-/**
- * Hop-by-hop header names of a request: the shared list plus those its
- * Connection header names — except Transfer-Encoding, which Node's client
- * needs to frame the body it streams on.
- */
-const STRIPPED = [...HOP_BY_HOP].filter((h) => h !== 'transfer-encoding');
-
-export function hopByHopHeaders(headers: http.IncomingHttpHeaders): string[] {
-  return [...STRIPPED, ...connectionNamed([headers.connection])];
-}
+import type http from 'node:http';
+import { Agent, Pool, type Dispatcher, type buildConnector } from 'undici';
+import type { AbsoluteTarget } from '../net/authority.js';
+import { connectionNamed } from '../net/hop-by-hop.js';
+import { connectFirst, type Candidate, type DialDeps } from './dialer.js';
+import { ProxyFailureError, type ProxyFailure } from './failures.js';
+import { forwardRequest } from './forward-request.js';
 
 export interface ForwardResult {
   status: number | null;
   bytesUp: number;
   bytesDown: number;
   failure: ProxyFailure | null;
+  /** The client went away before the whole answer reached it. */
+  clientGone: boolean;
+  /** The checked address the exchange went to, as far as the pool tells: null when no connection was made. */
+  ip: string | null;
+}
+
+/** What the connector of one origin's pool may dial: the latest checked candidates, while requests use them. */
+interface OriginPlan {
+  candidates: readonly Candidate[];
+  connectTimeoutMs: number;
+  /** Requests in flight that rely on this plan. */
+  refs: number;
+  /** Upstream connections open for this origin. */
+  sockets: number;
+  /** The address of the newest connection (the pool's connections all go to checked addresses of this name). */
+  lastIp: string | null;
+}
+
+export interface HttpForwarderOptions {
+  maxSocketsPerOrigin: number;
+  keepAliveTimeoutMs: number;
+  upstreamTimeoutMs: number;
+  deps: DialDeps;
+  /** Aborted when the agent drains: dials in progress give up. */
+  drain: AbortSignal;
+  now: () => number;
+}
+
+/** `http://host:port` for a target (IPv6 literals in brackets). */
+export function originOf(target: { host: string; port: number }): string {
+  return `http://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
 }
 
 export class HttpForwarder {
-  private readonly proxy: ProxyServer;
-  private readonly exchanges = new WeakMap<http.IncomingMessage, { status: number | null; bytesDown: number }>();
-  readonly agent: http.Agent;
+  private readonly plans = new Map<string, OriginPlan>();
+  private dispatcher: Agent;
 
-  constructor(opts: { maxSocketsPerOrigin: number; keepAliveTimeoutMs: number; upstreamTimeoutMs: number }) {
-    this.agent = new http.Agent({
-      keepAlive: true,
-      maxSockets: opts.maxSocketsPerOrigin,
-      maxFreeSockets: 16,
-      timeout: opts.keepAliveTimeoutMs,
-      scheduling: 'lifo',
-    });
-    this.proxy = createProxyServer({
-      agent: this.agent,
-      xfwd: false,
-      changeOrigin: false,
-      prependPath: false,
-      proxyTimeout: opts.upstreamTimeoutMs,
-    });
-    // Errors are handled per request through the callback; this keeps stray ones from crashing.
-    this.proxy.on('error', () => undefined);
-    this.proxy.on('proxyRes', (proxyRes: http.IncomingMessage, req: http.IncomingMessage) => {
-      const x = this.exchanges.get(req);
-      if (!x) return;
-      x.status = proxyRes.statusCode ?? null;
-      proxyRes.on('data', (c: Buffer) => (x.bytesDown += c.length));
+  constructor(private readonly opts: HttpForwarderOptions) {
+    this.dispatcher = this.newDispatcher();
+  }
+
+  private newDispatcher(): Agent {
+    return new Agent({
+      connections: this.opts.maxSocketsPerOrigin,
+      keepAliveTimeout: this.opts.keepAliveTimeoutMs,
+      keepAliveMaxTimeout: this.opts.keepAliveTimeoutMs,
+      pipelining: 1,
+      factory: (origin: string | URL, options: Agent.Options): Dispatcher =>
+        new Pool(origin, { ...(options as Pool.Options), connect: this.connector(String(origin)) }),
     });
   }
 
-  /** Forwards `req` (whose url is already origin-form) to ip:port; resolves when the exchange ends. */
-  forward(req: http.IncomingMessage, res: http.ServerResponse, ip: string, port: number, connectTimeoutMs: number): Promise<ForwardResult> {
-    return new Promise((resolve) => {
-      let bytesUp = 0;
-      const x = { status: null as number | null, bytesDown: 0 };
-      this.exchanges.set(req, x);
-      let settled = false;
-      const done = (failure: ProxyFailure | null): void => {
-        if (settled) return;
-        settled = true;
-        resolve({ status: x.status, bytesUp, bytesDown: x.bytesDown, failure });
-      };
-      req.on('data', (c: Buffer) => (bytesUp += c.length));
-      // http-proxy copies req.headers upstream and req.headers.connection onto the response:
-      // drop hop-by-hop headers, but keep a client's "close" so both hops honour it.
-      const wantsClose = connectionNamed([req.headers.connection]).has('close');
-      for (const h of hopByHopHeaders(req.headers)) delete req.headers[h];
-      if (wantsClose) req.headers.connection = 'close';
-      res.once('close', () => {
-        done(res.writableFinished ? null : { kind: 'upstream-error', code: 'ECLIENTCLOSED' });
-      });
-      const target = { protocol: 'http:', host: ip, port };
-      this.proxy.web(req, res, { target, connectTimeout: connectTimeoutMs }, (err: Error) => {
-        const failure = failureFromError(err, 'upstream');
-        if (!res.headersSent) {
-          res.writeHead(failureAnswer(failure).status, failureHeaders(failure)).end(`${failureAnswer(failure).reason}\n`);
-        } else {
-          res.destroy();
+  /** The connector of one origin's pool: dials that origin's checked candidates, never anything else. */
+  private connector(origin: string): buildConnector.connector {
+    return (_options, callback) => {
+      const plan = this.plans.get(origin);
+      if (!plan) {
+        // No request of this origin is in flight: nothing was checked for it, so nothing is dialled.
+        callback(new ProxyFailureError({ kind: 'unreachable', code: 'ENOPLAN' }), null);
+        return;
+      }
+      void connectFirst(plan.candidates, plan.connectTimeoutMs, this.opts.deps, this.opts.drain).then((dial) => {
+        if (!dial.ok) {
+          callback(new ProxyFailureError(dial.failure), null);
+          return;
         }
-        done(failure);
+        plan.sockets++;
+        plan.lastIp = dial.ip;
+        dial.socket.once('close', () => {
+          plan.sockets--;
+          this.forgetIfUnused(origin, plan);
+        });
+        callback(null, dial.socket);
       });
-    });
+    };
+  }
+
+  private forgetIfUnused(origin: string, plan: OriginPlan): void {
+    if (plan.refs === 0 && plan.sockets === 0 && this.plans.get(origin) === plan) this.plans.delete(origin);
+  }
+
+  /**
+   * Forwards `req` to `target` (its `path` origin-form), new connections going to `candidates`
+   * (resolved and checked by the caller); resolves when the exchange has ended.
+   */
+  async forward(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    target: AbsoluteTarget,
+    candidates: readonly Candidate[],
+    opts: { connectTimeoutMs: number; peekBody: ((chunk: Buffer) => void) | null },
+  ): Promise<ForwardResult> {
+    const origin = originOf(target);
+    let plan = this.plans.get(origin);
+    if (plan) {
+      plan.candidates = candidates;
+      plan.connectTimeoutMs = opts.connectTimeoutMs;
+    } else {
+      plan = { candidates, connectTimeoutMs: opts.connectTimeoutMs, refs: 0, sockets: 0, lastIp: null };
+      this.plans.set(origin, plan);
+    }
+    plan.refs++;
+    try {
+      const r = await forwardRequest(req, res, {
+        dispatcher: this.dispatcher,
+        origin,
+        path: target.path,
+        now: this.opts.now,
+        headersTimeoutMs: this.opts.upstreamTimeoutMs,
+        bodyTimeoutMs: this.opts.upstreamTimeoutMs,
+        peekBody: opts.peekBody,
+        // A client that asked to close its connection closes the upstream one too.
+        reset: connectionNamed([req.headers.connection]).has('close'),
+      });
+      const ip = candidates.length === 1 ? (candidates[0]?.ip ?? null) : plan.lastIp;
+      return { status: r.status, bytesUp: r.bytesUp, bytesDown: r.bytesDown, failure: r.failure, clientGone: r.clientGone, ip };
+    } finally {
+      plan.refs--;
+      this.forgetIfUnused(origin, plan);
+    }
+  }
+
+  /** A new destination policy: new requests get new pools; the old ones close once their requests have ended. */
+  renew(): void {
+    const old = this.dispatcher;
+    this.dispatcher = this.newDispatcher();
+    void old.close().catch(() => undefined);
   }
 
   close(): void {
-    this.agent.destroy();
-    this.proxy.close();
+    void this.dispatcher.destroy().catch(() => undefined);
   }
 }

@@ -75,6 +75,8 @@ export interface AdoptedConnection {
 export class ForwardProxy {
   readonly server: http.Server;
   private readonly adopted = new WeakMap<net.Socket, AdoptedConnection>();
+  /** Connections with a request under way: a parse error there is the client leaving mid-body, and that request's record says so. */
+  private readonly busy = new WeakSet<net.Socket>();
 
   constructor(private readonly opts: ProxyOptions) {
     this.server = proxyHttpServer(opts);
@@ -129,6 +131,9 @@ export class ForwardProxy {
   }
 
   private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const socket = req.socket;
+    this.busy.add(socket);
+    res.once('close', () => this.busy.delete(socket));
     const adopted = this.adopted.get(req.socket);
     if (adopted) return adopted.request(req, res);
     const startedAt = this.opts.now();
@@ -152,6 +157,10 @@ export class ForwardProxy {
   }
 
   private onClientError(err: NodeJS.ErrnoException, socket: net.Socket): void {
+    if (this.busy.has(socket)) {
+      socket.destroy();
+      return;
+    }
     const failure = clientErrorFailure(err, socket);
     const adopted = this.adopted.get(socket);
     if (adopted) return adopted.clientError(socket, failure);

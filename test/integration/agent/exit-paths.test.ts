@@ -14,7 +14,7 @@ import { STSClient, GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { createInspectionCa } from '../../../agent/tls/ca.js';
 import { writeCaFiles } from '../../../agent/tls/ca-files.js';
-import { PROXY_FAILURE_CASES } from '../../../agent/proxy/failures.js';
+import { DESTINATION_DENY_REASONS, PROXY_FAILURE_CASES } from '../../../agent/proxy/failures.js';
 import { systemDialDeps, type DialDeps } from '../../../agent/proxy/dialer.js';
 import { createTestCa } from '../../helpers/pki.js';
 import { startFakeAws, type FakeAws } from '../../helpers/fake-aws.js';
@@ -33,6 +33,8 @@ const NEVER_CONNECTS = 1;
 const UNREACHABLE = 2;
 /** Dialled as the echo server, the upstream socket kept so a test can break it. */
 const BREAKABLE = 3;
+/** An allowed address that refuses every connection: a name whose first address it is falls back to the next. */
+const REFUSING_IP = '127.0.0.3';
 
 let dir: string;
 let fake: FakeAws;
@@ -41,6 +43,14 @@ let echoPort: number;
 let web: http.Server;
 let webPort: number;
 let closedPort: number;
+/** Plain-HTTP origins: one that cuts its answer short, one that reads the whole body before answering, one that never finishes. */
+let cutting: http.Server;
+let cuttingPort: number;
+let reading: http.Server;
+let readingPort: number;
+let endless: http.Server;
+let endlessPort: number;
+let dial: ReturnType<typeof recordingDial>;
 let inspectionCaPem: string;
 let upstreamCaPem: string;
 let main: TestAgent;
@@ -53,6 +63,11 @@ function networkStandIn(echoPortOf: () => number): DialDeps {
     lookup: systemDialDeps.lookup,
     connect: (opts) => {
       if (opts.port === NEVER_CONNECTS) return new net.Socket();
+      if (opts.host === REFUSING_IP) {
+        const s = new net.Socket();
+        process.nextTick(() => s.destroy(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })));
+        return s;
+      }
       if (opts.port === UNREACHABLE) {
         const s = new net.Socket();
         process.nextTick(() => s.destroy(Object.assign(new Error('connect EHOSTUNREACH'), { code: 'EHOSTUNREACH' })));
@@ -91,18 +106,40 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
   webPort = (web.address() as AddressInfo).port;
+  cutting = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-length': '1000' });
+    res.write('x'.repeat(100), () => res.socket?.destroy());
+  });
+  reading = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200).end('read\n'));
+  });
+  endless = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    res.write('x'.repeat(1000));
+  });
+  for (const server of [cutting, reading, endless]) await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cuttingPort = (cutting.address() as AddressInfo).port;
+  readingPort = (reading.address() as AddressInfo).port;
+  endlessPort = (endless.address() as AddressInfo).port;
   const gone = net.createServer();
   await new Promise<void>((r) => gone.listen(0, '127.0.0.1', r));
   closedPort = (gone.address() as AddressInfo).port;
   await new Promise((r) => gone.close(r));
 
-  const ports = [443, 80, echoPort, webPort, closedPort, NEVER_CONNECTS, UNREACHABLE, BREAKABLE];
-  const dial = recordingDial(networkStandIn(() => echoPort));
+  const ports = [443, 80, echoPort, webPort, closedPort, cuttingPort, readingPort, endlessPort, NEVER_CONNECTS, UNREACHABLE, BREAKABLE];
+  dial = recordingDial(networkStandIn(() => echoPort));
   dial.answers.set('weird.example.test', [{ address: 'not-an-address', family: 4 }]);
+  dial.answers.set('fallback.example.test', [
+    { address: REFUSING_IP, family: 4 },
+    { address: '127.0.0.1', family: 4 },
+  ]);
   dial.answers.set('echo.example.test', [{ address: '127.0.0.1', family: 4 }]);
   const base = {
     proxy: {
-      allow_destination_cidrs: ['127.0.0.1/32'],
+      allow_destination_cidrs: ['127.0.0.1/32', `${REFUSING_IP}/32`],
       allowed_clients: ['127.0.0.1/32'],
       allowed_ports: ports,
       header_timeout: '1s',
@@ -140,6 +177,10 @@ afterAll(async () => {
   await fake?.close();
   echo?.close();
   web?.close();
+  for (const server of [cutting, reading, endless]) {
+    server?.closeAllConnections();
+    server?.close();
+  }
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -184,7 +225,7 @@ async function check(c: Case): Promise<void> {
   // Settled: nothing more comes for this path.
   await new Promise((r) => setTimeout(r, 50));
   const lines = decisionLines(agent).slice(lines0);
-  expect(lines).toHaveLength(records);
+  expect(lines, JSON.stringify(lines)).toHaveLength(records);
   expect(lines.at(-1)).toMatchObject(c.expect.line);
   expect((await proxyRequestsTotal(agent)) - metric0).toBe(records);
   expect((await observed(agent)) - obs0).toBe(c.expect.observations);
@@ -363,8 +404,116 @@ const FAILURE_CASES: Record<string, Case> = {
   },
 };
 
+/** An absolute-form request for `url`, the connection closed after the answer. */
+const plainGet = (url: string, host = new URL(url).host): ((agent: TestAgent) => Promise<void>) =>
+  raw(`GET ${url} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+
+/** Where a plain-HTTP request refused for `reason` goes (the same addresses as the CONNECT cases). */
+function refusedPlainUrl(reason: string, agent: TestAgent): string {
+  if (reason === 'self') return `http://127.0.0.1:${agent.proxyPort}/`;
+  if (reason === 'port-not-allowed') return 'http://127.0.0.1:9/';
+  if (reason === 'invalid') return 'http://weird.example.test/';
+  const authority = {
+    loopback: '[::1]',
+    unspecified: '0.0.0.0',
+    'link-local': '169.254.1.1',
+    metadata: '169.254.169.254',
+    private: '10.1.2.3',
+    cgnat: '100.64.1.1',
+    ula: '[fd00::1]',
+    multicast: '224.0.0.1',
+    broadcast: '255.255.255.255',
+    reserved: '240.0.0.1',
+    'ipv4-embedded': '[2002:a00:1::1]',
+  }[reason];
+  if (authority === undefined) throw new Error(`no plain-HTTP address for ${reason}`);
+  return `http://${authority}/`;
+}
+
+/** A plain-HTTP request refused by the destination policy: answered 403, recorded, and nothing dialled. */
+const refusedPlain = (reason: string): Case => ({
+  run: async (agent) => {
+    const url = refusedPlainUrl(reason, agent);
+    const connects = dial.connects.length;
+    const r = await rawExchange(agent.proxyPort, `GET ${url} HTTP/1.1\r\nHost: ${new URL(url).host}\r\n\r\n`, { timeoutMs: 5_000 });
+    expect(r.response?.status).toBe(403);
+    expect(r.response?.headers['x-egress-witness-error']).toBe(`destination-denied:${reason}`);
+    expect(dial.connects.slice(connects)).toEqual([]);
+  },
+  expect: { observations: 1, line: { event: 'refused', kind: 'http', outcome: 'denied', reason: `destination-denied:${reason}` } },
+});
+
+/** Plain HTTP's own ways out: each refusal before a dial, each upstream failure, and a client that leaves. */
+const PLAIN_CASES: Record<string, Case> = {
+  ...Object.fromEntries(
+    DESTINATION_DENY_REASONS.map((reason) => [`plain HTTP refused: destination-denied:${reason}`, refusedPlain(reason)]),
+  ),
+  'plain HTTP, the upstream refuses the connection': {
+    run: (agent) => plainGet(`http://127.0.0.1:${closedPort}/`)(agent),
+    expect: { observations: 1, line: { event: 'refused', kind: 'http', outcome: 'connect_error', reason: 'connect-refused', status: 502 } },
+  },
+  'plain HTTP, the upstream never accepts': {
+    run: plainGet(`http://127.0.0.1:${NEVER_CONNECTS}/`),
+    expect: {
+      observations: 1,
+      line: { event: 'refused', kind: 'http', outcome: 'connect_timeout', reason: 'connect-timeout', status: 504 },
+    },
+  },
+  'plain HTTP, the upstream is unreachable': {
+    run: plainGet(`http://127.0.0.1:${UNREACHABLE}/`),
+    expect: { observations: 1, line: { event: 'refused', kind: 'http', outcome: 'connect_error', reason: 'unreachable', status: 502 } },
+  },
+  'plain HTTP, the first address refuses and the next one answers': {
+    run: async (agent) => {
+      const connects = dial.connects.length;
+      const r = await rawExchange(
+        agent.proxyPort,
+        `GET http://fallback.example.test:${webPort}/ HTTP/1.1\r\nHost: fallback.example.test\r\nConnection: close\r\n\r\n`,
+        { timeoutMs: 5_000 },
+      );
+      expect(r.response?.status).toBe(200);
+      expect(dial.connects.slice(connects).map((c) => c.host)).toEqual([REFUSING_IP, '127.0.0.1']);
+    },
+    expect: { observations: 1, line: { event: 'request', kind: 'http', outcome: 'ok', status: 200, resolved_ip: '127.0.0.1' } },
+  },
+  'plain HTTP, the upstream resets mid-body': {
+    run: async (agent) => {
+      const r = await rawExchange(agent.proxyPort, `GET http://127.0.0.1:${cuttingPort}/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`, {
+        timeoutMs: 5_000,
+      });
+      expect(r.response?.status).toBe(200);
+      expect(r.closed).toBe(true);
+    },
+    expect: { observations: 1, line: { event: 'request', kind: 'http', outcome: 'upstream_error', reason: 'upstream-error', status: 200 } },
+  },
+  'plain HTTP, the client leaves while sending its body': {
+    run: async (agent) => {
+      const s = net.connect({ host: '127.0.0.1', port: agent.proxyPort });
+      s.on('error', () => undefined);
+      await new Promise((r) => s.once('connect', r));
+      s.write(`POST http://127.0.0.1:${readingPort}/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n${'x'.repeat(10)}`);
+      await until('the upload to reach the origin', () => dial.connects.some((c) => c.port === readingPort));
+      await new Promise((r) => setTimeout(r, 50));
+      s.destroy();
+    },
+    expect: { observations: 1, line: { event: 'request', kind: 'http', outcome: 'client_error', reason: 'client-error' } },
+  },
+  'plain HTTP, the client leaves while the answer streams': {
+    run: async (agent) => {
+      const s = net.connect({ host: '127.0.0.1', port: agent.proxyPort });
+      s.on('error', () => undefined);
+      const first = new Promise((r) => s.once('data', r));
+      s.write(`GET http://127.0.0.1:${endlessPort}/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+      await first;
+      s.destroy();
+    },
+    expect: { observations: 1, line: { event: 'request', kind: 'http', outcome: 'client_error', reason: 'client-error', status: 200 } },
+  },
+};
+
 /** The other ways out: every outcome, explicit and transparent, plain, tunnelled and inspected. */
 const OUTCOME_CASES: Record<string, Case> = {
+  ...PLAIN_CASES,
   'explicit tunnel, ok': {
     run: async (agent) => {
       const t = await connectTunnel(agent.proxyPort, `127.0.0.1:${echoPort}`);
