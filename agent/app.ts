@@ -6,7 +6,8 @@
  *   build ─▶ start (admin, proxy listen; telemetry timers) ─▶ reload* ─▶ stop (drain, final flush)
  */
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
+import { pino } from 'pino';
+import { AggregatorRegistry, Registry } from 'prom-client';
 import type { Logger } from '../common/log/logger.js';
 import { createRegistry } from '../common/metrics/registry.js';
 import { createAdminServer, listenAt, closeServer } from '../common/admin/admin-server.js';
@@ -30,6 +31,9 @@ import { NdjsonFileSink } from './observe/ndjson-file-sink.js';
 import type { RecordSink } from './observe/record-sink.js';
 import { buildTelemetryShipping, type TelemetryShipping } from './ship/telemetry-shipping.js';
 import { buildInspector, type InspectorHandle } from './inspect/build-inspector.js';
+import { WorkerSupervisor } from './cluster/supervisor.js';
+import type { WorkerRelay } from './cluster/relay.js';
+import { metricsToAggregate, resolveWorkers, workerEntry } from './cluster/workers.js';
 
 export interface AgentDeps {
   logger: Logger;
@@ -42,6 +46,11 @@ export interface AgentDeps {
   logLevelOverride?: string;
   /** How redirected connections' original destinations are read (default: the native addon, when built). */
   originalDestination?: OriginalDestinationReader;
+  /**
+   * Set in a proxy worker (proxy.workers > 1): it serves the listeners only; its observations and log
+   * lines go to the primary through the relay, and the primary's admin port is refused as a destination.
+   */
+  worker?: { relay: WorkerRelay; adminPort: number };
 }
 
 export interface AgentAddresses {
@@ -96,6 +105,9 @@ export class AgentApp {
   private pipeline: TelemetryPipeline | null = null;
   private shipping: TelemetryShipping | null = null;
   private inspector: InspectorHandle | null = null;
+  /** The proxy workers, when proxy.workers > 1 and this is the primary. */
+  private readonly cluster: WorkerSupervisor | null = null;
+  private readonly workers: number;
   private listening = false;
   private addresses: AgentAddresses | null = null;
   /** The agent's own listen addresses, which the destination policy refuses. */
@@ -119,14 +131,27 @@ export class AgentApp {
       observeAll: config.telemetry.observe_all,
       onDrop: (reason) => this.metrics.observationsDropped.inc({ reason }),
     });
-    this.recorder = requestRecorder(this.logger, this.metrics, this.aggregator);
+    this.recorder = requestRecorder(this.logger, this.metrics, deps.worker?.relay ?? this.aggregator);
+    this.workers = deps.worker ? 1 : resolveWorkers(config.proxy.workers);
+    if (this.workers > 1)
+      this.cluster = new WorkerSupervisor({
+        workers: this.workers,
+        exec: workerEntry(),
+        logger: this.logger,
+        metrics: this.metrics,
+        observer: this.aggregator,
+        writeLog: logWriter(this.logger),
+        logLevelOverride: deps.logLevelOverride ?? null,
+      });
+    const listeningNow = (s: { server: { listening: boolean } } | null) =>
+      this.cluster ? this.cluster.running === this.workers : (s?.server.listening ?? false);
     this.admin = createAdminServer({
-      registry: this.registry,
+      registry: this.cluster ? aggregatedRegistry(this.registry, this.cluster) : this.registry,
       readiness: () => ({
         ready: this.listening,
         checks: {
-          proxy_listening: this.proxy?.server.listening ?? false,
-          ...(this.config.transparent ? { transparent_listening: this.transparent?.server.listening ?? false } : {}),
+          proxy_listening: listeningNow(this.proxy),
+          ...(this.config.transparent ? { transparent_listening: listeningNow(this.transparent) } : {}),
           admin_listening: true,
           config_loaded: true,
         },
@@ -140,7 +165,8 @@ export class AgentApp {
       gateway_id: this.config.gateway.id,
       version: this.deps.version,
       started_at: new Date(this.startedAt).toISOString(),
-      active_tunnels: this.path?.activeTunnels ?? 0,
+      active_tunnels: this.activeTunnels,
+      workers: this.workers,
       inspect: this.config.inspect !== null,
       transparent: this.config.transparent
         ? {
@@ -154,6 +180,16 @@ export class AgentApp {
     };
   }
 
+  /** Open tunnels: this process's, or the workers' as they last reported. */
+  get activeTunnels(): number {
+    return this.path?.activeTunnels ?? this.cluster?.activeTunnels ?? 0;
+  }
+
+  /** Live tunnels report their window now (a worker does this before the primary's flush). */
+  reportLive(): void {
+    this.path?.reportLive();
+  }
+
   /** Hands everything aggregated so far to the sinks now (tests, and the final flush at stop). */
   flushTelemetry(): Promise<void> {
     return this.pipeline?.flush() ?? Promise.resolve();
@@ -161,47 +197,31 @@ export class AgentApp {
 
   async start(): Promise<AgentAddresses> {
     const c = this.config;
-    const adminAddr = await listenAt('admin.listen', this.admin, c.admin.listen.host, c.admin.listen.port);
+    const worker = this.deps.worker;
+    // A worker has no admin listener: the primary's answers for all of them.
+    const adminAddr: AddressInfo = worker
+      ? { address: c.admin.listen.host, family: c.admin.listen.host.includes(':') ? 'IPv6' : 'IPv4', port: worker.adminPort }
+      : await listenAt('admin.listen', this.admin, c.admin.listen.host, c.admin.listen.port);
     try {
-      this.inspector = c.inspect ? await buildInspector(c, this.inspectorDeps()) : null;
-      this.shipping = await buildTelemetryShipping(c, {
-        metrics: this.metrics,
-        logger: this.logger,
-        now: this.now,
-        version: this.deps.version,
-        startedAt: this.startedAt,
-      });
-      // Until the proxy is bound a port 0 is unknown; the settings are rebuilt with the real one below.
-      this.self = [
-        { ip: c.proxy.listen.host, port: c.proxy.listen.port },
-        { ip: c.admin.listen.host, port: adminAddr.port },
-      ];
-      if (c.transparent) this.self.push({ ip: c.transparent.listen.host, port: c.transparent.listen.port });
-      this.path = new ConnectionPath({
-        settings: buildProxySettings(c, this.self, this.inspector?.inspector ?? null),
-        recorder: this.recorder,
-        metrics: this.metrics,
-        logger: this.logger,
-        deps: this.deps.dial ?? systemDialDeps,
-        now: this.now,
-        maxSocketsPerOrigin: c.upstream.max_connections_per_origin,
-        keepAliveTimeoutMs: c.upstream.keep_alive_timeout,
-      });
-      this.proxy = new ForwardProxy({
-        path: this.path,
-        logger: this.logger,
-        now: this.now,
-        maxHeaderBytes: c.proxy.max_header_bytes,
-        headerTimeoutMs: c.proxy.header_timeout,
-      });
-      const proxyAddr = await listenAt('proxy.listen', this.proxy.server, c.proxy.listen.host, c.proxy.listen.port);
-      const transparentAddr = c.transparent ? await this.startTransparent(c.transparent, c) : null;
-      this.self = [
-        { ip: c.proxy.listen.host, port: proxyAddr.port },
-        { ip: c.admin.listen.host, port: adminAddr.port },
-        ...(c.transparent && transparentAddr ? [{ ip: c.transparent.listen.host, port: transparentAddr.port }] : []),
-      ];
-      this.path.setSettings(buildProxySettings(c, this.self, this.inspector?.inspector ?? null));
+      if (!worker)
+        this.shipping = await buildTelemetryShipping(c, {
+          metrics: this.metrics,
+          logger: this.logger,
+          now: this.now,
+          version: this.deps.version,
+          startedAt: this.startedAt,
+        });
+      const { proxy: proxyAddr, transparent: transparentAddr } = this.cluster
+        ? await this.cluster.start(c, adminAddr.port)
+        : await this.startServing(c, adminAddr);
+      if (!this.cluster) this.metrics.proxyWorkers.set(1);
+      this.addresses = { proxy: proxyAddr, admin: adminAddr, transparent: transparentAddr };
+      this.listening = true;
+      this.markReload(true);
+      if (worker) {
+        this.logger.info({ event: 'worker_started', pid: process.pid }, 'proxy worker started');
+        return this.addresses;
+      }
       this.pipeline = new TelemetryPipeline({
         gatewayId: c.gateway.id,
         agentVersion: this.deps.version,
@@ -210,23 +230,24 @@ export class AgentApp {
         flushIntervalMs: c.telemetry.flush_interval,
         heartbeatIntervalMs: c.telemetry.heartbeat_interval,
         aggregator: this.aggregator,
-        beforeDrain: () => this.path?.reportLive(),
+        beforeDrain: async () => {
+          this.path?.reportLive();
+          await this.cluster?.collect();
+        },
         sinks: this.sinksFor(c),
         spoolStats: () => this.shipping?.stats() ?? { batches: 0, bytes: 0 },
-        extraCounts: () => ({ activeTunnels: this.path?.activeTunnels ?? 0 }),
+        extraCounts: () => ({ activeTunnels: this.activeTunnels }),
         metrics: this.metrics,
         logger: this.logger,
         now: this.now,
       });
       this.pipeline.start();
       this.shipping?.start();
-      this.addresses = { proxy: proxyAddr, admin: adminAddr, transparent: transparentAddr };
-      this.listening = true;
-      this.markReload(true);
       this.logger.info(
         {
           event: 'started',
           ...effectiveSettings(c),
+          workers: this.workers,
           proxy_port: proxyAddr.port,
           admin_port: adminAddr.port,
           ...(transparentAddr ? { transparent_port: transparentAddr.port } : {}),
@@ -239,6 +260,50 @@ export class AgentApp {
       await this.stop(0, { quiet: true }).catch(() => undefined);
       throw err;
     }
+  }
+
+  /** This process's proxy (and transparent) listener, with the connection path behind them. */
+  private async startServing(c: AgentConfig, adminAddr: AddressInfo): Promise<{ proxy: AddressInfo; transparent: AddressInfo | null }> {
+    this.inspector = c.inspect ? await buildInspector(c, this.inspectorDeps()) : null;
+    // Until the proxy is bound a port 0 is unknown; the settings are rebuilt with the real one below.
+    this.self = [
+      { ip: c.proxy.listen.host, port: c.proxy.listen.port },
+      { ip: c.admin.listen.host, port: adminAddr.port },
+    ];
+    if (c.transparent) this.self.push({ ip: c.transparent.listen.host, port: c.transparent.listen.port });
+    this.path = new ConnectionPath({
+      settings: buildProxySettings(c, this.self, this.inspector?.inspector ?? null),
+      recorder: this.recorder,
+      metrics: this.metrics,
+      logger: this.logger,
+      deps: this.deps.dial ?? systemDialDeps,
+      now: this.now,
+      maxSocketsPerOrigin: c.upstream.max_connections_per_origin,
+      keepAliveTimeoutMs: c.upstream.keep_alive_timeout,
+    });
+    this.proxy = new ForwardProxy({
+      path: this.path,
+      logger: this.logger,
+      now: this.now,
+      maxHeaderBytes: c.proxy.max_header_bytes,
+      headerTimeoutMs: c.proxy.header_timeout,
+    });
+    const proxyAddr = await listenAt(
+      'proxy.listen',
+      this.proxy.server,
+      c.proxy.listen.host,
+      c.proxy.listen.port,
+      undefined,
+      this.deps.worker !== undefined,
+    );
+    const transparentAddr = c.transparent ? await this.startTransparent(c.transparent, c) : null;
+    this.self = [
+      { ip: c.proxy.listen.host, port: proxyAddr.port },
+      { ip: c.admin.listen.host, port: adminAddr.port },
+      ...(c.transparent && transparentAddr ? [{ ip: c.transparent.listen.host, port: transparentAddr.port }] : []),
+    ];
+    this.path.setSettings(buildProxySettings(c, this.self, this.inspector?.inspector ?? null));
+    return { proxy: proxyAddr, transparent: transparentAddr };
   }
 
   /** The transparent listener; says once, at start, when original destinations cannot be read. */
@@ -263,7 +328,14 @@ export class AgentApp {
       now: this.now,
       headerTimeoutMs: c.proxy.header_timeout,
     });
-    return listenAt('transparent.listen', this.transparent.server, t.listen.host, t.listen.port, TRANSPARENT_BACKLOG);
+    return listenAt(
+      'transparent.listen',
+      this.transparent.server,
+      t.listen.host,
+      t.listen.port,
+      TRANSPARENT_BACKLOG,
+      this.deps.worker !== undefined,
+    );
   }
 
   /** The inspector's destination policy is passed in by the connection path (Inspector.usePolicy), on start and on every reload. */
@@ -288,7 +360,8 @@ export class AgentApp {
     this.metrics.configReloadSuccessful.set(ok ? 1 : 0);
     if (!ok) return;
     this.metrics.configReloadTimestamp.set(Math.floor(this.now() / 1000));
-    this.metrics.tunnelsMax.set(this.config.proxy.max_tunnels);
+    // With workers, each sets its share and /metrics adds them up.
+    if (!this.cluster) this.metrics.tunnelsMax.set(this.config.proxy.max_tunnels);
   }
 
   /**
@@ -305,18 +378,8 @@ export class AgentApp {
       return false;
     }
     const { effective: next, needsRestart } = applyHotReload(this.config, result.value, AGENT_HOT_KEYS);
-    try {
-      // The inspector (CA, leaf cache, upstream pool) is rebuilt only when what it is made of changed.
-      const rebuild = inspectorInputs(next) !== inspectorInputs(this.config);
-      const inspector = !rebuild ? this.inspector : next.inspect ? await buildInspector(next, this.inspectorDeps()) : null;
-      this.path?.setSettings(buildProxySettings(next, this.self, inspector?.inspector ?? null));
-      if (rebuild) {
-        this.inspector?.close();
-        this.inspector = inspector;
-      }
-    } catch (err) {
+    if (!(await this.applyServing(next))) {
       this.markReload(false);
-      this.logger.error({ event: 'reload_failed', err }, 'configuration reload failed; keeping the running configuration');
       return false;
     }
     this.config = next;
@@ -334,9 +397,43 @@ export class AgentApp {
     return true;
   }
 
+  /** Hands a reloaded config to the listeners' side: the workers, or this process's connection path. */
+  private async applyServing(next: AgentConfig): Promise<boolean> {
+    if (this.cluster) {
+      if (await this.cluster.reload(next)) return true;
+      this.logger.error(
+        { event: 'reload_failed', reason: 'worker' },
+        'configuration reload failed in a proxy worker (its log line says why); the workers that applied it keep the new configuration',
+      );
+      return false;
+    }
+    try {
+      // The inspector (CA, leaf cache, upstream pool) is rebuilt only when what it is made of changed.
+      const rebuild = inspectorInputs(next) !== inspectorInputs(this.config);
+      const inspector = !rebuild ? this.inspector : next.inspect ? await buildInspector(next, this.inspectorDeps()) : null;
+      this.path?.setSettings(buildProxySettings(next, this.self, inspector?.inspector ?? null));
+      if (rebuild) {
+        this.inspector?.close();
+        this.inspector = inspector;
+      }
+      return true;
+    } catch (err) {
+      this.logger.error({ event: 'reload_failed', err }, 'configuration reload failed; keeping the running configuration');
+      return false;
+    }
+  }
+
   /** Drains tunnels up to `drainMs`, flushes telemetry, closes everything. */
   async stop(drainMs = this.config.proxy.drain_timeout, o: { quiet?: boolean } = {}): Promise<void> {
     this.listening = false;
+    if (this.cluster) {
+      if (!o.quiet)
+        this.logger.info(
+          { event: 'draining', active_tunnels: this.cluster.activeTunnels, deadline_ms: drainMs, workers: this.workers },
+          'draining',
+        );
+      await this.cluster.stop(drainMs);
+    }
     if (this.path && this.proxy) {
       if (!o.quiet) this.logger.info({ event: 'draining', active_tunnels: this.path.activeTunnels, deadline_ms: drainMs }, 'draining');
       const listeners = this.transparent ? [this.proxy, this.transparent] : [this.proxy];
@@ -347,8 +444,12 @@ export class AgentApp {
     this.inspector?.close();
     await this.pipeline?.stop();
     await this.shipping?.stop();
-    await closeServer(this.admin);
-    if (!o.quiet) this.logger.info({ event: 'stopped' }, 'egress-witness agent stopped');
+    if (!this.deps.worker) await closeServer(this.admin);
+    if (!o.quiet)
+      this.logger.info(
+        { event: this.deps.worker ? 'worker_stopped' : 'stopped' },
+        this.deps.worker ? 'proxy worker stopped' : 'egress-witness agent stopped',
+      );
   }
 }
 
@@ -389,4 +490,20 @@ function effectiveSettings(c: AgentConfig): Record<string, unknown> {
       heartbeat_interval: formatDuration(c.telemetry.heartbeat_interval),
     },
   };
+}
+
+/** Writes the workers' log lines, as they are, where this process's own lines go. */
+function logWriter(logger: Logger): (text: string) => void {
+  const stream = (logger as unknown as Record<symbol, { write(s: string): unknown } | undefined>)[pino.symbols.streamSym];
+  return (text) => void stream?.write(text);
+}
+
+/** One /metrics for the primary and its workers: the primary's own series, and the workers' added up. */
+function aggregatedRegistry(primary: Registry, cluster: WorkerSupervisor): Registry {
+  const view = new Registry();
+  view.metrics = async () => {
+    const [own, workers] = await Promise.all([primary.getMetricsAsJSON(), cluster.workerMetrics()]);
+    return AggregatorRegistry.aggregate(metricsToAggregate(own, workers)).metrics();
+  };
+  return view;
 }

@@ -65,6 +65,15 @@ const proxy = z.strictObject({
   max_header_bytes: size.default(16 * 1024),
   /** How long SIGTERM waits for open tunnels before closing them. */
   drain_timeout: duration.default(30_000),
+  /**
+   * Processes serving the proxy and transparent listeners: a number, or "auto" for one per
+   * available CPU. Above 1, a primary process keeps the single telemetry pipeline.
+   */
+  workers: z
+    .union([z.literal('auto'), positiveInt('workers').max(256, 'expected at most 256 workers')], {
+      error: (i) => `expected "auto" or a positive number of processes, got ${show(i.input)}`,
+    })
+    .default(1),
 });
 
 /**

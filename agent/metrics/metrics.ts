@@ -91,6 +91,8 @@ export interface AgentMetrics extends DaemonMetrics {
   telemetrySinkErrors: Counter<'sink'>;
   egressIpInCidrs: Gauge;
   egressCheckTimestamp: Gauge;
+  proxyWorkers: Gauge;
+  proxyWorkerRestarts: Counter;
 }
 
 export function createAgentMetrics(registry: Registry, build: { version: string; nodeVersion: string }): AgentMetrics {
@@ -279,6 +281,16 @@ export function createAgentMetrics(registry: Registry, build: { version: string;
     egressCheckTimestamp: new Gauge({
       name: 'egress_witness_egress_check_last_success_timestamp_seconds',
       help: 'Time of the last successful egress self-check.',
+      registers: r,
+    }),
+    proxyWorkers: new Gauge({
+      name: 'egress_witness_proxy_workers',
+      help: 'Processes serving the proxy and transparent listeners (proxy.workers): 1 without workers, else the workers listening now.',
+      registers: r,
+    }),
+    proxyWorkerRestarts: new Counter({
+      name: 'egress_witness_proxy_worker_restarts_total',
+      help: 'Proxy workers that exited while the agent ran and were started again.',
       registers: r,
     }),
   };

@@ -21,8 +21,11 @@ export interface PipelineOptions {
   flushIntervalMs: number;
   heartbeatIntervalMs: number;
   aggregator: Aggregator;
-  /** Runs before each flush takes the aggregator's window: live tunnels report theirs into it. */
-  beforeDrain?: () => void;
+  /**
+   * Runs before each flush takes the aggregator's window: live tunnels report theirs into it, and
+   * proxy workers send what they observed so far.
+   */
+  beforeDrain?: () => void | Promise<void>;
   sinks: RecordSink[];
   spoolStats: () => { batches: number; bytes: number };
   extraCounts: () => Record<string, number>;
@@ -83,7 +86,7 @@ export class TelemetryPipeline {
   }
 
   private async flushOnce(forceHeartbeat: boolean): Promise<void> {
-    this.opts.beforeDrain?.();
+    await this.opts.beforeDrain?.();
     const records: TelemetryRecord[] = this.opts.aggregator.drain();
     if (this.heartbeatDue || forceHeartbeat) {
       this.heartbeatDue = false;

@@ -64,11 +64,21 @@ export function createAdminServer(opts: AdminServerOptions): http.Server {
  * Listens and resolves with the bound address, or rejects with the listen error (EADDRINUSE…).
  * `backlog`: the accept queue (Node's default 511; the kernel caps it at net.core.somaxconn).
  */
-export function listen(server: http.Server | NetServer, host: string, port: number, backlog?: number): Promise<AddressInfo> {
+/**
+ * `shared`: a cluster worker's listener, which the primary holds for all its workers (node:cluster);
+ * otherwise the process binds the address itself.
+ */
+export function listen(
+  server: http.Server | NetServer,
+  host: string,
+  port: number,
+  backlog?: number,
+  shared = false,
+): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
     server.once('error', onError);
-    server.listen({ host, port, exclusive: true, ...(backlog !== undefined ? { backlog } : {}) }, () => {
+    server.listen({ host, port, exclusive: !shared, ...(backlog !== undefined ? { backlog } : {}) }, () => {
       server.off('error', onError);
       resolve(server.address() as AddressInfo);
     });
@@ -85,9 +95,10 @@ export async function listenAt(
   host: string,
   port: number,
   backlog?: number,
+  shared = false,
 ): Promise<AddressInfo> {
   try {
-    return await listen(server, host, port, backlog);
+    return await listen(server, host, port, backlog, shared);
   } catch (err) {
     throw new Error(listenErrorMessage(key, host, port, err), { cause: err });
   }

@@ -65,6 +65,17 @@ function merge(base: Record<string, unknown>, over: Record<string, unknown>): Re
   return out;
 }
 
+/**
+ * EW_TEST_PROXY_WORKERS=2 runs every agent the tests start with that many proxy workers (the
+ * suite's check that workers change nothing a client or the detector can see); a test that sets
+ * proxy.workers itself keeps its own value.
+ */
+function workersFromEnv(): { workers?: number | 'auto' } {
+  const v = process.env.EW_TEST_PROXY_WORKERS;
+  if (!v) return {};
+  return { workers: v === 'auto' ? 'auto' : Number(v) };
+}
+
 /** Raw (snake_case, YAML-shaped) config overrides. */
 export async function startAgent(
   raw: Record<string, unknown> = {},
@@ -74,7 +85,7 @@ export async function startAgent(
   const base = {
     gateway: { id: 'gw-test', egress_cidrs: ['203.0.113.0/28'] },
     networks: [{ name: 'lab', cidrs: ['127.0.0.0/8'] }],
-    proxy: { listen: '127.0.0.1:0', connect_timeout: '2s', drain_timeout: '1s' },
+    proxy: { listen: '127.0.0.1:0', connect_timeout: '2s', drain_timeout: '1s', ...workersFromEnv() },
     telemetry: { file: join(dir, 'observations.ndjson'), spool_dir: join(dir, 'spool'), flush_interval: '1h', heartbeat_interval: '1h' },
     admin: { listen: '127.0.0.1:0' },
   };
