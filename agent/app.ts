@@ -219,7 +219,7 @@ export class AgentApp {
       this.listening = true;
       this.markReload(true);
       if (worker) {
-        this.logger.info({ event: 'worker_started', pid: process.pid }, 'proxy worker started');
+        this.logger.info({ event: 'worker_started' }, 'proxy worker started');
         return this.addresses;
       }
       this.pipeline = new TelemetryPipeline({

@@ -50,11 +50,16 @@ export const PRIMARY_METRICS = new Set([
   'egress_witness_egress_ip_in_configured_cidrs',
   'egress_witness_egress_check_last_success_timestamp_seconds',
   'nodejs_version_info',
+  'process_start_time_seconds',
 ]);
 
-/** The registries to aggregate: the primary's, and each worker's without the primary's own series. */
+/**
+ * The registries to aggregate: the primary's (its own series taken as they are), and each worker's
+ * without the primary's own series. CPU, memory and descriptors add up over the processes.
+ */
 export function metricsToAggregate(primary: Metrics, workers: Metrics[]): Metrics[] {
-  return [primary, ...workers.map((w) => w.filter((m) => !PRIMARY_METRICS.has(m.name)))];
+  const own = primary.map((m) => (PRIMARY_METRICS.has(m.name) ? { ...m, aggregator: 'first' as const } : m));
+  return [own, ...workers.map((w) => w.filter((m) => !PRIMARY_METRICS.has(m.name)))];
 }
 
 /**
@@ -62,7 +67,7 @@ export function metricsToAggregate(primary: Metrics, workers: Metrics[]): Metric
  * the built copy under dist/ is used.
  */
 export function workerEntry(): string {
-  const here = new URL('../worker-main.js', import.meta.url);
+  const here = new URL('../worker/main.js', import.meta.url);
   if (existsSync(here)) return fileURLToPath(here);
-  return fileURLToPath(new URL('../../dist/agent/worker-main.js', import.meta.url));
+  return fileURLToPath(new URL('../../dist/agent/worker/main.js', import.meta.url));
 }

@@ -99,6 +99,10 @@ export interface AgentOptions {
   upstreamKeepAlive?: string;
   /** A transparent listener beside the explicit one (loopback: no redirect, so no original destination). */
   transparent?: boolean;
+  /** proxy.workers (default: the agent's default, 1). */
+  workers?: number;
+  /** CPUs the agent (and its workers) may run on, as `taskset -c` takes them, e.g. "0" or "0-6". */
+  cpus?: string;
 }
 
 export interface PeerEnv {
@@ -224,6 +228,7 @@ export async function startAgent(env: PeerEnv, name: 'ew-tunnel' | 'ew-inspect',
       connect_timeout: '10s',
       idle_timeout: '15m',
       drain_timeout: '1s',
+      ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
     },
     ...(opts.inspect
       ? { inspect: { ca_cert: env.pki.agentCa.certFile, ca_key: env.pki.agentCa.keyFile, passthrough: opts.passthrough ?? [] } }
@@ -250,7 +255,11 @@ export async function startAgent(env: PeerEnv, name: 'ew-tunnel' | 'ew-inspect',
   const flags = [...(opts.nodeFlags ?? [])];
   if (env.profileDir) flags.push('--cpu-prof', `--cpu-prof-dir=${env.profileDir}`, `--cpu-prof-name=${name}-${instance}.cpuprofile`);
   const launch = async (): Promise<ChildProcess> => {
-    const c = spawnLogged(process.execPath, [...flags, cliMain, 'agent', '--config', configFile], { logFile, cwd: repoRoot });
+    const argv = [...flags, cliMain, 'agent', '--config', configFile];
+    // taskset execs node in its own process: the pid (and its CPU counters) stay the agent's.
+    const c = opts.cpus
+      ? spawnLogged('taskset', ['-c', opts.cpus, process.execPath, ...argv], { logFile, cwd: repoRoot })
+      : spawnLogged(process.execPath, argv, { logFile, cwd: repoRoot });
     await waitReady(c, port, logFile);
     await waitHttpOk(`http://127.0.0.1:${adminPort}/readyz`, 10_000);
     return c;

@@ -8,11 +8,11 @@
  *
  *   init ─▶ listen ─▶ listening … collect / metrics / reload … stop ─▶ drain ─▶ last observations ─▶ stopped ─▶ exit
  */
-import { createLogger } from '../common/log/logger.js';
-import { packageVersion } from '../common/runtime/version.js';
-import { AgentApp } from './app.js';
-import { WorkerRelay } from './cluster/relay.js';
-import { TAG, isOurs, type FromWorker, type ToWorker } from './cluster/messages.js';
+import { createLogger } from '../../common/log/logger.js';
+import { packageVersion } from '../../common/runtime/version.js';
+import { AgentApp } from '../app.js';
+import { WorkerRelay } from '../cluster/relay.js';
+import { TAG, isOurs, type FromWorker, type ToWorker } from '../cluster/messages.js';
 
 const send = (m: FromWorker, done?: () => void): void => {
   if (!process.connected || !process.send) {
@@ -48,7 +48,7 @@ async function start(m: Extract<ToWorker, { t: 'init' }>): Promise<void> {
     name: 'egress-witness-agent',
     level: (m.logLevelOverride ?? m.config.log.level) as 'info',
     destination: relay.destination,
-  }).child({ worker: m.index });
+  }).child({ worker: m.index, pid: process.pid });
   const a = new AgentApp(m.config, {
     logger,
     version: packageVersion(),
