@@ -9,6 +9,11 @@
  *                          └─▶ decisions, findings (file, webhook) ; GuardDuty (/v1/guardduty, poll) ─▶ archive
  *                                   └─ outbox (in the deciding transaction) ─(after commit)─▶ Security Hub, findings webhook
  *   finding resolution (every 30 s): late telemetry attests a finding's occurrences ─▶ finding archived, same sinks
+ *
+ * Several detectors on one PostgreSQL store elect one leader (store/leader-election.ts): GuardDuty
+ * polling and archive calls, retention pruning, finding resolution and the outbox deliveries run
+ * on the leader only, started when it gains the lock and stopped when it loses it. Ingest,
+ * CloudTrail and pending decisions run on every detector. With SQLite the detector always leads.
  */
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -26,6 +31,8 @@ import { applyHotReload, restartNeededMessage, type ConfigPath } from '../common
 import { unauthenticatedEventRoutes, type DetectorConfig } from './config/schema.js';
 import { createDetectorMetrics, type DetectorMetrics } from './metrics/metrics.js';
 import { openStore } from './store/open-store.js';
+import { PostgresStore } from './store/postgres-store.js';
+import { ALWAYS_HELD, LeaderElection } from './store/leader-election.js';
 import type { DetectorStore, StoreTx } from './store/store.js';
 import type { CompiledRegistry, CorrelationPolicy } from './correlate/decide.js';
 import { unwrapEventBridge } from './cloudtrail/parse.js';
@@ -132,6 +139,12 @@ export class DetectorApp {
   private securityHubApi: SecurityHubApi | null = null;
   private outbox: OutboxWorker | null = null;
   private webhookOutbox: OutboxWorker | null = null;
+  /** The outbox workers' makers (findings.security_hub, findings.webhook): workers run while leading. */
+  private newSecurityHubWorker: (() => OutboxWorker) | null = null;
+  private newWebhookWorker: (() => OutboxWorker) | null = null;
+  private election: LeaderElection | null = null;
+  /** The periodic tasks of the leader (stopped when it loses the lock). */
+  private leaderTimers: NodeJS.Timeout[] = [];
   private webhookSink: WebhookOutboxSink | null = null;
   private resolution: FindingResolution | null = null;
   private inventoryState: Inventory | null = null;
@@ -175,8 +188,9 @@ export class DetectorApp {
       gateways,
       pending_decisions: (await store?.pendingCount()) ?? 0,
       guardduty_mode: this.config.guardduty.mode,
-      ...(this.outbox && store ? { security_hub_outbox: await store.deliveryBacklog(SECURITY_HUB_SINK) } : {}),
-      ...(this.webhookOutbox && store ? { webhook_outbox: await store.deliveryBacklog(WEBHOOK_SINK) } : {}),
+      leader: this.election?.isLeader ?? false,
+      ...(this.config.findings.security_hub && store ? { security_hub_outbox: await store.deliveryBacklog(SECURITY_HUB_SINK) } : {}),
+      ...(this.config.findings.webhook && store ? { webhook_outbox: await store.deliveryBacklog(WEBHOOK_SINK) } : {}),
       ...(this.config.guardduty.mode === 'archive' && store
         ? { guardduty_archive_outbox: await store.deliveryBacklog(GUARDDUTY_ARCHIVE_SINK) }
         : {}),
@@ -219,7 +233,16 @@ export class DetectorApp {
     });
     await inventory.load();
     this.inventoryState = inventory;
-    const store = (this.store = await openStore(c.store, { createDirectory: true, postgres: { env: this.deps.env ?? {} } }));
+    const store = (this.store = await openStore(c.store, {
+      createDirectory: true,
+      postgres: {
+        env: this.deps.env ?? {},
+        onQuery: (kind, ms) => metrics.postgresQueryDuration.observe({ statement: kind }, ms / 1000),
+        onIdleError: (err) =>
+          logger.warn({ event: 'store_connection_lost', err: err.message }, 'an idle PostgreSQL connection failed; the pool replaces it'),
+      },
+    }));
+    if (store instanceof PostgresStore) metrics.poolStats.read = () => store.poolStats();
     const sink = (this.sink = new FindingsSink({ file: c.findings.file, webhook: c.findings.webhook, metrics, logger, now: this.now }));
     const securityHubChanged = this.startSecurityHub(c, store);
     const webhookChanged = this.startWebhook(c, store);
@@ -351,16 +374,19 @@ export class DetectorApp {
     }
     inventory.start();
     this.every(1_000, () => this.engine?.tick());
-    this.every(this.deps.findingResolutionIntervalMs ?? RESOLUTION_INTERVAL_MS, () => this.resolution?.sweep());
-    this.outbox?.start();
-    this.webhookOutbox?.start();
-    this.guardduty.start();
     this.every(5_000, () => this.refreshGauges());
-    this.every(60_000, () => this.prune());
-    if (gd.poll_interval !== null) {
-      void this.guardduty.poll();
-      this.every(gd.poll_interval, () => void this.guardduty?.poll());
-    }
+    const pg = c.store.postgres;
+    this.election = new LeaderElection({
+      lock:
+        store instanceof PostgresStore && pg
+          ? store.leaderLock({ checkTimeoutMs: Math.min(pg.leader_check, 10_000), onOutbox: (sink) => this.wakeOutbox(sink) })
+          : ALWAYS_HELD,
+      intervalMs: pg?.leader_check ?? 60_000,
+      onChange: (leader, reason) => (leader ? this.lead(reason) : this.follow(reason)),
+      onError: (reason) => logger.warn({ event: 'leader_lock_failed', err: reason }, 'could not try or check the leader lock'),
+    });
+    metrics.leader.set(0);
+    await this.election.start();
     await this.refreshGauges();
     this.markReload(true);
     this.listening = true;
@@ -396,6 +422,7 @@ export class DetectorApp {
             : null,
         },
         guardduty: { mode: gd.mode, polling: gd.poll_interval !== null },
+        leader: this.election.isLeader,
         ingest_port: ingestAddr.port,
         admin_port: adminAddr.port,
       },
@@ -430,28 +457,29 @@ export class DetectorApp {
     const api = (this.securityHubApi =
       this.deps.securityHubApi ??
       sdkSecurityHubApi({ region: sh.region, endpoint: sh.endpoint, extraCa: sh.ca_file ? readFileSync(sh.ca_file, 'utf8') : null }));
-    const outbox = (this.outbox = new OutboxWorker({
-      store,
-      sink: new SecurityHubExport({
+    this.newSecurityHubWorker = () =>
+      new OutboxWorker({
         store,
-        api,
-        target: { region: sh.region, accountId: sh.account_id, productArn: this.productArn(c)! },
-        metrics,
+        sink: new SecurityHubExport({
+          store,
+          api,
+          target: { region: sh.region, accountId: sh.account_id, productArn: this.productArn(c)! },
+          metrics,
+          logger,
+          now: this.now,
+        }),
+        policy: { ...DEFAULT_BACKOFF, ...this.deps.securityHubBackoff },
         logger,
         now: this.now,
-      }),
-      policy: { ...DEFAULT_BACKOFF, ...this.deps.securityHubBackoff },
-      logger,
-      now: this.now,
-      afterCycle: () =>
-        void this.refreshOutboxGauges().catch((err: unknown) =>
-          this.deps.logger.error({ event: 'timer_failed', err }, 'could not refresh the outbox gauges'),
-        ),
-    }));
+        afterCycle: () =>
+          void this.refreshOutboxGauges().catch((err: unknown) =>
+            this.deps.logger.error({ event: 'timer_failed', err }, 'could not refresh the outbox gauges'),
+          ),
+      });
     return async (tx, findingId) => {
       await tx.enqueueDelivery(SECURITY_HUB_SINK, findingId, this.now());
-      // The worker's store reads wait for this transaction to commit.
-      outbox.wake();
+      // The worker's store reads wait for this transaction to commit; no worker here: the leader's runs.
+      this.outbox?.wake();
     };
   }
 
@@ -464,30 +492,90 @@ export class DetectorApp {
     if (!url) return () => Promise.resolve();
     const { logger, metrics } = { logger: this.deps.logger, metrics: this.metrics };
     const sink = (this.webhookSink = new WebhookOutboxSink({ url, store, metrics, logger, now: this.now }));
-    const worker = (this.webhookOutbox = new OutboxWorker({
-      store,
-      sink,
-      policy: { ...DEFAULT_BACKOFF, ...this.deps.webhookBackoff },
-      logger,
-      now: this.now,
-      onSettled: (s, outcome) => recordWebhookOutcome(metrics, logger, s, outcome, s.item.itemId, this.now),
-    }));
+    this.newWebhookWorker = () =>
+      new OutboxWorker({
+        store,
+        sink,
+        policy: { ...DEFAULT_BACKOFF, ...this.deps.webhookBackoff },
+        logger,
+        now: this.now,
+        onSettled: (s, outcome) => recordWebhookOutcome(metrics, logger, s, outcome, s.item.itemId, this.now),
+      });
     return async (tx, findingId) => {
       await tx.enqueueDelivery(WEBHOOK_SINK, findingId, this.now());
-      worker.wake();
+      this.webhookOutbox?.wake();
     };
   }
 
   private async refreshOutboxGauges(): Promise<void> {
-    if (!this.store || !this.outbox) return;
-    const b = await this.store.deliveryBacklog(SECURITY_HUB_SINK);
-    this.metrics.securityhubQueued.set({ state: 'pending' }, b.pending);
-    this.metrics.securityhubQueued.set({ state: 'failed' }, b.failed);
-    this.metrics.securityhubOldestPending.set(b.oldestPendingMs === null ? 0 : Math.max(0, (this.now() - b.oldestPendingMs) / 1000));
+    const store = this.store;
+    if (!store) return;
+    const c = this.config;
+    const sinks = [
+      ...(c.findings.security_hub ? [SECURITY_HUB_SINK] : []),
+      ...(c.findings.webhook ? [WEBHOOK_SINK] : []),
+      ...(this.api !== null && c.guardduty.mode === 'archive' ? [GUARDDUTY_ARCHIVE_SINK] : []),
+    ];
+    for (const sink of sinks) {
+      const b = await store.deliveryBacklog(sink);
+      this.metrics.outboxItems.set({ sink, state: 'pending' }, b.pending);
+      this.metrics.outboxItems.set({ sink, state: 'failed' }, b.failed);
+      if (sink !== SECURITY_HUB_SINK) continue;
+      this.metrics.securityhubQueued.set({ state: 'pending' }, b.pending);
+      this.metrics.securityhubQueued.set({ state: 'failed' }, b.failed);
+      this.metrics.securityhubOldestPending.set(b.oldestPendingMs === null ? 0 : Math.max(0, (this.now() - b.oldestPendingMs) / 1000));
+    }
+  }
+
+  /** A row was queued in the outbox by another detector (PostgreSQL NOTIFY): the leader delivers it now. */
+  private wakeOutbox(sink: string): void {
+    if (sink === SECURITY_HUB_SINK) this.outbox?.wake();
+    else if (sink === WEBHOOK_SINK) this.webhookOutbox?.wake();
+    else if (sink === GUARDDUTY_ARCHIVE_SINK) this.guardduty?.wake();
+  }
+
+  /** Leadership gained: the leader's work starts (the outboxes deliver what is queued, by any detector). */
+  private lead(reason: string): void {
+    const gd = this.config.guardduty;
+    this.outbox = this.newSecurityHubWorker?.() ?? null;
+    this.outbox?.start();
+    this.webhookOutbox = this.newWebhookWorker?.() ?? null;
+    this.webhookOutbox?.start();
+    this.guardduty?.start();
+    const timers = this.leaderTimers;
+    this.every(this.deps.findingResolutionIntervalMs ?? RESOLUTION_INTERVAL_MS, () => this.resolution?.sweep(), timers);
+    this.every(60_000, () => this.prune(), timers);
+    if (gd.poll_interval !== null) {
+      void this.guardduty?.poll();
+      this.every(gd.poll_interval, () => void this.guardduty?.poll(), timers);
+    }
+    this.metrics.leader.set(1);
+    if (this.config.store.postgres)
+      this.deps.logger.info(
+        { event: 'leader_gained', reason },
+        'this detector leads: GuardDuty polling and archiving, pruning, finding resolution and outbox deliveries run here',
+      );
+  }
+
+  /** Leadership lost (or stopping): the leader's work stops at once; what is queued stays for the next leader. */
+  private async follow(reason: string): Promise<void> {
+    for (const t of this.leaderTimers) clearInterval(t);
+    this.leaderTimers = [];
+    this.metrics.leader.set(0);
+    if (this.config.store.postgres && reason !== 'stopping')
+      this.deps.logger.warn(
+        { event: 'leader_lost', reason },
+        `this detector no longer leads (${reason}): its leader work stopped; another detector takes over`,
+      );
+    const outbox = this.outbox;
+    const webhook = this.webhookOutbox;
+    this.outbox = null;
+    this.webhookOutbox = null;
+    await Promise.all([outbox?.stop(), webhook?.stop(), this.guardduty?.stop()]);
   }
 
   /** Runs `fn` every `ms`; a run still going when the next is due is not overlapped (the next is skipped). */
-  private every(ms: number, fn: () => unknown): void {
+  private every(ms: number, fn: () => unknown, timers: NodeJS.Timeout[] = this.timers): void {
     let running: Promise<void> | null = null;
     const t = setInterval(() => {
       if (running) return;
@@ -505,7 +593,7 @@ export class DetectorApp {
       this.periodic.add(run);
     }, ms);
     t.unref();
-    this.timers.push(t);
+    timers.push(t);
   }
 
   async refreshGauges(): Promise<void> {
@@ -583,6 +671,9 @@ export class DetectorApp {
     this.listening = false;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    // A leader steps down first: its lock goes, and another detector can take over while this one drains.
+    await this.election?.stop();
+    this.election = null;
     // A periodic task still running finishes before the store closes.
     await Promise.all(this.periodic);
     if (this.ingest) await closeServer(this.ingest);

@@ -54,6 +54,11 @@ const postgres = z
       .nullable()
       .default(null),
     ca_file: nullablePath,
+    /**
+     * How often a detector that does not lead tries the leader lock, and the leader checks the
+     * connection that holds it: another detector takes over within this of the leader's death.
+     */
+    leader_check: positiveDuration.default(5_000),
   })
   .superRefine((p, ctx) => {
     if (p.url !== null && p.url_file !== null)

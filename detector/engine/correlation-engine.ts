@@ -302,11 +302,14 @@ export class CorrelationEngine {
   }
 
   /** The registry, policy and inventory of now, and the evidence these events may need, read once. */
-  private async context(events: readonly CloudTrailEvent[]): Promise<CorrelationContext> {
+  private async context(
+    events: readonly CloudTrailEvent[],
+    reader: Pick<StoreTx, 'evidenceSnapshot'> = this.opts.store,
+  ): Promise<CorrelationContext> {
     const registry = this.opts.registry();
     const policy = this.opts.policy();
     const evidence: EvidenceView =
-      events.length === 0 ? NO_EVIDENCE : await this.opts.store.evidenceSnapshot(evidenceNeeds(events, registry, policy));
+      events.length === 0 ? NO_EVIDENCE : await reader.evidenceSnapshot(evidenceNeeds(events, registry, policy));
     return { registry, evidence, policy, inventory: this.opts.inventory?.() ?? EMPTY_INVENTORY };
   }
 
@@ -364,17 +367,24 @@ export class CorrelationEngine {
   /** Decides again the findings whose grace period has ended (by `nowMs`: replay ends every grace period at once). */
   async tick(limit = 1_000, nowMs = this.opts.now()): Promise<number> {
     const { store, metrics, logger } = this.opts;
-    const due = await store.duePending(nowMs, limit);
-    const events = due.map((p) => {
-      const n = normalizeRecord(p.raw);
-      return n.kind === 'event' ? n.event : null;
-    });
-    const ctx = await this.context(events.filter((e) => e !== null));
-    // One transaction, a savepoint per row; told after the commit. A row that fails is dropped, not
-    // retried: it would fail on every tick and hold up the rest.
+    // One transaction, a savepoint per row; told after the commit. The due rows are claimed in it
+    // (another detector on the same store skips them), and their evidence is read after the claim. A
+    // row that fails is dropped, not retried: it would fail on every tick and hold up the rest.
     const told: Effects = [];
+    let claimed = 0;
     try {
       await store.withTransaction(async (tx) => {
+        const due = await tx.duePending(nowMs, limit);
+        claimed = due.length;
+        if (due.length === 0) return;
+        const events = due.map((p) => {
+          const n = normalizeRecord(p.raw);
+          return n.kind === 'event' ? n.event : null;
+        });
+        const ctx = await this.context(
+          events.filter((e) => e !== null),
+          tx,
+        );
         for (const [i, p] of due.entries()) {
           const event = events[i] ?? null;
           const effects: Effects = [];
@@ -393,14 +403,14 @@ export class CorrelationEngine {
     } catch (err) {
       // Not committed: every row stays pending for the next tick.
       logger.error(
-        { event: 'cloudtrail_pending_failed', rows: due.length, err },
+        { event: 'cloudtrail_pending_failed', rows: claimed, err },
         'could not commit the decisions of pending CloudTrail records',
       );
       return 0;
     }
     for (const tell of told) tell();
     metrics.pendingDecisions.set(await store.pendingCount());
-    return due.length;
+    return claimed;
   }
 
   private pendingFailed(eventId: string, err: unknown): void {

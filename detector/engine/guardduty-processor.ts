@@ -100,31 +100,42 @@ function findingIdOf(value: unknown): string | null {
 }
 
 export class GuardDutyProcessor {
-  /** The ArchiveFindings calls, from the outbox; none without a GuardDuty API (replay). */
-  private readonly archiver: OutboxWorker | null;
+  /**
+   * The ArchiveFindings calls, from the outbox: while started (on the leader of the detectors that
+   * share the store); never without a GuardDuty API (replay).
+   */
+  private archiver: OutboxWorker | null = null;
   /**
    * Findings this process queued in the outbox and that are not settled yet: a poll that lists one
    * again does not queue it again (which would make it due at once, whatever its backoff).
    */
   private readonly queued = new Set<string>();
 
-  constructor(private readonly opts: GuardDutyProcessorOptions) {
-    this.archiver = opts.api
-      ? new OutboxWorker({
-          store: opts.store,
-          sink: { name: GUARDDUTY_ARCHIVE_SINK, maxBatch: ARCHIVE_BATCH, deliver: (items) => this.archiveQueued(items) },
-          policy: archiveBackoff(opts.retryBaseMs ?? 2_000),
-          maxAttempts: MAX_ARCHIVE_ATTEMPTS,
-          logger: opts.logger,
-          now: opts.now,
-          onSettled: (s, outcome) => this.archiveSettled(s, outcome),
-        })
-      : null;
+  constructor(private readonly opts: GuardDutyProcessorOptions) {}
+
+  /**
+   * Starts the archive calls' delivery (what the outbox holds from before a restart, or from other
+   * detectors, is due at once). Without it, archive decisions are queued in the outbox for the
+   * detector that delivers them. Can start again after stop().
+   */
+  start(): void {
+    if (this.archiver !== null || this.opts.api === null) return;
+    const opts = this.opts;
+    this.archiver = new OutboxWorker({
+      store: opts.store,
+      sink: { name: GUARDDUTY_ARCHIVE_SINK, maxBatch: ARCHIVE_BATCH, deliver: (items) => this.archiveQueued(items) },
+      policy: archiveBackoff(opts.retryBaseMs ?? 2_000),
+      maxAttempts: MAX_ARCHIVE_ATTEMPTS,
+      logger: opts.logger,
+      now: opts.now,
+      onSettled: (s, outcome) => this.archiveSettled(s, outcome),
+    });
+    this.archiver.start();
   }
 
-  /** Starts the archive calls' delivery (what the outbox holds from before a restart is due at once). */
-  start(): void {
-    this.archiver?.start();
+  /** Something was queued in the archive outbox (by this detector or another): look now. */
+  wake(): void {
+    this.archiver?.wake();
   }
 
   private target(): Target | null {
@@ -311,7 +322,9 @@ export class GuardDutyProcessor {
     const decision = await this.opts.store.withTransaction(async (tx) => {
       if ((await tx.decisionOf('guardduty', subjectId)) !== null) return null;
       const d = await this.decide(f, tx);
-      await tx.saveDecision({
+      // The unique key decides between detectors deciding the same version at once: the one whose
+      // row is stored records it; the other finds it decided.
+      const stored = await tx.saveDecision({
         kind: 'guardduty',
         subjectId,
         timeMs: Date.parse(f.eventLastSeen ?? '') || now,
@@ -323,11 +336,12 @@ export class GuardDutyProcessor {
         gatewayId: d.gatewayId,
         detail: d,
       });
+      if (!stored) return null;
       if (queue && d.decision === 'archive') await tx.enqueueDelivery(GUARDDUTY_ARCHIVE_SINK, f.id, now);
       return d;
     });
     if (decision === null) return null;
-    if (queue && decision.decision === 'archive') this.queued.add(f.id);
+    if (queue && decision.decision === 'archive' && this.archiver !== null) this.queued.add(f.id);
     metrics.guarddutyFindings.inc({ decision: decision.decision, reason: decision.reason });
     logger.info(
       {
@@ -347,7 +361,7 @@ export class GuardDutyProcessor {
 
   /** Whether an archive decision made now can be queued: archive mode, a GuardDuty API and a target. */
   private archiveQueueable(): boolean {
-    return this.archiver !== null && this.opts.mode() === 'archive' && this.target() !== null;
+    return this.opts.api !== null && this.opts.mode() === 'archive' && this.target() !== null;
   }
 
   /**
@@ -357,7 +371,7 @@ export class GuardDutyProcessor {
    */
   private async archiveIfDue(findingId: string, queued: boolean): Promise<void> {
     const { metrics, logger, store } = this.opts;
-    if (this.opts.mode() !== 'archive' || this.archiver === null) return;
+    if (this.opts.mode() !== 'archive' || this.opts.api === null) return;
     if (!this.target()) {
       metrics.guarddutyArchiveCalls.inc({ outcome: 'not_configured' });
       logger.error(
@@ -369,9 +383,10 @@ export class GuardDutyProcessor {
     if (!queued) {
       if (this.queued.has(findingId) || (await store.guardDutyArchived(findingId))) return;
       await store.enqueueDelivery(GUARDDUTY_ARCHIVE_SINK, findingId, this.opts.now());
-      this.queued.add(findingId);
+      if (this.archiver !== null) this.queued.add(findingId);
     }
-    await this.archiver.runNow();
+    // Not delivering here (another detector leads): the leader's delivery is woken by the queued row.
+    await this.archiver?.runNow();
   }
 
   /**
@@ -491,7 +506,10 @@ export class GuardDutyProcessor {
 
   /** Stops the archive calls: one in flight finishes (bounded); what is queued stays in the outbox. */
   async stop(): Promise<void> {
-    await this.archiver?.stop();
+    const a = this.archiver;
+    this.archiver = null;
+    this.queued.clear();
+    await a?.stop();
   }
 }
 

@@ -3,7 +3,14 @@
  * bounded: outcomes, rules, dispositions, and gateway ids (a configured set).
  */
 import { createDaemonMetrics, type DaemonMetrics } from '../../common/metrics/daemon-metrics.js';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/** A PostgreSQL pool's connections, read when the metrics are collected. */
+export interface PoolStats {
+  total: number;
+  idle: number;
+  waiting: number;
+}
 
 export interface DetectorMetrics extends DaemonMetrics {
   readonly registry: Registry;
@@ -41,12 +48,58 @@ export interface DetectorMetrics extends DaemonMetrics {
   inventoryInstances: Gauge;
   inventoryReads: Counter<'source' | 'outcome'>;
   inventoryRejected: Counter<'source'>;
+  leader: Gauge;
+  outboxItems: Gauge<'sink' | 'state'>;
+  postgresPoolConnections: Gauge<'state'>;
+  postgresPoolWaiting: Gauge;
+  postgresQueryDuration: Histogram<'statement'>;
+  /** Where the pool gauges read from at collect time (set by the daemon when its store is PostgreSQL). */
+  poolStats: { read: (() => PoolStats) | null };
 }
 
 export function createDetectorMetrics(registry: Registry, build: { version: string; nodeVersion: string }): DetectorMetrics {
   const r = [registry];
+  const poolStats: DetectorMetrics['poolStats'] = { read: null };
   const m: DetectorMetrics = {
     registry,
+    poolStats,
+    leader: new Gauge({
+      name: 'egress_witness_detector_leader',
+      help: 'Whether this detector leads the detectors that share its store (1) or not (0): GuardDuty polling and archiving, retention pruning, finding resolution and the outboxes run on the leader.',
+      registers: r,
+    }),
+    outboxItems: new Gauge({
+      name: 'egress_witness_detector_outbox_items',
+      help: "Rows in the store's outbox, by sink (securityhub, webhook, guardduty-archive) and state (pending: to be delivered; failed: refused, waiting for a change).",
+      labelNames: ['sink', 'state'],
+      registers: r,
+    }),
+    postgresPoolConnections: new Gauge({
+      name: 'egress_witness_detector_postgres_pool_connections',
+      help: "Connections of the PostgreSQL store's pool, by state (in_use, idle); 0 with SQLite.",
+      labelNames: ['state'],
+      registers: r,
+      collect() {
+        const s = poolStats.read?.();
+        this.set({ state: 'in_use' }, s ? s.total - s.idle : 0);
+        this.set({ state: 'idle' }, s ? s.idle : 0);
+      },
+    }),
+    postgresPoolWaiting: new Gauge({
+      name: 'egress_witness_detector_postgres_pool_waiting_requests',
+      help: "Operations waiting for a connection of the PostgreSQL store's pool (all store.postgres.pool_size in use); 0 with SQLite.",
+      registers: r,
+      collect() {
+        this.set(poolStats.read?.().waiting ?? 0);
+      },
+    }),
+    postgresQueryDuration: new Histogram({
+      name: 'egress_witness_detector_postgres_query_duration_seconds',
+      help: 'PostgreSQL store statements, from sending to the answer, by statement kind (a fixed set: ingest_batch, evidence_keys, decision_put, outbox_due, …).',
+      labelNames: ['statement'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+      registers: r,
+    }),
     ...createDaemonMetrics(registry, build),
     inventoryInstances: new Gauge({
       name: 'egress_witness_detector_inventory_instances',

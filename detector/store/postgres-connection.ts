@@ -24,6 +24,8 @@ export interface PostgresStoreConfig {
   statement_timeout: number;
   sslmode: SslMode | null;
   ca_file: string | null;
+  /** Milliseconds between a follower's tries of the leader lock and the leader's checks of its session. */
+  leader_check: number;
 }
 
 /** The pool settings and a description of the server safe to log (no password). */

@@ -29,6 +29,7 @@ import type { EventOrigin } from '../correlate/event-identity.js';
 import { AsyncLock } from './serial-store.js';
 import { postgresTarget, type PostgresStoreConfig, type PostgresTarget } from './postgres-connection.js';
 import { migrate, type MigrationResult } from './postgres-schema.js';
+import { OUTBOX_CHANNEL, PostgresLeaderLock, type PostgresLeaderLockOptions } from './postgres-leader.js';
 import type {
   DeliveryBacklog,
   DetectorStore,
@@ -422,7 +423,8 @@ class PostgresOperations implements StoreOps {
   async duePending(nowMs: number, limit: number): Promise<PendingEvent[]> {
     const r = await this.exec.query<{ event_id: string; event_time_ms: number; due_ms: number; raw: string }>(
       'pending_due',
-      'SELECT event_id, event_time_ms, due_ms, raw FROM pending WHERE due_ms <= $1 ORDER BY due_ms, event_id LIMIT $2',
+      // In a transaction the rows are claimed until it ends: another detector's sweep skips them.
+      'SELECT event_id, event_time_ms, due_ms, raw FROM pending WHERE due_ms <= $1 ORDER BY due_ms, event_id LIMIT $2 FOR UPDATE SKIP LOCKED',
       [nowMs, limit],
     );
     return r.rows.map((row) => ({
@@ -543,12 +545,15 @@ class PostgresOperations implements StoreOps {
    * at once, so an item updated while undelivered is sent once, in its latest state (as in SQLite).
    */
   async enqueueDelivery(sink: string, itemId: string, nowMs: number): Promise<void> {
+    // The NOTIFY is sent when the transaction commits: the leader's delivery (postgres-leader.ts) wakes then.
     await this.exec.query(
       'outbox_enqueue',
-      `INSERT INTO outbox AS o (sink, item_id, version, enqueued_ms, next_ms) VALUES ($1, $2, 1, $3, $3)
+      `WITH q AS (INSERT INTO outbox AS o (sink, item_id, version, enqueued_ms, next_ms) VALUES ($1, $2, 1, $3, $3)
        ON CONFLICT (sink, item_id) DO UPDATE SET version = o.version + 1, next_ms = excluded.next_ms,
          enqueued_ms = CASE WHEN o.failed THEN excluded.enqueued_ms ELSE o.enqueued_ms END,
-         attempts = CASE WHEN o.failed THEN 0 ELSE o.attempts END, failed = FALSE, last_error = NULL`,
+         attempts = CASE WHEN o.failed THEN 0 ELSE o.attempts END, failed = FALSE, last_error = NULL
+       RETURNING sink)
+       SELECT pg_notify('${OUTBOX_CHANNEL}', current_schema() || ' ' || q.sink) FROM q`,
       [sink, itemId, nowMs],
     );
   }
@@ -757,9 +762,14 @@ export class PostgresStore extends PostgresOperations implements DetectorStore {
     }
   }
 
-  /** Connections in use, idle, and requests waiting for one. */
+  /** Connections open, idle, and requests waiting for one. */
   poolStats(): { total: number; idle: number; waiting: number } {
     return { total: this.pool.totalCount, idle: this.pool.idleCount, waiting: this.pool.waitingCount };
+  }
+
+  /** The leader lock of this schema, on a connection of its own (leader-election.ts). */
+  leaderLock(o: PostgresLeaderLockOptions): PostgresLeaderLock {
+    return new PostgresLeaderLock(this.target, o);
   }
 
   withTransaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {

@@ -160,6 +160,11 @@ export interface StoreEngine {
 
   /** Findings that wait for late telemetry before they are final. */
   addPending(p: PendingEvent): void;
+  /**
+   * Pending rows due by `nowMs`, the longest due first. Through a transaction's handle the rows are
+   * claimed until it ends: another detector on the same store skips them (PostgreSQL: FOR UPDATE
+   * SKIP LOCKED), so two detectors never decide one row at once.
+   */
   duePending(nowMs: number, limit: number): PendingEvent[];
   removePending(eventId: string): void;
   pendingCount(): number;

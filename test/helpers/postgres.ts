@@ -93,6 +93,7 @@ export async function createTestSchema(file: string): Promise<TestSchema> {
       statement_timeout: 30_000,
       sslmode: null,
       ca_file: null,
+      leader_check: 5_000,
       ...over,
     }),
     drop: () => admin((c) => c.query(`DROP SCHEMA IF EXISTS ${name} CASCADE`)).then(() => undefined),

@@ -9,7 +9,15 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { postgresTarget, type PostgresStoreConfig } from '../../../../detector/store/postgres-connection.js';
 
-const base: PostgresStoreConfig = { url: null, url_file: null, pool_size: 7, statement_timeout: 5_000, sslmode: null, ca_file: null };
+const base: PostgresStoreConfig = {
+  url: null,
+  url_file: null,
+  pool_size: 7,
+  statement_timeout: 5_000,
+  sslmode: null,
+  ca_file: null,
+  leader_check: 5_000,
+};
 
 describe('postgresTarget', () => {
   let dir: string;
