@@ -91,7 +91,9 @@ const TRANSPARENT_BACKLOG = 4096;
 
 export class AgentApp {
   readonly metrics: AgentMetrics;
+  /** The agent's metrics: this process's registry, or with workers one view of the primary and the workers. */
   readonly registry: Registry;
+  private readonly own: Registry;
   private config: AgentConfig;
   private readonly logger: Logger;
   private readonly now: () => number;
@@ -123,8 +125,9 @@ export class AgentApp {
     this.logger = deps.logger;
     this.now = deps.now ?? Date.now;
     this.startedAt = this.now();
-    this.registry = deps.registry ?? createRegistry();
-    this.metrics = createAgentMetrics(this.registry, { version: deps.version, nodeVersion: deps.nodeVersion });
+    this.own = deps.registry ?? createRegistry();
+    this.registry = this.own;
+    this.metrics = createAgentMetrics(this.own, { version: deps.version, nodeVersion: deps.nodeVersion });
     this.aggregator = new Aggregator({
       gatewayId: config.gateway.id,
       maxPending: config.telemetry.max_pending_records,
@@ -143,10 +146,11 @@ export class AgentApp {
         writeLog: logWriter(this.logger),
         logLevelOverride: deps.logLevelOverride ?? null,
       });
+    if (this.cluster) this.registry = new AggregatedRegistry(this.own, this.cluster);
     const listeningNow = (s: { server: { listening: boolean } } | null) =>
       this.cluster ? this.cluster.running === this.workers : (s?.server.listening ?? false);
     this.admin = createAdminServer({
-      registry: this.cluster ? aggregatedRegistry(this.registry, this.cluster) : this.registry,
+      registry: this.registry,
       readiness: () => ({
         ready: this.listening,
         checks: {
@@ -499,11 +503,28 @@ function logWriter(logger: Logger): (text: string) => void {
 }
 
 /** One /metrics for the primary and its workers: the primary's own series, and the workers' added up. */
-function aggregatedRegistry(primary: Registry, cluster: WorkerSupervisor): Registry {
-  const view = new Registry();
-  view.metrics = async () => {
-    const [own, workers] = await Promise.all([primary.getMetricsAsJSON(), cluster.workerMetrics()]);
-    return AggregatorRegistry.aggregate(metricsToAggregate(own, workers)).metrics();
-  };
-  return view;
+class AggregatedRegistry extends Registry {
+  constructor(
+    private readonly primary: Registry,
+    private readonly cluster: WorkerSupervisor,
+  ) {
+    super();
+  }
+
+  private async aggregated(): Promise<Registry> {
+    const [own, workers] = await Promise.all([this.primary.getMetricsAsJSON(), this.cluster.workerMetrics()]);
+    return AggregatorRegistry.aggregate(metricsToAggregate(own, workers));
+  }
+
+  override async metrics(): Promise<string> {
+    return (await this.aggregated()).metrics();
+  }
+
+  override async getMetricsAsJSON(): ReturnType<Registry['getMetricsAsJSON']> {
+    return (await this.aggregated()).getMetricsAsJSON();
+  }
+
+  override async getSingleMetricAsString(name: string): Promise<string> {
+    return (await this.aggregated()).getSingleMetricAsString(name);
+  }
 }

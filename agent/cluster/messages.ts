@@ -5,7 +5,7 @@
  * observation up to now" is collected before a flush and before an exit.
  *
  *   worker ──ready──▶ primary ──init──▶ worker ──listening | failed──▶ primary
- *   worker ──observations, log (batched)──▶ primary
+ *   worker ──observations, log (batched); tunnels (when the count changed, at most every 100 ms)──▶ primary
  *   primary ──collect──▶ worker ──(observations…) collected──▶ primary      before each telemetry flush
  *   primary ──metrics──▶ worker ──metrics──▶ primary                         each /metrics scrape
  *   primary ──reload──▶ worker ──reloaded──▶ primary                         SIGHUP
@@ -36,6 +36,7 @@ export type FromWorker =
   | { tag: typeof TAG; t: 'failed'; message: string }
   | { tag: typeof TAG; t: 'observations'; events: ObservationEvent[] }
   | { tag: typeof TAG; t: 'log'; text: string }
+  | { tag: typeof TAG; t: 'tunnels'; activeTunnels: number }
   | { tag: typeof TAG; t: 'collected'; id: number; activeTunnels: number }
   | { tag: typeof TAG; t: 'metrics'; id: number; metrics: MetricObjectWithValues<MetricValue<string>>[] }
   | { tag: typeof TAG; t: 'reloaded'; id: number; ok: boolean }

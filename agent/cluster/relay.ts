@@ -22,7 +22,26 @@ export class WorkerRelay implements Observer {
   private log = '';
   private timer: NodeJS.Timeout | null = null;
 
+  private tunnelsTimer: NodeJS.Timeout | null = null;
+
   constructor(private readonly send: Send) {}
+
+  /** Reports the open-tunnel count when it changed, at most every FLUSH_MS (the primary's /status and heartbeats). */
+  watchTunnels(count: () => number): void {
+    let last = -1;
+    this.tunnelsTimer = setInterval(() => {
+      const n = count();
+      if (n === last) return;
+      last = n;
+      this.send({ tag: TAG, t: 'tunnels', activeTunnels: n });
+    }, FLUSH_MS);
+    this.tunnelsTimer.unref();
+  }
+
+  stopWatching(): void {
+    if (this.tunnelsTimer) clearInterval(this.tunnelsTimer);
+    this.tunnelsTimer = null;
+  }
 
   observe(e: ObservationEvent): void {
     this.events.push(e);

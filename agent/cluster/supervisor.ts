@@ -151,6 +151,7 @@ export class WorkerSupervisor {
             this.reply(slot, `reload:${msg.id}`, msg);
             return;
           case 'stopped':
+          case 'tunnels':
             slot.activeTunnels = msg.activeTunnels;
             return;
         }

@@ -35,6 +35,7 @@ function stop(ms: number): void {
     try {
       if (running) await running.stop(ms);
     } finally {
+      relay.stopWatching();
       relay.flush();
       // The channel is ordered: once "stopped" is written, every observation before it is too.
       send({ tag: TAG, t: 'stopped', activeTunnels: running?.activeTunnels ?? 0 }, () => process.exit(0));
@@ -59,6 +60,7 @@ async function start(m: Extract<ToWorker, { t: 'init' }>): Promise<void> {
   try {
     const addrs = await a.start();
     app = a;
+    relay.watchTunnels(() => a.activeTunnels);
     relay.flush();
     send({ tag: TAG, t: 'listening', addresses: { proxy: addrs.proxy, transparent: addrs.transparent } });
   } catch (err) {
