@@ -215,6 +215,7 @@ export class AgentApp {
           version: this.deps.version,
           startedAt: this.startedAt,
         });
+      if (this.cluster && c.transparent) this.loadOriginalDestination();
       const { proxy: proxyAddr, transparent: transparentAddr } = this.cluster
         ? await this.cluster.start(c, adminAddr.port)
         : await this.startServing(c, adminAddr);
@@ -311,18 +312,28 @@ export class AgentApp {
   }
 
   /** The transparent listener; says once, at start, when original destinations cannot be read. */
-  private async startTransparent(t: NonNullable<AgentConfig['transparent']>, c: AgentConfig): Promise<AddressInfo> {
-    const path = this.path;
-    const proxy = this.proxy;
-    if (!path || !proxy) throw new Error('the proxy is not running');
+  /**
+   * How redirected connections' original destinations are read; says once, at start, when they cannot be.
+   * With workers the primary says it (and exports the gauge) for all of them: each worker loads its own.
+   */
+  private loadOriginalDestination(): OriginalDestinationReader {
     const reader = this.deps.originalDestination ?? loadOriginalDestinationReader();
     this.originalDestination = reader;
+    if (this.deps.worker) return reader;
     this.metrics.transparentOriginalDestination.set(reader.available ? 1 : 0);
     if (!reader.available)
       this.logger.warn(
         { event: 'original_destination_unavailable', reason: reader.unavailableReason },
         `redirected connections' original destinations cannot be read (${reader.unavailableReason ?? 'unknown'}): the transparent listener assumes port 443 for TLS and 80 for HTTP and cannot report the address a client dialled`,
       );
+    return reader;
+  }
+
+  private async startTransparent(t: NonNullable<AgentConfig['transparent']>, c: AgentConfig): Promise<AddressInfo> {
+    const path = this.path;
+    const proxy = this.proxy;
+    if (!path || !proxy) throw new Error('the proxy is not running');
+    const reader = this.loadOriginalDestination();
     this.transparent = new TransparentListener({
       path,
       httpServer: proxy,

@@ -49,6 +49,7 @@ export const PRIMARY_METRICS = new Set([
   'egress_witness_telemetry_sink_errors_total',
   'egress_witness_egress_ip_in_configured_cidrs',
   'egress_witness_egress_check_last_success_timestamp_seconds',
+  'egress_witness_transparent_original_destination_available',
   'nodejs_version_info',
   'process_start_time_seconds',
 ]);

@@ -20,6 +20,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { workersFromEnv } from '../helpers/agent.js';
 import { freePort, startTelemetryReceiver, type TelemetryReceiver } from '../helpers/telemetry-receiver.js';
 import {
   awsHosts,
@@ -131,7 +132,13 @@ async function writeAgentConfig(name: string, detectorPort: number): Promise<{ c
   const config = {
     gateway: { id: 'gw-e2e', egress_cidrs: ['203.0.113.0/28'] },
     networks: [{ name: 'lab', cidrs: ['127.0.0.0/8'] }],
-    proxy: { listen: '127.0.0.1:0', allow_destination_cidrs: ['127.0.0.1/32'], connect_timeout: '2s', drain_timeout: '1s' },
+    proxy: {
+      listen: '127.0.0.1:0',
+      allow_destination_cidrs: ['127.0.0.1/32'],
+      connect_timeout: '2s',
+      drain_timeout: '1s',
+      ...workersFromEnv(),
+    },
     upstream: { resolve: { '*.amazonaws.com': `127.0.0.1:${upstream.port}` } },
     telemetry: {
       detector_url: `http://127.0.0.1:${detectorPort}/v1/telemetry`,

@@ -70,7 +70,7 @@ function merge(base: Record<string, unknown>, over: Record<string, unknown>): Re
  * suite's check that workers change nothing a client or the detector can see); a test that sets
  * proxy.workers itself keeps its own value.
  */
-function workersFromEnv(): { workers?: number | 'auto' } {
+export function workersFromEnv(): { workers?: number | 'auto' } {
   const v = process.env.EW_TEST_PROXY_WORKERS;
   if (!v) return {};
   return { workers: v === 'auto' ? 'auto' : Number(v) };
