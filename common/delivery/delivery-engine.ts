@@ -9,6 +9,7 @@
  *   wake() ─▶ cycle: queue.due(≤ target.maxBatch) ─▶ target.deliver ─┬─ answered, per item:
  *                                                                  │    success ──────────────▶ delivered
  *                                                                  │    retryable / misconfigured / unauthorized ─▶ retry at now + backoff(attempts)
+ *                                                                  │      (retryPausesTarget: now + backoff(failures in a row), the target paused as long)
  *                                                                  │    permanent ────────────▶ failed (the queue decides: parked, dead-lettered, dropped)
  *                                                                  └─ failed (no answer): every item retried at now + backoff,
  *                                                                       the target paused as long (one outage, one backoff)
@@ -63,6 +64,13 @@ export interface DeliveryEngineOptions<I extends QueuedItem> {
   random?: () => number;
   /** Look at the queue at least this often even without a wake-up (default 30 s). */
   idlePollMs?: number;
+  /**
+   * A retry answer for any item pauses the whole target too, with the backoff of the failures in a
+   * row (reset by an item delivered or refused for good). For a queue that hands items out in its
+   * own order and cannot hold one back until its time (a FIFO spool): a detector that answers 503
+   * is asked again after the backoff, not at once with the next item.
+   */
+  retryPausesTarget?: boolean;
   /** Give an item up (failed) instead of retrying it once this many attempts failed (default: never). */
   maxAttempts?: number;
   /** Every settled item (metrics, logs). */
@@ -109,6 +117,11 @@ export class DeliveryEngine<I extends QueuedItem> {
     if (this.stopped) return;
     if (this.inflight) this.again = true;
     else this.schedule(Math.max(0, this.pausedUntil - this.opts.now()));
+  }
+
+  /** No cycle before `atMs` (a queue that could not record an outcome asks for a breather); a longer pause stays. */
+  pauseUntil(atMs: number): void {
+    this.pausedUntil = Math.max(this.pausedUntil, atMs);
   }
 
   /** Waits up to `timeoutMs` for the cycle in flight, then aborts it; items not settled stay queued. */
@@ -227,13 +240,19 @@ export class DeliveryEngine<I extends QueuedItem> {
       const reason = describeOutcome(result.outcome);
       for (const item of due) settled.push({ s: retryOrGiveUp(item, now + delay, reason), outcome: result.outcome });
     } else {
-      this.consecutiveFailures = 0;
+      const pausing = this.opts.retryPausesTarget === true;
+      if (!pausing) this.consecutiveFailures = 0;
       for (const item of due) {
         const outcome: SendOutcome = result.items.get(item.itemId) ?? { kind: 'success' };
+        if (outcome.kind === 'success' || outcome.kind === 'permanent') this.consecutiveFailures = 0;
         if (outcome.kind === 'success') settled.push({ s: { kind: 'delivered', item }, outcome });
         else if (outcome.kind === 'permanent')
           settled.push({ s: { kind: 'failed', item, attempts: item.attempts + 1, reason: describeOutcome(outcome) }, outcome });
-        else {
+        else if (pausing) {
+          const atMs = now + nextDelayMs(policy, ++this.consecutiveFailures, outcome, random);
+          this.pauseUntil(atMs);
+          settled.push({ s: retryOrGiveUp(item, atMs, describeOutcome(outcome)), outcome });
+        } else {
           const atMs = now + nextDelayMs(policy, item.attempts + 1, outcome, random);
           settled.push({ s: retryOrGiveUp(item, atMs, describeOutcome(outcome)), outcome });
         }

@@ -147,4 +147,75 @@ describe('DeliveryEngine', () => {
     await r.engine.runNow();
     expect(r.calls).not.toContain('after stop');
   });
+
+  describe('retryPausesTarget (a queue that hands items out in its own order)', () => {
+    /** A clock the test moves, a one-item cycle, and a 60 s backoff: only the clock ends a pause. */
+    function paused(retryPausesTarget: boolean) {
+      let t = 1_000_000;
+      const queue = new MemoryQueue<string>(10);
+      const calls: string[] = [];
+      const tries = new Map<string, number>();
+      const engine = new DeliveryEngine<MemoryItem<string>>({
+        queue,
+        target: {
+          name: 'test',
+          maxBatch: 1,
+          deliver: (items) => {
+            const map = new Map<string, SendOutcome>();
+            for (const it of items) {
+              calls.push(it.payload);
+              const n = (tries.get(it.payload) ?? 0) + 1;
+              tries.set(it.payload, n);
+              if (it.payload === 'refused' && n === 1) map.set(it.itemId, { kind: 'retryable', reason: 'http-503' });
+            }
+            return Promise.resolve({ kind: 'answered', items: map });
+          },
+        },
+        policy: { initialMs: 60_000, maxMs: 60_000, multiplier: 1, jitter: 0, unauthorizedMs: 60_000 },
+        logger: logSink().logger,
+        now: () => t,
+        retryPausesTarget,
+      });
+      return { queue, engine, calls, advance: (ms: number) => (t += ms), now: () => t };
+    }
+
+    it('a retry answer for one item pauses the target: the next item waits for the backoff too', async () => {
+      const r = paused(true);
+      r.queue.push('refused', r.now());
+      r.queue.push('next', r.now());
+      await r.engine.runNow();
+      await r.engine.runNow();
+      expect(r.calls).toEqual(['refused']);
+      r.advance(60_001);
+      await r.engine.runNow();
+      await r.engine.runNow();
+      expect(r.calls).toEqual(['refused', 'next', 'refused']);
+      expect(r.queue.size).toBe(0);
+      await r.engine.stop();
+    });
+
+    it('without it, the other items go on at once', async () => {
+      const r = paused(false);
+      r.queue.push('refused', r.now());
+      r.queue.push('next', r.now());
+      await r.engine.runNow();
+      await r.engine.runNow();
+      expect(r.calls).toEqual(['refused', 'next']);
+      await r.engine.stop();
+    });
+
+    it('pauseUntil() holds every cycle until then, and a shorter pause does not shorten it', async () => {
+      const r = paused(true);
+      r.queue.push('held', r.now());
+      r.engine.pauseUntil(r.now() + 5_000);
+      r.engine.pauseUntil(r.now() + 1_000);
+      r.advance(2_000);
+      await r.engine.runNow();
+      expect(r.calls).toEqual([]);
+      r.advance(3_001);
+      await r.engine.runNow();
+      expect(r.calls).toEqual(['held']);
+      await r.engine.stop();
+    });
+  });
 });
