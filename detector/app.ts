@@ -478,8 +478,9 @@ export class DetectorApp {
       });
     return async (tx, findingId) => {
       await tx.enqueueDelivery(SECURITY_HUB_SINK, findingId, this.now());
-      // The worker's store reads wait for this transaction to commit; no worker here: the leader's runs.
-      this.outbox?.wake();
+      // Woken once the row is committed (its reads go through another connection); on a replica that
+      // is not the leader there is no worker here: the leader's is woken through the database.
+      tx.afterCommit(() => this.outbox?.wake());
     };
   }
 
@@ -503,7 +504,7 @@ export class DetectorApp {
       });
     return async (tx, findingId) => {
       await tx.enqueueDelivery(WEBHOOK_SINK, findingId, this.now());
-      this.webhookOutbox?.wake();
+      tx.afterCommit(() => this.webhookOutbox?.wake());
     };
   }
 

@@ -26,7 +26,7 @@ import { MemoryEvidence } from '../correlate/memory-evidence.js';
 import { ATTESTING_OUTCOMES, type EvidenceNeeds, type EvidenceView, type Sighting } from '../correlate/types.js';
 import type { CloudTrailUse } from '../guardduty/decide.js';
 import type { EventOrigin } from '../correlate/event-identity.js';
-import { AsyncLock } from './serial-store.js';
+import { AsyncLock, runCommitHooks } from './serial-store.js';
 import { postgresTarget, type PostgresStoreConfig, type PostgresTarget } from './postgres-connection.js';
 import { migrate, type MigrationResult } from './postgres-schema.js';
 import { OUTBOX_CHANNEL, PostgresLeaderLock, type PostgresLeaderLockOptions } from './postgres-leader.js';
@@ -689,10 +689,13 @@ class PostgresOperations implements StoreOps {
 class PostgresTransaction extends PostgresOperations implements StoreTx {
   /** Savepoints open, innermost last. */
   private depth = 0;
+  /** What runs once the transaction has committed. */
+  readonly commitHooks: (() => void)[] = [];
 
   constructor(
     exec: Exec,
     private readonly command: (text: string) => Promise<void>,
+    private readonly open: () => boolean,
   ) {
     super(exec);
   }
@@ -700,6 +703,7 @@ class PostgresTransaction extends PostgresOperations implements StoreTx {
   async savepoint<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
     const depth = ++this.depth;
     const name = `ew_part_${depth}`;
+    const hooks = this.commitHooks.length;
     const ended = () => {
       // Another savepoint begun beside this one and still open would be ended in its place.
       if (this.depth !== depth) throw new Error('savepoints of one transaction must run one at a time');
@@ -716,6 +720,7 @@ class PostgresTransaction extends PostgresOperations implements StoreTx {
       result = await fn(this);
     } catch (err) {
       ended();
+      this.commitHooks.length = hooks;
       await this.command(`ROLLBACK TO SAVEPOINT ${name}`);
       await this.command(`RELEASE SAVEPOINT ${name}`);
       throw err;
@@ -723,6 +728,11 @@ class PostgresTransaction extends PostgresOperations implements StoreTx {
     ended();
     await this.command(`RELEASE SAVEPOINT ${name}`);
     return result;
+  }
+
+  afterCommit(fn: () => void): void {
+    if (!this.open()) throw new Error('store transaction already ended: afterCommit must run in a transaction of its own');
+    this.commitHooks.push(fn);
   }
 }
 
@@ -772,8 +782,8 @@ export class PostgresStore extends PostgresOperations implements DetectorStore {
     return new PostgresLeaderLock(this.target, o);
   }
 
-  withTransaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
-    return this.lock.run(async () => {
+  async withTransaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    const { result, hooks } = await this.lock.run(async () => {
       const client = await connect(this.pool, this.target);
       let ended = false;
       const guard = <R>(what: string, run: () => Promise<R>): Promise<R> =>
@@ -783,13 +793,19 @@ export class PostgresStore extends PostgresOperations implements DetectorStore {
         atomic: (f) => f(exec),
       };
       const command = (text: string) => guard('savepoint', () => client.query(text).then(() => undefined));
-      return inTransaction(
-        client,
-        () => new PostgresTransaction(exec, command),
-        fn,
-        () => (ended = true),
-      );
+      const tx = new PostgresTransaction(exec, command, () => !ended);
+      return {
+        result: await inTransaction(
+          client,
+          () => tx,
+          fn,
+          () => (ended = true),
+        ),
+        hooks: tx.commitHooks,
+      };
     });
+    runCommitHooks(hooks);
+    return result;
   }
 
   async close(): Promise<void> {

@@ -50,6 +50,8 @@ export class SerialStore<E extends TransactionalEngine> implements DetectorStore
   private openTx: StoreTx | null = null;
   /** Savepoints open in the transaction, innermost last. */
   private savepoints = 0;
+  /** What the open transaction runs once it has committed. */
+  private commitHooks: (() => void)[] = [];
 
   constructor(protected readonly engine: E) {
     const self = this as unknown as Record<string, Operation>;
@@ -73,10 +75,15 @@ export class SerialStore<E extends TransactionalEngine> implements DetectorStore
       if (store.openTx !== this) throw new Error('store transaction already ended: savepoint must run in a transaction of its own');
       return store.runSavepoint(this, fn as (tx: StoreTx) => Promise<unknown>);
     };
+    this.handle.afterCommit = function (this: StoreTx, fn: unknown) {
+      if (store.openTx !== this) throw new Error('store transaction already ended: afterCommit must run in a transaction of its own');
+      store.commitHooks.push(fn as () => void);
+    } as unknown as Operation;
   }
 
   private async runSavepoint<T>(tx: StoreTx, fn: (tx: StoreTx) => Promise<T>): Promise<T> {
     const depth = ++this.savepoints;
+    const hooks = this.commitHooks.length;
     this.engine.savepoint();
     const ended = () => {
       // Another savepoint begun beside this one and still open would be ended in its place.
@@ -89,6 +96,7 @@ export class SerialStore<E extends TransactionalEngine> implements DetectorStore
     } catch (err) {
       ended();
       this.engine.rollbackToSavepoint();
+      this.commitHooks.length = hooks;
       throw err;
     }
     ended();
@@ -97,22 +105,27 @@ export class SerialStore<E extends TransactionalEngine> implements DetectorStore
   }
 
   async withTransaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
-    return this.lock.run(async () => {
+    const { result, hooks } = await this.lock.run(async () => {
       const tx = Object.create(this.handle) as StoreTx;
       this.openTx = tx;
       this.savepoints = 0;
+      this.commitHooks = [];
       this.engine.begin();
       try {
         const result = await fn(tx);
         this.openTx = null;
         this.engine.commit();
-        return result;
+        return { result, hooks: this.commitHooks };
       } catch (err) {
         this.openTx = null;
         this.engine.rollback();
         throw err;
+      } finally {
+        this.commitHooks = [];
       }
     });
+    runCommitHooks(hooks);
+    return result;
   }
 
   async close(): Promise<void> {
@@ -120,4 +133,20 @@ export class SerialStore<E extends TransactionalEngine> implements DetectorStore
     this.closed = true;
     await this.lock.run(() => this.engine.close());
   }
+}
+
+/** Runs a committed transaction's hooks, each even when one before it threw; a throw is passed on, saying the transaction committed. */
+export function runCommitHooks(hooks: readonly (() => void)[]): void {
+  let failure: unknown = null;
+  for (const hook of hooks) {
+    try {
+      hook();
+    } catch (err) {
+      failure ??= err;
+    }
+  }
+  if (failure !== null)
+    throw new Error(`the transaction committed, but a hook run after the commit failed: ${(failure as Error).message ?? String(failure)}`, {
+      cause: failure,
+    });
 }

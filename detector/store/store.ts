@@ -226,6 +226,13 @@ export type StoreTx = StoreOps & {
    * of one transaction run one at a time (await each before the next begins).
    */
   savepoint<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` once the transaction has committed (in registration order), never when it rolls back;
+   * one registered inside a savepoint that is undone is dropped with it. For what must see the
+   * commit, such as waking an outbox worker whose reads go through another connection. A hook that
+   * throws makes `withTransaction` reject with an error that says the transaction committed.
+   */
+  afterCommit(fn: () => void): void;
 };
 
 export interface DetectorStore extends StoreOps {

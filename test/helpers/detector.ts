@@ -23,9 +23,19 @@ import { formatProblem, validateConfig } from '../../common/config/load.js';
 import { DetectorApp, type DetectorDeps } from '../../detector/app.js';
 import { detectorConfigSchema, type DetectorConfig } from '../../detector/config/schema.js';
 import { preflightDetector } from '../../detector/preflight.js';
+import { openStore } from '../../detector/store/open-store.js';
+import type { DetectorStore } from '../../detector/store/store.js';
 import { BATCH_HEADER, GATEWAY_HEADER, SIGNATURE_HEADER, signatureHeader } from '../../protocol/signature.js';
 import { SCHEMA_VERSION, type TelemetryBatch, type TelemetryRecord } from '../../protocol/telemetry.js';
+import { expect } from 'vitest';
 import { logSink, type LogSink } from './log-sink.js';
+import type { TestSchema } from './postgres.js';
+
+/**
+ * The store every harness detector uses unless its test names one: SQLite by default, or PostgreSQL (a schema
+ * of its own per detector, dropped at cleanup) when EW_TEST_STORE=postgres — the detector suite runs once per store.
+ */
+export const TEST_STORE: 'sqlite' | 'postgres' = process.env.EW_TEST_STORE === 'postgres' ? 'postgres' : 'sqlite';
 
 export interface GatewaySpec {
   id: string;
@@ -73,6 +83,8 @@ export interface StartDetectorOptions {
   /** Deep-merged over the defaults; a function gets the temp dir (to point at files it writes there). */
   config?: Overrides | ((dir: string) => Overrides | Promise<Overrides>);
   deps?: Partial<DetectorDeps>;
+  /** Runs on the detector's store (whichever the suite uses) before the detector first starts: state left by earlier runs. */
+  seedStore?: (store: DetectorStore) => Promise<void>;
 }
 
 export interface HttpAnswer {
@@ -145,6 +157,24 @@ export async function writeSecretFile(path: string, content: string): Promise<vo
   await chmod(path, 0o600);
 }
 
+/** A store of the suite's kind (TEST_STORE) for a test that drives the pipeline without a daemon; `close` also drops it. */
+export async function openSuiteStore(dir: string): Promise<{ store: DetectorStore; close(): Promise<void> }> {
+  if (TEST_STORE === 'sqlite') {
+    const store = await openStore({ path: join(dir, 'store', 'detector.db') }, { createDirectory: true });
+    return { store, close: () => store.close() };
+  }
+  const { createTestSchema } = await import('./postgres.js');
+  const schema = await createTestSchema(expect.getState().testPath ?? 'detector');
+  const store = await openStore({ path: '', postgres: schema.config() });
+  return {
+    store,
+    close: async () => {
+      await store.close();
+      await schema.drop();
+    },
+  };
+}
+
 export async function startDetector(opts: StartDetectorOptions = {}): Promise<DetectorHarness> {
   const dir = await mkdtemp(join(tmpdir(), 'ew-detector-'));
   await mkdir(join(dir, 'secrets'), { recursive: true });
@@ -173,12 +203,28 @@ export async function startDetector(opts: StartDetectorOptions = {}): Promise<De
     log: { level: 'info' },
   };
   const over = typeof opts.config === 'function' ? await opts.config(dir) : (opts.config ?? {});
+  // A test that names its own SQLite file keeps it; otherwise the suite's store.
+  let schema: TestSchema | null = null;
+  const overStore = (over as { store?: { path?: unknown; postgres?: unknown } }).store;
+  if (TEST_STORE === 'postgres' && overStore?.path === undefined && overStore?.postgres === undefined) {
+    const { createTestSchema } = await import('./postgres.js');
+    schema = await createTestSchema(expect.getState().testPath ?? 'detector');
+    base.store = { postgres: { url: schema.url } };
+  }
   const raw = deepMerge(base, over);
   const config = validDetectorConfig(raw);
   const problems = await preflightDetector(config);
   if (problems.length > 0) throw new Error(`test detector preflight failed:\n${problems.map(formatProblem).join('\n')}`);
   const configPath = join(dir, 'detector.yaml');
   await writeFile(configPath, `${JSON.stringify(raw, null, 2)}\n`);
+  if (opts.seedStore) {
+    const store = await openStore(config.store, { createDirectory: true });
+    try {
+      await opts.seedStore(store);
+    } finally {
+      await store.close();
+    }
+  }
 
   let app!: DetectorApp;
   let logs!: LogSink;
@@ -277,6 +323,7 @@ export async function startDetector(opts: StartDetectorOptions = {}): Promise<De
       if (!stopped) await app.stop();
       stopped = true;
       await rm(dir, { recursive: true, force: true });
+      await schema?.drop();
     },
   };
   return h;

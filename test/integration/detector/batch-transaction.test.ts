@@ -14,8 +14,15 @@ import { createLogger } from '../../../common/log/logger.js';
 import { buildCorrelationContext } from '../../../detector/correlation-context.js';
 import { DecisionPipeline } from '../../../detector/engine/pipeline.js';
 import { createDetectorMetrics, type DetectorMetrics } from '../../../detector/metrics/metrics.js';
-import { SqliteStore } from '../../../detector/store/sqlite-store.js';
-import { AWS_RANGES_FIXTURE, DEFAULT_GATEWAYS, EXTERNAL_IP, cloudTrailRecord, validDetectorConfig } from '../../helpers/detector.js';
+import type { DetectorStore } from '../../../detector/store/store.js';
+import {
+  AWS_RANGES_FIXTURE,
+  DEFAULT_GATEWAYS,
+  EXTERNAL_IP,
+  cloudTrailRecord,
+  openSuiteStore,
+  validDetectorConfig,
+} from '../../helpers/detector.js';
 
 const T0 = Date.parse('2024-05-01T12:00:00Z');
 const KEYS = ['ASIABATCHKEYAAAAAAA1', 'ASIABATCHKEYAAAAAAA2', 'ASIABATCHKEYAAAAAAA3', 'ASIABATCHKEYAAAAAAA4'];
@@ -23,7 +30,8 @@ const KEYS = ['ASIABATCHKEYAAAAAAA1', 'ASIABATCHKEYAAAAAAA2', 'ASIABATCHKEYAAAAA
 const FAILING_KEY = KEYS[1]!;
 
 let dir: string;
-let store: SqliteStore;
+let store: DetectorStore;
+let closeStore: () => Promise<void>;
 let pipeline: DecisionPipeline;
 let metrics: DetectorMetrics;
 const emitted: string[] = [];
@@ -36,9 +44,8 @@ beforeEach(async () => {
     gateways: DEFAULT_GATEWAYS.map((g) => ({ ...g, secret_file: join(dir, `${g.id}.key`) })),
     aws_ip_ranges: join(dir, 'ip-ranges.json'),
     correlation: { window: '5m', heartbeat_stale: '2m', grace: '0s' },
-    store: { path: join(dir, 'detector.db') },
   });
-  store = new SqliteStore(join(dir, 'detector.db'));
+  ({ store, close: closeStore } = await openSuiteStore(dir));
   const context = await buildCorrelationContext(config);
   metrics = createDetectorMetrics(new Registry(), { version: '0.0.0', nodeVersion: process.version });
   emitted.length = 0;
@@ -70,7 +77,7 @@ beforeEach(async () => {
 
 afterEach(async () => {
   await pipeline.close();
-  await store.close();
+  await closeStore();
   await rm(dir, { recursive: true, force: true });
 });
 

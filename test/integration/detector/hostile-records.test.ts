@@ -12,7 +12,6 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { heartbeat } from '../../unit/detector/scenario.js';
 import { TRUNCATED_MARKER } from '../../../common/json/bounded-depth.js';
-import { SqliteStore } from '../../../detector/store/sqlite-store.js';
 import { MAX_FILE_ATTEMPTS } from '../../../detector/engine/cloudtrail-watcher.js';
 import {
   cloudTrailEventBridge,
@@ -178,14 +177,12 @@ describe('a file that stopped the daemon while it was being read', () => {
         after = join(watch, 'b-after.json');
         await writeSettled(stuck, JSON.stringify({ Records: [cloudTrailRecord({ sourceIp: EXTERNAL_IP, time: Date.now() - 60_000 })] }));
         await writeSettled(after, JSON.stringify({ Records: [cloudTrailRecord({ sourceIp: EXTERNAL_IP, time: Date.now() - 60_000 })] }));
-        // Earlier runs began reading `stuck` MAX_FILE_ATTEMPTS times and never finished (each died on it).
-        const storePath = join(dir, 'store', 'detector.db');
-        await mkdir(dirname(storePath), { recursive: true });
-        const store = new SqliteStore(storePath);
+        return { cloudtrail: { watch_dir: watch, poll_interval: '150ms' } };
+      },
+      // Earlier runs began reading `stuck` MAX_FILE_ATTEMPTS times and never finished (each died on it).
+      seedStore: async (store) => {
         const st = await stat(stuck);
         for (let i = 0; i < MAX_FILE_ATTEMPTS; i++) await store.fileAttempt(stuck, st.size, st.mtimeMs, Date.now());
-        await store.close();
-        return { cloudtrail: { watch_dir: watch, poll_interval: '150ms' } };
       },
     });
   });

@@ -21,7 +21,6 @@ import { createDetectorMetrics } from '../../../detector/metrics/metrics.js';
 import { replay } from '../../../detector/replay/replay.js';
 import { Inventory } from '../../../detector/inventory/inventory.js';
 import { decisionRecord } from '../../../detector/decisions/record.js';
-import { SqliteStore } from '../../../detector/store/sqlite-store.js';
 import {
   AWS_RANGES_FIXTURE,
   DEFAULT_GATEWAYS,
@@ -32,6 +31,7 @@ import {
   GW4_IP,
   INSIDE_AWS_IP,
   cloudTrailRecord,
+  openSuiteStore,
   validDetectorConfig,
   type JsonDoc,
 } from '../../helpers/detector.js';
@@ -240,9 +240,9 @@ function cloudTrail(corpus: Corpus): JsonDoc[] {
 
 const logger = createLogger({ level: 'silent', name: 'daemon' });
 
-/** What the daemon decides: the real SQLite store through the pipeline, the clock moving past the grace period. */
+/** What the daemon decides: the suite's store (SQLite, or PostgreSQL) through the pipeline, the clock moving past the grace period. */
 async function daemonDecisions(config: DetectorConfig, corpus: Corpus, dir: string) {
-  const store = new SqliteStore(join(dir, 'detector.db'));
+  const { store, close: closeStore } = await openSuiteStore(dir);
   const { registry, policy } = await buildCorrelationContext(config);
   const lastEvent = Math.max(...corpus.events.map((e) => T0 + e.at * SEC));
   let clock = lastEvent + SEC;
@@ -303,7 +303,7 @@ async function daemonDecisions(config: DetectorConfig, corpus: Corpus, dir: stri
     return { cloudtrail, notInstance, guardduty, pendingHeld };
   } finally {
     await pipeline.close();
-    await store.close();
+    await closeStore();
   }
 }
 

@@ -753,6 +753,50 @@ describe.each(BACKENDS)('DetectorStore contract: $name', (backend) => {
       expect(await store.getFinding('f-2')).toBeNull();
     });
 
+    it('after-commit hooks run once the commit is visible, in order; a rollback or an undone savepoint drops its own', async () => {
+      const ran: string[] = [];
+      // A hook reads through the store itself: the commit is visible to it.
+      const seen: unknown[] = [];
+      await store.withTransaction(async (tx) => {
+        await tx.putFinding('f-hook', { v: 1 }, T0);
+        tx.afterCommit(() => ran.push('first'));
+        await expect(
+          tx.savepoint(async (part) => {
+            part.afterCommit(() => ran.push('undone'));
+            throw new Error('this part fails');
+          }),
+        ).rejects.toThrow('this part fails');
+        await tx.savepoint(async (part) => part.afterCommit(() => ran.push('kept part')));
+        tx.afterCommit(() => void store.getFinding('f-hook').then((f) => seen.push(f)));
+        expect(ran).toEqual([]);
+      });
+      expect(ran).toEqual(['first', 'kept part']);
+      await expect.poll(() => seen).toEqual([{ v: 1 }]);
+
+      await expect(
+        store.withTransaction(async (tx) => {
+          tx.afterCommit(() => ran.push('rolled back'));
+          throw new Error('the whole transaction fails');
+        }),
+      ).rejects.toThrow('the whole transaction fails');
+      expect(ran).toEqual(['first', 'kept part']);
+    });
+
+    it('a hook that throws is reported as such, after the commit, and the hooks after it still run', async () => {
+      const ran: string[] = [];
+      await expect(
+        store.withTransaction(async (tx) => {
+          await tx.putFinding('f-committed', { v: 1 }, T0);
+          tx.afterCommit(() => {
+            throw new Error('hook broke');
+          });
+          tx.afterCommit(() => ran.push('after it'));
+        }),
+      ).rejects.toThrow(/committed, but a hook .* failed: hook broke/);
+      expect(ran).toEqual(['after it']);
+      expect(await store.getFinding('f-committed')).toEqual({ v: 1 });
+    });
+
     it('a handle used after its transaction ended is refused', async () => {
       let kept: StoreTx | null = null;
       await store.withTransaction(async (tx) => {
@@ -760,6 +804,7 @@ describe.each(BACKENDS)('DetectorStore contract: $name', (backend) => {
         await tx.pendingCount();
       });
       await expect(kept!.putFinding('f-1', {}, T0)).rejects.toThrow(/transaction already ended/);
+      expect(() => kept!.afterCommit(() => undefined)).toThrow(/transaction already ended/);
       expect(await store.getFinding('f-1')).toBeNull();
     });
   });
