@@ -78,7 +78,7 @@ export class SerialStore<E extends TransactionalEngine> implements DetectorStore
     this.handle.afterCommit = function (this: StoreTx, fn: unknown) {
       if (store.openTx !== this) throw new Error('store transaction already ended: afterCommit must run in a transaction of its own');
       store.commitHooks.push(fn as () => void);
-    } as unknown as Operation;
+    };
   }
 
   private async runSavepoint<T>(tx: StoreTx, fn: (tx: StoreTx) => Promise<T>): Promise<T> {
@@ -137,16 +137,16 @@ export class SerialStore<E extends TransactionalEngine> implements DetectorStore
 
 /** Runs a committed transaction's hooks, each even when one before it threw; a throw is passed on, saying the transaction committed. */
 export function runCommitHooks(hooks: readonly (() => void)[]): void {
-  let failure: unknown = null;
+  let failure: Error | null = null;
   for (const hook of hooks) {
     try {
       hook();
     } catch (err) {
-      failure ??= err;
+      failure ??= err instanceof Error ? err : new Error(String(err));
     }
   }
   if (failure !== null)
-    throw new Error(`the transaction committed, but a hook run after the commit failed: ${(failure as Error).message ?? String(failure)}`, {
+    throw new Error(`the transaction committed, but a hook run after the commit failed: ${failure.message}`, {
       cause: failure,
     });
 }

@@ -761,12 +761,12 @@ describe.each(BACKENDS)('DetectorStore contract: $name', (backend) => {
         await tx.putFinding('f-hook', { v: 1 }, T0);
         tx.afterCommit(() => ran.push('first'));
         await expect(
-          tx.savepoint(async (part) => {
+          tx.savepoint((part) => {
             part.afterCommit(() => ran.push('undone'));
-            throw new Error('this part fails');
+            return Promise.reject(new Error('this part fails'));
           }),
         ).rejects.toThrow('this part fails');
-        await tx.savepoint(async (part) => part.afterCommit(() => ran.push('kept part')));
+        await tx.savepoint((part) => Promise.resolve(part.afterCommit(() => ran.push('kept part'))));
         tx.afterCommit(() => void store.getFinding('f-hook').then((f) => seen.push(f)));
         expect(ran).toEqual([]);
       });
@@ -774,9 +774,9 @@ describe.each(BACKENDS)('DetectorStore contract: $name', (backend) => {
       await expect.poll(() => seen).toEqual([{ v: 1 }]);
 
       await expect(
-        store.withTransaction(async (tx) => {
+        store.withTransaction((tx) => {
           tx.afterCommit(() => ran.push('rolled back'));
-          throw new Error('the whole transaction fails');
+          return Promise.reject(new Error('the whole transaction fails'));
         }),
       ).rejects.toThrow('the whole transaction fails');
       expect(ran).toEqual(['first', 'kept part']);
