@@ -30,6 +30,7 @@ const onPostgres: TestProjectInlineConfiguration = {
     exclude: [
       'test/integration/detector/store-contract.test.ts',
       'test/integration/detector/postgres-store.test.ts',
+      'test/integration/detector/postgres-leader.test.ts',
       // About the queue, on a tmpfs SQLite file (200,000 decisions); PostgreSQL behind SQS is the replicas test's.
       'test/integration/detector/cloudtrail-sqs.test.ts',
     ],
