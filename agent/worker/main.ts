@@ -3,8 +3,8 @@
  * node:cluster, it serves the shared proxy and transparent listeners and
  * nothing else. The primary owns telemetry, the admin listener and the
  * signals an operator sends; a worker takes its config, reloads and stop
- * from the primary's messages (messages.ts). It drains on SIGTERM / SIGINT
- * too (a signal to the whole process group), and when the primary goes away.
+ * from the primary's messages (messages.ts). It drains on a SIGTERM of its
+ * own too, and when the primary goes away.
  *
  *   init ─▶ listen ─▶ listening … collect / metrics / reload … stop ─▶ drain ─▶ last observations ─▶ stopped ─▶ exit
  */
@@ -94,7 +94,9 @@ process.on('message', (m: unknown) => {
 });
 // Reloads come from the primary, which reads and checks the file once for all workers.
 process.on('SIGHUP', () => undefined);
+// SIGTERM to this worker alone: it drains and exits, and the primary starts another. Ctrl-C in a
+// terminal reaches the whole process group: the primary stops the workers itself, in order.
 process.on('SIGTERM', () => stop(drainMs));
-process.on('SIGINT', () => stop(drainMs));
+process.on('SIGINT', () => undefined);
 process.on('disconnect', () => stop(drainMs));
 send({ tag: TAG, t: 'ready' });
