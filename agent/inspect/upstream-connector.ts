@@ -1,7 +1,7 @@
 /**
  * undici connector for inspected requests: the destination policy runs on
  * every new upstream connection (overrides or one DNS lookup, every address
- * checked, dial the checked address), and TLS is verified against the
+ * checked, each checked address dialed in turn until one answers), and TLS is verified against the
  * system roots plus `upstream.ca_file`, with SNI and the certificate check
  * on the original host name.
  */
@@ -10,7 +10,7 @@ import type { buildConnector } from 'undici';
 import { parseConnectAuthority } from '../net/authority.js';
 import type { ResolveOverrides } from '../net/resolve-overrides.js';
 import type { DestinationPolicy } from '../net/address-policy.js';
-import { resolveTarget, type DialDeps } from '../proxy/dialer.js';
+import { connectFirst, resolveTarget, type DialDeps } from '../proxy/dialer.js';
 import { ProxyFailureError } from '../proxy/failures.js';
 import { trustedSecureContext } from '../tls/trust-store.js';
 
@@ -38,41 +38,44 @@ export function policyConnector(opts: ConnectorOptions): buildConnector.connecto
           callback(new ProxyFailureError(resolution.failure), null);
           return;
         }
-        const c = resolution.candidates[0];
-        if (!c) {
-          callback(new ProxyFailureError({ kind: 'dns-failure', code: 'ENODATA' }), null);
-          return;
-        }
-        const socket = tls.connect({
-          host: c.ip,
-          port: c.port,
-          servername: target.isIp ? undefined : target.host,
-          secureContext,
-          ALPNProtocols: ['http/1.1'],
-          rejectUnauthorized: true,
-          noDelay: true,
-        } as tls.ConnectionOptions);
-        // tls.connect verifies the name against `servername`; check IP-literal targets explicitly.
-        if (target.isIp)
-          socket.once('secureConnect', () => {
-            const err = tls.checkServerIdentity(target.host, socket.getPeerCertificate());
-            if (err) socket.destroy(err);
-          });
-        const timer = setTimeout(
-          () => socket.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })),
-          opts.connectTimeoutMs,
-        );
-        const done = (err: Error | null): void => {
-          clearTimeout(timer);
-          socket.off('error', onError);
-          socket.off('secureConnect', onSecure);
-          if (err) callback(err, null);
-          else callback(null, socket);
-        };
-        const onError = (err: Error): void => done(err);
-        const onSecure = (): void => done(null);
-        socket.once('error', onError);
-        socket.once('secureConnect', onSecure);
+        // Each checked address in turn within the connect timeout, as CONNECT and plain HTTP dial (dialer.ts);
+        // TLS then runs over the connection that answered.
+        return connectFirst(resolution.candidates, opts.connectTimeoutMs, opts.deps).then((dial) => {
+          if (!dial.ok) {
+            callback(new ProxyFailureError(dial.failure), null);
+            return;
+          }
+          const socket = tls.connect({
+            socket: dial.socket,
+            servername: target.isIp ? undefined : target.host,
+            secureContext,
+            ALPNProtocols: ['http/1.1'],
+            rejectUnauthorized: true,
+          } as tls.ConnectionOptions);
+          // tls.connect verifies the name against `servername`; check IP-literal targets explicitly.
+          if (target.isIp)
+            socket.once('secureConnect', () => {
+              const err = tls.checkServerIdentity(target.host, socket.getPeerCertificate());
+              if (err) socket.destroy(err);
+            });
+          const timer = setTimeout(
+            () => socket.destroy(Object.assign(new Error('TLS handshake timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })),
+            opts.connectTimeoutMs,
+          );
+          const done = (err: Error | null): void => {
+            clearTimeout(timer);
+            socket.off('error', onError);
+            socket.off('secureConnect', onSecure);
+            if (err) {
+              dial.socket.destroy();
+              callback(err, null);
+            } else callback(null, socket);
+          };
+          const onError = (err: Error): void => done(err);
+          const onSecure = (): void => done(null);
+          socket.once('error', onError);
+          socket.once('secureConnect', onSecure);
+        });
       },
       (err: Error) => callback(err, null),
     );
