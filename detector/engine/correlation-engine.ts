@@ -37,7 +37,7 @@ import {
   EMPTY_INVENTORY,
 } from '../correlate/decide.js';
 import { evidenceNeeds } from '../correlate/evidence-needs.js';
-import { findingContextOf, findingFromDecision, mergeFinding, type Finding } from '../findings/shape.js';
+import { findingContextOf, findingFromDecision, findingId, mergeFinding, type Finding } from '../findings/shape.js';
 import type { FindingsSink } from '../findings/findings-sink.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
 import type { DetectorStore, StoreTx } from '../store/store.js';
@@ -129,6 +129,11 @@ export class CorrelationEngine {
     const results = new Map<number, RecordOutcome>();
     try {
       await this.opts.store.withTransaction(async (tx) => {
+        await this.lockFindings(
+          tx,
+          work.map((w) => w.event),
+          ctx,
+        );
         for (const { i, raw, event } of work) {
           if (instanceCredentialKind(event) === 'other') {
             told.push(() => {
@@ -165,6 +170,25 @@ export class CorrelationEngine {
     for (const [i, outcome] of results) outcomes[i] = outcome;
     for (const tell of told) tell();
     return true;
+  }
+
+  /**
+   * On a store other detectors write too: the findings these events may raise or update, locked
+   * before any is read (in one order), so that detectors merging the same findings wait in line.
+   */
+  private async lockFindings(tx: StoreTx, events: readonly CloudTrailEvent[], ctx: CorrelationContext): Promise<void> {
+    if (!this.opts.store.shared) return;
+    const ids = new Set<string>();
+    for (const event of events) {
+      if (instanceCredentialKind(event) === 'other') continue;
+      try {
+        const d = decide(event, ctx);
+        if (d.disposition === 'finding') ids.add(findingId(d.accessKeyId, d.sourceIPAddress, d.rule));
+      } catch {
+        // Decided again in its savepoint, where a failure is counted.
+      }
+    }
+    await tx.lockFindings([...ids]);
   }
 
   private failed(raw: unknown, err: unknown): void {
@@ -384,6 +408,11 @@ export class CorrelationEngine {
         const ctx = await this.context(
           events.filter((e) => e !== null),
           tx,
+        );
+        await this.lockFindings(
+          tx,
+          events.filter((e) => e !== null),
+          ctx,
         );
         for (const [i, p] of due.entries()) {
           const event = events[i] ?? null;

@@ -50,6 +50,8 @@ import { toSighting, type ObservationRow as StoredObservationRow } from './obser
 const ATTESTING = `o.outcome IN (${[...ATTESTING_OUTCOMES].map((o) => `'${o}'`).join(', ')})`;
 /** The longest observation span stored: span queries use the first_ms indexes (first_ms ≥ from − span). */
 const MAX_SPAN = `(SELECT value::bigint FROM meta WHERE key = 'max_span_ms')`;
+/** Advisory lock class of one finding's read, merge and write in a transaction (migrations 0x45570001, leader 0x45570002). */
+const FINDING_LOCK_CLASS = 0x45570003;
 /** Needs per evidence query: a larger batch takes a few more queries, never one per event. */
 const NEEDS_PER_QUERY = 5_000;
 
@@ -691,6 +693,12 @@ class PostgresTransaction extends PostgresOperations implements StoreTx {
   private depth = 0;
   /** What runs once the transaction has committed. */
   readonly commitHooks: (() => void)[] = [];
+  /**
+   * A part that failed because it met another detector's transaction (a deadlock, a serialization
+   * failure): the transaction rolls back whole when its callback ends, even if the callback went on,
+   * so that its caller decides again (in smaller transactions) instead of counting the part failed.
+   */
+  doomedBy: Error | null = null;
 
   constructor(
     exec: Exec,
@@ -698,6 +706,29 @@ class PostgresTransaction extends PostgresOperations implements StoreTx {
     private readonly open: () => boolean,
   ) {
     super(exec);
+  }
+
+  /**
+   * A finding is read to be merged and written back: the read takes a lock on the finding, held
+   * until the transaction ends, so another detector merging the same finding waits for this
+   * transaction and reads what it wrote (no lost update of the occurrences).
+   */
+  async lockFindings(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    // One statement, in sorted order: a transaction never holds one finding while waiting for a lower one.
+    await this.exec.query(
+      'finding_lock_many',
+      `SELECT pg_advisory_xact_lock(${FINDING_LOCK_CLASS}, hashtext(current_schema() || ' ' || id))
+       FROM (SELECT DISTINCT id FROM unnest($1::text[]) AS id ORDER BY id) AS sorted`,
+      [[...ids].sort()],
+    );
+  }
+
+  override async getFinding(id: string): Promise<unknown> {
+    await this.exec.query('finding_lock', `SELECT pg_advisory_xact_lock(${FINDING_LOCK_CLASS}, hashtext(current_schema() || ' ' || $1))`, [
+      id,
+    ]);
+    return super.getFinding(id);
   }
 
   async savepoint<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
@@ -723,6 +754,7 @@ class PostgresTransaction extends PostgresOperations implements StoreTx {
       this.commitHooks.length = hooks;
       await this.command(`ROLLBACK TO SAVEPOINT ${name}`);
       await this.command(`RELEASE SAVEPOINT ${name}`);
+      if (metAnotherTransaction(err)) this.doomedBy ??= err as Error;
       throw err;
     }
     ended();
@@ -738,6 +770,7 @@ class PostgresTransaction extends PostgresOperations implements StoreTx {
 
 /** PostgreSQL as a DetectorStore: open it with `PostgresStore.open` (connects and migrates first). */
 export class PostgresStore extends PostgresOperations implements DetectorStore {
+  readonly shared = true;
   private readonly lock = new AsyncLock();
   private closed = false;
 
@@ -798,7 +831,14 @@ export class PostgresStore extends PostgresOperations implements DetectorStore {
         result: await inTransaction(
           client,
           () => tx,
-          fn,
+          async (t) => {
+            const result = await fn(t);
+            if (t.doomedBy !== null)
+              throw new Error(`store transaction rolled back: a part of it met another detector's transaction (${t.doomedBy.message})`, {
+                cause: t.doomedBy,
+              });
+            return result;
+          },
           () => (ended = true),
         ),
         hooks: tx.commitHooks,
@@ -871,6 +911,11 @@ async function connect(pool: pg.Pool, target: PostgresTarget): Promise<pg.PoolCl
       cause: err,
     });
   }
+}
+
+/** A deadlock or a serialization failure: two transactions met, and trying again in another shape succeeds. */
+function metAnotherTransaction(err: unknown): boolean {
+  return err instanceof pg.DatabaseError && (err.code === '40P01' || err.code === '40001');
 }
 
 /** An error that leaves the connection unusable (not a statement's own failure): the pool drops the connection. */

@@ -79,6 +79,8 @@ export class SerialStore<E extends TransactionalEngine> implements DetectorStore
       if (store.openTx !== this) throw new Error('store transaction already ended: afterCommit must run in a transaction of its own');
       store.commitHooks.push(fn as () => void);
     };
+    // One transaction at a time: no other transaction can hold a finding.
+    this.handle.lockFindings = () => Promise.resolve();
   }
 
   private async runSavepoint<T>(tx: StoreTx, fn: (tx: StoreTx) => Promise<T>): Promise<T> {

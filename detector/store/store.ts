@@ -233,9 +233,19 @@ export type StoreTx = StoreOps & {
    * throws makes `withTransaction` reject with an error that says the transaction committed.
    */
   afterCommit(fn: () => void): void;
+  /**
+   * Takes the locks of these findings now, in one fixed order, before the transaction reads any of
+   * them to merge (PostgreSQL: advisory locks held until the transaction ends; reading a finding
+   * takes its lock too). Transactions of several detectors that merge several findings then wait
+   * for each other in line instead of crosswise. Embedded stores: nothing to take (one transaction
+   * at a time).
+   */
+  lockFindings(ids: readonly string[]): Promise<void>;
 };
 
 export interface DetectorStore extends StoreOps {
+  /** Other processes write this store at the same time (PostgreSQL): transactions take the locks of what they merge (lockFindings). */
+  readonly shared?: boolean;
   /**
    * Runs `fn` atomically: every write through `tx` commits together when `fn` resolves, or none
    * does when it rejects (the rejection is passed on). Transactions run one at a time.

@@ -53,6 +53,7 @@ const FILES = 24;
 const PER_FILE = 20;
 const SEC = 1000;
 const MIN = 60 * SEC;
+const EXTERNAL_KEYS = [newAccessKeyId(), newAccessKeyId(), newAccessKeyId()];
 
 /** The attested finding of the GuardDuty fixtures: OutsideAWS, remote 203.0.113.10 (gw1), 12:01:07–12:41:07. */
 const ATTESTED: JsonDoc = (
@@ -190,14 +191,15 @@ async function sendTrail(files: number, tag: string, sighted: string): Promise<s
     for (let i = 0; i < PER_FILE; i++) {
       const eventId = randomUUID();
       ids.push(eventId);
-      // Suppressed (gw1 saw the key), a finding from outside (final at once), and one unattested on
-      // gw1's address: a finding that waits out the grace period as a pending row.
+      // Suppressed (gw1 saw the key), a finding from outside (final at once; three keys, so that the
+      // detectors merge occurrences into the same findings at once), and one unattested on gw1's
+      // address: a finding that waits out the grace period as a pending row.
       const kind = i % 3;
       records.push(
         cloudTrailRecord({
           eventId,
           time: now - 1_000,
-          key: kind === 0 ? sighted : newAccessKeyId(),
+          key: kind === 0 ? sighted : kind === 1 ? EXTERNAL_KEYS[n % 3] : newAccessKeyId(),
           sourceIp: kind === 1 ? EXTERNAL_IP : GW1_IP,
         }),
       );
@@ -364,6 +366,18 @@ it.runIf(run)(
     );
     const logged = loggedIds();
     expect(logged.length).toBe(new Set(logged).size);
+
+    // The findings the three merged into at once count every occurrence (no update lost).
+    const external = await querySchema<{ access_key_id: string; n: number }>(
+      schema,
+      "SELECT access_key_id, COUNT(*)::int AS n FROM decisions WHERE kind = 'cloudtrail' AND rule = 'external' GROUP BY access_key_id",
+    );
+    expect(external.map((e) => e.access_key_id).sort()).toEqual([...EXTERNAL_KEYS].sort());
+    const findings = await querySchema<{ finding: string }>(schema, 'SELECT finding FROM findings');
+    for (const e of external) {
+      const f = findings.map((r) => JSON.parse(r.finding) as JsonDoc).find((x) => x.egressWitness.accessKeyId === e.access_key_id);
+      expect(f?.service.count).toBe(e.n);
+    }
 
     // Each archivable finding archived by one call, once.
     const archived = gd.archivedIds();

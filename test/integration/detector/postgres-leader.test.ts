@@ -3,7 +3,10 @@
  * lock, held on a connection of its own; a leader whose session the server
  * ends steps down at once and another takes over at its next try; a row queued
  * in the outbox by any detector wakes the leader's listener on commit; due
- * pending rows claimed in one detector's transaction are skipped by another's.
+ * pending rows claimed in one detector's transaction are skipped by another's;
+ * one finding merged by two detectors at once loses neither update; two
+ * transactions that deadlock leave one committed and the other rolled back
+ * whole, for its caller to decide again.
  */
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -146,5 +149,97 @@ describe.runIf(postgresTestsRun(import.meta.filename))('PostgreSQL leader electi
     expect(claimedByA).toEqual(['ev-0', 'ev-1', 'ev-2', 'ev-3']);
     expect(claimedByB).toEqual(['ev-4', 'ev-5']);
     expect((await b.duePending(10_000, 10)).map((p) => p.eventId)).toEqual(['ev-4', 'ev-5']);
+  });
+
+  it('one finding merged by two detectors at once: the second reads what the first wrote', async () => {
+    const [a, b] = [await PostgresStore.open(schema.config()), await PostgresStore.open(schema.config())];
+    stores.push(a, b);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let aRead = false;
+    const merge = (s: PostgresStore, wait: Promise<void> | null) =>
+      s.withTransaction(async (tx) => {
+        const f = (await tx.getFinding('finding-1')) as { count: number } | null;
+        aRead = true;
+        if (wait) await wait;
+        await tx.putFinding('finding-1', { count: (f?.count ?? 0) + 1 }, Date.now());
+      });
+    const first = merge(a, held);
+    await waitFor(() => aRead, "a's read");
+    let bDone = false;
+    const second = merge(b, null).then(() => (bDone = true));
+    await new Promise((r) => setTimeout(r, 300));
+    // b waits for a's transaction: it has not read yet.
+    expect(bDone).toBe(false);
+    release();
+    await Promise.all([first, second]);
+    expect(await a.getFinding('finding-1')).toEqual({ count: 2 });
+  });
+
+  it('findings locked up front in one order: two transactions naming them in opposite orders wait in line', async () => {
+    const [a, b] = [await PostgresStore.open(schema.config()), await PostgresStore.open(schema.config())];
+    stores.push(a, b);
+    let aLocked!: () => void;
+    const locked = new Promise<void>((r) => (aLocked = r));
+    const order: string[] = [];
+    const first = a.withTransaction(async (tx) => {
+      await tx.lockFindings(['finding-x', 'finding-y']);
+      aLocked();
+      await new Promise((r) => setTimeout(r, 300));
+      await tx.putFinding('finding-x', { by: 'a' }, Date.now());
+      order.push('a');
+    });
+    await locked;
+    const second = b.withTransaction(async (tx) => {
+      await tx.lockFindings(['finding-y', 'finding-x']);
+      order.push('b');
+      await tx.putFinding('finding-x', { by: 'b', after: await tx.getFinding('finding-x') }, Date.now());
+    });
+    await Promise.all([first, second]);
+    expect(order).toEqual(['a', 'b']);
+    expect(await a.getFinding('finding-x')).toEqual({ by: 'b', after: { by: 'a' } });
+  });
+
+  it('two transactions that deadlock in savepoints: one commits, the other is rolled back whole though its callback went on', async () => {
+    const [a, b] = [await PostgresStore.open(schema.config()), await PostgresStore.open(schema.config())];
+    stores.push(a, b);
+    let aHolds!: () => void;
+    let bHolds!: () => void;
+    const aHeld = new Promise<void>((r) => (aHolds = r));
+    const bHeld = new Promise<void>((r) => (bHolds = r));
+    const parts: string[] = [];
+    const crosswise = (s: PostgresStore, name: string, mine: string, theirs: string, held: () => void, other: Promise<void>) =>
+      s.withTransaction(async (tx) => {
+        await tx.savepoint(async (p) => {
+          await p.getFinding(mine);
+          await p.putFinding(mine, { by: name }, Date.now());
+        });
+        held();
+        await other;
+        try {
+          await tx.savepoint(async (p) => {
+            await p.getFinding(theirs);
+            await p.putFinding(theirs, { by: name }, Date.now());
+          });
+          parts.push(`${name} ok`);
+        } catch (err) {
+          parts.push(`${name} ${(err as { code?: string }).code ?? 'failed'}`);
+        }
+        return name;
+      });
+    const results = await Promise.allSettled([
+      crosswise(a, 'a', 'finding-x', 'finding-y', aHolds, bHeld),
+      crosswise(b, 'b', 'finding-y', 'finding-x', bHolds, aHeld),
+    ]);
+    expect(parts.filter((p) => p.endsWith(' ok'))).toHaveLength(1);
+    expect(parts.filter((p) => p.endsWith(' 40P01'))).toHaveLength(1);
+    const committed = results.filter((r) => r.status === 'fulfilled').map((r) => r.value);
+    const rolledBack = results.filter((r) => r.status === 'rejected').map((r) => String(r.reason));
+    expect(committed).toHaveLength(1);
+    expect(rolledBack).toEqual([expect.stringContaining("met another detector's transaction")]);
+    // Only the winner's writes are there: both findings by it.
+    const winner = committed[0]!;
+    expect(parts).toContain(`${winner} ok`);
+    expect([await a.getFinding('finding-x'), await a.getFinding('finding-y')]).toEqual([{ by: winner }, { by: winner }]);
   });
 });
