@@ -1,21 +1,5 @@
-import pg from 'pg';
 import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
-
-const POSTGRES_TEST_URL = process.env.EW_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-/** Null when the test server answers, else why not. */
-async function postgresUnreachable(): Promise<string | null> {
-  const client = new pg.Client({ connectionString: POSTGRES_TEST_URL, connectionTimeoutMillis: 3_000 });
-  try {
-    await client.connect();
-    await client.query('SELECT 1');
-    return null;
-  } catch (err) {
-    return (err as Error).message;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
+import { POSTGRES_TEST_URL, postgresUnreachable, redactUrl } from './test/helpers/postgres.js';
 
 /**
  * The detector's integration suite again, each harness detector on a PostgreSQL schema of its own
@@ -43,7 +27,7 @@ const unreachable = await postgresUnreachable();
 const withPostgres = unreachable === null || Boolean(process.env.CI);
 if (!withPostgres)
   console.warn(
-    `detector-on-postgres left out: no PostgreSQL answers at ${POSTGRES_TEST_URL.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@')} ` +
+    `detector-on-postgres left out: no PostgreSQL answers at ${redactUrl(POSTGRES_TEST_URL)} ` +
       `(${unreachable}); start one or set EW_TEST_POSTGRES_URL`,
   );
 

@@ -63,8 +63,6 @@ export function createAdminServer(opts: AdminServerOptions): http.Server {
 /**
  * Listens and resolves with the bound address, or rejects with the listen error (EADDRINUSE…).
  * `backlog`: the accept queue (Node's default 511; the kernel caps it at net.core.somaxconn).
- */
-/**
  * `shared`: a cluster worker's listener, which the primary holds for all its workers (node:cluster);
  * otherwise the process binds the address itself.
  */

@@ -9,12 +9,11 @@
  *   start ─▶ 40 tunnels ─▶ all shipped ─▶ SIGKILL worker 1 ─▶ restarted, counted
  *         ─▶ SIGHUP (max_tunnels) ─▶ both workers reload ─▶ 40 tunnels ─▶ 1 held open ─▶ SIGTERM ─▶ drained, flushed, exit 0
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AGENT_BIN as bin, spawnAgent, type AgentProcess } from '../helpers/agent-process.js';
 import { freePort, startTelemetryReceiver, type TelemetryReceiver } from '../helpers/telemetry-receiver.js';
 import { connectTunnel } from '../helpers/raw.js';
 import {
@@ -32,33 +31,7 @@ import {
   type TempDir,
 } from '../integration/telemetry/rig.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const bin = join(root, 'dist/cli/main.js');
 const SECRET = 'e2e-workers-secret-5b8e2f7a91c4';
-
-interface AgentProcess {
-  child: ChildProcess;
-  lines: Record<string, unknown>[];
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function spawnAgent(configPath: string): AgentProcess {
-  const child = spawn(process.execPath, [bin, 'agent', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: Record<string, unknown>[] = [];
-  let stderr = '';
-  let partial = '';
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  child.stdout.on('data', (c: Buffer) => {
-    const parts = (partial + c.toString()).split('\n');
-    partial = parts.pop()!;
-    for (const p of parts) if (p.trim()) lines.push(JSON.parse(p) as Record<string, unknown>);
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return { child, lines, stderr: () => stderr, exited };
-}
 
 let dir: TempDir;
 let upstream: EchoUpstream;

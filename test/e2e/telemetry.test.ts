@@ -13,13 +13,12 @@
  *
  *   receiver up ──load──▶ receiver hangs ──load──▶ SIGKILL ──▶ receiver answers ──▶ restart ──▶ replay
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AGENT_BIN as bin, spawnAgent, type AgentProcess } from '../helpers/agent-process.js';
 import { workersFromEnv } from '../helpers/agent.js';
 import { freePort, startTelemetryReceiver, type TelemetryReceiver } from '../helpers/telemetry-receiver.js';
 import {
@@ -38,45 +37,7 @@ import {
   type TempDir,
 } from '../integration/telemetry/rig.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const bin = join(root, 'dist/cli/main.js');
 const SECRET = 'e2e-telemetry-secret-7f3a9c1d2b4e';
-
-interface AgentProcess {
-  child: ChildProcess;
-  lines: Record<string, unknown>[];
-  stderr: () => string;
-  started: Promise<{ proxyPort: number; adminPort: number }>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function spawnAgent(configPath: string): AgentProcess {
-  const child = spawn(process.execPath, [bin, 'agent', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: Record<string, unknown>[] = [];
-  let stderr = '';
-  let partial = '';
-  let onStarted: (v: { proxyPort: number; adminPort: number }) => void = () => undefined;
-  const started = new Promise<{ proxyPort: number; adminPort: number }>((resolve, reject) => {
-    onStarted = resolve;
-    child.once('exit', (code, signal) => reject(new Error(`agent exited (${code ?? signal}) before it started: ${stderr}`)));
-  });
-  started.catch(() => undefined);
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  child.stdout.on('data', (c: Buffer) => {
-    const parts = (partial + c.toString()).split('\n');
-    partial = parts.pop()!;
-    for (const p of parts) {
-      if (!p.trim()) continue;
-      const line = JSON.parse(p) as Record<string, unknown>;
-      lines.push(line);
-      if (line.event === 'started') onStarted({ proxyPort: line.proxy_port as number, adminPort: line.admin_port as number });
-    }
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return { child, lines, stderr: () => stderr, started, exited };
-}
 
 function getStatus(adminPort: number): Promise<{ spool: { batches: number } | null }> {
   return new Promise((resolve, reject) => {

@@ -15,7 +15,8 @@ import type { PostgresStoreConfig } from '../../detector/store/postgres-connecti
 
 export const POSTGRES_TEST_URL = process.env.EW_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-async function probe(): Promise<string | null> {
+/** Null when the test server answers, else why not. */
+export async function postgresUnreachable(): Promise<string | null> {
   const client = new pg.Client({ connectionString: POSTGRES_TEST_URL, connectionTimeoutMillis: 3_000 });
   try {
     await client.connect();
@@ -28,7 +29,7 @@ async function probe(): Promise<string | null> {
   }
 }
 
-const unreachable = await probe();
+const unreachable = await postgresUnreachable();
 
 /**
  * Whether PostgreSQL tests run here: true when the server answers, or under CI (where a missing
@@ -37,13 +38,14 @@ const unreachable = await probe();
 export function postgresTestsRun(file: string): boolean {
   if (unreachable === null || process.env.CI) return true;
   console.warn(
-    `${basename(file)}: PostgreSQL tests skipped: no server answers at ${redact(POSTGRES_TEST_URL)} (${unreachable}); ` +
+    `${basename(file)}: PostgreSQL tests skipped: no server answers at ${redactUrl(POSTGRES_TEST_URL)} (${unreachable}); ` +
       'start one or set EW_TEST_POSTGRES_URL',
   );
   return false;
 }
 
-function redact(url: string): string {
+/** The URL with its password masked, for messages. */
+export function redactUrl(url: string): string {
   return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
 }
 
