@@ -6,6 +6,7 @@
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { dial, openTunnel } from './dial.js';
 import { Http1Connection } from './http1.js';
 import { bulkRequest, stsRequest } from './requests.js';
@@ -83,42 +84,7 @@ async function measureWindow(
 }
 
 async function keepalive(job: KeepAliveJob): Promise<RunResult> {
-  const request = stsRequest({ host: job.hostHeader });
-  const conns: (Http1Connection | null)[] = [];
-  // Open in small waves: a proxy's accept queue is not what this measures.
-  for (let i = 0; i < job.connections; i += 16) {
-    const wave = await Promise.allSettled(Array.from({ length: Math.min(16, job.connections - i) }, () => dial(job.target)));
-    for (const w of wave) conns.push(w.status === 'fulfilled' ? new Http1Connection(w.value) : null);
-  }
-  try {
-    return await measureWindow(
-      (state) =>
-        conns.map(async (_, i) => {
-          while (!state.stopped) {
-            const t0 = nowNs();
-            let c = conns[i] ?? null;
-            try {
-              if (!c?.usable) {
-                c = new Http1Connection(await dial(job.target));
-                conns[i] = c;
-              }
-              const r = await c.send(request);
-              if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
-              if (r.close) c.destroy();
-              state.record(nowNs() - t0);
-            } catch (err) {
-              state.error(err);
-              c?.destroy();
-              await sleep(5);
-            }
-          }
-        }),
-      job.warmupMs,
-      job.durationMs,
-    );
-  } finally {
-    for (const c of conns) c?.destroy();
-  }
+  return keepaliveRequests(stsRequest({ host: job.hostHeader }), job.connections, () => dial(job.target), job);
 }
 
 /** A plain TCP connection to `target.connect` (no CONNECT, no TLS). */
@@ -140,10 +106,25 @@ function openPlain(target: PlainTarget, timeoutMs = 10_000): Promise<net.Socket>
 }
 
 async function plainKeepalive(job: PlainKeepAliveJob): Promise<RunResult> {
-  const request = stsRequest({ host: job.target.hostHeader, target: job.target.url });
+  return keepaliveRequests(
+    stsRequest({ host: job.target.hostHeader, target: job.target.url }),
+    job.connections,
+    () => openPlain(job.target),
+    job,
+  );
+}
+
+/** `connections` keep-alive connections from `open`, each sending `request` in a loop for the window; a broken one is reopened. */
+async function keepaliveRequests(
+  request: Buffer,
+  connections: number,
+  open: () => Promise<Duplex>,
+  window: { warmupMs: number; durationMs: number },
+): Promise<RunResult> {
   const conns: (Http1Connection | null)[] = [];
-  for (let i = 0; i < job.connections; i += 16) {
-    const wave = await Promise.allSettled(Array.from({ length: Math.min(16, job.connections - i) }, () => openPlain(job.target)));
+  // Open in small waves: a proxy's accept queue is not what this measures.
+  for (let i = 0; i < connections; i += 16) {
+    const wave = await Promise.allSettled(Array.from({ length: Math.min(16, connections - i) }, () => open()));
     for (const w of wave) conns.push(w.status === 'fulfilled' ? new Http1Connection(w.value) : null);
   }
   try {
@@ -155,7 +136,7 @@ async function plainKeepalive(job: PlainKeepAliveJob): Promise<RunResult> {
             let c = conns[i] ?? null;
             try {
               if (!c?.usable) {
-                c = new Http1Connection(await openPlain(job.target));
+                c = new Http1Connection(await open());
                 conns[i] = c;
               }
               const r = await c.send(request);
@@ -169,8 +150,8 @@ async function plainKeepalive(job: PlainKeepAliveJob): Promise<RunResult> {
             }
           }
         }),
-      job.warmupMs,
-      job.durationMs,
+      window.warmupMs,
+      window.durationMs,
     );
   } finally {
     for (const c of conns) c?.destroy();
