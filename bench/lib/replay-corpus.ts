@@ -22,10 +22,9 @@ export function corpusKey(i: number, seed: number): string {
   return `ASIA${s}`;
 }
 
-/** Observation `i` of `n` (spread evenly over the span), made by `clientIp` with `accessKeyId`; with a heartbeat every 1,000. */
-export function observationLine(i: number, n: number, accessKeyId: string, clientIp: string): string {
-  const t = CORPUS_T0 + Math.floor((i * CORPUS_SPAN_MS) / n);
-  let line = `${JSON.stringify({
+/** A bench observation record (an inspected STS call, 3 uses over 2 s from `t`) by `clientIp` with `accessKeyId`. */
+export function benchObservation(t: number, accessKeyId: string, clientIp: string): Record<string, unknown> {
+  return {
     type: 'observation',
     schema: 1,
     gatewayId: 'gw-bench',
@@ -44,7 +43,13 @@ export function observationLine(i: number, n: number, accessKeyId: string, clien
     bytesUp: 1_100,
     bytesDown: 1_200,
     outcome: 'ok',
-  })}\n`;
+  };
+}
+
+/** Observation `i` of `n` (spread evenly over the span), made by `clientIp` with `accessKeyId`; with a heartbeat every 1,000. */
+export function observationLine(i: number, n: number, accessKeyId: string, clientIp: string): string {
+  const t = CORPUS_T0 + Math.floor((i * CORPUS_SPAN_MS) / n);
+  let line = `${JSON.stringify(benchObservation(t, accessKeyId, clientIp))}\n`;
   if (i % 1_000 === 0)
     line += `${JSON.stringify({ type: 'heartbeat', schema: 1, gatewayId: 'gw-bench', time: new Date(t).toISOString(), agentVersion: 'bench', startedAt: new Date(CORPUS_T0).toISOString(), uptimeSeconds: (t - CORPUS_T0) / 1000, counts: {}, spool: { batches: 0, bytes: 0 } })}\n`;
   return line;

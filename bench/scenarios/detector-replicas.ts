@@ -24,7 +24,7 @@ import pg from 'pg';
 import YAML from 'yaml';
 import { fakeTrailEnv, startFakeTrail } from '../servers/fake-trail.js';
 import { benchCloudTrailRecord } from '../lib/cloudtrail-record.js';
-import { corpusKey } from '../lib/replay-corpus.js';
+import { benchObservation, corpusKey } from '../lib/replay-corpus.js';
 import { scrape } from '../lib/prom-text.js';
 import { freePort, sleep, spawnLogged, stopChild, waitForPort } from '../lib/proc.js';
 import type { BenchContext, Scenario } from '../lib/scenario.js';
@@ -85,27 +85,7 @@ function telemetryBodies(batches: number, perBatch: number, seed: number): { bat
     const batchId = randomBytes(16).toString('base64url');
     const records = Array.from({ length: perBatch }, (_, i) => {
       const t = now - 600_000 + i * 100;
-      return {
-        type: 'observation',
-        schema: 1,
-        gatewayId: 'gw-bench',
-        firstSeen: new Date(t).toISOString(),
-        lastSeen: new Date(t + 2_000).toISOString(),
-        count: 3,
-        clientIp: `10.20.${b % 250}.${(i % 250) + 1}`,
-        network: 'vpc-prod',
-        mode: 'inspect',
-        host: 'sts.us-east-1.amazonaws.com',
-        port: 443,
-        aws: { service: 'sts', region: 'us-east-1', partition: 'aws' },
-        accessKeyId: corpusKey(b * perBatch + i, seed),
-        keyKind: 'temporary',
-        action: 'GetCallerIdentity',
-        bytesUp: 1200,
-        bytesDown: 800,
-        outcome: 'ok',
-        status: { '2xx': 3 },
-      };
+      return { ...benchObservation(t, corpusKey(b * perBatch + i, seed), `10.20.${b % 250}.${(i % 250) + 1}`), status: { '2xx': 3 } };
     });
     const batch = {
       schemaVersion: 1,

@@ -44,7 +44,13 @@ import type {
   StoreOps,
   StoreTx,
 } from './store.js';
-import { toSighting, type ObservationRow as StoredObservationRow } from './observation-row.js';
+import {
+  OBSERVATION_VALUE_COLUMNS,
+  observationValues,
+  spanMs,
+  toSighting,
+  type ObservationRow as StoredObservationRow,
+} from './observation-row.js';
 
 /** Rows that attest, by the current outcomes (`attests` in correlate/types.ts, in SQL). */
 const ATTESTING = `o.outcome IN (${[...ATTESTING_OUTCOMES].map((o) => `'${o}'`).join(', ')})`;
@@ -215,24 +221,8 @@ class PostgresOperations implements StoreOps {
           beats.push(Date.parse(r.time));
           continue;
         }
-        const first = Date.parse(r.firstSeen);
-        const last = Date.parse(r.lastSeen);
-        if (last - first > span) span = last - first;
-        const row = [
-          r.accessKeyId,
-          r.aws?.service ?? null,
-          r.aws?.region ?? null,
-          r.host,
-          r.clientIp,
-          r.network,
-          r.mode,
-          r.action,
-          first,
-          last,
-          r.count,
-          r.capture ?? 'explicit',
-          r.outcome,
-        ];
+        const row = observationValues(r);
+        span = Math.max(span, spanMs(row));
         row.forEach((v, i) => cols[i]!.push(v));
       }
       if (beats.length > 0)
@@ -243,7 +233,7 @@ class PostgresOperations implements StoreOps {
       if (cols[0]!.length > 0) {
         await e.query(
           'ingest_observations',
-          `INSERT INTO observations (gateway_id, access_key_id, service, region, host, client_ip, network, mode, action, first_ms, last_ms, count, capture, outcome)
+          `INSERT INTO observations (gateway_id, ${OBSERVATION_VALUE_COLUMNS})
            SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
              $10::bigint[], $11::bigint[], $12::int[], $13::text[], $14::text[])`,
           [gatewayId, ...cols],

@@ -31,7 +31,7 @@ import type {
   StoredDecision,
   StoredEvent,
 } from './store.js';
-import { toSighting, type ObservationRow } from './observation-row.js';
+import { OBSERVATION_VALUE_COLUMNS, observationValues, spanMs, toSighting, type ObservationRow } from './observation-row.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -157,7 +157,7 @@ export class SqliteEngine implements TransactionalEngine {
         'INSERT INTO batches (gateway_id, batch_id, sequence, received_ms, records) VALUES (?, ?, ?, ?, ?) ON CONFLICT (gateway_id, batch_id) DO NOTHING',
       ),
       insertObservation: db.prepare(
-        'INSERT INTO observations (gateway_id, access_key_id, service, region, host, client_ip, network, mode, action, first_ms, last_ms, count, attests, capture, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        `INSERT INTO observations (gateway_id, ${OBSERVATION_VALUE_COLUMNS}, attests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       insertHeartbeat: db.prepare('INSERT INTO heartbeats (gateway_id, time_ms) VALUES (?, ?)'),
       endpointSightings: db.prepare(
@@ -254,26 +254,10 @@ export class SqliteEngine implements TransactionalEngine {
           s.insertHeartbeat.run(gatewayId, Date.parse(r.time));
           continue;
         }
-        const first = Date.parse(r.firstSeen);
-        const last = Date.parse(r.lastSeen);
-        if (last - first > this.maxSpanMs) this.maxSpanMs = last - first;
-        s.insertObservation.run(
-          gatewayId,
-          r.accessKeyId,
-          r.aws?.service ?? null,
-          r.aws?.region ?? null,
-          r.host,
-          r.clientIp,
-          r.network,
-          r.mode,
-          r.action,
-          first,
-          last,
-          r.count,
-          ATTESTING_OUTCOMES.has(r.outcome) ? 1 : 0,
-          r.capture ?? 'explicit',
-          r.outcome,
-        );
+        const row = observationValues(r);
+        this.maxSpanMs = Math.max(this.maxSpanMs, spanMs(row));
+        // attests: kept for rows read by an older detector; this one decides on read from the outcome.
+        s.insertObservation.run(gatewayId, ...row, ATTESTING_OUTCOMES.has(r.outcome) ? 1 : 0);
       }
       return { kind: 'stored', records: batch.records.length };
     });

@@ -45,10 +45,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (agent && agent.child.exitCode === null && agent.child.signalCode === null) {
-    agent.child.kill('SIGKILL');
-    await agent.exited;
-  }
+  await agent?.kill();
   await receiver?.stop();
   await upstream?.close();
   await dir?.remove();

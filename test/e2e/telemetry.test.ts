@@ -122,12 +122,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const a of children) {
-    if (a.child.exitCode === null && a.child.signalCode === null) {
-      a.child.kill('SIGKILL');
-      await a.exited;
-    }
-  }
+  for (const a of children) await a.kill();
   await receiver?.stop();
   await upstream?.close();
   await dir?.remove();

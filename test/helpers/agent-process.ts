@@ -18,6 +18,8 @@ export interface AgentProcess {
   /** The ports of its `started` line; rejects when it exits before that line. */
   started: Promise<{ proxyPort: number; adminPort: number }>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILL unless it has exited already; resolves once it has. */
+  kill(): Promise<void>;
 }
 
 export function spawnAgent(configPath: string): AgentProcess {
@@ -46,5 +48,9 @@ export function spawnAgent(configPath: string): AgentProcess {
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
-  return { child, lines, stderr: () => stderr, started, exited };
+  const kill = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  };
+  return { child, lines, stderr: () => stderr, started, exited, kill };
 }
