@@ -9,6 +9,7 @@
  *   CloudTrail input     ─▶ file marked failed / object and message left to the queue + log event and level + message
  *   delivery failures    ─▶ retried or parked in the outbox + deliveries metric label + warn / error
  */
+import type { Logger } from '../../common/log/logger.js';
 import { REFUSAL_HEADER, TELEMETRY_REFUSALS, type TelemetryRefusal } from '../../protocol/telemetry-status.js';
 
 export type IngestFailure =
@@ -42,9 +43,16 @@ export type DeliveryFailure =
   /** Refused for good (the item itself), or given up after the attempts allowed. */
   | { kind: 'delivery-refused'; sink: string; reason: string; kept: string }
   /** The destination's configuration is wrong (every item alike): retried until fixed. */
-  | { kind: 'delivery-misconfigured'; sink: string; reason: string; fix: string };
+  | { kind: 'delivery-misconfigured'; sink: string; reason: string; fix: string }
+  /** A call, or one item of an answered call, not delivered this time; `next` says what happens to it. */
+  | { kind: 'delivery-failed'; sink: string; subject: string; reason: string; next: string };
 
 export type DetectorFailure = IngestFailure | CloudTrailInputFailure | DeliveryFailure;
+
+/** Logs a failure at its level with its sentence and label; `fields` add what an operator searches by. */
+export function logFailure(logger: Logger, event: string, f: DetectorFailure, fields: Record<string, unknown> = {}): void {
+  logger[failureLevel(f)]({ event, failure: failureLabel(f), ...fields }, failureMessage(f));
+}
 
 export interface IngestFailureAnswer {
   status: number;
@@ -172,5 +180,7 @@ export function failureMessage(f: DetectorFailure): string {
       return `${f.sink}: giving up on one delivery (${f.reason}); ${f.kept}`;
     case 'delivery-misconfigured':
       return `${f.sink}: every delivery is refused (${f.reason}): check ${f.fix}; nothing is dropped, deliveries are retried`;
+    case 'delivery-failed':
+      return `${f.sink}: ${f.subject} not delivered (${f.reason}); ${f.next}`;
   }
 }

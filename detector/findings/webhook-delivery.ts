@@ -19,7 +19,7 @@ import type { Logger } from '../../common/log/logger.js';
 import { classifyNetworkError, parseRetryAfterMs, type SendOutcome } from '../../common/delivery/retry-policy.js';
 import type { DeliveryResult, Settlement } from '../../common/delivery/delivery-engine.js';
 import type { OutboxSink } from '../delivery/outbox-worker.js';
-import { failureLabel, failureLevel, failureMessage, type DetectorFailure } from '../failures/detector-failures.js';
+import { logFailure, type DetectorFailure } from '../failures/detector-failures.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
 import type { DetectorStore, QueuedDelivery } from '../store/store.js';
 
@@ -77,7 +77,7 @@ export function recordWebhookOutcome(
   now: () => number = Date.now,
 ): void {
   const log = (event: string, f: DetectorFailure, fields: Record<string, unknown>): void =>
-    logger[failureLevel(f)]({ event, item: what, failure: failureLabel(f), ...fields }, failureMessage(f));
+    logFailure(logger, event, f, { item: what, ...fields });
   const sink = 'findings webhook';
   switch (s.kind) {
     case 'delivered':

@@ -17,10 +17,16 @@ import type { DetectorMetrics } from '../metrics/metrics.js';
 import type { DetectorStore, QueuedDelivery } from '../store/store.js';
 import { asffId, toAsff, type AsffTarget } from './asff.js';
 import { classifyCallFailure, classifyFailedFinding } from './import-outcome.js';
+import { logFailure } from '../failures/detector-failures.js';
 import type { SecurityHubApi } from './securityhub-api.js';
 
 /** The outbox's name for this sink. */
 export const SECURITY_HUB_SINK = 'securityhub';
+/** The sink as log sentences name it. */
+const SINK_WORDS = 'Security Hub';
+/** What to check when Security Hub refuses the detector as a whole. */
+const SECURITY_HUB_FIX =
+  "findings.security_hub (region, product_arn), the detector's permission securityhub:BatchImportFindings on the product, and that Security Hub is enabled in that region";
 /** BatchImportFindings takes at most 100 findings per call. */
 export const MAX_FINDINGS_PER_CALL = 100;
 
@@ -46,9 +52,16 @@ export class SecurityHubExport implements OutboxSink {
       const finding = (await this.opts.store.getFinding(item.itemId)) as Finding | null;
       if (finding === null) {
         // Findings are never deleted; a row for an unknown id is dropped rather than tried for ever.
-        this.opts.logger.error(
-          { event: 'securityhub_finding_missing', finding_id: item.itemId },
-          'queued for Security Hub but not in the store',
+        logFailure(
+          this.opts.logger,
+          'securityhub_finding_missing',
+          {
+            kind: 'delivery-refused',
+            sink: SINK_WORDS,
+            reason: `finding ${item.itemId} is not in the store`,
+            kept: 'its queued row is dropped',
+          },
+          { finding_id: item.itemId },
         );
         outcomes.set(item.itemId, { kind: 'permanent', reason: 'finding not in the store', status: 0 });
         continue;
@@ -75,17 +88,34 @@ export class SecurityHubExport implements OutboxSink {
     if (answer.kind === 'failed') {
       const { label, outcome } = classifyCallFailure(answer.failure, this.opts.now());
       metrics.securityhubImports.inc({ outcome: label });
-      logger.warn(
-        {
-          event: 'securityhub_import_failed',
-          outcome: label,
-          error: answer.failure.name,
-          status: answer.failure.status,
-          code: answer.failure.code,
-          message: answer.failure.message,
-          findings: batch.length,
-        },
-        `BatchImportFindings failed (${label}); the findings wait for a retry`,
+      const reason = `BatchImportFindings ${label}: ${answer.failure.name}${answer.failure.status !== null ? ` (${answer.failure.status})` : ''}`;
+      const fields = {
+        outcome: label,
+        error: answer.failure.name,
+        status: answer.failure.status,
+        code: answer.failure.code,
+        message: answer.failure.message,
+        findings: batch.length,
+      };
+      const subject = `${batch.length} finding update(s)`;
+      logFailure(
+        logger,
+        'securityhub_import_failed',
+        outcome.kind === 'unauthorized'
+          ? { kind: 'delivery-misconfigured', sink: SINK_WORDS, reason, fix: SECURITY_HUB_FIX }
+          : {
+              kind: 'delivery-failed',
+              sink: SINK_WORDS,
+              subject,
+              reason,
+              next:
+                outcome.kind !== 'permanent'
+                  ? 'they wait for a retry'
+                  : batch.length > 1
+                    ? 'the batch is sent again in halves until the finding refused stands alone'
+                    : 'the finding is parked until it changes',
+            },
+        fields,
       );
       if (outcome.kind !== 'permanent') return { kind: 'failed', outcome };
       if (batch.length > 1) return this.halves(batch, signal);
@@ -129,17 +159,21 @@ export class SecurityHubExport implements OutboxSink {
   private failed(findingId: string, code: string, message: string, outcome: SendOutcome): void {
     const permanent = outcome.kind === 'permanent';
     this.opts.metrics.securityhubFindings.inc({ outcome: permanent ? 'failed' : 'retried' });
-    this.opts.logger[permanent ? 'error' : 'warn'](
-      {
-        event: 'securityhub_finding_failed',
-        finding_id: findingId,
-        error_code: code,
-        error_message: message.slice(0, 300),
-        retry: !permanent,
-      },
+    const fields = { finding_id: findingId, error_code: code, error_message: message.slice(0, 300), retry: !permanent };
+    logFailure(
+      this.opts.logger,
+      'securityhub_finding_failed',
       permanent
-        ? `Security Hub refused finding ${findingId} (${code}); it is sent again only when it changes`
-        : `Security Hub did not import finding ${findingId} (${code}); it will be retried`,
+        ? {
+            kind: 'delivery-refused',
+            sink: SINK_WORDS,
+            reason: `finding ${findingId}: ${code}`,
+            kept: 'it is sent again only when it changes',
+          }
+        : outcome.kind === 'unauthorized'
+          ? { kind: 'delivery-misconfigured', sink: SINK_WORDS, reason: `finding ${findingId}: ${code}`, fix: SECURITY_HUB_FIX }
+          : { kind: 'delivery-failed', sink: SINK_WORDS, subject: `finding ${findingId}`, reason: code, next: 'it will be retried' },
+      fields,
     );
   }
 }

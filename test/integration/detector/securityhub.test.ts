@@ -178,6 +178,9 @@ describe('Security Hub export', () => {
       finding_id: findingId(keys[1]!, externalIp(1), 'external'),
       error_code: 'InternalFailure',
       retry: true,
+      level: 'warn',
+      failure: 'delivery-failed',
+      msg: `Security Hub: finding ${findingId(keys[1]!, externalIp(1), 'external')} not delivered (InternalFailure); it will be retried`,
     });
   });
 
@@ -197,7 +200,15 @@ describe('Security Hub export', () => {
     expect(fake.calls.map((c) => c.ids)).toEqual([[badId], [asffIdOf(good, externalIp(2), 'external')]]);
     await h.app.refreshGauges();
     expect(await h.metric('egress_witness_detector_securityhub_queued_findings', { state: 'failed' })).toBe(1);
-    expect(h.logs.find('securityhub_finding_failed')).toMatchObject([{ error_code: 'InvalidInput', retry: false }]);
+    expect(h.logs.find('securityhub_finding_failed')).toMatchObject([
+      {
+        error_code: 'InvalidInput',
+        retry: false,
+        level: 'error',
+        failure: 'delivery-refused',
+        msg: expect.stringMatching(/sent again only when it changes$/),
+      },
+    ]);
 
     // A new occurrence changes it: sent again, and imported.
     await post(h, [cloudTrailRecord({ key: bad, sourceIp: externalIp(1), time: T + MIN })]);
@@ -273,7 +284,29 @@ describe('Security Hub export', () => {
       'invalid_response',
       'invalid_response',
     ]);
+    expect(h.logs.find('securityhub_import_failed').map((l) => [l.failure, l.level])).toEqual(Array(4).fill(['delivery-failed', 'warn']));
+    expect(h.logs.find('securityhub_import_failed')[1]!.msg).toBe(
+      'Security Hub: 1 finding update(s) not delivered (BatchImportFindings throttled: TooManyRequestsException (429)); they wait for a retry',
+    );
     const ready = await fetch(`http://127.0.0.1:${h.ports.admin}/readyz`);
     expect(ready.status).toBe(200);
+  });
+
+  it('says what to fix when Security Hub refuses the detector itself, and imports once that is fixed', async () => {
+    const { h, fake } = (current = await rig());
+    fake.failNext(403, 'AccessDeniedException');
+    const k = key('denied');
+    await post(h, [cloudTrailRecord({ key: k, sourceIp: externalIp(4), time: T })]);
+    const id = asffIdOf(k, externalIp(4), 'external');
+    await waitFor(() => fake.finding(id) !== undefined, 'imported after the refusal');
+    expect(await h.metric('egress_witness_detector_securityhub_imports_total', { outcome: 'unauthorized' })).toBe(1);
+    expect(h.logs.find('securityhub_import_failed')).toMatchObject([
+      {
+        outcome: 'unauthorized',
+        failure: 'delivery-misconfigured',
+        level: 'error',
+        msg: expect.stringContaining('check findings.security_hub (region, product_arn)'),
+      },
+    ]);
   });
 });

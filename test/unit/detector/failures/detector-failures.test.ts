@@ -90,6 +90,7 @@ describe('detector failures', () => {
       { kind: 'cloudtrail-file-failed', path: '/ct/a.json.gz', reason: 'larger than cloudtrail.max_file_bytes (10 bytes)' },
       { kind: 'delivery-misconfigured', sink: 'webhook', reason: 'http-404', fix: 'findings.webhook' },
       { kind: 'delivery-retry', sink: 'webhook', reason: 'ECONNREFUSED', attempt: 2, retryInMs: 2_000 },
+      { kind: 'delivery-failed', sink: 'Security Hub', subject: 'finding f1', reason: 'InternalFailure', next: 'it will be retried' },
     ];
     for (const f of [...INGEST, ...others]) {
       expect(['warn', 'error']).toContain(failureLevel(f));
@@ -98,6 +99,9 @@ describe('detector failures', () => {
     expect(failureMessage({ kind: 'too-large', limitBytes: 1024, decoded: false })).toContain('ingest.max_body_bytes');
     expect(failureMessage(others[0]!)).toContain('/ct/a.json.gz');
     expect(failureMessage(others[1]!)).toContain('findings.webhook');
+    expect(failureMessage(others[3]!)).toBe('Security Hub: finding f1 not delivered (InternalFailure); it will be retried');
+    expect(failureLevel(others[3]!)).toBe('warn');
+    expect(failureLevel({ kind: 'delivery-refused', sink: 'Security Hub', reason: 'InvalidInput', kept: 'parked' })).toBe('error');
     expect(failureLevel({ kind: 'store-unavailable' })).toBe('error');
     expect(failureLevel({ kind: 'malformed', reason: 'x' })).toBe('warn');
   });
