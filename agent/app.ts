@@ -18,7 +18,7 @@ import { applyHotReload, restartNeededMessage, type ConfigPath } from '../common
 import type { AgentConfig } from './config/schema.js';
 import { createAgentMetrics, type AgentMetrics } from './metrics/metrics.js';
 import { ForwardProxy } from './proxy/proxy-server.js';
-import { ConnectionPath } from './proxy/connection-path.js';
+import { ConnectionPath, type DrainTogether } from './proxy/connection-path.js';
 import { systemDialDeps, type DialDeps } from './proxy/dialer.js';
 import { TransparentListener } from './transparent/transparent-listener.js';
 import { loadOriginalDestinationReader, type OriginalDestinationReader } from './transparent/original-destination.js';
@@ -33,6 +33,7 @@ import { buildTelemetryShipping, type TelemetryShipping } from './ship/telemetry
 import { buildInspector, type InspectorHandle } from './inspect/build-inspector.js';
 import { WorkerSupervisor } from './cluster/supervisor.js';
 import type { WorkerRelay } from './cluster/relay.js';
+import type { TunnelAdmission } from './cluster/tunnel-budget.js';
 import { metricsToAggregate, resolveWorkers, workerEntry } from './cluster/workers.js';
 
 export interface AgentDeps {
@@ -50,7 +51,16 @@ export interface AgentDeps {
    * Set in a proxy worker (proxy.workers > 1): it serves the listeners only; its observations and log
    * lines go to the primary through the relay, and the primary's admin port is refused as a destination.
    */
-  worker?: { relay: WorkerRelay; adminPort: number };
+  worker?: {
+    relay: WorkerRelay;
+    adminPort: number;
+    /** The tunnel cap, leased from the primary's budget (cluster/tunnel-budget.ts). */
+    admission?: TunnelAdmission;
+    /** Tells the other workers an automatic passthrough entry. */
+    sharePassthrough?: (clientIp: string, host: string) => void;
+    /** The workers drain as one agent (ConnectionPath.drain). */
+    drainTogether?: DrainTogether;
+  };
 }
 
 export interface AgentAddresses {
@@ -136,6 +146,7 @@ export class AgentApp {
     });
     this.recorder = requestRecorder(this.logger, this.metrics, deps.worker?.relay ?? this.aggregator);
     this.workers = deps.worker ? 1 : resolveWorkers(config.proxy.workers);
+    const ownClock = deps.now && deps.now !== Date.now ? deps.now : null;
     if (this.workers > 1)
       this.cluster = new WorkerSupervisor({
         workers: this.workers,
@@ -145,6 +156,8 @@ export class AgentApp {
         observer: this.aggregator,
         writeLog: logWriter(this.logger),
         logLevelOverride: deps.logLevelOverride ?? null,
+        // A host program's own network and clock: the workers borrow them (cluster/embedded.ts).
+        ...(deps.dial || ownClock ? { embedded: { dial: deps.dial ?? null, now: ownClock } } : {}),
       });
     if (this.cluster) this.registry = new AggregatedRegistry(this.own, this.cluster);
     const listeningNow = (s: { server: { listening: boolean } } | null) =>
@@ -187,6 +200,11 @@ export class AgentApp {
   /** Open tunnels: this process's, or the workers' as they last reported. */
   get activeTunnels(): number {
     return this.path?.activeTunnels ?? this.cluster?.activeTunnels ?? 0;
+  }
+
+  /** An automatic passthrough entry another proxy worker added. */
+  rememberPassthrough(clientIp: string, host: string): void {
+    this.inspector?.inspector.rememberPassthrough(clientIp, host);
   }
 
   /** Live tunnels report their window now (a worker does this before the primary's flush). */
@@ -285,6 +303,8 @@ export class AgentApp {
       now: this.now,
       maxSocketsPerOrigin: c.upstream.max_connections_per_origin,
       keepAliveTimeoutMs: c.upstream.keep_alive_timeout,
+      ...(this.deps.worker?.admission ? { admission: this.deps.worker.admission } : {}),
+      ...(this.deps.worker ? { onTunnels: (n: number) => this.deps.worker?.relay.tunnelsChanged(n) } : {}),
     });
     this.proxy = new ForwardProxy({
       path: this.path,
@@ -361,6 +381,7 @@ export class AgentApp {
       recorder: this.recorder,
       now: this.now,
       ...(this.deps.dial ? { dial: this.deps.dial } : {}),
+      ...(this.deps.worker?.sharePassthrough ? { onPassthrough: this.deps.worker.sharePassthrough } : {}),
     };
   }
 
@@ -375,8 +396,8 @@ export class AgentApp {
     this.metrics.configReloadSuccessful.set(ok ? 1 : 0);
     if (!ok) return;
     this.metrics.configReloadTimestamp.set(Math.floor(this.now() / 1000));
-    // With workers, each sets its share and /metrics adds them up.
-    if (!this.cluster) this.metrics.tunnelsMax.set(this.config.proxy.max_tunnels);
+    // With workers the primary holds the cap for all of them (cluster/tunnel-budget.ts).
+    this.metrics.tunnelsMax.set(this.config.proxy.max_tunnels);
   }
 
   /**
@@ -452,7 +473,7 @@ export class AgentApp {
     if (this.path && this.proxy) {
       if (!o.quiet) this.logger.info({ event: 'draining', active_tunnels: this.path.activeTunnels, deadline_ms: drainMs }, 'draining');
       const listeners = this.transparent ? [this.proxy, this.transparent] : [this.proxy];
-      const { remaining } = await this.path.drain(this.now() + drainMs, listeners);
+      const { remaining } = await this.path.drain(this.now() + drainMs, listeners, this.deps.worker?.drainTogether);
       if (remaining > 0)
         this.logger.warn({ event: 'drain_deadline', closed_tunnels: remaining }, 'drain deadline reached; closed the remaining tunnels');
     }
@@ -537,5 +558,13 @@ class AggregatedRegistry extends Registry {
 
   override async getSingleMetricAsString(name: string): Promise<string> {
     return (await this.aggregated()).getSingleMetricAsString(name);
+  }
+
+  /** The primary's metric object, its values (get()) those of the whole agent. */
+  override getSingleMetric(name: string): ReturnType<Registry['getSingleMetric']> {
+    const own = this.primary.getSingleMetric(name);
+    if (!own) return undefined;
+    const whole = async () => (await (await this.aggregated()).getSingleMetric(name)?.get()) ?? own.get();
+    return Object.assign(Object.create(own) as typeof own, { get: whole });
   }
 }

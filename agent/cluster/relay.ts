@@ -23,19 +23,34 @@ export class WorkerRelay implements Observer {
   private timer: NodeJS.Timeout | null = null;
 
   private tunnelsTimer: NodeJS.Timeout | null = null;
+  /** Each entry sent as it comes, unbatched (an embedded primary's host reads them as they happen). */
+  private unbatched = false;
 
   constructor(private readonly send: Send) {}
 
+  /** From now on every observation and log line is sent as it comes. */
+  sendAsItComes(): void {
+    this.unbatched = true;
+    this.flush();
+  }
+
+  private lastTunnels = -1;
+
   /** Reports the open-tunnel count when it changed, at most every FLUSH_MS (the primary's /status and heartbeats). */
   watchTunnels(count: () => number): void {
-    let last = -1;
-    this.tunnelsTimer = setInterval(() => {
-      const n = count();
-      if (n === last) return;
-      last = n;
-      this.send({ tag: TAG, t: 'tunnels', activeTunnels: n });
-    }, FLUSH_MS);
+    this.tunnelsTimer = setInterval(() => this.reportTunnels(count()), FLUSH_MS);
     this.tunnelsTimer.unref();
+  }
+
+  /** The open-tunnel count changed: sent now when unbatched, else left to the FLUSH_MS check. */
+  tunnelsChanged(n: number): void {
+    if (this.unbatched) this.reportTunnels(n);
+  }
+
+  private reportTunnels(n: number): void {
+    if (n === this.lastTunnels) return;
+    this.lastTunnels = n;
+    this.send({ tag: TAG, t: 'tunnels', activeTunnels: n });
   }
 
   stopWatching(): void {
@@ -45,7 +60,7 @@ export class WorkerRelay implements Observer {
 
   observe(e: ObservationEvent): void {
     this.events.push(e);
-    if (this.events.length >= MAX_EVENTS) this.flushEvents();
+    if (this.unbatched || this.events.length >= MAX_EVENTS) this.flushEvents();
     else this.arm();
   }
 
@@ -53,7 +68,7 @@ export class WorkerRelay implements Observer {
   readonly destination = {
     write: (line: string): void => {
       this.log += line;
-      if (this.log.length >= MAX_LOG_CHARS) this.flushLog();
+      if (this.unbatched || this.log.length >= MAX_LOG_CHARS) this.flushLog();
       else this.arm();
     },
   };

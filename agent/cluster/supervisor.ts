@@ -9,6 +9,7 @@
  *   fork ×N ─▶ init ─▶ listening ×N ─▶ started
  *   exit (not stopping) ─▶ restarts_total++ ─▶ fork again (backing off while it keeps failing)
  */
+import { createHook, type AsyncHook } from 'node:async_hooks';
 import cluster, { type Worker } from 'node:cluster';
 import net from 'node:net';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
@@ -16,8 +17,9 @@ import type { Logger } from '../../common/log/logger.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { AgentMetrics } from '../metrics/metrics.js';
 import type { Observer } from '../observe/model/observation.js';
-import { TAG, isOurs, type FromWorker, type ListenAddresses, type ToWorker } from './messages.js';
-import { workerConfig } from './workers.js';
+import type { DialDeps } from '../proxy/dialer.js';
+import { TAG, errorInfo, isOurs, type FromWorker, type ListenAddresses, type ToWorker } from './messages.js';
+import { TunnelBudget } from './tunnel-budget.js';
 
 export interface SupervisorOptions {
   workers: number;
@@ -30,6 +32,11 @@ export interface SupervisorOptions {
   /** Where the workers' log lines go, as written: the primary's log destination. */
   writeLog: (text: string) => void;
   logLevelOverride: string | null;
+  /**
+   * An embedded primary's own network and clock (AgentDeps.dial, AgentDeps.now), lent to the
+   * workers (embedded.ts). Unset: each worker resolves, connects and reads the time itself.
+   */
+  embedded?: { dial: DialDeps | null; now: (() => number) | null };
 }
 
 /** How long a worker has to answer a collect, metrics or reload request before it is left out. */
@@ -51,6 +58,12 @@ interface Slot {
   ready: boolean;
   /** Replies awaited from this worker, by `${type}:${id}`. */
   waiting: Map<string, (m: FromWorker | null) => void>;
+  /** Connections made for this worker (an embedded primary), by dial id, until the worker's end closes. */
+  dials: Map<number, net.Socket>;
+  /** Stopping, its tunnels are gone. */
+  idle: boolean;
+  /** Its registry as it stopped (SIGTERM), kept for /metrics after it is gone. */
+  final: Metrics | null;
 }
 
 export class WorkerSupervisor {
@@ -62,10 +75,43 @@ export class WorkerSupervisor {
   private started = false;
   private nextId = 1;
   private readonly restartTimers = new Set<NodeJS.Timeout>();
+  /** proxy.max_tunnels, held here for all workers: each leases its share as it needs it. */
+  private readonly budget: TunnelBudget;
+  private clockTimer: NodeJS.Timeout | null = null;
+  private clockHook: AsyncHook | null = null;
+  private lastClock = Number.NaN;
 
   constructor(private readonly opts: SupervisorOptions) {
     for (let i = 0; i < opts.workers; i++)
-      this.slots.push({ index: i, worker: null, startedAt: 0, quickExits: 0, activeTunnels: 0, ready: false, waiting: new Map() });
+      this.slots.push({
+        index: i,
+        worker: null,
+        startedAt: 0,
+        quickExits: 0,
+        activeTunnels: 0,
+        ready: false,
+        waiting: new Map(),
+        dials: new Map(),
+        idle: false,
+        final: null,
+      });
+    this.budget = new TunnelBudget({
+      cap: 0,
+      workers: opts.workers,
+      grant: (i, n, cap, waiting) => {
+        const w = this.slots[i]?.worker;
+        if (w) this.send(w, { tag: TAG, t: 'lease', n, cap, waiting });
+      },
+      recall: (i) => {
+        const w = this.slots[i]?.worker;
+        if (w) this.send(w, { tag: TAG, t: 'recall' });
+      },
+    });
+  }
+
+  /** Tunnels leased to the workers now (each holds a few spare). */
+  get leasedTunnels(): number {
+    return this.budget.leased;
   }
 
   get running(): number {
@@ -81,6 +127,8 @@ export class WorkerSupervisor {
   async start(config: AgentConfig, adminPort: number): Promise<ListenAddresses> {
     this.config = await pinPorts(config);
     this.adminPort = adminPort;
+    this.budget.setCap(config.proxy.max_tunnels);
+    this.watchClock();
     cluster.setupPrimary({ exec: this.opts.exec, execArgv: [], args: [], serialization: 'advanced', silent: false });
     const started = await Promise.allSettled(this.slots.map((s) => this.fork(s)));
     const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -97,6 +145,9 @@ export class WorkerSupervisor {
     slot.startedAt = Date.now();
     slot.activeTunnels = 0;
     slot.ready = false;
+    slot.idle = false;
+    slot.final = null;
+    const embedded = this.opts.embedded;
     return new Promise<ListenAddresses>((resolve, reject) => {
       let settled = false;
       const settle = (err: Error | null, addresses?: ListenAddresses): void => {
@@ -114,6 +165,27 @@ export class WorkerSupervisor {
         if (!isOurs(m)) return;
         const msg = m as FromWorker;
         switch (msg.t) {
+          case 'lease-want':
+            this.budget.want(slot.index, msg.n, msg.waiting);
+            return;
+          case 'lease-return':
+            this.budget.giveBack(slot.index, msg.n);
+            return;
+          case 'idle':
+            slot.idle = true;
+            this.drainedAll();
+            return;
+          case 'passthrough':
+            for (const other of this.slots)
+              if (other !== slot && other.worker)
+                this.send(other.worker, { tag: TAG, t: 'passthrough', clientIp: msg.clientIp, host: msg.host });
+            return;
+          case 'lookup':
+          case 'dial':
+          case 'dial-cancel':
+          case 'dial-closed':
+            this.serveDial(slot, worker, msg);
+            return;
           // Sent once the worker listens for messages: anything sent before that would be lost.
           case 'ready':
             this.send(worker, {
@@ -121,9 +193,10 @@ export class WorkerSupervisor {
               t: 'init',
               index: slot.index,
               workers: this.slots.length,
-              config: workerConfig(this.config ?? config, this.slots.length),
+              config: this.config ?? config,
               adminPort: this.adminPort,
               logLevelOverride: this.opts.logLevelOverride,
+              embedded: embedded ? { dial: embedded.dial !== null, clock: embedded.now ? embedded.now() : null } : null,
             });
             return;
           case 'listening':
@@ -151,6 +224,9 @@ export class WorkerSupervisor {
             this.reply(slot, `reload:${msg.id}`, msg);
             return;
           case 'stopped':
+            slot.activeTunnels = msg.activeTunnels;
+            slot.final = msg.metrics;
+            return;
           case 'tunnels':
             slot.activeTunnels = msg.activeTunnels;
             return;
@@ -170,6 +246,11 @@ export class WorkerSupervisor {
     slot.ready = false;
     for (const resolve of slot.waiting.values()) resolve(null);
     slot.waiting.clear();
+    for (const s of slot.dials.values()) s.destroy();
+    slot.dials.clear();
+    // Its tunnels ended with it: what it leased is free again.
+    this.budget.forget(slot.index);
+    if (this.stopping) this.drainedAll();
     this.opts.metrics.proxyWorkers.set(this.running);
     if (this.stopping || !this.started) return;
     const lived = Date.now() - slot.startedAt;
@@ -201,13 +282,124 @@ export class WorkerSupervisor {
     );
   }
 
-  private send(worker: Worker, m: ToWorker): void {
+  private send(worker: Worker, m: ToWorker, handle?: net.Socket): void {
     try {
-      if (worker.isConnected()) worker.send(m);
+      if (!worker.isConnected()) return;
+      // With a callback a failed write (the worker is gone: EPIPE) is reported there, not thrown later.
+      if (handle) worker.send(m, handle, { keepOpen: true }, ignore);
+      else worker.send(m, undefined, undefined, ignore);
     } catch {
       // the worker is going away; its exit is handled there
     }
   }
+
+  /**
+   * An embedded primary's lookups and connections for a worker (embedded.ts). A connected socket is
+   * handed over and kept open here, paused: an error or close that reaches it (its network's doing)
+   * is passed on to the worker's socket, and it is closed when the worker's end closes.
+   */
+  private serveDial(slot: Slot, worker: Worker, m: Extract<FromWorker, { t: 'lookup' | 'dial' | 'dial-cancel' | 'dial-closed' }>): void {
+    const deps = this.opts.embedded?.dial;
+    if (!deps) return;
+    switch (m.t) {
+      case 'lookup':
+        deps.lookup(m.host).then(
+          (answers) => this.send(worker, { tag: TAG, t: 'looked-up', id: m.id, answers, error: null }),
+          (err: unknown) => this.send(worker, { tag: TAG, t: 'looked-up', id: m.id, answers: null, error: errorInfo(err) }),
+        );
+        return;
+      case 'dial-cancel':
+      case 'dial-closed': {
+        const s = slot.dials.get(m.id);
+        slot.dials.delete(m.id);
+        s?.destroy();
+        return;
+      }
+      case 'dial':
+        break;
+    }
+    const { id } = m;
+    const fail = (err: unknown): void => {
+      if (slot.dials.get(id) !== undefined) slot.dials.delete(id);
+      this.send(worker, { tag: TAG, t: 'dialled', id, error: errorInfo(err) });
+    };
+    let made;
+    try {
+      made = deps.connect({ host: m.host, port: m.port });
+    } catch (err) {
+      return fail(err);
+    }
+    const handOver = (s: net.Socket): void => {
+      if (slot.dials.get(id) !== s || slot.worker !== worker) {
+        s.destroy();
+        return;
+      }
+      let told = false;
+      const broken = (err: Error | null): void => {
+        if (told) return;
+        told = true;
+        this.send(worker, { tag: TAG, t: 'dial-broken', id, error: err ? errorInfo(err) : null });
+      };
+      s.on('error', (err) => broken(err));
+      s.once('close', () => {
+        if (slot.dials.get(id) === s) slot.dials.delete(id);
+        broken(null);
+      });
+      this.send(worker, { tag: TAG, t: 'dialled', id, error: null }, s);
+    };
+    if (made instanceof net.Socket) {
+      const s = made;
+      // Its bytes are the worker's to read.
+      s.pause();
+      slot.dials.set(id, s);
+      const onError = (err: Error): void => {
+        s.off('connect', onConnect);
+        fail(err);
+      };
+      const onConnect = (): void => {
+        s.off('error', onError);
+        handOver(s);
+      };
+      s.once('error', onError);
+      s.once('connect', onConnect);
+      return;
+    }
+    made.then((s) => {
+      s.pause();
+      slot.dials.set(id, s);
+      handOver(s);
+    }, fail);
+  }
+
+  /**
+   * An embedded primary's clock, told to the workers whenever it moved: checked on every callback
+   * this process runs (a host program moves its clock and then acts), and at least every 10 ms.
+   */
+  private watchClock(): void {
+    const now = this.opts.embedded?.now;
+    if (!now || this.clockTimer) return;
+    const tell = (): void => {
+      const t = now();
+      if (t === this.lastClock) return;
+      this.lastClock = t;
+      for (const s of this.slots) if (s.worker) this.send(s.worker, { tag: TAG, t: 'clock', now: t });
+    };
+    this.clockTimer = setInterval(tell, 10);
+    this.clockTimer.unref();
+    this.tellClock = tell;
+    this.clockHook = createHook({
+      before: () => {
+        try {
+          tell();
+        } catch {
+          // a clock that throws is the host's problem; the workers keep the last time they were told
+        }
+      },
+    }).enable();
+  }
+
+  /** Tells the workers the embedded clock if it moved (before anything is asked of them). */
+  private tellClock: () => void = () => undefined;
 
   private reply(slot: Slot, key: string, m: FromWorker): void {
     const resolve = slot.waiting.get(key);
@@ -242,13 +434,19 @@ export class WorkerSupervisor {
 
   /** Every worker reports its live tunnels and sends what it observed: after this, the aggregator has it all. */
   async collect(): Promise<void> {
+    this.tellClock();
     await this.ask((id) => ({ tag: TAG, t: 'collect', id }), 'collect');
   }
 
   /** Each worker's registry, as JSON, for one aggregated /metrics. */
   async workerMetrics(): Promise<Metrics[]> {
     const answers = await this.ask((id) => ({ tag: TAG, t: 'metrics', id }), 'metrics');
-    return answers.flatMap((a) => (a && a.t === 'metrics' ? [a.metrics] : []));
+    return answers.flatMap((a, i) => {
+      if (a && a.t === 'metrics') return [a.metrics];
+      // A worker stopped with the agent: what it did still counts.
+      const final = this.slots[i]?.worker ? null : this.slots[i]?.final;
+      return final ? [final] : [];
+    });
   }
 
   /** Hands a validated configuration to every worker; true when all applied it. */
@@ -262,14 +460,25 @@ export class WorkerSupervisor {
       transparent:
         current.transparent && next.transparent ? { ...next.transparent, listen: current.transparent.listen } : current.transparent,
     };
-    const config = workerConfig(this.config, this.slots.length);
+    const config = this.config;
+    this.budget.setCap(this.config.proxy.max_tunnels);
     const answers = await this.ask((id) => ({ tag: TAG, t: 'reload', id, config }), 'reload');
     return answers.every((a, i) => (this.slots[i]!.worker === null ? true : a !== null && a.t === 'reloaded' && a.ok));
   }
 
-  /** Every worker drains its tunnels (up to drainMs), sends its last observations and exits. */
+  /** Once no stopping worker has a tunnel left, each is told it may close (until then late requests get 503 draining). */
+  private drainedAll(): void {
+    if (!this.stopping || this.slots.some((s) => s.worker && !s.idle)) return;
+    for (const s of this.slots) if (s.worker) this.send(s.worker, { tag: TAG, t: 'drained' });
+  }
+
+  /** Every worker drains its tunnels (up to drainMs; until no worker has one), sends its last observations and exits. */
   async stop(drainMs: number): Promise<void> {
     this.stopping = true;
+    if (this.clockTimer) clearInterval(this.clockTimer);
+    this.clockTimer = null;
+    this.clockHook?.disable();
+    this.clockHook = null;
     for (const t of this.restartTimers) clearTimeout(t);
     this.restartTimers.clear();
     const exits = this.slots.map((slot) => {
@@ -293,6 +502,9 @@ export class WorkerSupervisor {
     this.opts.metrics.proxyWorkers.set(0);
   }
 }
+
+/** Send errors: the worker is going away, and its exit is handled where it is seen. */
+function ignore(): void {}
 
 /** A free port on `host`, for listen addresses with port 0 (tests): the workers must all bind the same one. */
 function freePort(host: string): Promise<number> {

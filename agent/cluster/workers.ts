@@ -12,11 +12,6 @@ export function resolveWorkers(v: AgentConfig['proxy']['workers'], cpus: () => n
   return v === 'auto' ? Math.max(1, cpus()) : v;
 }
 
-/** Each worker's share of the tunnel cap: the cap holds for the whole agent, give or take the rounding. */
-export function workerConfig(c: AgentConfig, workers: number): AgentConfig {
-  return { ...c, proxy: { ...c.proxy, max_tunnels: Math.max(1, Math.ceil(c.proxy.max_tunnels / workers)) } };
-}
-
 type Metrics = MetricObjectWithValues<MetricValue<string>>[];
 
 /**
@@ -31,6 +26,7 @@ export const PRIMARY_METRICS = new Set([
   'egress_witness_config_last_reload_success_timestamp_seconds',
   'egress_witness_proxy_workers',
   'egress_witness_proxy_worker_restarts_total',
+  'egress_witness_tunnels_max',
   'egress_witness_observations_dropped_total',
   'egress_witness_observations_pending',
   'egress_witness_spool_bytes',

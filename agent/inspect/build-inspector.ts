@@ -27,6 +27,7 @@ export async function buildInspector(
     recorder: RequestRecorder;
     now: () => number;
     dial?: DialDeps;
+    onPassthrough?: (clientIp: string, host: string) => void;
   },
 ): Promise<InspectorHandle> {
   const inspect = c.inspect;
@@ -63,6 +64,7 @@ export async function buildInspector(
     idleTimeoutMs: c.proxy.idle_timeout,
     headersTimeoutMs: c.proxy.header_timeout,
     bodyTimeoutMs: 300_000,
+    ...(deps.onPassthrough ? { onPassthrough: deps.onPassthrough } : {}),
   });
   return {
     inspector,

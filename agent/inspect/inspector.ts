@@ -84,6 +84,8 @@ export interface InspectorOptions {
   idleTimeoutMs: number;
   headersTimeoutMs: number;
   bodyTimeoutMs: number;
+  /** Told each automatic passthrough entry added here (a proxy worker tells the others). */
+  onPassthrough?: (clientIp: string, host: string) => void;
 }
 
 interface ConnState {
@@ -133,6 +135,11 @@ export class TlsInspector implements Inspector {
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => this.onClientError(err, socket));
   }
 
+  /** An automatic passthrough entry added elsewhere (another proxy worker's). */
+  rememberPassthrough(clientIp: string, host: string): void {
+    if (this.opts.passthroughOnFailure) this.autoPassthrough.add(clientIp, host);
+  }
+
   usePolicy(live: LivePolicy): void {
     this.live = live;
   }
@@ -158,6 +165,7 @@ export class TlsInspector implements Inspector {
     const passthrough = this.opts.passthroughOnFailure && rejected !== undefined;
     if (passthrough) {
       this.autoPassthrough.add(ctx.clientIp, ctx.target.host);
+      this.opts.onPassthrough?.(ctx.clientIp, ctx.target.host);
       this.opts.metrics.passthroughAdditions.inc({ cause: rejected });
     }
     this.opts.logger.warn(

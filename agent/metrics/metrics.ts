@@ -155,6 +155,8 @@ export function createAgentMetrics(registry: Registry, build: { version: string;
     passthroughEntries: new Gauge({
       name: 'egress_witness_inspect_passthrough_entries',
       help: '(client, host) pairs on the automatic passthrough list.',
+      // Every proxy worker holds the whole list (each tells the others its additions): one copy counts.
+      aggregator: 'max',
       registers: r,
     }),
     passthroughAdditions: new Counter({

@@ -55,6 +55,22 @@ export interface PathOptions {
   keepAliveTimeoutMs: number;
   /** How old a live tunnel's report window must be before reportLive() reports it (report-window.ts). */
   liveReportIntervalMs?: number;
+  /**
+   * The tunnel cap when it is shared with other processes (a proxy worker's lease, cluster/tunnel-budget.ts);
+   * unset: settings.maxTunnels over this process's tunnels.
+   */
+  admission?: { take(): boolean | Promise<boolean>; give(): void };
+  /** Told the open-tunnel count whenever it changes (a proxy worker's primary, when it wants it as it happens). */
+  onTunnels?: (n: number) => void;
+}
+
+/**
+ * A drain shared with other processes (proxy workers): this one says when its own tunnels are gone,
+ * and keeps answering (503 draining) until the others' are gone too, or the deadline.
+ */
+export interface DrainTogether {
+  idle(): void;
+  othersDone(): boolean;
 }
 
 type Dialled =
@@ -108,6 +124,11 @@ export class ConnectionPath {
     return this.tunnels.size + this.inspecting.size;
   }
 
+  private tunnelsChanged(): void {
+    this.opts.metrics.tunnelsActive.set(this.activeTunnels);
+    this.opts.onTunnels?.(this.activeTunnels);
+  }
+
   get draining(): boolean {
     return this.drainController.signal.aborted;
   }
@@ -146,13 +167,33 @@ export class ConnectionPath {
     const settings = this.settingsNow;
     const record = newRecord(entry.kind, 'tunnel', ctx, target, settings.classify(target.host));
     if (this.draining) return this.refuse(client, entry, record, { kind: 'draining' });
-    if (this.activeTunnels + this.pendingConnects >= settings.maxTunnels) {
+    const admission = this.opts.admission;
+    const taken = admission ? admission.take() : this.activeTunnels + this.pendingConnects < settings.maxTunnels;
+    if (!(taken === true || (taken !== false && (await taken)))) {
       this.opts.logger.warn(
         { event: 'tunnel_limit', client_ip: ctx.clientIp, capture: ctx.capture, max_tunnels: settings.maxTunnels },
         'tunnel limit reached',
       );
       return this.refuse(client, entry, record, { kind: 'tunnel-limit' });
     }
+    if (!admission) return this.admitted(client, head, target, ctx, entry, settings, record);
+    try {
+      await this.admitted(client, head, target, ctx, entry, settings, record);
+    } finally {
+      admission.give();
+    }
+  }
+
+  /** A tunnel within the cap: dial (or inspect), pipe, record. */
+  private async admitted(
+    client: net.Socket,
+    head: Buffer,
+    target: Target,
+    ctx: ConnectionContext,
+    entry: TunnelEntry,
+    settings: ProxySettings,
+    record: RequestRecord,
+  ): Promise<void> {
     this.pendingConnects++;
     let next: Dialled;
     try {
@@ -209,10 +250,10 @@ export class ConnectionPath {
     const tunnel = new Tunnel(client, upstream, { idleTimeoutMs: this.settingsNow.idleTimeoutMs, now: this.opts.now, head });
     const live: LiveTunnel = { record, window: new ReportWindow(record.startedAt) };
     this.tunnels.set(tunnel, live);
-    this.opts.metrics.tunnelsActive.set(this.activeTunnels);
+    this.tunnelsChanged();
     const result = await tunnel.finished;
     this.tunnels.delete(tunnel);
-    this.opts.metrics.tunnelsActive.set(this.activeTunnels);
+    this.tunnelsChanged();
     record.endedAt = result.endedAt;
     record.outcome = result.outcome;
     record.reason = result.reason;
@@ -270,7 +311,7 @@ export class ConnectionPath {
       return this.opts.recorder.record(record);
     }
     this.inspecting.add(client);
-    this.opts.metrics.tunnelsActive.set(this.activeTunnels);
+    this.tunnelsChanged();
     let summary: InspectSummary;
     try {
       summary = await inspector.handle(client, head, {
@@ -289,7 +330,7 @@ export class ConnectionPath {
       summary = { kind: 'done', requests: 0, failure: 'inspect-error' };
     } finally {
       this.inspecting.delete(client);
-      this.opts.metrics.tunnelsActive.set(this.activeTunnels);
+      this.tunnelsChanged();
     }
     if (summary.kind === 'done') {
       carried();
@@ -387,13 +428,19 @@ export class ConnectionPath {
 
   /**
    * Stops the listeners accepting, lets tunnels finish until `deadline`
-   * (Unix ms), then closes the rest (recorded with outcome `drained`); every
+   * (Unix ms; with `together`, the other processes' tunnels too), then closes the rest (recorded with outcome `drained`); every
    * tunnel has reported its observation when this resolves.
    */
-  async drain(deadline: number, listeners: readonly Drainable[]): Promise<{ remaining: number }> {
+  async drain(deadline: number, listeners: readonly Drainable[], together?: DrainTogether): Promise<{ remaining: number }> {
     this.drainController.abort();
     const closed = Promise.all(listeners.map((l) => l.stopAccepting()));
-    while (this.activeTunnels > 0 && this.opts.now() < deadline) {
+    let idle = false;
+    while (this.opts.now() < deadline) {
+      if (this.activeTunnels === 0) {
+        if (!idle) together?.idle();
+        idle = true;
+        if (!together || together.othersDone()) break;
+      }
       await new Promise((r) => setTimeout(r, 50));
       for (const l of listeners) l.closeIdle();
     }

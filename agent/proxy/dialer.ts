@@ -16,15 +16,23 @@ export interface Candidate {
   port: number;
 }
 
+/**
+ * A connection made elsewhere (a proxy worker's, dialled by the primary): connected once it
+ * resolves; `cancel` gives it up while it is still pending.
+ */
+export type PendingSocket = Promise<net.Socket> & { cancel?(): void };
+
 export interface DialDeps {
   lookup(host: string): Promise<{ address: string; family: number }[]>;
-  connect(opts: { host: string; port: number }): net.Socket;
+  /** A connecting socket, or a pending connection (connected when it resolves). */
+  connect(opts: { host: string; port: number }): net.Socket | PendingSocket;
 }
 
-export const systemDialDeps: DialDeps = {
-  lookup: (host) => dns.promises.lookup(host, { all: true, order: 'verbatim' }),
-  connect: (opts) => net.connect({ host: opts.host, port: opts.port, noDelay: true, allowHalfOpen: true }),
-};
+export const systemDialDeps = {
+  lookup: (host: string) => dns.promises.lookup(host, { all: true, order: 'verbatim' }),
+  connect: (opts: { host: string; port: number }): net.Socket =>
+    net.connect({ host: opts.host, port: opts.port, noDelay: true, allowHalfOpen: true }),
+} satisfies DialDeps;
 
 export type Resolution = { ok: true; candidates: Candidate[] } | { ok: false; failure: ProxyFailure };
 
@@ -78,6 +86,7 @@ export function connectFirst(
     let index = 0;
     let lastFailure: ProxyFailure = { kind: 'unreachable', code: 'ENOADDR' };
     let current: net.Socket | null = null;
+    let pending: PendingSocket | null = null;
     let settled = false;
     const finish = (r: DialResult): void => {
       if (settled) return;
@@ -86,19 +95,41 @@ export function connectFirst(
       signal?.removeEventListener('abort', onAbort);
       resolve(r);
     };
-    const timer = setTimeout(() => {
+    const giveUp = (): void => {
       current?.destroy();
+      pending?.cancel?.();
+    };
+    const timer = setTimeout(() => {
+      giveUp();
       finish({ ok: false, failure: { kind: 'connect-timeout' } });
     }, timeoutMs);
     const onAbort = (): void => {
-      current?.destroy();
+      giveUp();
       finish({ ok: false, failure: { kind: 'draining' } });
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     const next = (): void => {
       const c = candidates[index++];
       if (!c) return finish({ ok: false, failure: lastFailure });
-      const socket = deps.connect({ host: c.ip, port: c.port });
+      const made = deps.connect({ host: c.ip, port: c.port });
+      if (!(made instanceof net.Socket)) {
+        const p = made;
+        pending = p;
+        p.then(
+          (socket) => {
+            pending = null;
+            if (settled) socket.destroy();
+            else finish({ ok: true, socket, ip: c.ip, port: c.port });
+          },
+          (err: Error) => {
+            pending = null;
+            lastFailure = failureFromError(err, 'connect');
+            if (!settled) next();
+          },
+        );
+        return;
+      }
+      const socket = made;
       current = socket;
       const onError = (err: Error): void => {
         socket.destroy();

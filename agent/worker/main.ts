@@ -12,6 +12,8 @@ import { createLogger } from '../../common/log/logger.js';
 import { packageVersion } from '../../common/runtime/version.js';
 import { AgentApp } from '../app.js';
 import { WorkerRelay } from '../cluster/relay.js';
+import { BorrowedClock, DialThroughPrimary } from '../cluster/embedded.js';
+import { TunnelLease } from '../cluster/tunnel-budget.js';
 import { TAG, isOurs, type FromWorker, type ToWorker } from '../cluster/messages.js';
 
 const send = (m: FromWorker, done?: () => void): void => {
@@ -24,8 +26,14 @@ const send = (m: FromWorker, done?: () => void): void => {
 
 const relay = new WorkerRelay((m) => send(m));
 let app: AgentApp | null = null;
+let lease: TunnelLease | null = null;
+/** An embedded primary's network and clock, borrowed (embedded.ts). */
+let dial: DialThroughPrimary | null = null;
+let clock: BorrowedClock | null = null;
 let drainMs = 30_000;
 let stopping = false;
+/** The primary said no worker has a tunnel left: this one may close. */
+let othersDrained = false;
 
 function stop(ms: number): void {
   if (stopping) return;
@@ -38,7 +46,8 @@ function stop(ms: number): void {
       relay.stopWatching();
       relay.flush();
       // The channel is ordered: once "stopped" is written, every observation before it is too.
-      send({ tag: TAG, t: 'stopped', activeTunnels: running?.activeTunnels ?? 0 }, () => process.exit(0));
+      const metrics = running ? await running.registry.getMetricsAsJSON().catch(() => []) : [];
+      send({ tag: TAG, t: 'stopped', activeTunnels: running?.activeTunnels ?? 0, metrics }, () => process.exit(0));
     }
   })();
 }
@@ -50,12 +59,35 @@ async function start(m: Extract<ToWorker, { t: 'init' }>): Promise<void> {
     level: (m.logLevelOverride ?? m.config.log.level) as 'info',
     destination: relay.destination,
   }).child({ worker: m.index, pid: process.pid });
+  if (m.embedded) {
+    relay.sendAsItComes();
+    if (m.embedded.dial) dial = new DialThroughPrimary((x) => send(x));
+    if (m.embedded.clock !== null) clock = new BorrowedClock(m.embedded.clock);
+  }
+  lease = new TunnelLease({
+    workers: m.workers,
+    cap: m.config.proxy.max_tunnels,
+    want: (n, waiting) => send({ tag: TAG, t: 'lease-want', n, waiting }),
+    giveBack: (n) => send({ tag: TAG, t: 'lease-return', n }),
+  });
   const a = new AgentApp(m.config, {
     logger,
     version: packageVersion(),
     nodeVersion: process.versions.node,
     ...(m.logLevelOverride ? { logLevelOverride: m.logLevelOverride } : {}),
-    worker: { relay, adminPort: m.adminPort },
+    ...(dial ? { dial } : {}),
+    ...(clock ? { now: clock.now } : {}),
+    worker: {
+      relay,
+      adminPort: m.adminPort,
+      admission: lease,
+      sharePassthrough: (clientIp, host) => send({ tag: TAG, t: 'passthrough', clientIp, host }),
+      drainTogether: {
+        idle: () => send({ tag: TAG, t: 'idle' }),
+        // The primary gone, nobody else is waited for.
+        othersDone: () => othersDrained || !process.connected,
+      },
+    },
   });
   try {
     const addrs = await a.start();
@@ -69,8 +101,25 @@ async function start(m: Extract<ToWorker, { t: 'init' }>): Promise<void> {
   }
 }
 
-async function handle(m: ToWorker): Promise<void> {
+async function handle(m: ToWorker, handle: unknown): Promise<void> {
+  if (dial?.handle(m, handle)) return;
   switch (m.t) {
+    case 'lease':
+      return lease?.granted(m.n, m.cap, m.waiting);
+    case 'recall':
+      return lease?.recalled();
+    case 'drained':
+      othersDrained = true;
+      return;
+    case 'passthrough':
+      return app?.rememberPassthrough(m.clientIp, m.host);
+    case 'clock':
+      return clock?.set(m.now);
+    case 'looked-up':
+    case 'dialled':
+    case 'dial-broken':
+      // Answers to a worker that did not ask (not embedded): nothing to do.
+      return;
     case 'init':
       return start(m);
     case 'collect':
@@ -89,8 +138,8 @@ async function handle(m: ToWorker): Promise<void> {
   }
 }
 
-process.on('message', (m: unknown) => {
-  if (isOurs(m)) void handle(m as ToWorker);
+process.on('message', (m: unknown, h: unknown) => {
+  if (isOurs(m)) void handle(m as ToWorker, h);
 });
 // Reloads come from the primary, which reads and checks the file once for all workers.
 process.on('SIGHUP', () => undefined);
