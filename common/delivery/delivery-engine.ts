@@ -176,7 +176,9 @@ export class DeliveryEngine<I extends QueuedItem> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = null;
-      void this.runCycle();
+      // Never two cycles at once (both would read the same due items): the one in flight looks again.
+      if (this.inflight) this.again = true;
+      else void this.runCycle();
     }, delayMs);
     this.timer.unref();
   }
@@ -209,6 +211,8 @@ export class DeliveryEngine<I extends QueuedItem> {
       return this.schedule(pause);
     }
     const next = await this.opts.queue.nextDueMs();
+    // A wake-up during that read may have started a cycle already: that cycle schedules the next.
+    if (this.inflight) return;
     const idle = this.opts.idlePollMs ?? 30_000;
     this.schedule(Math.min(idle, next === null ? idle : Math.max(pause, next - this.opts.now())));
   }

@@ -407,6 +407,11 @@ describe('guardduty.mode: archive', () => {
     await waitFor(async () => r.h.app.db.guardDutyArchived(id), 'the queued archive call after the restart', 8_000);
     expect(r.fake.archivedIds()).toContain(id);
     expect(await r.h.metric('egress_witness_detector_guardduty_polls_total', { outcome: 'failure' })).toBe(1);
+    // The finding is marked archived when the call succeeds; its outbox row goes once the cycle settles.
+    await waitFor(
+      async () => ((await r.h.app.status()).guardduty_archive_outbox as { pending: number }).pending === 0,
+      'the outbox row acknowledged',
+    );
     expect(await r.h.app.status()).toMatchObject({ guardduty_archive_outbox: { pending: 0, failed: 0 } });
   });
 });

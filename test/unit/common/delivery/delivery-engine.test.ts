@@ -148,6 +148,59 @@ describe('DeliveryEngine', () => {
     expect(r.calls).not.toContain('after stop');
   });
 
+  it('never runs two cycles at once, even when a wake-up comes while the queue is read for the next due time', async () => {
+    // A queue whose reads answer when the test says (as a database's do), and a target that holds
+    // its answer: the wake-up lands while the engine awaits nextDueMs after an empty cycle.
+    const memory = new MemoryQueue<string>(10);
+    const reads: (() => void)[] = [];
+    const answers: (() => void)[] = [];
+    const releaseAll = (list: (() => void)[]) => list.splice(0).forEach((r) => r());
+    let inDeliver = 0;
+    let maxInDeliver = 0;
+    const calls: string[] = [];
+    const engine = new DeliveryEngine<MemoryItem<string>>({
+      queue: {
+        due: (now, limit) => memory.due(now, limit),
+        settle: (s) => memory.settle(s),
+        nextDueMs: () => new Promise((resolve) => reads.push(() => resolve(memory.nextDueMs()))),
+      },
+      target: {
+        name: 'test',
+        maxBatch: 10,
+        deliver: async (items) => {
+          maxInDeliver = Math.max(maxInDeliver, ++inDeliver);
+          calls.push(...items.map((i) => i.payload));
+          await new Promise<void>((resolve) => answers.push(resolve));
+          inDeliver--;
+          return { kind: 'answered', items: new Map() };
+        },
+      },
+      policy: ZERO,
+      logger: logSink().logger,
+      now: Date.now,
+      idlePollMs: 10,
+    });
+    engine.start();
+    await until(() => reads.length === 1); // the empty first cycle ended: nextDueMs is being read
+    memory.push('once', Date.now());
+    engine.wake(); // a cycle starts and holds in deliver
+    await until(() => calls.length === 1);
+    releaseAll(reads); // the old read answers "due now" while that cycle is still in flight
+    await new Promise((r) => setTimeout(r, 50));
+    expect(maxInDeliver).toBe(1);
+    for (let i = 0; i < 100 && memory.size > 0; i++) {
+      releaseAll(answers);
+      releaseAll(reads);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(memory.size).toBe(0);
+    expect(calls).toEqual(['once']);
+    const stopping = engine.stop();
+    releaseAll(answers);
+    releaseAll(reads);
+    await stopping;
+  });
+
   describe('retryPausesTarget (a queue that hands items out in its own order)', () => {
     /** A clock the test moves, a one-item cycle, and a 60 s backoff: only the clock ends a pause. */
     function paused(retryPausesTarget: boolean) {
