@@ -49,7 +49,7 @@ function intOption(min: number, max: number) {
   };
 }
 
-const out = { stdout: (s: string) => process.stdout.write(s), stderr: (s: string) => process.stderr.write(s) };
+const out = { stdout: (s: string | Uint8Array) => process.stdout.write(s), stderr: (s: string) => process.stderr.write(s) };
 
 function program(): Command {
   const p = new Command('egress-witness')

@@ -9,6 +9,9 @@ import { replay } from '../../detector/replay/replay.js';
 import type { TrailFile } from '../../detector/trail/backfill.js';
 import { openTrailRange, trailRange, type TrailRangeOptions } from './trail-range.js';
 
+/** The size of the pieces replay writes its lines to stdout in. */
+const OUT_CHUNK = 1 << 20;
+
 export const NO_EVIDENCE = 'no evidence given (replay --no-telemetry)';
 
 export interface ReplayCommandOptions extends TrailRangeOptions {
@@ -72,10 +75,27 @@ export async function replayCommand(o: ReplayCommandOptions, out: Output, tty = 
     }
     trail = opened;
   }
-  let buffer = '';
+  // Lines are encoded one by one into a buffer written out in 1 MiB pieces: encoding a long string
+  // built by concatenation (flattened first, two bytes a character once a line has a '…') cost more
+  // than deciding the record.
+  let buffer = Buffer.allocUnsafe(OUT_CHUNK);
+  let used = 0;
   const flush = (): void => {
-    if (buffer) out.stdout(buffer);
-    buffer = '';
+    if (used === 0) return;
+    out.stdout(buffer.subarray(0, used));
+    buffer = Buffer.allocUnsafe(OUT_CHUNK);
+    used = 0;
+  };
+  const write = (text: string): void => {
+    const most = text.length * 3; // UTF-8 bytes at most
+    if (used + most > buffer.length) {
+      flush();
+      if (most > buffer.length) {
+        out.stdout(text);
+        return;
+      }
+    }
+    used += buffer.write(text, used);
   };
   const started = Date.now();
   try {
@@ -91,8 +111,7 @@ export async function replayCommand(o: ReplayCommandOptions, out: Output, tty = 
       },
       {
         line: (text) => {
-          buffer += `${noEvidence && !o.findings ? markNoEvidence(text) : text}\n`;
-          if (buffer.length > 1 << 20) flush();
+          write(`${noEvidence && !o.findings ? markNoEvidence(text) : text}\n`);
         },
         progress: (text) => {
           if (!o.quiet) out.stderr(`replay: ${text}\n`);

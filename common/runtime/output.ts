@@ -1,4 +1,5 @@
 export interface Output {
-  stdout(text: string): void;
+  /** Text, or bytes already encoded (UTF-8). */
+  stdout(text: string | Uint8Array): void;
   stderr(text: string): void;
 }

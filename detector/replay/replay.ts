@@ -27,6 +27,7 @@ import { parseGuardDutyFinding, type GuardDutyDecision } from '../guardduty/deci
 import { wireFinding } from '../guardduty/wire-shape.js';
 import { cloudTrailDecisionRow, decisionRecord, guardDutyDecisionRow } from '../decisions/record.js';
 import { cloudTrailFiles } from '../engine/cloudtrail-watcher.js';
+import { decideRecords } from '../engine/decide-records.js';
 import { DecisionPipeline } from '../engine/pipeline.js';
 import { createDetectorMetrics } from '../metrics/metrics.js';
 import { MemoryStore } from '../store/memory-store.js';
@@ -249,10 +250,10 @@ export async function replay(
   const decideFile = async (records: readonly unknown[]): Promise<void> => {
     summary.files++;
     const decideStart = performance.now();
-    // The whole file is one batch: its evidence is read once (in memory, the index itself).
-    for (const outcome of await pipeline.cloudtrail.processBatch(records, 'trail')) {
-      if (outcome === 'invalid' || outcome === 'failed') summary.cloudtrailInvalid++;
-    }
+    // In the daemon's slices: a transaction per slice keeps what it holds until its commit (the
+    // undo log) short-lived; the evidence is the in-memory index itself, read for free per slice.
+    const { invalid, failed } = await decideRecords(pipeline.cloudtrail, records, 'trail');
+    summary.cloudtrailInvalid += invalid + failed;
     summary.correlateMs += performance.now() - decideStart;
   };
   try {
