@@ -22,6 +22,26 @@ const onPostgres: TestProjectInlineConfiguration = {
   },
 };
 
+/**
+ * The agent's integration suite, the AWS SDK and client tests and the telemetry delivery tests
+ * again, every in-process agent with two proxy workers (EW_TEST_PROXY_WORKERS, see
+ * test/helpers/agent.ts): workers must change nothing a client or the detector can see.
+ */
+const withWorkers: TestProjectInlineConfiguration = {
+  extends: true,
+  test: {
+    name: 'agent-workers',
+    include: ['test/integration/agent/**/*.test.ts', 'test/integration/clients/**/*.test.ts', 'test/integration/telemetry/**/*.test.ts'],
+    exclude: [
+      // No agent in it: the signature format alone.
+      'test/integration/telemetry/signature.test.ts',
+      // The upstream connector on its own, no agent.
+      'test/integration/agent/inspect-upstream-dial.test.ts',
+    ],
+    env: { EW_TEST_PROXY_WORKERS: '2' },
+  },
+};
+
 // Without a server that project is left out with the reason printed, except under CI, where the server is part of the run.
 const unreachable = await postgresUnreachable();
 const withPostgres = unreachable === null || Boolean(process.env.CI);
@@ -41,6 +61,10 @@ export default defineConfig({
       provider: 'v8',
       include: ['agent/**', 'detector/**', 'protocol/**', 'common/**', 'cli/**'],
     },
-    projects: [{ extends: true, test: { name: 'all', include: ['test/**/*.test.ts'] } }, ...(withPostgres ? [onPostgres] : [])],
+    projects: [
+      { extends: true, test: { name: 'all', include: ['test/**/*.test.ts'] } },
+      withWorkers,
+      ...(withPostgres ? [onPostgres] : []),
+    ],
   },
 });

@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startAgent, recordingDial, type TestAgent, type RecordingDial } from '../../helpers/agent.js';
 import { connectTunnel, rawExchange, responseBody } from '../../helpers/raw.js';
+import { until } from '../../helpers/inspect-rig.js';
 
 let agent: TestAgent;
 let dial: RecordingDial;
@@ -172,6 +173,8 @@ describe('client admission', () => {
     r.socket.destroy();
     expect(r.status).toBe(403);
     expect(r.headers['x-egress-witness-error']).toBe('client-not-allowed');
+    // The decision line and the client's answer leave on different channels when proxy workers serve it.
+    await until('the decision line', () => agent.logs.find('refused').some((l) => l.client_ip === '127.0.0.2'));
     expect(agent.logs.find('refused').filter((l) => l.client_ip === '127.0.0.2')).toEqual([
       expect.objectContaining({ kind: 'connect', outcome: 'denied', reason: 'client-not-allowed', host: null }),
     ]);
