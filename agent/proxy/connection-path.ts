@@ -29,6 +29,7 @@ import { actionReader } from '../aws/describe-request.js';
 import { connectFirst, resolveTarget, type Candidate, type DialDeps } from './dialer.js';
 import { deniedLabel, failureAnswer, failureHeaders, type ProxyFailure } from './failures.js';
 import { Tunnel } from './tunnel.js';
+import { RelayReads } from './relay-reads.js';
 import { LIVE_REPORT_INTERVAL_MS, ReportWindow } from './report-window.js';
 import { HttpForwarder } from './http-forward.js';
 import type { ConnectionContext, Drainable, InspectSummary, ProxySettings, TunnelEntry } from './connection-types.js';
@@ -76,7 +77,7 @@ export interface DrainTogether {
 type Dialled =
   | { kind: 'refuse'; failure: ProxyFailure; originalIp: string | null }
   | { kind: 'inspect'; candidates: Candidate[]; originalIp: string | null }
-  | { kind: 'tunnel'; upstream: net.Socket; ip: string; originalIp: string | null };
+  | { kind: 'tunnel'; upstream: net.Socket; reads: RelayReads; ip: string; originalIp: string | null };
 
 interface LiveTunnel {
   record: RequestRecord;
@@ -218,7 +219,7 @@ export class ConnectionPath {
       return this.opts.recorder.record(record);
     }
     entry.established(client);
-    await this.runTunnel(client, next.upstream, head, record);
+    await this.runTunnel(client, next.upstream, next.reads, head, record);
   }
 
   private refuse(client: net.Socket, entry: TunnelEntry, record: RequestRecord, failure: ProxyFailure): void {
@@ -238,16 +239,23 @@ export class ConnectionPath {
     if (settings.inspector?.wants(target.host, target.port, ctx.clientIp))
       return { kind: 'inspect', candidates: resolution.candidates, originalIp };
     const dialStart = this.opts.now();
-    const dial = await connectFirst(resolution.candidates, settings.connectTimeoutMs, this.opts.deps, this.drainController.signal);
+    const reads = new RelayReads();
+    const dial = await connectFirst(
+      resolution.candidates,
+      settings.connectTimeoutMs,
+      this.opts.deps,
+      this.drainController.signal,
+      reads.onread,
+    );
     if (!dial.ok) return { kind: 'refuse', failure: dial.failure, originalIp };
     this.opts.metrics.connectDuration.observe((this.opts.now() - dialStart) / 1000);
-    return { kind: 'tunnel', upstream: dial.socket, ip: dial.ip, originalIp };
+    return { kind: 'tunnel', upstream: dial.socket, reads, ip: dial.ip, originalIp };
   }
 
-  private async runTunnel(client: net.Socket, upstream: net.Socket, head: Buffer, record: RequestRecord): Promise<void> {
+  private async runTunnel(client: net.Socket, upstream: net.Socket, reads: RelayReads, head: Buffer, record: RequestRecord): Promise<void> {
     record.mode = 'tunnel';
     record.observed = true;
-    const tunnel = new Tunnel(client, upstream, { idleTimeoutMs: this.settingsNow.idleTimeoutMs, now: this.opts.now, head });
+    const tunnel = new Tunnel(client, upstream, { idleTimeoutMs: this.settingsNow.idleTimeoutMs, now: this.opts.now, head, reads });
     const live: LiveTunnel = { record, window: new ReportWindow(record.startedAt) };
     this.tunnels.set(tunnel, live);
     this.tunnelsChanged();
@@ -353,15 +361,20 @@ export class ConnectionPath {
       return this.opts.recorder.record(record);
     }
     this.pendingConnects++;
-    const dial = await connectFirst(candidates, this.settingsNow.connectTimeoutMs, this.opts.deps, this.drainController.signal).finally(
-      () => this.pendingConnects--,
-    );
+    const reads = new RelayReads();
+    const dial = await connectFirst(
+      candidates,
+      this.settingsNow.connectTimeoutMs,
+      this.opts.deps,
+      this.drainController.signal,
+      reads.onread,
+    ).finally(() => this.pendingConnects--);
     if (!dial.ok) {
       client.destroy();
       return this.refused(record, dial.failure);
     }
     record.resolvedIp = dial.ip;
-    await this.runTunnel(client, dial.socket, summary.head, record);
+    await this.runTunnel(client, dial.socket, reads, summary.head, record);
   }
 
   /**

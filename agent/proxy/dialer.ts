@@ -24,14 +24,18 @@ export type PendingSocket = Promise<net.Socket> & { cancel?(): void };
 
 export interface DialDeps {
   lookup(host: string): Promise<{ address: string; family: number }[]>;
-  /** A connecting socket, or a pending connection (connected when it resolves). */
-  connect(opts: { host: string; port: number }): net.Socket | PendingSocket;
+  /**
+   * A connecting socket, or a pending connection (connected when it resolves). `onread`, when
+   * given, is the socket's read target (net.connect's option; relay-reads.ts); a pending
+   * connection is made without it.
+   */
+  connect(opts: { host: string; port: number; onread?: net.OnReadOpts }): net.Socket | PendingSocket;
 }
 
 export const systemDialDeps = {
   lookup: (host: string) => dns.promises.lookup(host, { all: true, order: 'verbatim' }),
-  connect: (opts: { host: string; port: number }): net.Socket =>
-    net.connect({ host: opts.host, port: opts.port, noDelay: true, allowHalfOpen: true }),
+  connect: (opts: { host: string; port: number; onread?: net.OnReadOpts }): net.Socket =>
+    net.connect({ host: opts.host, port: opts.port, noDelay: true, allowHalfOpen: true, onread: opts.onread }),
 } satisfies DialDeps;
 
 export type Resolution = { ok: true; candidates: Candidate[] } | { ok: false; failure: ProxyFailure };
@@ -75,12 +79,17 @@ export async function resolveTarget(
 
 export type DialResult = { ok: true; socket: net.Socket; ip: string; port: number } | { ok: false; failure: ProxyFailure };
 
-/** Tries the checked candidates in order within one overall connect timeout. */
+/**
+ * Tries the checked candidates in order within one overall connect timeout.
+ * With `onread` (a tunnel's upstream), the socket is dialled with it and
+ * paused: it reads nothing until the tunnel is attached.
+ */
 export function connectFirst(
   candidates: readonly Candidate[],
   timeoutMs: number,
   deps: DialDeps,
   signal?: AbortSignal,
+  onread?: net.OnReadOpts,
 ): Promise<DialResult> {
   return new Promise((resolve) => {
     let index = 0;
@@ -111,7 +120,7 @@ export function connectFirst(
     const next = (): void => {
       const c = candidates[index++];
       if (!c) return finish({ ok: false, failure: lastFailure });
-      const made = deps.connect({ host: c.ip, port: c.port });
+      const made = deps.connect(onread ? { host: c.ip, port: c.port, onread } : { host: c.ip, port: c.port });
       if (!(made instanceof net.Socket)) {
         const p = made;
         pending = p;
@@ -130,6 +139,7 @@ export function connectFirst(
         return;
       }
       const socket = made;
+      if (onread) socket.pause();
       current = socket;
       const onError = (err: Error): void => {
         socket.destroy();

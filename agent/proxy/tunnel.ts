@@ -1,14 +1,19 @@
 /**
- * A CONNECT tunnel: bytes piped both ways, half-close honoured, an idle
+ * A CONNECT tunnel: bytes relayed both ways, half-close honoured, an idle
  * timeout pushed forward by traffic in either direction, byte counts taken
- * from the sockets themselves (no per-chunk work on the hot path).
+ * from the sockets themselves (no per-chunk counting).
  *
- *   client ══▶ upstream   (client FIN → upstream.end(), the other way goes on)
- *   client ◀══ upstream   (closed when both directions ended, on error, idle, or drain)
+ *   client ══data══▶ upstream   (client FIN → upstream.end(), the other way goes on)
+ *   client ◀═onread═ upstream   (relay-reads.ts: no Buffer per chunk; `data` events when dialled without it)
+ *                               (closed when both directions ended, on error, idle, or drain)
+ *
+ * Each direction writes a chunk as soon as it is read and stops reading
+ * while the other side has not taken what was written (backpressure).
  */
 import type net from 'node:net';
 import type { Outcome } from '../../protocol/telemetry.js';
 import { failureAnswer, failureFromError } from './failures.js';
+import type { RelayReads } from './relay-reads.js';
 
 export interface TunnelResult {
   bytesUp: number;
@@ -29,7 +34,13 @@ export class Tunnel {
   constructor(
     readonly client: net.Socket,
     readonly upstream: net.Socket,
-    private readonly opts: { idleTimeoutMs: number; now: () => number; head?: Buffer },
+    private readonly opts: {
+      idleTimeoutMs: number;
+      now: () => number;
+      head?: Buffer;
+      /** The upstream socket's `onread` target, when it was dialled with one. */
+      reads?: RelayReads | null;
+    },
   ) {
     this.done = new Promise((r) => (this.resolveDone = r));
     this.wire();
@@ -60,8 +71,25 @@ export class Tunnel {
     upstream.setNoDelay(true);
     // Node resets a socket's timer on reads and writes: the client socket sees both directions.
     client.setTimeout(this.opts.idleTimeoutMs, () => this.abort('idle_timeout'));
-    client.pipe(upstream);
-    upstream.pipe(client);
+    // client → upstream: accepted sockets have no `onread` in Node, so chunks come as `data` events.
+    client.on('data', (chunk: Buffer) => {
+      if (!upstream.write(chunk)) client.pause();
+    });
+    upstream.on('drain', () => client.resume());
+    client.on('end', () => upstream.end());
+    // upstream → client: through `onread` when dialled with it; otherwise `data` events.
+    const reads = this.opts.reads ?? null;
+    upstream.on('data', (chunk: Buffer) => {
+      if (!client.write(chunk)) upstream.pause();
+    });
+    client.on('drain', () => {
+      if (reads === null || !reads.active) upstream.resume();
+    });
+    upstream.on('end', () => client.end());
+    if (reads !== null) reads.attach(upstream, client);
+    else upstream.resume();
+    // A listener that peeked at the first bytes (the ClientHello) left the client paused.
+    client.resume();
     const onError = (err: Error): void => {
       if (this.outcome === 'ok') {
         this.outcome = 'upstream_error';
@@ -98,6 +126,7 @@ export class Tunnel {
     if (this.closed) return;
     this.closed = true;
     this.client.setTimeout(0);
+    this.opts.reads?.release();
     this.resolveDone({
       bytesUp: this.upstream.bytesWritten,
       bytesDown: this.upstream.bytesRead,
