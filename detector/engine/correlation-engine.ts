@@ -6,12 +6,14 @@
  * by the pure rules over an evidence snapshot. Records come in batches (a
  * file, a POST): the evidence the batch may need (evidence-needs.ts) is read
  * once, before any record is decided, and the records are then judged and
- * decided in one transaction, a savepoint each (a record that fails is undone alone); what the
- * decisions tell the world happens after the commit. A finding whose evidence may
+ * decided in one transaction (a record that fails is undone alone: the batch
+ * is then decided again, a savepoint each); what the decisions tell the world
+ * happens after the commit. A finding whose evidence may
  * still be on its way waits in `pending` for the grace period and is decided
  * again then; suppressions and ignores are final at once.
  *
- *   batch ─▶ normalize all ─▶ evidence snapshot (bounded queries) ─▶ one transaction; for each record, in a savepoint:
+ *   batch ─▶ normalize all ─▶ evidence snapshot (bounded queries) ─▶ one transaction; for each record (after a
+ *                                                                    record failed: again, each in a savepoint):
  *
  *   record ─▶ judge copy ─┬─ new ────────────────────────────────────┐
  *                         ├─ duplicate ─▶ (note a more trusted origin)│
@@ -80,7 +82,8 @@ export class CorrelationEngine {
   /**
    * Decides a batch of records in order, one outcome per record. The evidence for the whole batch
    * is read first, in a bounded number of queries; then the records are judged and decided in one
-   * transaction, each in a savepoint of its own, and what the decisions tell the world (metrics,
+   * transaction (when one fails, that transaction is rolled back and the batch decided again, each
+   * record in a savepoint of its own), and what the decisions tell the world (metrics,
    * the decision log lines, the sink, `decided`) happens once that transaction has committed. Never
    * throws: a record nested too deep is kept in a truncated form (counted), and a record whose
    * processing fails anyway is undone alone, counted as `failed` and skipped, so one record can
@@ -110,23 +113,30 @@ export class CorrelationEngine {
     if (work.length === 0) return outcomes;
     const ctx = await this.context(work.map((w) => w.event).filter((e) => instanceCredentialKind(e) !== 'other'));
     for (const w of work) this.noteEventTime(w.event.eventTimeMs);
-    if (!(await this.decideTogether(work, origin, ctx, outcomes)))
-      for (const w of work) await this.decideTogether([w], origin, ctx, outcomes);
+    // First without savepoints (a statement, or a round trip to PostgreSQL, less per record): when a
+    // record fails, that transaction is rolled back whole and the batch decided again, a savepoint each.
+    const first = work.length > 1 ? await this.decideTogether(work, origin, ctx, outcomes, false) : 'record-failed';
+    if (first === 'committed') return outcomes;
+    if (first === 'record-failed' && (await this.decideTogether(work, origin, ctx, outcomes, true)) === 'committed') return outcomes;
+    for (const w of work) await this.decideTogether([w], origin, ctx, outcomes, true);
     return outcomes;
   }
 
   /**
-   * Decides `work` in one transaction, a savepoint per record, and then tells what was decided;
-   * false, with nothing told, when the transaction did not commit.
+   * Decides `work` in one transaction and then tells what was decided. `isolated`: each record in
+   * a savepoint, so one that fails is undone alone; otherwise the first record that fails rolls the
+   * transaction back ('record-failed'). Nothing is told unless the transaction committed.
    */
   private async decideTogether(
     work: readonly Work[],
     origin: EventOrigin,
     ctx: CorrelationContext,
     outcomes: RecordOutcome[],
-  ): Promise<boolean> {
+    isolated: boolean,
+  ): Promise<'committed' | 'record-failed' | 'not-committed'> {
     const told: Effects = [];
     const results = new Map<number, RecordOutcome>();
+    let recordFailed = false;
     try {
       await this.opts.store.withTransaction(async (tx) => {
         await this.lockFindings(
@@ -146,30 +156,42 @@ export class CorrelationEngine {
           // Kept copy, conflict record, pending row or decision and finding commit together: a crash
           // cannot leave an event marked as seen but never decided.
           const effects: Effects = [];
-          try {
-            const outcome = await tx.savepoint((part) => this.judgeAndDecide(part, event, raw, origin, ctx, effects));
-            told.push(...effects, () => this.opts.metrics.cloudtrailRecords.inc({ outcome: outcome === 'pending' ? 'decided' : outcome }));
-            results.set(i, outcome);
-          } catch (err) {
-            told.push(() => this.failed(raw, err));
-            results.set(i, 'failed');
+          let outcome: Awaited<ReturnType<CorrelationEngine['judgeAndDecide']>>;
+          if (!isolated) {
+            try {
+              outcome = await this.judgeAndDecide(tx, event, raw, origin, ctx, effects);
+            } catch (err) {
+              recordFailed = true;
+              throw err;
+            }
+          } else {
+            try {
+              outcome = await tx.savepoint((part) => this.judgeAndDecide(part, event, raw, origin, ctx, effects));
+            } catch (err) {
+              told.push(() => this.failed(raw, err));
+              results.set(i, 'failed');
+              continue;
+            }
           }
+          told.push(...effects, () => this.opts.metrics.cloudtrailRecords.inc({ outcome: outcome === 'pending' ? 'decided' : outcome }));
+          results.set(i, outcome);
         }
       });
     } catch (err) {
+      if (recordFailed) return 'record-failed';
       if (work.length === 1) {
         this.failed(work[0]!.raw, err);
-        return true;
+        return 'committed';
       }
       this.opts.logger.warn(
         { event: 'cloudtrail_batch_retried', records: work.length, err },
         'could not commit a batch of CloudTrail records: deciding them one transaction each',
       );
-      return false;
+      return 'not-committed';
     }
     for (const [i, outcome] of results) outcomes[i] = outcome;
     for (const tell of told) tell();
-    return true;
+    return 'committed';
   }
 
   /**

@@ -1,6 +1,7 @@
 /**
- * A batch of CloudTrail records is decided in one transaction, a savepoint
- * per record, over a real SQLite file: a record that fails is undone alone
+ * A batch of CloudTrail records is decided in one transaction (when a record
+ * fails, again with a savepoint per record), over a real SQLite file (or
+ * the suite's store): a record that fails is undone alone
  * (no kept copy, no decision, no finding), the others commit, and what the
  * decisions tell the world (the sink, `decided`, the counters) is told only
  * for what committed, in the batch's order.
