@@ -471,10 +471,10 @@ export function guardDutyEventBridge(finding: JsonDoc): Record<string, unknown> 
   };
 }
 
-/** The latest line per finding id of a findings JSONL file. */
+/** The latest line per finding id of a findings JSONL file (a last line still being appended, without its newline, is left out). */
 export function latestFindings(text: string): Map<string, JsonDoc> {
   const out = new Map<string, JsonDoc>();
-  for (const line of text.split('\n')) {
+  for (const line of text.split('\n').slice(0, -1)) {
     if (!line.trim()) continue;
     const f = JSON.parse(line) as JsonDoc;
     out.set(f.id as string, f);
