@@ -113,6 +113,12 @@ export class CorrelationEngine {
     if (work.length === 0) return outcomes;
     const ctx = await this.context(work.map((w) => w.event).filter((e) => instanceCredentialKind(e) !== 'other'));
     for (const w of work) this.noteEventTime(w.event.eventTimeMs);
+    // The findings to lock are worked out once: a retry (whole, or record by record) locks its own part again.
+    if (this.opts.store.shared)
+      for (const w of work) {
+        const id = this.findingToLock(w.event, ctx);
+        if (id !== null) w.lock = id;
+      }
     // First without savepoints (a statement, or a round trip to PostgreSQL, less per record): when a
     // record fails, that transaction is rolled back whole and the batch decided again, a savepoint each.
     const first = work.length > 1 ? await this.decideTogether(work, origin, ctx, outcomes, false) : 'record-failed';
@@ -139,11 +145,7 @@ export class CorrelationEngine {
     let recordFailed = false;
     try {
       await this.opts.store.withTransaction(async (tx) => {
-        await this.lockFindings(
-          tx,
-          work.map((w) => w.event),
-          ctx,
-        );
+        if (this.opts.store.shared) await tx.lockFindings(work.flatMap((w) => (w.lock === undefined ? [] : [w.lock])));
         for (const { i, raw, event } of work) {
           if (instanceCredentialKind(event) === 'other') {
             told.push(() => {
@@ -195,22 +197,19 @@ export class CorrelationEngine {
   }
 
   /**
-   * On a store other detectors write too: the findings these events may raise or update, locked
-   * before any is read (in one order), so that detectors merging the same findings wait in line.
+   * On a store other detectors write too: the finding this event may raise or update, locked
+   * before any is read (all of a transaction's in one order), so that detectors merging the same
+   * findings wait in line. Null when it raises none.
    */
-  private async lockFindings(tx: StoreTx, events: readonly CloudTrailEvent[], ctx: CorrelationContext): Promise<void> {
-    if (!this.opts.store.shared) return;
-    const ids = new Set<string>();
-    for (const event of events) {
-      if (instanceCredentialKind(event) === 'other') continue;
-      try {
-        const d = decide(event, ctx);
-        if (d.disposition === 'finding') ids.add(findingId(d.accessKeyId, d.sourceIPAddress, d.rule));
-      } catch {
-        // Decided again in its savepoint, where a failure is counted.
-      }
+  private findingToLock(event: CloudTrailEvent, ctx: CorrelationContext): string | null {
+    if (instanceCredentialKind(event) === 'other') return null;
+    try {
+      const d = decide(event, ctx);
+      return d.disposition === 'finding' ? findingId(d.accessKeyId, d.sourceIPAddress, d.rule) : null;
+    } catch {
+      // Decided again in its savepoint, where a failure is counted.
+      return null;
     }
-    await tx.lockFindings([...ids]);
   }
 
   private failed(raw: unknown, err: unknown): void {
@@ -431,11 +430,10 @@ export class CorrelationEngine {
           events.filter((e) => e !== null),
           tx,
         );
-        await this.lockFindings(
-          tx,
-          events.filter((e) => e !== null),
-          ctx,
-        );
+        if (store.shared) {
+          const ids = events.map((e) => (e === null ? null : this.findingToLock(e, ctx)));
+          await tx.lockFindings(ids.filter((id) => id !== null));
+        }
         for (const [i, p] of due.entries()) {
           const event = events[i] ?? null;
           const effects: Effects = [];
@@ -475,6 +473,8 @@ interface Work {
   i: number;
   raw: unknown;
   event: CloudTrailEvent;
+  /** On a shared store: the finding this record may raise or update, locked by its transaction. */
+  lock?: string;
 }
 
 /** What committed decisions tell the world (metrics, log lines, the sink, `decided`), in order, once committed. */
