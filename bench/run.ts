@@ -12,6 +12,7 @@ import { readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs, USAGE, type BenchArgs } from './lib/args.js';
+import { compareRuns, formatComparison, readResults, type Comparison } from './lib/compare.js';
 import { openHarness, RESULTS_DIR } from './lib/harness.js';
 import { PeerPool } from './lib/peers.js';
 import { hardNofileLimit } from './lib/proc.js';
@@ -90,6 +91,8 @@ function select(all: Scenario[], only: readonly string[] | null): Scenario[] {
 
 async function runTable(args: BenchArgs, scenarios: Scenario[]): Promise<number> {
   const started = performance.now();
+  // Read before the run, so a wrong path fails in a second rather than after the whole run.
+  const baseline = args.baseline === null ? null : readResults(args.baseline);
   const preset = args.quick ? QUICK : FULL;
   const fdLimit = hardNofileLimit();
   const m = machine(fdLimit);
@@ -159,6 +162,11 @@ async function runTable(args: BenchArgs, scenarios: Scenario[]): Promise<number>
   process.stdout.write(`\n${formatTable(rows)}\n\nTargets:\n`);
   for (const t of targets) process.stdout.write(`  ${t.met === null ? '  n/a' : t.met ? '  met' : 'MISSED'}  ${t.text}: ${t.detail}\n`);
   for (const r of peers.restarts) process.stdout.write(`WARNING: ${r}\n`);
+  let comparison: Comparison[] | undefined;
+  if (baseline) {
+    comparison = compareRuns(baseline.rows, rows);
+    process.stdout.write(`\n${formatComparison(`${args.baseline} (${baseline.date})`, comparison)}\n`);
+  }
   process.stdout.write(
     `\nMachine: ${m.cores} cores, ${(m.memoryMiB / 1024).toFixed(1)} GiB, Node ${m.node}, ${m.platform} ${m.kernel}; fd hard limit ${fdLimit}. Run time ${seconds.toFixed(0)} s.\n`,
   );
@@ -171,7 +179,7 @@ async function runTable(args: BenchArgs, scenarios: Scenario[]): Promise<number>
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(
     out,
-    `${JSON.stringify({ kind: 'egress-witness-bench', schema: 1, quick: args.quick, only: args.only, agentLogLevel: args.agentLogLevel, machine: m, durationSeconds: Math.round(seconds), preset, rows, targets, failures, warnings: peers.restarts }, null, 2)}\n`,
+    `${JSON.stringify({ kind: 'egress-witness-bench', schema: 1, quick: args.quick, only: args.only, agentLogLevel: args.agentLogLevel, machine: m, durationSeconds: Math.round(seconds), preset, rows, targets, comparison, failures, warnings: peers.restarts }, null, 2)}\n`,
   );
   process.stdout.write(`Results: ${out}\n`);
 

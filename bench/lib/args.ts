@@ -18,6 +18,8 @@ export interface BenchArgs {
   readonly agentLogLevel: string;
   /** Where the JSON results go. */
   readonly out: string | null;
+  /** An earlier results file to compare this run with (figures worse beyond the noise are listed). */
+  readonly baseline: string | null;
   readonly list: boolean;
   readonly help: boolean;
 }
@@ -36,6 +38,9 @@ export const USAGE = `usage: npm run bench -- [options]
   --agent-log-level L  agent log.level (default info, as in production)
   --out FILE           JSON results file (default bench/results/latest.json,
                        bench/results/soak-latest.json for --soak)
+  --baseline FILE      compare with an earlier results file: every figure in both runs (as its
+                       ratio to Squid, ssl-bump or direct where the run has one), listing those
+                       worse or better by more than the run-to-run noise
   --help`;
 
 /** `--soak` without a duration. */
@@ -75,6 +80,7 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
       profile: { type: 'boolean' },
       'agent-log-level': { type: 'string' },
       out: { type: 'string' },
+      baseline: { type: 'string' },
       list: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -87,6 +93,7 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
     profile: values.profile ?? false,
     agentLogLevel: values['agent-log-level'] ?? 'info',
     out: values.out ?? null,
+    baseline: values.baseline ?? null,
     list: values.list ?? false,
     help: values.help ?? false,
   };

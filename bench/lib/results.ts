@@ -96,8 +96,18 @@ function find(rows: readonly Row[], scenario: string, metric: string, peer: Peer
   );
 }
 
-/** The issue's targets, checked against this run's rows. */
+/** The minimum CloudTrail records/s of replay (in-memory store) the detector is held to. */
+export const REPLAY_GOAL = 50_000;
+/**
+ * The SQS path (durable store, S3 objects through the loopback fakes) is held to the same order of
+ * magnitude as replay's goal: at least a tenth of it.
+ */
+export const SQS_GOAL = REPLAY_GOAL / 10;
+
+/** The goals this run is checked against (data path, memory, shipping, detector rates). */
 export function evaluateTargets(rows: readonly Row[]): Target[] {
+  const notMeasured = (id: string, text: string): Target => ({ id, text, met: null, detail: 'not measured in this run' });
+  /** `metric` of `peer` against the same figure of `ref`: met when the ratio is within `factor` on the good side. */
   const vs = (
     id: string,
     text: string,
@@ -110,22 +120,67 @@ export function evaluateTargets(rows: readonly Row[]): Target[] {
   ): Target => {
     const a = find(rows, scenario, metric, peer);
     const b = find(rows, scenario, metric, ref);
-    if (!a || !b || a.value === null || b.value === null) return { id, text, met: null, detail: 'not measured in this run' };
+    if (!a || !b || a.value === null || b.value === null || b.value === 0) return notMeasured(id, text);
     const ratio = a.value / b.value;
-    const met = lowerIsBetter ? a.value <= b.value * factor : a.value >= b.value * factor;
-    const cpuMetric = scenario === 'bulk' ? 'proxy CPU per MB' : 'proxy CPU per request';
-    const ca = find(rows, scenario, cpuMetric, peer);
-    const cb = find(rows, scenario, cpuMetric, ref);
-    const cpu =
-      ca?.value != null && cb?.value != null && cb.value > 0
-        ? `; ${cpuMetric} ${fmt(ca.value)} vs ${fmt(cb.value)} ${ca.unit} (×${(ca.value / cb.value).toFixed(2)})`
-        : '';
-    return { id, text, met, detail: `${fmt(a.value)} vs ${fmt(b.value)} ${a.unit} (×${ratio.toFixed(2)})${cpu}` };
+    const met = lowerIsBetter ? ratio <= factor : ratio >= factor;
+    return { id, text, met, detail: `${fmt(a.value)} vs ${fmt(b.value)} ${a.unit} (×${ratio.toFixed(2)})` };
   };
+  /** A figure of egress-witness alone against an absolute bound. */
+  const bound = (
+    id: string,
+    text: string,
+    scenario: string,
+    metric: string,
+    peer: PeerName | null,
+    limit: number,
+    lowerIsBetter: boolean,
+    subject?: string,
+  ): Target => {
+    const r = find(rows, scenario, metric, peer, subject);
+    if (r?.value == null) return notMeasured(id, text);
+    const met = lowerIsBetter ? r.value <= limit : r.value >= limit;
+    return { id, text, met, detail: `${fmt(r.value)} ${r.unit}${r.subject ? ` (${r.subject})` : ''}` };
+  };
+  const PER_REQUEST = 'proxy CPU per request';
+  const PER_MB = 'proxy CPU per MB';
   const targets: Target[] = [
+    vs('tunnel-bulk-cpu', 'tunnel bulk: proxy CPU per MB ≤ 1.5 × Squid', 'bulk', PER_MB, 'ew-tunnel', 'squid', 1.5, true),
+    vs('tunnel-bulk', 'tunnel bulk: throughput ≥ 0.9 × direct', 'bulk', 'throughput', 'ew-tunnel', 'direct', 0.9),
+    vs(
+      'tunnel-keepalive-cpu',
+      'tunnel keep-alive (64 clients): proxy CPU per request ≤ 1.0 × Squid',
+      'small-keepalive',
+      PER_REQUEST,
+      'ew-tunnel',
+      'squid',
+      1,
+      true,
+    ),
+    vs(
+      'tunnel-newconn-cpu',
+      'tunnel, new connection per request: proxy CPU per request ≤ 1.0 × Squid',
+      'new-connection',
+      PER_REQUEST,
+      'ew-tunnel',
+      'squid',
+      1,
+      true,
+    ),
+    vs(
+      'inspect-keepalive-cpu',
+      'inspect keep-alive (64 clients): proxy CPU per request ≤ 1.0 × Squid ssl-bump',
+      'small-keepalive',
+      PER_REQUEST,
+      'ew-inspect',
+      'squid-bump',
+      1,
+      true,
+    ),
+    vs('inspect-bulk-cpu', "inspect bulk: proxy CPU per MB below Squid ssl-bump's", 'bulk', PER_MB, 'ew-inspect', 'squid-bump', 1, true),
+    vs('inspect-bulk', "inspect bulk: throughput at or above Squid ssl-bump's", 'bulk', 'throughput', 'ew-inspect', 'squid-bump', 1),
     vs(
       'tunnel-rps-keepalive',
-      'tunnel requests/s ≥ Squid (keep-alive, 64 clients)',
+      'tunnel keep-alive (64 clients): requests/s ≥ Squid',
       'small-keepalive',
       'requests/s',
       'ew-tunnel',
@@ -134,17 +189,16 @@ export function evaluateTargets(rows: readonly Row[]): Target[] {
     ),
     vs(
       'tunnel-rps-newconn',
-      'tunnel requests/s ≥ Squid (new connection per request)',
+      'tunnel, new connection per request: requests/s ≥ Squid',
       'new-connection',
       'requests/s',
       'ew-tunnel',
       'squid',
       1,
     ),
-    vs('tunnel-bulk', 'tunnel bulk ≥ 90 % of direct', 'bulk', 'throughput', 'ew-tunnel', 'direct', 0.9),
     vs(
       'inspect-rps-keepalive',
-      'inspect requests/s ≥ Squid ssl-bump (keep-alive)',
+      'inspect keep-alive: requests/s ≥ Squid ssl-bump',
       'small-keepalive',
       'requests/s',
       'ew-inspect',
@@ -153,20 +207,15 @@ export function evaluateTargets(rows: readonly Row[]): Target[] {
     ),
     vs(
       'inspect-rps-newconn',
-      'inspect requests/s ≥ Squid ssl-bump (new connection per request)',
+      'inspect, new connection per request: requests/s ≥ Squid ssl-bump',
       'new-connection',
       'requests/s',
       'ew-inspect',
       'squid-bump',
       1,
     ),
+    bound('idle-rss', '≤ 16 KiB RSS per idle tunnel', 'idle-tunnels', 'RSS per idle tunnel', 'ew-tunnel', 16, true),
   ];
-  const idle = find(rows, 'idle-tunnels', 'RSS per idle tunnel', 'ew-tunnel');
-  targets.push(
-    idle?.value != null
-      ? { id: 'idle-rss', text: '≤ 16 KiB RSS per idle tunnel', met: idle.value <= 16, detail: `${fmt(idle.value)} KiB per tunnel` }
-      : { id: 'idle-rss', text: '≤ 16 KiB RSS per idle tunnel', met: null, detail: 'not measured in this run' },
-  );
   const ship = find(rows, 'shipping-overhead', 'shipping cost', null);
   const shipCpu = find(rows, 'shipping-overhead', 'shipping CPU cost', null);
   targets.push(
@@ -177,10 +226,44 @@ export function evaluateTargets(rows: readonly Row[]): Target[] {
           met: ship.value < 5,
           detail: `${fmt(ship.value)} % lower rate with shipping on${shipCpu?.value != null ? `; ${fmt(shipCpu.value)} % more proxy CPU per tunnel` : ''} (medians of paired rounds)`,
         }
-      : { id: 'shipping-cost', text: 'telemetry shipping costs < 5 % of the tunnel rate', met: null, detail: 'not measured in this run' },
+      : notMeasured('shipping-cost', 'telemetry shipping costs < 5 % of the tunnel rate'),
+  );
+  const perSecond = 'CloudTrail records correlated/s';
+  targets.push(
+    bound(
+      'replay-rate',
+      `detector replay ≥ ${fmt(REPLAY_GOAL)} CloudTrail records/s`,
+      'detector-correlation',
+      perSecond,
+      null,
+      REPLAY_GOAL,
+      false,
+    ),
+    bound(
+      'replay-binding-rate',
+      `detector replay with a 100,000-instance inventory ≥ ${fmt(REPLAY_GOAL)} CloudTrail records/s`,
+      'detector-binding',
+      perSecond,
+      null,
+      REPLAY_GOAL,
+      false,
+    ),
+    bound(
+      'sqs-rate',
+      `detector through S3 + SQS ≥ ${fmt(SQS_GOAL)} CloudTrail records/s (same order as replay's goal)`,
+      'detector-sqs',
+      'CloudTrail records decided/s',
+      null,
+      SQS_GOAL,
+      false,
+      SQS_SUBJECT,
+    ),
   );
   return targets;
 }
+
+/** The subject of the detector-sqs row the SQS goal is checked on. */
+export const SQS_SUBJECT = 'detector cloudtrail.sqs';
 
 const pct = (v: number | null | undefined): string => (v === null || v === undefined ? '–' : `${Math.round(v)}%`);
 const ratioText = (v: number | null | undefined): string => (v === null || v === undefined ? '' : `×${v.toFixed(2)}`);
