@@ -5,6 +5,7 @@ import { clientHelloTarget } from './client-hello.js';
 import { cloudTrailFileTarget, cloudTrailRecordTarget } from './cloudtrail.js';
 import { agentConfigTarget, detectorConfigTarget } from './config.js';
 import { connectAuthorityTarget } from './connect-authority.js';
+import { connectHeadTarget } from './connect-head.js';
 import { formActionTarget } from './form-action.js';
 import { guardDutyFindingTarget } from './guardduty.js';
 import { spoolRecordTarget } from './spool-record.js';
@@ -13,6 +14,7 @@ import { telemetryBatchTarget, telemetrySignatureTarget } from './telemetry.js';
 export const FUZZ_TARGETS: readonly AnyFuzzTarget[] = [
   clientHelloTarget,
   connectAuthorityTarget,
+  connectHeadTarget,
   authorizationHeaderTarget,
   presignedQueryTarget,
   describeRequestTarget,
