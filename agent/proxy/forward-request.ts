@@ -9,7 +9,6 @@
  */
 import type http from 'node:http';
 import { Transform, type Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
 import { failureAnswer, failureFromError, failureHeaders, type ProxyFailure } from './failures.js';
 import { HOP_BY_HOP, connectionNamed } from '../net/hop-by-hop.js';
@@ -87,86 +86,121 @@ export interface ForwardOptions {
   reset?: boolean;
 }
 
-export async function forwardRequest(req: http.IncomingMessage, res: http.ServerResponse, opts: ForwardOptions): Promise<ForwardOutcome> {
-  let bytesUp = 0;
-  let counted = 0;
-  let cut = (): number => counted;
-  const hasBody =
-    req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-  const body = hasBody ? observedBody(req, opts.peekBody ?? null, (n) => (bytesUp += n)) : null;
-  const started = opts.now();
-  let upstreamMs: number | null = null;
-  let upstreamBroke = false;
-  let clientLeft = false;
-  const clientGone = (): boolean => clientLeft || (!upstreamBroke && !res.writableFinished && (res.destroyed || req.socket.destroyed));
-  try {
-    const up = await opts.dispatcher.request({
-      origin: opts.origin,
-      path: opts.path,
-      method: req.method ?? 'GET',
-      headers: forwardableRequestHeaders(req.rawHeaders),
-      body,
-      reset: opts.reset === true,
-      headersTimeout: opts.headersTimeoutMs,
-      bodyTimeout: opts.bodyTimeoutMs,
-    });
-    upstreamMs = opts.now() - started;
-    const headers: string[] = [];
-    for (const [name, value] of Object.entries(up.headers)) {
-      if (HOP_BY_HOP.has(name) || value === undefined) continue;
-      if (Array.isArray(value)) for (const v of value) headers.push(name, v);
-      else headers.push(name, value);
-    }
-    const length = declaredLength(up.headers['content-length']);
+/** Response bytes that may wait for a slow client before the upstream read pauses. */
+const RESPONSE_BUFFER = 64 * 1024;
+
+/**
+ * The exchange as an undici dispatch handler: the response head goes to `res` as it comes and each
+ * body chunk is written to `res` straight from the parser (paused while `res` is full), with no
+ * response stream, promise or async resource in between — the cost per request and per MB that
+ * `dispatcher.request()` adds on top of the same connection pool.
+ */
+export function forwardRequest(req: http.IncomingMessage, res: http.ServerResponse, opts: ForwardOptions): Promise<ForwardOutcome> {
+  return new Promise((resolve) => {
+    let bytesUp = 0;
+    let counted = 0;
+    /** The response's declared length, once its head went out (no per-chunk counting then). */
+    let length: number | null = null;
+    let writtenBefore = 0;
+    const socket = req.socket;
     // Bytes down: the declared length once the answer has gone out whole, else what the client's socket
     // took (head included, for an answer cut short); counted chunk by chunk only when there is no length.
-    const socket = req.socket;
-    const writtenBefore = socket.bytesWritten;
-    res.writeHead(up.statusCode, headers);
-    if (length === null) up.body.on('data', (c: Buffer) => (counted += c.length));
-    else cut = () => Math.max(0, socket.bytesWritten - writtenBefore);
-    // pipe + finished rather than stream.pipeline: no AbortController per request on the hot path.
-    up.body.on('error', (err) => {
-      if (clientLeft) return;
-      upstreamBroke = true;
-      res.destroy(err);
-    });
-    res.once('close', () => {
-      if (up.body.readableEnded) return;
-      // The answer did not reach the client whole, and not because the upstream broke: the client left.
-      if (!upstreamBroke) clientLeft = true;
-      up.body.destroy();
-    });
-    up.body.pipe(res);
-    try {
-      await finished(res);
-    } catch (err) {
-      if (clientGone()) return { status: up.statusCode, bytesUp, bytesDown: cut(), failure: null, clientGone: true, upstreamMs };
-      throw err;
-    }
-    const bytesDown = length ?? counted;
-    return { status: up.statusCode, bytesUp, bytesDown, failure: null, clientGone: false, upstreamMs };
-  } catch (err) {
-    req.resume();
-    if (clientGone() || (err as { code?: unknown } | null)?.code === 'ECLIENTCLOSED') {
-      res.destroy();
-      return { status: res.headersSent ? res.statusCode : null, bytesUp, bytesDown: cut(), failure: null, clientGone: true, upstreamMs };
-    }
-    const failure = failureFromError(err, 'upstream');
-    const answered = !res.headersSent;
-    if (answered) {
-      const a = failureAnswer(failure);
-      res.writeHead(a.status, failureHeaders(failure)).end(`${a.reason}\n`);
-    } else {
-      res.destroy();
-    }
-    return {
-      status: answered ? failureAnswer(failure).status : res.statusCode,
-      bytesUp,
-      bytesDown: cut(),
-      failure,
-      clientGone: false,
-      upstreamMs,
+    const cut = (): number => (length === null ? counted : Math.max(0, socket.bytesWritten - writtenBefore));
+    const hasBody =
+      req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    const body = hasBody ? observedBody(req, opts.peekBody ?? null, (n) => (bytesUp += n)) : null;
+    const started = opts.now();
+    let upstreamMs: number | null = null;
+    let status: number | null = null;
+    let controller: Dispatcher.DispatchController | null = null;
+    /** The upstream answer ended whole (res.end() called). */
+    let ended = false;
+    let settled = false;
+    const settle = (o: ForwardOutcome): void => {
+      if (settled) return;
+      settled = true;
+      res.off('close', onClose);
+      res.off('drain', onDrain);
+      resolve(o);
     };
-  }
+    const gone = (): void => {
+      req.resume();
+      settle({ status: res.headersSent ? res.statusCode : null, bytesUp, bytesDown: cut(), failure: null, clientGone: true, upstreamMs });
+    };
+    const onDrain = (): void => controller?.resume();
+    // The client went away before the whole answer reached it (its own doing: not an upstream failure).
+    const onClose = (): void => {
+      if (res.writableFinished) return;
+      if (!ended) controller?.abort(Object.assign(new Error('client closed the connection'), { code: 'ECLIENTCLOSED' }));
+      gone();
+    };
+    res.on('close', onClose);
+    res.on('drain', onDrain);
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(c) {
+        controller = c;
+        if (settled) c.abort(Object.assign(new Error('client closed the connection'), { code: 'ECLIENTCLOSED' }));
+      },
+      onResponseStart(c, statusCode, headers) {
+        if (statusCode < 200 || settled) return;
+        upstreamMs = opts.now() - started;
+        status = statusCode;
+        const out: string[] = [];
+        for (const name in headers) {
+          const value = headers[name];
+          if (HOP_BY_HOP.has(name) || value === undefined) continue;
+          if (Array.isArray(value)) for (const v of value) out.push(name, v);
+          else out.push(name, value);
+        }
+        length = declaredLength(headers['content-length']);
+        writtenBefore = socket.bytesWritten;
+        res.writeHead(statusCode, out);
+      },
+      onResponseData(c, chunk) {
+        if (settled) return;
+        if (length === null) counted += chunk.length;
+        // As a piped stream would: the upstream is read on until this much waits for the client (one
+        // write's worth would stop the read after every chunk, and the reads and writes get small).
+        if (!res.write(chunk) && res.writableLength >= RESPONSE_BUFFER) c.pause();
+      },
+      onResponseEnd() {
+        if (settled) return;
+        ended = true;
+        res.end(() => settle({ status, bytesUp, bytesDown: length ?? counted, failure: null, clientGone: false, upstreamMs }));
+      },
+      onResponseError(_c, err) {
+        if (body && !body.destroyed) body.destroy();
+        if (settled) return;
+        if ((err as { code?: unknown } | null)?.code === 'ECLIENTCLOSED' || res.destroyed || socket.destroyed) {
+          res.destroy();
+          gone();
+          return;
+        }
+        req.resume();
+        const failure = failureFromError(err, 'upstream');
+        if (!res.headersSent) {
+          const a = failureAnswer(failure);
+          res.writeHead(a.status, failureHeaders(failure)).end(`${a.reason}\n`);
+          settle({ status: a.status, bytesUp, bytesDown: cut(), failure, clientGone: false, upstreamMs });
+        } else {
+          // The upstream broke mid-answer: the client sees its connection cut.
+          settle({ status: res.statusCode, bytesUp, bytesDown: cut(), failure, clientGone: false, upstreamMs });
+          res.destroy();
+        }
+      },
+    };
+    opts.dispatcher.dispatch(
+      {
+        origin: opts.origin,
+        path: opts.path,
+        method: req.method ?? 'GET',
+        headers: forwardableRequestHeaders(req.rawHeaders),
+        body,
+        reset: opts.reset === true,
+        headersTimeout: opts.headersTimeoutMs,
+        bodyTimeout: opts.bodyTimeoutMs,
+      },
+      handler,
+    );
+  });
 }
