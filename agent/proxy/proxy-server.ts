@@ -288,7 +288,8 @@ export class ForwardProxy {
 
   /** Drain: stops accepting and closes idle keep-alive connections (again on every call). */
   stopAccepting(): Promise<void> {
-    const closed = new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
+    // Resolves once every connection it accepted has closed, tunnels included (as node:net counts them).
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.closeIdle();
     return closed;
   }
