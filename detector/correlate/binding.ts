@@ -40,6 +40,23 @@ export function withBinding(
 ): Evidence[] {
   return evidence.map((e) => {
     const b = bind(e);
-    return { ...e, binding: b.binding, clientInstanceId: b.clientInstanceId };
+    // Spelt out rather than spread (a spread copy was a tenth of a replay's time); keys in the same order.
+    return {
+      gatewayId: e.gatewayId,
+      clientIp: e.clientIp,
+      network: e.network,
+      firstSeen: e.firstSeen,
+      lastSeen: e.lastSeen,
+      count: e.count,
+      host: e.host,
+      service: e.service,
+      region: e.region,
+      action: e.action,
+      mode: e.mode,
+      capture: e.capture,
+      deltaMs: e.deltaMs,
+      binding: b.binding,
+      clientInstanceId: b.clientInstanceId,
+    };
   });
 }

@@ -42,7 +42,7 @@ import { evidenceNeeds } from '../correlate/evidence-needs.js';
 import { findingContextOf, findingFromDecision, findingId, mergeFinding, type Finding } from '../findings/shape.js';
 import type { FindingsSink } from '../findings/findings-sink.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
-import type { DetectorStore, StoreTx } from '../store/store.js';
+import type { DetectorStore, KeptEvent, StoreTx } from '../store/store.js';
 import { laterIso, RESOLVABLE_RULES } from './finding-resolution.js';
 
 export type RecordOutcome = 'decided' | 'pending' | 'invalid' | 'duplicate' | 'conflict' | 'not-instance-credential' | 'failed';
@@ -146,6 +146,9 @@ export class CorrelationEngine {
     try {
       await this.opts.store.withTransaction(async (tx) => {
         if (this.opts.store.shared) await tx.lockFindings(work.flatMap((w) => (w.lock === undefined ? [] : [w.lock])));
+        // Without savepoints, the slice is read and merged as a whole: its kept copies in one read, and
+        // each finding it touches read once and written once, before the commit.
+        const slice = isolated ? null : await this.sliceState(tx, work);
         for (const { i, raw, event } of work) {
           if (instanceCredentialKind(event) === 'other') {
             told.push(() => {
@@ -161,14 +164,14 @@ export class CorrelationEngine {
           let outcome: Awaited<ReturnType<CorrelationEngine['judgeAndDecide']>>;
           if (!isolated) {
             try {
-              outcome = await this.judgeAndDecide(tx, event, raw, origin, ctx, effects);
+              outcome = await this.judgeAndDecide(tx, event, raw, origin, ctx, effects, slice);
             } catch (err) {
               recordFailed = true;
               throw err;
             }
           } else {
             try {
-              outcome = await tx.savepoint((part) => this.judgeAndDecide(part, event, raw, origin, ctx, effects));
+              outcome = await tx.savepoint((part) => this.judgeAndDecide(part, event, raw, origin, ctx, effects, null));
             } catch (err) {
               told.push(() => this.failed(raw, err));
               results.set(i, 'failed');
@@ -178,6 +181,14 @@ export class CorrelationEngine {
           told.push(...effects, () => this.opts.metrics.cloudtrailRecords.inc({ outcome: outcome === 'pending' ? 'decided' : outcome }));
           results.set(i, outcome);
         }
+        if (slice !== null)
+          try {
+            await this.writeFindings(tx, slice);
+          } catch (err) {
+            // Decided again a savepoint each, where the record whose finding cannot be written fails alone.
+            recordFailed = true;
+            throw err;
+          }
       });
     } catch (err) {
       if (recordFailed) return 'record-failed';
@@ -217,6 +228,26 @@ export class CorrelationEngine {
     this.opts.logger.error({ event: 'cloudtrail_record_failed', event_id: eventIdOf(raw), err }, 'could not process a CloudTrail record');
   }
 
+  /** The kept copies of a slice's instance-credential events, read at once; no finding read yet. */
+  private async sliceState(tx: StoreTx, work: readonly Work[]): Promise<SliceState> {
+    const ids = [...new Set(work.filter((w) => instanceCredentialKind(w.event) !== 'other').map((w) => w.event.eventId))];
+    const copies = ids.length === 0 ? [] : await tx.keptCopies(ids);
+    return { kept: new Map(ids.map((id, n) => [id, copies[n] ?? null])), findings: new Map(), changed: new Map() };
+  }
+
+  /** The findings a slice merged, each written once (and told to `findingChanged`) before its transaction commits. */
+  private async writeFindings(tx: StoreTx, slice: SliceState): Promise<void> {
+    for (const [id, nowMs] of slice.changed) {
+      await tx.putFinding(id, slice.findings.get(id), nowMs);
+      await this.opts.findingChanged?.(tx, id);
+    }
+  }
+
+  /**
+   * Judges the copy against the one kept and decides it. With `slice`, the kept copy comes from the
+   * slice's read (and this record's writes are noted there for the records after it), and a finding
+   * is merged into the slice's (written by writeFindings); without, each is read and written here.
+   */
   private async judgeAndDecide(
     tx: StoreTx,
     event: CloudTrailEvent,
@@ -224,10 +255,12 @@ export class CorrelationEngine {
     origin: EventOrigin,
     ctx: CorrelationContext,
     effects: Effects,
+    slice: SliceState | null,
   ): Promise<'decided' | 'pending' | 'duplicate' | 'conflict'> {
     const fingerprint = eventFingerprint(event);
     const summary = copySummary(event, origin);
-    const kept = await tx.keptCopy(event.eventId);
+    const kept = slice?.kept.has(event.eventId) ? (slice.kept.get(event.eventId) ?? null) : await tx.keptCopy(event.eventId);
+    const keep = () => slice?.kept.set(event.eventId, { origin, fingerprint, summary });
     const verdict = judgeCopy(kept, { origin, fingerprint });
     const row = {
       eventId: event.eventId,
@@ -243,12 +276,17 @@ export class CorrelationEngine {
     switch (verdict.kind) {
       case 'new':
         await tx.recordEvent(row);
-        return this.decideEvent(tx, event, raw, false, ctx, effects);
+        keep();
+        return this.decideEvent(tx, event, raw, false, ctx, effects, slice);
       case 'adopt':
         await tx.vouchForEvent(event.eventId, origin, fingerprint, summary);
+        keep();
         return 'duplicate';
       case 'duplicate':
-        if (verdict.promote) await tx.vouchForEvent(event.eventId, origin, fingerprint, summary);
+        if (verdict.promote) {
+          await tx.vouchForEvent(event.eventId, origin, fingerprint, summary);
+          keep();
+        }
         return 'duplicate';
       case 'conflict':
         await this.conflict(tx, event.eventId, 'rejected', kept?.summary ?? {}, summary, fingerprint, null, effects);
@@ -259,8 +297,9 @@ export class CorrelationEngine {
         const withdrawn = await tx.takeDecision('cloudtrail', event.eventId);
         await tx.removePending(event.eventId);
         await tx.replaceEvent(row);
+        keep();
         await this.conflict(tx, event.eventId, 'superseded', summary, kept?.summary ?? {}, kept?.fingerprint ?? '', withdrawn, effects);
-        return this.decideEvent(tx, event, raw, false, ctx, effects);
+        return this.decideEvent(tx, event, raw, false, ctx, effects, slice);
       }
     }
   }
@@ -330,6 +369,7 @@ export class CorrelationEngine {
     final: boolean,
     ctx: CorrelationContext,
     effects: Effects,
+    slice: SliceState | null = null,
   ): Promise<'decided' | 'pending'> {
     const decision = decide(event, ctx);
     const now = this.opts.now();
@@ -342,7 +382,7 @@ export class CorrelationEngine {
       });
       return 'pending'; // the pending gauge is refreshed by tick(), every second
     }
-    await this.finalize(tx, decision, event, now, effects);
+    await this.finalize(tx, decision, event, now, effects, slice);
     return 'decided';
   }
 
@@ -358,7 +398,14 @@ export class CorrelationEngine {
     return { registry, evidence, policy, inventory: this.opts.inventory?.() ?? EMPTY_INVENTORY };
   }
 
-  private async finalize(tx: StoreTx, decision: Decision, event: CloudTrailEvent, now: number, effects: Effects): Promise<void> {
+  private async finalize(
+    tx: StoreTx,
+    decision: Decision,
+    event: CloudTrailEvent,
+    now: number,
+    effects: Effects,
+    slice: SliceState | null,
+  ): Promise<void> {
     const stored = await tx.saveDecision({
       kind: 'cloudtrail',
       subjectId: decision.eventId,
@@ -376,12 +423,17 @@ export class CorrelationEngine {
     if (decision.disposition !== 'finding') return;
     const nowIso = new Date(now).toISOString();
     const fresh = findingFromDecision(decision, event, findingContextOf(event, nowIso));
-    const existing = (await tx.getFinding(fresh.id)) as Finding | null;
+    let existing: Finding | null;
+    if (slice?.findings.has(fresh.id)) existing = slice.findings.get(fresh.id) ?? null;
+    else existing = (await tx.getFinding(fresh.id)) as Finding | null;
     const merged = existing ? { ...mergeFinding(existing, fresh), updatedAt: laterIso(now, existing.updatedAt) } : fresh;
-    await tx.putFinding(merged.id, merged, now);
+    if (slice !== null) {
+      slice.findings.set(merged.id, merged);
+      slice.changed.set(merged.id, now);
+    } else await tx.putFinding(merged.id, merged, now);
     if (RESOLVABLE_RULES.has(decision.rule))
       await tx.addFindingOccurrence({ eventId: event.eventId, findingId: merged.id, eventTimeMs: event.eventTimeMs, event }, now);
-    await this.opts.findingChanged?.(tx, merged.id);
+    if (slice === null) await this.opts.findingChanged?.(tx, merged.id);
     effects.push(() => {
       this.opts.metrics.findingsRaised.inc({ rule: decision.rule });
       void this.opts.sink.emit(merged);
@@ -393,6 +445,7 @@ export class CorrelationEngine {
     const { metrics, logger } = this.opts;
     this.opts.decided?.(decision, event);
     metrics.decisions.inc({ disposition: decision.disposition, rule: decision.rule });
+    if (!logger.isLevelEnabled('info')) return;
     logger.info(
       {
         event: 'decision',
@@ -475,6 +528,19 @@ interface Work {
   event: CloudTrailEvent;
   /** On a shared store: the finding this record may raise or update, locked by its transaction. */
   lock?: string;
+}
+
+/**
+ * What a transaction deciding a slice without savepoints has read and merged so far. A record that
+ * fails rolls the whole transaction back, so nothing here outlives a failure.
+ */
+interface SliceState {
+  /** The kept copy of each instance-credential event ID of the slice, as this transaction has left it. */
+  kept: Map<string, KeptEvent | null>;
+  /** Findings read or merged by this transaction, by id (null: none stored). */
+  findings: Map<string, Finding | null>;
+  /** The findings merged, with the time of their latest merge: written once each before the commit. */
+  changed: Map<string, number>;
 }
 
 /** What committed decisions tell the world (metrics, log lines, the sink, `decided`), in order, once committed. */

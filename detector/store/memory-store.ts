@@ -226,6 +226,10 @@ export class MemoryEngine implements TransactionalEngine {
     return e === undefined ? null : { origin: e.origin, fingerprint: e.fingerprint, summary: this.copy(e.summary) };
   }
 
+  keptCopies(eventIds: readonly string[]): (KeptEvent | null)[] {
+    return eventIds.map((id) => this.keptCopy(id));
+  }
+
   replaceEvent(e: StoredEvent): void {
     this.keepEvent({ ...e, summary: this.copy(e.summary) });
   }

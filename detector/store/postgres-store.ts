@@ -327,6 +327,25 @@ class PostgresOperations implements StoreOps {
     };
   }
 
+  async keptCopies(eventIds: readonly string[]): Promise<(KeptEvent | null)[]> {
+    if (eventIds.length === 0) return [];
+    const r = await this.exec.query<{ event_id: string; origin: string | null; fingerprint: string | null; summary: string | null }>(
+      'event_kept_many',
+      'SELECT event_id, origin, fingerprint, summary FROM events WHERE event_id = ANY($1::text[])',
+      [[...new Set(eventIds)]],
+    );
+    const byId = new Map(r.rows.map((row) => [row.event_id, row]));
+    return eventIds.map((id) => {
+      const row = byId.get(id);
+      if (row === undefined) return null;
+      return {
+        origin: row.origin === 'pushed' || row.origin === 'trail' ? row.origin : null,
+        fingerprint: row.fingerprint,
+        summary: row.summary === null ? null : parse<Record<string, unknown>>(row.summary),
+      };
+    });
+  }
+
   async replaceEvent(e: StoredEvent): Promise<void> {
     await this.exec.query(
       'event_replace',

@@ -393,6 +393,10 @@ export class SqliteEngine implements TransactionalEngine {
     };
   }
 
+  keptCopies(eventIds: readonly string[]): (KeptEvent | null)[] {
+    return eventIds.map((id) => this.keptCopy(id));
+  }
+
   vouchForEvent(eventId: string, origin: EventOrigin, fingerprint: string, summary: Record<string, unknown>): void {
     this.stmt.eventVouch.run(origin, fingerprint, JSON.stringify(summary), eventId);
   }

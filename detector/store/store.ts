@@ -149,6 +149,8 @@ export interface StoreEngine {
   recordEvent(e: StoredEvent): boolean;
   /** The kept copy of an event ID, or null. */
   keptCopy(eventId: string): KeptEvent | null;
+  /** The kept copies of these event IDs, in their order (null where none is kept): a slice's in one read. */
+  keptCopies(eventIds: readonly string[]): (KeptEvent | null)[];
   /** Replaces the kept copy (a more trusted copy that differs). */
   replaceEvent(e: StoredEvent): void;
   /** A more trusted origin delivered the same content (or a row from an older version gets its identity). */
@@ -281,6 +283,7 @@ export const STORE_OPERATIONS = [
   'markFileProcessed',
   'recordEvent',
   'keptCopy',
+  'keptCopies',
   'replaceEvent',
   'vouchForEvent',
   'recordEventConflict',

@@ -308,6 +308,27 @@ describe.each(BACKENDS)('DetectorStore contract: $name', (backend) => {
       expect(await store.keptCopy('e-9')).toBeNull();
     });
 
+    it('kept copies of many IDs in one read: in the order asked, null where none is kept, a repeat answered twice', async () => {
+      expect(await store.keptCopies([])).toEqual([]);
+      await store.recordEvent(storedEvent());
+      await store.recordEvent(storedEvent({ eventId: 'e-2', origin: 'trail', fingerprint: 'fp-2', summary: { origin: 'trail' } }));
+      const kept = await store.keptCopies(['e-2', 'e-9', 'e-1', 'e-2']);
+      expect(kept).toEqual([
+        { origin: 'trail', fingerprint: 'fp-2', summary: { origin: 'trail' } },
+        null,
+        { origin: 'pushed', fingerprint: 'fp-pushed', summary: { origin: 'pushed', sourceIPAddress: '198.51.100.7' } },
+        { origin: 'trail', fingerprint: 'fp-2', summary: { origin: 'trail' } },
+      ]);
+      // Each answer its own copy, and what a transaction wrote before is what it reads.
+      (kept[0]!.summary as Record<string, unknown>).origin = 'changed';
+      expect((await store.keptCopies(['e-2']))[0]?.summary).toEqual({ origin: 'trail' });
+      await store.withTransaction(async (tx) => {
+        await tx.vouchForEvent('e-1', 'trail', 'fp-pushed', { origin: 'trail' });
+        await tx.recordEvent(storedEvent({ eventId: 'e-3' }));
+        expect((await tx.keptCopies(['e-1', 'e-3'])).map((k) => k?.origin)).toEqual(['trail', 'pushed']);
+      });
+    });
+
     it('a copy returned is a copy: changing it changes nothing stored', async () => {
       const e = storedEvent();
       await store.recordEvent(e);
