@@ -52,7 +52,10 @@ function getStatus(adminPort: number): Promise<{ spool: { batches: number } | nu
 }
 
 /** Tunnels in a loop, `workers` at a time, until stopped; errors (the agent being killed) are counted, not thrown. */
-function startLoad(proxyPort: number, workers: number): { stop(): Promise<{ ok: number; failed: number; started: number }> } {
+function startLoad(
+  proxyPort: number,
+  workers: number,
+): { counts: { readonly ok: number }; stop(): Promise<{ ok: number; failed: number; started: number }> } {
   let running = true;
   const counts = { ok: 0, failed: 0, started: 0 };
   const hosts = awsHosts('e2e', 7);
@@ -70,6 +73,7 @@ function startLoad(proxyPort: number, workers: number): { stop(): Promise<{ ok: 
     }
   });
   return {
+    counts,
     stop: async () => {
       running = false;
       await Promise.all(loops);
@@ -144,6 +148,8 @@ describe('telemetry in the agent daemon (child process)', () => {
     receiver.hang(true); // sends now hang: batches are in flight or pending at the kill
     await waitFor(() => receiver.attempts.some((a) => a.outcome === 'hanging'), 'a send held by the receiver');
     await sleep(600);
+    // Under load: on a busy machine the first tunnels can take a while.
+    await waitFor(() => load.counts.ok > 20, 'more than 20 tunnels through the agent', 30_000);
     first.child.kill('SIGKILL');
     expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
     const traffic = await load.stop();

@@ -110,8 +110,12 @@ describe('findings webhook', () => {
     expect(f.id).toMatch(/^[0-9a-f]{32}$/);
     expect(typeof f.title).toBe('string');
     expect(bodies.some((b) => b.resource.accessKeyDetails.accessKeyId === seen)).toBe(false);
+    // The receiver saw the 200 before the detector read it: the count follows.
+    await waitFor(
+      async () => (await h.metric('egress_witness_detector_webhook_deliveries_total', { outcome: 'delivered' })) === 1,
+      'the delivery counted',
+    );
     expect(await h.metric('egress_witness_detector_webhook_deliveries_total', { outcome: 'retried' })).toBe(2);
-    expect(await h.metric('egress_witness_detector_webhook_deliveries_total', { outcome: 'delivered' })).toBe(1);
   });
 
   it('gives up at once on a permanent refusal (400) and goes on with the next finding', async () => {
