@@ -10,6 +10,7 @@
  * the GuardDuty decision for GuardDuty findings (both have `reason`).
  */
 import { z } from 'zod';
+import { isoFromMs } from '../../common/time/iso.js';
 import type { Decision } from '../correlate/types.js';
 import type { GuardDutyDecision } from '../guardduty/decide.js';
 
@@ -114,8 +115,8 @@ export function decisionRecord(d: DecisionRow): Record<string, unknown> {
     version: DECISION_RECORD_VERSION,
     kind: d.kind,
     id: d.subjectId,
-    time: new Date(d.timeMs).toISOString(),
-    decidedAt: new Date(d.decidedMs).toISOString(),
+    time: isoFromMs(d.timeMs),
+    decidedAt: isoFromMs(d.decidedMs),
     disposition: d.disposition,
     rule: d.rule,
     accessKeyId: d.accessKeyId,

@@ -290,7 +290,20 @@ export class MemoryEngine implements TransactionalEngine {
   saveDecision(d: StoredDecision): boolean {
     const id = `${d.kind}\n${d.subjectId}`;
     if (this.decisions.has(id)) return false;
-    this.put(this.decisions, id, { ...d, seq: ++this.seq, detail: this.copy(d.detail) });
+    // Spelt out rather than spread: replay stores one per record.
+    this.put(this.decisions, id, {
+      kind: d.kind,
+      subjectId: d.subjectId,
+      timeMs: d.timeMs,
+      decidedMs: d.decidedMs,
+      disposition: d.disposition,
+      rule: d.rule,
+      accessKeyId: d.accessKeyId,
+      sourceIp: d.sourceIp,
+      gatewayId: d.gatewayId,
+      seq: ++this.seq,
+      detail: this.copy(d.detail),
+    });
     return true;
   }
 
