@@ -143,77 +143,23 @@ export function evaluateTargets(rows: readonly Row[]): Target[] {
   };
   const PER_REQUEST = 'proxy CPU per request';
   const PER_MB = 'proxy CPU per MB';
+  const [KA, NC, T, I] = ['small-keepalive', 'new-connection', 'ew-tunnel', 'ew-inspect'] as const;
+  /** [id, text, scenario, metric, peer, reference, factor, lower is better]; keep-alive: 64 clients. */
+  const ratioGoals: Parameters<typeof vs>[] = [
+    ['tunnel-bulk-cpu', 'tunnel bulk: proxy CPU per MB ≤ 1.5 × Squid', 'bulk', PER_MB, T, 'squid', 1.5, true],
+    ['tunnel-bulk', 'tunnel bulk: throughput ≥ 0.9 × direct', 'bulk', 'throughput', T, 'direct', 0.9],
+    ['tunnel-keepalive-cpu', 'tunnel keep-alive: proxy CPU per request ≤ 1.0 × Squid', KA, PER_REQUEST, T, 'squid', 1, true],
+    ['tunnel-newconn-cpu', 'tunnel, new connection each: proxy CPU per request ≤ 1.0 × Squid', NC, PER_REQUEST, T, 'squid', 1, true],
+    ['inspect-keepalive-cpu', 'inspect keep-alive: proxy CPU per request ≤ 1.0 × ssl-bump', KA, PER_REQUEST, I, 'squid-bump', 1, true],
+    ['inspect-bulk-cpu', "inspect bulk: proxy CPU per MB below ssl-bump's", 'bulk', PER_MB, I, 'squid-bump', 1, true],
+    ['inspect-bulk', "inspect bulk: throughput at or above ssl-bump's", 'bulk', 'throughput', I, 'squid-bump', 1],
+    ['tunnel-rps-keepalive', 'tunnel keep-alive: requests/s ≥ Squid', KA, 'requests/s', T, 'squid', 1],
+    ['tunnel-rps-newconn', 'tunnel, new connection each: requests/s ≥ Squid', NC, 'requests/s', T, 'squid', 1],
+    ['inspect-rps-keepalive', 'inspect keep-alive: requests/s ≥ ssl-bump', KA, 'requests/s', I, 'squid-bump', 1],
+    ['inspect-rps-newconn', 'inspect, new connection each: requests/s ≥ ssl-bump', NC, 'requests/s', I, 'squid-bump', 1],
+  ];
   const targets: Target[] = [
-    vs('tunnel-bulk-cpu', 'tunnel bulk: proxy CPU per MB ≤ 1.5 × Squid', 'bulk', PER_MB, 'ew-tunnel', 'squid', 1.5, true),
-    vs('tunnel-bulk', 'tunnel bulk: throughput ≥ 0.9 × direct', 'bulk', 'throughput', 'ew-tunnel', 'direct', 0.9),
-    vs(
-      'tunnel-keepalive-cpu',
-      'tunnel keep-alive (64 clients): proxy CPU per request ≤ 1.0 × Squid',
-      'small-keepalive',
-      PER_REQUEST,
-      'ew-tunnel',
-      'squid',
-      1,
-      true,
-    ),
-    vs(
-      'tunnel-newconn-cpu',
-      'tunnel, new connection per request: proxy CPU per request ≤ 1.0 × Squid',
-      'new-connection',
-      PER_REQUEST,
-      'ew-tunnel',
-      'squid',
-      1,
-      true,
-    ),
-    vs(
-      'inspect-keepalive-cpu',
-      'inspect keep-alive (64 clients): proxy CPU per request ≤ 1.0 × Squid ssl-bump',
-      'small-keepalive',
-      PER_REQUEST,
-      'ew-inspect',
-      'squid-bump',
-      1,
-      true,
-    ),
-    vs('inspect-bulk-cpu', "inspect bulk: proxy CPU per MB below Squid ssl-bump's", 'bulk', PER_MB, 'ew-inspect', 'squid-bump', 1, true),
-    vs('inspect-bulk', "inspect bulk: throughput at or above Squid ssl-bump's", 'bulk', 'throughput', 'ew-inspect', 'squid-bump', 1),
-    vs(
-      'tunnel-rps-keepalive',
-      'tunnel keep-alive (64 clients): requests/s ≥ Squid',
-      'small-keepalive',
-      'requests/s',
-      'ew-tunnel',
-      'squid',
-      1,
-    ),
-    vs(
-      'tunnel-rps-newconn',
-      'tunnel, new connection per request: requests/s ≥ Squid',
-      'new-connection',
-      'requests/s',
-      'ew-tunnel',
-      'squid',
-      1,
-    ),
-    vs(
-      'inspect-rps-keepalive',
-      'inspect keep-alive: requests/s ≥ Squid ssl-bump',
-      'small-keepalive',
-      'requests/s',
-      'ew-inspect',
-      'squid-bump',
-      1,
-    ),
-    vs(
-      'inspect-rps-newconn',
-      'inspect, new connection per request: requests/s ≥ Squid ssl-bump',
-      'new-connection',
-      'requests/s',
-      'ew-inspect',
-      'squid-bump',
-      1,
-    ),
+    ...ratioGoals.map((g) => vs(...g)),
     bound('idle-rss', '≤ 16 KiB RSS per idle tunnel', 'idle-tunnels', 'RSS per idle tunnel', 'ew-tunnel', 16, true),
   ];
   const ship = find(rows, 'shipping-overhead', 'shipping cost', null);

@@ -13,22 +13,20 @@
  * client, so three replicas here measure contention more than scale-out; the
  * ratio to SQLite is in each row's note.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gzipSync } from 'node:zlib';
 import type { ChildProcess } from 'node:child_process';
 import pg from 'pg';
 import YAML from 'yaml';
 import { fakeTrailEnv, startFakeTrail } from '../servers/fake-trail.js';
-import { benchCloudTrailRecord } from '../lib/cloudtrail-record.js';
+import { postTelemetryBatch, telemetryBatch, trailLogFile } from '../lib/detector-feed.js';
 import { benchObservation, corpusKey } from '../lib/replay-corpus.js';
 import { scrape } from '../lib/prom-text.js';
 import { freePort, sleep, spawnLogged, stopChild, waitForPort } from '../lib/proc.js';
 import type { BenchContext, Scenario } from '../lib/scenario.js';
-import { BATCH_HEADER, GATEWAY_HEADER, SIGNATURE_HEADER, signatureHeader } from '../../protocol/signature.js';
 
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 const NAME = 'detector-replicas';
@@ -81,52 +79,15 @@ async function stopAll(replicas: readonly Replica[]): Promise<void> {
 /** `batches` signed telemetry batches of `perBatch` observations, each with keys of its own. */
 function telemetryBodies(batches: number, perBatch: number, seed: number): { batchId: string; body: Buffer }[] {
   const now = Date.now();
-  return Array.from({ length: batches }, (_, b) => {
-    const batchId = randomBytes(16).toString('base64url');
-    const records = Array.from({ length: perBatch }, (_, i) => {
-      const t = now - 600_000 + i * 100;
-      return { ...benchObservation(t, corpusKey(b * perBatch + i, seed), `10.20.${b % 250}.${(i % 250) + 1}`), status: { '2xx': 3 } };
-    });
-    const batch = {
-      schemaVersion: 1,
-      batchId,
-      gatewayId: 'gw-bench',
-      agent: { version: '0.1.0', startedAt: new Date(now - 3_600_000).toISOString() },
-      sequence: b,
-      egressCidrs: ['203.0.113.0/28'],
-      sentAt: new Date(now).toISOString(),
-      records,
-    };
-    return { batchId, body: gzipSync(JSON.stringify(batch), { level: 1 }) };
-  });
-}
-
-function post(port: number, batchId: string, body: Buffer, agent: http.Agent): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/v1/telemetry',
-        agent,
-        headers: {
-          'content-type': 'application/json',
-          'content-encoding': 'gzip',
-          'content-length': String(body.length),
-          [GATEWAY_HEADER]: 'gw-bench',
-          [SIGNATURE_HEADER]: signatureHeader(Buffer.from(SECRET, 'utf8'), Math.floor(Date.now() / 1000), body),
-          [BATCH_HEADER]: batchId,
-        },
-      },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+  return Array.from({ length: batches }, (_, b) =>
+    telemetryBatch(
+      b,
+      Array.from({ length: perBatch }, (_, i) => {
+        const t = now - 600_000 + i * 100;
+        return { ...benchObservation(t, corpusKey(b * perBatch + i, seed), `10.20.${b % 250}.${(i % 250) + 1}`), status: { '2xx': 3 } };
+      }),
+    ),
+  );
 }
 
 /** Posts every body (round-robin over the replicas, IN_FLIGHT at a time): records stored per second. */
@@ -141,7 +102,7 @@ async function ingestRate(replicas: readonly Replica[], bodies: readonly { batch
           const i = next++;
           if (i >= bodies.length) return;
           const b = bodies[i]!;
-          const status = await post(replicas[i % replicas.length]!.ingest, b.batchId, b.body, agent);
+          const status = await postTelemetryBatch(replicas[i % replicas.length]!.ingest, SECRET, b, agent);
           if (status !== 200) throw new Error(`telemetry batch answered ${status}`);
         }
       }),
@@ -150,22 +111,6 @@ async function ingestRate(replicas: readonly Replica[], bodies: readonly { batch
     agent.destroy();
   }
   return (bodies.length * perBatch) / ((performance.now() - t0) / 1000);
-}
-
-function logFile(records: number, at: number): Buffer {
-  const out = [];
-  for (let i = 0; i < records; i++)
-    out.push(
-      benchCloudTrailRecord({
-        eventId: randomUUID(),
-        requestId: randomUUID(),
-        eventTimeMs: at - (i % 600) * 1000,
-        accessKeyId: `ASIA${String(i % 5_000).padStart(16, 'R')}`,
-        sourceIp: i % 10 === 0 ? '198.51.100.7' : '203.0.113.5',
-        sessionCreatedMs: at - 3_600_000,
-      }),
-    );
-  return gzipSync(JSON.stringify({ Records: out }), { level: 6 });
 }
 
 /** The same files through a fresh queue, read by the replicas together: records decided per second. */
@@ -239,7 +184,9 @@ const scenario: Scenario = {
     const files = ctx.args.quick ? 10 : 60;
     const perFile = ctx.args.quick ? 500 : 1_000;
     const now = Date.now();
-    const trailBodies = Array.from({ length: files }, (_, n) => logFile(perFile, now - n * 1000));
+    const trailBodies = Array.from({ length: files }, (_, n) =>
+      trailLogFile(perFile, now - n * 1000, (i) => `ASIA${String(i % 5_000).padStart(16, 'R')}`),
+    );
     const setups: { subject: string; n: number; store: 'sqlite' | 'postgres' }[] = [
       { subject: 'SQLite, 1 detector', n: 1, store: 'sqlite' },
       { subject: 'PostgreSQL, 1 detector', n: 1, store: 'postgres' },

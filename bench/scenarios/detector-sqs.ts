@@ -16,18 +16,14 @@
  * attested, 10 % from outside, merged into findings), none waits as pending.
  * The decisions by disposition and the pending count are in each row's note.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
-import http from 'node:http';
 import { mkdirSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gzipSync } from 'node:zlib';
 import YAML from 'yaml';
 import { fakeTrailEnv, startFakeTrail } from '../servers/fake-trail.js';
-import { benchCloudTrailRecord } from '../lib/cloudtrail-record.js';
+import { postTelemetryBatch, telemetryBatch, trailLogFile } from '../lib/detector-feed.js';
 import { benchObservation } from '../lib/replay-corpus.js';
 import { scrape } from '../lib/prom-text.js';
-import { GATEWAY_HEADER, BATCH_HEADER, SIGNATURE_HEADER, signatureHeader } from '../../protocol/signature.js';
 import { cpuMs, freePort, sleep, spawnLogged, stopChild, waitForPort } from '../lib/proc.js';
 import type { BenchContext, Scenario } from '../lib/scenario.js';
 
@@ -42,24 +38,6 @@ const keyOf = (k: number): string => `ASIA${String(k).padStart(16, 'Q')}`;
 /** When record i of a file whose newest event is at `at` happened: up to 10 minutes before. */
 const eventTime = (at: number, i: number): number => at - (i % 600) * 1000;
 
-function logFile(records: number, at: number): Buffer {
-  const out = [];
-  for (let i = 0; i < records; i++) {
-    out.push(
-      benchCloudTrailRecord({
-        eventId: randomUUID(),
-        requestId: randomUUID(),
-        eventTimeMs: eventTime(at, i),
-        accessKeyId: keyOf(i % KEYS),
-        // 90 % from the gateway (attested by the telemetry posted first), 10 % outside.
-        sourceIp: i % 10 === 0 ? '198.51.100.7' : '203.0.113.5',
-        sessionCreatedMs: at - 3_600_000,
-      }),
-    );
-  }
-  return gzipSync(JSON.stringify({ Records: out }), { level: 6 });
-}
-
 /**
  * The gateway's telemetry for every key, signed as an agent ships it: key k seen by a routed
  * client at the time of its records (file 0's; the other files' are within 2 minutes of it, inside
@@ -67,54 +45,21 @@ function logFile(records: number, at: number): Buffer {
  */
 function telemetryBodies(at: number): { batchId: string; body: Buffer }[] {
   const perBatch = 1_000;
-  const now = Date.now();
-  return Array.from({ length: KEYS / perBatch }, (_, b) => {
-    const records = Array.from({ length: perBatch }, (_, j) => {
-      const k = b * perBatch + j;
-      return { ...benchObservation(eventTime(at, k) - 60_000, keyOf(k), `10.20.${k % 250}.4`), status: { '2xx': 3 } };
-    });
-    const batchId = randomBytes(16).toString('base64url');
-    const batch = {
-      schemaVersion: 1,
-      batchId,
-      gatewayId: 'gw-bench',
-      agent: { version: '0.1.0', startedAt: new Date(now - 3_600_000).toISOString() },
-      sequence: b,
-      egressCidrs: ['203.0.113.0/28'],
-      sentAt: new Date(now).toISOString(),
-      records,
-    };
-    return { batchId, body: gzipSync(JSON.stringify(batch), { level: 1 }) };
-  });
+  return Array.from({ length: KEYS / perBatch }, (_, b) =>
+    telemetryBatch(
+      b,
+      Array.from({ length: perBatch }, (_, j) => {
+        const k = b * perBatch + j;
+        return { ...benchObservation(eventTime(at, k) - 60_000, keyOf(k), `10.20.${k % 250}.4`), status: { '2xx': 3 } };
+      }),
+    ),
+  );
 }
 
 /** Posts the telemetry to the detector's ingest endpoint, one batch after another. */
 async function postTelemetry(port: number, bodies: readonly { batchId: string; body: Buffer }[]): Promise<void> {
-  for (const { batchId, body } of bodies) {
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = http.request(
-        {
-          host: '127.0.0.1',
-          port,
-          method: 'POST',
-          path: '/v1/telemetry',
-          headers: {
-            'content-type': 'application/json',
-            'content-encoding': 'gzip',
-            'content-length': String(body.length),
-            [GATEWAY_HEADER]: 'gw-bench',
-            [SIGNATURE_HEADER]: signatureHeader(Buffer.from(SECRET, 'utf8'), Math.floor(Date.now() / 1000), body),
-            [BATCH_HEADER]: batchId,
-          },
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        },
-      );
-      req.on('error', reject);
-      req.end(body);
-    });
+  for (const batch of bodies) {
+    const status = await postTelemetryBatch(port, SECRET, batch);
     if (status !== 200) throw new Error(`detector-sqs: a telemetry batch was answered ${status}`);
   }
 }
@@ -214,7 +159,10 @@ const scenario: Scenario = {
     const perFile = ctx.args.quick ? 500 : 1_000;
     const now = Date.now();
     ctx.log(`detector-sqs: writing ${files} log files of ${perFile} records`);
-    const bodies = Array.from({ length: files }, (_, n) => ({ n, body: logFile(perFile, now - AGE_MS - n * 1000) }));
+    const bodies = Array.from({ length: files }, (_, n) => ({
+      n,
+      body: trailLogFile(perFile, now - AGE_MS - n * 1000, (i) => keyOf(i % KEYS)),
+    }));
     const telemetry = telemetryBodies(now - AGE_MS);
     const day = new Date(now).toISOString().slice(0, 10).replace(/-/g, '/');
     const objectKey = (n: number): string =>
