@@ -6,8 +6,9 @@
  * streamed both ways with backpressure, so a 1 GiB upload passes in constant
  * memory. A request body declared at 64 KiB or less is read whole first and
  * goes upstream in one write with its head (most API calls: one TLS record
- * and one syscall fewer each, and no stream per request). The dispatcher's connector decides where a connection may go: it
- * only ever dials addresses the destination policy checked.
+ * and one syscall fewer each, and no stream per request). The dispatcher's
+ * connector decides where a connection may go: it only ever dials addresses
+ * the destination policy checked.
  */
 import type http from 'node:http';
 import { Readable, Transform } from 'node:stream';
@@ -91,21 +92,15 @@ export interface ForwardOptions {
 /** Response bytes that may wait for a slow client before the upstream read pauses. */
 const RESPONSE_BUFFER = 64 * 1024;
 
-/**
- * The exchange as an undici dispatch handler: the response head goes to `res` as it comes and each
- * body chunk is written to `res` straight from the parser (paused while `res` is full), with no
- * response stream, promise or async resource in between — the cost per request and per MB that
- * `dispatcher.request()` adds on top of the same connection pool.
- */
 /** Request bodies up to this declared length are read whole, then sent with their head in one write. */
 const SMALL_BODY = 64 * 1024;
 
-/** The declared length of a request body small enough to read whole, when there is one (no Transfer-Encoding). */
-function smallBodyLength(req: http.IncomingMessage): number | null {
+/** A request body declared small enough to read whole (a Content-Length, no Transfer-Encoding). */
+function isSmallBody(req: http.IncomingMessage): boolean {
   const v = req.headers['content-length'];
-  if (typeof v !== 'string' || req.headers['transfer-encoding'] !== undefined || !/^\d{1,6}$/.test(v)) return null;
+  if (typeof v !== 'string' || req.headers['transfer-encoding'] !== undefined || !/^\d{1,6}$/.test(v)) return false;
   const n = Number(v);
-  return n > 0 && n <= SMALL_BODY ? n : null;
+  return n > 0 && n <= SMALL_BODY;
 }
 
 /**
@@ -140,28 +135,27 @@ function readSmallBody(
 
 export function forwardRequest(req: http.IncomingMessage, res: http.ServerResponse, opts: ForwardOptions): Promise<ForwardOutcome> {
   const peek = opts.peekBody ?? null;
-  if (smallBodyLength(req) === null) {
-    const hasBody =
-      req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-    if (!hasBody) return exchange(req, res, opts, null, () => 0);
-    let bytesUp = 0;
-    return exchange(
-      req,
-      res,
-      opts,
-      observedBody(req, peek, (n) => (bytesUp += n)),
-      () => bytesUp,
-    );
-  }
   let bytesUp = 0;
-  return readSmallBody(req, peek, (n) => (bytesUp += n)).then((body) => {
-    if (body !== null) return exchange(req, res, opts, body, () => bytesUp);
-    // The client left before its body ended: nothing was sent upstream.
-    res.destroy();
-    return { status: null, bytesUp, bytesDown: 0, failure: null, clientGone: true, upstreamMs: null };
-  });
+  const count = (n: number): number => (bytesUp += n);
+  const up = (): number => bytesUp;
+  if (isSmallBody(req))
+    return readSmallBody(req, peek, count).then((body) => {
+      if (body !== null) return exchange(req, res, opts, body, up);
+      // The client left before its body ended: nothing was sent upstream.
+      res.destroy();
+      return { status: null, bytesUp, bytesDown: 0, failure: null, clientGone: true, upstreamMs: null };
+    });
+  const hasBody =
+    req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+  return exchange(req, res, opts, hasBody ? observedBody(req, peek, count) : null, up);
 }
 
+/**
+ * The exchange as an undici dispatch handler: the response head goes to `res` as it comes and each
+ * body chunk is written to `res` straight from the parser (paused while `res` is full), with no
+ * response stream, promise or async resource in between — the cost per request and per MB that
+ * `dispatcher.request()` adds on top of the same connection pool.
+ */
 function exchange(
   req: http.IncomingMessage,
   res: http.ServerResponse,

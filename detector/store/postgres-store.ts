@@ -127,6 +127,15 @@ function timedQuery<R extends pg.QueryResultRow>(
   return q.finally(() => onQuery(kind, performance.now() - started));
 }
 
+/** An events row's kept copy. */
+function keptFromRow(row: { origin: string | null; fingerprint: string | null; summary: string | null }): KeptEvent {
+  return {
+    origin: row.origin === 'pushed' || row.origin === 'trail' ? row.origin : null,
+    fingerprint: row.fingerprint,
+    summary: row.summary === null ? null : parse<Record<string, unknown>>(row.summary),
+  };
+}
+
 /** The store's operations over one executor: the pool, or a transaction's connection. */
 class PostgresOperations implements StoreOps {
   constructor(protected readonly exec: Exec) {}
@@ -319,12 +328,7 @@ class PostgresOperations implements StoreOps {
       [eventId],
     );
     const row = r.rows[0];
-    if (row === undefined) return null;
-    return {
-      origin: row.origin === 'pushed' || row.origin === 'trail' ? row.origin : null,
-      fingerprint: row.fingerprint,
-      summary: row.summary === null ? null : parse<Record<string, unknown>>(row.summary),
-    };
+    return row === undefined ? null : keptFromRow(row);
   }
 
   async keptCopies(eventIds: readonly string[]): Promise<(KeptEvent | null)[]> {
@@ -337,12 +341,7 @@ class PostgresOperations implements StoreOps {
     const byId = new Map(r.rows.map((row) => [row.event_id, row]));
     return eventIds.map((id) => {
       const row = byId.get(id);
-      if (row === undefined) return null;
-      return {
-        origin: row.origin === 'pushed' || row.origin === 'trail' ? row.origin : null,
-        fingerprint: row.fingerprint,
-        summary: row.summary === null ? null : parse<Record<string, unknown>>(row.summary),
-      };
+      return row === undefined ? null : keptFromRow(row);
     });
   }
 
