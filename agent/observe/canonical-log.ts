@@ -4,14 +4,18 @@
  * increment (denied_total too for a policy refusal), and at most one
  * observation — or, for a long-lived tunnel, one per report window, whose
  * bytes count as they are reported while the line and the increment wait
- * for the close. Keys are masked; nothing secret is in a record to begin with.
+ * for the close. Keys are masked; nothing secret is in a record to begin with,
+ * and free text in the line is checked again as it is written (redactText).
+ * The line is serialised here, field by field, and the counters are counted
+ * in cells read at scrape time: this runs once per request.
  *
  *   listener / connection path / inspector ──record()──▶ line + proxy_requests + observation ──▶ aggregator
  *   live tunnel ─────────────────────────────window()──▶ observation (+ bytes)
  */
-import type { Logger } from '../../common/log/logger.js';
-import { maskAccessKeyId } from '../../common/log/redact.js';
+import { fieldLineWriter, type Logger } from '../../common/log/logger.js';
+import { maskAccessKeyId, redactText } from '../../common/log/redact.js';
 import { serviceLabel, type AgentMetrics } from '../metrics/metrics.js';
+import { CounterCells } from './counter-cells.js';
 import { statusClass, type Observer } from './model/observation.js';
 import { observationOf, type RecordWindow, type RequestRecord, type RequestRecorder } from './model/request-record.js';
 
@@ -49,12 +53,47 @@ function message(event: DecisionEvent, r: RequestRecord): string {
   }
 }
 
+/** A string the agent did not choose from its own fixed values, as a JSON value: redacted if it looks like a secret. */
+function text(v: string | null): string {
+  return v === null ? 'null' : JSON.stringify(redactText(v));
+}
+
+function num(v: number | null): string {
+  return v !== null && Number.isFinite(v) ? String(v) : 'null';
+}
+
+/**
+ * The decision line's fields, serialised directly (fieldLineWriter in
+ * common/log/logger.ts): fixed keys, none named like a secret; the agent's own
+ * enum values as they are; every other string through `redactText`; the key
+ * masked. The same line, key for key, as pino would write for the object
+ * (test/unit/agent/observe/canonical-log.test.ts compares them).
+ */
+export function decisionFields(event: DecisionEvent, r: RequestRecord): string {
+  const aws = r.aws;
+  return (
+    `,"event":"${event}","kind":${JSON.stringify(r.kind)},"mode":${JSON.stringify(r.mode)},"capture":${JSON.stringify(r.capture)}` +
+    `,"client_ip":${text(r.clientIp)},"network":${text(r.network)},"host":${text(r.host)},"port":${num(r.port)}` +
+    `,"resolved_ip":${text(r.resolvedIp)},"original_ip":${text(r.originalIp)}` +
+    `,"aws_service":${text(aws?.service ?? null)},"aws_region":${text(aws?.region ?? null)}` +
+    `,"key":${r.key ? JSON.stringify(maskAccessKeyId(r.key.accessKeyId)) : 'null'},"action":${text(r.action)},"status":${num(r.status)}` +
+    `,"bytes_up":${num(r.bytesUp)},"bytes_down":${num(r.bytesDown)},"duration_ms":${num(r.endedAt - r.startedAt)}` +
+    `,"outcome":${JSON.stringify(r.outcome)},"reason":${text(r.reason)}` +
+    (r.requests !== undefined ? `,"requests":${num(r.requests)}` : '')
+  );
+}
+
 export function requestRecorder(logger: Logger, metrics: AgentMetrics, observer: Observer): RequestRecorder {
+  const writeLine = fieldLineWriter(logger);
+  const requests = new CounterCells(metrics.proxyRequests, ['kind', 'outcome']);
+  const awsRequests = new CounterCells(metrics.awsRequests, ['service', 'mode']);
+  const inspected = new CounterCells(metrics.inspectedRequests, ['service', 'status_class']);
+  const bytes = new CounterCells(metrics.tunnelBytes, ['direction']);
   const observe = (r: RequestRecord, window: RecordWindow | null): void => {
     const o = observationOf(r, window);
     if (o === null) return;
-    metrics.tunnelBytes.inc({ direction: 'up' }, o.bytesUp);
-    metrics.tunnelBytes.inc({ direction: 'down' }, o.bytesDown);
+    bytes.add('up', null, o.bytesUp);
+    bytes.add('down', null, o.bytesDown);
     observer.observe(o);
   };
   return {
@@ -62,43 +101,14 @@ export function requestRecorder(logger: Logger, metrics: AgentMetrics, observer:
       observe(r, window);
     },
     record(r) {
-      metrics.proxyRequests.inc({ kind: r.kind, outcome: r.outcome });
+      requests.add(r.kind, r.outcome);
       if (r.denied !== null) metrics.denied.inc({ reason: r.denied });
-      if (r.observed && r.host !== null && r.aws) metrics.awsRequests.inc({ service: serviceLabel(r.aws.service), mode: r.mode });
-      if (r.kind === 'inspected')
-        metrics.inspectedRequests.inc({
-          service: serviceLabel(r.aws?.service),
-          status_class: (r.status !== null ? statusClass(r.status) : null) ?? 'none',
-        });
+      if (r.observed && r.host !== null && r.aws) awsRequests.add(serviceLabel(r.aws.service), r.mode);
+      if (r.kind === 'inspected') inspected.add(serviceLabel(r.aws?.service), (r.status !== null ? statusClass(r.status) : null) ?? 'none');
       observe(r, r.lastWindow ?? null);
       if (!logger.isLevelEnabled('info')) return;
       const event = decisionEvent(r);
-      logger.info(
-        {
-          event,
-          kind: r.kind,
-          mode: r.mode,
-          capture: r.capture,
-          client_ip: r.clientIp,
-          network: r.network,
-          host: r.host,
-          port: r.port,
-          resolved_ip: r.resolvedIp,
-          original_ip: r.originalIp,
-          aws_service: r.aws?.service ?? null,
-          aws_region: r.aws?.region ?? null,
-          key: r.key ? maskAccessKeyId(r.key.accessKeyId) : null,
-          action: r.action,
-          status: r.status,
-          bytes_up: r.bytesUp,
-          bytes_down: r.bytesDown,
-          duration_ms: r.endedAt - r.startedAt,
-          outcome: r.outcome,
-          reason: r.reason,
-          ...(r.requests !== undefined ? { requests: r.requests } : {}),
-        },
-        message(event, r),
-      );
+      writeLine('info', decisionFields(event, r), message(event, r));
     },
   };
 }

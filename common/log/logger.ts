@@ -17,13 +17,29 @@ export interface LoggerOptions {
   destination?: DestinationStream;
 }
 
+/**
+ * pino's `,"time":"<ISO 8601>"` field, the same text as its isoTime, without a
+ * Date per line: the part up to the second is made once a second.
+ */
+let second = -1;
+let secondPrefix = '';
+export function isoTime(): string {
+  const now = Date.now();
+  const ms = now % 1000;
+  if (now - ms !== second) {
+    second = now - ms;
+    secondPrefix = `,"time":"${new Date(second).toISOString().slice(0, 20)}`;
+  }
+  return `${secondPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`;
+}
+
 export function createLogger(opts: LoggerOptions): Logger {
   const logger = pino(
     {
       name: opts.name,
       level: opts.level,
       base: { pid: undefined, hostname: undefined },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTime,
       messageKey: 'msg',
       formatters: {
         level: (label) => ({ level: label }),
@@ -53,6 +69,52 @@ function redactingChildren(root: Logger): Logger {
   };
   root.child = redacting as unknown as Logger['child'];
   return root;
+}
+
+/** A level that writes lines (not `silent`). */
+export type LineLevel = Exclude<LevelWithSilent, 'silent'>;
+
+/**
+ * Writes lines whose fields the caller has already serialised — a string of
+ * `,"key":value` pairs — with the logger's own level label, time, bound fields
+ * and message key, to the logger's own stream: the same line as
+ * `logger[level](fields, msg)`, in order with its other lines and batched the
+ * same way, without pino's object walk or the key-name redaction walk. For
+ * lines of fixed, known keys written very often (the canonical decision line);
+ * the caller answers for the rest of the contract: no key named like a secret
+ * (redact.ts), every value JSON, free text passed through `redactText`.
+ * Nothing is written below the logger's level. A logger whose stream wants
+ * pino's per-line metadata (multistream), or that has a mixin, a message
+ * prefix or a write hook, gets the line through its ordinary method instead.
+ */
+export type FieldLineWriter = (level: LineLevel, fields: string, msg: string) => void;
+
+type PinoInternals = Record<symbol, unknown>;
+// msgPrefixSym is in pino's symbols but not in its types.
+const sym = pino.symbols as typeof pino.symbols & { readonly msgPrefixSym: symbol };
+
+export function fieldLineWriter(logger: Logger): FieldLineWriter {
+  const l = logger as unknown as PinoInternals;
+  const plain = (): boolean => {
+    const stream = l[sym.streamSym] as PinoInternals | undefined;
+    const hooks = l[sym.hooksSym] as { streamWrite?: unknown } | undefined;
+    return (
+      stream !== undefined && stream[sym.needsMetadataGsym] !== true && !l[sym.mixinSym] && !l[sym.msgPrefixSym] && !hooks?.streamWrite
+    );
+  };
+  const key = JSON.stringify(l[sym.messageKeySym]);
+  return (level, fields, msg) => {
+    const num = logger.levels.values[level];
+    if (num === undefined || num < logger.levelVal) return;
+    if (!plain()) {
+      logger[level](JSON.parse(`{${fields.slice(1)}}`) as object, msg);
+      return;
+    }
+    const label = (l[sym.lsCacheSym] as Record<number, string>)[num];
+    const time = (l[sym.timeSym] as () => string)();
+    const line = `${label}${time}${l[sym.chindingsSym] as string}${fields},${key}:${JSON.stringify(msg)}${l[sym.endSym] as string}`;
+    (l[sym.streamSym] as { write(s: string): unknown }).write(line);
+  };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { REDACTED, maskAccessKeyId, redactDeep } from '../../../../common/log/redact.js';
+import { REDACTED, maskAccessKeyId, redactDeep, redactText } from '../../../../common/log/redact.js';
 
 describe('maskAccessKeyId', () => {
   it.each([
@@ -116,5 +116,40 @@ describe('redactDeep', () => {
     const err = Object.assign(new Error('upstream failed'), { headers: { authorization: 'AWS4-HMAC-SHA256 SECRET-SIG' } });
     const out = redactDeep({ err }) as { err: { headers: { authorization: string } } };
     expect(out.err.headers.authorization).toBe(REDACTED);
+  });
+});
+
+describe('redactText', () => {
+  it.each([
+    'AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20250101/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=abc',
+    'aws4-hmac-sha256',
+    'x-amz-signature=deadbeef',
+    '?X-Amz-Security-Token=IQoJb3JpZ2lu',
+    'X-Amz-Credential=AKIA',
+    'Signature=vjbyPxybdZaNmGa%2ByT272YEAiv4%3D',
+    'AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE',
+    'Basic dXNlcjpwYXNz',
+    'Bearer eyJhbGciOiJIUzI1NiJ9',
+    'AKIAIOSFODNN7EXAMPLE',
+    'asiay34fzkbokmutvv7a.example.com',
+    'x/wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+    'IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQD6EXAMPLE',
+  ])('redacts %j', (value) => {
+    expect(redactText(value)).toBe(REDACTED);
+  });
+
+  it.each([
+    'sts.us-east-1.amazonaws.com',
+    'secretsmanager.eu-west-1.amazonaws.com',
+    'my-bucket-0123456789abcdef0123456789abcdef0123.s3.amazonaws.com',
+    'DeregisterTransitGatewayMulticastGroupMembers',
+    'POST /2015-03-31/functions/{id}/invocations',
+    'GetSessionToken',
+    'upstream-tls-verify-failed',
+    'destination-denied:private',
+    '2001:db8::1',
+    '',
+  ])('keeps %j', (value) => {
+    expect(redactText(value)).toBe(value);
   });
 });
