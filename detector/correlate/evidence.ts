@@ -2,7 +2,7 @@
  * Sightings turned into recorded evidence: distance to the event, nearest
  * first, bounded in number, and the small text helpers reasons share.
  */
-import { isoFromMs } from '../../common/time/iso.js';
+import { clockTimeOf, isoTime } from './iso-time.js';
 import { maskAccessKeyId } from '../../common/log/redact.js';
 import { MAX_EVIDENCE, type Evidence, type Sighting } from './types.js';
 
@@ -22,8 +22,8 @@ export function toEvidence(s: Sighting, atMs: number): Evidence {
     gatewayId: s.gatewayId,
     clientIp: s.clientIp,
     network: s.network,
-    firstSeen: isoFromMs(s.firstSeenMs),
-    lastSeen: isoFromMs(s.lastSeenMs),
+    firstSeen: isoTime(s.firstSeenMs),
+    lastSeen: isoTime(s.lastSeenMs),
     count: s.count,
     host: s.host,
     service: s.service,
@@ -85,7 +85,7 @@ export function maskKey(key: string | null): string {
 
 /** `12:01:07Z`: the reason's time of day (the date is in the decision). */
 export function clockTime(ms: number): string {
-  return `${isoFromMs(ms).slice(11, 19)}Z`;
+  return clockTimeOf(ms);
 }
 
 /** `5m`, `90s`, `2h`: durations in reasons. */

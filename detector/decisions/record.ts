@@ -10,7 +10,7 @@
  * the GuardDuty decision for GuardDuty findings (both have `reason`).
  */
 import { z } from 'zod';
-import { isoFromMs } from '../../common/time/iso.js';
+import { isoTime } from '../correlate/iso-time.js';
 import type { Decision } from '../correlate/types.js';
 import type { GuardDutyDecision } from '../guardduty/decide.js';
 
@@ -115,8 +115,8 @@ export function decisionRecord(d: DecisionRow): Record<string, unknown> {
     version: DECISION_RECORD_VERSION,
     kind: d.kind,
     id: d.subjectId,
-    time: isoFromMs(d.timeMs),
-    decidedAt: isoFromMs(d.decidedMs),
+    time: isoTime(d.timeMs),
+    decidedAt: isoTime(d.decidedMs),
     disposition: d.disposition,
     rule: d.rule,
     accessKeyId: d.accessKeyId,
