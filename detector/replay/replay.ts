@@ -204,7 +204,7 @@ export async function replay(
   config: DetectorConfig,
   o: ReplayOptions,
   io: ReplayIo,
-  store = new MemoryStore({ copyValues: false }),
+  store = new MemoryStore({ copyValues: false, decisionDetails: false }),
 ): Promise<ReplaySummary> {
   const summary: ReplaySummary = {
     telemetryRecords: 0,

@@ -81,12 +81,21 @@ export interface MemoryStoreOptions {
    * finding and decision anew): replay, where copying was most of the time spent.
    */
   copyValues?: boolean;
+  /**
+   * false: a decision row keeps what later reads of the store need (subject, times, disposition,
+   * rule, key, source, gateway) but not its detail, which listDecisions then hands out as null.
+   * For replay, which prints each decision as it is made and never lists them: a detail kept per
+   * record was most of what the garbage collector had to carry through a replay.
+   */
+  decisionDetails?: boolean;
 }
 
 /** The store in memory, as a DetectorStore. */
 export class MemoryStore extends SerialStore<MemoryEngine> {
+  readonly wholeEvidence = true;
+
   constructor(o: MemoryStoreOptions = {}) {
-    super(new MemoryEngine(o.copyValues ?? true));
+    super(new MemoryEngine(o.copyValues ?? true, o.decisionDetails ?? true));
   }
 
   /** The evidence index (replay loads telemetry into it before deciding anything). */
@@ -123,9 +132,16 @@ export class MemoryEngine implements TransactionalEngine {
   private readonly marks: number[] = [];
   /** How a value crosses the boundary: a JSON copy (like SQLite's text columns), or as it is. */
   private readonly copy: <T>(v: T) => T;
+  /** Values are copied; without, a row handed in is kept as it is (its caller never changes it). */
+  private readonly copying: boolean;
 
-  constructor(copyValues: boolean) {
+  /** Decision rows keep their detail (see MemoryStoreOptions.decisionDetails). */
+  private readonly details: boolean;
+
+  constructor(copyValues: boolean, decisionDetails = true) {
     this.copy = copyValues ? copy : same;
+    this.copying = copyValues;
+    this.details = decisionDetails;
   }
 
   /** Indexes one telemetry record from an authenticated gateway; false when its times cannot be read. */
@@ -200,7 +216,7 @@ export class MemoryEngine implements TransactionalEngine {
 
   recordEvent(e: StoredEvent): boolean {
     if (this.events.has(e.eventId)) return false;
-    this.keepEvent({ ...e, summary: this.copy(e.summary) });
+    this.keepEvent(this.copying ? { ...e, summary: copy(e.summary) } : e);
     return true;
   }
 
@@ -231,7 +247,7 @@ export class MemoryEngine implements TransactionalEngine {
   }
 
   replaceEvent(e: StoredEvent): void {
-    this.keepEvent({ ...e, summary: this.copy(e.summary) });
+    this.keepEvent(this.copying ? { ...e, summary: copy(e.summary) } : e);
   }
 
   vouchForEvent(eventId: string, origin: EventOrigin, fingerprint: string, summary: Record<string, unknown>): void {
@@ -302,7 +318,7 @@ export class MemoryEngine implements TransactionalEngine {
       sourceIp: d.sourceIp,
       gatewayId: d.gatewayId,
       seq: ++this.seq,
-      detail: this.copy(d.detail),
+      detail: this.details ? this.copy(d.detail) : null,
     });
     return true;
   }

@@ -249,6 +249,11 @@ export interface DetectorStore extends StoreOps {
   /** Other processes write this store at the same time (PostgreSQL): transactions take the locks of what they merge (lockFindings). */
   readonly shared?: boolean;
   /**
+   * The evidence snapshot answers every query whatever the needs it is given (the index is in
+   * memory): a batch's needs are not worked out for it.
+   */
+  readonly wholeEvidence?: boolean;
+  /**
    * Runs `fn` atomically: every write through `tx` commits together when `fn` resolves, or none
    * does when it rejects (the rejection is passed on). Transactions run one at a time.
    */
