@@ -35,10 +35,12 @@ import {
   type CorrelationPolicy,
   type Decision,
   type EvidenceView,
+  type EvidenceNeeds,
   type InventoryView,
   EMPTY_INVENTORY,
 } from '../correlate/decide.js';
 import { evidenceNeeds } from '../correlate/evidence-needs.js';
+import { isoTime } from '../correlate/iso-time.js';
 import { findingContextOf, findingFromDecision, findingId, mergeFinding, type Finding } from '../findings/shape.js';
 import type { FindingsSink } from '../findings/findings-sink.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
@@ -70,6 +72,9 @@ export interface EngineOptions {
 
 export class CorrelationEngine {
   private newestEventMs = 0;
+  /** The counters' children by label value, looked up once each (labels are hashed on every lookup). */
+  private readonly recordCounters = new Map<string, { inc(): void }>();
+  private readonly decisionCounters = new Map<string, Map<string, { inc(): void }>>();
 
   constructor(private readonly opts: EngineOptions) {}
 
@@ -105,18 +110,18 @@ export class CorrelationEngine {
           outcomes[i] = 'invalid';
           continue;
         }
-        work.push({ i, raw, event: n.event });
+        work.push({ i, raw, event: n.event, instance: instanceCredentialKind(n.event) !== 'other' });
       } catch (err) {
         this.failed(raw, err);
       }
     }
     if (work.length === 0) return outcomes;
-    const ctx = await this.context(work.map((w) => w.event).filter((e) => instanceCredentialKind(e) !== 'other'));
+    const ctx = await this.context(work.flatMap((w) => (w.instance ? [w.event] : [])));
     for (const w of work) this.noteEventTime(w.event.eventTimeMs);
     // The findings to lock are worked out once: a retry (whole, or record by record) locks its own part again.
     if (this.opts.store.shared)
       for (const w of work) {
-        const id = this.findingToLock(w.event, ctx);
+        const id = w.instance ? this.findingToLock(w.event, ctx) : null;
         if (id !== null) w.lock = id;
       }
     // First without savepoints (a statement, or a round trip to PostgreSQL, less per record): when a
@@ -149,10 +154,10 @@ export class CorrelationEngine {
         // Without savepoints, the slice is read and merged as a whole: its kept copies in one read, and
         // each finding it touches read once and written once, before the commit.
         const slice = isolated ? null : await this.sliceState(tx, work);
-        for (const { i, raw, event } of work) {
-          if (instanceCredentialKind(event) === 'other') {
+        for (const { i, raw, event, instance } of work) {
+          if (!instance) {
             told.push(() => {
-              this.opts.metrics.cloudtrailRecords.inc({ outcome: 'not_instance_credential' });
+              this.recordsCounted('not_instance_credential').inc();
               this.opts.decided?.(decide(event, ctx), event);
             });
             results.set(i, 'not-instance-credential');
@@ -178,7 +183,7 @@ export class CorrelationEngine {
               continue;
             }
           }
-          told.push(...effects, () => this.opts.metrics.cloudtrailRecords.inc({ outcome: outcome === 'pending' ? 'decided' : outcome }));
+          told.push(...effects, () => this.recordsCounted(outcome === 'pending' ? 'decided' : outcome).inc());
           results.set(i, outcome);
         }
         if (slice !== null)
@@ -223,6 +228,29 @@ export class CorrelationEngine {
     }
   }
 
+  private recordsCounted(outcome: string): { inc(): void } {
+    let child = this.recordCounters.get(outcome);
+    if (child === undefined) {
+      child = this.opts.metrics.cloudtrailRecords.labels({ outcome });
+      this.recordCounters.set(outcome, child);
+    }
+    return child;
+  }
+
+  private decisionsCounted(disposition: string, rule: string): { inc(): void } {
+    let byRule = this.decisionCounters.get(disposition);
+    if (byRule === undefined) {
+      byRule = new Map();
+      this.decisionCounters.set(disposition, byRule);
+    }
+    let child = byRule.get(rule);
+    if (child === undefined) {
+      child = this.opts.metrics.decisions.labels({ disposition, rule });
+      byRule.set(rule, child);
+    }
+    return child;
+  }
+
   private failed(raw: unknown, err: unknown): void {
     this.opts.metrics.cloudtrailRecords.inc({ outcome: 'failed' });
     this.opts.logger.error({ event: 'cloudtrail_record_failed', event_id: eventIdOf(raw), err }, 'could not process a CloudTrail record');
@@ -230,7 +258,7 @@ export class CorrelationEngine {
 
   /** The kept copies of a slice's instance-credential events, read at once; no finding read yet. */
   private async sliceState(tx: StoreTx, work: readonly Work[]): Promise<SliceState> {
-    const ids = [...new Set(work.filter((w) => instanceCredentialKind(w.event) !== 'other').map((w) => w.event.eventId))];
+    const ids = [...new Set(work.flatMap((w) => (w.instance ? [w.event.eventId] : [])))];
     const copies = ids.length === 0 ? [] : await tx.keptCopies(ids);
     return { kept: new Map(ids.map((id, n) => [id, copies[n] ?? null])), findings: new Map(), changed: new Map() };
   }
@@ -394,7 +422,9 @@ export class CorrelationEngine {
     const registry = this.opts.registry();
     const policy = this.opts.policy();
     const evidence: EvidenceView =
-      events.length === 0 ? NO_EVIDENCE : await reader.evidenceSnapshot(evidenceNeeds(events, registry, policy));
+      events.length === 0
+        ? NO_EVIDENCE
+        : await reader.evidenceSnapshot(this.opts.store.wholeEvidence ? NO_NEEDS : evidenceNeeds(events, registry, policy));
     return { registry, evidence, policy, inventory: this.opts.inventory?.() ?? EMPTY_INVENTORY };
   }
 
@@ -421,7 +451,7 @@ export class CorrelationEngine {
     if (!stored) return;
     effects.push(() => this.tellDecision(decision, event));
     if (decision.disposition !== 'finding') return;
-    const nowIso = new Date(now).toISOString();
+    const nowIso = isoTime(now);
     const fresh = findingFromDecision(decision, event, findingContextOf(event, nowIso));
     let existing: Finding | null;
     if (slice?.findings.has(fresh.id)) existing = slice.findings.get(fresh.id) ?? null;
@@ -442,9 +472,9 @@ export class CorrelationEngine {
 
   /** A decision committed: counted, logged, and told to `decided`. */
   private tellDecision(decision: Decision, event: CloudTrailEvent): void {
-    const { metrics, logger } = this.opts;
+    const { logger } = this.opts;
     this.opts.decided?.(decision, event);
-    metrics.decisions.inc({ disposition: decision.disposition, rule: decision.rule });
+    this.decisionsCounted(decision.disposition, decision.rule).inc();
     if (!logger.isLevelEnabled('info')) return;
     logger.info(
       {
@@ -526,6 +556,8 @@ interface Work {
   i: number;
   raw: unknown;
   event: CloudTrailEvent;
+  /** Made with instance credentials (the others are only counted and told as ignored). */
+  instance: boolean;
   /** On a shared store: the finding this record may raise or update, locked by its transaction. */
   lock?: string;
 }
@@ -545,6 +577,9 @@ interface SliceState {
 
 /** What committed decisions tell the world (metrics, log lines, the sink, `decided`), in order, once committed. */
 type Effects = (() => void)[];
+
+/** The needs handed to a store whose snapshot is its whole evidence. */
+const NO_NEEDS: EvidenceNeeds = { keys: [], endpoints: [], liveness: [] };
 
 /** The evidence of a batch that needs none (no instance credentials in it). */
 const NO_EVIDENCE: EvidenceView = {
