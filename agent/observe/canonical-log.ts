@@ -41,7 +41,7 @@ export function decisionEvent(r: RequestRecord): DecisionEvent {
 function message(event: DecisionEvent, r: RequestRecord): string {
   switch (event) {
     case 'refused':
-      return `${r.mode === 'http' ? 'request' : r.capture === 'transparent' ? 'redirected connection' : 'CONNECT'} refused`;
+      return r.mode === 'http' ? 'request refused' : r.capture === 'transparent' ? 'redirected connection refused' : 'CONNECT refused';
     case 'intercept_failed':
       return 'TLS interception failed; nothing was forwarded';
     case 'tunnel_closed':
@@ -49,7 +49,7 @@ function message(event: DecisionEvent, r: RequestRecord): string {
     case 'inspected_closed':
       return 'inspected connection closed';
     case 'request':
-      return `${r.mode === 'inspect' ? 'inspected' : 'plain HTTP'} request forwarded`;
+      return r.mode === 'inspect' ? 'inspected request forwarded' : 'plain HTTP request forwarded';
   }
 }
 

@@ -120,14 +120,23 @@ export function fieldLineWriter(logger: Logger): FieldLineWriter {
 /**
  * stdout for journald, written in batches: one write(2) per log line was the
  * largest syscall cost of short tunnels. Lines wait at most FLUSH_MS (or
- * until 16 KiB are buffered); pino flushes what is left on exit.
+ * until 8 KiB are buffered); pino flushes what is left on exit (it registers
+ * the destination itself). Each line is handed over as a Buffer: with strings,
+ * sonic-boom measures the whole pending batch (`Buffer.byteLength` of the
+ * joined string) on every write, so a batch of n lines cost O(n²) bytes
+ * scanned — more than serialising the canonical line.
  */
 const FLUSH_MS = 250;
 function bufferedStdout(): DestinationStream {
-  const dest = pino.destination({ fd: 1, sync: false, minLength: 8 * 1024 });
+  const sonic = pino.destination({ fd: 1, sync: false, minLength: 8 * 1024, contentMode: 'buffer' });
+  const dest = {
+    // Looked up at each call: on EPIPE pino replaces the destination's write with a no-op.
+    write: (line: string): boolean => sonic.write(Buffer.from(line) as unknown as string),
+    flush: (cb?: (err?: Error) => void): void => sonic.flush(cb),
+  };
   const timer = setInterval(() => {
     try {
-      dest.flush();
+      sonic.flush();
     } catch {
       // a flush while a write is in flight is retried at the next tick
     }
