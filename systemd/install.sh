@@ -197,7 +197,10 @@ mkdir "$stage/bin"
 cat >"$stage/bin/egress-witness" <<EOF
 #!/bin/sh
 # Written by install.sh: the Node.js found at install time ($node_version).
-exec "$node_bin" "$APP/dist/cli/main.js" "\$@"
+# --no-memory-reducer: an idle heap is not shrunk, so the next large transfer
+# (fresh off-heap buffers per TLS record) does not drive back-to-back full
+# collections (bench/README.md, "Inspect data path").
+exec "$node_bin" --no-memory-reducer "$APP/dist/cli/main.js" "\$@"
 EOF
 chmod -R u+rwX,go+rX,go-w "$stage"
 chmod 0755 "$stage/bin/egress-witness"

@@ -21,6 +21,16 @@ import type { DialDeps } from '../proxy/dialer.js';
 import { TAG, errorInfo, isOurs, type FromWorker, type ListenAddresses, type ToWorker } from './messages.js';
 import { TunnelBudget } from './tunnel-budget.js';
 
+/**
+ * The primary's V8 heap flags that its workers start with too (the launcher's
+ * `--no-memory-reducer`, an operator's heap sizes): the workers carry the data
+ * path. Nothing else of the primary's command line is passed on (a profiler's
+ * or debugger's flags stay the primary's own).
+ */
+export function workerExecArgv(execArgv: readonly string[]): string[] {
+  return execArgv.filter((a) => /^--(?:no-memory-reducer|(?:max-old|min-semi|max-semi)-space-size=\d+)$/.test(a));
+}
+
 export interface SupervisorOptions {
   workers: number;
   /** The worker entry module (built JavaScript). */
@@ -129,7 +139,13 @@ export class WorkerSupervisor {
     this.adminPort = adminPort;
     this.budget.setCap(config.proxy.max_tunnels);
     this.watchClock();
-    cluster.setupPrimary({ exec: this.opts.exec, execArgv: [], args: [], serialization: 'advanced', silent: false });
+    cluster.setupPrimary({
+      exec: this.opts.exec,
+      execArgv: workerExecArgv(process.execArgv),
+      args: [],
+      serialization: 'advanced',
+      silent: false,
+    });
     const started = await Promise.allSettled(this.slots.map((s) => this.fork(s)));
     const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason as Error;

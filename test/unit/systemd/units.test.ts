@@ -304,7 +304,9 @@ describe('install.sh', () => {
     const launcher = path.join(prefix, LAUNCHER);
     expect(fs.statSync(launcher).mode & 0o777).toBe(0o755);
     const node = run('bash', ['-c', 'command -v node']).stdout.trim();
-    expect(fs.readFileSync(launcher, 'utf8')).toContain(`\nexec "${node}" "/opt/egress-witness/dist/cli/main.js" "$@"\n`);
+    expect(fs.readFileSync(launcher, 'utf8')).toContain(
+      `\nexec "${node}" --no-memory-reducer "/opt/egress-witness/dist/cli/main.js" "$@"\n`,
+    );
     expect(fs.readlinkSync(path.join(prefix, 'usr/local/bin/egress-witness'))).toBe(LAUNCHER);
 
     const app = path.join(prefix, 'opt/egress-witness');
