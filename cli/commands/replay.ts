@@ -111,7 +111,14 @@ export async function replayCommand(o: ReplayCommandOptions, out: Output, tty = 
       },
       {
         line: (text) => {
-          write(`${noEvidence && !o.findings ? markNoEvidence(text) : text}\n`);
+          // The newline written apart: appended, it would make a line to be copied flat again first.
+          write(noEvidence && !o.findings ? markNoEvidence(text) : text);
+          write('\n');
+        },
+        lineParts: (parts) => {
+          if (noEvidence && !o.findings) write(markNoEvidence(parts.join('')));
+          else for (const part of parts) write(part);
+          write('\n');
         },
         progress: (text) => {
           if (!o.quiet) out.stderr(`replay: ${text}\n`);
