@@ -34,7 +34,7 @@ import { buildInspector, type InspectorHandle } from './inspect/build-inspector.
 import { WorkerSupervisor } from './cluster/supervisor.js';
 import type { WorkerRelay } from './cluster/relay.js';
 import type { TunnelAdmission } from './cluster/tunnel-budget.js';
-import { metricsToAggregate, resolveWorkers, workerEntry } from './cluster/workers.js';
+import { metricsToAggregate, resolveWorkers, workerEntry, workerExecArgv } from './cluster/workers.js';
 
 export interface AgentDeps {
   logger: Logger;
@@ -45,6 +45,8 @@ export interface AgentDeps {
   dial?: DialDeps;
   /** A --log-level given on the command line wins over log.level, on start and on every reload. */
   logLevelOverride?: string;
+  /** The node flags this process started with (process.execArgv): proxy workers start with its heap flags. */
+  execArgv?: readonly string[];
   /** How redirected connections' original destinations are read (default: the native addon, when built). */
   originalDestination?: OriginalDestinationReader;
   /**
@@ -156,6 +158,7 @@ export class AgentApp {
         observer: this.aggregator,
         writeLog: logWriter(this.logger),
         logLevelOverride: deps.logLevelOverride ?? null,
+        execArgv: workerExecArgv(deps.execArgv ?? []),
         // A host program's own network and clock: the workers borrow them (cluster/embedded.ts).
         ...(deps.dial || ownClock ? { embedded: { dial: deps.dial ?? null, now: ownClock } } : {}),
       });

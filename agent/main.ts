@@ -33,6 +33,7 @@ export async function runAgent(configPath: string, opts: { logLevel?: string } =
     logger,
     version: packageVersion(),
     nodeVersion: process.versions.node,
+    execArgv: process.execArgv,
     ...(opts.logLevel ? { logLevelOverride: opts.logLevel } : {}),
   });
   try {

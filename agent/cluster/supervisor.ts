@@ -21,16 +21,6 @@ import type { DialDeps } from '../proxy/dialer.js';
 import { TAG, errorInfo, isOurs, type FromWorker, type ListenAddresses, type ToWorker } from './messages.js';
 import { TunnelBudget } from './tunnel-budget.js';
 
-/**
- * The primary's V8 heap flags that its workers start with too (the launcher's
- * `--no-memory-reducer`, an operator's heap sizes): the workers carry the data
- * path. Nothing else of the primary's command line is passed on (a profiler's
- * or debugger's flags stay the primary's own).
- */
-export function workerExecArgv(execArgv: readonly string[]): string[] {
-  return execArgv.filter((a) => /^--(?:no-memory-reducer|(?:max-old|min-semi|max-semi)-space-size=\d+)$/.test(a));
-}
-
 export interface SupervisorOptions {
   workers: number;
   /** The worker entry module (built JavaScript). */
@@ -42,6 +32,8 @@ export interface SupervisorOptions {
   /** Where the workers' log lines go, as written: the primary's log destination. */
   writeLog: (text: string) => void;
   logLevelOverride: string | null;
+  /** Node flags the workers start with (workerExecArgv). */
+  execArgv: string[];
   /**
    * An embedded primary's own network and clock (AgentDeps.dial, AgentDeps.now), lent to the
    * workers (embedded.ts). Unset: each worker resolves, connects and reads the time itself.
@@ -141,7 +133,7 @@ export class WorkerSupervisor {
     this.watchClock();
     cluster.setupPrimary({
       exec: this.opts.exec,
-      execArgv: workerExecArgv(process.execArgv),
+      execArgv: this.opts.execArgv,
       args: [],
       serialization: 'advanced',
       silent: false,

@@ -68,3 +68,13 @@ export function workerEntry(): string {
   if (existsSync(here)) return fileURLToPath(here);
   return fileURLToPath(new URL('../../dist/agent/worker/main.js', import.meta.url));
 }
+
+/**
+ * The primary's V8 heap flags that its workers start with too (the launcher's
+ * `--no-memory-reducer`, an operator's heap sizes): the workers carry the data
+ * path. Nothing else of the primary's command line is passed on (a profiler's
+ * or debugger's flags stay the primary's own).
+ */
+export function workerExecArgv(execArgv: readonly string[]): string[] {
+  return execArgv.filter((a) => /^--(?:no-memory-reducer|(?:max-old|min-semi|max-semi)-space-size=\d+)$/.test(a));
+}

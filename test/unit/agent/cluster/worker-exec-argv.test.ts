@@ -3,7 +3,7 @@
  * flags (the launcher's --no-memory-reducer, heap sizes), nothing else.
  */
 import { describe, expect, it } from 'vitest';
-import { workerExecArgv } from '../../../../agent/cluster/supervisor.js';
+import { workerExecArgv } from '../../../../agent/cluster/workers.js';
 
 describe('workerExecArgv', () => {
   it('passes the heap flags on', () => {
