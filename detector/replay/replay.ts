@@ -26,7 +26,6 @@ import type { Decision } from '../correlate/decide.js';
 import { parseGuardDutyFinding, type GuardDutyDecision } from '../guardduty/decide.js';
 import { wireFinding } from '../guardduty/wire-shape.js';
 import { cloudTrailDecisionRow, decisionRecord, guardDutyDecisionRow } from '../decisions/record.js';
-import { cloudTrailDecisionJsonParts } from '../decisions/encode.js';
 import { cloudTrailFiles } from '../engine/cloudtrail-watcher.js';
 import { decideRecords } from '../engine/decide-records.js';
 import { DecisionPipeline } from '../engine/pipeline.js';
@@ -156,13 +155,8 @@ const EMPTY_REASON = '"reason":""';
  * decisionLine in three pieces: the record with an empty reason up to it, the reason, and the
  * rest. A reason masks keys with '…', and one such character in a JSON text makes all of it
  * two bytes a character, built and then copied flat to be written; apart, only the reason is.
- * A decision of the rules' own shape is printed field by field (decisions/encode.ts); any other
- * through JSON.stringify of its record.
  */
 export function decisionLineParts(d: Decision, eventTimeMs: number, decidedMs: number): string[] {
-  const built = cloudTrailDecisionJsonParts(d, eventTimeMs, decidedMs);
-  if (built !== null) return built;
-  if (typeof d.reason !== 'string') return [JSON.stringify(decisionRecord(cloudTrailDecisionRow(d, eventTimeMs, decidedMs)))];
   const text = JSON.stringify(decisionRecord(cloudTrailDecisionRow({ ...d, reason: '' }, eventTimeMs, decidedMs)));
   // The detail's reason: no other key is named so, and a quote inside a JSON string is escaped.
   const at = text.lastIndexOf(EMPTY_REASON);
