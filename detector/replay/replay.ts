@@ -160,7 +160,7 @@ export function decisionLineParts(d: Decision, eventTimeMs: number, decidedMs: n
   const text = JSON.stringify(decisionRecord(cloudTrailDecisionRow({ ...d, reason: '' }, eventTimeMs, decidedMs)));
   // The detail's reason: no other key is named so, and a quote inside a JSON string is escaped.
   const at = text.lastIndexOf(EMPTY_REASON);
-  if (at < 0) return [JSON.stringify(decisionRecord(cloudTrailDecisionRow(d, eventTimeMs, decidedMs)))];
+  if (at < 0 || typeof d.reason !== 'string') return [JSON.stringify(decisionRecord(cloudTrailDecisionRow(d, eventTimeMs, decidedMs)))];
   const split = at + EMPTY_REASON.length - 2;
   return [text.slice(0, split), JSON.stringify(d.reason), text.slice(split + 2)];
 }

@@ -46,4 +46,11 @@ describe('decisionLineParts', () => {
       { numRuns: 2_000 },
     );
   });
+
+  it('is one line of valid JSON for a decision without a text reason (not one the rules make)', () => {
+    const d = { ...decision('x'), reason: undefined } as unknown as Decision;
+    const parts = decisionLineParts(d, T, T + 5);
+    expect(parts).toHaveLength(1);
+    expect(() => JSON.parse(parts.join('')) as unknown).not.toThrow();
+  });
 });
