@@ -29,3 +29,32 @@ export function logSink(level: 'info' | 'debug' | 'trace' = 'info'): LogSink {
   const logger = createLogger({ name: 'test', level, destination: stream });
   return { logger, lines, raw, find: (event) => lines.filter((l) => l.event === event) };
 }
+
+export interface TextSink {
+  /** The destination to give createLogger. */
+  stream: Writable;
+  /** Everything written so far, as written. */
+  text(): string;
+  /** Every complete line so far, parsed. */
+  lines(): Record<string, unknown>[];
+}
+
+/** A destination that keeps what it is given as text, for tests that build their own logger. */
+export function textSink(): TextSink {
+  let text = '';
+  const stream = new Writable({
+    write(chunk: Buffer | string, _enc, cb) {
+      text += chunk.toString();
+      cb();
+    },
+  });
+  return {
+    stream,
+    text: () => text,
+    lines: () =>
+      text
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+}

@@ -2,7 +2,6 @@
 // object (same keys, order, values and escaping), with the logger's level, time and bound fields, in order with
 // the logger's other lines; free text that looks like a secret never reaches it; the log level is respected; and
 // the counters and the observation come with it whether or not the line is written.
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { pino } from 'pino';
@@ -13,28 +12,10 @@ import { createAgentMetrics } from '../../../../agent/metrics/metrics.js';
 import { decisionEvent, requestRecorder } from '../../../../agent/observe/canonical-log.js';
 import type { ObservationEvent } from '../../../../agent/observe/model/observation.js';
 import { newRecord, type RequestRecord } from '../../../../agent/observe/model/request-record.js';
-
-function sink(): { stream: Writable; text: () => string; lines: () => Record<string, unknown>[] } {
-  let text = '';
-  const stream = new Writable({
-    write(chunk: Buffer | string, _enc, cb) {
-      text += chunk.toString();
-      cb();
-    },
-  });
-  return {
-    stream,
-    text: () => text,
-    lines: () =>
-      text
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
-}
+import { textSink } from '../../../helpers/log-sink.js';
 
 function rig(level: 'info' | 'warn' = 'info', logger?: Logger) {
-  const out = sink();
+  const out = textSink();
   const log = logger ?? createLogger({ name: 'egress-witness-agent', level, destination: out.stream });
   const registry = new Registry();
   const metrics = createAgentMetrics(registry, { version: 'test', nodeVersion: process.versions.node });
@@ -142,7 +123,7 @@ describe('the canonical decision line', () => {
       fc.property(records, (r) => {
         const fast = rig();
         fast.recorder.record(r);
-        const slow = sink();
+        const slow = textSink();
         const log = createLogger({ name: 'egress-witness-agent', level: 'info', destination: slow.stream });
         log.info(asObject(r), fast.out.lines()[0]?.msg as string);
         expect(noTime(fast.out.text())).toBe(noTime(slow.text()));
@@ -252,7 +233,7 @@ describe('the canonical decision line', () => {
   });
 
   it('comes with the bound fields of a child logger (redacted), in order with the other lines', () => {
-    const out = sink();
+    const out = textSink();
     const log = createLogger({ name: 'egress-witness-agent', level: 'info', destination: out.stream }).child({
       worker: 2,
       secret: 'hmac-shared',
@@ -303,7 +284,7 @@ describe('the canonical decision line', () => {
   });
 
   it('goes through the logger itself when its stream wants pino’s per-line metadata (multistream): the same line', () => {
-    const out = sink();
+    const out = textSink();
     const log = createLogger({ name: 'egress-witness-agent', level: 'info', destination: pino.multistream([{ stream: out.stream }]) });
     const { recorder } = rig('info', log);
     recorder.record(inspected({ host: SECRETS['an access key ID in a host name'] }));

@@ -1,10 +1,10 @@
 // Property: whatever shape a log object has — nested objects and arrays, errors with own properties and causes,
 // fields bound on a child logger — a value under a secret-named key (signature, session token, secret, …) never
 // reaches a log line. The guarantee the key-name walk gives and pino's fixed redact paths cannot (docs/decisions/0013).
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createLogger } from '../../../../common/log/logger.js';
+import { textSink } from '../../../helpers/log-sink.js';
 
 const MARK = 'LEAKED-SECRET-';
 
@@ -55,24 +55,11 @@ const logged: fc.Arbitrary<unknown> = fc.letrec<{ node: unknown }>((tie) => ({
   ),
 })).node;
 
-function sink(): { stream: Writable; text: () => string } {
-  let text = '';
-  return {
-    stream: new Writable({
-      write(chunk: Buffer | string, _enc, cb) {
-        text += chunk.toString();
-        cb();
-      },
-    }),
-    text: () => text,
-  };
-}
-
 describe('log redaction', () => {
   it('no value under a secret-named key reaches a line, at any nesting, in errors, or bound on a child', () => {
     fc.assert(
       fc.property(logged, fc.constantFrom(...SECRET_NAMES), secretValue, (obj, boundKey, boundValue) => {
-        const out = sink();
+        const out = textSink();
         const log = createLogger({ name: 'prop', level: 'info', destination: out.stream });
         log.info({ event: 'x', payload: obj, err: obj instanceof Error ? obj : undefined }, 'line');
         log.error({ event: 'y', err: Object.assign(new Error('e'), { headers: obj, token: `${MARK}t` }) }, 'error line');
