@@ -132,10 +132,10 @@ describe('findings webhook', () => {
     );
     await waitFor(() => hits.length === 2, 'two deliveries');
     await sleep(300);
-    expect(hits.map((x): unknown[] => [x.status, x.body.resource.accessKeyDetails.accessKeyId])).toEqual([
-      [400, k1],
-      [200, k2],
-    ]);
+    // Two findings of one slice carry the same enqueue time: which goes first is the store's tie-break.
+    // The first delivery is refused for good and not retried; the other finding is delivered next.
+    expect(hits.map((x) => x.status)).toEqual([400, 200]);
+    expect(hits.map((x): unknown => x.body.resource.accessKeyDetails.accessKeyId).sort()).toEqual([k1, k2].sort());
     expect(await h.metric('egress_witness_detector_webhook_deliveries_total', { outcome: 'failed' })).toBe(1);
     expect(h.logs.find('webhook_gave_up')).toHaveLength(1);
   });
