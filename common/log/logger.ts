@@ -7,6 +7,7 @@
  */
 import { pino, type Bindings, type ChildLoggerOptions, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
 import { redactDeep } from './redact.js';
+import { isoTime } from '../time/iso-time.js';
 
 export type { Logger } from 'pino';
 
@@ -17,21 +18,8 @@ export interface LoggerOptions {
   destination?: DestinationStream;
 }
 
-/**
- * pino's `,"time":"<ISO 8601>"` field, the same text as its isoTime, without a
- * Date per line: the part up to the second is made once a second.
- */
-let second = -1;
-let secondPrefix = '';
-export function isoTime(): string {
-  const now = Date.now();
-  const ms = now % 1000;
-  if (now - ms !== second) {
-    second = now - ms;
-    secondPrefix = `,"time":"${new Date(second).toISOString().slice(0, 20)}`;
-  }
-  return `${secondPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`;
-}
+/** pino's `,"time":"<ISO 8601>"` field, the same text as its isoTime, from the per-second table. */
+const timeField = (): string => `,"time":"${isoTime(Date.now())}"`;
 
 export function createLogger(opts: LoggerOptions): Logger {
   const logger = pino(
@@ -39,7 +27,7 @@ export function createLogger(opts: LoggerOptions): Logger {
       name: opts.name,
       level: opts.level,
       base: { pid: undefined, hostname: undefined },
-      timestamp: isoTime,
+      timestamp: timeField,
       messageKey: 'msg',
       formatters: {
         level: (label) => ({ level: label }),

@@ -2,7 +2,7 @@
  * Sightings turned into recorded evidence: distance to the event, nearest
  * first, bounded in number, and the small text helpers reasons share.
  */
-import { clockTimeOf, isoTime } from './iso-time.js';
+import { clockTimeOf, isoTime } from '../../common/time/iso-time.js';
 import { maskAccessKeyId } from '../../common/log/redact.js';
 import { MAX_EVIDENCE, type Evidence, type Sighting } from './types.js';
 

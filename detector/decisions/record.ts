@@ -10,7 +10,7 @@
  * the GuardDuty decision for GuardDuty findings (both have `reason`).
  */
 import { z } from 'zod';
-import { isoTime } from '../correlate/iso-time.js';
+import { isoTime } from '../../common/time/iso-time.js';
 import type { Decision } from '../correlate/types.js';
 import type { GuardDutyDecision } from '../guardduty/decide.js';
 

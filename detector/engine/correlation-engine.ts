@@ -40,7 +40,7 @@ import {
   EMPTY_INVENTORY,
 } from '../correlate/decide.js';
 import { evidenceNeeds } from '../correlate/evidence-needs.js';
-import { isoTime } from '../correlate/iso-time.js';
+import { isoTime } from '../../common/time/iso-time.js';
 import { findingContextOf, findingFromDecision, findingId, mergeFinding, type Finding } from '../findings/shape.js';
 import type { FindingsSink } from '../findings/findings-sink.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';

@@ -6,7 +6,7 @@
  * only the milliseconds are appended: a replay formats several times per
  * record, and building each from its parts was a good share of the garbage.
  */
-import { isoFromMs } from '../../common/time/iso.js';
+import { isoFromMs } from './iso.js';
 
 const SLOTS = 4096;
 /** The second each slot holds (NaN: none yet), and its text up to the second ("2026-11-25T00:00:00"). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { clockTimeOf, isoTime } from '../../../../detector/correlate/iso-time.js';
+import { clockTimeOf, isoTime } from '../../../../common/time/iso-time.js';
 
 describe('isoTime', () => {
   it.each([0, -1, 999, 1000, 951_782_400_000, Date.parse('2026-11-25T13:01:07.123Z'), 253_402_300_799_999, 253_402_300_800_000, 1.5])(
