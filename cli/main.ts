@@ -21,6 +21,7 @@ const load = {
   transparentRules: () => import('./commands/transparent-rules.js'),
   ca: () => import('./commands/ca.js'),
   replay: () => import('./commands/replay.js'),
+  youngGeneration: () => import('./young-generation.js'),
   doctor: () => import('./commands/doctor.js'),
   backfill: () => import('./commands/backfill.js'),
   migrate: () => import('./commands/migrate.js'),
@@ -341,6 +342,12 @@ Output: one decision record per line, as "detector decisions" prints them (docs/
 Without agent telemetry there is no evidence, so replay needs --telemetry, or --no-telemetry to say so.`,
     )
     .action(async (o: ReplayCommandOptions) => {
+      const { relaunchArgs, runRelaunched } = await load.youngGeneration();
+      const again = relaunchArgs(process.execArgv, process.env.NODE_OPTIONS ?? '', process.argv);
+      if (again !== null) {
+        process.exitCode = await runRelaunched(again);
+        return;
+      }
       process.exitCode = await (await load.replay()).replayCommand(o, out, process.stderr.isTTY === true);
     });
   return p;

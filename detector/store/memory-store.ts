@@ -127,7 +127,13 @@ export class MemoryEngine implements TransactionalEngine {
   private readonly outbox = new Map<string, OutboxRow>();
   private readonly occurrences = new Map<string, OccurrenceRow>();
   private seq = 0;
-  private undo: (() => void)[] | null = null;
+  /**
+   * The undo log of the open transaction, flat: four slots an entry (what to do, where, what, key), so
+   * that a write allocates nothing to be undone (a closure and its context each, held until the
+   * commit, were much of what a replay slice promoted). Entries: MAP_SET (map, old value or ABSENT,
+   * key), LIST_ADD (list, item pushed), LIST_REMOVED (list, item taken out).
+   */
+  private undo: unknown[] | null = null;
   /** The length of the undo log when each open savepoint began, innermost last. */
   private readonly marks: number[] = [];
   /** How a value crosses the boundary: a JSON copy (like SQLite's text columns), or as it is. */
@@ -189,9 +195,9 @@ export class MemoryEngine implements TransactionalEngine {
   /** Sets `map[key]` (or deletes it for undefined), remembering the old value inside a transaction. */
   private put<K, V>(map: Map<K, V>, key: K, value: V | undefined): void {
     if (this.undo) {
-      const had = map.has(key);
       const old = map.get(key);
-      this.undo.push(() => (had ? map.set(key, old as V) : map.delete(key)));
+      this.undo.push(MAP_SET, map, old === undefined && !map.has(key) ? ABSENT : old);
+      this.undo.push(key);
     }
     if (value === undefined) map.delete(key);
     else map.set(key, value);
@@ -226,14 +232,14 @@ export class MemoryEngine implements TransactionalEngine {
     if (old !== undefined && old.accessKeyId !== null) {
       const list = this.eventsByKey.get(old.accessKeyId) ?? [];
       list.splice(list.indexOf(old), 1);
-      this.undo?.push(() => list.push(old));
+      this.undo?.push(LIST_REMOVED, list, old, null);
     }
     this.put(this.events, row.eventId, row);
     if (row.accessKeyId !== null) {
       const list = this.eventsByKey.get(row.accessKeyId) ?? [];
       list.push(row);
       this.eventsByKey.set(row.accessKeyId, list);
-      this.undo?.push(() => list.splice(list.indexOf(row), 1));
+      this.undo?.push(LIST_ADD, list, row, null);
     }
   }
 
@@ -354,7 +360,7 @@ export class MemoryEngine implements TransactionalEngine {
   rollback(): void {
     const undo = this.undo ?? [];
     this.undo = null;
-    for (let i = undo.length - 1; i >= 0; i--) undo[i]!();
+    undoTo(undo, 0);
   }
 
   savepoint(): void {
@@ -368,9 +374,7 @@ export class MemoryEngine implements TransactionalEngine {
 
   rollbackToSavepoint(): void {
     const mark = this.marks.pop() ?? 0;
-    const undo = this.undo ?? [];
-    for (let i = undo.length - 1; i >= mark; i--) undo[i]!();
-    undo.length = mark;
+    undoTo(this.undo ?? [], mark);
   }
 
   listDecisions(filter: { sinceMs: number; disposition: string | null; limit: number }): StoredDecision[] {
@@ -539,4 +543,34 @@ export class MemoryEngine implements TransactionalEngine {
   close(): void {
     // nothing to release
   }
+}
+
+const MAP_SET = 0;
+const LIST_ADD = 1;
+const LIST_REMOVED = 2;
+/** In an undo entry: the key was not in the map. */
+const ABSENT = Symbol('absent');
+
+/** Undoes the entries of `undo` (four slots each) after `mark`, latest first, and drops them. */
+function undoTo(undo: unknown[], mark: number): void {
+  for (let i = undo.length - 4; i >= mark; i -= 4) {
+    const what = undo[i + 2];
+    switch (undo[i]) {
+      case MAP_SET: {
+        const map = undo[i + 1] as Map<unknown, unknown>;
+        if (what === ABSENT) map.delete(undo[i + 3]);
+        else map.set(undo[i + 3], what);
+        break;
+      }
+      case LIST_ADD: {
+        const list = undo[i + 1] as unknown[];
+        list.splice(list.indexOf(what), 1);
+        break;
+      }
+      case LIST_REMOVED:
+        (undo[i + 1] as unknown[]).push(what);
+        break;
+    }
+  }
+  undo.length = mark;
 }
