@@ -34,7 +34,7 @@ const FULL: Preset = {
   telemetryRecords: 200_000,
   mintHosts: 200,
   mintHits: 20_000,
-  shippingRuns: 5,
+  shippingRuns: 8,
   shippingDurationMs: 3_000,
   settleMs: 3_000,
   burstAfterIdle: true,
@@ -150,11 +150,11 @@ async function runTable(args: BenchArgs, scenarios: Scenario[]): Promise<number>
     }
   } finally {
     await peers.stopAll();
-    await h.close(failures.length > 0);
+    await h.close(failures.length > 0 || process.env.BENCH_KEEP_TMP === '1');
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-  if (failures.length > 0) log(`temp folder kept for inspection: ${h.tmp}`);
+  if (failures.length > 0 || process.env.BENCH_KEEP_TMP === '1') log(`temp folder kept for inspection: ${h.tmp}`);
 
   addRatios(rows);
   const targets = evaluateTargets(rows);

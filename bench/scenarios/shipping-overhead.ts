@@ -1,12 +1,18 @@
 /**
  * What telemetry shipping costs the proxy: two fresh tunnel-mode agents, one
  * shipping to the local receiver (flush every 1 s) and one without a
- * detector, under the same new-connection tunnel load, interleaved. The
- * CONNECT hosts rotate over 1,000 S3 bucket names so each flush carries up to
- * 1,000 distinct records (one per host), not one aggregated record.
+ * detector, under the same new-connection tunnel load. The CONNECT hosts
+ * rotate over 1,000 S3 bucket names so each flush carries up to 1,000
+ * distinct records (one per host), not one aggregated record.
+ *
+ * Method (see bench/README.md, "Shipping overhead"): both agents are first
+ * warmed for the full warm time (a fresh process spends its first seconds in
+ * the JIT), then paired rounds alternate their order — off→on, on→off, … —
+ * so that a drift of the machine within a round favours neither side; the
+ * cost is the median of the per-round ratios, with their spread in the note.
  */
 import { startPeer, type RunningPeer } from '../lib/peers.js';
-import { cpuOf, interleave, proxyCpuPer } from '../lib/measure.js';
+import { cpuOf, measured, proxyCpuPer, type PeerRun } from '../lib/measure.js';
 import type { Scenario } from '../lib/scenario.js';
 import { median } from '../lib/stats.js';
 
@@ -20,6 +26,14 @@ async function metric(peer: RunningPeer, name: string): Promise<number | null> {
     .catch(() => '');
   const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text);
   return m ? Number(m[1]) : null;
+}
+
+/** The middle half of a set of percentages, as "a … b %". */
+function spread(v: readonly number[]): string {
+  if (v.length === 0) return '–';
+  const s = [...v].sort((a, b) => a - b);
+  const at = (q: number): number => s[Math.min(s.length - 1, Math.max(0, Math.round(q * (s.length - 1))))] as number;
+  return `${at(0.25).toFixed(1)} … ${at(0.75).toFixed(1)} %`;
 }
 
 const scenario: Scenario = {
@@ -44,13 +58,29 @@ const scenario: Scenario = {
           durationMs,
           authorities: HOSTS,
         });
-      const series = await interleave(
-        ctx,
-        [off, on],
-        ctx.preset.shippingRuns,
-        job(ctx.preset.shippingDurationMs),
-        job(ctx.preset.warmupMs),
-      );
+      for (const p of [off, on]) {
+        const w = await job(ctx.preset.warmMs)(p);
+        if (w.errors > 0) ctx.log(`  warm-up ${labels.get(p)}: ${w.errors} errors (${w.firstError})`);
+      }
+      const runsOf = new Map<RunningPeer, PeerRun[]>([
+        [off, []],
+        [on, []],
+      ]);
+      const rounds = ctx.preset.shippingRuns;
+      for (let i = 0; i < rounds; i++) {
+        for (const p of i % 2 === 0 ? [off, on] : [on, off]) {
+          const run = await measured(ctx, p, () => job(ctx.preset.shippingDurationMs)(p));
+          runsOf.get(p)?.push(run);
+          const rate = run.result.count / (run.result.wallMs / 1000);
+          const per =
+            run.proxyCpuMs !== null && run.result.count > 0 ? `${((1000 * run.proxyCpuMs) / run.result.count).toFixed(0)} µs/tunnel` : '–';
+          const err = run.result.errors > 0 ? ` errors=${run.result.errors} (${run.result.firstError})` : '';
+          ctx.log(
+            `  round ${i + 1}/${rounds} ${(labels.get(p) ?? '').padEnd(12)} ${rate.toFixed(0)}/s  proxy ${per}  other ${run.otherCpuMs === null ? '–' : `${Math.round((100 * run.otherCpuMs) / run.spanMs)}%`}${err}`,
+          );
+        }
+      }
+      const series = [off, on].map((peer) => ({ peer, runs: runsOf.get(peer) ?? [] }));
       await new Promise((r) => setTimeout(r, 1_500)); // the last flush
       for (const p of [on, off]) {
         const ended = p.exited();
@@ -87,8 +117,8 @@ const scenario: Scenario = {
           runs: cpu.runs,
         });
       }
-      // Rounds ran off, on, off, on, …: compare each "on" with the "off" just before it, then take the
-      // median, so that load from elsewhere on the machine (it drifts over seconds) mostly cancels out.
+      // Each round's "on" against the same round's "off" (the order alternating), then the median, so that
+      // load from elsewhere on the machine (it drifts over seconds) mostly cancels out.
       const [offRuns, onRuns] = [series[0]?.runs ?? [], series[1]?.runs ?? []];
       const paired = (pick: (r: (typeof offRuns)[number]) => number | null): number[] =>
         onRuns
@@ -111,7 +141,7 @@ const scenario: Scenario = {
         subject: 'ew tunnel',
         value: rateRatio === null ? null : 100 * (1 - rateRatio),
         runs: rateRatios.map((x) => 100 * (1 - x)),
-        note: 'tunnel rate lost with shipping on: median of paired rounds (negative = within noise)',
+        note: `tunnel rate lost with shipping on: median of ${rateRatios.length} paired rounds, order alternating (middle half ${spread(rateRatios.map((x) => 100 * (1 - x)))})`,
       });
       ctx.record({
         scenario: NAME,
@@ -122,7 +152,7 @@ const scenario: Scenario = {
         subject: 'ew tunnel',
         value: cpuRatio === null ? null : 100 * (cpuRatio - 1),
         runs: cpuRatios.map((x) => 100 * (x - 1)),
-        note: 'extra proxy CPU per tunnel with shipping on: median of paired rounds',
+        note: `extra proxy CPU per tunnel with shipping on: median of ${cpuRatios.length} paired rounds (middle half ${spread(cpuRatios.map((x) => 100 * (x - 1)))})`,
       });
     } finally {
       await Promise.allSettled([on.stop(), off.stop()]);
