@@ -157,12 +157,23 @@ const EMPTY_REASON = '"reason":""';
  * two bytes a character, built and then copied flat to be written; apart, only the reason is.
  */
 export function decisionLineParts(d: Decision, eventTimeMs: number, decidedMs: number): string[] {
-  const text = JSON.stringify(decisionRecord(cloudTrailDecisionRow({ ...d, reason: '' }, eventTimeMs, decidedMs)));
+  const record = decisionRecord(cloudTrailDecisionRow(d, eventTimeMs, decidedMs));
+  const reason = d.reason;
+  if (typeof reason !== 'string') return [JSON.stringify(record)];
+  // The decision itself is written with its reason set aside for the call, not a copy of it with an
+  // empty reason (about a sixth of the line's time); nothing else runs meanwhile.
+  let text: string;
+  d.reason = '';
+  try {
+    text = JSON.stringify(record);
+  } finally {
+    d.reason = reason;
+  }
   // The detail's reason: no other key is named so, and a quote inside a JSON string is escaped.
   const at = text.lastIndexOf(EMPTY_REASON);
-  if (at < 0 || typeof d.reason !== 'string') return [JSON.stringify(decisionRecord(cloudTrailDecisionRow(d, eventTimeMs, decidedMs)))];
+  if (at < 0) return [JSON.stringify(record)];
   const split = at + EMPTY_REASON.length - 2;
-  return [text.slice(0, split), JSON.stringify(d.reason), text.slice(split + 2)];
+  return [text.slice(0, split), JSON.stringify(reason), text.slice(split + 2)];
 }
 
 /** A GuardDuty decision as a decision record line, with the subject and time the daemon stores it under. */

@@ -47,6 +47,14 @@ describe('decisionLineParts', () => {
     );
   });
 
+  it('leaves the decision as it was', () => {
+    const d = decision('key ASIA…TV7A used from 198.51.100.7');
+    const before = JSON.stringify(d);
+    decisionLineParts(d, T, T + 5);
+    expect(JSON.stringify(d)).toBe(before);
+    expect(Object.keys(d)).toEqual(Object.keys(decision('')));
+  });
+
   it('is one line of valid JSON for a decision without a text reason (not one the rules make)', () => {
     const d = { ...decision('x'), reason: undefined } as unknown as Decision;
     const parts = decisionLineParts(d, T, T + 5);
