@@ -42,6 +42,29 @@ const withWorkers: TestProjectInlineConfiguration = {
   },
 };
 
+/**
+ * The agent's tunnel tests again with the JavaScript tunnel relay (EW_TEST_TUNNEL_RELAY, see
+ * test/helpers/agent.ts): the suite's default is the native relay where its addon is built, and
+ * the JavaScript one stays the fallback, so both must carry tunnels alike.
+ */
+const withJsRelay: TestProjectInlineConfiguration = {
+  extends: true,
+  test: {
+    name: 'agent-js-relay',
+    include: [
+      'test/integration/agent/tunnels.test.ts',
+      'test/integration/agent/tunnel-relay.test.ts',
+      'test/integration/agent/long-tunnel.test.ts',
+      'test/integration/agent/connect-head.test.ts',
+      'test/integration/agent/exit-paths.test.ts',
+      'test/integration/agent/passthrough.test.ts',
+      'test/integration/agent/failure-reasons.test.ts',
+      'test/integration/transparent/listener.test.ts',
+    ],
+    env: { EW_TEST_TUNNEL_RELAY: 'js' },
+  },
+};
+
 // Without a server that project is left out with the reason printed, except under CI, where the server is part of the run.
 const unreachable = await postgresUnreachable();
 const withPostgres = unreachable === null || Boolean(process.env.CI);
@@ -64,6 +87,7 @@ export default defineConfig({
     projects: [
       { extends: true, test: { name: 'all', include: ['test/**/*.test.ts'] } },
       withWorkers,
+      withJsRelay,
       ...(withPostgres ? [onPostgres] : []),
     ],
   },

@@ -22,6 +22,7 @@ import { ConnectionPath, type DrainTogether } from './proxy/connection-path.js';
 import { systemDialDeps, type DialDeps } from './proxy/dialer.js';
 import { TransparentListener } from './transparent/transparent-listener.js';
 import { loadOriginalDestinationReader, type OriginalDestinationReader } from './transparent/original-destination.js';
+import { loadNativeRelay, type NativeRelay } from './proxy/native-relay.js';
 import { buildProxySettings } from './settings.js';
 import { Aggregator } from './observe/model/aggregator.js';
 import type { RequestRecorder } from './observe/model/request-record.js';
@@ -308,6 +309,7 @@ export class AgentApp {
       keepAliveTimeoutMs: c.upstream.keep_alive_timeout,
       ...(this.deps.worker?.admission ? { admission: this.deps.worker.admission } : {}),
       ...(this.deps.worker ? { onTunnels: (n: number) => this.deps.worker?.relay.tunnelsChanged(n) } : {}),
+      nativeRelay: this.loadNativeRelay(c),
     });
     this.proxy = new ForwardProxy({
       path: this.path,
@@ -335,6 +337,17 @@ export class AgentApp {
   }
 
   /** The transparent listener; says once, at start, when original destinations cannot be read. */
+  /** The tunnel relay `proxy.tunnel_relay` asks for: "native" without the addon is a start-up error, "auto" says so. */
+  private loadNativeRelay(c: AgentConfig): NativeRelay {
+    const relay = loadNativeRelay(c.proxy.tunnel_relay);
+    if (relay.available || c.proxy.tunnel_relay === 'js') return relay;
+    const why = relay.unavailableReason ?? 'unknown';
+    if (c.proxy.tunnel_relay === 'native') throw new Error(`proxy.tunnel_relay is "native" but ${why}`);
+    if (!this.deps.worker)
+      this.logger.warn({ event: 'native_relay_unavailable', reason: why }, `tunnels are relayed in JavaScript (${why})`);
+    return relay;
+  }
+
   /**
    * How redirected connections' original destinations are read; says once, at start, when they cannot be.
    * With workers the primary says it (and exports the gauge) for all of them: each worker loads its own.
@@ -517,6 +530,7 @@ function effectiveSettings(c: AgentConfig): Record<string, unknown> {
     allowed_ports: c.proxy.allowed_ports,
     allow_destination_cidrs: c.proxy.allow_destination_cidrs,
     max_tunnels: c.proxy.max_tunnels,
+    tunnel_relay: c.proxy.tunnel_relay,
     connect_timeout: formatDuration(c.proxy.connect_timeout),
     idle_timeout: formatDuration(c.proxy.idle_timeout),
     inspect: c.inspect ? { hosts: c.inspect.hosts, passthrough: c.inspect.passthrough } : false,

@@ -66,6 +66,13 @@ const proxy = z.strictObject({
   /** How long SIGTERM waits for open tunnels before closing them. */
   drain_timeout: duration.default(30_000),
   /**
+   * What carries a tunnel's bytes: "native" (the tunnel-relay addon; the agent does not start
+   * without it), "js" (Node sockets), "auto" (native when the addon loaded, else js).
+   */
+  tunnel_relay: z
+    .enum(['auto', 'native', 'js'], { error: (i) => `expected "auto", "native" or "js", got ${show(i.input)}` })
+    .default('auto'),
+  /**
    * Processes serving the proxy and transparent listeners: a number, or "auto" for one per
    * available CPU. Above 1, a primary process keeps the single telemetry pipeline.
    */

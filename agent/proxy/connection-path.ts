@@ -28,7 +28,8 @@ import { newRecord, type RequestRecord, type RequestRecorder } from '../observe/
 import { actionReader } from '../aws/describe-request.js';
 import { connectFirst, resolveTarget, type Candidate, type DialDeps } from './dialer.js';
 import { deniedLabel, failureAnswer, failureHeaders, type ProxyFailure } from './failures.js';
-import { Tunnel } from './tunnel.js';
+import { Tunnel, type RelayedTunnel } from './tunnel.js';
+import type { NativeRelay } from './native-relay.js';
 import { RelayReads } from './relay-reads.js';
 import { LIVE_REPORT_INTERVAL_MS, ReportWindow } from './report-window.js';
 import { HttpForwarder } from './http-forward.js';
@@ -61,6 +62,8 @@ export interface PathOptions {
    * unset: settings.maxTunnels over this process's tunnels.
    */
   admission?: { take(): boolean | Promise<boolean>; give(): void };
+  /** Carries tunnels in native code when it can (native-relay.ts); unset or unavailable: the JavaScript relay. */
+  nativeRelay?: NativeRelay;
   /** Told the open-tunnel count whenever it changes (a proxy worker's primary, when it wants it as it happens). */
   onTunnels?: (n: number) => void;
 }
@@ -86,7 +89,7 @@ interface LiveTunnel {
 
 export class ConnectionPath {
   private settingsNow: ProxySettings;
-  private readonly tunnels = new Map<Tunnel, LiveTunnel>();
+  private readonly tunnels = new Map<RelayedTunnel, LiveTunnel>();
   private readonly inspecting = new Set<net.Socket>();
   private pendingConnects = 0;
   private readonly drainController = new AbortController();
@@ -255,7 +258,10 @@ export class ConnectionPath {
   private async runTunnel(client: net.Socket, upstream: net.Socket, reads: RelayReads, head: Buffer, record: RequestRecord): Promise<void> {
     record.mode = 'tunnel';
     record.observed = true;
-    const tunnel = new Tunnel(client, upstream, { idleTimeoutMs: this.settingsNow.idleTimeoutMs, now: this.opts.now, head, reads });
+    const idleTimeoutMs = this.settingsNow.idleTimeoutMs;
+    const tunnel =
+      this.opts.nativeRelay?.open(client, upstream, { head, reads, idleTimeoutMs, now: this.opts.now }) ??
+      new Tunnel(client, upstream, { idleTimeoutMs, now: this.opts.now, head, reads });
     const live: LiveTunnel = { record, window: new ReportWindow(record.startedAt) };
     this.tunnels.set(tunnel, live);
     this.tunnelsChanged();

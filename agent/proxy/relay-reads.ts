@@ -92,6 +92,13 @@ export class RelayReads {
     if (!this.waiting) src.resume();
   }
 
+  /** What was read before a tunnel was attached, taken (the native relay sends it on instead). */
+  takeEarly(): Buffer[] {
+    const early = this.early ?? [];
+    this.early = null;
+    return early;
+  }
+
   /** The tunnel ended: buffers go back to the pool (a pending write's buffer too: the socket is gone). */
   release(): void {
     if (this.buf !== landing) giveBack(this.buf);

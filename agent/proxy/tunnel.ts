@@ -24,7 +24,16 @@ export interface TunnelResult {
   endedAt: number;
 }
 
-export class Tunnel {
+/** A tunnel as the connection path sees it, whichever relay carries it (this one, or native-relay.ts). */
+export interface RelayedTunnel {
+  readonly finished: Promise<TunnelResult>;
+  /** Bytes carried so far, client → upstream and back (the totals the result will carry). */
+  readonly bytes: { up: number; down: number };
+  /** Ends the tunnel now (drain deadline, shutdown). */
+  abort(outcome: 'idle_timeout' | 'drained'): void;
+}
+
+export class Tunnel implements RelayedTunnel {
   private outcome: Outcome = 'ok';
   private reason: string | null = null;
   private closed = false;

@@ -76,6 +76,16 @@ export function workersFromEnv(): { workers?: number | 'auto' } {
   return { workers: v === 'auto' ? 'auto' : Number(v) };
 }
 
+/**
+ * EW_TEST_TUNNEL_RELAY=js (or native) runs every agent the tests start with that tunnel relay
+ * (proxy.tunnel_relay; unset: the default, native where the addon is built); a test that sets
+ * proxy.tunnel_relay itself keeps its own value.
+ */
+export function tunnelRelayFromEnv(): { tunnel_relay?: string } {
+  const v = process.env.EW_TEST_TUNNEL_RELAY;
+  return v ? { tunnel_relay: v } : {};
+}
+
 /** Raw (snake_case, YAML-shaped) config overrides. */
 export async function startAgent(
   raw: Record<string, unknown> = {},
@@ -85,7 +95,7 @@ export async function startAgent(
   const base = {
     gateway: { id: 'gw-test', egress_cidrs: ['203.0.113.0/28'] },
     networks: [{ name: 'lab', cidrs: ['127.0.0.0/8'] }],
-    proxy: { listen: '127.0.0.1:0', connect_timeout: '2s', drain_timeout: '1s', ...workersFromEnv() },
+    proxy: { listen: '127.0.0.1:0', connect_timeout: '2s', drain_timeout: '1s', ...workersFromEnv(), ...tunnelRelayFromEnv() },
     telemetry: { file: join(dir, 'observations.ndjson'), spool_dir: join(dir, 'spool'), flush_interval: '1h', heartbeat_interval: '1h' },
     admin: { listen: '127.0.0.1:0' },
   };

@@ -22,6 +22,7 @@ describe('agent config: defaults', () => {
         header_timeout: 10_000,
         max_header_bytes: 16_384,
         drain_timeout: 30_000,
+        tunnel_relay: 'auto',
         workers: 1,
       },
       inspect: null,
