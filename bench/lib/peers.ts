@@ -229,8 +229,8 @@ export async function startAgent(env: PeerEnv, name: 'ew-tunnel' | 'ew-inspect',
       idle_timeout: '15m',
       drain_timeout: '1s',
       ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
-      // EW_BENCH_TUNNEL_RELAY=js or native: the tunnel relay to measure (unset: the agent's default, auto).
-      ...(process.env.EW_BENCH_TUNNEL_RELAY ? { tunnel_relay: process.env.EW_BENCH_TUNNEL_RELAY } : {}),
+      // BENCH_TUNNEL_RELAY=js or native: the tunnel relay to measure (unset: the agent's default, auto).
+      ...(process.env.BENCH_TUNNEL_RELAY ? { tunnel_relay: process.env.BENCH_TUNNEL_RELAY } : {}),
     },
     ...(opts.inspect
       ? { inspect: { ca_cert: env.pki.agentCa.certFile, ca_key: env.pki.agentCa.keyFile, passthrough: opts.passthrough ?? [] } }
