@@ -238,6 +238,8 @@ export class AgentApp {
           startedAt: this.startedAt,
         });
       if (this.cluster && c.transparent) this.loadOriginalDestination();
+      // With workers the primary says (or refuses to start) when the tunnel relay asked for cannot be had.
+      if (this.cluster) this.loadNativeRelay(c);
       const { proxy: proxyAddr, transparent: transparentAddr } = this.cluster
         ? await this.cluster.start(c, adminAddr.port)
         : await this.startServing(c, adminAddr);

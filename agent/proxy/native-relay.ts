@@ -22,6 +22,7 @@ import { constants, platform } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type net from 'node:net';
+import tls from 'node:tls';
 import type { Outcome } from '../../protocol/telemetry.js';
 import { failureAnswer, failureFromError } from './failures.js';
 import type { RelayReads } from './relay-reads.js';
@@ -62,8 +63,15 @@ function findAddon(): string | null {
   return null;
 }
 
+/**
+ * The descriptor of a plain TCP socket, or null. A TLS socket (or any other layer over a socket) has
+ * the TCP descriptor underneath too: relaying that would move bytes beneath the layer, so it is not taken.
+ */
 function fdOf(socket: net.Socket): number | null {
-  const fd = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  if (socket instanceof tls.TLSSocket) return null;
+  const handle = (socket as unknown as { _handle?: { fd?: unknown; constructor?: { name?: string } } | null })._handle;
+  if (handle?.constructor?.name !== 'TCP') return null;
+  const fd = handle.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : null;
 }
 

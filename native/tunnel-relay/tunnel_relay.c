@@ -84,6 +84,7 @@ typedef struct relay {
   int open_handles; /* uv handles not yet closed */
   int refs;         /* the live relay, the JavaScript handle */
   int in_js_call;   /* ended from close(): no callback */
+  int end_errno;    /* why it ended, when by an error */
 } relay;
 
 static void unref_relay(relay *r) {
@@ -120,6 +121,7 @@ static void call_on_end(relay *r, int reason, int which, int err) {
 static void end_relay(relay *r, int reason, int which, int err) {
   if (r->ended) return;
   r->ended = 1;
+  r->end_errno = err;
   uv_timer_stop(&r->timer);
   uv_close((uv_handle_t *)&r->timer, on_handle_closed);
   for (int i = 0; i < 2; i++) {
@@ -213,7 +215,8 @@ static void flush(relay *r, int i) {
   pass_eof(r, i);
 }
 
-static void read_from(relay *r, int i) {
+/* Reads once from side i and sends it on. The read's result: > 0 bytes, 0 end of stream, < 0 nothing (or the tunnel ended). */
+static ssize_t read_from(relay *r, int i) {
   direction *d = &r->d[i];
   char *buf = r->state->landing;
   ssize_t n;
@@ -222,15 +225,16 @@ static void read_from(relay *r, int i) {
   if (n > 0) {
     d->bytes += (double)n;
     send_on(r, i, buf, (size_t)n);
-    return;
+    return n;
   }
   if (n == 0) {
     d->eof = 1;
     pass_eof(r, i);
-    return;
+    return 0;
   }
-  if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+  if (errno == EAGAIN || errno == EWOULDBLOCK) return -1;
   end_relay(r, REASON_ERROR, i, errno);
+  return -1;
 }
 
 static void on_poll(uv_poll_t *h, int status, int events) {
@@ -239,6 +243,11 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   int i = (int)(s - r->s);
   if (r->ended) return;
   if (status < 0) {
+    /* An error on the socket (a reset, say) can come after bytes the peer sent first: they are still in
+       the receive queue and read(2) hands them over before the error, so they go on before the end. */
+    while (!r->ended && !r->d[i].eof && r->d[i].pending == NULL && read_from(r, i) > 0) {
+    }
+    if (r->ended) return;
     /* libuv says EBADF for any EPOLLERR: the socket's own error says what happened (ECONNRESET, ...). */
     int err = 0;
     socklen_t len = sizeof err;
@@ -329,7 +338,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
       napi_get_value_double(env, argv[0], &id) != napi_ok || napi_get_value_int32(env, argv[1], &cfd) != napi_ok ||
       napi_get_value_int32(env, argv[2], &ufd) != napi_ok || napi_get_value_double(env, argv[3], &idle) != napi_ok ||
-      cfd < 0 || ufd < 0 || idle < 1 || st == NULL) {
+      cfd < 0 || ufd < 0 || !(idle >= 1) || st == NULL) {
     napi_throw_type_error(env, NULL, "start(id, clientFd, upstreamFd, idleMs, upFirst?, downFirst?): bad arguments");
     return NULL;
   }
@@ -383,13 +392,15 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
     }
   }
   if (rc != 0) {
+    /* The poll leaves epoll before its descriptor is closed (the number could be reused meanwhile). */
+    r->ended = 1;
+    int handles = r->open_handles;
+    if (handles > 0) uv_close((uv_handle_t *)&r->s[0].poll, on_handle_closed);
     close(fds[0]);
     close(fds[1]);
     free(first[0]);
     free(first[1]);
-    r->ended = 1;
-    if (r->open_handles == 0) free(r);
-    else uv_close((uv_handle_t *)&r->s[0].poll, on_handle_closed);
+    if (handles == 0) free(r);
     return number(env, -rc);
   }
   uv_timer_init(loop, &r->timer);
@@ -411,7 +422,12 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
     return number(env, ENOMEM);
   }
   uv_timer_start(&r->timer, on_timer, r->idle_ms, 0);
+  /* Nothing is read or sent here (that waits for readiness). Should watching fail, it ends now with no
+     callback and the caller hears an errno, as for any start that did nothing: its sockets are intact. */
+  r->in_js_call = 1;
   update(r);
+  r->in_js_call = 0;
+  if (r->ended) return number(env, r->end_errno != 0 ? r->end_errno : EIO);
   return handle;
 }
 

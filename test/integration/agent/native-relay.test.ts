@@ -4,6 +4,7 @@
 // timeout, exact byte counts, and every descriptor closed once; then through a whole agent.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
+import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { readdirSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
@@ -213,6 +214,38 @@ describe.runIf(platform() === 'linux')('native tunnel relay', () => {
     expect(r.outcome).toBe('upstream_error');
     expect(r.reason).toMatch(/^upstream-/);
     await closed;
+  });
+
+  it('bytes the upstream sent right before its reset still reach the client, then the tunnel ends as upstream_error', async () => {
+    const { client, upstream, tunnel } = await rig();
+    const payload = randomBytes(5000);
+    const got = readAll(client);
+    // Both land in the relay's receive queue before it looks: the data, then the reset behind it.
+    upstream.write(payload, () => upstream.resetAndDestroy());
+    const r = await tunnel.finished;
+    expect(sha(await got)).toBe(sha(payload));
+    expect(r.outcome).toBe('upstream_error');
+    expect(r.bytesDown).toBe(payload.length);
+  });
+
+  it('bytes the client sent right before its reset still reach the upstream, then the tunnel ends as client_error', async () => {
+    const { client, upstream, tunnel } = await rig();
+    const payload = randomBytes(5000);
+    const got = readAll(upstream);
+    client.write(payload, () => client.resetAndDestroy());
+    const r = await tunnel.finished;
+    expect(sha(await got)).toBe(sha(payload));
+    expect(r).toMatchObject({ outcome: 'client_error', bytesUp: payload.length });
+  });
+
+  it('does not take a socket with a layer over its descriptor (TLS): the bytes would pass beneath it', async () => {
+    const c = await pair(server, port);
+    const u = await pair(server, port);
+    const wrapped = new tls.TLSSocket(u.near);
+    const opts = { head: Buffer.alloc(0), reads: null, idleTimeoutMs: 60_000, now: Date.now };
+    expect(relay.open(c.near, wrapped, opts)).toBeNull();
+    expect(relay.open(wrapped, c.near, opts)).toBeNull();
+    for (const s of [c.near, c.far, u.near, u.far, wrapped]) s.destroy();
   });
 
   it('closes a tunnel idle for the idle timeout; traffic pushes the deadline forward', async () => {
