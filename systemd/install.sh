@@ -159,16 +159,21 @@ if [[ -f "$source_dir/package-lock.json" ]]; then
 fi
 mkdir "$stage/config"
 cp "$source_dir"/config/*.example.yaml "$stage/config/"
-# The optional original-destination addon (transparent interception), where the
-# agent looks for it: without it the agent assumes port 443 for TLS and 80 for
-# HTTP on redirected connections, and says so in its log and on /status.
-readonly ODST_ADDON=native/original-dst/build/Release/original_dst.node
-if [[ -f "$source_dir/$ODST_ADDON" ]]; then
-  mkdir -p "$stage/$(dirname "$ODST_ADDON")"
-  cp "$source_dir/$ODST_ADDON" "$stage/$ODST_ADDON"
-else
-  say "note: $ODST_ADDON is not built (npm run build:native): transparent interception will assume ports 443 and 80"
-fi
+# The optional native addons, where the agent looks for them. Without the
+# original-destination one the agent assumes port 443 for TLS and 80 for HTTP on
+# redirected connections; without the tunnel-relay one it relays tunnels in
+# JavaScript (proxy.tunnel_relay: auto); it says so in its log either way.
+stage_addon() {
+  local addon=$1 without=$2
+  if [[ -f "$source_dir/$addon" ]]; then
+    mkdir -p "$stage/$(dirname "$addon")"
+    cp "$source_dir/$addon" "$stage/$addon"
+  else
+    say "note: $addon is not built (npm run build:native): $without"
+  fi
+}
+stage_addon native/original-dst/build/Release/original_dst.node 'transparent interception will assume ports 443 and 80'
+stage_addon native/tunnel-relay/build/Release/tunnel_relay.node 'tunnels will be relayed in JavaScript'
 
 if ((skip_deps == 0)); then
   npm_bin=$(PATH="$(dirname "$node_bin"):$PATH" command -v npm) || die 'npm is needed to prune dev dependencies (it ships with Node.js)'

@@ -364,6 +364,23 @@ describe('install.sh', () => {
     expect(fs.readdirSync(path.join(target, 'opt'))).toEqual(['egress-witness']);
   });
 
+  it('takes both native addons where they are built, and names each one that is not', () => {
+    const relay = 'native/tunnel-relay/build/Release/tunnel_relay.node';
+    const odst = 'native/original-dst/build/Release/original_dst.node';
+    expect(first.stdout).toContain(`note: ${relay} is not built`);
+    expect(first.stdout).toContain(`note: ${odst} is not built`);
+    const withRelay = scratchDir('checkout-relay');
+    fs.cpSync(checkout, withRelay, { recursive: true });
+    fs.mkdirSync(path.join(withRelay, path.dirname(relay)), { recursive: true });
+    fs.writeFileSync(path.join(withRelay, relay), 'relay addon');
+    const target = scratchDir('prefix-relay');
+    const r = install(['--source', withRelay, '--prefix', target]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(fs.readFileSync(path.join(target, 'opt/egress-witness', relay), 'utf8')).toBe('relay addon');
+    expect(r.stdout).not.toContain(`note: ${relay}`);
+    expect(r.stdout).toContain(`note: ${odst} is not built`);
+  });
+
   it('refuses a checkout that is not built', () => {
     const unbuilt = scratchDir('checkout-unbuilt');
     fs.cpSync(checkout, unbuilt, { recursive: true });
