@@ -16,13 +16,11 @@
  * `proxy.tunnel_relay: js`; and any single tunnel the hand-over refuses (a
  * write still queued in Node, a socket already ending).
  */
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { constants, platform } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { platform } from 'node:os';
 import type net from 'node:net';
 import tls from 'node:tls';
+import { errnoName, findAddon } from '../native/addons.js';
 import type { Outcome } from '../../protocol/telemetry.js';
 import { failureAnswer, failureFromError } from './failures.js';
 import type { RelayReads } from './relay-reads.js';
@@ -51,17 +49,6 @@ const ENDED = 0;
 const ERROR = 1;
 
 const ADDON = 'native/tunnel-relay/build/Release/tunnel_relay.node';
-const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, n]) => [n, name]));
-
-function findAddon(): string | null {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    const candidate = join(dir, ADDON);
-    if (existsSync(candidate)) return candidate;
-    dir = dirname(dir);
-  }
-  return null;
-}
 
 /**
  * The descriptor of a plain TCP socket, or null. A TLS socket (or any other layer over a socket) has
@@ -134,7 +121,7 @@ class NativeTunnel implements RelayedTunnel {
     if (reason === ENDED) return this.finish(up, down, 'ok', null);
     if (reason !== ERROR) return this.finish(up, down, 'idle_timeout', 'idle-timeout');
     if (side === 0) return this.finish(up, down, 'client_error', 'client-error');
-    const code = ERRNO_NAMES.get(-errno) ?? ERRNO_NAMES.get(errno) ?? 'EUNKNOWN';
+    const code = errnoName(errno) ?? 'EUNKNOWN';
     this.finish(up, down, 'upstream_error', failureAnswer(failureFromError({ code }, 'upstream')).reason);
   }
 
@@ -165,7 +152,7 @@ export interface NativeRelay {
 const OFF: NativeRelay = { available: false, unavailableReason: null, open: () => null };
 
 /** The relay `choice` asks for; `addonPath` overrides where the addon is looked for (tests). */
-export function loadNativeRelay(choice: TunnelRelayChoice, addonPath: string | null = findAddon()): NativeRelay {
+export function loadNativeRelay(choice: TunnelRelayChoice, addonPath: string | null = findAddon(ADDON)): NativeRelay {
   if (choice === 'js') return OFF;
   let reason: string | null = null;
   if (platform() !== 'linux') reason = 'the native tunnel relay runs on Linux only';

@@ -6,13 +6,11 @@
  * (`available: false` with the reason) and every read answers 'unavailable',
  * so the listener falls back to 443 for TLS and 80 for HTTP.
  */
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants, platform } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Socket } from 'node:net';
 import { canonicalIp } from '../../common/cidr/ip.js';
+import { errnoName, findAddon } from '../native/addons.js';
 
 export type OriginalDestination =
   | { readonly kind: 'redirected'; readonly address: string; readonly port: number }
@@ -35,18 +33,6 @@ interface Addon {
 const ADDON = 'native/original-dst/build/Release/original_dst.node';
 const UNAVAILABLE: OriginalDestination = Object.freeze({ kind: 'unavailable' });
 const NOT_REDIRECTED: OriginalDestination = Object.freeze({ kind: 'not-redirected' });
-const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, n]) => [n, name]));
-
-/** The package root seen from this file, in the sources (agent/transparent) or the build (dist/agent/transparent). */
-function findAddon(): string | null {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    const candidate = join(dir, ADDON);
-    if (existsSync(candidate)) return candidate;
-    dir = dirname(dir);
-  }
-  return null;
-}
 
 function socketFd(socket: Socket): number | null {
   const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
@@ -54,7 +40,7 @@ function socketFd(socket: Socket): number | null {
 }
 
 /** Loads the addon once per call; `addonPath` overrides where it is looked for (tests). */
-export function loadOriginalDestinationReader(addonPath: string | null = findAddon()): OriginalDestinationReader {
+export function loadOriginalDestinationReader(addonPath: string | null = findAddon(ADDON)): OriginalDestinationReader {
   let addon: Addon | null = null;
   let reason: string | null = null;
   if (platform() !== 'linux') reason = 'original destinations are read on Linux only';
@@ -83,7 +69,7 @@ export function loadOriginalDestinationReader(addonPath: string | null = findAdd
         return self ? NOT_REDIRECTED : { kind: 'redirected', address: r.address, port: r.port };
       }
       if (r.errno === constants.errno.ENOENT) return NOT_REDIRECTED;
-      return { kind: 'error', code: ERRNO_NAMES.get(r.errno) ?? `errno ${r.errno}` };
+      return { kind: 'error', code: errnoName(r.errno) ?? `errno ${r.errno}` };
     },
   };
 }
