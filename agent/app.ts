@@ -338,7 +338,6 @@ export class AgentApp {
     return { proxy: proxyAddr, transparent: transparentAddr };
   }
 
-  /** The transparent listener; says once, at start, when original destinations cannot be read. */
   /** The tunnel relay `proxy.tunnel_relay` asks for: "native" without the addon is a start-up error, "auto" says so. */
   private loadNativeRelay(c: AgentConfig): NativeRelay {
     const relay = loadNativeRelay(c.proxy.tunnel_relay);

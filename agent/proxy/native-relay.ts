@@ -19,7 +19,6 @@
 import { createRequire } from 'node:module';
 import { platform } from 'node:os';
 import type net from 'node:net';
-import tls from 'node:tls';
 import { errnoName, findAddon } from '../native/addons.js';
 import type { Outcome } from '../../protocol/telemetry.js';
 import { failureAnswer, failureFromError } from './failures.js';
@@ -52,10 +51,10 @@ const ADDON = 'native/tunnel-relay/build/Release/tunnel_relay.node';
 
 /**
  * The descriptor of a plain TCP socket, or null. A TLS socket (or any other layer over a socket) has
- * the TCP descriptor underneath too: relaying that would move bytes beneath the layer, so it is not taken.
+ * the TCP descriptor underneath too, behind a handle of another kind (TLSWrap): relaying that would
+ * move bytes beneath the layer, so only a TCP handle's descriptor is taken.
  */
 function fdOf(socket: net.Socket): number | null {
-  if (socket instanceof tls.TLSSocket) return null;
   const handle = (socket as unknown as { _handle?: { fd?: unknown; constructor?: { name?: string } } | null })._handle;
   if (handle?.constructor?.name !== 'TCP') return null;
   const fd = handle.fd;

@@ -108,6 +108,7 @@ export async function interleave(
   runs: number,
   job: (peer: RunningPeer) => Promise<RunResult>,
   warm?: (peer: RunningPeer) => Promise<RunResult>,
+  opts: { alternate?: boolean } = {},
 ): Promise<PeerSeries[]> {
   const series = peers.map((peer) => ({ peer, runs: [] as PeerRun[] }));
   if (warm) {
@@ -117,7 +118,8 @@ export async function interleave(
     }
   }
   for (let r = 0; r < runs; r++) {
-    for (const s of series) {
+    // alternate: every other round runs the peers in reverse order, so a drift of the machine within a round favours none.
+    for (const s of opts.alternate === true && r % 2 === 1 ? [...series].reverse() : series) {
       if (s.peer.exited() && ctx.peers.owns(s.peer)) {
         // Killed from outside the bench: a shared peer is started again (a scenario's own is not).
         const again = await ctx.peers.get(s.peer.name);

@@ -12,7 +12,7 @@
  * cost is the median of the per-round ratios, with their spread in the note.
  */
 import { startPeer, type RunningPeer } from '../lib/peers.js';
-import { cpuOf, measured, proxyCpuPer, type PeerRun } from '../lib/measure.js';
+import { cpuOf, interleave, proxyCpuPer } from '../lib/measure.js';
 import type { Scenario } from '../lib/scenario.js';
 import { median } from '../lib/stats.js';
 
@@ -44,10 +44,6 @@ const scenario: Scenario = {
     const on = await startPeer(ctx.peerEnv, 'ew-tunnel', { detectorUrl: ctx.receiver.url, flushInterval: '1s' });
     const off = await startPeer(ctx.peerEnv, 'ew-tunnel', { detectorUrl: null, flushInterval: '1s' });
     try {
-      const labels = new Map<RunningPeer, string>([
-        [on, 'shipping on'],
-        [off, 'shipping off'],
-      ]);
       const before = await ctx.receiver.stats();
       const job = (durationMs: number) => (peer: RunningPeer) =>
         ctx.load.newconn({
@@ -58,33 +54,21 @@ const scenario: Scenario = {
           durationMs,
           authorities: HOSTS,
         });
-      for (const p of [off, on]) {
-        const w = await job(ctx.preset.warmMs)(p);
-        if (w.errors > 0) ctx.log(`  warm-up ${labels.get(p)}: ${w.errors} errors (${w.firstError})`);
-      }
-      const runsOf = new Map<RunningPeer, PeerRun[]>([
-        [off, []],
-        [on, []],
-      ]);
-      const rounds = ctx.preset.shippingRuns;
-      for (let i = 0; i < rounds; i++) {
-        for (const p of i % 2 === 0 ? [off, on] : [on, off]) {
-          const run = await measured(ctx, p, () => job(ctx.preset.shippingDurationMs)(p));
-          runsOf.get(p)?.push(run);
-          const rate = run.result.count / (run.result.wallMs / 1000);
-          const per =
-            run.proxyCpuMs !== null && run.result.count > 0 ? `${((1000 * run.proxyCpuMs) / run.result.count).toFixed(0)} µs/tunnel` : '–';
-          const err = run.result.errors > 0 ? ` errors=${run.result.errors} (${run.result.firstError})` : '';
-          ctx.log(
-            `  round ${i + 1}/${rounds} ${(labels.get(p) ?? '').padEnd(12)} ${rate.toFixed(0)}/s  proxy ${per}  other ${run.otherCpuMs === null ? '–' : `${Math.round((100 * run.otherCpuMs) / run.spanMs)}%`}${err}`,
-          );
-        }
-      }
-      const series = [off, on].map((peer) => ({ peer, runs: runsOf.get(peer) ?? [] }));
+      const series = await interleave(
+        ctx,
+        [
+          { ...off, label: 'shipping off' },
+          { ...on, label: 'shipping on' },
+        ],
+        ctx.preset.shippingRuns,
+        job(ctx.preset.shippingDurationMs),
+        job(ctx.preset.warmMs),
+        { alternate: true },
+      );
       await new Promise((r) => setTimeout(r, 1_500)); // the last flush
-      for (const p of [on, off]) {
+      for (const p of series.map((x) => x.peer)) {
         const ended = p.exited();
-        if (ended) throw new Error(`${labels.get(p)} agent (pid ${p.pid}) ended during the runs (${ended}), not stopped by the bench`);
+        if (ended) throw new Error(`${p.label ?? p.name} agent (pid ${p.pid}) ended during the runs (${ended}), not stopped by the bench`);
       }
       const after = await ctx.receiver.stats();
       const shipped = await metric(on, 'egress_witness_telemetry_records_total');
@@ -97,12 +81,12 @@ const scenario: Scenario = {
           unit: 'req/s',
           better: 'higher',
           peer: null,
-          subject: labels.get(s.peer) ?? '',
+          subject: s.peer.label ?? '',
           value: median(rps),
           runs: rps,
           ...cpuOf(s),
           note:
-            s.peer === on
+            s.peer.label === 'shipping on'
               ? `${after.batches - before.batches} batches, ${shipped ?? '?'} records acknowledged`
               : 'aggregator only, no sink',
         });
@@ -112,7 +96,7 @@ const scenario: Scenario = {
           unit: 'µs',
           better: 'lower',
           peer: null,
-          subject: labels.get(s.peer) ?? '',
+          subject: s.peer.label ?? '',
           value: cpu.value,
           runs: cpu.runs,
         });

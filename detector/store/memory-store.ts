@@ -196,8 +196,7 @@ export class MemoryEngine implements TransactionalEngine {
   private put<K, V>(map: Map<K, V>, key: K, value: V | undefined): void {
     if (this.undo) {
       const old = map.get(key);
-      this.undo.push(MAP_SET, map, old === undefined && !map.has(key) ? ABSENT : old);
-      this.undo.push(key);
+      this.undo.push(MAP_SET, map, old === undefined && !map.has(key) ? ABSENT : old, key);
     }
     if (value === undefined) map.delete(key);
     else map.set(key, value);
