@@ -38,6 +38,15 @@ function readAll(s: net.Socket): Promise<Buffer> {
   });
 }
 
+/** What `s` receives until the peer's end of stream (half-close: `s` itself stays open to write). */
+function untilEnd(s: net.Socket): Promise<string> {
+  return new Promise((resolve) => {
+    let got = '';
+    s.on('data', (b: Buffer) => (got += b.toString()));
+    s.on('end', () => resolve(got));
+  });
+}
+
 /** Resolves when the peer has closed or reset `s` (its end of stream, or the socket closed). */
 function gone(s: net.Socket): Promise<void> {
   return readAll(s).then(() => undefined);
@@ -127,11 +136,7 @@ describe.runIf(platform() === 'linux')('native tunnel relay', () => {
 
   it('half-close, client first: the upstream sees the end and still answers, both ways counted', async () => {
     const { client, upstream, tunnel } = await rig();
-    const upGot = new Promise<string>((resolve) => {
-      let got = '';
-      upstream.on('data', (b: Buffer) => (got += b.toString()));
-      upstream.on('end', () => resolve(got));
-    });
+    const upGot = untilEnd(upstream);
     const clientGot = readAll(client);
     client.end('question');
     expect(await upGot).toBe('question');
@@ -144,11 +149,7 @@ describe.runIf(platform() === 'linux')('native tunnel relay', () => {
 
   it('half-close, upstream first: the client sees the end and still sends', async () => {
     const { client, upstream, tunnel } = await rig();
-    const clientGot = new Promise<string>((resolve) => {
-      let got = '';
-      client.on('data', (b: Buffer) => (got += b.toString()));
-      client.on('end', () => resolve(got));
-    });
+    const clientGot = untilEnd(client);
     const upGot = readAll(upstream);
     upstream.end('banner');
     expect(await clientGot).toBe('banner');
