@@ -10,7 +10,9 @@
  *   client address held by that instance    → instance
  *   otherwise                               → other (the client's own instance, if known, is named)
  */
-import type { Binding, Evidence, InventoryView, Sighting } from './types.js';
+import { isoTime } from '../../common/time/iso-time.js';
+import { distanceMs, nearestSightings } from './evidence.js';
+import { MAX_EVIDENCE, type Binding, type Evidence, type InventoryView, type Sighting } from './types.js';
 
 export interface ClientBinding {
   binding: Binding;
@@ -27,10 +29,26 @@ export function bindingOf(
   inventory: InventoryView,
   atMs: number,
 ): ClientBinding {
+  return bindingWith(client, keyInstanceId, inventory, atMs, null);
+}
+
+/**
+ * bindingOf, asking `known` whether the inventory knows the key's instance (an event asks that
+ * once for all its clients). A client address the key's instance held is `instance` without
+ * asking: holding it then is knowing the instance then.
+ */
+export function bindingWith(
+  client: Pick<Sighting, 'clientIp' | 'network'>,
+  keyInstanceId: string | null,
+  inventory: InventoryView,
+  atMs: number,
+  known: { keyInstanceKnown(): boolean } | null,
+): ClientBinding {
   if (client.network !== null && inventory.isTranslated(client.network)) return { binding: 'translated', clientInstanceId: null };
   const owner = inventory.ownerAt(client.clientIp, atMs);
-  if (keyInstanceId === null || !inventory.knows(keyInstanceId, atMs)) return { binding: 'unknown', clientInstanceId: owner };
-  return { binding: owner === keyInstanceId ? 'instance' : 'other', clientInstanceId: owner };
+  if (owner !== null && owner === keyInstanceId) return { binding: 'instance', clientInstanceId: owner };
+  const knows = known !== null ? known.keyInstanceKnown() : keyInstanceId !== null && inventory.knows(keyInstanceId, atMs);
+  return { binding: knows ? 'other' : 'unknown', clientInstanceId: owner };
 }
 
 /** The evidence with each client's binding (the same client and network bind alike). */
@@ -55,6 +73,38 @@ export function withBinding(
       mode: e.mode,
       capture: e.capture,
       deltaMs: e.deltaMs,
+      binding: b.binding,
+      clientInstanceId: b.clientInstanceId,
+    };
+  });
+}
+
+/**
+ * nearestEvidence then withBinding in one step, each record built once (the two steps built two
+ * per sighting); the same records, keys in the same order.
+ */
+export function nearestBoundEvidence(
+  sightings: readonly Sighting[],
+  atMs: number,
+  binder: { binding(client: Pick<Sighting, 'clientIp' | 'network'>): ClientBinding },
+  max = MAX_EVIDENCE,
+): Evidence[] {
+  return nearestSightings(sightings, atMs, max).map((s) => {
+    const b = binder.binding(s);
+    return {
+      gatewayId: s.gatewayId,
+      clientIp: s.clientIp,
+      network: s.network,
+      firstSeen: isoTime(s.firstSeenMs),
+      lastSeen: isoTime(s.lastSeenMs),
+      count: s.count,
+      host: s.host,
+      service: s.service,
+      region: s.region,
+      action: s.action,
+      mode: s.mode,
+      capture: s.capture,
+      deltaMs: distanceMs(s, atMs),
       binding: b.binding,
       clientInstanceId: b.clientInstanceId,
     };

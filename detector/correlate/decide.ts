@@ -20,7 +20,7 @@
  * |10 | gateway-unattested      | finding 8   | G's address, G alive, key not seen                          |
  * |11 | external                | finding 8   | any other source                                            |
  */
-import { instanceIdOf, type CloudTrailEvent } from '../cloudtrail/parse.js';
+import type { CloudTrailEvent } from '../cloudtrail/parse.js';
 import { buildRuleInput, type CorrelationContext, type CorrelationRule, type Verdict } from './rule.js';
 import { attestedRule } from './rules/attested.js';
 import { awsInternalRule } from './rules/aws-internal.js';
@@ -74,7 +74,7 @@ export function decide(event: CloudTrailEvent, ctx: CorrelationContext): Decisio
     severity: v.severity,
     gatewayId: v.gatewayId,
     evidence: v.evidence,
-    instanceId: instanceIdOf(event),
+    instanceId: input.keyInstanceId,
     reason: v.reason,
   };
 }

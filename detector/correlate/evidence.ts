@@ -37,12 +37,34 @@ export function toEvidence(s: Sighting, atMs: number): Evidence {
 
 /** The nearest sightings to `atMs` as evidence, nearest first (latest first on a tie). */
 export function nearestEvidence(sightings: readonly Sighting[], atMs: number, max = MAX_EVIDENCE): Evidence[] {
-  if (sightings.length === 1) return [toEvidence(sightings[0] as Sighting, atMs)];
-  return sightings
-    .map((s) => ({ s, d: distanceMs(s, atMs) }))
-    .sort((a, b) => a.d - b.d || b.s.lastSeenMs - a.s.lastSeenMs)
-    .slice(0, max)
-    .map(({ s }) => toEvidence(s, atMs));
+  return nearestSightings(sightings, atMs, max).map((s) => toEvidence(s, atMs));
+}
+
+/**
+ * The `max` sightings nearest to `atMs`, nearest first (latest first on a tie, then in the given
+ * order): a sort of all of them cut to `max`, kept by inserting each into the first `max` instead
+ * (no sort of the rest, no wrapper per sighting; usually there are one or two).
+ */
+export function nearestSightings(sightings: readonly Sighting[], atMs: number, max = MAX_EVIDENCE): readonly Sighting[] {
+  if (sightings.length === 1) return sightings;
+  const out: Sighting[] = [];
+  const dist: number[] = [];
+  for (const s of sightings) {
+    const d = distanceMs(s, atMs);
+    let i = out.length;
+    // Before each one it is strictly nearer than (or as near and later): a stable sort's order.
+    while (i > 0 && (d - (dist[i - 1] as number) || (out[i - 1] as Sighting).lastSeenMs - s.lastSeenMs) < 0) i--;
+    if (i >= max) continue;
+    // Shifts the farther ones back by one, the last dropped beyond `max`.
+    let j = Math.min(out.length, max - 1);
+    for (; j > i; j--) {
+      out[j] = out[j - 1] as Sighting;
+      dist[j] = dist[j - 1] as number;
+    }
+    out[i] = s;
+    dist[i] = d;
+  }
+  return out;
 }
 
 /** The sighting nearest to `atMs` (latest on a tie), or null. */

@@ -24,7 +24,7 @@ import type {
   Sighting,
 } from './types.js';
 import { withinWindow } from './evidence.js';
-import { bindingOf, type ClientBinding } from './binding.js';
+import { bindingWith, type ClientBinding } from './binding.js';
 
 export interface CorrelationContext {
   registry: CompiledRegistry;
@@ -49,6 +49,8 @@ export interface RuleInput {
   gatewayAlive(gatewayId: string): boolean;
   /** The instance the key belongs to (the role session's name), or null. */
   readonly keyInstanceId: string | null;
+  /** Whether the inventory knows the key's instance at eventTime (false without one). */
+  keyInstanceKnown(): boolean;
   /** How a client that presented the key relates to the key's instance at eventTime (binding.ts). */
   binding(client: Pick<Sighting, 'clientIp' | 'network'>): ClientBinding;
 }
@@ -70,47 +72,91 @@ export interface CorrelationRule {
 }
 
 export function buildRuleInput(event: CloudTrailEvent, ctx: CorrelationContext): RuleInput {
-  const source = classifySource(event.sourceIPAddress);
-  const t = event.eventTimeMs;
-  const { windowMs, heartbeatStaleMs } = ctx.policy;
-  let sightings: Sighting[] | null = null;
-  const alive = new Map<string, boolean>();
-  const keyInstanceId = instanceIdOf(event);
-  const bindings = new Map<string, ClientBinding>();
-  return {
-    event,
-    credential: instanceCredentialKind(event),
-    source,
-    evidence: ctx.evidence,
-    policy: ctx.policy,
-    inventory: ctx.inventory,
-    gateways: source === 'ip' ? ctx.registry.gatewaysFor(event.sourceIPAddress) : [],
-    keySightings(): Sighting[] {
-      const key = event.identity.accessKeyId;
-      // The store returns overlaps with [t - w, t + w]; filtering again keeps other implementations honest.
-      sightings ??=
-        key === null
-          ? []
-          : ctx.evidence.keySightings(key, t - windowMs, t + windowMs).filter((s) => s.accessKeyId === key && withinWindow(s, t, windowMs));
-      return sightings;
-    },
-    gatewayAlive(gatewayId: string): boolean {
-      let v = alive.get(gatewayId);
-      if (v === undefined) {
-        v = ctx.evidence.heartbeatNear(gatewayId, t - heartbeatStaleMs, t + heartbeatStaleMs);
-        alive.set(gatewayId, v);
-      }
-      return v;
-    },
-    keyInstanceId,
-    binding(client): ClientBinding {
-      const k = `${client.network ?? ''} ${client.clientIp}`;
-      let b = bindings.get(k);
-      if (b === undefined) {
-        b = bindingOf(client, keyInstanceId, ctx.inventory, t);
-        bindings.set(k, b);
-      }
-      return b;
-    },
-  };
+  return new EventInput(event, ctx);
 }
+
+/**
+ * One event's input, its lookups made on first use and kept: a class rather than an object of
+ * closures, and the common case (one client presents the key) needs no map.
+ */
+class EventInput implements RuleInput {
+  readonly credential: InstanceCredentialKind;
+  readonly source: SourceClass;
+  readonly evidence: EvidenceView;
+  readonly policy: CorrelationPolicy;
+  readonly inventory: InventoryView;
+  readonly gateways: readonly CompiledGateway[];
+  readonly keyInstanceId: string | null;
+  private sightings: Sighting[] | null = null;
+  private alive: Map<string, boolean> | null = null;
+  /** -1 not asked yet, 0 no, 1 yes. */
+  private known = -1;
+  /** The last client bound and its binding; the others, when there are several, by `network clientIp`. */
+  private lastClient: Pick<Sighting, 'clientIp' | 'network'> | null = null;
+  private lastBinding: ClientBinding | null = null;
+  private bindings: Map<string, ClientBinding> | null = null;
+
+  constructor(
+    readonly event: CloudTrailEvent,
+    ctx: CorrelationContext,
+  ) {
+    this.source = classifySource(event.sourceIPAddress);
+    this.credential = instanceCredentialKind(event);
+    this.evidence = ctx.evidence;
+    this.policy = ctx.policy;
+    this.inventory = ctx.inventory;
+    this.gateways = this.source === 'ip' ? ctx.registry.gatewaysFor(event.sourceIPAddress) : [];
+    this.keyInstanceId = instanceIdOf(event);
+  }
+
+  keySightings(): Sighting[] {
+    if (this.sightings !== null) return this.sightings;
+    const key = this.event.identity.accessKeyId;
+    if (key === null) return (this.sightings = []);
+    const t = this.event.eventTimeMs;
+    const w = this.policy.windowMs;
+    // The store returns overlaps with [t - w, t + w]; checking again keeps other implementations honest.
+    const found = this.evidence.keySightings(key, t - w, t + w);
+    for (const s of found)
+      if (s.accessKeyId !== key || !withinWindow(s, t, w))
+        return (this.sightings = found.filter((x) => x.accessKeyId === key && withinWindow(x, t, w)));
+    return (this.sightings = found);
+  }
+
+  gatewayAlive(gatewayId: string): boolean {
+    this.alive ??= new Map();
+    let v = this.alive.get(gatewayId);
+    if (v === undefined) {
+      const t = this.event.eventTimeMs;
+      const stale = this.policy.heartbeatStaleMs;
+      v = this.evidence.heartbeatNear(gatewayId, t - stale, t + stale);
+      this.alive.set(gatewayId, v);
+    }
+    return v;
+  }
+
+  keyInstanceKnown(): boolean {
+    if (this.known < 0)
+      this.known = this.keyInstanceId !== null && this.inventory.knows(this.keyInstanceId, this.event.eventTimeMs) ? 1 : 0;
+    return this.known === 1;
+  }
+
+  binding(client: Pick<Sighting, 'clientIp' | 'network'>): ClientBinding {
+    const last = this.lastClient;
+    if (last !== null && last.clientIp === client.clientIp && last.network === client.network) return this.lastBinding as ClientBinding;
+    let b: ClientBinding | undefined;
+    if (last !== null) {
+      this.bindings ??= new Map([[clientKey(last), this.lastBinding as ClientBinding]]);
+      b = this.bindings.get(clientKey(client));
+    }
+    if (b === undefined) {
+      b = bindingWith(client, this.keyInstanceId, this.inventory, this.event.eventTimeMs, this);
+      this.bindings?.set(clientKey(client), b);
+    }
+    this.lastClient = client;
+    this.lastBinding = b;
+    return b;
+  }
+}
+
+const clientKey = (c: Pick<Sighting, 'clientIp' | 'network'>) => `${c.network ?? ''} ${c.clientIp}`;

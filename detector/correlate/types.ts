@@ -80,7 +80,10 @@ export type Binding = 'instance' | 'other' | 'unknown' | 'translated';
  * moment, so an address a new instance reuses is not blamed on its previous owner.
  */
 export interface InventoryView {
-  /** Whether the inventory knows the instance at that time (it held at least one address then). */
+  /**
+   * Whether the inventory knows the instance at that time (it held at least one address then):
+   * true whenever `ownerAt` names it for some address at that time (binding relies on it).
+   */
   knows(instanceId: string, atMs: number): boolean;
   /** The instance that held the address at that time (the latest to take it), or null. */
   ownerAt(address: string, atMs: number): string | null;

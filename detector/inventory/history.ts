@@ -45,17 +45,61 @@ export interface Holding {
   readonly sources: readonly string[];
 }
 
-function heldAt(h: Holding, t: number): boolean {
-  return h.firstSeenMs <= t && (h.endedMs === null || t <= h.endedMs);
+/**
+ * Of two holdings of one address at one time, which owns it: the later taker; an open one over
+ * an ended one; the later confirmed; the smaller instance id. Negative: `a` owns it.
+ */
+function ownerOrder(a: Holding, b: Holding): number {
+  if (a.firstSeenMs !== b.firstSeenMs) return a.firstSeenMs > b.firstSeenMs ? -1 : 1;
+  if ((a.endedMs === null) !== (b.endedMs === null)) return a.endedMs === null ? -1 : 1;
+  if (a.lastSeenMs !== b.lastSeenMs) return a.lastSeenMs > b.lastSeenMs ? -1 : 1;
+  return a.instanceId < b.instanceId ? -1 : a.instanceId > b.instanceId ? 1 : 0;
 }
 
-/** Of two holdings of one address at one time, the owner: the later taker; an open one over an ended one. */
-function newer(a: Holding, b: Holding): Holding {
-  if (a.firstSeenMs !== b.firstSeenMs) return a.firstSeenMs > b.firstSeenMs ? a : b;
-  if ((a.endedMs === null) !== (b.endedMs === null)) return a.endedMs === null ? a : b;
-  if (a.lastSeenMs !== b.lastSeenMs) return a.lastSeenMs > b.lastSeenMs ? a : b;
-  return a.instanceId <= b.instanceId ? a : b;
+/**
+ * Holdings grouped by one key (instance or address) for the per-event questions, as plain
+ * numbers: `at.get(key)` is the group's number g, its holdings are slots start[g] ≤ i < start[g+1],
+ * and slot i is held over [spans[2i], spans[2i+1]] (+Infinity while open) by ids[i] (or of
+ * address ids[i]). A question then reads one map entry and two typed arrays instead of a list of
+ * holding objects and their boxed times.
+ */
+class HoldingIndex {
+  readonly at = new Map<string, number>();
+  readonly start: Int32Array;
+  readonly spans: Float64Array;
+  readonly ids: string[] = [];
+
+  /** `order` sorts a group's holdings; `id` is what a slot answers. */
+  constructor(groups: ReadonlyMap<string, Holding[]>, order: (a: Holding, b: Holding) => number, id: (h: Holding) => string) {
+    let n = 0;
+    for (const list of groups.values()) n += list.length;
+    this.start = new Int32Array(groups.size + 1);
+    this.spans = new Float64Array(2 * n);
+    let g = 0;
+    let i = 0;
+    for (const [key, list] of groups) {
+      this.at.set(key, g);
+      this.start[g++] = i;
+      for (const h of list.sort(order)) {
+        this.spans[2 * i] = h.firstSeenMs;
+        this.spans[2 * i + 1] = h.endedMs ?? Infinity;
+        this.ids.push(id(h));
+        i++;
+      }
+    }
+    this.start[g] = i;
+  }
+
+  /** The first slot of the group held at t, or -1. */
+  firstHeld(g: number, t: number): number {
+    const spans = this.spans;
+    for (let i = this.start[g] as number, end = this.start[g + 1] as number; i < end; i++)
+      if ((spans[2 * i] as number) <= t && t <= (spans[2 * i + 1] as number)) return i;
+    return -1;
+  }
 }
+
+const byAddressText = (a: Holding, b: Holding) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0);
 
 /** Keys: `o` the pair's current (or last) observed holding, `e` an earlier one, `d` a dated one a source states. */
 const openKey = (instanceId: string, address: string) => `o ${instanceId} ${address}`;
@@ -69,8 +113,10 @@ function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
 }
 
 export class AddressHistory {
-  private readonly byInstance = new Map<string, Holding[]>();
-  private readonly byAddress = new Map<string, Holding[]>();
+  /** Per instance, its holdings by address (addressesAt answers sorted, once each). */
+  private readonly byInstance: HoldingIndex;
+  /** Per address, its holdings owner first (ownerAt answers the first held). */
+  private readonly byAddress: HoldingIndex;
 
   private constructor(
     /** Open holdings under `instance address`, closed ones under `instance address first ended`. */
@@ -78,10 +124,14 @@ export class AddressHistory {
     /** Sources read at least once. */
     private readonly seenSources: ReadonlySet<string>,
   ) {
+    const instances = new Map<string, Holding[]>();
+    const addresses = new Map<string, Holding[]>();
     for (const h of all.values()) {
-      push(this.byInstance, h.instanceId, h);
-      push(this.byAddress, h.address, h);
+      push(instances, h.instanceId, h);
+      push(addresses, h.address, h);
     }
+    this.byInstance = new HoldingIndex(instances, byAddressText, (h) => h.address);
+    this.byAddress = new HoldingIndex(addresses, ownerOrder, (h) => h.instanceId);
   }
 
   static empty(): AddressHistory {
@@ -90,9 +140,9 @@ export class AddressHistory {
 
   /** Instances holding an address now (an open holding), instances in the history, and holdings kept. */
   get size(): { current: number; instances: number; holdings: number } {
-    let current = 0;
-    for (const list of this.byInstance.values()) if (list.some((h) => h.endedMs === null)) current++;
-    return { current, instances: this.byInstance.size, holdings: this.all.size };
+    const current = new Set<string>();
+    for (const h of this.all.values()) if (h.endedMs === null) current.add(h.instanceId);
+    return { current: current.size, instances: this.byInstance.at.size, holdings: this.all.size };
   }
 
   holdings(): Holding[] {
@@ -161,20 +211,29 @@ export class AddressHistory {
   }
 
   knows(instanceId: string, atMs: number): boolean {
-    return this.byInstance.get(instanceId)?.some((h) => heldAt(h, atMs)) ?? false;
+    const g = this.byInstance.at.get(instanceId);
+    return g !== undefined && this.byInstance.firstHeld(g, atMs) >= 0;
   }
 
   ownerAt(address: string, atMs: number): string | null {
-    const list = this.byAddress.get(address) ?? this.byAddress.get(canonicalIp(address) ?? address);
-    if (list === undefined) return null;
-    let best: Holding | null = null;
-    for (const h of list) if (heldAt(h, atMs)) best = best === null ? h : newer(best, h);
-    return best?.instanceId ?? null;
+    const index = this.byAddress;
+    const g = index.at.get(address) ?? index.at.get(canonicalIp(address) ?? address);
+    if (g === undefined) return null;
+    const i = index.firstHeld(g, atMs);
+    return i < 0 ? null : (index.ids[i] as string);
   }
 
   addressesAt(instanceId: string, atMs: number): string[] {
-    const list = this.byInstance.get(instanceId) ?? [];
-    return [...new Set(list.filter((h) => heldAt(h, atMs)).map((h) => h.address))].sort();
+    const index = this.byInstance;
+    const g = index.at.get(instanceId);
+    const out: string[] = [];
+    if (g === undefined) return out;
+    const spans = index.spans;
+    for (let i = index.start[g] as number, end = index.start[g + 1] as number; i < end; i++) {
+      const address = index.ids[i] as string;
+      if ((spans[2 * i] as number) <= atMs && atMs <= (spans[2 * i + 1] as number) && out[out.length - 1] !== address) out.push(address);
+    }
+    return out;
   }
 }
 

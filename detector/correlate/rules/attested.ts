@@ -7,28 +7,47 @@
  * translated network, then clients the inventory cannot bind. A key seen
  * only from other instances' addresses never gets here (wrong-client).
  */
-import { BINDING_RANK, withBinding } from '../binding.js';
-import { clockTime, describeClient, maskKey, nearestEvidence, nearestGateway, nearestPointMs } from '../evidence.js';
+import { BINDING_RANK, nearestBoundEvidence } from '../binding.js';
+import { clockTime, describeClient, maskKey, nearestGateway, nearestSighting, nearestPointMs } from '../evidence.js';
 import type { CorrelationRule } from '../rule.js';
+import type { CompiledGateway, Sighting } from '../types.js';
 
 export const attestedRule: CorrelationRule = {
   name: 'attested',
   disposition: 'suppressed',
   evaluate(input) {
     const t = input.event.eventTimeMs;
-    const perGateway = input.gateways.map((g) => ({
-      gatewayId: g.id,
-      routed: input.keySightings().filter((s) => s.gatewayId === g.id && s.network !== null),
-    }));
-    let strongest = Infinity;
-    for (const { routed } of perGateway) for (const s of routed) strongest = Math.min(strongest, BINDING_RANK[input.binding(s).binding]);
-    const best = nearestGateway(
-      perGateway.map((g) => ({
+    const gateways = input.gateways;
+    if (gateways.length === 0) return null;
+    // Per gateway, its routed sightings of the strongest binding any gateway has (one pass for one gateway).
+    let best: ReturnType<typeof nearestGateway>;
+    if (gateways.length === 1) {
+      const g = gateways[0] as CompiledGateway;
+      let strongest = Infinity;
+      let sightings: Sighting[] = [];
+      for (const s of input.keySightings()) {
+        if (s.gatewayId !== g.id || s.network === null) continue;
+        const rank = BINDING_RANK[input.binding(s).binding];
+        if (rank < strongest) {
+          strongest = rank;
+          sightings = [s];
+        } else if (rank === strongest) sightings.push(s);
+      }
+      const nearest = nearestSighting(sightings, t);
+      best = nearest === null ? null : { gatewayId: g.id, sightings, nearest };
+    } else {
+      const perGateway = gateways.map((g) => ({
+        gatewayId: g.id,
+        routed: input.keySightings().filter((s) => s.gatewayId === g.id && s.network !== null),
+      }));
+      let strongest = Infinity;
+      for (const { routed } of perGateway) for (const s of routed) strongest = Math.min(strongest, BINDING_RANK[input.binding(s).binding]);
+      const groups = perGateway.map((g) => ({
         gatewayId: g.gatewayId,
         sightings: g.routed.filter((s) => BINDING_RANK[input.binding(s).binding] === strongest),
-      })),
-      t,
-    );
+      }));
+      best = nearestGateway(groups, t);
+    }
     if (best === null) return null;
     const s = best.nearest;
     const own = input.binding(s).binding === 'instance' ? `, an address of its own instance ${input.keyInstanceId ?? ''}` : '';
@@ -38,7 +57,7 @@ export const attestedRule: CorrelationRule = {
       rule: 'attested',
       severity: null,
       gatewayId: best.gatewayId,
-      evidence: withBinding(nearestEvidence(best.sightings, t), (c) => input.binding(c)),
+      evidence: nearestBoundEvidence(best.sightings, t, input),
       reason,
     };
   },

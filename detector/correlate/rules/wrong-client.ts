@@ -9,10 +9,10 @@
  * client in a translated network, or the instance's own address, leaves the
  * event to `attested`.
  */
-import { withBinding } from '../binding.js';
-import { clockTime, nearestEvidence, nearestGateway, nearestPointMs } from '../evidence.js';
+import { nearestBoundEvidence } from '../binding.js';
+import { clockTime, nearestGateway, nearestPointMs } from '../evidence.js';
 import type { CorrelationRule } from '../rule.js';
-import { SEVERITY_HIGH } from '../types.js';
+import { SEVERITY_HIGH, type CompiledGateway, type Sighting } from '../types.js';
 
 export const wrongClientRule: CorrelationRule = {
   name: 'wrong-client',
@@ -20,12 +20,20 @@ export const wrongClientRule: CorrelationRule = {
   evaluate(input) {
     const instanceId = input.keyInstanceId;
     const t = input.event.eventTimeMs;
-    if (instanceId === null || input.gateways.length === 0 || !input.inventory.knows(instanceId, t)) return null;
-    const ids = new Set(input.gateways.map((g) => g.id));
-    const routed = input.keySightings().filter((s) => ids.has(s.gatewayId) && s.network !== null);
-    if (routed.length === 0 || routed.some((s) => input.binding(s).binding !== 'other')) return null;
+    const gateways = input.gateways;
+    // Without the key's instance known no client binds `other`: the first routed sighting ends it.
+    if (instanceId === null || gateways.length === 0) return null;
+    // One pass: the routed sightings by these gateways, given up at the first client that is not another instance's.
+    const routed: Sighting[] = [];
+    for (const s of input.keySightings()) {
+      if (s.network === null || !hasGateway(gateways, s.gatewayId)) continue;
+      if (input.binding(s).binding !== 'other') return null;
+      routed.push(s);
+    }
     const best = nearestGateway(
-      input.gateways.map((g) => ({ gatewayId: g.id, sightings: routed.filter((s) => s.gatewayId === g.id) })),
+      gateways.length === 1
+        ? [{ gatewayId: (gateways[0] as CompiledGateway).id, sightings: routed }]
+        : gateways.map((g) => ({ gatewayId: g.id, sightings: routed.filter((s) => s.gatewayId === g.id) })),
       t,
     );
     if (best === null) return null;
@@ -41,8 +49,13 @@ export const wrongClientRule: CorrelationRule = {
       rule: 'wrong-client',
       severity: SEVERITY_HIGH,
       gatewayId: best.gatewayId,
-      evidence: withBinding(nearestEvidence(best.sightings, t), (c) => input.binding(c)),
+      evidence: nearestBoundEvidence(best.sightings, t, input),
       reason,
     };
   },
 };
+
+function hasGateway(gateways: readonly CompiledGateway[], id: string): boolean {
+  for (const g of gateways) if (g.id === id) return true;
+  return false;
+}
