@@ -44,7 +44,7 @@ import { isoTime } from '../../common/time/iso-time.js';
 import { findingContextOf, findingFromDecision, findingId, mergeFinding, type Finding } from '../findings/shape.js';
 import type { FindingsSink } from '../findings/findings-sink.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
-import type { DetectorStore, KeptEvent, StoreTx } from '../store/store.js';
+import type { DetectorStore, KeptEvent, StoredEvent, StoreTx } from '../store/store.js';
 import { laterIso, RESOLVABLE_RULES } from './finding-resolution.js';
 
 export type RecordOutcome = 'decided' | 'pending' | 'invalid' | 'duplicate' | 'conflict' | 'not-instance-credential' | 'failed';
@@ -73,8 +73,10 @@ export interface EngineOptions {
 export class CorrelationEngine {
   private newestEventMs = 0;
   /** The counters' children by label value, looked up once each (labels are hashed on every lookup). */
-  private readonly recordCounters = new Map<string, { inc(): void }>();
-  private readonly decisionCounters = new Map<string, Map<string, { inc(): void }>>();
+  private readonly recordCounters = new Map<string, { inc(n?: number): void }>();
+  private readonly decisionCounters = new Map<string, Map<string, { inc(n?: number): void }>>();
+  /** Decisions told but not yet added to their counters (added once per counter and batch: each add hashes its labels). */
+  private readonly decisionCount = new Tally();
 
   constructor(private readonly opts: EngineOptions) {}
 
@@ -156,25 +158,23 @@ export class CorrelationEngine {
         const slice = isolated ? null : await this.sliceState(tx, work);
         for (const { i, raw, event, instance } of work) {
           if (!instance) {
-            told.push(() => {
-              this.recordsCounted('not_instance_credential').inc();
-              this.opts.decided?.(decide(event, ctx), event);
-            });
+            if (this.opts.decided !== undefined) told.push(() => this.opts.decided?.(decide(event, ctx), event));
             results.set(i, 'not-instance-credential');
             continue;
           }
           // Kept copy, conflict record, pending row or decision and finding commit together: a crash
           // cannot leave an event marked as seen but never decided.
-          const effects: Effects = [];
           let outcome: Awaited<ReturnType<CorrelationEngine['judgeAndDecide']>>;
           if (!isolated) {
             try {
-              outcome = await this.judgeAndDecide(tx, event, raw, origin, ctx, effects, slice);
+              // A record that fails rolls the whole transaction back: its effects go straight to `told`.
+              outcome = await this.judgeAndDecide(tx, event, raw, origin, ctx, told, slice);
             } catch (err) {
               recordFailed = true;
               throw err;
             }
           } else {
+            const effects: Effects = [];
             try {
               outcome = await tx.savepoint((part) => this.judgeAndDecide(part, event, raw, origin, ctx, effects, null));
             } catch (err) {
@@ -182,8 +182,8 @@ export class CorrelationEngine {
               results.set(i, 'failed');
               continue;
             }
+            for (const effect of effects) told.push(effect);
           }
-          told.push(...effects, () => this.recordsCounted(outcome === 'pending' ? 'decided' : outcome).inc());
           results.set(i, outcome);
         }
         if (slice !== null)
@@ -207,8 +207,20 @@ export class CorrelationEngine {
       );
       return 'not-committed';
     }
-    for (const [i, outcome] of results) outcomes[i] = outcome;
-    for (const tell of told) tell();
+    // The records counted by outcome, one increment per outcome and batch (a failed one is counted as it is told).
+    const counted = new Map<string, number>();
+    for (const [i, outcome] of results) {
+      outcomes[i] = outcome;
+      if (outcome === 'failed') continue;
+      const label = outcome === 'pending' ? 'decided' : outcome === 'not-instance-credential' ? 'not_instance_credential' : outcome;
+      counted.set(label, (counted.get(label) ?? 0) + 1);
+    }
+    for (const [label, n] of counted) this.recordsCounted(label).inc(n);
+    try {
+      for (const tell of told) tell();
+    } finally {
+      this.decisionCount.flush();
+    }
     return 'committed';
   }
 
@@ -228,7 +240,7 @@ export class CorrelationEngine {
     }
   }
 
-  private recordsCounted(outcome: string): { inc(): void } {
+  private recordsCounted(outcome: string): { inc(n?: number): void } {
     let child = this.recordCounters.get(outcome);
     if (child === undefined) {
       child = this.opts.metrics.cloudtrailRecords.labels({ outcome });
@@ -237,7 +249,7 @@ export class CorrelationEngine {
     return child;
   }
 
-  private decisionsCounted(disposition: string, rule: string): { inc(): void } {
+  private decisionsCounted(disposition: string, rule: string): { inc(n?: number): void } {
     let byRule = this.decisionCounters.get(disposition);
     if (byRule === undefined) {
       byRule = new Map();
@@ -258,9 +270,15 @@ export class CorrelationEngine {
 
   /** The kept copies of a slice's instance-credential events, read at once; no finding read yet. */
   private async sliceState(tx: StoreTx, work: readonly Work[]): Promise<SliceState> {
-    const ids = [...new Set(work.flatMap((w) => (w.instance ? [w.event.eventId] : [])))];
+    const kept = new Map<string, KeptEvent | null>();
+    for (const w of work) if (w.instance) kept.set(w.event.eventId, null);
+    const ids = [...kept.keys()];
     const copies = ids.length === 0 ? [] : await tx.keptCopies(ids);
-    return { kept: new Map(ids.map((id, n) => [id, copies[n] ?? null])), findings: new Map(), changed: new Map() };
+    for (let n = 0; n < ids.length; n++) {
+      const copy = copies[n] ?? null;
+      if (copy !== null) kept.set(ids[n]!, copy);
+    }
+    return { kept, findings: new Map(), changed: new Map() };
   }
 
   /** The findings a slice merged, each written once (and told to `findingChanged`) before its transaction commits. */
@@ -286,11 +304,10 @@ export class CorrelationEngine {
     slice: SliceState | null,
   ): Promise<'decided' | 'pending' | 'duplicate' | 'conflict'> {
     const fingerprint = eventFingerprint(event);
-    const summary = copySummary(event, origin);
     const kept = slice?.kept.has(event.eventId) ? (slice.kept.get(event.eventId) ?? null) : await tx.keptCopy(event.eventId);
-    const keep = () => slice?.kept.set(event.eventId, { origin, fingerprint, summary });
     const verdict = judgeCopy(kept, { origin, fingerprint });
-    const row = {
+    // The row is also the copy kept in the slice (a KeptEvent) for the records after this one.
+    const row: StoredEvent = {
       eventId: event.eventId,
       accessKeyId: event.identity.accessKeyId,
       sourceIp: event.sourceIPAddress,
@@ -299,21 +316,22 @@ export class CorrelationEngine {
       origin,
       fingerprint,
       seenMs: this.opts.now(),
-      summary,
+      summary: copySummary(event, origin),
     };
+    const { summary } = row;
     switch (verdict.kind) {
       case 'new':
         await tx.recordEvent(row);
-        keep();
+        slice?.kept.set(event.eventId, row);
         return this.decideEvent(tx, event, raw, false, ctx, effects, slice);
       case 'adopt':
         await tx.vouchForEvent(event.eventId, origin, fingerprint, summary);
-        keep();
+        slice?.kept.set(event.eventId, row);
         return 'duplicate';
       case 'duplicate':
         if (verdict.promote) {
           await tx.vouchForEvent(event.eventId, origin, fingerprint, summary);
-          keep();
+          slice?.kept.set(event.eventId, row);
         }
         return 'duplicate';
       case 'conflict':
@@ -325,7 +343,7 @@ export class CorrelationEngine {
         const withdrawn = await tx.takeDecision('cloudtrail', event.eventId);
         await tx.removePending(event.eventId);
         await tx.replaceEvent(row);
-        keep();
+        slice?.kept.set(event.eventId, row);
         await this.conflict(tx, event.eventId, 'superseded', summary, kept?.summary ?? {}, kept?.fingerprint ?? '', withdrawn, effects);
         return this.decideEvent(tx, event, raw, false, ctx, effects, slice);
       }
@@ -474,7 +492,7 @@ export class CorrelationEngine {
   private tellDecision(decision: Decision, event: CloudTrailEvent): void {
     const { logger } = this.opts;
     this.opts.decided?.(decision, event);
-    this.decisionsCounted(decision.disposition, decision.rule).inc();
+    this.decisionCount.add(this.decisionsCounted(decision.disposition, decision.rule));
     if (!logger.isLevelEnabled('info')) return;
     logger.info(
       {
@@ -540,7 +558,11 @@ export class CorrelationEngine {
       );
       return 0;
     }
-    for (const tell of told) tell();
+    try {
+      for (const tell of told) tell();
+    } finally {
+      this.decisionCount.flush();
+    }
     metrics.pendingDecisions.set(await store.pendingCount());
     return claimed;
   }
@@ -573,6 +595,20 @@ interface SliceState {
   findings: Map<string, Finding | null>;
   /** The findings merged, with the time of their latest merge: written once each before the commit. */
   changed: Map<string, number>;
+}
+
+/** Increments gathered per counter, added at once (prom-client hashes a child's labels on every add). */
+class Tally {
+  private readonly counts = new Map<{ inc(n?: number): void }, number>();
+
+  add(counter: { inc(n?: number): void }): void {
+    this.counts.set(counter, (this.counts.get(counter) ?? 0) + 1);
+  }
+
+  flush(): void {
+    for (const [counter, n] of this.counts) counter.inc(n);
+    this.counts.clear();
+  }
 }
 
 /** What committed decisions tell the world (metrics, log lines, the sink, `decided`), in order, once committed. */

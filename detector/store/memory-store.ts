@@ -121,7 +121,11 @@ export class MemoryEngine implements TransactionalEngine {
   private readonly eventsByKey = new Map<string, EventRow[]>();
   private readonly conflicts = new Map<string, ConflictRow>();
   private readonly pending = new Map<string, PendingEvent>();
-  private readonly decisions = new Map<string, DecisionRow>();
+  /** Decisions by kind, then subject (a key spelt per kind: no string built per record). */
+  private readonly decisions: Readonly<Record<StoredDecision['kind'], Map<string, DecisionRow>>> = {
+    cloudtrail: new Map(),
+    guardduty: new Map(),
+  };
   private readonly findings = new Map<string, unknown>();
   private readonly archived = new Map<string, number>();
   private readonly outbox = new Map<string, OutboxRow>();
@@ -134,6 +138,8 @@ export class MemoryEngine implements TransactionalEngine {
    * key), LIST_ADD (list, item pushed), LIST_REMOVED (list, item taken out).
    */
   private undo: unknown[] | null = null;
+  /** The undo log's array between transactions (emptied), so that each transaction does not grow one anew. */
+  private readonly spareUndo: unknown[] = [];
   /** The length of the undo log when each open savepoint began, innermost last. */
   private readonly marks: number[] = [];
   /** How a value crosses the boundary: a JSON copy (like SQLite's text columns), or as it is. */
@@ -192,11 +198,14 @@ export class MemoryEngine implements TransactionalEngine {
     return best;
   }
 
-  /** Sets `map[key]` (or deletes it for undefined), remembering the old value inside a transaction. */
+  /**
+   * Sets `map[key]` (or deletes it for undefined), remembering the old value inside a transaction.
+   * No map holds undefined (it deletes instead), so a value read as undefined is one absent.
+   */
   private put<K, V>(map: Map<K, V>, key: K, value: V | undefined): void {
     if (this.undo) {
       const old = map.get(key);
-      this.undo.push(MAP_SET, map, old === undefined && !map.has(key) ? ABSENT : old, key);
+      this.undo.push(MAP_SET, map, old === undefined ? ABSENT : old, key);
     }
     if (value === undefined) map.delete(key);
     else map.set(key, value);
@@ -221,23 +230,27 @@ export class MemoryEngine implements TransactionalEngine {
 
   recordEvent(e: StoredEvent): boolean {
     if (this.events.has(e.eventId)) return false;
-    this.keepEvent(this.copying ? { ...e, summary: copy(e.summary) } : e);
+    this.keepEvent(this.copying ? { ...e, summary: copy(e.summary) } : e, undefined);
     return true;
   }
 
-  /** Sets the kept copy of an event and its place in the per-key index. */
-  private keepEvent(row: EventRow): void {
-    const old = this.events.get(row.eventId);
+  /** Sets the kept copy of an event (`old`: the one kept so far, undefined for none) and its place in the per-key index. */
+  private keepEvent(row: EventRow, old: EventRow | undefined): void {
     if (old !== undefined && old.accessKeyId !== null) {
       const list = this.eventsByKey.get(old.accessKeyId) ?? [];
       list.splice(list.indexOf(old), 1);
       this.undo?.push(LIST_REMOVED, list, old, null);
     }
-    this.put(this.events, row.eventId, row);
+    this.undo?.push(MAP_SET, this.events, old ?? ABSENT, row.eventId);
+    this.events.set(row.eventId, row);
     if (row.accessKeyId !== null) {
-      const list = this.eventsByKey.get(row.accessKeyId) ?? [];
+      let list = this.eventsByKey.get(row.accessKeyId);
+      if (list === undefined) {
+        list = [];
+        this.eventsByKey.set(row.accessKeyId, list);
+      }
       list.push(row);
-      this.eventsByKey.set(row.accessKeyId, list);
+      // Undone by taking the row out of the list (an emptied list stays in the index, as prune leaves it).
       this.undo?.push(LIST_ADD, list, row, null);
     }
   }
@@ -252,12 +265,12 @@ export class MemoryEngine implements TransactionalEngine {
   }
 
   replaceEvent(e: StoredEvent): void {
-    this.keepEvent(this.copying ? { ...e, summary: copy(e.summary) } : e);
+    this.keepEvent(this.copying ? { ...e, summary: copy(e.summary) } : e, this.events.get(e.eventId));
   }
 
   vouchForEvent(eventId: string, origin: EventOrigin, fingerprint: string, summary: Record<string, unknown>): void {
     const e = this.events.get(eventId);
-    if (e !== undefined) this.keepEvent({ ...e, origin, fingerprint, summary: this.copy(summary) });
+    if (e !== undefined) this.keepEvent({ ...e, origin, fingerprint, summary: this.copy(summary) }, e);
   }
 
   recordEventConflict(c: EventConflict, droppedFingerprint: string): boolean {
@@ -309,10 +322,11 @@ export class MemoryEngine implements TransactionalEngine {
   }
 
   saveDecision(d: StoredDecision): boolean {
-    const id = `${d.kind}\n${d.subjectId}`;
-    if (this.decisions.has(id)) return false;
+    const decisions = this.decisions[d.kind];
+    if (decisions.has(d.subjectId)) return false;
     // Spelt out rather than spread: replay stores one per record.
-    this.put(this.decisions, id, {
+    this.undo?.push(MAP_SET, decisions, ABSENT, d.subjectId);
+    decisions.set(d.subjectId, {
       kind: d.kind,
       subjectId: d.subjectId,
       timeMs: d.timeMs,
@@ -329,30 +343,31 @@ export class MemoryEngine implements TransactionalEngine {
   }
 
   takeDecision(kind: StoredDecision['kind'], subjectId: string): { disposition: string; rule: string } | null {
-    const d = this.decisions.get(`${kind}\n${subjectId}`);
+    const d = this.decisions[kind].get(subjectId);
     if (d === undefined) return null;
-    this.put(this.decisions, `${kind}\n${subjectId}`, undefined);
+    this.put(this.decisions[kind], subjectId, undefined);
     return { disposition: d.disposition, rule: d.rule };
   }
 
   decisionOf(kind: StoredDecision['kind'], subjectId: string): string | null {
-    return this.decisions.get(`${kind}\n${subjectId}`)?.disposition ?? null;
+    return this.decisions[kind].get(subjectId)?.disposition ?? null;
   }
 
   findingsForKey(accessKeyId: string, fromMs: number, toMs: number): number {
     let n = 0;
-    for (const d of this.decisions.values())
-      if (d.kind === 'cloudtrail' && d.disposition === 'finding' && d.accessKeyId === accessKeyId && d.timeMs >= fromMs && d.timeMs <= toMs)
-        n++;
+    for (const d of this.decisions.cloudtrail.values())
+      if (d.disposition === 'finding' && d.accessKeyId === accessKeyId && d.timeMs >= fromMs && d.timeMs <= toMs) n++;
     return n;
   }
 
   begin(): void {
-    this.undo = [];
+    this.undo = this.spareUndo;
+    this.undo.length = 0;
     this.marks.length = 0;
   }
 
   commit(): void {
+    if (this.undo !== null) this.undo.length = 0;
     this.undo = null;
   }
 
@@ -377,7 +392,7 @@ export class MemoryEngine implements TransactionalEngine {
   }
 
   listDecisions(filter: { sinceMs: number; disposition: string | null; limit: number }): StoredDecision[] {
-    return [...this.decisions.values()]
+    return [...this.decisions.cloudtrail.values(), ...this.decisions.guardduty.values()]
       .filter((d) => d.decidedMs >= filter.sinceMs && (filter.disposition === null || d.disposition === filter.disposition))
       .sort((a, b) => b.decidedMs - a.decidedMs || b.seq - a.seq)
       .slice(0, filter.limit)
