@@ -10,8 +10,7 @@
  *   client address held by that instance    → instance
  *   otherwise                               → other (the client's own instance, if known, is named)
  */
-import { isoTime } from '../../common/time/iso-time.js';
-import { distanceMs, nearestSightings } from './evidence.js';
+import { nearestSightings, toEvidence } from './evidence.js';
 import { MAX_EVIDENCE, type Binding, type Evidence, type InventoryView, type Sighting } from './types.js';
 
 export interface ClientBinding {
@@ -51,37 +50,9 @@ export function bindingWith(
   return { binding: knows ? 'other' : 'unknown', clientInstanceId: owner };
 }
 
-/** The evidence with each client's binding (the same client and network bind alike). */
-export function withBinding(
-  evidence: readonly Evidence[],
-  bind: (client: Pick<Sighting, 'clientIp' | 'network'>) => ClientBinding,
-): Evidence[] {
-  return evidence.map((e) => {
-    const b = bind(e);
-    // Spelt out rather than spread (a spread copy was a tenth of a replay's time); keys in the same order.
-    return {
-      gatewayId: e.gatewayId,
-      clientIp: e.clientIp,
-      network: e.network,
-      firstSeen: e.firstSeen,
-      lastSeen: e.lastSeen,
-      count: e.count,
-      host: e.host,
-      service: e.service,
-      region: e.region,
-      action: e.action,
-      mode: e.mode,
-      capture: e.capture,
-      deltaMs: e.deltaMs,
-      binding: b.binding,
-      clientInstanceId: b.clientInstanceId,
-    };
-  });
-}
-
 /**
- * nearestEvidence then withBinding in one step, each record built once (the two steps built two
- * per sighting); the same records, keys in the same order.
+ * The nearest sightings to `atMs` as evidence (evidence.ts nearestEvidence), each with its
+ * client's binding (the same client and network bind alike): keys in the same order, the binding last.
  */
 export function nearestBoundEvidence(
   sightings: readonly Sighting[],
@@ -91,22 +62,9 @@ export function nearestBoundEvidence(
 ): Evidence[] {
   return nearestSightings(sightings, atMs, max).map((s) => {
     const b = binder.binding(s);
-    return {
-      gatewayId: s.gatewayId,
-      clientIp: s.clientIp,
-      network: s.network,
-      firstSeen: isoTime(s.firstSeenMs),
-      lastSeen: isoTime(s.lastSeenMs),
-      count: s.count,
-      host: s.host,
-      service: s.service,
-      region: s.region,
-      action: s.action,
-      mode: s.mode,
-      capture: s.capture,
-      deltaMs: distanceMs(s, atMs),
-      binding: b.binding,
-      clientInstanceId: b.clientInstanceId,
-    };
+    const e = toEvidence(s, atMs);
+    e.binding = b.binding;
+    e.clientInstanceId = b.clientInstanceId;
+    return e;
   });
 }

@@ -24,7 +24,7 @@ import { parseIp } from '../../common/cidr/ip.js';
 import { classifySource } from '../cloudtrail/parse.js';
 import { isPrivateAddress } from '../correlate/address-class.js';
 import { nearestEvidence, withinWindow } from '../correlate/evidence.js';
-import { bindingOf, withBinding } from '../correlate/binding.js';
+import { bindingOf, nearestBoundEvidence } from '../correlate/binding.js';
 import {
   OUTSIDE_AWS_FINDING_TYPE,
   type CompiledGateway,
@@ -212,10 +212,12 @@ export function decideGuardDutyFinding(f: GuardDutyFindingView, ctx: GuardDutyCo
       const at = (s: Sighting) => Math.min(Math.max(s.firstSeenMs, first), last);
       const wrong = e.routed.filter((s) => bindingOf(s, instanceId, ctx.inventory, at(s)).binding === 'other');
       if (wrong.length === 0) continue;
-      const bind = (atMs: number) => (c: Pick<Sighting, 'clientIp' | 'network'>) => bindingOf(c, instanceId, ctx.inventory, atMs);
+      const bind = (atMs: number) => ({
+        binding: (c: Pick<Sighting, 'clientIp' | 'network'>) => bindingOf(c, instanceId, ctx.inventory, atMs),
+      });
       return keep('wrong-client', e.gateway.id, {
-        start: withBinding(nearestEvidence(wrong, first), bind(first)),
-        end: withBinding(nearestEvidence(wrong, last), bind(last)),
+        start: nearestBoundEvidence(wrong, first, bind(first)),
+        end: nearestBoundEvidence(wrong, last, bind(last)),
       });
     }
   }
