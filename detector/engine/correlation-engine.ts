@@ -75,8 +75,8 @@ export class CorrelationEngine {
   /** The counters' children by label value, looked up once each (labels are hashed on every lookup). */
   private readonly recordCounters = new Map<string, { inc(n?: number): void }>();
   private readonly decisionCounters = new Map<string, Map<string, { inc(n?: number): void }>>();
-  /** Decisions told but not yet added to their counters (added once per counter and batch: each add hashes its labels). */
-  private readonly decisionCount = new Tally();
+  /** Records and decisions counted but not yet added to their counters (added once per counter and batch: each add hashes its labels). */
+  private readonly tally = new Tally();
 
   constructor(private readonly opts: EngineOptions) {}
 
@@ -207,19 +207,17 @@ export class CorrelationEngine {
       );
       return 'not-committed';
     }
-    // The records counted by outcome, one increment per outcome and batch (a failed one is counted as it is told).
-    const counted = new Map<string, number>();
+    // The records counted by outcome, added with the decisions' counts once per batch (a failed one is counted as it is told).
     for (const [i, outcome] of results) {
       outcomes[i] = outcome;
       if (outcome === 'failed') continue;
       const label = outcome === 'pending' ? 'decided' : outcome === 'not-instance-credential' ? 'not_instance_credential' : outcome;
-      counted.set(label, (counted.get(label) ?? 0) + 1);
+      this.tally.add(this.recordsCounted(label));
     }
-    for (const [label, n] of counted) this.recordsCounted(label).inc(n);
     try {
       for (const tell of told) tell();
     } finally {
-      this.decisionCount.flush();
+      this.tally.flush();
     }
     return 'committed';
   }
@@ -492,7 +490,7 @@ export class CorrelationEngine {
   private tellDecision(decision: Decision, event: CloudTrailEvent): void {
     const { logger } = this.opts;
     this.opts.decided?.(decision, event);
-    this.decisionCount.add(this.decisionsCounted(decision.disposition, decision.rule));
+    this.tally.add(this.decisionsCounted(decision.disposition, decision.rule));
     if (!logger.isLevelEnabled('info')) return;
     logger.info(
       {
@@ -561,7 +559,7 @@ export class CorrelationEngine {
     try {
       for (const tell of told) tell();
     } finally {
-      this.decisionCount.flush();
+      this.tally.flush();
     }
     metrics.pendingDecisions.set(await store.pendingCount());
     return claimed;

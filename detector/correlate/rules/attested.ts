@@ -8,9 +8,9 @@
  * only from other instances' addresses never gets here (wrong-client).
  */
 import { BINDING_RANK, nearestBoundEvidence } from '../binding.js';
-import { clockTime, describeClient, maskKey, nearestGateway, nearestSighting, nearestPointMs } from '../evidence.js';
+import { clockTime, describeClient, maskKey, nearestGateway, nearestPointMs } from '../evidence.js';
 import type { CorrelationRule } from '../rule.js';
-import type { CompiledGateway, Sighting } from '../types.js';
+import type { Sighting } from '../types.js';
 
 export const attestedRule: CorrelationRule = {
   name: 'attested',
@@ -19,35 +19,21 @@ export const attestedRule: CorrelationRule = {
     const t = input.event.eventTimeMs;
     const gateways = input.gateways;
     if (gateways.length === 0) return null;
-    // Per gateway, its routed sightings of the strongest binding any gateway has (one pass for one gateway).
-    let best: ReturnType<typeof nearestGateway>;
-    if (gateways.length === 1) {
-      const g = gateways[0] as CompiledGateway;
-      let strongest = Infinity;
-      let sightings: Sighting[] = [];
-      for (const s of input.keySightings()) {
-        if (s.gatewayId !== g.id || s.network === null) continue;
-        const rank = BINDING_RANK[input.binding(s).binding];
-        if (rank < strongest) {
-          strongest = rank;
-          sightings = [s];
-        } else if (rank === strongest) sightings.push(s);
-      }
-      const nearest = nearestSighting(sightings, t);
-      best = nearest === null ? null : { gatewayId: g.id, sightings, nearest };
-    } else {
-      const perGateway = gateways.map((g) => ({
-        gatewayId: g.id,
-        routed: input.keySightings().filter((s) => s.gatewayId === g.id && s.network !== null),
-      }));
-      let strongest = Infinity;
-      for (const { routed } of perGateway) for (const s of routed) strongest = Math.min(strongest, BINDING_RANK[input.binding(s).binding]);
-      const groups = perGateway.map((g) => ({
-        gatewayId: g.gatewayId,
-        sightings: g.routed.filter((s) => BINDING_RANK[input.binding(s).binding] === strongest),
-      }));
-      best = nearestGateway(groups, t);
+    // One pass: per gateway, its routed sightings of the strongest binding any gateway has.
+    let strongest = Infinity;
+    const groups = gateways.map((g) => ({ gatewayId: g.id, sightings: [] as Sighting[] }));
+    for (const s of input.keySightings()) {
+      if (s.network === null) continue;
+      const group = groups.find((g) => g.gatewayId === s.gatewayId);
+      if (group === undefined) continue;
+      const rank = BINDING_RANK[input.binding(s).binding];
+      if (rank < strongest) {
+        strongest = rank;
+        for (const g of groups) g.sightings = [];
+        group.sightings.push(s);
+      } else if (rank === strongest) group.sightings.push(s);
     }
+    const best = nearestGateway(groups, t);
     if (best === null) return null;
     const s = best.nearest;
     const own = input.binding(s).binding === 'instance' ? `, an address of its own instance ${input.keyInstanceId ?? ''}` : '';
