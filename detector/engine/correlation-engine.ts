@@ -68,6 +68,13 @@ export interface EngineOptions {
    * without storing.
    */
   decided?: (decision: Decision, event: CloudTrailEvent) => void;
+  /**
+   * false: a finding decision is stored and told like any other, but no finding is built from it
+   * (none merged or stored, no occurrence kept, the sink and `findingChanged` not called). Only for
+   * a caller that never reads a finding back: a replay that prints decisions, where building them
+   * was a fifth of the time spent. The decisions are the same either way. Default true.
+   */
+  findings?: boolean;
 }
 
 export class CorrelationEngine {
@@ -466,7 +473,7 @@ export class CorrelationEngine {
     });
     if (!stored) return;
     effects.push(() => this.tellDecision(decision, event));
-    if (decision.disposition !== 'finding') return;
+    if (decision.disposition !== 'finding' || this.opts.findings === false) return;
     const nowIso = isoTime(now);
     const fresh = findingFromDecision(decision, event, findingContextOf(event, nowIso));
     let existing: Finding | null;

@@ -44,6 +44,7 @@ export class DecisionPipeline {
       graceMs: o.graceMs,
       ...(o.findingChanged ? { findingChanged: o.findingChanged } : {}),
       ...(o.decided ? { decided: o.decided } : {}),
+      ...(o.findings !== undefined ? { findings: o.findings } : {}),
     });
     this.guardduty = new GuardDutyProcessor({ ...shared, ...o.guardduty });
   }

@@ -187,12 +187,13 @@ export function guardDutyDecisionLine(d: GuardDutyDecision, raw: unknown, decide
 
 /**
  * The daemon's pipeline over `store`: no grace period (the evidence is all there), GuardDuty in
- * report mode without an API (nothing is read back or archived), findings kept in the store only.
+ * report mode without an API (nothing is read back or archived), findings kept in the store only
+ * (`findings: false`: not built at all, for a caller that never reads one back).
  */
 export async function replayPipeline(
   config: DetectorConfig,
   store: DetectorStore,
-  hooks: { decided: (d: Decision, event: CloudTrailEvent) => void; findingChanged: (findingId: string) => void },
+  hooks: { decided: (d: Decision, event: CloudTrailEvent) => void; findingChanged: (findingId: string) => void; findings?: boolean },
   inventory: InventoryView = EMPTY_INVENTORY,
 ): Promise<DecisionPipeline> {
   const { registry, policy } = await buildCorrelationContext(config);
@@ -212,6 +213,7 @@ export async function replayPipeline(
       return Promise.resolve();
     },
     decided: hooks.decided,
+    findings: hooks.findings ?? true,
     guardduty: { mode: () => 'report', target: () => ({ region: null, detectorId: null }), webhookKept: () => false, api: null },
   });
 }
@@ -263,6 +265,9 @@ export async function replay(
     config,
     store,
     {
+      // Printing decisions, nothing reads a finding back (--findings prints them, GuardDuty findings
+      // are judged against the decisions): they are not built, and the decisions are the same.
+      findings: !printDecisions,
       findingChanged: (id) => findingIds.add(id),
       // Told each decision the daemon makes, so a record repeated (in one file or across files) is
       // decided once; a record not made with instance credentials is told as ignored each time it comes.
