@@ -22,29 +22,18 @@ export interface ClientBinding {
 /** Strongest first: the evidence a rule records is of the strongest binding it has. */
 export const BINDING_RANK: Readonly<Record<Binding, number>> = { instance: 0, translated: 1, unknown: 2, other: 3 };
 
+/** How a client relates to the key's instance at `atMs` (the table above). */
 export function bindingOf(
   client: Pick<Sighting, 'clientIp' | 'network'>,
   keyInstanceId: string | null,
   inventory: InventoryView,
   atMs: number,
-): ClientBinding {
-  return bindingWith(client, keyInstanceId, inventory, atMs, null);
-}
-
-/**
- * bindingOf, asking `known` whether the inventory knows the key's instance (an event asks that
- * once for all its clients). A client address the key's instance held is `instance` without
- * asking: holding it then is knowing the instance then.
- */
-export function bindingWith(
-  client: Pick<Sighting, 'clientIp' | 'network'>,
-  keyInstanceId: string | null,
-  inventory: InventoryView,
-  atMs: number,
-  known: { keyInstanceKnown(): boolean } | null,
+  /** Asked instead of the inventory whether it knows the key's instance (an event asks once for all its clients). */
+  known: { keyInstanceKnown(): boolean } | null = null,
 ): ClientBinding {
   if (client.network !== null && inventory.isTranslated(client.network)) return { binding: 'translated', clientInstanceId: null };
   const owner = inventory.ownerAt(client.clientIp, atMs);
+  // An address the key's instance held is `instance` without asking: holding it then is knowing the instance then.
   if (owner !== null && owner === keyInstanceId) return { binding: 'instance', clientInstanceId: owner };
   const knows = known !== null ? known.keyInstanceKnown() : keyInstanceId !== null && inventory.knows(keyInstanceId, atMs);
   return { binding: knows ? 'other' : 'unknown', clientInstanceId: owner };

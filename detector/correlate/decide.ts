@@ -21,7 +21,7 @@
  * |11 | external                | finding 8   | any other source                                            |
  */
 import type { CloudTrailEvent } from '../cloudtrail/parse.js';
-import { buildRuleInput, type CorrelationContext, type CorrelationRule, type Verdict } from './rule.js';
+import { RuleInput, type CorrelationContext, type CorrelationRule, type Verdict } from './rule.js';
 import { attestedRule } from './rules/attested.js';
 import { awsInternalRule } from './rules/aws-internal.js';
 import { endpointAttestedRule } from './rules/endpoint-attested.js';
@@ -56,7 +56,7 @@ export const CORRELATION_RULES: readonly CorrelationRule[] = [
 ];
 
 export function decide(event: CloudTrailEvent, ctx: CorrelationContext): Decision {
-  const input = buildRuleInput(event, ctx);
+  const input = new RuleInput(event, ctx);
   let verdict: Verdict | null = null;
   for (const rule of CORRELATION_RULES) {
     verdict = rule.evaluate(input);

@@ -24,7 +24,7 @@ import type {
   Sighting,
 } from './types.js';
 import { withinWindow } from './evidence.js';
-import { bindingWith, type ClientBinding } from './binding.js';
+import { bindingOf, type ClientBinding } from './binding.js';
 
 export interface CorrelationContext {
   registry: CompiledRegistry;
@@ -32,27 +32,6 @@ export interface CorrelationContext {
   policy: CorrelationPolicy;
   /** Which addresses were which instance's (EMPTY_INVENTORY without one). */
   inventory: InventoryView;
-}
-
-export interface RuleInput {
-  readonly event: CloudTrailEvent;
-  readonly credential: InstanceCredentialKind;
-  readonly source: SourceClass;
-  readonly evidence: EvidenceView;
-  readonly policy: CorrelationPolicy;
-  readonly inventory: InventoryView;
-  /** Gateways whose configured CIDRs contain the source; several when CIDRs overlap. */
-  readonly gateways: readonly CompiledGateway[];
-  /** Sightings of the event's key by any gateway within windowMs of eventTime (empty without a key). */
-  keySightings(): Sighting[];
-  /** Whether the gateway sent anything within heartbeatStaleMs of eventTime. */
-  gatewayAlive(gatewayId: string): boolean;
-  /** The instance the key belongs to (the role session's name), or null. */
-  readonly keyInstanceId: string | null;
-  /** Whether the inventory knows the key's instance at eventTime (false without one). */
-  keyInstanceKnown(): boolean;
-  /** How a client that presented the key relates to the key's instance at eventTime (binding.ts). */
-  binding(client: Pick<Sighting, 'clientIp' | 'network'>): ClientBinding;
 }
 
 export interface Verdict {
@@ -71,21 +50,19 @@ export interface CorrelationRule {
   evaluate(input: RuleInput): Verdict | null;
 }
 
-export function buildRuleInput(event: CloudTrailEvent, ctx: CorrelationContext): RuleInput {
-  return new EventInput(event, ctx);
-}
-
 /**
- * One event's input, its lookups made on first use and kept: a class rather than an object of
- * closures, and the common case (one client presents the key) needs no map.
+ * What the rules read about one event: its lookups made on first use and kept (a class rather
+ * than an object of closures, and the common case, one client presenting the key, needs no map).
  */
-class EventInput implements RuleInput {
+export class RuleInput {
   readonly credential: InstanceCredentialKind;
   readonly source: SourceClass;
   readonly evidence: EvidenceView;
   readonly policy: CorrelationPolicy;
   readonly inventory: InventoryView;
+  /** Gateways whose configured CIDRs contain the source; several when CIDRs overlap. */
   readonly gateways: readonly CompiledGateway[];
+  /** The instance the key belongs to (the role session's name), or null. */
   readonly keyInstanceId: string | null;
   private sightings: Sighting[] | null = null;
   private alive: Map<string, boolean> | null = null;
@@ -109,6 +86,7 @@ class EventInput implements RuleInput {
     this.keyInstanceId = instanceIdOf(event);
   }
 
+  /** Sightings of the event's key by any gateway within windowMs of eventTime (empty without a key). */
   keySightings(): Sighting[] {
     if (this.sightings !== null) return this.sightings;
     const key = this.event.identity.accessKeyId;
@@ -123,6 +101,7 @@ class EventInput implements RuleInput {
     return (this.sightings = found);
   }
 
+  /** Whether the gateway sent anything within heartbeatStaleMs of eventTime. */
   gatewayAlive(gatewayId: string): boolean {
     this.alive ??= new Map();
     let v = this.alive.get(gatewayId);
@@ -135,12 +114,14 @@ class EventInput implements RuleInput {
     return v;
   }
 
+  /** Whether the inventory knows the key's instance at eventTime (false without one). */
   keyInstanceKnown(): boolean {
     if (this.known < 0)
       this.known = this.keyInstanceId !== null && this.inventory.knows(this.keyInstanceId, this.event.eventTimeMs) ? 1 : 0;
     return this.known === 1;
   }
 
+  /** How a client that presented the key relates to the key's instance at eventTime (binding.ts). */
   binding(client: Pick<Sighting, 'clientIp' | 'network'>): ClientBinding {
     const last = this.lastClient;
     if (last !== null && last.clientIp === client.clientIp && last.network === client.network) return this.lastBinding as ClientBinding;
@@ -150,7 +131,7 @@ class EventInput implements RuleInput {
       b = this.bindings.get(clientKey(client));
     }
     if (b === undefined) {
-      b = bindingWith(client, this.keyInstanceId, this.inventory, this.event.eventTimeMs, this);
+      b = bindingOf(client, this.keyInstanceId, this.inventory, this.event.eventTimeMs, this);
       this.bindings?.set(clientKey(client), b);
     }
     this.lastClient = client;

@@ -12,7 +12,7 @@
 import { nearestBoundEvidence } from '../binding.js';
 import { clockTime, nearestGateway, nearestPointMs } from '../evidence.js';
 import type { CorrelationRule } from '../rule.js';
-import { SEVERITY_HIGH, type CompiledGateway, type Sighting } from '../types.js';
+import { SEVERITY_HIGH, type Sighting } from '../types.js';
 
 export const wrongClientRule: CorrelationRule = {
   name: 'wrong-client',
@@ -23,24 +23,21 @@ export const wrongClientRule: CorrelationRule = {
     const gateways = input.gateways;
     // Without the key's instance known no client binds `other`: the first routed sighting ends it.
     if (instanceId === null || gateways.length === 0) return null;
-    // One pass: the routed sightings by these gateways, given up at the first client that is not another instance's.
-    const routed: Sighting[] = [];
+    // One pass: per gateway, its routed sightings, given up at the first client that is not another instance's.
+    const groups = gateways.map((g) => ({ gatewayId: g.id, sightings: [] as Sighting[] }));
     for (const s of input.keySightings()) {
-      if (s.network === null || !hasGateway(gateways, s.gatewayId)) continue;
+      if (s.network === null) continue;
+      const group = groups.find((g) => g.gatewayId === s.gatewayId);
+      if (group === undefined) continue;
       if (input.binding(s).binding !== 'other') return null;
-      routed.push(s);
+      group.sightings.push(s);
     }
-    const best = nearestGateway(
-      gateways.length === 1
-        ? [{ gatewayId: (gateways[0] as CompiledGateway).id, sightings: routed }]
-        : gateways.map((g) => ({ gatewayId: g.id, sightings: routed.filter((s) => s.gatewayId === g.id) })),
-      t,
-    );
+    const best = nearestGateway(groups, t);
     if (best === null) return null;
     const s = best.nearest;
     const owner = input.binding(s).clientInstanceId;
     const addresses = input.inventory.addressesAt(instanceId, t);
-    const others = new Set(routed.map((r) => r.clientIp)).size - 1;
+    const others = new Set(groups.flatMap((g) => g.sightings.map((r) => r.clientIp))).size - 1;
     const reason =
       `key of ${instanceId} (${addresses.join(', ') || 'no address'}) presented by ${s.clientIp} (${owner ?? 'no known instance'}) ` +
       `through ${best.gatewayId} at ${clockTime(nearestPointMs(s, t))}${others > 0 ? `, and by ${others} other client${others > 1 ? 's' : ''}` : ''}`;
@@ -54,8 +51,3 @@ export const wrongClientRule: CorrelationRule = {
     };
   },
 };
-
-function hasGateway(gateways: readonly CompiledGateway[], id: string): boolean {
-  for (const g of gateways) if (g.id === id) return true;
-  return false;
-}
