@@ -61,7 +61,6 @@ export async function backfillCommand(o: BackfillCommandOptions, out: Output, tt
       const k = `${d.disposition}/${d.rule}`;
       decisions[k] = (decisions[k] ?? 0) + 1;
     },
-    findingChanged: () => undefined,
   });
   try {
     for await (const { key, read } of trail.files) {

@@ -20,7 +20,7 @@ import type { DetectorConfig } from '../config/schema.js';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../common/log/logger.js';
 import { packageVersion } from '../../common/runtime/version.js';
-import { parseCloudTrailInput, type CloudTrailEvent } from '../cloudtrail/parse.js';
+import { parseCloudTrailInput } from '../cloudtrail/parse.js';
 import { readTextBounded } from '../../common/io/bounded-read.js';
 import type { Decision } from '../correlate/decide.js';
 import { parseGuardDutyFinding, type GuardDutyDecision } from '../guardduty/decide.js';
@@ -28,7 +28,7 @@ import { wireFinding } from '../guardduty/wire-shape.js';
 import { cloudTrailDecisionRow, decisionRecord, guardDutyDecisionRow } from '../decisions/record.js';
 import { cloudTrailFiles } from '../engine/cloudtrail-watcher.js';
 import { decideRecords } from '../engine/decide-records.js';
-import { DecisionPipeline } from '../engine/pipeline.js';
+import { DecisionPipeline, type PipelineOptions } from '../engine/pipeline.js';
 import { createDetectorMetrics } from '../metrics/metrics.js';
 import { MemoryStore } from '../store/memory-store.js';
 import type { DetectorStore } from '../store/store.js';
@@ -186,35 +186,28 @@ export function guardDutyDecisionLine(d: GuardDutyDecision, raw: unknown, decide
 }
 
 /**
- * The daemon's pipeline over `store`: no grace period (the evidence is all there), GuardDuty in
- * report mode without an API (nothing is read back or archived), findings kept in the store only
- * (`findings: false`: not built at all, for a caller that never reads one back).
+ * The daemon's pipeline over `store` without the daemon: no grace period (the evidence is all
+ * there), GuardDuty in report mode without an API (nothing is read back or archived), the sink
+ * doing nothing (findings kept in the store only), metrics counted but never exported, a silent
+ * logger; `o` overrides any of it (replay adds its inventory and hooks, tests their clock).
  */
 export async function replayPipeline(
   config: DetectorConfig,
   store: DetectorStore,
-  hooks: { decided: (d: Decision, event: CloudTrailEvent) => void; findingChanged: (findingId: string) => void; findings?: boolean },
-  inventory: InventoryView = EMPTY_INVENTORY,
+  o: Partial<PipelineOptions> = {},
 ): Promise<DecisionPipeline> {
   const { registry, policy } = await buildCorrelationContext(config);
   return new DecisionPipeline({
     store,
     registry: () => registry,
     policy: () => policy,
-    inventory: () => inventory,
     graceMs: () => 0,
     sink: { emit: () => Promise.resolve() },
-    // Counted but never exported: replay reports through its summary.
     metrics: createDetectorMetrics(new Registry(), { version: packageVersion(), nodeVersion: 'replay' }),
     logger: createLogger({ level: 'silent', name: 'replay' }),
     now: () => Date.now(),
-    findingChanged: (_tx, findingId) => {
-      hooks.findingChanged(findingId);
-      return Promise.resolve();
-    },
-    decided: hooks.decided,
-    findings: hooks.findings ?? true,
     guardduty: { mode: () => 'report', target: () => ({ region: null, detectorId: null }), webhookKept: () => false, api: null },
+    ...o,
   });
 }
 
@@ -261,30 +254,29 @@ export async function replay(
   summary.inventoryInstances = inventory.instances;
   const findingIds = new Set<string>();
   const printDecisions = !o.findings && o.guardduty.length === 0;
-  const pipeline = await replayPipeline(
-    config,
-    store,
-    {
-      // Printing decisions, nothing reads a finding back (--findings prints them, GuardDuty findings
-      // are judged against the decisions): they are not built, and the decisions are the same.
-      findings: !printDecisions,
-      findingChanged: (id) => findingIds.add(id),
-      // Told each decision the daemon makes, so a record repeated (in one file or across files) is
-      // decided once; a record not made with instance credentials is told as ignored each time it comes.
-      decided: (d, event) => {
-        summary.cloudtrailRecords++;
-        const k = `${d.disposition}/${d.rule}`;
-        summary.decisions[k] = (summary.decisions[k] ?? 0) + 1;
-        if (printDecisions) {
-          const parts = decisionLineParts(d, event.eventTimeMs, Date.now());
-          if (io.lineParts) io.lineParts(parts);
-          else io.line(parts.join(''));
-        }
-        if (summary.cloudtrailRecords % 100_000 === 0) io.progress(`cloudtrail: ${summary.cloudtrailRecords} records decided`);
-      },
+  const pipeline = await replayPipeline(config, store, {
+    inventory: () => inventory.view,
+    // Printing decisions, nothing reads a finding back (--findings prints them, GuardDuty findings
+    // are judged against the decisions): they are not built, and the decisions are the same.
+    findings: !printDecisions,
+    findingChanged: (_tx, id) => {
+      findingIds.add(id);
+      return Promise.resolve();
     },
-    inventory.view,
-  );
+    // Told each decision the daemon makes, so a record repeated (in one file or across files) is
+    // decided once; a record not made with instance credentials is told as ignored each time it comes.
+    decided: (d, event) => {
+      summary.cloudtrailRecords++;
+      const k = `${d.disposition}/${d.rule}`;
+      summary.decisions[k] = (summary.decisions[k] ?? 0) + 1;
+      if (printDecisions) {
+        const parts = decisionLineParts(d, event.eventTimeMs, Date.now());
+        if (io.lineParts) io.lineParts(parts);
+        else io.line(parts.join(''));
+      }
+      if (summary.cloudtrailRecords % 100_000 === 0) io.progress(`cloudtrail: ${summary.cloudtrailRecords} records decided`);
+    },
+  });
   const decideFile = async (records: readonly unknown[]): Promise<void> => {
     summary.files++;
     const decideStart = performance.now();

@@ -157,6 +157,19 @@ export async function writeSecretFile(path: string, content: string): Promise<vo
   await chmod(path, 0o600);
 }
 
+/**
+ * A config for driving the pipeline without a daemon: DEFAULT_GATEWAYS (secrets under `dir`, never
+ * read), the AWS ranges fixture written into `dir`, a 5 m window, heartbeats stale after 2 m, no grace.
+ */
+export async function pipelineConfig(dir: string): Promise<DetectorConfig> {
+  await writeFile(join(dir, 'ip-ranges.json'), JSON.stringify(AWS_RANGES_FIXTURE));
+  return validDetectorConfig({
+    gateways: DEFAULT_GATEWAYS.map((g) => ({ ...g, secret_file: join(dir, `${g.id}.key`) })),
+    aws_ip_ranges: join(dir, 'ip-ranges.json'),
+    correlation: { window: '5m', heartbeat_stale: '2m', grace: '0s' },
+  });
+}
+
 /** A store of the suite's kind (TEST_STORE) for a test that drives the pipeline without a daemon; `close` also drops it. */
 export async function openSuiteStore(dir: string): Promise<{ store: DetectorStore; close(): Promise<void> }> {
   if (TEST_STORE === 'sqlite') {

@@ -6,24 +6,16 @@
  * decisions tell the world (the sink, `decided`, the counters) is told only
  * for what committed, in the batch's order.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../../../common/log/logger.js';
-import { buildCorrelationContext } from '../../../detector/correlation-context.js';
-import { DecisionPipeline } from '../../../detector/engine/pipeline.js';
+import type { DecisionPipeline } from '../../../detector/engine/pipeline.js';
+import { replayPipeline } from '../../../detector/replay/replay.js';
 import { createDetectorMetrics, type DetectorMetrics } from '../../../detector/metrics/metrics.js';
 import type { DetectorStore } from '../../../detector/store/store.js';
-import {
-  AWS_RANGES_FIXTURE,
-  DEFAULT_GATEWAYS,
-  EXTERNAL_IP,
-  cloudTrailRecord,
-  openSuiteStore,
-  validDetectorConfig,
-} from '../../helpers/detector.js';
+import { EXTERNAL_IP, cloudTrailRecord, openSuiteStore, pipelineConfig } from '../../helpers/detector.js';
 
 const T0 = Date.parse('2024-05-01T12:00:00Z');
 const KEYS = ['ASIABATCHKEYAAAAAAA1', 'ASIABATCHKEYAAAAAAA2', 'ASIABATCHKEYAAAAAAA3', 'ASIABATCHKEYAAAAAAA4'];
@@ -40,22 +32,12 @@ const decided: string[] = [];
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ew-batch-tx-'));
-  await writeFile(join(dir, 'ip-ranges.json'), JSON.stringify(AWS_RANGES_FIXTURE));
-  const config = validDetectorConfig({
-    gateways: DEFAULT_GATEWAYS.map((g) => ({ ...g, secret_file: join(dir, `${g.id}.key`) })),
-    aws_ip_ranges: join(dir, 'ip-ranges.json'),
-    correlation: { window: '5m', heartbeat_stale: '2m', grace: '0s' },
-  });
+  const config = await pipelineConfig(dir);
   ({ store, close: closeStore } = await openSuiteStore(dir));
-  const context = await buildCorrelationContext(config);
   metrics = createDetectorMetrics(new Registry(), { version: '0.0.0', nodeVersion: process.version });
   emitted.length = 0;
   decided.length = 0;
-  pipeline = new DecisionPipeline({
-    store,
-    registry: () => context.registry,
-    policy: () => context.policy,
-    graceMs: () => 0,
+  pipeline = await replayPipeline(config, store, {
     sink: {
       emit: (finding) => {
         emitted.push(
@@ -65,14 +47,12 @@ beforeEach(async () => {
       },
     },
     metrics,
-    logger: createLogger({ level: 'silent', name: 'batch' }),
     now: () => T0 + 60_000,
     findingChanged: async (tx, findingId) => {
       const finding = JSON.stringify(await tx.getFinding(findingId));
       if (finding.includes(FAILING_KEY)) throw new Error('the outbox refused this finding');
     },
     decided: (d) => decided.push(d.eventId),
-    guardduty: { mode: () => 'report', target: () => ({ region: null, detectorId: null }), webhookKept: () => false, api: null },
   });
 });
 

@@ -4,26 +4,15 @@
  * no finding is merged or stored, no occurrence kept, and neither the sink
  * nor `findingChanged` hears of one.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../../../../common/log/logger.js';
 import type { Decision } from '../../../../detector/correlate/decide.js';
-import { buildCorrelationContext } from '../../../../detector/correlation-context.js';
-import { DecisionPipeline } from '../../../../detector/engine/pipeline.js';
 import { findingId } from '../../../../detector/findings/shape.js';
-import { createDetectorMetrics } from '../../../../detector/metrics/metrics.js';
+import { replayPipeline } from '../../../../detector/replay/replay.js';
 import { MemoryStore } from '../../../../detector/store/memory-store.js';
-import {
-  AWS_RANGES_FIXTURE,
-  DEFAULT_GATEWAYS,
-  EXTERNAL_IP,
-  GW1_IP,
-  cloudTrailRecord,
-  validDetectorConfig,
-} from '../../../helpers/detector.js';
+import { EXTERNAL_IP, GW1_IP, cloudTrailRecord, pipelineConfig } from '../../../helpers/detector.js';
 
 const T0 = Date.parse('2024-05-01T12:00:00Z');
 const KEYS = ['ASIAFINDINGSOFFAAAA1', 'ASIAFINDINGSOFFAAAA2'];
@@ -32,7 +21,6 @@ let dir: string;
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ew-findings-off-'));
-  await writeFile(join(dir, 'ip-ranges.json'), JSON.stringify(AWS_RANGES_FIXTURE));
 });
 
 afterEach(async () => {
@@ -47,27 +35,15 @@ interface Run {
 }
 
 async function run(findings: boolean | undefined, records: unknown[]): Promise<Run> {
-  const config = validDetectorConfig({
-    gateways: DEFAULT_GATEWAYS.map((g) => ({ ...g, secret_file: join(dir, `${g.id}.key`) })),
-    aws_ip_ranges: join(dir, 'ip-ranges.json'),
-    correlation: { window: '5m', heartbeat_stale: '2m', grace: '0s' },
-  });
-  const context = await buildCorrelationContext(config);
   const store = new MemoryStore({ copyValues: false, decisionDetails: false });
   const out: Run = { store, decided: [], emitted: [], changed: [] };
-  const pipeline = new DecisionPipeline({
-    store,
-    registry: () => context.registry,
-    policy: () => context.policy,
-    graceMs: () => 0,
+  const pipeline = await replayPipeline(await pipelineConfig(dir), store, {
     sink: {
       emit: (f) => {
         out.emitted.push(f);
         return Promise.resolve();
       },
     },
-    metrics: createDetectorMetrics(new Registry(), { version: '0.0.0', nodeVersion: process.version }),
-    logger: createLogger({ level: 'silent', name: 'findings-off' }),
     now: () => T0 + 60_000,
     decided: (d) => out.decided.push(d),
     findingChanged: (_tx, id) => {
@@ -75,7 +51,6 @@ async function run(findings: boolean | undefined, records: unknown[]): Promise<R
       return Promise.resolve();
     },
     ...(findings === undefined ? {} : { findings }),
-    guardduty: { mode: () => 'report', target: () => ({ region: null, detectorId: null }), webhookKept: () => false, api: null },
   });
   try {
     // A slice of several records, then one alone (the record-by-record path).

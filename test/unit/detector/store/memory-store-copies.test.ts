@@ -5,19 +5,16 @@
  * fingerprint of the first copy's fields, within its slice and after the
  * commit.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../../../../common/log/logger.js';
+import { replayPipeline } from '../../../../detector/replay/replay.js';
 import { normalizeRecord } from '../../../../detector/cloudtrail/parse.js';
 import { eventFingerprint } from '../../../../detector/correlate/event-identity.js';
-import { buildCorrelationContext } from '../../../../detector/correlation-context.js';
-import { DecisionPipeline } from '../../../../detector/engine/pipeline.js';
-import { createDetectorMetrics } from '../../../../detector/metrics/metrics.js';
+import type { DecisionPipeline } from '../../../../detector/engine/pipeline.js';
 import { MemoryStore } from '../../../../detector/store/memory-store.js';
-import { AWS_RANGES_FIXTURE, DEFAULT_GATEWAYS, EXTERNAL_IP, cloudTrailRecord, validDetectorConfig } from '../../../helpers/detector.js';
+import { EXTERNAL_IP, cloudTrailRecord, pipelineConfig } from '../../../helpers/detector.js';
 
 const T0 = Date.parse('2024-05-01T12:00:00Z');
 const KEY = 'ASIAMEMORYCOPIESAAA1';
@@ -26,7 +23,6 @@ let dir: string;
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ew-memory-copies-'));
-  await writeFile(join(dir, 'ip-ranges.json'), JSON.stringify(AWS_RANGES_FIXTURE));
 });
 
 afterEach(async () => {
@@ -34,23 +30,7 @@ afterEach(async () => {
 });
 
 async function pipelineOver(store: MemoryStore): Promise<DecisionPipeline> {
-  const config = validDetectorConfig({
-    gateways: DEFAULT_GATEWAYS.map((g) => ({ ...g, secret_file: join(dir, `${g.id}.key`) })),
-    aws_ip_ranges: join(dir, 'ip-ranges.json'),
-    correlation: { window: '5m', heartbeat_stale: '2m', grace: '0s' },
-  });
-  const context = await buildCorrelationContext(config);
-  return new DecisionPipeline({
-    store,
-    registry: () => context.registry,
-    policy: () => context.policy,
-    graceMs: () => 0,
-    sink: { emit: () => Promise.resolve() },
-    metrics: createDetectorMetrics(new Registry(), { version: '0.0.0', nodeVersion: process.version }),
-    logger: createLogger({ level: 'silent', name: 'memory-copies' }),
-    now: () => T0 + 60_000,
-    guardduty: { mode: () => 'report', target: () => ({ region: null, detectorId: null }), webhookKept: () => false, api: null },
-  });
+  return replayPipeline(await pipelineConfig(dir), store, { now: () => T0 + 60_000 });
 }
 
 const record = (eventId: string, sourceIp = EXTERNAL_IP) => cloudTrailRecord({ key: KEY, sourceIp, time: T0, eventId });
