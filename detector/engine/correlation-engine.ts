@@ -26,7 +26,7 @@ import type { Logger } from '../../common/log/logger.js';
 import { boundDepth } from '../../common/json/bounded-depth.js';
 import { maskAccessKeyId } from '../../common/log/redact.js';
 import { normalizeRecord, instanceCredentialKind, type CloudTrailEvent } from '../cloudtrail/parse.js';
-import { copySummary, eventFingerprint, judgeCopy, type EventOrigin } from '../correlate/event-identity.js';
+import { copySummary, eventFingerprint, judgeCopy, type CopyVerdict, type EventOrigin } from '../correlate/event-identity.js';
 import {
   decide,
   isProvisional,
@@ -44,7 +44,7 @@ import { isoTime } from '../../common/time/iso-time.js';
 import { findingContextOf, findingFromDecision, findingId, mergeFinding, type Finding } from '../findings/shape.js';
 import type { FindingsSink } from '../findings/findings-sink.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
-import type { DetectorStore, KeptEvent, StoredEvent, StoreTx } from '../store/store.js';
+import type { DecidedEvent, DetectorStore, KeptEvent, StoredDecision, StoredEvent, StoreTx } from '../store/store.js';
 import { laterIso, RESOLVABLE_RULES } from './finding-resolution.js';
 
 export type RecordOutcome = 'decided' | 'pending' | 'invalid' | 'duplicate' | 'conflict' | 'not-instance-credential' | 'failed';
@@ -172,10 +172,19 @@ export class CorrelationEngine {
           // Kept copy, conflict record, pending row or decision and finding commit together: a crash
           // cannot leave an event marked as seen but never decided.
           let outcome: Awaited<ReturnType<CorrelationEngine['judgeAndDecide']>>;
-          if (!isolated) {
+          if (slice !== null) {
             try {
               // A record that fails rolls the whole transaction back: its effects go straight to `told`.
-              outcome = await this.judgeAndDecide(tx, event, raw, origin, ctx, told, slice);
+              // A new event decided for good is queued, written with the slice's others in one call.
+              const judged = this.judged(event, origin, slice.kept.get(event.eventId) ?? null);
+              const decision = judged.verdict.kind === 'new' ? decide(event, ctx) : undefined;
+              if (decision !== undefined && this.queued(event, judged.row, decision, told, slice)) {
+                results.set(i, 'decided');
+                continue;
+              }
+              // Any other write comes after the queued ones, as if each had been written in its turn.
+              await this.writeQueued(tx, slice);
+              outcome = await this.judgeAndDecide(tx, event, raw, origin, ctx, told, slice, judged, decision);
             } catch (err) {
               recordFailed = true;
               throw err;
@@ -195,6 +204,7 @@ export class CorrelationEngine {
         }
         if (slice !== null)
           try {
+            await this.writeQueued(tx, slice);
             await this.writeFindings(tx, slice);
           } catch (err) {
             // Decided again a savepoint each, where the record whose finding cannot be written fails alone.
@@ -283,7 +293,34 @@ export class CorrelationEngine {
       const copy = copies[n] ?? null;
       if (copy !== null) kept.set(ids[n]!, copy);
     }
-    return { kept, findings: new Map(), changed: new Map() };
+    return { kept, findings: new Map(), changed: new Map(), queued: [] };
+  }
+
+  /**
+   * Queues a new event and its decision when that decision is final and builds no finding (a
+   * suppression, an ignore, or a finding decision without findings built): nothing else of the
+   * store is read or written for it. False, with nothing done, for the others.
+   */
+  private queued(event: CloudTrailEvent, row: StoredEvent, decision: Decision, effects: Effects, slice: SliceState): boolean {
+    if (decision.disposition === 'finding' && this.opts.findings !== false) return false;
+    const now = this.opts.now();
+    if (isProvisional(decision, now, event.eventTimeMs, this.opts.graceMs())) return false;
+    slice.kept.set(event.eventId, row);
+    const queued: QueuedDecision = { event: row, decision: storedDecision(decision, event, now), stored: false };
+    slice.queued.push(queued);
+    effects.push(() => {
+      if (queued.stored) this.tellDecision(decision, event);
+    });
+    return true;
+  }
+
+  /** Writes the slice's queued events and decisions, and notes which decisions were stored (and are to be told). */
+  private async writeQueued(tx: StoreTx, slice: SliceState): Promise<void> {
+    const queued = slice.queued;
+    if (queued.length === 0) return;
+    slice.queued = [];
+    const stored = await tx.recordDecided(queued);
+    for (let n = 0; n < queued.length; n++) queued[n]!.stored = stored[n] === true;
   }
 
   /** The findings a slice merged, each written once (and told to `findingChanged`) before its transaction commits. */
@@ -307,28 +344,22 @@ export class CorrelationEngine {
     ctx: CorrelationContext,
     effects: Effects,
     slice: SliceState | null,
+    judged?: Judged,
+    decision?: Decision,
   ): Promise<'decided' | 'pending' | 'duplicate' | 'conflict'> {
-    const fingerprint = eventFingerprint(event);
-    const kept = slice?.kept.has(event.eventId) ? (slice.kept.get(event.eventId) ?? null) : await tx.keptCopy(event.eventId);
-    const verdict = judgeCopy(kept, { origin, fingerprint });
-    // The row is also the copy kept in the slice (a KeptEvent) for the records after this one.
-    const row: StoredEvent = {
-      eventId: event.eventId,
-      accessKeyId: event.identity.accessKeyId,
-      sourceIp: event.sourceIPAddress,
-      eventTimeMs: event.eventTimeMs,
-      vpcEndpointId: event.vpcEndpointId,
-      origin,
-      fingerprint,
-      seenMs: this.opts.now(),
-      summary: copySummary(event, origin),
-    };
-    const { summary } = row;
+    const { kept, verdict, row } =
+      judged ??
+      this.judged(
+        event,
+        origin,
+        slice?.kept.has(event.eventId) ? (slice.kept.get(event.eventId) ?? null) : await tx.keptCopy(event.eventId),
+      );
+    const { fingerprint, summary } = row;
     switch (verdict.kind) {
       case 'new':
         await tx.recordEvent(row);
         slice?.kept.set(event.eventId, row);
-        return this.decideEvent(tx, event, raw, false, ctx, effects, slice);
+        return this.decideEvent(tx, event, raw, false, ctx, effects, slice, decision);
       case 'adopt':
         await tx.vouchForEvent(event.eventId, origin, fingerprint, summary);
         slice?.kept.set(event.eventId, row);
@@ -353,6 +384,23 @@ export class CorrelationEngine {
         return this.decideEvent(tx, event, raw, false, ctx, effects, slice);
       }
     }
+  }
+
+  /** A copy judged against the one kept; its row is also the copy kept in the slice (a KeptEvent) for the records after it. */
+  private judged(event: CloudTrailEvent, origin: EventOrigin, kept: KeptEvent | null): Judged {
+    const fingerprint = eventFingerprint(event);
+    const row: StoredEvent = {
+      eventId: event.eventId,
+      accessKeyId: event.identity.accessKeyId,
+      sourceIp: event.sourceIPAddress,
+      eventTimeMs: event.eventTimeMs,
+      vpcEndpointId: event.vpcEndpointId,
+      origin,
+      fingerprint,
+      seenMs: this.opts.now(),
+      summary: copySummary(event, origin),
+    };
+    return { kept, verdict: judgeCopy(kept, { origin, fingerprint }), row };
   }
 
   private async conflict(
@@ -421,8 +469,8 @@ export class CorrelationEngine {
     ctx: CorrelationContext,
     effects: Effects,
     slice: SliceState | null = null,
+    decision: Decision = decide(event, ctx),
   ): Promise<'decided' | 'pending'> {
-    const decision = decide(event, ctx);
     const now = this.opts.now();
     if (!final && isProvisional(decision, now, event.eventTimeMs, this.opts.graceMs())) {
       await tx.addPending({
@@ -459,18 +507,7 @@ export class CorrelationEngine {
     effects: Effects,
     slice: SliceState | null,
   ): Promise<void> {
-    const stored = await tx.saveDecision({
-      kind: 'cloudtrail',
-      subjectId: decision.eventId,
-      timeMs: event.eventTimeMs,
-      decidedMs: now,
-      disposition: decision.disposition,
-      rule: decision.rule,
-      accessKeyId: decision.accessKeyId,
-      sourceIp: decision.sourceIPAddress,
-      gatewayId: decision.gatewayId,
-      detail: decision,
-    });
+    const stored = await tx.saveDecision(storedDecision(decision, event, now));
     if (!stored) return;
     effects.push(() => this.tellDecision(decision, event));
     if (decision.disposition !== 'finding' || this.opts.findings === false) return;
@@ -600,6 +637,36 @@ interface SliceState {
   findings: Map<string, Finding | null>;
   /** The findings merged, with the time of their latest merge: written once each before the commit. */
   changed: Map<string, number>;
+  /** New events decided for good, not written yet (written together before any other write, and before the commit). */
+  queued: QueuedDecision[];
+}
+
+/** A queued new event and its decision; `stored` once written, when the decision was stored (and is to be told). */
+interface QueuedDecision extends DecidedEvent {
+  stored: boolean;
+}
+
+/** A copy of an event judged against the one kept (`kept`), and the row that would keep it. */
+interface Judged {
+  kept: KeptEvent | null;
+  verdict: CopyVerdict;
+  row: StoredEvent;
+}
+
+/** A CloudTrail decision as the store keeps it. */
+function storedDecision(decision: Decision, event: CloudTrailEvent, decidedMs: number): StoredDecision {
+  return {
+    kind: 'cloudtrail',
+    subjectId: decision.eventId,
+    timeMs: event.eventTimeMs,
+    decidedMs,
+    disposition: decision.disposition,
+    rule: decision.rule,
+    accessKeyId: decision.accessKeyId,
+    sourceIp: decision.sourceIPAddress,
+    gatewayId: decision.gatewayId,
+    detail: decision,
+  };
 }
 
 /** Increments gathered per counter, added at once (prom-client hashes a child's labels on every add). */

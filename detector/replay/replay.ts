@@ -224,11 +224,40 @@ export async function replayInventory(
   return { view: inventoryView(history, config.inventory.translated_networks), instances: history.size.instances };
 }
 
+/** Decisions counted by disposition and rule, then written as `disposition/rule` keys in the order first seen (no key built per record). */
+class DecisionCounts {
+  private readonly byDisposition = new Map<string, Map<string, { key: string; n: number }>>();
+  private readonly order: { key: string; n: number }[] = [];
+
+  constructor(private readonly into: Record<string, number>) {}
+
+  add(disposition: string, rule: string): void {
+    let byRule = this.byDisposition.get(disposition);
+    if (byRule === undefined) {
+      byRule = new Map();
+      this.byDisposition.set(disposition, byRule);
+    }
+    let count = byRule.get(rule);
+    if (count === undefined) {
+      count = { key: `${disposition}/${rule}`, n: 0 };
+      byRule.set(rule, count);
+      this.order.push(count);
+    }
+    count.n++;
+  }
+
+  write(): void {
+    for (const { key, n } of this.order) this.into[key] = n;
+  }
+}
+
 export async function replay(
   config: DetectorConfig,
   o: ReplayOptions,
   io: ReplayIo,
-  store = new MemoryStore({ copyValues: false, decisionDetails: false }),
+  // Without GuardDuty findings nothing reads a decision back but its own verdict (a repeated or
+  // superseded event's): the rows keep only that.
+  store = new MemoryStore({ copyValues: false, decisions: o.guardduty.length > 0 ? 'without-detail' : 'verdict' }),
 ): Promise<ReplaySummary> {
   const summary: ReplaySummary = {
     telemetryRecords: 0,
@@ -253,6 +282,7 @@ export async function replay(
   const inventory = await replayInventory(config, o.inventory ?? config.inventory.files, io);
   summary.inventoryInstances = inventory.instances;
   const findingIds = new Set<string>();
+  const counts = new DecisionCounts(summary.decisions);
   const printDecisions = !o.findings && o.guardduty.length === 0;
   const pipeline = await replayPipeline(config, store, {
     inventory: () => inventory.view,
@@ -267,8 +297,7 @@ export async function replay(
     // decided once; a record not made with instance credentials is told as ignored each time it comes.
     decided: (d, event) => {
       summary.cloudtrailRecords++;
-      const k = `${d.disposition}/${d.rule}`;
-      summary.decisions[k] = (summary.decisions[k] ?? 0) + 1;
+      counts.add(d.disposition, d.rule);
       if (printDecisions) {
         const parts = decisionLineParts(d, event.eventTimeMs, Date.now());
         if (io.lineParts) io.lineParts(parts);
@@ -303,6 +332,7 @@ export async function replay(
     }
     // Events dated after now are findings held for their grace period: end it.
     await pipeline.cloudtrail.tick(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+    counts.write();
     if (o.findings) {
       for (const id of findingIds) io.line(JSON.stringify(await store.getFinding(id)));
       summary.findings = findingIds.size;

@@ -19,6 +19,7 @@ import type { CloudTrailUse } from '../guardduty/decide.js';
 import type { EventOrigin } from '../correlate/event-identity.js';
 import { SerialStore } from './serial-store.js';
 import type {
+  DecidedEvent,
   DeliveryBacklog,
   TransactionalEngine,
   EventConflict,
@@ -82,20 +83,26 @@ export interface MemoryStoreOptions {
    */
   copyValues?: boolean;
   /**
-   * false: a decision row keeps what later reads of the store need (subject, times, disposition,
-   * rule, key, source, gateway) but not its detail, which listDecisions then hands out as null.
-   * For replay, which prints each decision as it is made and never lists them: a detail kept per
-   * record was most of what the garbage collector had to carry through a replay.
+   * What is kept of a decision. 'full' (the default): all of it. 'without-detail': what later
+   * reads of the store need (subject, times, disposition, rule, key, source, gateway) but not its
+   * detail, which listDecisions then hands out as null: for replay, which prints each decision as
+   * it is made and never lists them (a detail kept per record was most of what the garbage
+   * collector had to carry through a replay). 'verdict': only each subject's disposition and rule,
+   * shared between decisions alike, which is all that saving, decisionOf and takeDecision read;
+   * findingsForKey and listDecisions then throw. For a replay without GuardDuty findings, the
+   * only reader of a key's findings.
    */
-  decisionDetails?: boolean;
+  decisions?: DecisionsKept;
 }
+
+export type DecisionsKept = 'full' | 'without-detail' | 'verdict';
 
 /** The store in memory, as a DetectorStore. */
 export class MemoryStore extends SerialStore<MemoryEngine> {
   readonly wholeEvidence = true;
 
   constructor(o: MemoryStoreOptions = {}) {
-    super(new MemoryEngine(o.copyValues ?? true, o.decisionDetails ?? true));
+    super(new MemoryEngine(o.copyValues ?? true, o.decisions ?? 'full'));
   }
 
   /** The evidence index (replay loads telemetry into it before deciding anything). */
@@ -147,13 +154,15 @@ export class MemoryEngine implements TransactionalEngine {
   /** Values are copied; without, a row handed in is kept as it is (its caller never changes it). */
   private readonly copying: boolean;
 
-  /** Decision rows keep their detail (see MemoryStoreOptions.decisionDetails). */
-  private readonly details: boolean;
+  /** What a decision row keeps (see MemoryStoreOptions.decisions). */
+  private readonly kept: DecisionsKept;
+  /** With kept = 'verdict': the one row of each disposition and rule (a disposition belongs to one kind). */
+  private readonly verdicts = new Map<string, Map<string, DecisionRow>>();
 
-  constructor(copyValues: boolean, decisionDetails = true) {
+  constructor(copyValues: boolean, decisions: DecisionsKept = 'full') {
     this.copy = copyValues ? copy : same;
     this.copying = copyValues;
-    this.details = decisionDetails;
+    this.kept = decisions;
   }
 
   /** Indexes one telemetry record from an authenticated gateway; false when its times cannot be read. */
@@ -324,8 +333,12 @@ export class MemoryEngine implements TransactionalEngine {
   saveDecision(d: StoredDecision): boolean {
     const decisions = this.decisions[d.kind];
     if (decisions.has(d.subjectId)) return false;
-    // Spelt out rather than spread: replay stores one per record.
     this.undo?.push(MAP_SET, decisions, ABSENT, d.subjectId);
+    if (this.kept === 'verdict') {
+      decisions.set(d.subjectId, this.verdictOf(d));
+      return true;
+    }
+    // Spelt out rather than spread: replay stores one per record.
     decisions.set(d.subjectId, {
       kind: d.kind,
       subjectId: d.subjectId,
@@ -337,9 +350,51 @@ export class MemoryEngine implements TransactionalEngine {
       sourceIp: d.sourceIp,
       gatewayId: d.gatewayId,
       seq: ++this.seq,
-      detail: this.details ? this.copy(d.detail) : null,
+      detail: this.kept === 'full' ? this.copy(d.detail) : null,
     });
     return true;
+  }
+
+  recordDecided(items: readonly DecidedEvent[]): boolean[] {
+    const stored: boolean[] = [];
+    for (const { event, decision } of items) {
+      this.recordEvent(event);
+      stored.push(this.saveDecision(decision));
+    }
+    return stored;
+  }
+
+  /** The row standing for every decision with this disposition and rule (kept = 'verdict'): only those two are read. */
+  private verdictOf(d: StoredDecision): DecisionRow {
+    let byRule = this.verdicts.get(d.disposition);
+    if (byRule === undefined) {
+      byRule = new Map();
+      this.verdicts.set(d.disposition, byRule);
+    }
+    let row = byRule.get(d.rule);
+    if (row === undefined) {
+      const { kind, disposition, rule } = d;
+      row = {
+        kind,
+        subjectId: '',
+        timeMs: 0,
+        decidedMs: 0,
+        disposition,
+        rule,
+        accessKeyId: null,
+        sourceIp: null,
+        gatewayId: null,
+        seq: 0,
+        detail: null,
+      };
+      byRule.set(d.rule, row);
+    }
+    return row;
+  }
+
+  /** Throws for a read that needs more of a decision than its verdict. */
+  private needRows(what: string): void {
+    if (this.kept === 'verdict') throw new Error(`${what} needs the decisions' rows: this in-memory store keeps only their verdicts`);
   }
 
   takeDecision(kind: StoredDecision['kind'], subjectId: string): { disposition: string; rule: string } | null {
@@ -354,6 +409,7 @@ export class MemoryEngine implements TransactionalEngine {
   }
 
   findingsForKey(accessKeyId: string, fromMs: number, toMs: number): number {
+    this.needRows('findingsForKey');
     let n = 0;
     for (const d of this.decisions.cloudtrail.values())
       if (d.disposition === 'finding' && d.accessKeyId === accessKeyId && d.timeMs >= fromMs && d.timeMs <= toMs) n++;
@@ -392,6 +448,7 @@ export class MemoryEngine implements TransactionalEngine {
   }
 
   listDecisions(filter: { sinceMs: number; disposition: string | null; limit: number }): StoredDecision[] {
+    this.needRows('listDecisions');
     return [...this.decisions.cloudtrail.values(), ...this.decisions.guardduty.values()]
       .filter((d) => d.decidedMs >= filter.sinceMs && (filter.disposition === null || d.disposition === filter.disposition))
       .sort((a, b) => b.decidedMs - a.decidedMs || b.seq - a.seq)

@@ -31,6 +31,7 @@ import { postgresTarget, type PostgresStoreConfig, type PostgresTarget } from '.
 import { migrate, type MigrationResult } from './postgres-schema.js';
 import { OUTBOX_CHANNEL, PostgresLeaderLock, type PostgresLeaderLockOptions } from './postgres-leader.js';
 import type {
+  DecidedEvent,
   DeliveryBacklog,
   DetectorStore,
   EventConflict,
@@ -461,6 +462,15 @@ class PostgresOperations implements StoreOps {
       [d.kind, d.subjectId, d.timeMs, d.decidedMs, d.disposition, d.rule, d.accessKeyId, d.sourceIp, d.gatewayId, json(d.detail)],
     );
     return (r.rowCount ?? 0) > 0;
+  }
+
+  async recordDecided(items: readonly DecidedEvent[]): Promise<boolean[]> {
+    const stored: boolean[] = [];
+    for (const { event, decision } of items) {
+      await this.recordEvent(event);
+      stored.push(await this.saveDecision(decision));
+    }
+    return stored;
   }
 
   async decisionOf(kind: StoredDecision['kind'], subjectId: string): Promise<string | null> {

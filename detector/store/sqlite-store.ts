@@ -20,6 +20,7 @@ import type { CloudTrailUse } from '../guardduty/decide.js';
 import type { EventOrigin } from '../correlate/event-identity.js';
 import { SerialStore } from './serial-store.js';
 import type {
+  DecidedEvent,
   DeliveryBacklog,
   TransactionalEngine,
   EventConflict,
@@ -527,6 +528,13 @@ export class SqliteEngine implements TransactionalEngine {
         JSON.stringify(d.detail),
       ).changes > 0
     );
+  }
+
+  recordDecided(items: readonly DecidedEvent[]): boolean[] {
+    return items.map(({ event, decision }) => {
+      this.recordEvent(event);
+      return this.saveDecision(decision);
+    });
   }
 
   listDecisions(filter: { sinceMs: number; disposition: string | null; limit: number }): StoredDecision[] {

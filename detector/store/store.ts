@@ -97,6 +97,12 @@ export interface DeliveryBacklog {
   oldestPendingMs: number | null;
 }
 
+/** An event new to the store and its final decision (recordDecided). */
+export interface DecidedEvent {
+  event: StoredEvent;
+  decision: StoredDecision;
+}
+
 /** A finding's occurrence kept for re-verification: the CloudTrail event, normalised, as it was decided. */
 export interface FindingOccurrence {
   eventId: string;
@@ -172,6 +178,12 @@ export interface StoreEngine {
   pendingCount(): number;
 
   saveDecision(d: StoredDecision): boolean;
+  /**
+   * Events new to the store, each with its final decision, written in order as recordEvent then
+   * saveDecision would write them: whether each decision was stored (false: one was kept for its
+   * subject already). A slice's new events in one call, where one call each was most of their cost.
+   */
+  recordDecided(items: readonly DecidedEvent[]): boolean[];
   /** The disposition stored for a subject, or null. */
   decisionOf(kind: StoredDecision['kind'], subjectId: string): string | null;
   /** Removes a stored decision (superseded by a more trusted copy of its event) and says what it was. */
@@ -299,6 +311,7 @@ export const STORE_OPERATIONS = [
   'removePending',
   'pendingCount',
   'saveDecision',
+  'recordDecided',
   'decisionOf',
   'takeDecision',
   'findingsForKey',

@@ -425,6 +425,34 @@ describe.each(BACKENDS)('DetectorStore contract: $name', (backend) => {
       expect(await store.decisionOf('cloudtrail', 'e-1')).toBe('suppressed');
     });
 
+    it('new events and their decisions in one call: written in order, false where a decision was kept already', async () => {
+      expect(await store.saveDecision(decision({ subjectId: 'e-2', rule: 'kept-before', decidedMs: T0 }))).toBe(true);
+      const items = ['e-1', 'e-2', 'e-3'].map((id, n) => ({
+        event: storedEvent({ eventId: id, eventTimeMs: T0 + n }),
+        decision: decision({ subjectId: id, timeMs: T0 + n, decidedMs: T0 + 10 + n }),
+      }));
+      expect(await store.withTransaction((tx) => tx.recordDecided(items))).toEqual([true, false, true]);
+      for (const id of ['e-1', 'e-2', 'e-3']) expect(await store.keptCopy(id)).not.toBeNull();
+      const listed = await store.listDecisions({ sinceMs: 0, disposition: null, limit: 10 });
+      expect(listed.map((d) => [d.subjectId, d.rule])).toEqual([
+        ['e-3', 'external'],
+        ['e-1', 'external'],
+        ['e-2', 'kept-before'],
+      ]);
+      expect(await store.withTransaction((tx) => tx.recordDecided([]))).toEqual([]);
+    });
+
+    it('new events and their decisions written in one call are undone with their transaction', async () => {
+      await expect(
+        store.withTransaction(async (tx) => {
+          await tx.recordDecided([{ event: storedEvent(), decision: decision() }]);
+          throw new Error('rolled back');
+        }),
+      ).rejects.toThrow('rolled back');
+      expect(await store.keptCopy('e-1')).toBeNull();
+      expect(await store.decisionOf('cloudtrail', 'e-1')).toBeNull();
+    });
+
     it('listed newest decided first, by disposition, since a time, limited', async () => {
       await store.saveDecision(decision({ subjectId: 'e-1', decidedMs: T0 + 1 }));
       await store.saveDecision(decision({ subjectId: 'e-2', decidedMs: T0 + 3, disposition: 'suppressed', rule: 'attested' }));

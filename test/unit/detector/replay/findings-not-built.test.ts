@@ -35,7 +35,7 @@ interface Run {
 }
 
 async function run(findings: boolean | undefined, records: unknown[]): Promise<Run> {
-  const store = new MemoryStore({ copyValues: false, decisionDetails: false });
+  const store = new MemoryStore({ copyValues: false, decisions: 'without-detail' });
   const out: Run = { store, decided: [], emitted: [], changed: [] };
   const pipeline = await replayPipeline(await pipelineConfig(dir), store, {
     sink: {

@@ -42,7 +42,7 @@ function fingerprintOf(raw: unknown): string {
 }
 
 describe.each([
-  { name: 'values kept as handed over (replay)', options: { copyValues: false, decisionDetails: false } },
+  { name: 'values kept as handed over (replay)', options: { copyValues: false, decisions: 'without-detail' as const } },
   { name: 'values copied', options: {} },
 ])('the engine over a MemoryStore, $name', ({ options }) => {
   it('keeps the fingerprint of the event fields, and judges later copies against it', async () => {
