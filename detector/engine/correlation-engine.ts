@@ -23,6 +23,7 @@
  *                                                                                            └─ final ─▶ store decision, merge finding, sinks
  */
 import type { Logger } from '../../common/log/logger.js';
+import { PairMap } from '../../common/collections/pair-map.js';
 import { boundDepth } from '../../common/json/bounded-depth.js';
 import { maskAccessKeyId } from '../../common/log/redact.js';
 import { normalizeRecord, instanceCredentialKind, type CloudTrailEvent } from '../cloudtrail/parse.js';
@@ -81,7 +82,7 @@ export class CorrelationEngine {
   private newestEventMs = 0;
   /** The counters' children by label value, looked up once each (labels are hashed on every lookup). */
   private readonly recordCounters = new Map<string, { inc(n?: number): void }>();
-  private readonly decisionCounters = new Map<string, Map<string, { inc(n?: number): void }>>();
+  private readonly decisionCounters = new PairMap<{ inc(n?: number): void }>();
   /** Records and decisions counted but not yet added to their counters (added once per counter and batch: each add hashes its labels). */
   private readonly tally = new Tally();
 
@@ -265,15 +266,10 @@ export class CorrelationEngine {
   }
 
   private decisionsCounted(disposition: string, rule: string): { inc(n?: number): void } {
-    let byRule = this.decisionCounters.get(disposition);
-    if (byRule === undefined) {
-      byRule = new Map();
-      this.decisionCounters.set(disposition, byRule);
-    }
-    let child = byRule.get(rule);
+    let child = this.decisionCounters.get(disposition, rule);
     if (child === undefined) {
       child = this.opts.metrics.decisions.labels({ disposition, rule });
-      byRule.set(rule, child);
+      this.decisionCounters.set(disposition, rule, child);
     }
     return child;
   }

@@ -34,6 +34,7 @@ import { MemoryStore } from '../store/memory-store.js';
 import type { DetectorStore } from '../store/store.js';
 import { buildCorrelationContext } from '../correlation-context.js';
 import type { TrailFile } from '../trail/backfill.js';
+import { PairMap } from '../../common/collections/pair-map.js';
 import { EMPTY_INVENTORY, type InventoryView } from '../correlate/types.js';
 import { historyFromFiles } from '../inventory/files.js';
 import { inventoryView } from '../inventory/view.js';
@@ -226,21 +227,16 @@ export async function replayInventory(
 
 /** Decisions counted by disposition and rule, then written as `disposition/rule` keys in the order first seen (no key built per record). */
 class DecisionCounts {
-  private readonly byDisposition = new Map<string, Map<string, { key: string; n: number }>>();
+  private readonly counts = new PairMap<{ key: string; n: number }>();
   private readonly order: { key: string; n: number }[] = [];
 
   constructor(private readonly into: Record<string, number>) {}
 
   add(disposition: string, rule: string): void {
-    let byRule = this.byDisposition.get(disposition);
-    if (byRule === undefined) {
-      byRule = new Map();
-      this.byDisposition.set(disposition, byRule);
-    }
-    let count = byRule.get(rule);
+    let count = this.counts.get(disposition, rule);
     if (count === undefined) {
       count = { key: `${disposition}/${rule}`, n: 0 };
-      byRule.set(rule, count);
+      this.counts.set(disposition, rule, count);
       this.order.push(count);
     }
     count.n++;

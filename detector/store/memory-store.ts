@@ -13,6 +13,7 @@
  * The evidence snapshot is the whole index: it is in memory already.
  */
 import type { Heartbeat, Observation, TelemetryBatch } from '../../protocol/telemetry.js';
+import { PairMap } from '../../common/collections/pair-map.js';
 import { MemoryEvidence } from '../correlate/memory-evidence.js';
 import type { EvidenceNeeds, EvidenceView, Sighting } from '../correlate/types.js';
 import type { CloudTrailUse } from '../guardduty/decide.js';
@@ -157,7 +158,7 @@ export class MemoryEngine implements TransactionalEngine {
   /** What a decision row keeps (see MemoryStoreOptions.decisions). */
   private readonly kept: DecisionsKept;
   /** With kept = 'verdict': the one row of each disposition and rule (a disposition belongs to one kind). */
-  private readonly verdicts = new Map<string, Map<string, DecisionRow>>();
+  private readonly verdicts = new PairMap<DecisionRow>();
 
   constructor(copyValues: boolean, decisions: DecisionsKept = 'full') {
     this.copy = copyValues ? copy : same;
@@ -366,12 +367,7 @@ export class MemoryEngine implements TransactionalEngine {
 
   /** The row standing for every decision with this disposition and rule (kept = 'verdict'): only those two are read. */
   private verdictOf(d: StoredDecision): DecisionRow {
-    let byRule = this.verdicts.get(d.disposition);
-    if (byRule === undefined) {
-      byRule = new Map();
-      this.verdicts.set(d.disposition, byRule);
-    }
-    let row = byRule.get(d.rule);
+    let row = this.verdicts.get(d.disposition, d.rule);
     if (row === undefined) {
       const { kind, disposition, rule } = d;
       row = {
@@ -387,7 +383,7 @@ export class MemoryEngine implements TransactionalEngine {
         seq: 0,
         detail: null,
       };
-      byRule.set(d.rule, row);
+      this.verdicts.set(d.disposition, d.rule, row);
     }
     return row;
   }
