@@ -126,7 +126,12 @@ export class MemoryEngine implements TransactionalEngine {
   private observationEnds: number[] = [];
   private readonly files = new Map<string, FileRow>();
   private readonly events = new Map<string, EventRow>();
-  private readonly eventsByKey = new Map<string, EventRow[]>();
+  /**
+   * The kept events by access key (for cloudTrailUses), built from `events` when first asked for
+   * and kept in step after that; null until then, and again after a rollback (rebuilt when next
+   * asked). A replay that never reads a key's uses never builds it.
+   */
+  private eventsByKey: Map<string, EventRow[]> | null = null;
   private readonly conflicts = new Map<string, ConflictRow>();
   private readonly pending = new Map<string, PendingEvent>();
   /** Decisions by kind, then subject (a key spelt per kind: no string built per record). */
@@ -246,23 +251,29 @@ export class MemoryEngine implements TransactionalEngine {
 
   /** Sets the kept copy of an event (`old`: the one kept so far, undefined for none) and its place in the per-key index. */
   private keepEvent(row: EventRow, old: EventRow | undefined): void {
-    if (old !== undefined && old.accessKeyId !== null) {
-      const list = this.eventsByKey.get(old.accessKeyId) ?? [];
+    const byKey = this.eventsByKey;
+    if (byKey !== null && old !== undefined && old.accessKeyId !== null) {
+      const list = byKey.get(old.accessKeyId) ?? [];
       list.splice(list.indexOf(old), 1);
       this.undo?.push(LIST_REMOVED, list, old, null);
     }
     this.undo?.push(MAP_SET, this.events, old ?? ABSENT, row.eventId);
     this.events.set(row.eventId, row);
-    if (row.accessKeyId !== null) {
-      let list = this.eventsByKey.get(row.accessKeyId);
-      if (list === undefined) {
-        list = [];
-        this.eventsByKey.set(row.accessKeyId, list);
-      }
+    if (byKey !== null && row.accessKeyId !== null) {
+      const list = keyList(byKey, row.accessKeyId);
       list.push(row);
-      // Undone by taking the row out of the list (an emptied list stays in the index, as prune leaves it).
+      // Undone by taking the row out of the list (an emptied list stays in the index).
       this.undo?.push(LIST_ADD, list, row, null);
     }
+  }
+
+  /** The per-key index of the kept events, built now if it is not there. */
+  private byKey(): Map<string, EventRow[]> {
+    if (this.eventsByKey !== null) return this.eventsByKey;
+    const byKey = new Map<string, EventRow[]>();
+    for (const row of this.events.values()) if (row.accessKeyId !== null) keyList(byKey, row.accessKeyId).push(row);
+    this.eventsByKey = byKey;
+    return byKey;
   }
 
   keptCopy(eventId: string): KeptEvent | null {
@@ -299,7 +310,7 @@ export class MemoryEngine implements TransactionalEngine {
   }
 
   cloudTrailUses(accessKeyId: string, fromMs: number, toMs: number): CloudTrailUse[] {
-    return (this.eventsByKey.get(accessKeyId) ?? [])
+    return (this.byKey().get(accessKeyId) ?? [])
       .filter((e) => e.eventTimeMs >= fromMs && e.eventTimeMs <= toMs)
       .sort((a, b) => a.eventTimeMs - b.eventTimeMs)
       .slice(0, 1000)
@@ -427,6 +438,8 @@ export class MemoryEngine implements TransactionalEngine {
     const undo = this.undo ?? [];
     this.undo = null;
     undoTo(undo, 0);
+    // Built during the transaction, it may hold rows written before it was built (none undone in it).
+    this.eventsByKey = null;
   }
 
   savepoint(): void {
@@ -441,6 +454,7 @@ export class MemoryEngine implements TransactionalEngine {
   rollbackToSavepoint(): void {
     const mark = this.marks.pop() ?? 0;
     undoTo(this.undo ?? [], mark);
+    this.eventsByKey = null;
   }
 
   listDecisions(filter: { sinceMs: number; disposition: string | null; limit: number }): StoredDecision[] {
@@ -594,11 +608,7 @@ export class MemoryEngine implements TransactionalEngine {
         this.events.delete(id);
         events++;
       }
-    for (const [key, list] of this.eventsByKey)
-      this.eventsByKey.set(
-        key,
-        list.filter((e) => this.events.get(e.eventId) === e),
-      );
+    this.eventsByKey = null;
     for (const [id, receivedMs] of this.batches) if (receivedMs < olderThanMs) this.batches.delete(id);
     return { observations: observationsBefore - this.observationEnds.length, heartbeats, events };
   }
@@ -640,4 +650,14 @@ function undoTo(undo: unknown[], mark: number): void {
     }
   }
   undo.length = mark;
+}
+
+/** The list of `key` in a per-key index, made empty if it has none. */
+function keyList(byKey: Map<string, EventRow[]>, key: string): EventRow[] {
+  let list = byKey.get(key);
+  if (list === undefined) {
+    list = [];
+    byKey.set(key, list);
+  }
+  return list;
 }

@@ -348,6 +348,41 @@ describe.each(BACKENDS)('DetectorStore contract: $name', (backend) => {
       ]);
     });
 
+    it("a key's uses follow what committed: writes seen inside their transaction, gone when it or their savepoint rolls back", async () => {
+      const uses = async (reader: Pick<StoreTx, 'cloudTrailUses'> = store) =>
+        (await reader.cloudTrailUses(KEY, T0 - MIN, T0 + 10 * MIN)).map((u) => u.eventId);
+      // No use asked for before: a store that indexes uses when first asked does so inside the transaction.
+      await store.recordEvent(storedEvent({ eventId: 'e-1', eventTimeMs: T0 }));
+      await expect(
+        store.withTransaction(async (tx) => {
+          await tx.recordEvent(storedEvent({ eventId: 'e-2', eventTimeMs: T0 + MIN }));
+          expect(await uses(tx)).toEqual(['e-1', 'e-2']);
+          await tx.recordEvent(storedEvent({ eventId: 'e-3', eventTimeMs: T0 + 2 * MIN }));
+          throw new Error('rolled back');
+        }),
+      ).rejects.toThrow('rolled back');
+      // Nor between the transactions: the next one asks first inside its savepoint.
+      await store.withTransaction(async (tx) => {
+        await tx.recordEvent(storedEvent({ eventId: 'e-4', eventTimeMs: T0 + 3 * MIN }));
+        await expect(
+          tx.savepoint(async (part) => {
+            await part.recordEvent(storedEvent({ eventId: 'e-5', eventTimeMs: T0 + 4 * MIN }));
+            expect(await uses(part)).toEqual(['e-1', 'e-4', 'e-5']);
+            throw new Error('part rolled back');
+          }),
+        ).rejects.toThrow('part rolled back');
+        await tx.recordDecided([
+          { event: storedEvent({ eventId: 'e-6', eventTimeMs: T0 + 5 * MIN }), decision: decision({ subjectId: 'e-6' }) },
+        ]);
+        expect(await uses(tx)).toEqual(['e-1', 'e-4', 'e-6']);
+      });
+      expect(await uses()).toEqual(['e-1', 'e-4', 'e-6']);
+      await store.withTransaction(async (tx) => {
+        await tx.replaceEvent(storedEvent({ eventId: 'e-4', eventTimeMs: T0 + 6 * MIN, origin: 'trail', fingerprint: 'fp-trail' }));
+      });
+      expect(await uses()).toEqual(['e-1', 'e-6', 'e-4']);
+    });
+
     it('a conflict is recorded once per dropped copy, newest first', async () => {
       const c = (eventId: string, detectedMs: number) => ({
         eventId,
