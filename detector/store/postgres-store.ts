@@ -89,6 +89,13 @@ const OBSERVATION_COLUMNS =
 const json = (v: unknown): string => JSON.stringify(v);
 const parse = <T>(text: string): T => JSON.parse(text) as T;
 
+/** Rows of `width` values as `width` arrays, one per column (parameters for `unnest`). */
+function columns(rows: readonly unknown[][], width: number): unknown[][] {
+  const out = Array.from({ length: width }, () => new Array<unknown>(rows.length));
+  for (let r = 0; r < rows.length; r++) for (let c = 0; c < width; c++) out[c]![r] = rows[r]![c];
+  return out;
+}
+
 function chunks<T>(list: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size));
@@ -464,13 +471,45 @@ class PostgresOperations implements StoreOps {
     return (r.rowCount ?? 0) > 0;
   }
 
+  /**
+   * Two statements whatever the number of items: the events, then the decisions, each inserted
+   * from arrays in the items' order (a column an array), conflicts skipped. A decision was stored
+   * when its (kind, subject) came back from the insert and no item before it named the same.
+   */
   async recordDecided(items: readonly DecidedEvent[]): Promise<boolean[]> {
-    const stored: boolean[] = [];
-    for (const { event, decision } of items) {
-      await this.recordEvent(event);
-      stored.push(await this.saveDecision(decision));
-    }
-    return stored;
+    if (items.length === 0) return [];
+    const events = items.map((i) => this.eventArgs(i.event));
+    await this.exec.query(
+      'event_put_many',
+      `INSERT INTO events (event_id, access_key_id, source_ip, event_time_ms, vpc_endpoint_id, origin, fingerprint, seen_ms, summary)
+       SELECT e, k, s, t, v, o, f, n, m FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],
+         $7::text[], $8::bigint[], $9::text[]) WITH ORDINALITY AS u(e, k, s, t, v, o, f, n, m, ord)
+       ORDER BY ord ON CONFLICT (event_id) DO NOTHING`,
+      columns(events, 9),
+    );
+    const decisions = items.map(({ decision: d }) => [
+      d.kind,
+      d.subjectId,
+      d.timeMs,
+      d.decidedMs,
+      d.disposition,
+      d.rule,
+      d.accessKeyId,
+      d.sourceIp,
+      d.gatewayId,
+      json(d.detail),
+    ]);
+    const r = await this.exec.query<{ kind: string; subject_id: string }>(
+      'decision_put_many',
+      `INSERT INTO decisions (kind, subject_id, time_ms, decided_ms, disposition, rule, access_key_id, source_ip, gateway_id, detail)
+       SELECT k, s, t, d, p, r, a, i, g, x FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
+         $7::text[], $8::text[], $9::text[], $10::text[]) WITH ORDINALITY AS u(k, s, t, d, p, r, a, i, g, x, ord)
+       ORDER BY ord ON CONFLICT (kind, subject_id) DO NOTHING RETURNING kind, subject_id`,
+      columns(decisions, 10),
+    );
+    const inserted = new Set(r.rows.map((row) => `${row.kind}\n${row.subject_id}`));
+    // Taken out when first matched: a later item for the same subject was not the one stored.
+    return items.map(({ decision: d }) => inserted.delete(`${d.kind}\n${d.subjectId}`));
   }
 
   async decisionOf(kind: StoredDecision['kind'], subjectId: string): Promise<string | null> {

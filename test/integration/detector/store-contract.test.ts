@@ -475,6 +475,21 @@ describe.each(BACKENDS)('DetectorStore contract: $name', (backend) => {
         ['e-2', 'kept-before'],
       ]);
       expect(await store.withTransaction((tx) => tx.recordDecided([]))).toEqual([]);
+      // One subject twice in one call: the first is stored, the second is not.
+      const twice = { event: storedEvent({ eventId: 'e-4' }), decision: decision({ subjectId: 'e-4', decidedMs: T0 + 20 }) };
+      expect(
+        await store.withTransaction((tx) => tx.recordDecided([twice, { ...twice, decision: { ...twice.decision, rule: 'second' } }])),
+      ).toEqual([true, false]);
+      expect((await store.listDecisions({ sinceMs: T0 + 20, disposition: null, limit: 10 })).map((d) => d.rule)).toEqual(['external']);
+      // Nulls in every column that takes one, and a detail that is not an object.
+      const bare = {
+        event: storedEvent({ eventId: 'e-5', accessKeyId: null, vpcEndpointId: 'vpce-5' }),
+        decision: decision({ subjectId: 'e-5', accessKeyId: null, sourceIp: null, gatewayId: 'gw-a', detail: 'text', decidedMs: T0 + 30 }),
+      };
+      expect(await store.withTransaction((tx) => tx.recordDecided([bare]))).toEqual([true]);
+      const [bareListed] = await store.listDecisions({ sinceMs: T0 + 30, disposition: null, limit: 10 });
+      expect(bareListed).toEqual(bare.decision);
+      expect((await store.keptCopy('e-5'))?.fingerprint).toBe('fp-pushed');
     });
 
     it('new events and their decisions written in one call are undone with their transaction', async () => {
