@@ -29,6 +29,7 @@ import type { EventOrigin } from '../correlate/event-identity.js';
 import { AsyncLock, runCommitHooks } from './serial-store.js';
 import { postgresTarget, type PostgresStoreConfig, type PostgresTarget } from './postgres-connection.js';
 import { migrate, type MigrationResult } from './postgres-schema.js';
+import { DECISION_COLUMNS, decisionValues } from './decision-row.js';
 import { OUTBOX_CHANNEL, PostgresLeaderLock, type PostgresLeaderLockOptions } from './postgres-leader.js';
 import type {
   DecidedEvent,
@@ -464,9 +465,8 @@ class PostgresOperations implements StoreOps {
   async saveDecision(d: StoredDecision): Promise<boolean> {
     const r = await this.exec.query(
       'decision_put',
-      `INSERT INTO decisions (kind, subject_id, time_ms, decided_ms, disposition, rule, access_key_id, source_ip, gateway_id, detail)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (kind, subject_id) DO NOTHING`,
-      [d.kind, d.subjectId, d.timeMs, d.decidedMs, d.disposition, d.rule, d.accessKeyId, d.sourceIp, d.gatewayId, json(d.detail)],
+      `INSERT INTO decisions (${DECISION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (kind, subject_id) DO NOTHING`,
+      decisionValues(d),
     );
     return (r.rowCount ?? 0) > 0;
   }
@@ -487,21 +487,10 @@ class PostgresOperations implements StoreOps {
        ORDER BY ord ON CONFLICT (event_id) DO NOTHING`,
       columns(events, 9),
     );
-    const decisions = items.map(({ decision: d }) => [
-      d.kind,
-      d.subjectId,
-      d.timeMs,
-      d.decidedMs,
-      d.disposition,
-      d.rule,
-      d.accessKeyId,
-      d.sourceIp,
-      d.gatewayId,
-      json(d.detail),
-    ]);
+    const decisions = items.map((i) => decisionValues(i.decision));
     const r = await this.exec.query<{ kind: string; subject_id: string }>(
       'decision_put_many',
-      `INSERT INTO decisions (kind, subject_id, time_ms, decided_ms, disposition, rule, access_key_id, source_ip, gateway_id, detail)
+      `INSERT INTO decisions (${DECISION_COLUMNS})
        SELECT k, s, t, d, p, r, a, i, g, x FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
          $7::text[], $8::text[], $9::text[], $10::text[]) WITH ORDINALITY AS u(k, s, t, d, p, r, a, i, g, x, ord)
        ORDER BY ord ON CONFLICT (kind, subject_id) DO NOTHING RETURNING kind, subject_id`,

@@ -32,6 +32,7 @@ import type {
   StoredDecision,
   StoredEvent,
 } from './store.js';
+import { DECISION_COLUMNS, decisionValues } from './decision-row.js';
 import { OBSERVATION_VALUE_COLUMNS, observationValues, spanMs, toSighting, type ObservationRow } from './observation-row.js';
 
 const SCHEMA = `
@@ -203,7 +204,7 @@ export class SqliteEngine implements TransactionalEngine {
       pendingDel: db.prepare('DELETE FROM pending WHERE event_id = ?'),
       pendingCount: db.prepare('SELECT COUNT(*) AS n FROM pending'),
       decisionPut: db.prepare(
-        'INSERT INTO decisions (kind, subject_id, time_ms, decided_ms, disposition, rule, access_key_id, source_ip, gateway_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, subject_id) DO NOTHING',
+        `INSERT INTO decisions (${DECISION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, subject_id) DO NOTHING`,
       ),
       decisionOf: db.prepare('SELECT disposition FROM decisions WHERE kind = ? AND subject_id = ?'),
       findingsForKey: db.prepare(
@@ -514,20 +515,7 @@ export class SqliteEngine implements TransactionalEngine {
   }
 
   saveDecision(d: StoredDecision): boolean {
-    return (
-      this.stmt.decisionPut.run(
-        d.kind,
-        d.subjectId,
-        d.timeMs,
-        d.decidedMs,
-        d.disposition,
-        d.rule,
-        d.accessKeyId,
-        d.sourceIp,
-        d.gatewayId,
-        JSON.stringify(d.detail),
-      ).changes > 0
-    );
+    return this.stmt.decisionPut.run(...decisionValues(d)).changes > 0;
   }
 
   recordDecided(items: readonly DecidedEvent[]): boolean[] {
