@@ -185,7 +185,7 @@ export class CorrelationEngine {
               }
               // Any other write comes after the queued ones, as if each had been written in its turn.
               await this.writeQueued(tx, slice);
-              outcome = await this.judgeAndDecide(tx, event, raw, origin, ctx, told, slice, judged, decision);
+              outcome = await this.judgeAndDecide(tx, event, raw, ctx, told, slice, judged, decision);
             } catch (err) {
               recordFailed = true;
               throw err;
@@ -193,7 +193,9 @@ export class CorrelationEngine {
           } else {
             const effects: Effects = [];
             try {
-              outcome = await tx.savepoint((part) => this.judgeAndDecide(part, event, raw, origin, ctx, effects, null));
+              outcome = await tx.savepoint(async (part) =>
+                this.judgeAndDecide(part, event, raw, ctx, effects, null, this.judged(event, origin, await part.keptCopy(event.eventId))),
+              );
             } catch (err) {
               told.push(() => this.failed(raw, err));
               results.set(i, 'failed');
@@ -298,7 +300,7 @@ export class CorrelationEngine {
    * store is read or written for it. False, with nothing done, for the others.
    */
   private queued(event: CloudTrailEvent, row: StoredEvent, decision: Decision, effects: Effects, slice: SliceState): boolean {
-    if (decision.disposition === 'finding' && this.opts.findings !== false) return false;
+    if (this.buildsFinding(decision)) return false;
     const now = this.opts.now();
     if (isProvisional(decision, now, event.eventTimeMs, this.opts.graceMs())) return false;
     slice.kept.set(event.eventId, row);
@@ -308,6 +310,11 @@ export class CorrelationEngine {
       if (queued.stored) this.tellDecision(decision, event);
     });
     return true;
+  }
+
+  /** Whether a final decision builds (or merges into) a finding: a finding decision, unless findings are off. */
+  private buildsFinding(decision: Decision): boolean {
+    return decision.disposition === 'finding' && this.opts.findings !== false;
   }
 
   /** Writes the slice's queued events and decisions, and notes which decisions were stored (and are to be told). */
@@ -328,29 +335,23 @@ export class CorrelationEngine {
   }
 
   /**
-   * Judges the copy against the one kept and decides it. With `slice`, the kept copy comes from the
-   * slice's read (and this record's writes are noted there for the records after it), and a finding
-   * is merged into the slice's (written by writeFindings); without, each is read and written here.
+   * Writes what the copy's verdict (`judged`, against the kept copy: the slice's, or the store's
+   * without a slice) asks for and decides it. With `slice`, this record's writes are noted there
+   * for the records after it, and a finding is merged into the slice's (written by writeFindings);
+   * without, each is read and written here. `decision`: a new event's, decided already.
    */
   private async judgeAndDecide(
     tx: StoreTx,
     event: CloudTrailEvent,
     raw: unknown,
-    origin: EventOrigin,
     ctx: CorrelationContext,
     effects: Effects,
     slice: SliceState | null,
-    judged?: Judged,
+    judged: Judged,
     decision?: Decision,
   ): Promise<'decided' | 'pending' | 'duplicate' | 'conflict'> {
-    const { kept, verdict, row } =
-      judged ??
-      this.judged(
-        event,
-        origin,
-        slice?.kept.has(event.eventId) ? (slice.kept.get(event.eventId) ?? null) : await tx.keptCopy(event.eventId),
-      );
-    const { fingerprint, summary } = row;
+    const { kept, verdict, row } = judged;
+    const { origin, fingerprint, summary } = row;
     switch (verdict.kind) {
       case 'new':
         await tx.recordEvent(row);
@@ -506,7 +507,7 @@ export class CorrelationEngine {
     const stored = await tx.saveDecision(storedDecision(decision, event, now));
     if (!stored) return;
     effects.push(() => this.tellDecision(decision, event));
-    if (decision.disposition !== 'finding' || this.opts.findings === false) return;
+    if (!this.buildsFinding(decision)) return;
     const nowIso = isoTime(now);
     const fresh = findingFromDecision(decision, event, findingContextOf(event, nowIso));
     let existing: Finding | null;
