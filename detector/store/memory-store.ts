@@ -19,6 +19,7 @@ import type { EvidenceNeeds, EvidenceView, Sighting } from '../correlate/types.j
 import type { CloudTrailUse } from '../guardduty/decide.js';
 import type { EventOrigin } from '../correlate/event-identity.js';
 import { SerialStore } from './serial-store.js';
+import { recordDecidedInTurn } from './store.js';
 import type {
   DecidedEvent,
   DeliveryBacklog,
@@ -368,12 +369,7 @@ export class MemoryEngine implements TransactionalEngine {
   }
 
   recordDecided(items: readonly DecidedEvent[]): boolean[] {
-    const stored: boolean[] = [];
-    for (const { event, decision } of items) {
-      this.recordEvent(event);
-      stored.push(this.saveDecision(decision));
-    }
-    return stored;
+    return recordDecidedInTurn(this, items);
   }
 
   /** The row standing for every decision with this disposition and rule (kept = 'verdict'): only those two are read. */

@@ -90,8 +90,9 @@ const OBSERVATION_COLUMNS =
 const json = (v: unknown): string => JSON.stringify(v);
 const parse = <T>(text: string): T => JSON.parse(text) as T;
 
-/** Rows of `width` values as `width` arrays, one per column (parameters for `unnest`). */
-function columns(rows: readonly unknown[][], width: number): unknown[][] {
+/** Rows of values (at least one, all as long as the first) as one array per column (parameters for `unnest`). */
+function columns(rows: readonly unknown[][]): unknown[][] {
+  const width = rows[0]!.length;
   const out = Array.from({ length: width }, () => new Array<unknown>(rows.length));
   for (let r = 0; r < rows.length; r++) for (let c = 0; c < width; c++) out[c]![r] = rows[r]![c];
   return out;
@@ -485,7 +486,7 @@ class PostgresOperations implements StoreOps {
        SELECT e, k, s, t, v, o, f, n, m FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],
          $7::text[], $8::bigint[], $9::text[]) WITH ORDINALITY AS u(e, k, s, t, v, o, f, n, m, ord)
        ORDER BY ord ON CONFLICT (event_id) DO NOTHING`,
-      columns(events, 9),
+      columns(events),
     );
     const decisions = items.map((i) => decisionValues(i.decision));
     const r = await this.exec.query<{ kind: string; subject_id: string }>(
@@ -494,7 +495,7 @@ class PostgresOperations implements StoreOps {
        SELECT k, s, t, d, p, r, a, i, g, x FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
          $7::text[], $8::text[], $9::text[], $10::text[]) WITH ORDINALITY AS u(k, s, t, d, p, r, a, i, g, x, ord)
        ORDER BY ord ON CONFLICT (kind, subject_id) DO NOTHING RETURNING kind, subject_id`,
-      columns(decisions, 10),
+      columns(decisions),
     );
     const inserted = new Set(r.rows.map((row) => `${row.kind}\n${row.subject_id}`));
     // Taken out when first matched: a later item for the same subject was not the one stored.

@@ -19,6 +19,7 @@ import { ATTESTING_OUTCOMES, type EvidenceNeeds, type EvidenceView, type Sightin
 import type { CloudTrailUse } from '../guardduty/decide.js';
 import type { EventOrigin } from '../correlate/event-identity.js';
 import { SerialStore } from './serial-store.js';
+import { recordDecidedInTurn } from './store.js';
 import type {
   DecidedEvent,
   DeliveryBacklog,
@@ -519,10 +520,7 @@ export class SqliteEngine implements TransactionalEngine {
   }
 
   recordDecided(items: readonly DecidedEvent[]): boolean[] {
-    return items.map(({ event, decision }) => {
-      this.recordEvent(event);
-      return this.saveDecision(decision);
-    });
+    return recordDecidedInTurn(this, items);
   }
 
   listDecisions(filter: { sinceMs: number; disposition: string | null; limit: number }): StoredDecision[] {

@@ -287,6 +287,14 @@ export interface TransactionalEngine extends StoreEngine {
   close(): void;
 }
 
+/** recordDecided for an engine that writes synchronously: each item's event recorded, then its decision saved, in order. */
+export function recordDecidedInTurn(engine: Pick<StoreEngine, 'recordEvent' | 'saveDecision'>, items: readonly DecidedEvent[]): boolean[] {
+  return items.map(({ event, decision }) => {
+    engine.recordEvent(event);
+    return engine.saveDecision(decision);
+  });
+}
+
 /** Every operation of StoreEngine, by name: the wrapper builds one method per name. */
 export const STORE_OPERATIONS = [
   'evidenceSnapshot',
