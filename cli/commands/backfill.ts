@@ -13,6 +13,7 @@ import { readConfigFile } from '../../common/runtime/config-file.js';
 import type { Output } from '../../common/runtime/output.js';
 import { detectorConfigSchema } from '../../detector/config/schema.js';
 import { decideRecords } from '../../detector/engine/decide-records.js';
+import { DecisionCounts } from '../../detector/decisions/counts.js';
 import { replayPipeline } from '../../detector/replay/replay.js';
 import { openStore, storeKey } from '../../detector/store/open-store.js';
 import { openTrailRange, trailRange, type TrailRangeOptions } from './trail-range.js';
@@ -50,17 +51,14 @@ export async function backfillCommand(o: BackfillCommandOptions, out: Output, tt
     out.stderr(`detector backfill: ${trail.error}\n`);
     return 1;
   }
-  const decisions: Record<string, number> = {};
+  const decisions = new DecisionCounts();
   let records = 0;
   let rejected = 0;
   let files = 0;
   const failed: string[] = [];
   const started = Date.now();
   const pipeline = await replayPipeline(c, store, {
-    decided: (d) => {
-      const k = `${d.disposition}/${d.rule}`;
-      decisions[k] = (decisions[k] ?? 0) + 1;
-    },
+    decided: (d) => decisions.add(d.disposition, d.rule),
   });
   try {
     for await (const { key, read } of trail.files) {
@@ -86,7 +84,7 @@ export async function backfillCommand(o: BackfillCommandOptions, out: Output, tt
     const seconds = (Date.now() - started) / 1000;
     out.stderr(
       `detector backfill: ${records} records from ${files} files (${rejected} not API calls or unusable) in ${seconds.toFixed(1)} s ` +
-        `(${seconds > 0 ? Math.round(records / seconds) : 0} records/s); newly decided ${JSON.stringify(decisions)}\n`,
+        `(${seconds > 0 ? Math.round(records / seconds) : 0} records/s); newly decided ${JSON.stringify(decisions.toRecord())}\n`,
     );
   }
   return failed.length > 0 ? 1 : 0;

@@ -34,7 +34,7 @@ import { MemoryStore } from '../store/memory-store.js';
 import type { DetectorStore } from '../store/store.js';
 import { buildCorrelationContext } from '../correlation-context.js';
 import type { TrailFile } from '../trail/backfill.js';
-import { PairMap } from '../../common/collections/pair-map.js';
+import { DecisionCounts } from '../decisions/counts.js';
 import { EMPTY_INVENTORY, type InventoryView } from '../correlate/types.js';
 import { historyFromFiles } from '../inventory/files.js';
 import { inventoryView } from '../inventory/view.js';
@@ -225,28 +225,6 @@ export async function replayInventory(
   return { view: inventoryView(history, config.inventory.translated_networks), instances: history.size.instances };
 }
 
-/** Decisions counted by disposition and rule, then written as `disposition/rule` keys in the order first seen (no key built per record). */
-class DecisionCounts {
-  private readonly counts = new PairMap<{ key: string; n: number }>();
-  private readonly order: { key: string; n: number }[] = [];
-
-  constructor(private readonly into: Record<string, number>) {}
-
-  add(disposition: string, rule: string): void {
-    let count = this.counts.get(disposition, rule);
-    if (count === undefined) {
-      count = { key: `${disposition}/${rule}`, n: 0 };
-      this.counts.set(disposition, rule, count);
-      this.order.push(count);
-    }
-    count.n++;
-  }
-
-  write(): void {
-    for (const { key, n } of this.order) this.into[key] = n;
-  }
-}
-
 export async function replay(
   config: DetectorConfig,
   o: ReplayOptions,
@@ -278,7 +256,7 @@ export async function replay(
   const inventory = await replayInventory(config, o.inventory ?? config.inventory.files, io);
   summary.inventoryInstances = inventory.instances;
   const findingIds = new Set<string>();
-  const counts = new DecisionCounts(summary.decisions);
+  const counts = new DecisionCounts();
   const printDecisions = !o.findings && o.guardduty.length === 0;
   const pipeline = await replayPipeline(config, store, {
     inventory: () => inventory.view,
@@ -328,7 +306,7 @@ export async function replay(
     }
     // Events dated after now are findings held for their grace period: end it.
     await pipeline.cloudtrail.tick(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
-    counts.write();
+    summary.decisions = counts.toRecord();
     if (o.findings) {
       for (const id of findingIds) io.line(JSON.stringify(await store.getFinding(id)));
       summary.findings = findingIds.size;
