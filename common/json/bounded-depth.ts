@@ -15,9 +15,33 @@ function isContainer(v: unknown): v is Record<string, unknown> | unknown[] {
   return typeof v === 'object' && v !== null;
 }
 
+/** Past this many levels, `exceedsDepth` walks with a stack of its own instead of recursing. */
+const RECURSION_LIMIT = 1_000;
+
+/** Whether every container in `v` (a container itself) nests at most `left` levels, counting `v`. */
+function nestsWithin(v: Record<string, unknown> | unknown[], left: number): boolean {
+  if (left === 0) return false;
+  // Indexes and for…in, not Object.values: this runs on every record the detector reads, and
+  // allocates nothing. At most `left` calls deep, so never deeper than RECURSION_LIMIT.
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const c: unknown = v[i];
+      if (isContainer(c) && !nestsWithin(c, left - 1)) return false;
+    }
+    return true;
+  }
+  for (const k in v) {
+    if (!Object.hasOwn(v, k)) continue;
+    const c = v[k];
+    if (isContainer(c) && !nestsWithin(c, left - 1)) return false;
+  }
+  return true;
+}
+
 /** Whether objects/arrays nest deeper than `maxDepth` (a scalar has depth 0, `{}` depth 1). */
 export function exceedsDepth(value: unknown, maxDepth = MAX_RECORD_DEPTH): boolean {
   if (!isContainer(value)) return false;
+  if (maxDepth <= RECURSION_LIMIT) return !nestsWithin(value, maxDepth);
   const stack: unknown[] = [value];
   const depths: number[] = [1];
   while (stack.length > 0) {

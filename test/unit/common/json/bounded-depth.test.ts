@@ -18,8 +18,36 @@ describe('exceedsDepth', () => {
     expect(exceedsDepth(nested(MAX_RECORD_DEPTH + 1))).toBe(true);
   });
 
-  it('walks a million levels without overflowing the stack', () => {
+  it('walks a million levels without overflowing the stack, under any limit', () => {
     expect(exceedsDepth(nested(1_000_000))).toBe(true);
+    expect(exceedsDepth(nested(1_000_000), 5_000)).toBe(true);
+    expect(exceedsDepth(nested(1_000_000), 2_000_000)).toBe(false);
+  });
+
+  it('answers as the depth measured another way, for any value and limit', () => {
+    // Depth from the JSON text: the deepest run of unclosed brackets outside strings.
+    const depthOf = (v: unknown): number => {
+      let d = 0;
+      let most = 0;
+      let inString = false;
+      const text = JSON.stringify(v);
+      for (let i = 0; i < text.length; i++) {
+        const ch = text[i];
+        if (inString) {
+          if (ch === '\\') i++;
+          else if (ch === '"') inString = false;
+        } else if (ch === '"') inString = true;
+        else if (ch === '{' || ch === '[') most = Math.max(most, ++d);
+        else if (ch === '}' || ch === ']') d--;
+      }
+      return most;
+    };
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 10 }), fc.integer({ min: 0, max: 12 }), (value, max) => {
+        expect(exceedsDepth(value, max)).toBe(depthOf(value) > max);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 
