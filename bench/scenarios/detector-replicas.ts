@@ -4,7 +4,9 @@
  * (signed batches POSTed with 8 in flight, spread round-robin over the
  * replicas) and CloudTrail records decided per second through cloudtrail.sqs
  * (the loopback queue and bucket of bench/servers/fake-trail.ts, shared by the
- * replicas). Each configuration gets a fresh store: a SQLite file, or a schema
+ * replicas): once with keys no gateway saw (every event a finding), once
+ * after the gateway's telemetry for every key (90 % of the events suppressed
+ * as attested). Each configuration gets a fresh store: a SQLite file, or a schema
  * of its own on the server named by EW_BENCH_POSTGRES_URL (default the local
  * test server, postgres://postgres@127.0.0.1:5432/test), dropped afterwards.
  * Without a server the PostgreSQL rows are skipped with the reason.
@@ -90,6 +92,23 @@ function telemetryBodies(batches: number, perBatch: number, seed: number): { bat
   );
 }
 
+/** The trail files' keys: event `i` of a file is signed with key `i mod TRAIL_KEYS`. */
+const TRAIL_KEYS = 5_000;
+const trailKey = (k: number) => `ASIA${String(k).padStart(16, 'R')}`;
+
+/**
+ * What the gateway saw of the trail's keys: each key from a routed client of its own, every two
+ * minutes from `from` to `to` (the files' events fall between), in batches of `perBatch`.
+ */
+function trailEvidence(from: number, to: number, perBatch: number): { batchId: string; body: Buffer }[] {
+  const records: Record<string, unknown>[] = [];
+  for (let t = from; t <= to; t += 120_000)
+    for (let k = 0; k < TRAIL_KEYS; k++) records.push(benchObservation(t, trailKey(k), `10.20.${k % 250}.${(k % 200) + 1}`));
+  const out = [];
+  for (let b = 0; b * perBatch < records.length; b++) out.push(telemetryBatch(b, records.slice(b * perBatch, (b + 1) * perBatch)));
+  return out;
+}
+
 /** Posts every body (round-robin over the replicas, IN_FLIGHT at a time): records stored per second. */
 async function ingestRate(replicas: readonly Replica[], bodies: readonly { batchId: string; body: Buffer }[], perBatch: number) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: IN_FLIGHT });
@@ -132,10 +151,11 @@ async function trailRate(ctx: BenchContext, name: string, n: number, store: Stor
       { ...process.env, ...fakeTrailEnv(fake.endpoint) },
     );
     try {
-      // Timed from the first receive to an empty queue (the replicas started one after another).
-      while ((fake.calls.get('ReceiveMessage') ?? 0) === 0) await sleep(5);
-      const t0 = performance.now();
+      // Timed from the first receive to an empty queue. The replicas start one after another, the
+      // first reading the queue meanwhile: the clock starts at its first receive, as the fake saw it.
       while (fake.depth() > 0) await sleep(20);
+      const t0 = fake.firstCalled.get('ReceiveMessage');
+      if (t0 === undefined) throw new Error(`${name}: the queue emptied without a receive`);
       const seconds = (performance.now() - t0) / 1000;
       let decided = 0;
       for (const r of replicas) decided += (await scrape(r.admin)).get('egress_witness_detector_cloudtrail_s3_objects_total') ?? 0;
@@ -177,16 +197,15 @@ async function freshSchema(tag: string): Promise<{ url: string; drop: () => Prom
 const scenario: Scenario = {
   name: NAME,
   order: 97,
-  title: 'detector: telemetry records stored/s and CloudTrail records decided/s on PostgreSQL with 1 and 3 replicas, beside SQLite',
+  title:
+    'detector: telemetry records stored/s and CloudTrail records decided/s (keys unseen, and attested) on PostgreSQL with 1 and 3 replicas, beside SQLite',
   async run(ctx) {
     const batches = ctx.args.quick ? 40 : 200;
     const perBatch = 500;
     const files = ctx.args.quick ? 10 : 60;
     const perFile = ctx.args.quick ? 500 : 1_000;
     const now = Date.now();
-    const trailBodies = Array.from({ length: files }, (_, n) =>
-      trailLogFile(perFile, now - n * 1000, (i) => `ASIA${String(i % 5_000).padStart(16, 'R')}`),
-    );
+    const trailBodies = Array.from({ length: files }, (_, n) => trailLogFile(perFile, now - n * 1000, (i) => trailKey(i % TRAIL_KEYS)));
     const setups: { subject: string; n: number; store: 'sqlite' | 'postgres' }[] = [
       { subject: 'SQLite, 1 detector', n: 1, store: 'sqlite' },
       { subject: 'PostgreSQL, 1 detector', n: 1, store: 'postgres' },
@@ -194,11 +213,18 @@ const scenario: Scenario = {
     ];
     const ingestRates = new Map<string, number>();
     const trailRates = new Map<string, number>();
+    const attestedRates = new Map<string, number>();
     for (const [i, s] of setups.entries()) {
       const tag = `${s.store}${s.n}`;
       const base = { scenario: NAME, peer: null, subject: s.subject };
       const ingestRow = { ...base, metric: 'telemetry records stored/s', unit: 'records/s', better: 'higher' as const };
       const trailRow = { ...base, metric: 'CloudTrail records decided/s (SQS)', unit: 'records/s', better: 'higher' as const };
+      const attestedRow = {
+        ...base,
+        metric: 'CloudTrail records decided/s (SQS, keys attested)',
+        unit: 'records/s',
+        better: 'higher' as const,
+      };
       const schemas: { drop: () => Promise<void> }[] = [];
       const store = async (what: string): Promise<Store | { skipped: string }> => {
         if (s.store === 'sqlite') return { kind: 'sqlite' };
@@ -230,6 +256,35 @@ const scenario: Scenario = {
           trailRates.set(s.subject, rate);
           const ref = trailRates.get(setups[0]!.subject);
           ctx.record({ ...trailRow, value: rate, note: ref && i > 0 ? `×${(rate / ref).toFixed(2)} of SQLite` : 'the baseline' });
+        }
+        // The same files once the gateway has seen their keys: 90 % of the events are suppressed
+        // (attested), the decisions the daemon writes a slice at a time, without a finding.
+        ctx.log(`${NAME}: ${s.subject}: the same files, their keys seen by the gateway`);
+        const sa = await store('attested');
+        if ('skipped' in sa) ctx.record({ ...attestedRow, value: null, skipped: sa.skipped });
+        else {
+          const name = `${NAME}-${tag}-attested`;
+          // The evidence first, through one detector on the same store that reads no trail.
+          const ingest = await startReplicas(ctx, name, 1, sa, null, process.env);
+          try {
+            await ingestRate(ingest, trailEvidence(now - files * 1000 - 660_000, now, perBatch), perBatch);
+          } finally {
+            await stopAll(ingest);
+          }
+          const rate = await trailRate(ctx, name, s.n, sa, trailBodies, perFile);
+          attestedRates.set(s.subject, rate);
+          const ref = attestedRates.get(setups[0]!.subject);
+          const plain = trailRates.get(s.subject);
+          ctx.record({
+            ...attestedRow,
+            value: rate,
+            note: [
+              ref && i > 0 ? `×${(rate / ref).toFixed(2)} of SQLite` : 'the baseline',
+              plain ? `×${(rate / plain).toFixed(2)} of the unattested trail` : null,
+            ]
+              .filter((x) => x !== null)
+              .join('; '),
+          });
         }
       } finally {
         for (const sc of schemas) await sc.drop().catch(() => undefined);

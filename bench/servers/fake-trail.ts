@@ -33,6 +33,8 @@ export interface FakeTrail {
   readonly deadLetters: { id: string; body: string }[];
   /** Counts of calls by operation (SQS op names, GetObject, ListObjectsV2). */
   readonly calls: Map<string, number>;
+  /** When each operation was first called (performance.now() of this process). */
+  readonly firstCalled: Map<string, number>;
   /** Messages deleted, in order. */
   readonly deleted: string[];
   putObject(bucket: string, key: string, body: Buffer): void;
@@ -85,7 +87,11 @@ export async function startFakeTrail(opts: FakeTrailOptions = {}): Promise<FakeT
   const calls = new Map<string, number>();
   const getFailures = new Map<string, number>();
   const waiters = new Set<() => void>();
-  const count = (op: string): void => void calls.set(op, (calls.get(op) ?? 0) + 1);
+  const firstCalled = new Map<string, number>();
+  const count = (op: string): void => {
+    if (!calls.has(op)) firstCalled.set(op, performance.now());
+    calls.set(op, (calls.get(op) ?? 0) + 1);
+  };
   const wake = (): void => {
     for (const w of [...waiters]) w();
   };
@@ -273,6 +279,7 @@ export async function startFakeTrail(opts: FakeTrailOptions = {}): Promise<FakeT
     queueUrl,
     deadLetters,
     calls,
+    firstCalled,
     deleted,
     putObject: (bucket, key, body) => void objects.set(`${bucket}/${key}`, body),
     send,
