@@ -30,6 +30,7 @@ import { AsyncLock, runCommitHooks } from './serial-store.js';
 import { postgresTarget, type PostgresStoreConfig, type PostgresTarget } from './postgres-connection.js';
 import { migrate, type MigrationResult } from './postgres-schema.js';
 import { DECISION_COLUMNS, decisionValues } from './decision-row.js';
+import { EVENT_COLUMNS, EVENT_REPLACE_SET, eventValues } from './event-row.js';
 import { OUTBOX_CHANNEL, PostgresLeaderLock, type PostgresLeaderLockOptions } from './postgres-leader.js';
 import type {
   DecidedEvent,
@@ -317,16 +318,11 @@ class PostgresOperations implements StoreOps {
     );
   }
 
-  private eventArgs(e: StoredEvent): unknown[] {
-    return [e.eventId, e.accessKeyId, e.sourceIp, e.eventTimeMs, e.vpcEndpointId, e.origin, e.fingerprint, e.seenMs, json(e.summary)];
-  }
-
   async recordEvent(e: StoredEvent): Promise<boolean> {
     const r = await this.exec.query(
       'event_put',
-      `INSERT INTO events (event_id, access_key_id, source_ip, event_time_ms, vpc_endpoint_id, origin, fingerprint, seen_ms, summary)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING`,
-      this.eventArgs(e),
+      `INSERT INTO events (${EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING`,
+      eventValues(e),
     );
     return (r.rowCount ?? 0) > 0;
   }
@@ -358,11 +354,9 @@ class PostgresOperations implements StoreOps {
   async replaceEvent(e: StoredEvent): Promise<void> {
     await this.exec.query(
       'event_replace',
-      `INSERT INTO events (event_id, access_key_id, source_ip, event_time_ms, vpc_endpoint_id, origin, fingerprint, seen_ms, summary)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO UPDATE SET access_key_id = excluded.access_key_id,
-         source_ip = excluded.source_ip, event_time_ms = excluded.event_time_ms, vpc_endpoint_id = excluded.vpc_endpoint_id,
-         origin = excluded.origin, fingerprint = excluded.fingerprint, seen_ms = excluded.seen_ms, summary = excluded.summary`,
-      this.eventArgs(e),
+      `INSERT INTO events (${EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+       ON CONFLICT (event_id) DO UPDATE SET ${EVENT_REPLACE_SET}`,
+      eventValues(e),
     );
   }
 
@@ -479,10 +473,10 @@ class PostgresOperations implements StoreOps {
    */
   async recordDecided(items: readonly DecidedEvent[]): Promise<boolean[]> {
     if (items.length === 0) return [];
-    const events = items.map((i) => this.eventArgs(i.event));
+    const events = items.map((i) => eventValues(i.event));
     await this.exec.query(
       'event_put_many',
-      `INSERT INTO events (event_id, access_key_id, source_ip, event_time_ms, vpc_endpoint_id, origin, fingerprint, seen_ms, summary)
+      `INSERT INTO events (${EVENT_COLUMNS})
        SELECT e, k, s, t, v, o, f, n, m FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],
          $7::text[], $8::bigint[], $9::text[]) WITH ORDINALITY AS u(e, k, s, t, v, o, f, n, m, ord)
        ORDER BY ord ON CONFLICT (event_id) DO NOTHING`,

@@ -34,6 +34,7 @@ import type {
   StoredEvent,
 } from './store.js';
 import { DECISION_COLUMNS, decisionValues } from './decision-row.js';
+import { EVENT_COLUMNS, EVENT_REPLACE_SET, eventValues } from './event-row.js';
 import { OBSERVATION_VALUE_COLUMNS, observationValues, spanMs, toSighting, type ObservationRow } from './observation-row.js';
 
 const SCHEMA = `
@@ -182,11 +183,9 @@ export class SqliteEngine implements TransactionalEngine {
       fileAttempt: db.prepare(
         'INSERT INTO cloudtrail_files (path, size, mtime_ms, processed_ms, records, invalid, attempts, done) VALUES (?, ?, ?, ?, 0, 0, 1, 0) ON CONFLICT (path) DO UPDATE SET attempts = CASE WHEN size = excluded.size AND mtime_ms = excluded.mtime_ms THEN attempts + 1 ELSE 1 END, size = excluded.size, mtime_ms = excluded.mtime_ms, processed_ms = excluded.processed_ms, done = 0, failure = NULL RETURNING attempts',
       ),
-      eventPut: db.prepare(
-        'INSERT INTO events (event_id, access_key_id, source_ip, event_time_ms, vpc_endpoint_id, origin, fingerprint, seen_ms, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING',
-      ),
+      eventPut: db.prepare(`INSERT INTO events (${EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`),
       eventReplace: db.prepare(
-        'INSERT INTO events (event_id, access_key_id, source_ip, event_time_ms, vpc_endpoint_id, origin, fingerprint, seen_ms, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET access_key_id = excluded.access_key_id, source_ip = excluded.source_ip, event_time_ms = excluded.event_time_ms, vpc_endpoint_id = excluded.vpc_endpoint_id, origin = excluded.origin, fingerprint = excluded.fingerprint, seen_ms = excluded.seen_ms, summary = excluded.summary',
+        `INSERT INTO events (${EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET ${EVENT_REPLACE_SET}`,
       ),
       eventKept: db.prepare('SELECT origin, fingerprint, summary FROM events WHERE event_id = ?'),
       eventVouch: db.prepare('UPDATE events SET origin = ?, fingerprint = ?, summary = ? WHERE event_id = ?'),
@@ -363,26 +362,12 @@ export class SqliteEngine implements TransactionalEngine {
     this.stmt.filePut.run(path, size, Math.floor(mtimeMs), nowMs, records, invalid, failure);
   }
 
-  private eventArgs(e: StoredEvent): unknown[] {
-    return [
-      e.eventId,
-      e.accessKeyId,
-      e.sourceIp,
-      e.eventTimeMs,
-      e.vpcEndpointId,
-      e.origin,
-      e.fingerprint,
-      e.seenMs,
-      JSON.stringify(e.summary),
-    ];
-  }
-
   recordEvent(e: StoredEvent): boolean {
-    return this.stmt.eventPut.run(...this.eventArgs(e)).changes > 0;
+    return this.stmt.eventPut.run(...eventValues(e)).changes > 0;
   }
 
   replaceEvent(e: StoredEvent): void {
-    this.stmt.eventReplace.run(...this.eventArgs(e));
+    this.stmt.eventReplace.run(...eventValues(e));
   }
 
   keptCopy(eventId: string): KeptEvent | null {
