@@ -27,33 +27,36 @@ export async function runReplay(dir: string, name: string, args: readonly string
   return { stderr, wallSeconds: (performance.now() - started) / 1000 };
 }
 
-/** One replay run's figures, read from its summary by the scenario's `parse`. */
-export interface ReplayRun<T> {
-  figures: T;
+/** One replay run: its summary's figures (the summary pattern's groups) and wall time. */
+export interface ReplayRun {
+  figures: RegExpExecArray;
   wallSeconds: number;
 }
 
 /**
- * `runReplay` `runs` times over the same inputs, one after another: every run's figures (`parse`
- * of its summary) and, as the one reported, the run whose `rate` is the median. On a shared
- * machine one run can land 20 % either side of the next; the median of three does not depend on
- * one unlucky run, and the note gives them all.
+ * `runReplay` `runs` times over the same inputs, one after another, each summary read with
+ * `summary`: every run and, as the one reported, the run whose rate (group `rateGroup`) is the
+ * median. On a shared machine one run can land 20 % either side of the next; the median of three
+ * does not depend on one unlucky run, and `rates` (for the note) gives them all.
  */
-export async function medianReplay<T>(
+export async function medianReplay(
   dir: string,
   name: string,
   args: readonly string[],
   runs: number,
-  parse: (stderr: string) => T,
-  rate: (figures: T) => number,
-): Promise<{ median: ReplayRun<T>; all: ReplayRun<T>[]; rates: string }> {
-  const all: ReplayRun<T>[] = [];
+  summary: RegExp,
+  rateGroup: number,
+): Promise<{ median: ReplayRun; all: ReplayRun[]; rates: string }> {
+  const all: ReplayRun[] = [];
   for (let i = 0; i < runs; i++) {
     const { stderr, wallSeconds } = await runReplay(dir, name, args);
-    all.push({ figures: parse(stderr), wallSeconds });
+    const figures = summary.exec(stderr);
+    if (!figures) throw new Error(`replay summary not understood: ${stderr.slice(-300)}`);
+    all.push({ figures, wallSeconds });
   }
-  const sorted = [...all].sort((a, b) => rate(a.figures) - rate(b.figures));
-  const median = sorted[Math.floor((sorted.length - 1) / 2)] as ReplayRun<T>;
-  const rates = runs === 1 ? 'one run' : `median of ${runs} runs: ${all.map((r) => Math.round(rate(r.figures))).join(' / ')}`;
+  const rate = (r: ReplayRun) => Number(r.figures[rateGroup]);
+  const sorted = [...all].sort((a, b) => rate(a) - rate(b));
+  const median = sorted[Math.floor((sorted.length - 1) / 2)] as ReplayRun;
+  const rates = runs === 1 ? 'one run' : `median of ${runs} runs: ${all.map((r) => Math.round(rate(r))).join(' / ')}`;
   return { median, all, rates };
 }

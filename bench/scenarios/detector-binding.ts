@@ -77,15 +77,8 @@ const scenario: Scenario = {
         join(dir, 'binding-instances.json'),
       ],
       ctx.args.quick ? 1 : 3,
-      (stderr) => {
-        const m =
-          /(\d+) telemetry records \(\d+ invalid\) loaded in [\d.]+ s, (\d+) instances in the inventory, (\d+) CloudTrail records .* correlated in [\d.]+ s \((\d+) records\/s\).*decisions (\{[^}]*\})/.exec(
-            stderr,
-          );
-        if (!m) throw new Error(`replay summary not understood: ${stderr.slice(-300)}`);
-        return m;
-      },
-      (m) => Number(m[4]),
+      /(\d+) telemetry records \(\d+ invalid\) loaded in [\d.]+ s, (\d+) instances in the inventory, (\d+) CloudTrail records .* correlated in [\d.]+ s \((\d+) records\/s\).*decisions (\{[^}]*\})/,
+      4,
     );
     const m = median.figures;
     const wall = median.wallSeconds;
