@@ -132,7 +132,19 @@ async function ingestRate(replicas: readonly Replica[], bodies: readonly { batch
   return (bodies.length * perBatch) / ((performance.now() - t0) / 1000);
 }
 
-/** The same files through a fresh queue, read by the replicas together: records decided per second. */
+/** Events this detector suppressed as attested (its decisions counter, by disposition and rule). */
+async function attestedDecisions(adminPort: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  const m = /^egress_witness_detector_decisions_total\{(?=[^}]*disposition="suppressed")(?=[^}]*rule="attested")[^}]*\}\s+(\S+)$/m.exec(
+    text,
+  );
+  return m ? Number(m[1]) : 0;
+}
+
+/**
+ * The same files through a fresh queue, read by the replicas together: records decided per second,
+ * and how many of them were suppressed as attested.
+ */
 async function trailRate(ctx: BenchContext, name: string, n: number, store: Store, bodies: readonly Buffer[], perFile: number) {
   const fake = await startFakeTrail();
   try {
@@ -160,7 +172,9 @@ async function trailRate(ctx: BenchContext, name: string, n: number, store: Stor
       let decided = 0;
       for (const r of replicas) decided += (await scrape(r.admin)).get('egress_witness_detector_cloudtrail_s3_objects_total') ?? 0;
       if (decided < bodies.length) throw new Error(`${name}: ${decided} of ${bodies.length} objects processed`);
-      return (bodies.length * perFile) / seconds;
+      let attested = 0;
+      for (const r of replicas) attested += await attestedDecisions(r.admin);
+      return { rate: (bodies.length * perFile) / seconds, attested };
     } finally {
       await stopAll(replicas);
     }
@@ -252,7 +266,7 @@ const scenario: Scenario = {
         const sq = await store('trail');
         if ('skipped' in sq) ctx.record({ ...trailRow, value: null, skipped: sq.skipped });
         else {
-          const rate = await trailRate(ctx, `${NAME}-${tag}-trail`, s.n, sq, trailBodies, perFile);
+          const { rate } = await trailRate(ctx, `${NAME}-${tag}-trail`, s.n, sq, trailBodies, perFile);
           trailRates.set(s.subject, rate);
           const ref = trailRates.get(setups[0]!.subject);
           ctx.record({ ...trailRow, value: rate, note: ref && i > 0 ? `×${(rate / ref).toFixed(2)} of SQLite` : 'the baseline' });
@@ -271,7 +285,9 @@ const scenario: Scenario = {
           } finally {
             await stopAll(ingest);
           }
-          const rate = await trailRate(ctx, name, s.n, sa, trailBodies, perFile);
+          const { rate, attested } = await trailRate(ctx, name, s.n, sa, trailBodies, perFile);
+          const share = attested / (files * perFile);
+          if (share < 0.5) throw new Error(`${name}: the telemetry attested ${attested} of ${files * perFile} events (90 % expected)`);
           attestedRates.set(s.subject, rate);
           const ref = attestedRates.get(setups[0]!.subject);
           const plain = trailRates.get(s.subject);
@@ -280,6 +296,7 @@ const scenario: Scenario = {
             value: rate,
             note: [
               ref && i > 0 ? `×${(rate / ref).toFixed(2)} of SQLite` : 'the baseline',
+              `${Math.round(share * 100)} % attested`,
               plain ? `×${(rate / plain).toFixed(2)} of the unattested trail` : null,
             ]
               .filter((x) => x !== null)
