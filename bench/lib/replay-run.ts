@@ -35,8 +35,7 @@ export interface ReplayRun {
 
 /**
  * `runReplay` `runs` times over the same inputs, one after another, each summary read with
- * `summary`: every run and, as the one reported, the run whose rate (group `rateGroup`) is the
- * median. On a shared machine one run can land 20 % either side of the next; the median of three
+ * `summary`; reports the run whose rate (group `rateGroup`) is the median. On a shared machine one run can land 20 % either side of the next; the median of three
  * does not depend on one unlucky run, and `rates` (for the note) gives them all.
  */
 export async function medianReplay(
@@ -46,7 +45,7 @@ export async function medianReplay(
   runs: number,
   summary: RegExp,
   rateGroup: number,
-): Promise<{ median: ReplayRun; all: ReplayRun[]; rates: string }> {
+): Promise<{ median: ReplayRun; rates: string }> {
   const all: ReplayRun[] = [];
   for (let i = 0; i < runs; i++) {
     const { stderr, wallSeconds } = await runReplay(dir, name, args);
@@ -58,5 +57,5 @@ export async function medianReplay(
   const sorted = [...all].sort((a, b) => rate(a) - rate(b));
   const median = sorted[Math.floor((sorted.length - 1) / 2)] as ReplayRun;
   const rates = runs === 1 ? 'one run' : `median of ${runs} runs: ${all.map((r) => Math.round(rate(r))).join(' / ')}`;
-  return { median, all, rates };
+  return { median, rates };
 }

@@ -26,7 +26,7 @@ import YAML from 'yaml';
 import { fakeTrailEnv, startFakeTrail } from '../servers/fake-trail.js';
 import { postTelemetryBatch, telemetryBatch, trailLogFile } from '../lib/detector-feed.js';
 import { benchObservation, corpusKey } from '../lib/replay-corpus.js';
-import { scrape } from '../lib/prom-text.js';
+import { metricValue, scrapeText } from '../lib/prom-text.js';
 import { freePort, sleep, spawnLogged, stopChild, waitForPort } from '../lib/proc.js';
 import type { BenchContext, Scenario } from '../lib/scenario.js';
 
@@ -132,15 +132,6 @@ async function ingestRate(replicas: readonly Replica[], bodies: readonly { batch
   return (bodies.length * perBatch) / ((performance.now() - t0) / 1000);
 }
 
-/** Events this detector suppressed as attested (its decisions counter, by disposition and rule). */
-async function attestedDecisions(adminPort: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-  const m = /^egress_witness_detector_decisions_total\{(?=[^}]*disposition="suppressed")(?=[^}]*rule="attested")[^}]*\}\s+(\S+)$/m.exec(
-    text,
-  );
-  return m ? Number(m[1]) : 0;
-}
-
 /**
  * The same files through a fresh queue, read by the replicas together: records decided per second,
  * and how many of them were suppressed as attested.
@@ -170,10 +161,13 @@ async function trailRate(ctx: BenchContext, name: string, n: number, store: Stor
       if (t0 === undefined) throw new Error(`${name}: the queue emptied without a receive`);
       const seconds = (performance.now() - t0) / 1000;
       let decided = 0;
-      for (const r of replicas) decided += (await scrape(r.admin)).get('egress_witness_detector_cloudtrail_s3_objects_total') ?? 0;
-      if (decided < bodies.length) throw new Error(`${name}: ${decided} of ${bodies.length} objects processed`);
       let attested = 0;
-      for (const r of replicas) attested += await attestedDecisions(r.admin);
+      for (const r of replicas) {
+        const text = await scrapeText(r.admin);
+        decided += metricValue(text, 'egress_witness_detector_cloudtrail_s3_objects_total');
+        attested += metricValue(text, 'egress_witness_detector_decisions_total', { disposition: 'suppressed', rule: 'attested' });
+      }
+      if (decided < bodies.length) throw new Error(`${name}: ${decided} of ${bodies.length} objects processed`);
       return { rate: (bodies.length * perFile) / seconds, attested };
     } finally {
       await stopAll(replicas);

@@ -29,6 +29,9 @@ import { BATCH_HEADER, GATEWAY_HEADER, SIGNATURE_HEADER, signatureHeader } from 
 import { SCHEMA_VERSION, type TelemetryBatch, type TelemetryRecord } from '../../protocol/telemetry.js';
 import { expect } from 'vitest';
 import { logSink, type LogSink } from './log-sink.js';
+import { metricValue } from '../../bench/lib/prom-text.js';
+
+export { metricValue };
 import type { TestSchema } from './postgres.js';
 
 /**
@@ -382,20 +385,6 @@ export function parseJson(text: string): JsonDoc {
   } catch {
     return {};
   }
-}
-
-/** Sum of the samples of `name` whose labels include `labels` (0 when none). */
-export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name) || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const got: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) got[l[1]!] = l[2]!;
-    if (Object.entries(labels).every(([k, v]) => got[k] === v)) sum += Number(m[3]);
-  }
-  return sum;
 }
 
 export async function waitFor<T>(probe: () => T | Promise<T>, what: string, timeoutMs = 10_000, intervalMs = 25): Promise<NonNullable<T>> {
