@@ -326,6 +326,11 @@ Examples:
     .option('--role-arn <arn>', 'with --s3: a role to assume for reading (default: cloudtrail.sqs.role_arn)')
     .option('--concurrency <n>', 'with --s3: log files fetched at once (1 to 64)', '8')
     .option('--findings', 'print the aggregated findings instead of one decision per record')
+    .option(
+      '--jobs <n>',
+      'worker threads deciding the CloudTrail records, each holding all the telemetry: its memory and loading time once per worker (auto: one per core, at most 4; not with --findings, --guardduty or --s3)',
+      '1',
+    )
     .option('--quiet', 'no progress on stderr')
     .addHelpText(
       'after',

@@ -1,11 +1,14 @@
 /** `egress-witness replay`: offline correlation of CloudTrail files and GuardDuty findings with agent telemetry. */
 import { stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { formatProblems } from '../../common/config/load.js';
 import { AGENT_FILE, DETECTOR_FILE } from '../../common/config/kinds.js';
 import { readConfigFileOf } from '../../common/runtime/config-file.js';
 import type { Output } from '../../common/runtime/output.js';
 import { detectorConfigSchema } from '../../detector/config/schema.js';
-import { replay } from '../../detector/replay/replay.js';
+import { replay, type ReplayIo, type ReplaySummary } from '../../detector/replay/replay.js';
+import { replayInWorkers } from '../../detector/replay/parallel.js';
+import { replayJobs } from '../../detector/replay/shards.js';
 import type { TrailFile } from '../../detector/trail/backfill.js';
 import { openTrailRange, trailRange, type TrailRangeOptions } from './trail-range.js';
 
@@ -22,6 +25,8 @@ export interface ReplayCommandOptions extends TrailRangeOptions {
   guardduty?: string[];
   inventory?: string[];
   findings?: boolean;
+  /** Worker threads deciding the CloudTrail records: a number (default 1), or `auto`. */
+  jobs?: string;
   quiet?: boolean;
 }
 
@@ -35,6 +40,12 @@ export async function replayCommand(o: ReplayCommandOptions, out: Output, tty = 
   const range = o.s3 ? trailRange(o) : null;
   if (range && 'error' in range) {
     out.stderr(`replay: ${range.error}\n`);
+    return 2;
+  }
+  const jobsAsked = o.jobs ?? '1';
+  const jobsValid = replayJobs(jobsAsked, availableParallelism());
+  if ('error' in jobsValid) {
+    out.stderr(`replay: ${jobsValid.error}\n`);
     return 2;
   }
   if (o.telemetry === undefined) {
@@ -97,41 +108,67 @@ export async function replayCommand(o: ReplayCommandOptions, out: Output, tty = 
     }
     used += buffer.write(text, used);
   };
+  const io: ReplayIo = {
+    line: (text) => {
+      // The newline written apart: appended, it would make a line to be copied flat again first.
+      write(noEvidence && !o.findings ? markNoEvidence(text) : text);
+      write('\n');
+    },
+    lineParts: (parts) => {
+      if (noEvidence && !o.findings) write(markNoEvidence(parts.join('')));
+      else for (const part of parts) write(part);
+      write('\n');
+    },
+    progress: (text) => {
+      if (!o.quiet) out.stderr(`replay: ${text}\n`);
+    },
+  };
   const started = Date.now();
   try {
-    const s = await replay(
-      c,
-      {
-        cloudtrail: o.cloudtrail ?? [],
-        telemetry: o.telemetry || [],
-        guardduty: o.guardduty ?? [],
-        findings: o.findings ?? false,
-        ...(o.inventory ? { inventory: o.inventory } : {}),
-        ...(trail ? { trailFiles: trail.files } : {}),
-      },
-      {
-        line: (text) => {
-          // The newline written apart: appended, it would make a line to be copied flat again first.
-          write(noEvidence && !o.findings ? markNoEvidence(text) : text);
-          write('\n');
-        },
-        lineParts: (parts) => {
-          if (noEvidence && !o.findings) write(markNoEvidence(parts.join('')));
-          else for (const part of parts) write(part);
-          write('\n');
-        },
-        progress: (text) => {
-          if (!o.quiet) out.stderr(`replay: ${text}\n`);
-        },
-      },
-    );
+    // Only printed decisions of local files are split over workers: findings, GuardDuty findings
+    // and a bucket's files are decided in one thread.
+    const oneThread = o.findings ? '--findings' : o.guardduty?.length ? '--guardduty' : range ? '--s3' : null;
+    const jobs = oneThread === null ? jobsValid.jobs : 1;
+    if (jobsValid.jobs > 1 && oneThread !== null)
+      io.progress(`--jobs ${jobsAsked} does not apply with ${oneThread}: deciding in one thread`);
+    const s: ReplaySummary =
+      jobs > 1
+        ? await replayInWorkers(
+            c,
+            { cloudtrail: o.cloudtrail ?? [], telemetry: o.telemetry || [], inventory: o.inventory ?? c.inventory.files },
+            {
+              ...io,
+              bytes: (data) => {
+                if (!noEvidence) {
+                  flush();
+                  out.stdout(data);
+                  return;
+                }
+                for (const line of Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8').split('\n'))
+                  if (line !== '') io.line(line);
+              },
+            },
+            jobs,
+          )
+        : await replay(
+            c,
+            {
+              cloudtrail: o.cloudtrail ?? [],
+              telemetry: o.telemetry || [],
+              guardduty: o.guardduty ?? [],
+              findings: o.findings ?? false,
+              ...(o.inventory ? { inventory: o.inventory } : {}),
+              ...(trail ? { trailFiles: trail.files } : {}),
+            },
+            io,
+          );
     flush();
     if (!o.quiet) {
       out.stderr(
         `replay: ${s.telemetryRecords} telemetry records (${s.telemetryInvalid} invalid) loaded in ${(s.telemetryMs / 1000).toFixed(1)} s, ` +
           (s.inventoryInstances > 0 ? `${s.inventoryInstances} instances in the inventory, ` : '') +
           `${s.cloudtrailRecords} CloudTrail records from ${s.files} files (${s.cloudtrailInvalid} invalid) correlated in ${(s.correlateMs / 1000).toFixed(1)} s ` +
-          `(${s.correlateMs > 0 ? Math.round(s.cloudtrailRecords / (s.correlateMs / 1000)) : 0} records/s); total ${((Date.now() - started) / 1000).toFixed(1)} s; ` +
+          `(${s.correlateMs > 0 ? Math.round(s.cloudtrailRecords / (s.correlateMs / 1000)) : 0} records/s${jobs > 1 ? `, ${jobs} workers` : ''}); total ${((Date.now() - started) / 1000).toFixed(1)} s; ` +
           `decisions ${JSON.stringify(s.decisions)}${o.findings ? `; ${s.findings} findings` : ''}${o.guardduty?.length ? `; GuardDuty ${JSON.stringify(s.guardduty)}` : ''}\n`,
       );
     }

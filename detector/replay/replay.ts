@@ -75,7 +75,7 @@ export interface ReplaySummary {
 }
 
 /** Expands folders into their .json/.json.gz files. */
-async function expand(paths: string[]): Promise<string[]> {
+export async function expand(paths: string[]): Promise<string[]> {
   const out: string[] = [];
   for (const p of paths) {
     const s = await stat(p);
@@ -86,7 +86,7 @@ async function expand(paths: string[]): Promise<string[]> {
 }
 
 /** CloudTrail records from a file as the watch directory reads it (gzip or not, at most `maxBytes`). */
-async function readCloudTrailRecords(path: string, maxBytes: number): Promise<unknown[]> {
+export async function readCloudTrailRecords(path: string, maxBytes: number): Promise<unknown[]> {
   const file = parseCloudTrailInput(await readTextBounded(path, maxBytes));
   if ('error' in file) throw new Error(file.error);
   return file.records;
@@ -115,11 +115,11 @@ async function readGuardDutyFindings(path: string, maxBytes: number): Promise<un
 }
 
 /** Records outside the time bounds count as invalid, as the daemon would have rejected them. */
-async function loadTelemetry(
+export async function loadTelemetry(
   paths: string[],
   store: MemoryStore,
   bounds: TimeBounds,
-  io: ReplayIo,
+  io: Pick<ReplayIo, 'progress'>,
 ): Promise<{ records: number; invalid: number }> {
   let records = 0;
   let invalid = 0;
