@@ -193,6 +193,7 @@ export function evaluateTargets(rows: readonly Row[]): Target[] {
       null,
       REPLAY_GOAL,
       false,
+      BINDING_SUBJECT,
     ),
     bound(
       'sqs-rate',
@@ -207,6 +208,9 @@ export function evaluateTargets(rows: readonly Row[]): Target[] {
   );
   return targets;
 }
+
+/** The subject of the detector-binding row the goal is checked on: one thread (the `--jobs` row beside it is not). */
+export const BINDING_SUBJECT = 'detector replay --inventory';
 
 /** The subject of the detector-sqs row the SQS goal is checked on. */
 export const SQS_SUBJECT = 'detector cloudtrail.sqs';
