@@ -59,13 +59,8 @@ export function judgeCopy(kept: KeptCopy | null, copy: EventCopy): CopyVerdict {
  * one call do), and a copy with any such field changed does not.
  */
 export function eventFingerprint(e: CloudTrailEvent): string {
-  return fingerprintOf(fingerprintFields(e));
-}
-
-/** What eventFingerprint digests: the fields, in their order (references to the event's strings, nothing copied). */
-export function fingerprintFields(e: CloudTrailEvent): readonly (string | null)[] {
   const id = e.identity;
-  return [
+  const fields = [
     e.eventId,
     e.eventTime,
     e.eventSource,
@@ -86,10 +81,6 @@ export function fingerprintFields(e: CloudTrailEvent): readonly (string | null)[
     id.sessionIssuerArn,
     id.sessionCreationDate,
   ];
-}
-
-/** The digest of fingerprintFields. */
-export function fingerprintOf(fields: readonly (string | null)[]): string {
   return hash('sha256', JSON.stringify(fields), 'base64url');
 }
 

@@ -27,14 +27,7 @@ import { PairMap } from '../../common/collections/pair-map.js';
 import { boundDepth } from '../../common/json/bounded-depth.js';
 import { maskAccessKeyId } from '../../common/log/redact.js';
 import { normalizeRecord, instanceCredentialKind, type CloudTrailEvent } from '../cloudtrail/parse.js';
-import {
-  copySummary,
-  fingerprintFields,
-  fingerprintOf,
-  judgeCopy,
-  type CopyVerdict,
-  type EventOrigin,
-} from '../correlate/event-identity.js';
+import { copySummary, eventFingerprint, judgeCopy, type CopyVerdict, type EventOrigin } from '../correlate/event-identity.js';
 import {
   decide,
   isProvisional,
@@ -358,25 +351,24 @@ export class CorrelationEngine {
     decision?: Decision,
   ): Promise<'decided' | 'pending' | 'duplicate' | 'conflict'> {
     const { kept, verdict, row } = judged;
-    // The row's fingerprint is worked out when first read: only the branches that write it read it.
-    const { origin, summary } = row;
+    const { origin, fingerprint, summary } = row;
     switch (verdict.kind) {
       case 'new':
         await tx.recordEvent(row);
         slice?.kept.set(event.eventId, row);
         return this.decideEvent(tx, event, raw, false, ctx, effects, slice, decision);
       case 'adopt':
-        await tx.vouchForEvent(event.eventId, origin, row.fingerprint, summary);
+        await tx.vouchForEvent(event.eventId, origin, fingerprint, summary);
         slice?.kept.set(event.eventId, row);
         return 'duplicate';
       case 'duplicate':
         if (verdict.promote) {
-          await tx.vouchForEvent(event.eventId, origin, row.fingerprint, summary);
+          await tx.vouchForEvent(event.eventId, origin, fingerprint, summary);
           slice?.kept.set(event.eventId, row);
         }
         return 'duplicate';
       case 'conflict':
-        await this.conflict(tx, event.eventId, 'rejected', kept?.summary ?? {}, summary, row.fingerprint, null, effects);
+        await this.conflict(tx, event.eventId, 'rejected', kept?.summary ?? {}, summary, fingerprint, null, effects);
         return 'conflict';
       case 'supersede': {
         // The more trusted copy is decided as if it came first: what the other copy was decided
@@ -393,8 +385,19 @@ export class CorrelationEngine {
 
   /** A copy judged against the one kept; its row is also the copy kept in the slice (a KeptEvent) for the records after it. */
   private judged(event: CloudTrailEvent, origin: EventOrigin, kept: KeptEvent | null): Judged {
-    const row = eventRow(event, origin, this.opts.now());
-    return { kept, verdict: judgeCopy(kept, row), row };
+    const fingerprint = eventFingerprint(event);
+    const row: StoredEvent = {
+      eventId: event.eventId,
+      accessKeyId: event.identity.accessKeyId,
+      sourceIp: event.sourceIPAddress,
+      eventTimeMs: event.eventTimeMs,
+      vpcEndpointId: event.vpcEndpointId,
+      origin,
+      fingerprint,
+      seenMs: this.opts.now(),
+      summary: copySummary(event, origin),
+    };
+    return { kept, verdict: judgeCopy(kept, { origin, fingerprint }), row };
   }
 
   private async conflict(
@@ -697,33 +700,4 @@ function originOf(summary: Record<string, unknown>): string {
 function eventIdOf(raw: unknown): string | null {
   const id = typeof raw === 'object' && raw !== null ? (raw as { eventID?: unknown }).eventID : undefined;
   return typeof id === 'string' ? id.slice(0, 128) : null;
-}
-
-/**
- * The row kept for an event. Its fingerprint (a SHA-256 of about twenty fields, a tenth of what
- * deciding a record costs in replay) is worked out when first read, and then kept: a store writing
- * the row reads it, a second copy of the event compares it; an in-memory store keeping the row as
- * handed over (replay) seldom needs it. Until then the row holds the fields digested (references
- * to the event's strings), not the event.
- */
-export function eventRow(event: CloudTrailEvent, origin: EventOrigin, seenMs: number): StoredEvent {
-  let fields: readonly (string | null)[] | null = fingerprintFields(event);
-  let fingerprint: string | null = null;
-  return {
-    eventId: event.eventId,
-    accessKeyId: event.identity.accessKeyId,
-    sourceIp: event.sourceIPAddress,
-    eventTimeMs: event.eventTimeMs,
-    vpcEndpointId: event.vpcEndpointId,
-    origin,
-    get fingerprint(): string {
-      if (fingerprint === null) {
-        fingerprint = fingerprintOf(fields ?? []);
-        fields = null;
-      }
-      return fingerprint;
-    },
-    seenMs,
-    summary: copySummary(event, origin),
-  };
 }
