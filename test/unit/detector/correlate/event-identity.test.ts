@@ -41,6 +41,12 @@ describe('eventFingerprint', () => {
     expect(eventFingerprint(a.event)).toBe(eventFingerprint(b.event));
   });
 
+  it('keeps the format rows already stored have: a different digest would make every copy kept before an upgrade a conflict', () => {
+    const n = normalizeRecord(fixture('instance-role-imdsv2-sts-getcalleridentity'));
+    if (n.kind !== 'event') throw new Error('fixture does not normalize');
+    expect(eventFingerprint(n.event)).toBe('9__tix1tuFBDPB0W6M6N8W-E8jwRHQipTYnMbfloXF4');
+  });
+
   it('changes with any field a decision or a finding reads', () => {
     const base = stsCall();
     const variants = [
