@@ -15,7 +15,7 @@ import { Worker } from 'node:worker_threads';
 import type { DetectorConfig } from '../config/schema.js';
 import { DecisionCounts } from '../decisions/counts.js';
 import { mergeLines } from './shards.js';
-import { expand, type ReplayIo, type ReplaySummary } from './replay.js';
+import { emptySummary, expand, type ReplayIo, type ReplaySummary } from './replay.js';
 
 /** Rounds a worker may decide before the main thread has printed them: bounds what waits in memory. */
 export const ROUNDS_AHEAD = 16;
@@ -83,20 +83,7 @@ export async function replayInWorkers(config: DetectorConfig, o: ParallelInputs,
         workerData: { config, shard, jobs, nowMs, telemetry: o.telemetry, inventory: o.inventory, cloudtrail } satisfies WorkerInput,
       }),
   );
-  const summary: ReplaySummary = {
-    telemetryRecords: 0,
-    telemetryInvalid: 0,
-    cloudtrailRecords: 0,
-    cloudtrailInvalid: 0,
-    decisions: {},
-    findings: 0,
-    guardduty: {},
-    files: cloudtrail.length,
-    failedFiles: [],
-    inventoryInstances: 0,
-    telemetryMs: 0,
-    correlateMs: 0,
-  };
+  const summary: ReplaySummary = { ...emptySummary(), files: cloudtrail.length };
   const counts = new DecisionCounts();
   let printed = 0;
   const print = (parts: readonly Lines[], first?: readonly number[][]): void => {

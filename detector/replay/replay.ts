@@ -74,6 +74,24 @@ export interface ReplaySummary {
   correlateMs: number;
 }
 
+/** A summary with nothing counted yet. */
+export function emptySummary(): ReplaySummary {
+  return {
+    telemetryRecords: 0,
+    telemetryInvalid: 0,
+    cloudtrailRecords: 0,
+    cloudtrailInvalid: 0,
+    decisions: {},
+    findings: 0,
+    guardduty: {},
+    files: 0,
+    failedFiles: [],
+    inventoryInstances: 0,
+    telemetryMs: 0,
+    correlateMs: 0,
+  };
+}
+
 /** Expands folders into their .json/.json.gz files. */
 export async function expand(paths: string[]): Promise<string[]> {
   const out: string[] = [];
@@ -233,20 +251,7 @@ export async function replay(
   // superseded event's): the rows keep only that.
   store = new MemoryStore({ copyValues: false, decisions: o.guardduty.length > 0 ? 'without-detail' : 'verdict' }),
 ): Promise<ReplaySummary> {
-  const summary: ReplaySummary = {
-    telemetryRecords: 0,
-    telemetryInvalid: 0,
-    cloudtrailRecords: 0,
-    cloudtrailInvalid: 0,
-    decisions: {},
-    findings: 0,
-    guardduty: {},
-    files: 0,
-    failedFiles: [],
-    inventoryInstances: 0,
-    telemetryMs: 0,
-    correlateMs: 0,
-  };
+  const summary = emptySummary();
   const loadStart = performance.now();
   const bounds = { nowMs: Date.now(), clockSkewMs: config.ingest.clock_skew, maxSpanMs: config.ingest.max_observation_span };
   const t = await loadTelemetry(o.telemetry, store, bounds, io);
