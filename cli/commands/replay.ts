@@ -131,6 +131,7 @@ export async function replayCommand(o: ReplayCommandOptions, out: Output, tty = 
     const jobs = oneThread === null ? jobsValid.jobs : 1;
     if (jobsValid.jobs > 1 && oneThread !== null)
       io.progress(`--jobs ${jobsAsked} does not apply with ${oneThread}: deciding in one thread`);
+    if (jobs > 1) io.progress(`deciding with ${jobs} workers, each loading all the telemetry and the inventory`);
     const s: ReplaySummary =
       jobs > 1
         ? await replayInWorkers(

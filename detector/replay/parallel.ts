@@ -158,7 +158,12 @@ export async function replayInWorkers(config: DetectorConfig, o: ParallelInputs,
           else if (m.type === 'error') fail(new Error(m.message));
           else {
             queues[shard]!.push(m);
-            drain();
+            try {
+              drain();
+            } catch (err) {
+              // Printing failed (the output): the run fails with it, not the process with an uncaught error.
+              fail(err as Error);
+            }
           }
         });
         worker.on('error', (err) => fail(err));
