@@ -38,7 +38,7 @@ export interface ToWorker {
 }
 
 /** Lines encoded (UTF-8, each ending in a newline at `ends[n]`) with what the main thread orders and counts them by. */
-interface Lines {
+export interface Lines {
   bytes: ArrayBuffer;
   ends: number[];
   /** Each line's record: its index in the file (a round), or over all files (`done`). */

@@ -20,7 +20,7 @@ import { MemoryStore } from '../store/memory-store.js';
 import type { RecordOutcome } from '../engine/correlation-engine.js';
 import { decisionLineParts, loadTelemetry, readCloudTrailRecords, replayInventory, replayPipeline } from './replay.js';
 import { RECORDS_PER_ROUND, shardOf, toldInBatch } from './shards.js';
-import { ROUNDS_AHEAD, type FromWorker, type ToWorker, type WorkerInput } from './parallel.js';
+import { ROUNDS_AHEAD, type FromWorker, type Lines, type ToWorker, type WorkerInput } from './parallel.js';
 
 const input = workerData as WorkerInput;
 const port = parentPort;
@@ -38,33 +38,44 @@ function post(m: FromWorker, transfer: ArrayBuffer[] = []): void {
   port!.postMessage(m, transfer);
 }
 
-/** Lines encoded one after the other, each ending in a newline; `ends[n]` is where line n ends. */
+/**
+ * A round's decision lines (or the held ones'), encoded one after the other, each ending in a
+ * newline at `ends[n]`, with what the main thread orders and counts them by. The bytes are in a
+ * buffer of their own (not the pool's), handed over as they are.
+ */
 class LineBuffer {
-  private bytes = Buffer.allocUnsafe(1 << 20);
+  private bytes = Buffer.allocUnsafeSlow(1 << 20);
   private used = 0;
-  readonly ends: number[] = [];
+  private readonly lines: Omit<Lines, 'bytes'> = { ends: [], order: [], dispositions: [], rules: [] };
+  /** With `due`: each line's due time (the held events'). */
+  readonly due: number[] = [];
 
-  add(parts: readonly string[]): void {
-    for (const part of parts) this.write(part);
+  add(decision: Decision, event: CloudTrailEvent, order: number): void {
+    for (const part of decisionLineParts(decision, event.eventTimeMs, Date.now())) this.write(part);
     this.write('\n');
-    this.ends.push(this.used);
+    this.lines.ends.push(this.used);
+    this.lines.order.push(order);
+    this.lines.dispositions.push(decision.disposition);
+    this.lines.rules.push(decision.rule);
+  }
+
+  get count(): number {
+    return this.lines.ends.length;
   }
 
   private write(text: string): void {
-    const most = text.length * 3;
+    const most = text.length * 3; // UTF-8 bytes at most
     if (this.used + most > this.bytes.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(this.bytes.length * 2, this.used + most));
+      const bigger = Buffer.allocUnsafeSlow(Math.max(this.bytes.length * 2, this.used + most));
       this.bytes.copy(bigger, 0, 0, this.used);
       this.bytes = bigger;
     }
     this.used += this.bytes.write(text, this.used);
   }
 
-  /** The bytes, in an ArrayBuffer of their own to hand over. */
-  take(): ArrayBuffer {
-    const out = new ArrayBuffer(this.used);
-    new Uint8Array(out).set(this.bytes.subarray(0, this.used));
-    return out;
+  /** The lines, to post with their buffer in the transfer list. */
+  take(): Lines {
+    return { bytes: this.bytes.buffer, ...this.lines };
   }
 }
 
@@ -114,9 +125,6 @@ async function run(): Promise<void> {
           index.push(i);
         }
       const lines = new LineBuffer();
-      const order: number[] = [];
-      const dispositions: string[] = [];
-      const rules: string[] = [];
       if (mine.length > 0) {
         told = [];
         const outcomes: RecordOutcome[] = await pipeline.cloudtrail.processBatch(mine, 'trail');
@@ -131,18 +139,15 @@ async function run(): Promise<void> {
           if (!toldInBatch(outcome)) continue;
           const one = told[next++];
           if (one === undefined) break;
-          lines.add(decisionLineParts(one.decision, one.event.eventTimeMs, Date.now()));
-          order.push(index[n]!);
-          dispositions.push(one.decision.disposition);
-          rules.push(one.decision.rule);
+          lines.add(one.decision, one.event, index[n]!);
         }
-        if (next !== told.length || order.length !== told.length)
-          throw new Error(`replay worker ${shard}: ${told.length} decisions told for ${order.length} records decided`);
-        records += order.length;
+        if (next !== told.length)
+          throw new Error(`replay worker ${shard}: ${told.length} decisions told for ${lines.count} records decided`);
+        records += lines.count;
       }
-      const bytes = lines.take();
+      const taken = lines.take();
       decideMs += performance.now() - start;
-      post({ type: 'round', round, file, bytes, ends: lines.ends, order, dispositions, rules }, [bytes]);
+      post({ type: 'round', round, file, ...taken }, [taken.bytes]);
       round++;
       // At most ROUNDS_AHEAD rounds ahead of the main thread, which prints them in turn.
       while (acked < round - ROUNDS_AHEAD) await new Promise<void>((resolve) => (wake = resolve));
@@ -154,22 +159,15 @@ async function run(): Promise<void> {
   told = [];
   await pipeline.cloudtrail.tick(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
   const lines = new LineBuffer();
-  const order: number[] = [];
-  const due: number[] = [];
-  const dispositions: string[] = [];
-  const rules: string[] = [];
   for (const { decision, event } of told) {
-    lines.add(decisionLineParts(decision, event.eventTimeMs, Date.now()));
-    order.push(held.get(event.eventId) ?? Number.MAX_SAFE_INTEGER);
-    due.push(event.eventTimeMs);
-    dispositions.push(decision.disposition);
-    rules.push(decision.rule);
+    lines.add(decision, event, held.get(event.eventId) ?? Number.MAX_SAFE_INTEGER);
+    lines.due.push(event.eventTimeMs);
   }
   records += told.length;
   decideMs += performance.now() - start;
   await pipeline.close();
-  const bytes = lines.take();
-  post({ type: 'done', records, invalid, decideMs, bytes, ends: lines.ends, order, due, dispositions, rules }, [bytes]);
+  const taken = lines.take();
+  post({ type: 'done', records, invalid, decideMs, due: lines.due, ...taken }, [taken.bytes]);
 }
 
 run().catch((err: unknown) => post({ type: 'error', message: err instanceof Error ? err.message : String(err) }));
