@@ -8,7 +8,7 @@
  *
  * `--soak 10m` runs bench/soak.ts instead. See bench/README.md.
  */
-import { readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs, USAGE, type BenchArgs } from './lib/args.js';
@@ -17,6 +17,7 @@ import { openHarness, RESULTS_DIR } from './lib/harness.js';
 import { PeerPool } from './lib/peers.js';
 import { hardNofileLimit } from './lib/proc.js';
 import { addRatios, evaluateTargets, formatTable, machine, type Row } from './lib/results.js';
+import { runtimeWarning } from './lib/runtime.js';
 import type { BenchContext, Preset, Scenario } from './lib/scenario.js';
 import { runSoak } from './soak.js';
 import { formatSummary, summarizeProfile } from './tools/profile-summary.js';
@@ -61,6 +62,12 @@ const QUICK: Preset = {
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
+/** The Node.js versions the project supports (package.json "engines"). */
+function engines(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { engines?: { node?: string } };
+  return pkg.engines?.node ?? '';
+}
+
 function isScenario(v: unknown): v is Scenario {
   const s = v as Partial<Scenario> | null;
   return !!s && typeof s.name === 'string' && typeof s.order === 'number' && typeof s.title === 'string' && typeof s.run === 'function';
@@ -99,6 +106,8 @@ async function runTable(args: BenchArgs, scenarios: Scenario[]): Promise<number>
   log(
     `egress-witness bench${args.quick ? ' (--quick)' : ''}: ${m.cores} cores (${m.cpuModel}), ${(m.memoryMiB / 1024).toFixed(1)} GiB, Node ${m.node}; load generator, fake server and proxies share these cores`,
   );
+  const runtime = runtimeWarning(m.node, engines());
+  if (runtime !== null) log(`WARNING: ${runtime}`);
   const h = await openHarness({ agentLogLevel: args.agentLogLevel, profile: args.profile });
   const peers = new PeerPool(h.peerEnv, log);
   const rows: Row[] = [];
@@ -159,9 +168,12 @@ async function runTable(args: BenchArgs, scenarios: Scenario[]): Promise<number>
   addRatios(rows);
   const targets = evaluateTargets(rows);
   const seconds = (performance.now() - started) / 1000;
-  process.stdout.write(`\n${formatTable(rows)}\n\nTargets:\n`);
+  process.stdout.write(
+    `\n${formatTable(rows)}\n\nTargets${runtime === null ? '' : ` (on Node ${m.node}, outside the supported lines)`}:\n`,
+  );
   for (const t of targets) process.stdout.write(`  ${t.met === null ? '  n/a' : t.met ? '  met' : 'MISSED'}  ${t.text}: ${t.detail}\n`);
-  for (const r of peers.restarts) process.stdout.write(`WARNING: ${r}\n`);
+  const warnings = runtime === null ? peers.restarts : [runtime, ...peers.restarts];
+  for (const r of warnings) process.stdout.write(`WARNING: ${r}\n`);
   let comparison: Comparison[] | undefined;
   if (baseline) {
     comparison = compareRuns(baseline.rows, rows);
@@ -179,7 +191,7 @@ async function runTable(args: BenchArgs, scenarios: Scenario[]): Promise<number>
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(
     out,
-    `${JSON.stringify({ kind: 'egress-witness-bench', schema: 1, quick: args.quick, only: args.only, agentLogLevel: args.agentLogLevel, machine: m, durationSeconds: Math.round(seconds), preset, rows, targets, comparison, failures, warnings: peers.restarts }, null, 2)}\n`,
+    `${JSON.stringify({ kind: 'egress-witness-bench', schema: 1, quick: args.quick, only: args.only, agentLogLevel: args.agentLogLevel, machine: m, durationSeconds: Math.round(seconds), preset, rows, targets, comparison, failures, warnings }, null, 2)}\n`,
   );
   process.stdout.write(`Results: ${out}\n`);
 
