@@ -8,7 +8,7 @@
  *
  * `--soak 10m` runs bench/soak.ts instead. See bench/README.md.
  */
-import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs, USAGE, type BenchArgs } from './lib/args.js';
@@ -18,6 +18,7 @@ import { PeerPool } from './lib/peers.js';
 import { hardNofileLimit } from './lib/proc.js';
 import { addRatios, evaluateTargets, formatTable, machine, type Row } from './lib/results.js';
 import { runtimeWarning } from './lib/runtime.js';
+import { packageEngines } from '../common/runtime/version.js';
 import type { BenchContext, Preset, Scenario } from './lib/scenario.js';
 import { runSoak } from './soak.js';
 import { formatSummary, summarizeProfile } from './tools/profile-summary.js';
@@ -62,12 +63,6 @@ const QUICK: Preset = {
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
-/** The Node.js versions the project supports (package.json "engines"). */
-function engines(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { engines?: { node?: string } };
-  return pkg.engines?.node ?? '';
-}
-
 function isScenario(v: unknown): v is Scenario {
   const s = v as Partial<Scenario> | null;
   return !!s && typeof s.name === 'string' && typeof s.order === 'number' && typeof s.title === 'string' && typeof s.run === 'function';
@@ -106,7 +101,7 @@ async function runTable(args: BenchArgs, scenarios: Scenario[]): Promise<number>
   log(
     `egress-witness bench${args.quick ? ' (--quick)' : ''}: ${m.cores} cores (${m.cpuModel}), ${(m.memoryMiB / 1024).toFixed(1)} GiB, Node ${m.node}; load generator, fake server and proxies share these cores`,
   );
-  const runtime = runtimeWarning(m.node, engines());
+  const runtime = runtimeWarning(m.node, packageEngines());
   if (runtime !== null) log(`WARNING: ${runtime}`);
   const h = await openHarness({ agentLogLevel: args.agentLogLevel, profile: args.profile });
   const peers = new PeerPool(h.peerEnv, log);

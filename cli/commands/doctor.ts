@@ -2,8 +2,8 @@
  * `egress-witness doctor --config FILE`: the first-hour checks for an agent or a detector file,
  * one line per check with the fix. Exit 1 when a check fails, 0 otherwise (warnings included).
  *
- *   agent:    config ─ files ─ listeners ─ inspection CA ─ detector (TLS trust, signature, gateway id, clock)
- *   detector: config ─ files ─ listeners ─ TLS certificate and key ─ store
+ *   agent:    config ─ node ─ files ─ listeners ─ inspection CA ─ detector (TLS trust, signature, gateway id, clock)
+ *   detector: config ─ node ─ files ─ listeners ─ TLS certificate and key ─ store
  */
 import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
 import { readFile, stat, access, constants } from 'node:fs/promises';
@@ -16,7 +16,8 @@ import { listenErrorMessage } from '../../common/admin/admin-server.js';
 import { isLoopbackHost } from '../../common/cidr/ip.js';
 import { readSecretFile } from '../../common/runtime/config-file.js';
 import type { Output } from '../../common/runtime/output.js';
-import { packageVersion } from '../../common/runtime/version.js';
+import { packageEngines, packageVersion } from '../../common/runtime/version.js';
+import { meetsEngines } from '../../common/runtime/node-support.js';
 import type { AgentConfig } from '../../agent/config/schema.js';
 import { preflightAgent } from '../../agent/preflight.js';
 import { readCaFiles } from '../../agent/tls/ca-files.js';
@@ -54,6 +55,8 @@ export async function doctorCommand(o: { config: string; timeoutMs?: number }, o
   }
   const v = loaded.value;
   report({ status: 'ok', name: 'config', detail: `${o.config} is a valid ${v.kind} configuration` });
+  const node = nodeCheck(process.version, packageEngines());
+  if (node !== null) report(node);
   const timeoutMs = o.timeoutMs ?? 5_000;
   if (v.kind === 'agent') await agentChecks(v.config, report, timeoutMs);
   else await detectorChecks(v.config, report);
@@ -68,6 +71,24 @@ export async function doctorCommand(o: { config: string; timeoutMs?: number }, o
 }
 
 type Report = (c: Check) => void;
+
+/**
+ * The Node.js running this command (and, installed alike, the daemons) against package.json's
+ * engines: an older release runs, but is not supported (a warning); null when either is unknown.
+ */
+export function nodeCheck(version: string, engines: string): Check | null {
+  const meets = meetsEngines(version, engines);
+  if (meets === null) return null;
+  return meets
+    ? { status: 'ok', name: 'node', detail: `Node.js ${version} is a supported release (${engines})` }
+    : {
+        status: 'warn',
+        name: 'node',
+        detail:
+          `Node.js ${version} is older than the supported releases (${engines}: the 22 and 24 LTS lines); ` +
+          'fine for a test tree, but run the daemons on Node.js 22 or 24 (systemd/install.sh --node PATH)',
+      };
+}
 
 async function fileChecks(problems: Promise<{ path: string; message: string }[]>, report: Report): Promise<void> {
   const list = await problems;

@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestCa } from '../../helpers/pki.js';
 import { freePort, startTelemetryReceiver } from '../../helpers/telemetry-receiver.js';
+import { nodeCheck } from '../../../cli/commands/doctor.js';
+import { meetsEngines } from '../../../common/runtime/node-support.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const bin = join(root, 'dist/cli/main.js');
@@ -39,6 +41,18 @@ function run(args: string[]): Promise<RunResult> {
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+const engines = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node;
+/** The node check warns on a release older than the supported ones (the development machines' Node.js 20). */
+const nodeWarnings = meetsEngines(process.version, engines) === false ? 1 : 0;
+
+/** The summary's warnings: the test's own and this Node.js's. */
+function warnings(own: number, after: (w: string) => string): string {
+  const n = own + nodeWarnings;
+  return n === 0 ? '' : after(`${n} warning${n === 1 ? '' : 's'}`);
+}
+const passed = (own: number): RegExp => new RegExp(`\\nall checks passed${warnings(own, (w) => ` \\(${w}\\)`)}\\n$`);
+const failed = (n: number, own: number): RegExp => new RegExp(`\\n${n} checks failed${warnings(own, (w) => `, ${w}`)}\\n$`);
 
 /** The line of one check, e.g. "FAIL  detector: …". */
 function line(r: RunResult, name: string): string {
@@ -107,6 +121,27 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
+describe('egress-witness doctor, node', () => {
+  it('a supported Node.js is ok, an older one a warning that says what to run the daemons on', () => {
+    expect(nodeCheck('v24.11.1', '>=22.13.0')).toEqual({
+      status: 'ok',
+      name: 'node',
+      detail: 'Node.js v24.11.1 is a supported release (>=22.13.0)',
+    });
+    const old = nodeCheck('v20.20.2', '>=22.13.0');
+    expect(old?.status).toBe('warn');
+    expect(old?.detail).toContain('Node.js v20.20.2 is older than the supported releases (>=22.13.0');
+    expect(old?.detail).toContain('systemd/install.sh --node PATH');
+    expect(nodeCheck('v22.12.0', '>=22.13.0')?.status).toBe('warn');
+    expect(nodeCheck('v22.13.0', '>=22.13.0')?.status).toBe('ok');
+  });
+
+  it('no line when the supported range cannot be read', () => {
+    expect(nodeCheck('v20.20.2', '')).toBeNull();
+    expect(nodeCheck('v20.20.2', '^22 || ^24')).toBeNull();
+  });
+});
+
 describe('egress-witness doctor, agent', () => {
   it('a working setup: every check ok, the heartbeat accepted over trusted TLS, the clock compared; exit 0', async () => {
     const r = await run(['doctor', '--config', await agentConfig('good')]);
@@ -116,7 +151,8 @@ describe('egress-witness doctor, agent', () => {
       `ok    detector: https://127.0.0.1:${ingest} accepted a signed heartbeat from gateway gw-doc over trusted TLS`,
     );
     expect(line(r, 'clock')).toMatch(/^ok {4}clock: within \d+ s of the detector's$/);
-    expect(r.stdout).toMatch(/\nall checks passed\n$/);
+    expect(line(r, 'node')).toMatch(nodeWarnings ? /^warn {2}node: Node\.js v\S+ is older than the supported releases/ : /^ok {4}node: /);
+    expect(r.stdout).toMatch(passed(0));
   });
 
   it('an untrusted detector certificate names upstream.ca_file', async () => {
@@ -227,7 +263,7 @@ describe('egress-witness doctor, the clock', () => {
         expect(m, clock).not.toBeNull();
         expect(Number(m![1])).toBeGreaterThan(60);
         expect(Number(m![1])).toBeLessThan(120);
-        expect(r.stdout).toMatch(/\nall checks passed \(1 warning\)\n$/);
+        expect(r.stdout).toMatch(passed(1));
       }
       // The heartbeats were signed and valid: the server took them as the detector would have.
       expect(receiver.attempts.map((a) => a.outcome)).toEqual(['scripted', 'scripted']);
@@ -268,6 +304,6 @@ describe('egress-witness doctor, detector', () => {
     expect(line(r, 'files')).toBe(`FAIL  files: gateways[0].secret_file: ${join(tmp, 'missing.key')}: no such file`);
     expect(line(r, 'tls')).toBe('FAIL  tls: tls.key does not match tls.cert (the key of another certificate?)');
     expect(line(r, 'store')).toMatch(new RegExp(`^FAIL {2}store: store\\.path ${join(tmp, 'not-a-store.db')} is not a detector store`));
-    expect(r.stdout).toMatch(/\n3 checks failed\n$/);
+    expect(r.stdout).toMatch(failed(3, 0));
   });
 });
