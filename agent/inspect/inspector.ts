@@ -19,7 +19,7 @@ import type net from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../../common/log/logger.js';
 import type { AgentMetrics } from '../metrics/metrics.js';
-import { newRecord, type RequestRecorder } from '../observe/model/request-record.js';
+import { newRecord, type RequestRecord, type RequestRecorder } from '../observe/model/request-record.js';
 import type { HostPatternSet } from '../net/resolve-overrides.js';
 import type { LeafMinter } from '../tls/leaf-minter.js';
 import type { Inspector, InspectContext, InspectSummary, LivePolicy } from '../proxy/connection-types.js';
@@ -27,7 +27,8 @@ import { peekClientHello } from './peek-client-hello.js';
 import { actionReader, describeRequest } from '../aws/describe-request.js';
 import { classifyEndpoint, type AwsEndpoint } from '../aws/endpoint.js';
 import { forwardRequest } from '../proxy/forward-request.js';
-import { failureAnswer, rawFailureResponse } from '../proxy/failures.js';
+import { failureAnswer, failureHeaders, rawFailureResponse, type ProxyFailure } from '../proxy/failures.js';
+import { headAmbiguity } from '../net/authority.js';
 import { clientErrorFailure } from '../proxy/proxy-server.js';
 import { PassthroughMemory } from './passthrough-memory.js';
 
@@ -319,6 +320,9 @@ export class TlsInspector implements Inspector {
     const { ctx, endpoint } = state;
     const record = newRecord('inspected', 'inspect', { ...ctx, startedAt: this.opts.now() }, ctx.target, ctx.aws);
     record.originalIp = ctx.originalIp;
+    // Inside the tunnel too, the request must be for the host the tunnel was opened (and is recorded) for.
+    const ambiguity = headAmbiguity(req.rawHeaders, ctx.target);
+    if (ambiguity !== null) return this.refuse(req, res, record, { kind: 'bad-request', reason: ambiguity });
     const d = describeRequest({
       method: req.method ?? 'GET',
       target: req.url ?? '/',
@@ -354,6 +358,20 @@ export class TlsInspector implements Inspector {
       record.reason = 'client-error';
     }
     this.opts.recorder.record(record);
+  }
+
+  /** A decrypted request refused before it is forwarded: recorded, answered with the reason header, the connection closed after it. */
+  private refuse(req: http.IncomingMessage, res: http.ServerResponse, record: RequestRecord, failure: ProxyFailure): void {
+    const a = failureAnswer(failure);
+    record.kind = 'invalid';
+    record.endedAt = this.opts.now();
+    record.outcome = a.outcome;
+    record.reason = a.reason;
+    record.status = a.status;
+    this.opts.recorder.record(record);
+    res.shouldKeepAlive = false;
+    res.writeHead(a.status, failureHeaders(failure)).end(`${a.reason}\n`);
+    req.resume();
   }
 
   /** Stops for good once the connections it holds have ended (after a reload replaced it); `onIdle` runs once. */

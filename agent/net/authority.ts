@@ -44,6 +44,9 @@ export function parseConnectAuthority(authority: string): Target | null {
   return host && port !== null ? { ...host, port } : null;
 }
 
+/** The port of `http://` when a URL or Host names none. */
+export const HTTP_DEFAULT_PORT = 80;
+
 export interface AbsoluteTarget extends Target {
   /** Origin-form request target: path and query. */
   path: string;
@@ -61,7 +64,7 @@ export function parseAbsoluteUrl(url: string): AbsoluteTarget | { error: 'bad-ur
   if (u.protocol !== 'http:') return { error: 'unsupported-scheme' };
   if (u.username || u.password) return { error: 'bad-url' };
   const host = normalizeHost(u.hostname);
-  const port = u.port === '' ? 80 : parsePort(u.port);
+  const port = u.port === '' ? HTTP_DEFAULT_PORT : parsePort(u.port);
   if (!host || port === null) return { error: 'bad-url' };
   // Keep the path exactly as sent (URL would re-encode it, which breaks signatures).
   const afterAuthority = url.slice(url.indexOf('//') + 2);
@@ -81,4 +84,42 @@ export function parseHostHeader(value: string | undefined): { host: string; isIp
   if (m[2] === undefined) return { ...host, port: null };
   const port = parsePort(m[2]);
   return port === null ? null : { ...host, port };
+}
+
+/** The `Host` value naming `target` (`host`, `host:port`, `[v6]:port`), its port left out when it is `defaultPort`. */
+export function hostHeaderOf(target: Target, defaultPort: number): string {
+  const host = target.isIp && target.host.includes(':') ? `[${target.host}]` : target.host;
+  return target.port === defaultPort ? host : `${host}:${target.port}`;
+}
+
+/** Why a request head cannot be forwarded as the agent would record it. */
+export type HeadAmbiguity = 'repeated-authorization' | 'repeated-host' | 'host-mismatch';
+
+/**
+ * Checks a request head (`rawHeaders`, as received) against the target the agent routes it to and
+ * records it under. Node keeps only the first of repeated `Authorization` and `Host` headers in
+ * `req.headers` while the raw ones are forwarded: a second `Authorization` would be sent upstream
+ * but not credited, and a `Host` naming another host than the target (a second virtual host on a
+ * shared front end) would be served as that host but recorded as the target. Repeated lines are
+ * refused (400); another host is refused inside an inspected tunnel, and replaced by the
+ * target's in plain HTTP, as RFC 9112 §3.2.2 asks of a proxy given an absolute-form request. A
+ * `Host` without a port matches any port of the target's host.
+ */
+export function headAmbiguity(rawHeaders: readonly string[], target: { host: string; port: number }): HeadAmbiguity | null {
+  let authorizations = 0;
+  let hosts = 0;
+  let host: string | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    if (name.length === 13 && name.toLowerCase() === 'authorization') authorizations++;
+    else if (name.length === 4 && name.toLowerCase() === 'host') {
+      hosts++;
+      host = rawHeaders[i + 1];
+    }
+  }
+  if (authorizations > 1) return 'repeated-authorization';
+  if (hosts > 1) return 'repeated-host';
+  if (host === undefined) return null;
+  const h = parseHostHeader(host);
+  return h !== null && h.host === target.host && (h.port === null || h.port === target.port) ? null : 'host-mismatch';
 }

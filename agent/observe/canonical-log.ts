@@ -41,7 +41,9 @@ export function decisionEvent(r: RequestRecord): DecisionEvent {
 function message(event: DecisionEvent, r: RequestRecord): string {
   switch (event) {
     case 'refused':
-      return r.mode === 'http' ? 'request refused' : r.capture === 'transparent' ? 'redirected connection refused' : 'CONNECT refused';
+      if (r.mode === 'http') return 'request refused';
+      if (r.mode === 'inspect' && r.kind === 'invalid') return 'inspected request refused';
+      return r.capture === 'transparent' ? 'redirected connection refused' : 'CONNECT refused';
     case 'intercept_failed':
       return 'TLS interception failed; nothing was forwarded';
     case 'tunnel_closed':

@@ -22,7 +22,7 @@ import { setMaxListeners } from 'node:events';
 import type net from 'node:net';
 import type { Logger } from '../../common/log/logger.js';
 import { canonicalIp } from '../../common/cidr/ip.js';
-import type { AbsoluteTarget, Target } from '../net/authority.js';
+import { headAmbiguity, hostHeaderOf, HTTP_DEFAULT_PORT, type AbsoluteTarget, type Target } from '../net/authority.js';
 import type { AgentMetrics } from '../metrics/metrics.js';
 import { newRecord, type RequestRecord, type RequestRecorder } from '../observe/model/request-record.js';
 import { actionReader } from '../aws/describe-request.js';
@@ -398,6 +398,13 @@ export class ConnectionPath {
     const settings = this.settingsNow;
     const record = newRecord(kind, 'http', ctx, target, settings.classify(target.host));
     if (this.draining) return this.reply(req, res, record, { kind: 'draining' });
+    // A Host naming another host than the request-target is replaced (RFC 9112 §3.2.2): the request
+    // is served as the host it is recorded for. Repeated Authorization or Host lines are refused.
+    const ambiguity = headAmbiguity(req.rawHeaders, target);
+    if (ambiguity !== null && ambiguity !== 'host-mismatch') {
+      record.kind = 'invalid';
+      return this.reply(req, res, record, { kind: 'bad-request', reason: ambiguity });
+    }
     const resolution = await resolveTarget(target, {
       overrides: settings.overrides,
       policy: settings.policy,
@@ -416,6 +423,7 @@ export class ConnectionPath {
     const result = await this.forwarder.forward(req, res, target, resolution.candidates, {
       connectTimeoutMs: settings.connectTimeoutMs,
       peekBody: reader.peek,
+      ...(ambiguity === 'host-mismatch' ? { host: hostHeaderOf(target, HTTP_DEFAULT_PORT) } : {}),
     });
     record.aws = described.aws;
     record.key = described.key;

@@ -39,7 +39,18 @@ export const DESTINATION_DENY_REASONS = Object.keys({
 } satisfies Record<DestinationDenyReason, true>) as DestinationDenyReason[];
 
 export type BadRequestReason =
-  'origin-form' | 'bad-authority' | 'bad-url' | 'unsupported-scheme' | 'header-too-large' | 'header-timeout' | 'malformed' | 'no-host';
+  | 'origin-form'
+  | 'bad-authority'
+  | 'bad-url'
+  | 'unsupported-scheme'
+  | 'header-too-large'
+  | 'header-timeout'
+  | 'malformed'
+  | 'no-host'
+  // A request head the agent could not record as forwarded (agent/net/authority.ts headAmbiguity).
+  | 'repeated-authorization'
+  | 'repeated-host'
+  | 'host-mismatch';
 /** Every bad-request reason, checked complete by the compiler. */
 export const BAD_REQUEST_REASONS = Object.keys({
   'origin-form': true,
@@ -50,6 +61,9 @@ export const BAD_REQUEST_REASONS = Object.keys({
   'header-timeout': true,
   malformed: true,
   'no-host': true,
+  'repeated-authorization': true,
+  'repeated-host': true,
+  'host-mismatch': true,
 } satisfies Record<BadRequestReason, true>) as BadRequestReason[];
 
 export type ProxyFailure =

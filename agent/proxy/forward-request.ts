@@ -19,9 +19,10 @@ import { HOP_BY_HOP, connectionNamed } from '../net/hop-by-hop.js';
 /**
  * Flat [name, value, …] list from the raw headers, hop-by-hop ones (and what
  * Connection names) removed, and Expect too: the proxy answers 100 Continue
- * itself, and undici refuses the header.
+ * itself, and undici refuses the header. `host`: sent in place of the
+ * client's Host lines.
  */
-export function forwardableRequestHeaders(raw: readonly string[]): string[] {
+export function forwardableRequestHeaders(raw: readonly string[], host?: string): string[] {
   const connection: string[] = [];
   for (let i = 0; i < raw.length; i += 2) if ((raw[i] ?? '').toLowerCase() === 'connection') connection.push(raw[i + 1] ?? '');
   const named = connectionNamed(connection);
@@ -29,9 +30,10 @@ export function forwardableRequestHeaders(raw: readonly string[]): string[] {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] ?? '';
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || lower === 'expect' || named.has(lower)) continue;
+    if (HOP_BY_HOP.has(lower) || lower === 'expect' || named.has(lower) || (host !== undefined && lower === 'host')) continue;
     out.push(name, raw[i + 1] ?? '');
   }
+  if (host !== undefined) out.push('Host', host);
   return out;
 }
 
@@ -87,6 +89,8 @@ export interface ForwardOptions {
   peekBody?: ((chunk: Buffer) => void) | null;
   /** Close the upstream connection after this exchange (the client asked to close its own). */
   reset?: boolean;
+  /** The `Host` to send in place of the client's (an absolute-form request whose `Host` named another host). */
+  host?: string;
 }
 
 /** Response bytes that may wait for a slow client before the upstream read pauses. */
@@ -264,7 +268,7 @@ function exchange(
         origin: opts.origin,
         path: opts.path,
         method: req.method ?? 'GET',
-        headers: forwardableRequestHeaders(req.rawHeaders),
+        headers: forwardableRequestHeaders(req.rawHeaders, opts.host),
         body,
         reset: opts.reset === true,
         headersTimeout: opts.headersTimeoutMs,

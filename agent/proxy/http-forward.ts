@@ -121,7 +121,7 @@ export class HttpForwarder {
     res: http.ServerResponse,
     target: AbsoluteTarget,
     candidates: readonly Candidate[],
-    opts: { connectTimeoutMs: number; peekBody: ((chunk: Buffer) => void) | null },
+    opts: { connectTimeoutMs: number; peekBody: ((chunk: Buffer) => void) | null; host?: string },
   ): Promise<ForwardResult> {
     const origin = originOf(target);
     let plan = this.plans.get(origin);
@@ -144,6 +144,7 @@ export class HttpForwarder {
         peekBody: opts.peekBody,
         // A client that asked to close its connection closes the upstream one too.
         reset: connectionNamed([req.headers.connection]).has('close'),
+        ...(opts.host === undefined ? {} : { host: opts.host }),
       });
       const ip = candidates.length === 1 ? (candidates[0]?.ip ?? null) : plan.lastIp;
       return { status: r.status, bytesUp: r.bytesUp, bytesDown: r.bytesDown, failure: r.failure, clientGone: r.clientGone, ip };

@@ -22,7 +22,7 @@ import type http from 'node:http';
 import net from 'node:net';
 import type { Logger } from '../../common/log/logger.js';
 import type { AgentMetrics } from '../metrics/metrics.js';
-import { normalizeHost, parseAbsoluteUrl, parseHostHeader, type AbsoluteTarget } from '../net/authority.js';
+import { HTTP_DEFAULT_PORT, normalizeHost, parseAbsoluteUrl, parseHostHeader, type AbsoluteTarget } from '../net/authority.js';
 import type { ConnectionPath } from '../proxy/connection-path.js';
 import type { ConnectionContext, Drainable, TunnelEntry } from '../proxy/connection-types.js';
 import { failureAnswer, rawFailureResponse, tlsAlertRecord, type ProxyFailure } from '../proxy/failures.js';
@@ -47,7 +47,6 @@ export interface TransparentListenerOptions {
 }
 
 const HTTPS_PORT = 443;
-const HTTP_PORT = 80;
 
 /** A redirected TLS connection is answered in TLS: nothing when the tunnel is up, a fatal alert when refused. */
 const TRANSPARENT_TLS_ENTRY: TunnelEntry = {
@@ -166,7 +165,7 @@ export class TransparentListener implements Drainable {
     }
     const host = parseHostHeader(req.headers.host);
     if (host === null) return null;
-    return { host: host.host, isIp: host.isIp, port: ctx.originalDestination?.port ?? HTTP_PORT, path: url };
+    return { host: host.host, isIp: host.isIp, port: ctx.originalDestination?.port ?? HTTP_DEFAULT_PORT, path: url };
   }
 
   /**

@@ -5,6 +5,7 @@
 // fails this test.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import http from 'node:http';
+import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -323,6 +324,47 @@ const FAILURE_CASES: Record<string, Case> = {
   'bad-request:no-host': {
     run: raw('GET /x HTTP/1.0\r\n\r\n', 'transparent'),
     expect: { observations: 0, line: { event: 'refused', kind: 'transparent_http', capture: 'transparent', reason: 'no-host' } },
+  },
+  'bad-request:repeated-authorization': {
+    run: raw(
+      'GET http://x.example.test/ HTTP/1.1\r\nHost: x.example.test\r\nAuthorization: AWS4-HMAC-SHA256 a\r\nAuthorization: AWS4-HMAC-SHA256 b\r\n\r\n',
+    ),
+    expect: {
+      observations: 1,
+      line: { event: 'refused', kind: 'invalid', outcome: 'client_error', reason: 'repeated-authorization', host: 'x.example.test' },
+    },
+  },
+  'bad-request:repeated-host': {
+    run: raw('GET http://x.example.test/ HTTP/1.1\r\nHost: x.example.test\r\nHost: x.example.test\r\n\r\n'),
+    expect: {
+      observations: 1,
+      line: { event: 'refused', kind: 'invalid', outcome: 'client_error', reason: 'repeated-host', host: 'x.example.test' },
+    },
+  },
+  'bad-request:host-mismatch': {
+    // Inside an inspected tunnel (plain HTTP replaces such a Host instead): the refused request, then its connection.
+    run: async (agent) => {
+      const httpsAgent = new TunnelAgent({ host: '127.0.0.1', port: agent.proxyPort }, { ca: inspectionCaPem });
+      const host = 'sts.us-east-1.amazonaws.com';
+      await new Promise<void>((resolve) => {
+        const options = {
+          host,
+          servername: host,
+          port: 443,
+          path: '/',
+          agent: httpsAgent,
+          headers: { host: 'other.us-east-1.amazonaws.com' },
+        };
+        const req = https.request(options, (res) => {
+          res.resume();
+          res.on('end', resolve);
+        });
+        req.on('error', () => resolve());
+        req.end();
+      });
+      httpsAgent.destroy();
+    },
+    expect: { records: 2, observations: 1, line: { event: 'inspected_closed', kind: 'connect', mode: 'inspect', requests: 1 } },
   },
   'destination-denied:port-not-allowed': refusedConnect('port-not-allowed'),
   'destination-denied:loopback': refusedConnect('loopback'),

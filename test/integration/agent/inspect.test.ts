@@ -7,6 +7,7 @@ import { writeFileSync, mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import https from 'node:https';
+import type http from 'node:http';
 import tls from 'node:tls';
 import { Readable } from 'node:stream';
 import { STSClient, GetCallerIdentityCommand } from '@aws-sdk/client-sts';
@@ -290,6 +291,52 @@ describe('attribution of hand-made requests', () => {
     expect(Number(after)).toBe(Number(before) + 1);
     const got = fake.requests.at(-1)!;
     expect(got.headers.authorization).toBe('AWS4-HMAC-SHA256 Credential=short/x, Signature=zz');
+  });
+});
+
+describe('request heads the agent could not record truthfully', () => {
+  /** A request through the inspecting tunnel to `host` with `headers` as given (arrays: repeated lines). */
+  function headersThrough(host: string, headers: http.OutgoingHttpHeaders): Promise<{ status: number; reason: unknown }> {
+    return new Promise((resolve, reject) => {
+      const req = https.request(
+        // servername: Node takes the TLS name from a Host header otherwise.
+        { host, servername: host, port: 443, path: '/?Action=GetCallerIdentity', method: 'GET', agent: httpsAgent, headers },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, reason: res.headers['x-egress-witness-error'] }));
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+  }
+  const signed = (key: string) =>
+    `AWS4-HMAC-SHA256 Credential=${key}/20261125/us-east-1/sts/aws4_request, SignedHeaders=host;x-amz-date, Signature=${'ab'.repeat(32)}`;
+
+  it.each([
+    [
+      'a second Authorization (the first key would be credited, both sent)',
+      { authorization: [signed('ASIADECOYDECOYDECOY1'), signed(KEY)] } as unknown as http.OutgoingHttpHeaders,
+      'repeated-authorization',
+    ],
+    ['a Host naming another host than the tunnel', { host: 'other.us-east-1.amazonaws.com' }, 'host-mismatch'],
+    ['a Host with another port', { host: 'sts.us-east-1.amazonaws.com:8443' }, 'host-mismatch'],
+  ])('%s: 400 with the reason, recorded, never forwarded', async (_name, headers, reason) => {
+    const forwarded = fake.requests.length;
+    expect(await headersThrough('sts.us-east-1.amazonaws.com', headers)).toEqual({ status: 400, reason });
+    expect(fake.requests.length).toBe(forwarded);
+    expect(await observation((o) => o.reason === reason)).toMatchObject({
+      host: 'sts.us-east-1.amazonaws.com',
+      outcome: 'client_error',
+      status: { '4xx': 1 },
+    });
+    const line = agent.logs.lines.filter((l) => l.event === 'refused').at(-1);
+    expect(line).toMatchObject({ msg: 'inspected request refused', kind: 'invalid', mode: 'inspect', reason });
+  });
+
+  it('the same host in another case, with a trailing dot or its port, is the same host', async () => {
+    for (const host of ['STS.us-east-1.amazonaws.com.', 'sts.us-east-1.amazonaws.com:443'])
+      expect(await headersThrough('sts.us-east-1.amazonaws.com', { host })).toEqual({ status: 200, reason: undefined });
   });
 });
 

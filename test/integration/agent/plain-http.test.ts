@@ -119,6 +119,37 @@ describe('plain HTTP through the shared forwarding stack', () => {
     });
   });
 
+  it("a Host naming another host than the URL is replaced by the URL's (the host served is the one recorded); a repeated Host or Authorization is refused", async () => {
+    const exchange = (head: string) =>
+      new Promise<string>((resolve) => {
+        const socket = net.connect({ host: '127.0.0.1', port: agent.proxyPort });
+        let text = '';
+        socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+        socket.on('close', () => resolve(text));
+        socket.on('error', () => undefined);
+        socket.write(`${head}Connection: close\r\n\r\n`);
+      });
+    const url = `http://web.example.test:${webPort}/echo`;
+    for (const host of ['other.example.test', '127.0.0.1:3128', `web.example.test:${webPort + 1}`]) {
+      const text = await exchange(`GET ${url} HTTP/1.1\r\nHost: ${host}\r\n`);
+      expect(text).toMatch(/^HTTP\/1\.1 200/);
+      expect(JSON.parse(responseBody(text))).toMatchObject({ host: `web.example.test:${webPort}` });
+    }
+    // The client's own Host, when it names the URL's host (a port left out included), goes as it is (it is signed).
+    const same = await exchange(`GET ${url} HTTP/1.1\r\nHost: WEB.example.test\r\n`);
+    expect(JSON.parse(responseBody(same))).toMatchObject({ host: 'WEB.example.test' });
+    const accepted0 = accepted;
+    for (const [extra, reason] of [
+      ['Host: web.example.test\r\nHost: other.example.test\r\n', 'repeated-host'],
+      ['Host: web.example.test\r\nAuthorization: AWS4-HMAC-SHA256 a\r\nAuthorization: AWS4-HMAC-SHA256 b\r\n', 'repeated-authorization'],
+    ]) {
+      const text = await exchange(`GET ${url} HTTP/1.1\r\n${extra}`);
+      expect(text).toMatch(/^HTTP\/1\.1 400/);
+      expect(text).toContain(`X-Egress-Witness-Error: ${reason}`);
+    }
+    expect(accepted).toBe(accepted0);
+  });
+
   it('streams a chunked upload and a large download, recording the body sizes', async () => {
     const upload = 4 * 1024 * 1024;
     const chunk = Buffer.alloc(256 * 1024, 0x62);
