@@ -26,7 +26,6 @@ import { formatProblem, type ConfigProblem } from '../common/config/load.js';
 import { formatDuration } from '../common/config/units.js';
 import { readSecretFile } from '../common/runtime/config-file.js';
 import { isoFromMs } from '../common/time/iso.js';
-import { MAX_TEXT_BYTES } from '../common/json/text-limits.js';
 import { applyHotReload, restartNeededMessage, type ConfigPath } from '../common/config/hot-reload.js';
 import { unauthenticatedEventRoutes, type DetectorConfig } from './config/schema.js';
 import { createDetectorMetrics, type DetectorMetrics } from './metrics/metrics.js';
@@ -295,7 +294,10 @@ export class DetectorApp {
       now: this.now,
       clockSkewMs: () => this.rt.config.ingest.clock_skew,
       maxObservationSpanMs: () => this.rt.config.ingest.max_observation_span,
-      maxDecodedBytes: () => Math.min(this.rt.config.ingest.max_body_bytes * 16, MAX_TEXT_BYTES),
+      // A gzip body inflates to no more than an identity body may be: JSON parsed onto the heap
+      // costs many times its text, and a signed body that inflates 1000× must not cost more than
+      // a plain one. The agent splits a batch refused as too large.
+      maxDecodedBytes: () => this.rt.config.ingest.max_body_bytes,
     });
     this.ingest = createIngestServer({
       routes: {

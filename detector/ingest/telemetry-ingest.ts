@@ -152,6 +152,9 @@ export class TelemetryIngest {
       return malformed('body is not valid JSON');
     }
     const v = validateBatch(value);
+    // The parsed value and the inflated text are not needed past validation (unknown fields dropped): not held over the store's await.
+    value = undefined;
+    text = body;
     if (!v.ok) return malformed(v.reason);
     const batch = v.batch;
     if (batch.gatewayId !== gw.id) return malformed(`batch gatewayId "${batch.gatewayId}" does not match the signing gateway "${gw.id}"`);

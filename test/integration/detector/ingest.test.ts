@@ -209,6 +209,19 @@ describe('POST /v1/telemetry: refused batches store nothing', () => {
     expectRefused(a, 413, /decompressed body exceeds/);
   });
 
+  it('413 for a gzip body that inflates past ingest.max_body_bytes, however small it is sent', async () => {
+    // Parsed JSON costs many times its text on the heap: a signed body may not inflate past what a plain one may be.
+    const batch = h.batch('gw1', [sightingOf(newAccessKeyId())]);
+    const padded = Buffer.from(JSON.stringify({ ...batch, pad: Array.from({ length: 40_000 }, () => ({})) }));
+    expect(padded.length).toBeGreaterThan(MAX_BODY);
+    const body = gzipSync(padded);
+    expect(body.length).toBeLessThan(MAX_BODY / 8);
+    expectRefused(await h.signedPost({ raw: body }), 413, /decompressed body exceeds/);
+    // The same batch inflating to less than the budget is taken.
+    const fits = await h.signedPost({ raw: gzipSync(JSON.stringify(batch)) });
+    expect(fits.status).toBe(200);
+  });
+
   it('400 for undecodable bodies: bad gzip, unknown encoding, invalid JSON', async () => {
     expectRefused(await h.signedPost({ raw: Buffer.from('definitely not gzip') }), 400, /not valid gzip/);
     expectRefused(await h.signedPost({ raw: Buffer.from('{}') }, { contentEncoding: 'br' }), 400, /unsupported content-encoding "br"/);
