@@ -145,16 +145,8 @@ export class TelemetryIngest {
     } else if (encoding !== 'identity') {
       return malformed(`unsupported content-encoding "${encoding.slice(0, 20)}"`);
     }
-    let value: unknown;
-    try {
-      value = JSON.parse(text.toString('utf8'));
-    } catch {
-      return malformed('body is not valid JSON');
-    }
-    const v = validateBatch(value);
-    // The parsed value and the inflated text are not needed past validation (unknown fields dropped): not held over the store's await.
-    value = undefined;
-    text = body;
+    const v = parseBatch(text);
+    if (v === null) return malformed('body is not valid JSON');
     if (!v.ok) return malformed(v.reason);
     const batch = v.batch;
     if (batch.gatewayId !== gw.id) return malformed(`batch gatewayId "${batch.gatewayId}" does not match the signing gateway "${gw.id}"`);
@@ -212,4 +204,18 @@ export class TelemetryIngest {
     );
     return { status: 200, body: { ...answer, rejected: screened.rejected } };
   }
+}
+
+/**
+ * The batch in `text`, validated; null when it is not JSON. The parsed value (unknown fields and
+ * all) stays in here, so it is not held over the store's await by the caller's frame.
+ */
+function parseBatch(text: Buffer): ReturnType<typeof validateBatch> | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text.toString('utf8'));
+  } catch {
+    return null;
+  }
+  return validateBatch(value);
 }
