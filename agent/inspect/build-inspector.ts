@@ -35,19 +35,20 @@ export async function buildInspector(
   const ca = await readCaFiles(inspect.ca_cert, inspect.ca_key);
   const minter = new LeafMinter(ca, { validityMs: inspect.leaf_validity, cacheSize: inspect.cert_cache_size, now: deps.now });
   const extraCa = c.upstream.ca_file ? await readFile(c.upstream.ca_file, 'utf8') : null;
-  const dispatcher = new Agent({
-    connections: c.upstream.max_connections_per_origin,
-    keepAliveTimeout: c.upstream.keep_alive_timeout,
-    keepAliveMaxTimeout: c.upstream.keep_alive_timeout,
-    pipelining: 1,
-    // The policy the connection path passed in last (usePolicy): upstream connections follow reloads.
-    connect: policyConnector({
-      policy: (): LivePolicy => inspector.policy(),
-      deps: deps.dial ?? systemDialDeps,
-      extraCa,
-      connectTimeoutMs: c.proxy.connect_timeout,
-    }),
-  });
+  const newDispatcher = (): Agent =>
+    new Agent({
+      connections: c.upstream.max_connections_per_origin,
+      keepAliveTimeout: c.upstream.keep_alive_timeout,
+      keepAliveMaxTimeout: c.upstream.keep_alive_timeout,
+      pipelining: 1,
+      // The policy the connection path passed in last (usePolicy): upstream connections follow reloads.
+      connect: policyConnector({
+        policy: (): LivePolicy => inspector.policy(),
+        deps: deps.dial ?? systemDialDeps,
+        extraCa,
+        connectTimeoutMs: c.proxy.connect_timeout,
+      }),
+    });
   const inspector: TlsInspector = new TlsInspector({
     hosts: new HostPatternSet(inspect.hosts),
     passthrough: new HostPatternSet(inspect.passthrough),
@@ -55,7 +56,8 @@ export async function buildInspector(
     passthroughTtlMs: inspect.passthrough_ttl,
     passthroughMaxEntries: inspect.passthrough_max_entries,
     minter,
-    dispatcher,
+    dispatcher: newDispatcher(),
+    newDispatcher,
     recorder: deps.recorder,
     metrics: deps.metrics,
     logger: deps.logger,
@@ -70,6 +72,6 @@ export async function buildInspector(
     inspector,
     minter,
     // close() rejects when the pool is already closed or destroyed: never an unhandled rejection.
-    close: () => inspector.retire(() => void dispatcher.close().catch(() => undefined)),
+    close: () => inspector.retire(() => void inspector.upstream.close().catch(() => undefined)),
   };
 }

@@ -76,6 +76,8 @@ export interface InspectorOptions {
   passthroughMaxEntries: number;
   minter: LeafMinter;
   dispatcher: Dispatcher;
+  /** A fresh upstream pool, for when the destination policy changes (connections kept alive were checked under the old one). */
+  newDispatcher: () => Dispatcher;
   /** Where each decrypted request's record goes. */
   recorder: RequestRecorder;
   metrics: AgentMetrics;
@@ -105,8 +107,10 @@ export class TlsInspector implements Inspector {
   private open = 0;
   private retired: (() => void) | null = null;
   private live: LivePolicy | null = null;
+  private dispatcher: Dispatcher;
 
   constructor(private readonly opts: InspectorOptions) {
+    this.dispatcher = opts.dispatcher;
     this.autoPassthrough = new PassthroughMemory({
       maxEntries: opts.passthroughMaxEntries,
       ttlMs: opts.passthroughTtlMs,
@@ -142,7 +146,20 @@ export class TlsInspector implements Inspector {
   }
 
   usePolicy(live: LivePolicy): void {
+    const changed = this.live !== null && (live.policy !== this.live.policy || live.overrides !== this.live.overrides);
     this.live = live;
+    // Pooled upstream connections were checked under the old policy: new requests get new ones, the
+    // old pool closes once its requests have ended.
+    if (changed) {
+      const old = this.dispatcher;
+      this.dispatcher = this.opts.newDispatcher();
+      void old.close().catch(() => undefined);
+    }
+  }
+
+  /** The upstream pool requests go through now. */
+  get upstream(): Dispatcher {
+    return this.dispatcher;
   }
 
   /** The destination policy for a new upstream connection (the connector asks on every one). */
@@ -333,7 +350,7 @@ export class TlsInspector implements Inspector {
     const reader = actionReader(d);
     if (!d.key) this.opts.metrics.unattributedRequests.inc({ reason: d.unattributed ?? 'unsigned' });
     const result = await forwardRequest(req, res, {
-      dispatcher: this.opts.dispatcher,
+      dispatcher: this.dispatcher,
       origin: `https://${ctx.target.host}:${ctx.target.port}`,
       path: req.url ?? '/',
       now: this.opts.now,

@@ -118,10 +118,14 @@ export class ConnectionPath {
   /** New settings; the inspector they carry gets their destination policy for its upstream connections. */
   setSettings(settings: ProxySettings): void {
     const policyChanged = settings.policy !== this.settingsNow.policy || settings.overrides !== this.settingsNow.overrides;
+    const previous = this.settingsNow.inspector;
     this.settingsNow = settings;
     // Pooled plain-HTTP connections were checked under the old policy: new requests get new ones.
     if (policyChanged) this.forwarder.renew();
-    settings.inspector?.usePolicy({ policy: settings.policy, overrides: settings.overrides });
+    const live = { policy: settings.policy, overrides: settings.overrides };
+    settings.inspector?.usePolicy(live);
+    // An inspector this reload replaced still serves the connections it holds: under the new policy too.
+    if (previous && previous !== settings.inspector) previous.usePolicy(live);
   }
 
   get activeTunnels(): number {

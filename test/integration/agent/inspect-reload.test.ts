@@ -64,4 +64,37 @@ describe('reloading the inspector', () => {
     expect(second.status).toBe(200);
     await until('the requests to reach the fake', () => rig.fake.requests.length >= 2);
   });
+
+  it('a reload that narrows the destination policy closes the pooled upstream connections: a client connection kept open dials again, under the new policy', async () => {
+    const tunnel = await connectTunnel(agent.proxyPort, `${STS}:443`);
+    expect(tunnel.status).toBe(200);
+    const s = tls.connect({ socket: tunnel.socket, servername: STS, ca: rig.inspectionCaPem, ALPNProtocols: ['http/1.1'] });
+    s.on('error', () => undefined);
+    let text = '';
+    s.on('data', (c: Buffer) => (text += c.toString('latin1')));
+    await new Promise((r) => s.once('secureConnect', r));
+    // One whole answer on this kept-alive connection, the upstream connection pooled behind it.
+    const answered = (): boolean => {
+      const head = parseResponseHead(text);
+      return head !== null && text.length >= text.indexOf('\r\n\r\n') + 4 + Number(head.headers['content-length'] ?? 0);
+    };
+    s.write(`GET /?Action=GetCallerIdentity HTTP/1.1\r\nHost: ${STS}\r\n\r\n`);
+    await until('the first answer', answered);
+    expect(parseResponseHead(text)?.status).toBe(200);
+    const forwarded = rig.fake.requests.length;
+
+    // The fake is no longer an allowed destination (127.0.0.1 is loopback without the allow-list).
+    const config = agent.config;
+    expect(await agent.app.reload({ ok: true, value: { ...config, proxy: { ...config.proxy, allow_destination_cidrs: [] } } })).toBe(true);
+    try {
+      text = '';
+      s.write(`GET /?Action=GetCallerIdentity HTTP/1.1\r\nHost: ${STS}\r\nConnection: close\r\n\r\n`);
+      await until('the second answer', () => parseResponseHead(text) !== null);
+      expect(parseResponseHead(text)?.status).not.toBe(200);
+      expect(rig.fake.requests.length).toBe(forwarded);
+    } finally {
+      s.destroy();
+      expect(await agent.app.reload({ ok: true, value: config })).toBe(true);
+    }
+  });
 });
