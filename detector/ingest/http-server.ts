@@ -9,7 +9,7 @@
  * has its body buffered, and every body has a deadline.
  *
  *   route, method ─▶ cheap checks (gateway + signature header shape + timestamp │ bearer token)
- *     ─▶ declared size ─▶ slot (per gateway │ events pool │ total) ─▶ body (limit, deadline) ─▶ route
+ *     ─▶ declared size ─▶ slot (per gateway and address │ events pool │ total) ─▶ body (limit, deadline) ─▶ route
  *
  * A request refused before its body was read (404, 405, 401, 413, 503) is
  * answered after the rest of its body has been read and dropped — up to
@@ -111,7 +111,7 @@ export function createIngestServer(opts: IngestServerOptions): http.Server {
     if (route === 'telemetry') {
       const admitted = opts.routes.telemetry.admit(req.headers);
       if (!admitted.ok) return refuse(req, res, route, admitted.answer, deadlineAt);
-      pool = { kind: 'gateway', id: admitted.gateway.id };
+      pool = { kind: 'gateway', id: admitted.gateway.id, address: req.socket.remoteAddress ?? '' };
     } else {
       if (!bearerOk(req, opts.token())) return refuse(req, res, route, failureAnswer({ kind: 'bad-token' }), deadlineAt);
       pool = { kind: 'events' };
@@ -129,7 +129,7 @@ export function createIngestServer(opts: IngestServerOptions): http.Server {
 
     const release = slots.tryAcquire(pool);
     if (!release) {
-      const which = pool.kind === 'gateway' ? `gateway ${pool.id}` : 'the event routes';
+      const which = pool.kind === 'gateway' ? `gateway ${pool.id} from ${pool.address}` : 'the event routes';
       return refuse(req, res, route, batchFailure({ kind: 'overloaded', pool: which }), deadlineAt);
     }
     void (async () => {

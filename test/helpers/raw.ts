@@ -161,8 +161,13 @@ export function sendThenRead(
  * it. `answered` is the answer's status once the server answers, or null
  * when it closed without one.
  */
-export function tricklePost(port: number, head: string, everyMs: number): { answered: Promise<number | null>; stop: () => void } {
-  const s = net.connect(port, '127.0.0.1');
+export function tricklePost(
+  port: number,
+  head: string,
+  everyMs: number,
+  localAddress?: string,
+): { answered: Promise<number | null>; stop: () => void } {
+  const s = net.connect({ port, host: '127.0.0.1', ...(localAddress ? { localAddress } : {}) });
   s.on('error', () => undefined);
   let text = '';
   let timer: NodeJS.Timeout | undefined;

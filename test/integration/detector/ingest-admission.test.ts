@@ -60,7 +60,7 @@ async function validBatch(gateway: string): Promise<number> {
 }
 
 describe('authentication before resources', () => {
-  it('48 trickling connections (unknown gateway, no token, forged signature for one gateway) stop no other gateway and not the event routes', async () => {
+  it('trickling connections (unknown gateway, no token, forged signature for one gateway) stop no other gateway, not the event routes, and not the gateway itself from another address', async () => {
     const port = h.ports.ingest;
     const nobody = Array.from({ length: 40 }, () => tricklePost(port, telemetryHead('nobody'), 200));
     const noToken = Array.from({ length: 4 }, () =>
@@ -70,8 +70,9 @@ describe('authentication before resources', () => {
         200,
       ),
     );
-    // These pass the cheap checks (gw1 is configured, the header is well formed) and so hold gw1's slots until their deadline.
-    const forged = Array.from({ length: 4 }, () => tricklePost(port, telemetryHead('gw1', forgedSignature(), 60_000), 200));
+    // These pass the cheap checks (gw1 is configured, the header is well formed) and so hold slots until their deadline:
+    // those of gw1 at their own address. Four from another address than the agent's, four from the agent's.
+    const forged = Array.from({ length: 4 }, () => tricklePost(port, telemetryHead('gw1', forgedSignature(), 60_000), 200, '127.0.0.2'));
     const all = [...nobody, ...noToken, ...forged];
     try {
       await sleep(300);
@@ -82,22 +83,27 @@ describe('authentication before resources', () => {
         statusesWhileHeld.push((await h.postJson('/v1/cloudtrail', cloudTrailEventBridge(r), AUTH)).status);
       }
       expect(statusesWhileHeld).toEqual(Array(9).fill(200));
-      // gw1's own slots are taken by the forged requests: 503 with Retry-After, never a hang.
+      // gw1's agent, at its own address, still has its slots.
+      expect(await validBatch('gw1')).toBe(200);
+      // Forged requests from the agent's own address take that address's slots: 503 with Retry-After, never a hang.
+      const sameAddress = Array.from({ length: 4 }, () => tricklePost(port, telemetryHead('gw1', forgedSignature(), 60_000), 200));
+      all.push(...sameAddress);
+      await sleep(300);
       const busy = await h.signedPost(h.batch('gw1', [heartbeat('gw1', Date.now())]));
       expect(busy.status, busy.text).toBe(503);
       expect(busy.headers['retry-after']).toBe('1');
-      expect(busy.json.error).toMatch(/overloaded \(gateway gw1\)/);
+      expect(busy.json.error).toMatch(/overloaded \(gateway gw1 from 127\.0\.0\.1\)/);
 
       // Every trickler is answered within the body deadline (2 s): 401 for those refused up front, 408 for the slot holders.
       const answers = await Promise.all(all.map((t) => t.answered));
       expect(answers.slice(0, 40)).toEqual(Array(40).fill(401));
       expect(answers.slice(40, 44)).toEqual(Array(4).fill(401));
-      expect(answers.slice(44)).toEqual(Array(4).fill(408));
+      expect(answers.slice(44)).toEqual(Array(8).fill(408));
       expect(await validBatch('gw1')).toBe(200);
     } finally {
       for (const t of all) t.stop();
     }
-    expect(await h.metric('egress_witness_detector_ingest_responses_total', { route: 'telemetry', status: '408' })).toBe(4);
+    expect(await h.metric('egress_witness_detector_ingest_responses_total', { route: 'telemetry', status: '408' })).toBe(8);
   });
 });
 
