@@ -57,9 +57,22 @@ restore() {
     printf 'bench/with-node.sh: could not rebuild better-sqlite3 for %s: run npm rebuild better-sqlite3\n' "$(node --version)" >&2
 }
 trap restore EXIT
+# The bench runs as a child this script waits for: a signal to this script stops the bench first, so
+# better-sqlite3 is never rebuilt under a bench still running.
+child=
+stop_bench() {
+  if [ -n "$child" ]; then
+    kill -TERM "$child" 2>/dev/null || true
+    wait "$child" 2>/dev/null || true
+  fi
+  exit 130
+}
+trap stop_bench INT TERM
 printf 'bench/with-node.sh: running the bench on Node.js %s\n' "$got" >&2
 (
   export PATH="$node_dir/bin:$PATH" npm_config_nodedir="$node_dir"
   npm rebuild better-sqlite3 >/dev/null
-  npm run bench -- "$@"
-)
+  exec npm run bench -- "$@"
+) &
+child=$!
+wait "$child"

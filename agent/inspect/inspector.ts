@@ -107,6 +107,7 @@ export class TlsInspector implements Inspector {
   private open = 0;
   private retired: (() => void) | null = null;
   private live: LivePolicy | null = null;
+  private isFinished = false;
   private dispatcher: Dispatcher;
 
   constructor(private readonly opts: InspectorOptions) {
@@ -145,7 +146,13 @@ export class TlsInspector implements Inspector {
     if (this.opts.passthroughOnFailure) this.autoPassthrough.add(clientIp, host);
   }
 
+  get finished(): boolean {
+    return this.isFinished;
+  }
+
   usePolicy(live: LivePolicy): void {
+    // A finished inspector's pool is closed: nothing to renew.
+    if (this.isFinished) return;
     const changed = this.live !== null && (live.policy !== this.live.policy || live.overrides !== this.live.overrides);
     this.live = live;
     // Pooled upstream connections were checked under the old policy: new requests get new ones, the
@@ -393,10 +400,9 @@ export class TlsInspector implements Inspector {
 
   /** Stops for good once the connections it holds have ended (after a reload replaced it); `onIdle` runs once. */
   retire(onIdle: () => void): void {
-    let done = false;
     this.retired = () => {
-      if (done) return;
-      done = true;
+      if (this.isFinished) return;
+      this.isFinished = true;
       this.server.close();
       onIdle();
     };

@@ -33,7 +33,7 @@ import type { NativeRelay } from './native-relay.js';
 import { RelayReads } from './relay-reads.js';
 import { LIVE_REPORT_INTERVAL_MS, ReportWindow } from './report-window.js';
 import { HttpForwarder } from './http-forward.js';
-import type { ConnectionContext, Drainable, InspectSummary, ProxySettings, TunnelEntry } from './connection-types.js';
+import type { ConnectionContext, Drainable, Inspector, InspectSummary, ProxySettings, TunnelEntry } from './connection-types.js';
 
 export type {
   ConnectionContext,
@@ -94,6 +94,8 @@ export class ConnectionPath {
   private pendingConnects = 0;
   private readonly drainController = new AbortController();
   private readonly forwarder: HttpForwarder;
+  /** Inspectors a reload replaced that still hold connections (they follow later policies too). */
+  private readonly replacedInspectors = new Set<Inspector>();
 
   constructor(private readonly opts: PathOptions) {
     this.settingsNow = opts.settings;
@@ -124,8 +126,13 @@ export class ConnectionPath {
     if (policyChanged) this.forwarder.renew();
     const live = { policy: settings.policy, overrides: settings.overrides };
     settings.inspector?.usePolicy(live);
-    // An inspector this reload replaced still serves the connections it holds: under the new policy too.
-    if (previous && previous !== settings.inspector) previous.usePolicy(live);
+    // Inspectors reloads replaced still serve the connections they hold, until the last one ends:
+    // under the newest policy too.
+    if (previous && previous !== settings.inspector) this.replacedInspectors.add(previous);
+    for (const old of this.replacedInspectors) {
+      if (old.finished) this.replacedInspectors.delete(old);
+      else old.usePolicy(live);
+    }
   }
 
   get activeTunnels(): number {
@@ -402,8 +409,8 @@ export class ConnectionPath {
     const settings = this.settingsNow;
     const record = newRecord(kind, 'http', ctx, target, settings.classify(target.host));
     if (this.draining) return this.reply(req, res, record, { kind: 'draining' });
-    // A Host naming another host than the request-target is replaced (RFC 9112 §3.2.2): the request
-    // is served as the host it is recorded for. Repeated Authorization or Host lines are refused.
+    // A Host naming another host than the request-target is replaced (RFC 9112 §3.2.2) for an explicit
+    // proxy's request: it is served as the host it is recorded for. Repeated Authorization or Host lines are refused.
     const ambiguity = headAmbiguity(req.rawHeaders, target);
     if (ambiguity !== null && ambiguity !== 'host-mismatch') {
       record.kind = 'invalid';
@@ -427,7 +434,8 @@ export class ConnectionPath {
     const result = await this.forwarder.forward(req, res, target, resolution.candidates, {
       connectTimeoutMs: settings.connectTimeoutMs,
       peekBody: reader.peek,
-      ...(ambiguity === 'host-mismatch' ? { host: hostHeaderOf(target, HTTP_DEFAULT_PORT) } : {}),
+      // A redirected request is routed by its own Host: a port other than the original one stays as signed.
+      ...(ambiguity === 'host-mismatch' && kind === 'http' ? { host: hostHeaderOf(target, HTTP_DEFAULT_PORT) } : {}),
     });
     record.aws = described.aws;
     record.key = described.key;

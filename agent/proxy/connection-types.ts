@@ -27,6 +27,8 @@ export interface Inspector {
   handle(client: net.Socket, head: Buffer, ctx: InspectContext): Promise<InspectSummary>;
   /** The policy its upstream connections follow from now on; the connection path passes each new one in. */
   usePolicy(live: LivePolicy): void;
+  /** Retired by a reload and its last connection ended: it serves nothing any more. */
+  readonly finished: boolean;
 }
 
 export interface InspectContext {

@@ -24,7 +24,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../../common/log/logger.js';
 import type { DetectorMetrics } from '../metrics/metrics.js';
 import { discardBody, readBody } from './read-body.js';
-import { Slots, type SlotPool } from './slots.js';
+import { clientSource, Slots, type SlotPool } from './slots.js';
 import { INGEST_REFUSAL_HEADER, ingestBatchLabel, type IngestFailure } from '../failures/detector-failures.js';
 import { failureAnswer, type IngestAnswer, type TelemetryIngest } from './telemetry-ingest.js';
 
@@ -111,7 +111,7 @@ export function createIngestServer(opts: IngestServerOptions): http.Server {
     if (route === 'telemetry') {
       const admitted = opts.routes.telemetry.admit(req.headers);
       if (!admitted.ok) return refuse(req, res, route, admitted.answer, deadlineAt);
-      pool = { kind: 'gateway', id: admitted.gateway.id, address: req.socket.remoteAddress ?? '' };
+      pool = { kind: 'gateway', id: admitted.gateway.id, source: clientSource(req.socket.remoteAddress ?? '') };
     } else {
       if (!bearerOk(req, opts.token())) return refuse(req, res, route, failureAnswer({ kind: 'bad-token' }), deadlineAt);
       pool = { kind: 'events' };
@@ -129,7 +129,7 @@ export function createIngestServer(opts: IngestServerOptions): http.Server {
 
     const release = slots.tryAcquire(pool);
     if (!release) {
-      const which = pool.kind === 'gateway' ? `gateway ${pool.id} from ${pool.address}` : 'the event routes';
+      const which = pool.kind === 'gateway' ? `gateway ${pool.id} from ${pool.source}` : 'the event routes';
       return refuse(req, res, route, batchFailure({ kind: 'overloaded', pool: which }), deadlineAt);
     }
     void (async () => {

@@ -6,15 +6,19 @@
  * that cannot be authentic never hold one, and a flood aimed at one gateway
  * or at the event routes leaves the other pools free. A telemetry signature is
  * only verified once the body is in, so a request with a well-formed but forged
- * one holds a slot until its body deadline: its pool is its own address's, and
- * the gateway's agent, at its own address, keeps its slots.
+ * one holds a slot until its body deadline: its pool is its own source's, and
+ * the gateway's agent, at its own address, keeps its slots. A source (an IPv4
+ * address, an IPv6 /64) holds at most twice a gateway's share across all the
+ * gateways' pools, so one source cannot take the total with one gateway id per
+ * pool; four agents behind one NAT address still fit (each sends two at a time).
  *
  *   total (ingest.max_concurrent)
- *   ├── gateway:gw-a@192.0.2.10   (ingest.max_concurrent_per_gateway)
- *   ├── gateway:gw-a@198.51.100.7 (ingest.max_concurrent_per_gateway)
- *   ├── gateway:gw-b@192.0.2.11   (ingest.max_concurrent_per_gateway)
+ *   ├── gateway:gw-a@192.0.2.10   (ingest.max_concurrent_per_gateway) ┐ source 192.0.2.10:
+ *   ├── gateway:gw-b@192.0.2.10   (ingest.max_concurrent_per_gateway) ┘ 2 × max_concurrent_per_gateway
+ *   ├── gateway:gw-a@2001:db8::/64 (ingest.max_concurrent_per_gateway)
  *   └── events                    (ingest.max_concurrent_events)
  */
+import { formatIp, formatIpv6, parseIp } from '../../common/cidr/ip.js';
 
 export interface SlotLimits {
   total: number;
@@ -22,8 +26,18 @@ export interface SlotLimits {
   events: number;
 }
 
-/** `address`: the client's, as the socket has it (a gateway's pool is per address). */
-export type SlotPool = { kind: 'gateway'; id: string; address: string } | { kind: 'events' };
+/** `source`: the client's (clientSource of the socket's address; a gateway's pool is per source). */
+export type SlotPool = { kind: 'gateway'; id: string; source: string } | { kind: 'events' };
+
+/** Where a client's requests are counted: its IPv4 address (mapped forms folded), or its IPv6 /64 (a host usually holds a whole one). */
+export function clientSource(address: string): string {
+  const ip = parseIp(address);
+  if (ip === null) return address;
+  return ip.family === 4 ? formatIp(ip) : `${formatIpv6((ip.value >> 64n) << 64n)}/64`;
+}
+
+/** How many of the gateways' slots one source may hold, in gateway shares. */
+const SOURCE_SHARES = 2;
 
 export class Slots {
   private total = 0;
@@ -34,19 +48,21 @@ export class Slots {
   /** A release function (idempotent), or null when the pool or the total is full. */
   tryAcquire(pool: SlotPool): (() => void) | null {
     const l = this.limits();
-    const key = pool.kind === 'events' ? 'events' : `gateway:${pool.id}@${pool.address}`;
-    const inPool = this.used.get(key) ?? 0;
-    if (this.total >= l.total || inPool >= (pool.kind === 'events' ? l.events : l.perGateway)) return null;
+    const keys = pool.kind === 'events' ? ['events'] : [`gateway:${pool.id}@${pool.source}`, `source:${pool.source}`];
+    const limits = pool.kind === 'events' ? [l.events] : [l.perGateway, l.perGateway * SOURCE_SHARES];
+    if (this.total >= l.total || keys.some((k, i) => (this.used.get(k) ?? 0) >= (limits[i] as number))) return null;
     this.total++;
-    this.used.set(key, inPool + 1);
+    for (const k of keys) this.used.set(k, (this.used.get(k) ?? 0) + 1);
     let released = false;
     return () => {
       if (released) return;
       released = true;
       this.total--;
-      const n = (this.used.get(key) ?? 1) - 1;
-      if (n === 0) this.used.delete(key);
-      else this.used.set(key, n);
+      for (const k of keys) {
+        const n = (this.used.get(k) ?? 1) - 1;
+        if (n === 0) this.used.delete(k);
+        else this.used.set(k, n);
+      }
     };
   }
 

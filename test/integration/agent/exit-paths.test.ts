@@ -208,6 +208,8 @@ interface Expect {
   observations: number;
   /** What the last decision line says. */
   line: Record<string, unknown>;
+  /** What the line before it says, when the path ends in two. */
+  before?: Record<string, unknown>;
 }
 
 interface Case {
@@ -230,6 +232,7 @@ async function check(c: Case): Promise<void> {
   const lines = decisionLines(agent).slice(lines0);
   expect(lines, JSON.stringify(lines)).toHaveLength(records);
   expect(lines.at(-1)).toMatchObject(c.expect.line);
+  if (c.expect.before) expect(lines.at(-2)).toMatchObject(c.expect.before);
   expect((await proxyRequestsTotal(agent)) - metric0).toBe(records);
   expect((await observed(agent)) - obs0).toBe(c.expect.observations);
   expect(c.expect.observations).toBeLessThanOrEqual(records);
@@ -364,7 +367,12 @@ const FAILURE_CASES: Record<string, Case> = {
       });
       httpsAgent.destroy();
     },
-    expect: { records: 2, observations: 1, line: { event: 'inspected_closed', kind: 'connect', mode: 'inspect', requests: 1 } },
+    expect: {
+      records: 2,
+      observations: 1,
+      before: { event: 'refused', kind: 'invalid', mode: 'inspect', reason: 'host-mismatch', status: 400 },
+      line: { event: 'inspected_closed', kind: 'connect', mode: 'inspect', requests: 1 },
+    },
   },
   'destination-denied:port-not-allowed': refusedConnect('port-not-allowed'),
   'destination-denied:loopback': refusedConnect('loopback'),

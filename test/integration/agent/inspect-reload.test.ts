@@ -65,7 +65,7 @@ describe('reloading the inspector', () => {
     await until('the requests to reach the fake', () => rig.fake.requests.length >= 2);
   });
 
-  it('a reload that narrows the destination policy closes the pooled upstream connections: a client connection kept open dials again, under the new policy', async () => {
+  it('a reload that narrows the destination policy closes the pooled upstream connections: a client connection kept open dials again under it, on an inspector an earlier reload replaced too', async () => {
     const tunnel = await connectTunnel(agent.proxyPort, `${STS}:443`);
     expect(tunnel.status).toBe(200);
     const s = tls.connect({ socket: tunnel.socket, servername: STS, ca: rig.inspectionCaPem, ALPNProtocols: ['http/1.1'] });
@@ -83,9 +83,14 @@ describe('reloading the inspector', () => {
     expect(parseResponseHead(text)?.status).toBe(200);
     const forwarded = rig.fake.requests.length;
 
-    // The fake is no longer an allowed destination (127.0.0.1 is loopback without the allow-list).
+    // A reload replaces the inspector holding this connection; a later one makes the fake no longer an
+    // allowed destination (127.0.0.1 is loopback without the allow-list), without replacing the inspector again.
     const config = agent.config;
-    expect(await agent.app.reload({ ok: true, value: { ...config, proxy: { ...config.proxy, allow_destination_cidrs: [] } } })).toBe(true);
+    const inspect = { ...(config.inspect as NonNullable<AgentConfig['inspect']>), passthrough: ['reload-c.example.com'] };
+    expect(await agent.app.reload({ ok: true, value: { ...config, inspect } })).toBe(true);
+    expect(
+      await agent.app.reload({ ok: true, value: { ...config, inspect, proxy: { ...config.proxy, allow_destination_cidrs: [] } } }),
+    ).toBe(true);
     try {
       text = '';
       s.write(`GET /?Action=GetCallerIdentity HTTP/1.1\r\nHost: ${STS}\r\nConnection: close\r\n\r\n`);
