@@ -27,7 +27,7 @@ import { peekClientHello } from './peek-client-hello.js';
 import { actionReader, describeRequest } from '../aws/describe-request.js';
 import { classifyEndpoint, type AwsEndpoint } from '../aws/endpoint.js';
 import { forwardRequest } from '../proxy/forward-request.js';
-import { failureAnswer, failureHeaders, rawFailureResponse, type ProxyFailure } from '../proxy/failures.js';
+import { answerRefusal, failureAnswer, fillRefusal, rawFailureResponse, type ProxyFailure } from '../proxy/failures.js';
 import { headAmbiguity } from '../net/authority.js';
 import { clientErrorFailure } from '../proxy/proxy-server.js';
 import { PassthroughMemory } from './passthrough-memory.js';
@@ -322,13 +322,9 @@ export class TlsInspector implements Inspector {
       socket.destroy();
       return;
     }
-    const a = failureAnswer(failure);
     const record = newRecord('invalid', 'inspect', state.ctx, null, null);
-    record.endedAt = this.opts.now();
     record.originalIp = state.ctx.originalIp;
-    record.outcome = a.outcome;
-    record.reason = a.reason;
-    record.status = a.status;
+    fillRefusal(record, failure, this.opts.now());
     this.opts.recorder.record(record);
     socket.end(rawFailureResponse(failure));
     socket.destroySoon?.();
@@ -386,16 +382,10 @@ export class TlsInspector implements Inspector {
 
   /** A decrypted request refused before it is forwarded: recorded, answered with the reason header, the connection closed after it. */
   private refuse(req: http.IncomingMessage, res: http.ServerResponse, record: RequestRecord, failure: ProxyFailure): void {
-    const a = failureAnswer(failure);
     record.kind = 'invalid';
-    record.endedAt = this.opts.now();
-    record.outcome = a.outcome;
-    record.reason = a.reason;
-    record.status = a.status;
+    fillRefusal(record, failure, this.opts.now());
     this.opts.recorder.record(record);
-    res.shouldKeepAlive = false;
-    res.writeHead(a.status, failureHeaders(failure)).end(`${a.reason}\n`);
-    req.resume();
+    answerRefusal(req, res, failure);
   }
 
   /** Stops for good once the connections it holds have ended (after a reload replaced it); `onIdle` runs once. */

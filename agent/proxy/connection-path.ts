@@ -27,7 +27,7 @@ import type { AgentMetrics } from '../metrics/metrics.js';
 import { newRecord, type RequestRecord, type RequestRecorder } from '../observe/model/request-record.js';
 import { actionReader } from '../aws/describe-request.js';
 import { connectFirst, resolveTarget, type Candidate, type DialDeps } from './dialer.js';
-import { deniedLabel, failureAnswer, failureHeaders, type ProxyFailure } from './failures.js';
+import { answerRefusal, failureAnswer, fillRefusal, type ProxyFailure } from './failures.js';
 import { Tunnel, type RelayedTunnel } from './tunnel.js';
 import type { NativeRelay } from './native-relay.js';
 import { RelayReads } from './relay-reads.js';
@@ -150,12 +150,7 @@ export class ConnectionPath {
 
   /** Fills a refusal into the record and hands it over; the caller answers the client. */
   refused(record: RequestRecord, failure: ProxyFailure): void {
-    const a = failureAnswer(failure);
-    record.endedAt = this.opts.now();
-    record.outcome = a.outcome;
-    record.reason = a.reason;
-    record.status = a.status;
-    record.denied = deniedLabel(failure);
+    fillRefusal(record, failure, this.opts.now());
     this.opts.recorder.record(record);
   }
 
@@ -458,11 +453,8 @@ export class ConnectionPath {
 
   /** An HTTP refusal: recorded, answered with the reason header, the connection closed after it. */
   reply(req: http.IncomingMessage, res: http.ServerResponse, record: RequestRecord, failure: ProxyFailure): void {
-    const a = failureAnswer(failure);
     this.refused(record, failure);
-    res.shouldKeepAlive = false;
-    res.writeHead(a.status, failureHeaders(failure)).end(`${a.reason}\n`);
-    req.resume();
+    answerRefusal(req, res, failure);
   }
 
   /**

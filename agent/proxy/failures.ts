@@ -3,7 +3,9 @@
  * that maps a failure to the HTTP answer, the reason header and the metric
  * label. Refusals are answers, never silent drops.
  */
+import type http from 'node:http';
 import type { Outcome } from '../../protocol/telemetry.js';
+import type { RequestRecord } from '../observe/model/request-record.js';
 
 export type DestinationDenyReason =
   | 'port-not-allowed'
@@ -244,4 +246,22 @@ export function failureLabel(f: ProxyFailure): string {
 /** egress_witness_denied_total's `reason` for a policy refusal (client, destination, tunnel cap); null for the rest. */
 export function deniedLabel(f: ProxyFailure): string | null {
   return f.kind === 'destination-denied' || f.kind === 'client-not-allowed' || f.kind === 'tunnel-limit' ? failureLabel(f) : null;
+}
+
+/** Fills a refusal into a record: when it ended, its outcome, reason, status and denied label. */
+export function fillRefusal(record: RequestRecord, failure: ProxyFailure, endedAt: number): void {
+  const a = failureAnswer(failure);
+  record.endedAt = endedAt;
+  record.outcome = a.outcome;
+  record.reason = a.reason;
+  record.status = a.status;
+  record.denied = deniedLabel(failure);
+}
+
+/** Answers a refused HTTP request: its status, the reason header and line; the connection closes after it. */
+export function answerRefusal(req: http.IncomingMessage, res: http.ServerResponse, failure: ProxyFailure): void {
+  const a = failureAnswer(failure);
+  res.shouldKeepAlive = false;
+  res.writeHead(a.status, failureHeaders(failure)).end(`${a.reason}\n`);
+  req.resume();
 }
